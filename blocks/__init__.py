@@ -1,0 +1,1 @@
+"""obsq.blocks — JSON observing blocks, shipped as package data."""

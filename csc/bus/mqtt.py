@@ -1,0 +1,285 @@
+"""MqttBus: the Bus over a real MQTT 3.1.1 broker — the only module that imports aiomqtt.
+
+What reference/mqtt-facts.md measured, applied here:
+- TCP_NODELAY on the socket (without it a command round trip costs ~88 ms, not ~1 ms);
+- clean sessions, no reliance on broker offline queues (amqtt drops anonymous sessions);
+- exactly one task reads the client's messages and routes them by topic, dropping what we
+  did not subscribe to (amqtt leaks other clients' retained messages);
+- reconnect with back-off, re-subscribing every filter each time; while disconnected,
+  `publish` fails at once instead of queueing.
+
+The bottom of the module holds the bare-aiomqtt floor that `obsq bench bus` measures the
+framework against, so that comparison also stays inside this one module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import socket
+import ssl
+from collections.abc import Callable
+
+import aiomqtt
+import structlog
+
+from obsq.csc.bus.base import ConnectionListener, Handler, Message, Subscription
+from obsq.csc.bus.url import BrokerUrl
+from obsq.csc.clock import Clock, LoopClock, perf_counter, wait_for
+from obsq.csc.core.errors import BusDisconnectedError
+from obsq.csc.core.topics import TopicRouter, check_filter
+
+log = structlog.get_logger("obsq.bus.mqtt")
+
+_NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+_RECONNECT_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.5)
+_ids = itertools.count(1)
+
+
+def _client_kwargs(url: BrokerUrl) -> dict[str, object]:
+    kwargs: dict[str, object] = {
+        "hostname": url.host,
+        "port": url.port,
+        "username": url.username,
+        "password": url.password,
+        "socket_options": _NODELAY,
+        "clean_session": True,
+    }
+    if url.tls:
+        kwargs["tls_context"] = ssl.create_default_context(cafile=url.ca_file)
+    return kwargs
+
+
+class MqttBus:
+    """One MQTT connection per process, shared by every component and remote in it."""
+
+    def __init__(
+        self,
+        url: BrokerUrl,
+        *,
+        client_id: str | None = None,
+        keepalive_s: int = 5,
+        timeout_s: float = 10.0,
+        connect_timeout_s: float = 10.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.url = url
+        self._client_id = client_id or f"obsq-{os.getpid()}-{next(_ids)}"
+        self._keepalive_s = keepalive_s
+        self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._clock = clock or LoopClock()
+        self._router: TopicRouter[Handler] = TopicRouter()
+        self._listeners: list[ConnectionListener] = []
+        self._will: Message | None = None
+        self._client: aiomqtt.Client | None = None
+        self._connected = False
+        self._connected_event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_error: str = ""
+
+    @property
+    def client_id(self) -> str:
+        return self._client_id
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def set_will(self, message: Message | None) -> None:
+        if self._task is not None:
+            raise RuntimeError("set_will must be called before start")
+        self._will = message
+
+    def add_connection_listener(self, listener: ConnectionListener) -> None:
+        self._listeners.append(listener)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"{self._client_id}.mqtt")
+        try:
+            await wait_for(self._clock, self._connected_event.wait(), self._connect_timeout_s)
+        except TimeoutError:
+            await self.close()
+            raise BusDisconnectedError(
+                f"cannot reach the MQTT broker at {self.url} within {self._connect_timeout_s:g} s"
+                f" ({self._last_error or 'no answer'})"
+            ) from None
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._set_connected(False)
+
+    async def __aenter__(self) -> MqttBus:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        client = self._client
+        if client is None or not self._connected:
+            raise BusDisconnectedError(f"not connected to {self.url}; {topic} not sent")
+        try:
+            await client.publish(topic, payload, qos=qos, retain=retain)
+        except aiomqtt.MqttError as exc:
+            raise BusDisconnectedError(f"publish to {topic} failed: {exc}") from exc
+
+    async def subscribe(self, topic_filter: str, handler: Handler) -> Subscription:
+        check_filter(topic_filter)
+        new = topic_filter not in self._router
+        self._router.add(topic_filter, handler)
+        client = self._client
+        if new and client is not None and self._connected:
+            # if the link drops now, the reconnect loop subscribes it again
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.subscribe(topic_filter, qos=1)
+        return Subscription(topic_filter, handler)
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        last = self._router.remove(subscription.topic_filter, subscription.handler)
+        client = self._client
+        if last and client is not None and self._connected:
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.unsubscribe(subscription.topic_filter)
+
+    # -- the connection loop ------------------------------------------------------------
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected == self._connected:
+            return
+        self._connected = connected
+        if connected:
+            self._connected_event.set()
+        else:
+            self._connected_event.clear()
+        for listener in list(self._listeners):
+            try:
+                listener(connected)
+            except Exception:
+                log.exception("connection_listener_failed", client=self._client_id)
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            will = self._will
+            client = aiomqtt.Client(
+                **_client_kwargs(self.url),  # type: ignore[arg-type]
+                identifier=self._client_id,
+                keepalive=self._keepalive_s,
+                timeout=self._timeout_s,
+                will=aiomqtt.Will(will.topic, will.payload, will.qos, will.retain) if will else None,
+            )
+            client.pending_calls_threshold = 10_000
+            try:
+                async with client:
+                    self._client = client
+                    filters = self._router.filters()
+                    if filters:
+                        await client.subscribe([(f, 1) for f in filters])
+                    attempt = 0
+                    self._set_connected(True)
+                    log.debug("connected", client=self._client_id, url=str(self.url))
+                    async for message in client.messages:
+                        self._dispatch(message)
+            except aiomqtt.MqttError as exc:
+                self._last_error = str(exc)
+                log.debug("connection_lost", client=self._client_id, error=str(exc))
+            finally:
+                self._client = None
+                self._set_connected(False)
+            await self._clock.sleep(_RECONNECT_DELAYS_S[min(attempt, len(_RECONNECT_DELAYS_S) - 1)])
+            attempt += 1
+
+    def _dispatch(self, message: aiomqtt.Message) -> None:
+        topic = message.topic.value
+        payload = message.payload
+        if not isinstance(payload, bytes | bytearray):
+            payload = str(payload).encode() if payload is not None else b""
+        msg = Message(topic, bytes(payload), message.qos, message.retain)
+        for handler in list(self._router.match(topic)):
+            try:
+                handler(msg)
+            except Exception:
+                log.exception("handler_failed", client=self._client_id, topic=topic)
+
+
+# -- the floor: bare aiomqtt, for `obsq bench bus` -------------------------------------
+
+
+async def bare_echo_responder(url: BrokerUrl, request_topic: str, reply_topic: str, ready: Callable[[], None]) -> None:
+    """Answer every message on `request_topic` with the same payload on `reply_topic`."""
+    async with aiomqtt.Client(**_client_kwargs(url)) as client:  # type: ignore[arg-type]
+        client.pending_calls_threshold = 10_000
+        await client.subscribe(request_topic, qos=1)
+        ready()
+        async for message in client.messages:
+            await client.publish(reply_topic, message.payload, qos=1)
+
+
+async def bare_round_trips(url: BrokerUrl, request_topic: str, reply_topic: str, count: int, warmup: int) -> list[float]:
+    """Round-trip times (s) of `count` request/reply pairs through a bare_echo_responder."""
+    times: list[float] = []
+    async with aiomqtt.Client(**_client_kwargs(url)) as client:  # type: ignore[arg-type]
+        client.pending_calls_threshold = 10_000
+        await client.subscribe(reply_topic, qos=1)
+        pending: dict[bytes, asyncio.Future[None]] = {}
+
+        async def reader() -> None:
+            async for message in client.messages:
+                payload = message.payload
+                if isinstance(payload, bytes) and payload in pending:
+                    pending.pop(payload).set_result(None)
+
+        read_task = asyncio.create_task(reader())
+        try:
+            for i in range(count + warmup):
+                key = b'{"seq":%d,"pad":"%s"}' % (i, b"x" * 150)
+                future = asyncio.get_running_loop().create_future()
+                pending[key] = future
+                t0 = perf_counter()
+                await client.publish(request_topic, key, qos=1)
+                await wait_for(LoopClock(), future, 10.0)
+                if i >= warmup:
+                    times.append(perf_counter() - t0)
+        finally:
+            read_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await read_task
+    return times
+
+
+async def bare_publish_rate(url: BrokerUrl, topic: str, count: int, qos: int, retain: bool) -> float:
+    """Messages per second one bare aiomqtt client publishes (awaiting each), as counted by a subscriber."""
+    payload = b'{"seq":0,"pad":"' + b"x" * 150 + b'"}'
+    received = 0
+    done = asyncio.Event()
+    async with aiomqtt.Client(**_client_kwargs(url)) as sub, aiomqtt.Client(**_client_kwargs(url)) as pub:  # type: ignore[arg-type]
+        pub.pending_calls_threshold = 10_000
+        await sub.subscribe(topic, qos=1)
+
+        async def reader() -> None:
+            nonlocal received
+            async for _ in sub.messages:
+                received += 1
+                if received >= count:
+                    done.set()
+
+        read_task = asyncio.create_task(reader())
+        t0 = perf_counter()
+        for _ in range(count):
+            await pub.publish(topic, payload, qos=qos, retain=retain)
+        with contextlib.suppress(TimeoutError):
+            await wait_for(LoopClock(), done.wait(), 30.0)
+        elapsed = perf_counter() - t0
+        read_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await read_task
+    return received / elapsed

@@ -1,0 +1,173 @@
+"""Clocks: the one place in obsq that reads wall time or sleeps.
+
+Domain code takes a `Clock` and never calls `time.*`, `datetime.now` or `asyncio.sleep`
+itself (ruff's banned-api rule enforces it). Two implementations:
+
+- `LoopClock(speed)`: the event loop's time, scaled. At speed 600 a 900 s lamp warm-up
+  takes 1.5 s of real time; models keep their real durations.
+- `ManualClock`: virtual time for unit tests; `await clock.advance(900)` runs every
+  sleeper due in the next 900 s, in order, in a few milliseconds.
+
+`unscaled()` gives the clock that liveness uses (heartbeats, send stamps): real time for
+a LoopClock whatever its speed; the same virtual time for a ManualClock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Awaitable
+from typing import Protocol, TypeVar
+
+#: TAI - UTC in seconds, valid since 2017-01-01 (no leap second announced since).
+TAI_MINUS_UTC_S = 37.0
+
+T = TypeVar("T")
+
+
+class Clock(Protocol):
+    """Time as a component sees it."""
+
+    @property
+    def speed(self) -> float:
+        """How many clock seconds pass per real second."""
+        ...
+
+    def tai(self) -> float:
+        """Current TAI time, unix seconds."""
+        ...
+
+    def monotonic(self) -> float:
+        """A monotonic reading in clock seconds, for durations."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait `seconds` of clock time."""
+        ...
+
+    def unscaled(self) -> Clock:
+        """The clock for liveness and send stamps (real time for a scaled loop clock)."""
+        ...
+
+
+def utc_now_unix() -> float:
+    """Wall-clock UTC, unix seconds (for file names and human-facing stamps)."""
+    return time.time()
+
+
+def perf_counter() -> float:
+    """A high-resolution real-time counter, for benchmarks."""
+    return time.perf_counter()
+
+
+async def wait_for(clock: Clock, awaitable: Awaitable[T], timeout_s: float) -> T:
+    """Await `awaitable`, raising TimeoutError after `timeout_s` of clock time."""
+    task = asyncio.ensure_future(awaitable)
+    timer = asyncio.ensure_future(clock.sleep(timeout_s))
+    try:
+        done, _ = await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        timer.cancel()
+        raise
+    timer.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    raise TimeoutError(f"timed out after {timeout_s:g} s")
+
+
+class LoopClock:
+    """The event loop's clock, scaled by `speed`; TAI anchored to the wall clock at creation."""
+
+    def __init__(self, speed: float = 1.0) -> None:
+        if not speed > 0:
+            raise ValueError(f"clock speed must be > 0, got {speed}")
+        self._speed = float(speed)
+        self._t0_mono = time.monotonic()
+        self._t0_tai = time.time() + TAI_MINUS_UTC_S
+        self._unscaled: LoopClock = self if speed == 1.0 else LoopClock(1.0)
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    def monotonic(self) -> float:
+        return (time.monotonic() - self._t0_mono) * self._speed
+
+    def tai(self) -> float:
+        return self._t0_tai + self.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self._speed)
+
+    def unscaled(self) -> LoopClock:
+        return self._unscaled
+
+
+class ManualClock:
+    """Virtual time that moves only when a test calls `advance` (or `run_until_idle`)."""
+
+    def __init__(self, tai: float = 1_800_000_000.0) -> None:
+        self._start_tai = tai
+        self._now = 0.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._counter = itertools.count()
+
+    @property
+    def speed(self) -> float:
+        return 1.0
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def tai(self) -> float:
+        return self._start_tai + self._now
+
+    def unscaled(self) -> ManualClock:
+        return self
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._now + seconds, next(self._counter), future))
+        await future
+
+    @property
+    def next_deadline(self) -> float | None:
+        """Clock time of the earliest pending sleeper, or None."""
+        self._drop_cancelled()
+        return self._sleepers[0][0] if self._sleepers else None
+
+    def _drop_cancelled(self) -> None:
+        while self._sleepers and self._sleepers[0][2].done():
+            heapq.heappop(self._sleepers)
+
+    async def settle(self, rounds: int = 20) -> None:
+        """Let ready tasks run (a few loop iterations) without moving time."""
+        for _ in range(rounds):
+            await asyncio.sleep(0)
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by `seconds`, waking each sleeper at its own deadline in order."""
+        if seconds < 0:
+            raise ValueError("time cannot go backwards")
+        target = self._now + seconds
+        await self.settle()
+        while (deadline := self.next_deadline) is not None and deadline <= target:
+            self._now = max(self._now, deadline)
+            while self._sleepers and self._sleepers[0][0] <= self._now:
+                _, _, future = heapq.heappop(self._sleepers)
+                if not future.done():
+                    future.set_result(None)
+            await self.settle()
+        self._now = target
+        await self.settle()

@@ -1,0 +1,131 @@
+"""Component interfaces as data: the commands, events and telemetry of a component.
+
+An interface is built from the JSON files in `schemas/interfaces/` (the loader lives in
+`obsq.csc.interfaces`); this module only turns the parsed data into validators. Payload
+schemas describe the topic's own fields; the codec has already removed the private ones.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+import jsonschema.exceptions
+
+from obsq.csc.core.errors import ValidationError
+from obsq.csc.core.topics import TopicKind
+
+_KIND_SECTIONS = {
+    TopicKind.COMMAND: "commands",
+    TopicKind.EVENT: "events",
+    TopicKind.TELEMETRY: "telemetry",
+}
+
+
+def describe_error(what: str, error: jsonschema.exceptions.ValidationError) -> str:
+    """One line naming the thing, the field and the rule that `error` reports."""
+    path = "/".join(str(p) for p in error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [p for p in error.validator_value if p not in error.instance]
+        where = f"field {'/'.join([path, missing[0]]).lstrip('/')!r}" if missing else "payload"
+        return f"{what}: {where} is required (rule: required)"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(k for k in error.instance if k not in allowed)
+        where = f"field {'/'.join([path, extra[0]]).lstrip('/')!r}" if extra else "payload"
+        return f"{what}: {where} is not allowed (rule: additionalProperties)"
+    where = f"field {path!r}" if path else "payload"
+    return f"{what}: {where}: {error.message} (rule: {error.validator})"
+
+
+def make_validator(schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
+    """A checked Draft 2020-12 validator (or the draft the schema declares)."""
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def validate(validator: jsonschema.protocols.Validator, what: str, data: Any) -> None:
+    """Raise ValidationError naming the field and the rule of the most relevant error."""
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        raise ValidationError(describe_error(what, error))
+
+
+def with_defaults(schema: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `data` with the `default` of every missing property filled in, recursively.
+
+    >>> with_defaults({"properties": {"a": {"default": 1}, "b": {"type": "object",
+    ...     "properties": {"c": {"default": 2}}, "default": {}}}}, {})
+    {'a': 1, 'b': {'c': 2}}
+    """
+    result = copy.deepcopy(dict(data))
+    for name, prop in schema.get("properties", {}).items():
+        if name not in result and "default" in prop:
+            result[name] = copy.deepcopy(prop["default"])
+        if isinstance(result.get(name), dict) and prop.get("type") == "object":
+            result[name] = with_defaults(prop, result[name])
+    return result
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One command, event or telemetry topic of an interface."""
+
+    kind: TopicKind
+    name: str
+    description: str
+    schema: Mapping[str, Any]
+    validator: jsonschema.protocols.Validator
+
+
+class ComponentInterface:
+    """The topics of one component (generic ones included) with a validator for each."""
+
+    def __init__(self, spec: Mapping[str, Any], generics: Mapping[str, Any]) -> None:
+        self.name: str = spec["name"]
+        self.description: str = spec.get("description", "")
+        self.indexed: bool = spec.get("indexed", False)
+        self.configuration_schema: Mapping[str, Any] = spec.get(
+            "configuration", {"type": "object", "properties": {}, "additionalProperties": False}
+        )
+        self.configuration_validator = make_validator(self.configuration_schema)
+        self._topics: dict[TopicKind, dict[str, TopicSpec]] = {}
+        for kind, section in _KIND_SECTIONS.items():
+            topics: dict[str, TopicSpec] = {}
+            for source in (generics, spec):
+                for name, topic in source.get(section, {}).items():
+                    if name in topics:
+                        raise ValueError(f"interface {self.name}: {section} {name!r} defined twice")
+                    schema = topic.get("schema", {"type": "object", "additionalProperties": False})
+                    topics[name] = TopicSpec(
+                        kind, name, topic.get("description", ""), schema, make_validator(schema)
+                    )
+            self._topics[kind] = topics
+        ack_schema = generics["ackcmd"]["schema"]
+        self.ack = TopicSpec(TopicKind.ACK, "", "command acknowledgement", ack_schema, make_validator(ack_schema))
+
+    def topics(self, kind: TopicKind) -> Mapping[str, TopicSpec]:
+        return self._topics[kind] if kind is not TopicKind.ACK else {"": self.ack}
+
+    def get(self, kind: TopicKind, name: str) -> TopicSpec:
+        """The spec of a topic; ValidationError if the interface has no such topic."""
+        if kind is TopicKind.ACK:
+            return self.ack
+        try:
+            return self._topics[kind][name]
+        except KeyError:
+            label = {"cmd": "command", "evt": "event", "tel": "telemetry"}[kind.value]
+            raise ValidationError(f"{self.name} has no {label} {name!r}") from None
+
+    def validate(self, kind: TopicKind, name: str, data: Mapping[str, Any]) -> None:
+        """Check a payload against its topic's schema; raise ValidationError naming the field."""
+        spec = self.get(kind, name)
+        label = {"cmd": "command", "ackcmd": "ackcmd", "evt": "event", "tel": "telemetry"}[kind.value]
+        validate(spec.validator, f"{self.name} {label} {name}".rstrip(), data)
+
+    def validate_configuration(self, config: Mapping[str, Any]) -> None:
+        validate(self.configuration_validator, f"{self.name} configuration", config)

@@ -1,0 +1,54 @@
+"""Loading component interfaces from the package data in `obsq.schemas`."""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from obsq.csc.core.errors import ValidationError
+from obsq.csc.core.interface import ComponentInterface, describe_error
+
+
+def _read_json(*parts: str) -> Any:
+    node = resources.files("obsq.schemas").joinpath(*parts)
+    return json.loads(node.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _meta_validator() -> jsonschema.protocols.Validator:
+    return jsonschema.Draft202012Validator(_read_json("interface.schema.json"))
+
+
+def interface_names() -> list[str]:
+    """Names of every component with an interface file."""
+    folder = resources.files("obsq.schemas").joinpath("interfaces")
+    return sorted(
+        p.name.removesuffix(".json")
+        for p in folder.iterdir()
+        if p.name.endswith(".json") and p.name != "generics.json"
+    )
+
+
+def check_interface_file(data: Any, filename: str) -> None:
+    """Validate an interface file against schemas/interface.schema.json."""
+    error = jsonschema.exceptions.best_match(_meta_validator().iter_errors(data))
+    if error is not None:
+        raise ValidationError(describe_error(f"interface file {filename}", error))
+
+
+@functools.cache
+def load_interface(name: str) -> ComponentInterface:
+    """The interface of component `name`, generic topics included."""
+    if name not in interface_names():
+        raise ValidationError(
+            f"no interface for component {name!r}; known: {', '.join(interface_names())}"
+        )
+    generics = _read_json("interfaces", "generics.json")
+    spec = _read_json("interfaces", f"{name}.json")
+    check_interface_file(generics, "generics.json")
+    check_interface_file(spec, f"{name}.json")
+    return ComponentInterface(spec, generics)

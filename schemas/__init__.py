@@ -1,0 +1,1 @@
+"""obsq.schemas — JSON Schemas for component interfaces, blocks and configurations (package data)."""

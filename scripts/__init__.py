@@ -1,0 +1,1 @@
+"""obsq.scripts — BaseScript, the script runner and the script library (later issues)."""

@@ -1,0 +1,262 @@
+"""BaseCsc and Remote on the memory bus with virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from obsq.csc.bus import MemoryBroker, MemoryBus
+from obsq.csc.clock import ManualClock
+from obsq.csc.component import AckError, AckTimeoutError, CommandLinkLostError, Remote
+from obsq.csc.core.acks import AckCode
+from obsq.csc.core.errors import ValidationError
+from obsq.csc.core.states import State
+from obsq.csc.testcsc import TestCsc
+from obsq.csc.testing import check_state_conformance, wait_state
+
+
+@dataclass
+class Rig:
+    broker: MemoryBroker
+    clock: ManualClock
+    csc: TestCsc
+    csc_bus: MemoryBus
+    remote: Remote
+    remote_bus: MemoryBus
+    root: str
+
+
+@pytest.fixture
+async def rig(root: str, tmp_path: Path) -> AsyncIterator[Rig]:
+    broker = MemoryBroker()
+    clock = ManualClock()
+    csc_bus, remote_bus = broker.client("csc"), broker.client("remote")
+    (tmp_path / "Test").mkdir()
+    (tmp_path / "Test" / "_init.yaml").write_text("string0: from-init\n")
+    (tmp_path / "Test" / "fast.yaml").write_text("telemetry_interval_s: 0.5\nint0: 7\n")
+    (tmp_path / "Test" / "broken.yaml").write_text("int0: not-a-number\n")
+    (tmp_path / "Test" / "unknown.yaml").write_text("colour: red\n")
+    (tmp_path / "Test" / "bad.yaml").write_text("int0: [\n")
+    csc = TestCsc(index=1, bus=csc_bus, clock=clock, root=root, config_root=tmp_path)
+    await csc_bus.start()
+    await remote_bus.start()
+    async with csc:
+        remote = Remote(remote_bus, "Test:1", clock=clock, root=root, telemetry=True)
+        async with remote:
+            yield Rig(broker, clock, csc, csc_bus, remote, remote_bus, root)
+    await csc_bus.close()
+    await remote_bus.close()
+
+
+async def test_state_conformance(rig: Rig) -> None:
+    checked = await check_state_conformance(rig.csc, rig.remote)
+    # 4 states x 5 transition commands (less exitControl from STANDBY, done last) + own commands
+    assert len([c for c in checked if c[1] in ("start", "enable", "disable", "standby", "exitControl")]) == 20
+    assert rig.csc.summary_state == State.OFFLINE
+    assert rig.remote.event("liveness").get() == {"alive": False, "reason": "exited"}
+
+
+async def test_late_joiner_reads_current_state_and_versions(rig: Rig) -> None:
+    late = Remote(rig.broker.client("late"), "Test:1", clock=rig.clock, root=rig.root)
+    await late.bus.start()
+    async with late:
+        assert await late.event("summaryState").aget(timeout_s=1) == {"summaryState": int(State.STANDBY)}
+        assert (await late.event("softwareVersions").aget(timeout_s=1))["cscVersion"]
+        assert await late.event("simulationMode").aget(timeout_s=1) == {"mode": 0}
+    await late.bus.close()
+
+
+async def test_start_applies_site_files_and_override(rig: Rig) -> None:
+    await rig.remote.command("start", {"configurationOverride": "fast.yaml"})
+    applied = await rig.remote.event("configurationApplied").aget(timeout_s=1)
+    assert applied["configurations"] == "_init.yaml,fast.yaml"
+    assert applied["schemaVersion"] == "v1"
+    assert rig.csc.scalars["string0"] == "from-init" and rig.csc.scalars["int0"] == 7
+    assert rig.csc.telemetry_interval_s == 0.5
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("broken.yaml", "field 'int0': 'not-a-number' is not of type 'integer'"),
+        ("unknown.yaml", "field 'colour' is not allowed"),
+        ("bad.yaml", "bad.yaml: not valid YAML"),
+        ("missing.yaml", "'missing.yaml' not found"),
+    ],
+)
+async def test_bad_configuration_fails_start_and_stays_standby(rig: Rig, override: str, message: str) -> None:
+    with pytest.raises(AckError, match=message) as info:
+        await rig.remote.command("start", {"configurationOverride": override})
+    assert info.value.ack.ack == AckCode.FAILED
+    assert rig.csc.summary_state == State.STANDBY
+
+
+async def test_command_in_wrong_state_names_the_state(rig: Rig) -> None:
+    with pytest.raises(AckError, match="setScalars not allowed in state STANDBY"):
+        await rig.remote.command("setScalars", {"int0": 1})
+
+
+async def test_set_scalars_publishes_event_and_telemetry(rig: Rig) -> None:
+    await rig.remote.command("start")
+    await rig.remote.command("enable")
+    await rig.remote.command("setScalars", {"int0": 5, "string0": "hi"})
+    assert (await rig.remote.event("scalars").aget(timeout_s=1))["int0"] == 5
+    telemetry = rig.remote.telemetry("scalars")
+    await rig.clock.advance(1.0)
+    assert (await telemetry.next(flush=False, timeout_s=1))["string0"] in ("hi", "from-init")
+
+
+async def test_in_progress_extends_the_deadline(rig: Rig) -> None:
+    await rig.remote.command("start")
+    await rig.remote.command("enable")
+    task = asyncio.create_task(rig.remote.command("wait", {"duration": 100}, timeout_s=5))
+    await rig.clock.advance(50)
+    assert not task.done()  # past the caller's 5 s, but INPROGRESS said 100 s
+    await rig.clock.advance(50)
+    ack = await task
+    assert (ack.ack, ack.result) == (AckCode.COMPLETE, "waited 100 s")
+
+
+async def test_wait_done_false_returns_in_progress(rig: Rig) -> None:
+    await rig.remote.command("start")
+    await rig.remote.command("enable")
+    ack = await rig.remote.command("wait", {"duration": 10}, wait_done=False)
+    assert ack.ack == AckCode.INPROGRESS and ack.timeout_s == 10
+    await rig.clock.advance(10)
+
+
+async def test_no_ack_times_out_with_noack(rig: Rig) -> None:
+    nobody = Remote(rig.remote_bus, "Test:2", clock=rig.clock, root=rig.root)
+    async with nobody:
+        task = asyncio.create_task(nobody.command("enable", timeout_s=2))
+        await rig.clock.advance(2)
+        with pytest.raises(AckTimeoutError, match="no ack") as info:
+            await task
+    assert info.value.ack.ack == AckCode.NOACK
+
+
+async def test_link_loss_fails_in_flight_command_fast(rig: Rig) -> None:
+    await rig.remote.command("start")
+    await rig.remote.command("enable")
+    task = asyncio.create_task(rig.remote.command("wait", {"duration": 30}))
+    await rig.clock.settle()
+    rig.remote_bus.drop()
+    with pytest.raises(CommandLinkLostError, match="may or may not have run"):
+        await task
+    with pytest.raises(CommandLinkLostError, match="not sent"):
+        await rig.remote.command("disable")
+    await rig.remote_bus.reconnect()
+    await rig.clock.advance(30)
+
+
+async def test_fault_then_standby_recovers(rig: Rig) -> None:
+    await rig.remote.command("start")
+    await rig.remote.command("enable")
+    await rig.remote.command("fault", {"code": 42, "report": "lamp exploded"})
+    await wait_state(rig.remote, State.FAULT)
+    assert (await rig.remote.event("errorCode").aget(timeout_s=1))["errorCode"] == 42
+    with pytest.raises(AckError, match=r"FAULT \(errorCode=42: lamp exploded\)"):
+        await rig.remote.command("setScalars", {})
+    await rig.remote.command("standby")
+    await rig.clock.settle()
+    assert rig.remote.event("errorCode").get() == {"errorCode": 0, "errorReport": "", "traceback": ""}
+
+
+async def test_invalid_commands_fail_and_component_keeps_serving(rig: Rig) -> None:
+    topic = f"{rig.root}/Test/1/cmd"
+    acks: list[dict[str, object]] = []
+    await rig.remote_bus.subscribe(f"{rig.root}/Test/1/ackcmd", lambda m: acks.append(json.loads(m.payload)))
+
+    def command(seq: int, **fields: object) -> bytes:
+        return json.dumps({"private_seqNum": seq, "private_identity": "fuzzer", **fields}).encode()
+
+    await rig.remote_bus.publish(f"{topic}/start", b"{not json", qos=1)
+    await rig.remote_bus.publish(f"{topic}/start", b"x" * 2_000_000, qos=1)
+    await rig.remote_bus.publish(f"{topic}/nosuch", command(1), qos=1)
+    await rig.remote_bus.publish(f"{topic}/wait", command(2, duration=-1), qos=1)
+    await rig.remote_bus.publish(f"{topic}/wait", command(3, duration="long"), qos=1)
+    await rig.remote_bus.publish(f"{topic}/setScalars", command(4, colour=1), qos=1)
+    await rig.remote_bus.publish(f"{topic}/start", command(5, configurationOverride=3), qos=1)
+    await rig.clock.settle(50)
+    results = {a["private_seqNum"]: (a["ack"], a["result"]) for a in acks}
+    assert set(results) == {1, 2, 3, 4, 5}  # malformed and oversize ones are dropped (and logged)
+    assert all(code == AckCode.FAILED for code, _ in results.values())
+    assert "Test has no command 'nosuch'" in str(results[1][1])
+    assert "field 'duration': -1 is less than the minimum of 0 (rule: minimum)" in str(results[2][1])
+    assert "field 'duration': 'long' is not of type 'number' (rule: type)" in str(results[3][1])
+    assert "field 'colour' is not allowed (rule: additionalProperties)" in str(results[4][1])
+    assert "field 'configurationOverride'" in str(results[5][1])
+    logs = [rig.remote.event("logMessage").get()]
+    assert logs[0] is not None
+    # still serving
+    assert (await rig.remote.command("start")).ack == AckCode.COMPLETE
+
+
+async def test_duplicate_delivery_is_executed_once(rig: Rig) -> None:
+    acks: list[dict[str, object]] = []
+    await rig.remote_bus.subscribe(f"{rig.root}/Test/1/ackcmd", lambda m: acks.append(json.loads(m.payload)))
+    payload = json.dumps({"private_seqNum": 11, "private_identity": "dup", "private_origin": 5}).encode()
+    await rig.remote_bus.publish(f"{rig.root}/Test/1/cmd/start", payload, qos=1)
+    await rig.remote_bus.publish(f"{rig.root}/Test/1/cmd/start", payload, qos=1)
+    await rig.clock.settle(50)
+    assert [a["ack"] for a in acks] == [AckCode.COMPLETE]
+    assert rig.csc.summary_state == State.DISABLED
+
+
+async def test_remote_validates_before_sending(rig: Rig) -> None:
+    with pytest.raises(ValidationError, match="Test command wait: field 'duration' is required"):
+        await rig.remote.command("wait", {})
+    with pytest.raises(ValidationError, match="Test has no command 'fly'"):
+        await rig.remote.command("fly")
+
+
+async def test_set_log_level_filters_log_messages(rig: Rig) -> None:
+    await rig.remote.command("setLogLevel", {"level": 40})
+    assert (await rig.remote.event("logLevel").aget(timeout_s=1))["level"] == 40
+    reader = rig.remote.event("logMessage")
+    reader.flush()
+    await rig.remote.command("start")  # logs state_changed at INFO: filtered out now
+    await rig.clock.settle(50)
+    assert reader.get() is None or "state_changed" not in reader.get()["message"]  # type: ignore[index]
+    await rig.remote.command("setLogLevel", {"level": 20})
+    await rig.remote.command("enable")
+    message = await reader.next(flush=False, timeout_s=1)
+    assert "state_changed" in message["message"] and "new=ENABLED" in message["message"]
+
+
+async def test_heartbeat_every_second_and_will_on_kill(rig: Rig) -> None:
+    heartbeats = rig.remote.event("heartbeat")
+    heartbeats.flush()
+    await rig.clock.advance(3)
+    count = 0
+    while True:
+        try:
+            await heartbeats.next(flush=False, timeout_s=0)
+        except TimeoutError:
+            break
+        count += 1
+    assert count == 3
+    rig.csc_bus.kill()
+    await rig.clock.settle()
+    assert rig.remote.event("liveness").get() == {"alive": False, "reason": "gone: connection lost"}
+    await rig.csc_bus.reconnect()
+
+
+async def test_reconnect_republishes_retained_state(rig: Rig) -> None:
+    await rig.remote.command("start")
+    rig.csc_bus.drop()
+    rig.broker.retained.clear()  # a broker restart without persistence loses retained messages
+    await rig.csc_bus.reconnect()
+    await rig.clock.settle(50)
+    assert rig.broker.retained  # republished
+    late = Remote(rig.broker.client("late"), "Test:1", clock=rig.clock, root=rig.root)
+    await late.bus.start()
+    async with late:
+        assert await late.event("summaryState").aget(timeout_s=1) == {"summaryState": int(State.DISABLED)}
+        assert (await late.event("liveness").aget(timeout_s=1))["alive"] is True
+    await late.bus.close()
