@@ -62,6 +62,11 @@ def perf_counter() -> float:
     return time.perf_counter()
 
 
+def blocking_sleep(seconds: float) -> None:
+    """Block the thread (only for synchronous helpers such as test fixtures)."""
+    time.sleep(seconds)
+
+
 async def wait_for(clock: Clock, awaitable: Awaitable[T], timeout_s: float) -> T:
     """Await `awaitable`, raising TimeoutError after `timeout_s` of clock time."""
     task = asyncio.ensure_future(awaitable)

@@ -651,8 +651,11 @@ class Remote:
         *,
         timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S,
         wait_done: bool = True,
+        on_ack: Callable[[Ack], None] | None = None,
     ) -> Ack:
         """Send a command and wait for its final ack (or the first, if not `wait_done`).
+
+        `on_ack` sees every ack as it arrives (INPROGRESS ones included).
 
         Raises AckError on FAILED/ABORTED/NOPERM/STALLED/TIMEOUT, AckTimeoutError (NOACK
         if nothing came back), CommandLinkLostError if the link dropped while waiting,
@@ -673,12 +676,18 @@ class Remote:
             except BusDisconnectedError as exc:
                 ack = Ack.synthesized(name, seq, AckCode.NOACK, str(exc))
                 raise CommandLinkLostError(f"{self.id} {name} not sent: {exc}", ack) from exc
-            return await self._wait_ack(name, seq, queue, timeout_s, wait_done)
+            return await self._wait_ack(name, seq, queue, timeout_s, wait_done, on_ack)
         finally:
             self._pending.pop(seq, None)
 
     async def _wait_ack(
-        self, name: str, seq: int, queue: asyncio.Queue[Ack | object], timeout_s: float, wait_done: bool
+        self,
+        name: str,
+        seq: int,
+        queue: asyncio.Queue[Ack | object],
+        timeout_s: float,
+        wait_done: bool,
+        on_ack: Callable[[Ack], None] | None,
     ) -> Ack:
         deadline = self.clock.monotonic() + timeout_s
         last: Ack | None = None
@@ -699,6 +708,8 @@ class Remote:
                 )
             assert isinstance(item, Ack)
             last = item
+            if on_ack is not None:
+                on_ack(item)
             if item.ack == AckCode.INPROGRESS:
                 deadline = max(deadline, self.clock.monotonic() + item.timeout_s)
                 if not wait_done:

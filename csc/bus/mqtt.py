@@ -5,6 +5,10 @@ What reference/mqtt-facts.md measured, applied here:
 - clean sessions, no reliance on broker offline queues (amqtt drops anonymous sessions);
 - exactly one task reads the client's messages and routes them by topic, dropping what we
   did not subscribe to (amqtt leaks other clients' retained messages);
+- amqtt sends one copy per matching subscription of a client and may send a retained
+  message twice; every obsq payload is unique (it carries identity, origin and seqNum), so
+  a message identical in topic and bytes to one a handler recently got is such a copy and
+  that handler does not get it again (a new subscription still gets its retained copy);
 - reconnect with back-off, re-subscribing every filter each time; while disconnected,
   `publish` fails at once instead of queueing.
 
@@ -20,6 +24,7 @@ import itertools
 import os
 import socket
 import ssl
+from collections import OrderedDict
 from collections.abc import Callable
 
 import aiomqtt
@@ -35,6 +40,8 @@ log = structlog.get_logger("obsq.bus.mqtt")
 
 _NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 _RECONNECT_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.5)
+#: How many recent (handler, topic, payload) deliveries the dispatcher remembers to drop broker copies.
+_RECENT_DELIVERIES = 1024
 _ids = itertools.count(1)
 
 
@@ -79,6 +86,7 @@ class MqttBus:
         self._connected_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_error: str = ""
+        self._recent: OrderedDict[tuple[int, str, bytes], None] = OrderedDict()
 
     @property
     def client_id(self) -> str:
@@ -115,6 +123,17 @@ class MqttBus:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._set_connected(False)
+
+    async def abort(self) -> None:
+        """Drop the connection as a crash would (no DISCONNECT, so the broker sends the will) and stop."""
+        client = self._client
+        if client is not None:
+            # aiomqtt 2.x has no public way to abort; paho's socket() is public on its client
+            sock = client._client.socket()  # noqa: SLF001 — the one adapter module may reach into aiomqtt
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        await self.close()
 
     async def __aenter__(self) -> MqttBus:
         await self.start()
@@ -205,6 +224,12 @@ class MqttBus:
             payload = str(payload).encode() if payload is not None else b""
         msg = Message(topic, bytes(payload), message.qos, message.retain)
         for handler in list(self._router.match(topic)):
+            key = (id(handler), topic, msg.payload)
+            if key in self._recent:
+                continue
+            self._recent[key] = None
+            if len(self._recent) > _RECENT_DELIVERIES:
+                self._recent.popitem(last=False)
             try:
                 handler(msg)
             except Exception:

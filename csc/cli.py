@@ -1,0 +1,457 @@
+"""The `obsq` command — the composition root.
+
+Here, and only here, concrete buses, clocks, brokers and components are chosen and wired
+together. Every subcommand has `--help`. Commands that need a broker take `--broker URL`
+(or $OBSQ_BROKER); without one they reach the embedded broker at the default address, or
+start it in this process if nothing listens there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from obsq.csc import __version__
+from obsq.csc.bus.brokers import EmbeddedBroker, MosquittoProcess, free_port, port_open
+from obsq.csc.bus.mqtt import MqttBus
+from obsq.csc.bus.url import DEFAULT_BROKER_URL, BrokerUrl
+from obsq.csc.clock import LoopClock
+from obsq.csc.component import Ack, AckError, BaseCsc, Remote
+from obsq.csc.core.codec import decode
+from obsq.csc.core.errors import BusDisconnectedError, DecodeError, ObsqError, TopicError
+from obsq.csc.core.states import State
+from obsq.csc.core.status import WATCHED_EVENTS, StatusBoard, format_table
+from obsq.csc.core.topics import DEFAULT_ROOT, ComponentId, Topic, TopicKind, check_root
+from obsq.csc.interfaces import interface_names, load_interface
+from obsq.csc.testcsc import TestCsc
+
+#: name -> factory(index, **kwargs) of every component this build can run.
+COMPONENTS: dict[str, Callable[..., BaseCsc]] = {
+    "Test": TestCsc,
+}
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback, exit status 2."""
+
+
+# -- broker selection ----------------------------------------------------------------------
+
+
+def _broker_url(args: argparse.Namespace) -> tuple[BrokerUrl, bool]:
+    """The broker to use and whether it is the default (embedded) address."""
+    text = args.broker or os.environ.get("OBSQ_BROKER") or DEFAULT_BROKER_URL
+    try:
+        url = BrokerUrl.parse(text, ca_file=args.ca_file)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if args.username:
+        url = BrokerUrl(url.host, url.port, url.tls, args.username, args.password, url.ca_file)
+    return url, not (args.broker or os.environ.get("OBSQ_BROKER"))
+
+
+@contextlib.asynccontextmanager
+async def broker_for(args: argparse.Namespace, *, start_if_missing: bool = True) -> Any:
+    """Yield a broker URL; start the embedded broker here if the default address is free."""
+    url, default = _broker_url(args)
+    if default and start_if_missing and not port_open(url.host, url.port):
+        print(f"obsq: no broker at {url}; starting the embedded broker in this process", file=sys.stderr)
+        async with EmbeddedBroker(url.host, url.port):
+            yield url
+    else:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def connected_bus(args: argparse.Namespace, url: BrokerUrl, client_id: str | None = None) -> Any:
+    bus = MqttBus(url, client_id=client_id, connect_timeout_s=args.connect_timeout)
+    try:
+        await bus.start()
+    except BusDisconnectedError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
+def _root(args: argparse.Namespace) -> str:
+    try:
+        return check_root(args.root)
+    except TopicError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _component(text: str) -> ComponentId:
+    try:
+        cid = ComponentId.parse(text)
+    except TopicError as exc:
+        raise CliError(str(exc)) from None
+    if cid.name not in interface_names():
+        raise CliError(f"unknown component {cid.name!r}; known: {', '.join(interface_names())}")
+    if load_interface(cid.name).indexed and cid.index == 0:
+        raise CliError(f"{cid.name} is indexed: write {cid.name}:INDEX (for example {cid.name}:1)")
+    return cid
+
+
+# -- subcommands ---------------------------------------------------------------------------
+
+
+async def cmd_broker(args: argparse.Namespace) -> int:
+    if args.engine == "mosquitto":
+        mosquitto = MosquittoProcess(port=args.port)
+        mosquitto.start()
+        print(f"obsq broker: mosquitto listening on {mosquitto.url}", flush=True)
+        try:
+            await _wait_for_signal()
+        finally:
+            mosquitto.close()
+        return 0
+    try:
+        broker = EmbeddedBroker(args.host, args.port)
+        await broker.start()
+    except OSError as exc:
+        raise CliError(str(exc)) from None
+    print(f"obsq broker: embedded broker (amqtt) listening on {broker.url}", flush=True)
+    try:
+        await _wait_for_signal()
+    finally:
+        await broker.stop()
+    return 0
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def cmd_csc_run(args: argparse.Namespace) -> int:
+    cid = _component(args.component)
+    if cid.name not in COMPONENTS:
+        raise CliError(f"no component service for {cid.name!r} in this build; runnable: {', '.join(COMPONENTS)}")
+    if args.speed <= 0:
+        raise CliError(f"--speed must be > 0, got {args.speed}")
+    clock = LoopClock(args.speed)
+    async with broker_for(args) as url:
+        bus = MqttBus(url, client_id=f"{cid.name}-{cid.index}-{os.getpid()}", connect_timeout_s=args.connect_timeout)
+        csc = COMPONENTS[cid.name](
+            index=cid.index,
+            bus=bus,
+            clock=clock,
+            root=_root(args),
+            initial_state=State[args.state.upper()],
+            override=args.override,
+            simulation_mode=1 if args.simulate else 0,
+            config_root=Path(args.config_dir) if args.config_dir else None,
+            site=args.site,
+            log_level=logging.getLevelNamesMapping()[args.log_level.upper()],
+        )
+        try:
+            await bus.start()
+        except BusDisconnectedError as exc:
+            raise CliError(str(exc)) from None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, csc.close)
+        print(f"obsq: {cid} running on {url} (root {args.root}, speed {args.speed:g})", file=sys.stderr, flush=True)
+        try:
+            await csc.run()
+        finally:
+            await bus.close()
+    return 0
+
+
+async def collect_status(bus: MqttBus, root: str, board: StatusBoard, clock: LoopClock) -> None:
+    def on_event(message: Any) -> None:
+        try:
+            topic = Topic.parse(message.topic)
+            envelope = decode(message.payload)
+        except (TopicError, DecodeError):
+            return
+        if topic.name in WATCHED_EVENTS:
+            with contextlib.suppress(KeyError, ValueError, TypeError):
+                board.observe(topic.component, topic.name, envelope.data, envelope.snd_stamp, clock.tai())
+
+    for event in WATCHED_EVENTS:
+        await bus.subscribe(f"{root}/+/+/evt/{event}", on_event)
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    clock = LoopClock()
+    board = StatusBoard()
+    async with broker_for(args, start_if_missing=False) as url, connected_bus(args, url) as bus:
+        await collect_status(bus, _root(args), board, clock)
+        await clock.sleep(args.wait)
+        while True:
+            table = format_table(board.rows(clock.tai()))
+            if not args.watch:
+                print(table)
+                return 0
+            print("\033[2J\033[H" + f"obsq status — {url} root {args.root}\n" + table, flush=True)
+            await clock.sleep(1.0)
+
+
+def _coerce(value: str, prop: dict[str, Any], key: str) -> Any:
+    kind = prop.get("type")
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+        if kind == "boolean":
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1", "yes")
+        if kind in ("array", "object"):
+            return json.loads(value)
+    except (ValueError, json.JSONDecodeError):
+        raise CliError(f"field {key!r}: {value!r} is not a valid {kind}") from None
+    return value
+
+
+def parse_fields(cid: ComponentId, command: str, pairs: Sequence[str]) -> dict[str, Any]:
+    """`key=value` pairs typed by the command's schema."""
+    try:
+        schema = load_interface(cid.name).get(TopicKind.COMMAND, command).schema
+    except ObsqError as exc:
+        raise CliError(str(exc)) from None
+    data: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise CliError(f"{pair!r}: write fields as key=value")
+        prop = schema.get("properties", {}).get(key)
+        if prop is None:
+            allowed = ", ".join(schema.get("properties", {})) or "none"
+            raise CliError(f"{cid} command {command} has no field {key!r} (fields: {allowed})")
+        data[key] = _coerce(value, prop, key)
+    return data
+
+
+async def cmd_cmd(args: argparse.Namespace) -> int:
+    cid = _component(args.component)
+    data = parse_fields(cid, args.command, args.fields)
+    clock = LoopClock(args.speed)
+    async with broker_for(args, start_if_missing=False) as url, connected_bus(args, url) as bus:
+        remote = Remote(bus, cid, clock=clock, root=_root(args))
+        async with remote:
+
+            def show(ack: Ack) -> None:
+                extra = f" timeout={ack.timeout_s:g}s" if ack.timeout_s else ""
+                print(f"{cid} {args.command}: {ack.ack.name} {ack.result}{extra}".rstrip(), flush=True)
+
+            try:
+                await remote.command(args.command, data, timeout_s=args.timeout, on_ack=show)
+            except AckError as exc:
+                if exc.ack.ack.name in ("NOACK",):
+                    print(f"{cid} {args.command}: {exc}", flush=True)
+                return 1
+            except ObsqError as exc:
+                raise CliError(str(exc)) from None
+    return 0
+
+
+async def cmd_watch(args: argparse.Namespace) -> int:
+    clock = LoopClock()
+    root = _root(args)
+    topic_filter = args.filter or f"{root}/+/+/evt/+"
+    async with broker_for(args, start_if_missing=False) as url, connected_bus(args, url) as bus:
+
+        def show(message: Any) -> None:
+            try:
+                topic = Topic.parse(message.topic)
+                envelope = decode(message.payload)
+            except (TopicError, DecodeError) as exc:
+                print(f"{message.topic}: undecodable ({exc})", flush=True)
+                return
+            if topic.name == "heartbeat" and not args.heartbeats:
+                return
+            fields = json.dumps(envelope.data, separators=(",", ":"))
+            label = topic.kind.value if topic.kind is TopicKind.ACK else f"{topic.kind.value}/{topic.name}"
+            print(f"{clock.tai():.3f} {topic.component} {label} {fields}", flush=True)
+
+        await bus.subscribe(topic_filter, show)
+        print(f"obsq watch: {topic_filter} on {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        if args.duration:
+            await clock.sleep(args.duration)
+        else:
+            await _wait_for_signal()
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    """Embedded broker + the Test component as its own process, driven and shown in status."""
+    clock = LoopClock()
+    port = free_port()
+    root = f"demo-{os.getpid()}"
+    async with EmbeddedBroker("127.0.0.1", port) as broker:
+        url = BrokerUrl.parse(broker.url)
+        print(f"embedded broker on {url}; starting the Test:1 component process", flush=True)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "obsq.csc.cli", "csc", "run", "Test:1", "--broker", str(url), "--root", root],
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            async with connected_bus(args, url) as bus:
+                remote = Remote(bus, "Test:1", clock=clock, root=root)
+                async with remote:
+                    state = await remote.event("summaryState").aget(timeout_s=30)
+                    print(f"Test:1 is {State(state['summaryState']).name}", flush=True)
+                    for command, data in (
+                        ("start", {}),
+                        ("enable", {}),
+                        ("setScalars", {"int0": 42, "string0": "hello"}),
+                        ("wait", {"duration": 1.0}),
+                    ):
+                        ack = await remote.command(command, data, timeout_s=30)
+                        print(f"  {command:<11} -> {ack.ack.name} {ack.result}", flush=True)
+                    board = StatusBoard()
+                    await collect_status(bus, root, board, clock)
+                    await clock.sleep(1.2)
+                    print("\nobsq status:\n" + format_table(board.rows(clock.tai())) + "\n", flush=True)
+                    for command in ("disable", "standby", "exitControl"):
+                        await remote.command(command, timeout_s=30)
+                    print("Test:1 sent to OFFLINE; its process exits", flush=True)
+            await asyncio.to_thread(child.wait, 30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    return 0 if child.returncode == 0 else 1
+
+
+async def cmd_bench_bus(args: argparse.Namespace) -> int:
+    from obsq.csc.bench import run_bus_benchmark
+
+    return await run_bus_benchmark(args)
+
+
+def cmd_csc_list(args: argparse.Namespace) -> int:
+    for name in interface_names():
+        interface = load_interface(name)
+        runnable = "runnable" if name in COMPONENTS else "interface only"
+        print(f"{name:<14} {'indexed' if interface.indexed else '':<8} {runnable:<15} {interface.description}")
+    return 0
+
+
+# -- argument parsing ----------------------------------------------------------------------
+
+
+def _broker_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("broker")
+    group.add_argument("--broker", help=f"mqtt://[user[:pass]@]host:port or mqtts://… (default $OBSQ_BROKER or {DEFAULT_BROKER_URL})")
+    group.add_argument("--username", help="MQTT user name (overrides the URL's)")
+    group.add_argument("--password", help="MQTT password")
+    group.add_argument("--ca-file", help="CA certificate file for mqtts:// brokers")
+    group.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for the broker (default 10)")
+    group.add_argument("--root", default=DEFAULT_ROOT, help=f"topic root (default {DEFAULT_ROOT})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="obsq", description="Observatory control over MQTT: components, status, commands.")
+    parser.add_argument("--version", action="version", version=f"obsq {__version__}")
+    sub = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("broker", help="run a broker on loopback (embedded amqtt, or mosquitto)", description="Run a broker until Ctrl-C; prints its address.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=BrokerUrl.parse(DEFAULT_BROKER_URL).port, help="port (default %(default)s)")
+    p.add_argument("--engine", choices=("amqtt", "mosquitto"), default="amqtt", help="amqtt in this process (default) or a mosquitto child process")
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("csc", help="run or list component services", description="Component services.")
+    csc_sub = p.add_subparsers(dest="csc_command", required=True, metavar="ACTION")
+    q = csc_sub.add_parser("run", help="run one component as this process", description="Run one component until Ctrl-C or exitControl.")
+    q.add_argument("component", metavar="NAME[:INDEX]", help="component, e.g. Test:1")
+    q.add_argument("--simulate", action="store_true", help="use simulated hardware")
+    q.add_argument("--speed", type=float, default=1.0, help="clock speed factor (600 runs a 900 s warm-up in 1.5 s)")
+    q.add_argument("--state", choices=("standby", "disabled", "enabled"), default="standby", help="initial summary state")
+    q.add_argument("--override", default="", help="configuration override file for an initial start")
+    q.add_argument("--config-dir", help="configuration root (default $OBSQ_CONFIG_DIR or deploy/config)")
+    q.add_argument("--site", help="site name: reads _SITE.yaml (default $OBSQ_SITE)")
+    q.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    _broker_options(q)
+    q.set_defaults(func=cmd_csc_run)
+    q = csc_sub.add_parser("list", help="list known components", description="List the components with an interface.")
+    q.set_defaults(func=cmd_csc_list, sync=True)
+
+    p = sub.add_parser("status", help="table of every component on the bus", description="Summary state, heartbeat age, health and error code of every component seen.")
+    p.add_argument("--wait", type=float, default=1.2, help="seconds to listen before printing (default 1.2)")
+    p.add_argument("--watch", action="store_true", help="refresh every second until Ctrl-C")
+    _broker_options(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("cmd", help="send a command and print its acks", description="Send a command; exit 0 on COMPLETE, 1 otherwise.")
+    p.add_argument("component", metavar="NAME[:INDEX]")
+    p.add_argument("command", help="command name, e.g. start, enable, takeImages")
+    p.add_argument("fields", nargs="*", metavar="key=value", help="command fields, typed by the interface schema")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the final ack; INPROGRESS extends it")
+    p.add_argument("--speed", type=float, default=1.0, help="clock speed of the component (scales the timeout)")
+    _broker_options(p)
+    p.set_defaults(func=cmd_cmd)
+
+    p = sub.add_parser("watch", help="follow events live", description="Print every message matching a topic filter.")
+    p.add_argument("filter", nargs="?", help="MQTT topic filter (default ROOT/+/+/evt/+)")
+    p.add_argument("--heartbeats", action="store_true", help="show heartbeat events too")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (default: until Ctrl-C)")
+    _broker_options(p)
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("bench", help="benchmarks", description="Benchmarks a site can run against its own broker.")
+    bench_sub = p.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
+    q = bench_sub.add_parser("bus", help="command round trip and event throughput vs bare aiomqtt", description="Measure the framework's command round trip and event rate against bare aiomqtt, on Mosquitto and the embedded broker (or on --broker).")
+    q.add_argument("--count", type=int, default=2000, help="round trips per measurement (default 2000)")
+    q.add_argument("--events", type=int, default=5000, help="events per throughput measurement (default 5000)")
+    q.add_argument("--json", dest="json_out", help="also write the results as JSON to this file")
+    _broker_options(q)
+    q.set_defaults(func=cmd_bench_bus)
+
+    p = sub.add_parser("demo", help="the single-machine demonstration (the README's main job)", description="Start the embedded broker and the Test component process, drive it through its states, print obsq status.")
+    _broker_options(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Library loggers (bus, remotes) render to stderr at `level` and above."""
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        if getattr(args, "sync", False):
+            return int(args.func(args))
+        func: Callable[[argparse.Namespace], Awaitable[int]] = args.func
+        return asyncio.run(func(args))
+    except CliError as exc:
+        print(f"obsq: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except (TimeoutError, ObsqError) as exc:
+        print(f"obsq: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

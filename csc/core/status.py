@@ -1,0 +1,98 @@
+"""The status board: what `obsq status` knows about every component seen on the bus.
+
+Pure: it is fed decoded events with the observer's current TAI time and answers rows.
+A component is "gone" once its liveness event says so (its last will, or a clean exit),
+"not responding" once its last heartbeat is older than `stale_after_s`, else "alive".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from obsq.csc.core.states import State
+from obsq.csc.core.topics import ComponentId
+
+#: A component whose heartbeat (1 s) is older than this is reported as not responding.
+STALE_AFTER_S = 3.0
+WATCHED_EVENTS = ("summaryState", "heartbeat", "errorCode", "liveness")
+
+
+@dataclass
+class ComponentStatus:
+    id: ComponentId
+    state: State | None = None
+    heartbeat_tai: float | None = None
+    error_code: int = 0
+    error_report: str = ""
+    alive: bool | None = None
+    liveness_reason: str = ""
+    liveness_tai: float | None = None
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    component: str
+    state: str
+    heartbeat_age_s: float | None
+    health: str
+    error: str
+
+
+@dataclass
+class StatusBoard:
+    stale_after_s: float = STALE_AFTER_S
+    components: dict[ComponentId, ComponentStatus] = field(default_factory=dict)
+
+    def observe(self, component: ComponentId, event: str, data: dict[str, Any], snd_tai: float, now_tai: float) -> None:
+        """Record one event of `component`, sent at `snd_tai` and received at `now_tai`."""
+        status = self.components.setdefault(component, ComponentStatus(component))
+        if event == "summaryState":
+            status.state = State(data["summaryState"])
+        elif event == "heartbeat":
+            status.heartbeat_tai = max(snd_tai, status.heartbeat_tai or 0.0)
+            if status.alive is False and status.liveness_tai is not None and snd_tai > status.liveness_tai:
+                status.alive = True  # restarted: a heartbeat newer than the death notice
+        elif event == "errorCode":
+            status.error_code = int(data.get("errorCode", 0))
+            status.error_report = str(data.get("errorReport", ""))
+        elif event == "liveness":
+            status.alive = bool(data["alive"])
+            status.liveness_reason = str(data.get("reason", ""))
+            # a last will carries the stamp of the connection; what counts is when it arrived
+            status.liveness_tai = now_tai if not status.alive else snd_tai
+
+    def health(self, status: ComponentStatus, now_tai: float) -> str:
+        if status.alive is False:
+            return f"gone ({status.liveness_reason})" if status.liveness_reason else "gone"
+        if status.heartbeat_tai is None:
+            return "no heartbeat"
+        if now_tai - status.heartbeat_tai > self.stale_after_s:
+            return "not responding"
+        return "alive"
+
+    def rows(self, now_tai: float) -> list[StatusRow]:
+        rows = []
+        for cid in sorted(self.components, key=lambda c: (c.name, c.index)):
+            status = self.components[cid]
+            age = None if status.heartbeat_tai is None else max(0.0, now_tai - status.heartbeat_tai)
+            error = f"{status.error_code}: {status.error_report}" if status.error_code else ""
+            rows.append(
+                StatusRow(str(cid), status.state.name if status.state else "?", age, self.health(status, now_tai), error)
+            )
+        return rows
+
+
+def format_table(rows: list[StatusRow]) -> str:
+    """The rows as a plain-text table."""
+    header = ("COMPONENT", "STATE", "HEARTBEAT", "HEALTH", "ERROR")
+    lines = [
+        (r.component, r.state, "-" if r.heartbeat_age_s is None else f"{r.heartbeat_age_s:.1f} s ago", r.health, r.error)
+        for r in rows
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=False)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines]
+    if not rows:
+        out.append("(no component seen on the bus)")
+    return "\n".join(out)
