@@ -17,17 +17,16 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 import structlog
-
 from obsq.csc import __version__
 from obsq.csc.bus.brokers import EmbeddedBroker, MosquittoProcess, free_port, port_open
 from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.bus.url import DEFAULT_BROKER_URL, BrokerUrl
-from obsq.csc.clock import LoopClock
+from obsq.csc.clock import LoopClock, wait_for
 from obsq.csc.component import Ack, AckError, BaseCsc, Remote
 from obsq.csc.core.codec import decode
 from obsq.csc.core.errors import BusDisconnectedError, DecodeError, ObsqError, TopicError
@@ -297,42 +296,39 @@ async def cmd_watch(args: argparse.Namespace) -> int:
 async def cmd_demo(args: argparse.Namespace) -> int:
     """Embedded broker + the Test component as its own process, driven and shown in status."""
     clock = LoopClock()
-    port = free_port()
     root = f"demo-{os.getpid()}"
-    async with EmbeddedBroker("127.0.0.1", port) as broker:
+    async with EmbeddedBroker("127.0.0.1", free_port()) as broker:
         url = BrokerUrl.parse(broker.url)
         print(f"embedded broker on {url}; starting the Test:1 component process", flush=True)
-        child = subprocess.Popen(
-            [sys.executable, "-m", "obsq.csc.cli", "csc", "run", "Test:1", "--broker", str(url), "--root", root],
+        child = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "obsq.csc.cli", "csc", "run", "Test:1", "--broker", str(url), "--root", root),
             stdin=subprocess.DEVNULL,
         )
         try:
-            async with connected_bus(args, url) as bus:
-                remote = Remote(bus, "Test:1", clock=clock, root=root)
-                async with remote:
-                    state = await remote.event("summaryState").aget(timeout_s=30)
-                    print(f"Test:1 is {State(state['summaryState']).name}", flush=True)
-                    for command, data in (
-                        ("start", {}),
-                        ("enable", {}),
-                        ("setScalars", {"int0": 42, "string0": "hello"}),
-                        ("wait", {"duration": 1.0}),
-                    ):
-                        ack = await remote.command(command, data, timeout_s=30)
-                        print(f"  {command:<11} -> {ack.ack.name} {ack.result}", flush=True)
-                    board = StatusBoard()
-                    await collect_status(bus, root, board, clock)
-                    await clock.sleep(1.2)
-                    print("\nobsq status:\n" + format_table(board.rows(clock.tai())) + "\n", flush=True)
-                    for command in ("disable", "standby", "exitControl"):
-                        await remote.command(command, timeout_s=30)
-                    print("Test:1 sent to OFFLINE; its process exits", flush=True)
-            await asyncio.to_thread(child.wait, 30)
+            async with connected_bus(args, url) as bus, Remote(bus, "Test:1", clock=clock, root=root) as remote:
+                state = await remote.event("summaryState").aget(timeout_s=30)
+                print(f"Test:1 is {State(state['summaryState']).name}", flush=True)
+                for command, data in (
+                    ("start", {}),
+                    ("enable", {}),
+                    ("setScalars", {"int0": 42, "string0": "hello"}),
+                    ("wait", {"duration": 1.0}),
+                ):
+                    ack = await remote.command(command, data, timeout_s=30)
+                    print(f"  {command:<11} -> {ack.ack.name} {ack.result}", flush=True)
+                board = StatusBoard()
+                await collect_status(bus, root, board, clock)
+                await clock.sleep(1.2)
+                print("\nobsq status:\n" + format_table(board.rows(clock.tai())) + "\n", flush=True)
+                for command in ("disable", "standby", "exitControl"):
+                    await remote.command(command, timeout_s=30)
+                print("Test:1 sent to OFFLINE; its process exits", flush=True)
+            returncode = await wait_for(clock, child.wait(), 30)
         finally:
-            if child.poll() is None:
+            if child.returncode is None:
                 child.kill()
-                child.wait()
-    return 0 if child.returncode == 0 else 1
+                await child.wait()
+    return 0 if returncode == 0 else 1
 
 
 async def cmd_bench_bus(args: argparse.Namespace) -> int:
@@ -354,75 +350,109 @@ def cmd_csc_list(args: argparse.Namespace) -> int:
 
 def _broker_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("broker")
-    group.add_argument("--broker", help=f"mqtt://[user[:pass]@]host:port or mqtts://… (default $OBSQ_BROKER or {DEFAULT_BROKER_URL})")
+    group.add_argument(
+        "--broker", help=f"mqtt://[user[:pass]@]host:port or mqtts://… (default $OBSQ_BROKER or {DEFAULT_BROKER_URL})"
+    )
     group.add_argument("--username", help="MQTT user name (overrides the URL's)")
     group.add_argument("--password", help="MQTT password")
     group.add_argument("--ca-file", help="CA certificate file for mqtts:// brokers")
-    group.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for the broker (default 10)")
-    group.add_argument("--root", default=DEFAULT_ROOT, help=f"topic root (default {DEFAULT_ROOT})")
+    group.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for the broker")
+    group.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default %(default)s)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="obsq", description="Observatory control over MQTT: components, status, commands.")
-    parser.add_argument("--version", action="version", version=f"obsq {__version__}")
-    sub = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+Subparsers = Any  # argparse's _SubParsersAction is private
 
-    p = sub.add_parser("broker", help="run a broker on loopback (embedded amqtt, or mosquitto)", description="Run a broker until Ctrl-C; prints its address.")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=BrokerUrl.parse(DEFAULT_BROKER_URL).port, help="port (default %(default)s)")
-    p.add_argument("--engine", choices=("amqtt", "mosquitto"), default="amqtt", help="amqtt in this process (default) or a mosquitto child process")
+
+def _add_broker(sub: Subparsers) -> None:
+    p = sub.add_parser("broker", help="run a broker on loopback", description="Run a broker until Ctrl-C.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    p.add_argument("--port", type=int, default=BrokerUrl.parse(DEFAULT_BROKER_URL).port, help="default %(default)s")
+    p.add_argument(
+        "--engine", choices=("amqtt", "mosquitto"), default="amqtt", help="amqtt in this process, or mosquitto"
+    )
     p.set_defaults(func=cmd_broker)
 
+
+def _add_csc(sub: Subparsers) -> None:
     p = sub.add_parser("csc", help="run or list component services", description="Component services.")
-    csc_sub = p.add_subparsers(dest="csc_command", required=True, metavar="ACTION")
-    q = csc_sub.add_parser("run", help="run one component as this process", description="Run one component until Ctrl-C or exitControl.")
+    actions = p.add_subparsers(dest="csc_command", required=True, metavar="ACTION")
+    q = actions.add_parser("run", help="run one component", description="Run one component until Ctrl-C/exitControl.")
     q.add_argument("component", metavar="NAME[:INDEX]", help="component, e.g. Test:1")
     q.add_argument("--simulate", action="store_true", help="use simulated hardware")
-    q.add_argument("--speed", type=float, default=1.0, help="clock speed factor (600 runs a 900 s warm-up in 1.5 s)")
-    q.add_argument("--state", choices=("standby", "disabled", "enabled"), default="standby", help="initial summary state")
+    q.add_argument("--speed", type=float, default=1.0, help="clock speed (600 runs a 900 s warm-up in 1.5 s)")
+    q.add_argument("--state", choices=("standby", "disabled", "enabled"), default="standby", help="initial state")
     q.add_argument("--override", default="", help="configuration override file for an initial start")
     q.add_argument("--config-dir", help="configuration root (default $OBSQ_CONFIG_DIR or deploy/config)")
     q.add_argument("--site", help="site name: reads _SITE.yaml (default $OBSQ_SITE)")
     q.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     _broker_options(q)
     q.set_defaults(func=cmd_csc_run)
-    q = csc_sub.add_parser("list", help="list known components", description="List the components with an interface.")
+    q = actions.add_parser("list", help="list known components", description="Components with an interface.")
     q.set_defaults(func=cmd_csc_list, sync=True)
 
-    p = sub.add_parser("status", help="table of every component on the bus", description="Summary state, heartbeat age, health and error code of every component seen.")
-    p.add_argument("--wait", type=float, default=1.2, help="seconds to listen before printing (default 1.2)")
+
+def _add_status(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "status", help="table of every component on the bus", description="State, heartbeat, health, error code."
+    )
+    p.add_argument("--wait", type=float, default=1.2, help="seconds to listen before printing (default %(default)s)")
     p.add_argument("--watch", action="store_true", help="refresh every second until Ctrl-C")
     _broker_options(p)
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("cmd", help="send a command and print its acks", description="Send a command; exit 0 on COMPLETE, 1 otherwise.")
+
+def _add_cmd(sub: Subparsers) -> None:
+    p = sub.add_parser("cmd", help="send a command, print its acks", description="Exit 0 on COMPLETE, 1 otherwise.")
     p.add_argument("component", metavar="NAME[:INDEX]")
     p.add_argument("command", help="command name, e.g. start, enable, takeImages")
     p.add_argument("fields", nargs="*", metavar="key=value", help="command fields, typed by the interface schema")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the final ack; INPROGRESS extends it")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to the final ack; INPROGRESS extends it")
     p.add_argument("--speed", type=float, default=1.0, help="clock speed of the component (scales the timeout)")
     _broker_options(p)
     p.set_defaults(func=cmd_cmd)
 
-    p = sub.add_parser("watch", help="follow events live", description="Print every message matching a topic filter.")
+
+def _add_watch(sub: Subparsers) -> None:
+    p = sub.add_parser("watch", help="follow events live", description="Print every message matching a filter.")
     p.add_argument("filter", nargs="?", help="MQTT topic filter (default ROOT/+/+/evt/+)")
     p.add_argument("--heartbeats", action="store_true", help="show heartbeat events too")
-    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (default: Ctrl-C)")
     _broker_options(p)
     p.set_defaults(func=cmd_watch)
 
+
+def _add_bench(sub: Subparsers) -> None:
     p = sub.add_parser("bench", help="benchmarks", description="Benchmarks a site can run against its own broker.")
-    bench_sub = p.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
-    q = bench_sub.add_parser("bus", help="command round trip and event throughput vs bare aiomqtt", description="Measure the framework's command round trip and event rate against bare aiomqtt, on Mosquitto and the embedded broker (or on --broker).")
-    q.add_argument("--count", type=int, default=2000, help="round trips per measurement (default 2000)")
-    q.add_argument("--events", type=int, default=5000, help="events per throughput measurement (default 5000)")
+    what = p.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
+    q = what.add_parser(
+        "bus",
+        help="command round trip and event rate vs bare aiomqtt",
+        description="Framework round trip and event rate against bare aiomqtt, on Mosquitto and the embedded "
+        "broker in one run (or only on --broker).",
+    )
+    q.add_argument("--count", type=int, default=2000, help="round trips per measurement (default %(default)s)")
+    q.add_argument("--events", type=int, default=5000, help="events per throughput run (default %(default)s)")
     q.add_argument("--json", dest="json_out", help="also write the results as JSON to this file")
     _broker_options(q)
     q.set_defaults(func=cmd_bench_bus)
 
-    p = sub.add_parser("demo", help="the single-machine demonstration (the README's main job)", description="Start the embedded broker and the Test component process, drive it through its states, print obsq status.")
+
+def _add_demo(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="single-machine demonstration (the README's main job)",
+        description="Embedded broker and the Test component process, driven through its states; obsq status.",
+    )
     _broker_options(p)
     p.set_defaults(func=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="obsq", description="Observatory control over MQTT.")
+    parser.add_argument("--version", action="version", version=f"obsq {__version__}")
+    sub = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+    for add in (_add_broker, _add_csc, _add_status, _add_cmd, _add_watch, _add_bench, _add_demo):
+        add(sub)
     return parser
 
 
@@ -441,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "sync", False):
             return int(args.func(args))
-        func: Callable[[argparse.Namespace], Awaitable[int]] = args.func
+        func: Callable[[argparse.Namespace], Coroutine[Any, Any, int]] = args.func
         return asyncio.run(func(args))
     except CliError as exc:
         print(f"obsq: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ a LoopClock whatever its speed; the same virtual time for a ManualClock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
@@ -51,6 +52,10 @@ class Clock(Protocol):
         """The clock for liveness and send stamps (real time for a scaled loop clock)."""
         ...
 
+    async def wait_for(self, awaitable: Awaitable[T], timeout_s: float) -> T:
+        """Await `awaitable`, raising TimeoutError after `timeout_s` of clock time."""
+        ...
+
 
 def utc_now_unix() -> float:
     """Wall-clock UTC, unix seconds (for file names and human-facing stamps)."""
@@ -68,7 +73,12 @@ def blocking_sleep(seconds: float) -> None:
 
 
 async def wait_for(clock: Clock, awaitable: Awaitable[T], timeout_s: float) -> T:
-    """Await `awaitable`, raising TimeoutError after `timeout_s` of clock time."""
+    """Await `awaitable`, raising TimeoutError after `timeout_s` of `clock` time."""
+    return await clock.wait_for(awaitable, timeout_s)
+
+
+async def _race_sleep(clock: Clock, awaitable: Awaitable[T], timeout_s: float) -> T:
+    """wait_for for clocks whose time the event loop does not know (ManualClock)."""
     task = asyncio.ensure_future(awaitable)
     timer = asyncio.ensure_future(clock.sleep(timeout_s))
     try:
@@ -81,10 +91,8 @@ async def wait_for(clock: Clock, awaitable: Awaitable[T], timeout_s: float) -> T
     if task in done:
         return task.result()
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
     raise TimeoutError(f"timed out after {timeout_s:g} s")
 
 
@@ -115,6 +123,13 @@ class LoopClock:
     def unscaled(self) -> LoopClock:
         return self._unscaled
 
+    async def wait_for(self, awaitable: Awaitable[T], timeout_s: float) -> T:
+        try:
+            async with asyncio.timeout(max(0.0, timeout_s) / self._speed):
+                return await awaitable
+        except TimeoutError:
+            raise TimeoutError(f"timed out after {timeout_s:g} s") from None
+
 
 class ManualClock:
     """Virtual time that moves only when a test calls `advance` (or `run_until_idle`)."""
@@ -137,6 +152,9 @@ class ManualClock:
 
     def unscaled(self) -> ManualClock:
         return self
+
+    async def wait_for(self, awaitable: Awaitable[T], timeout_s: float) -> T:
+        return await _race_sleep(self, awaitable, timeout_s)
 
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:

@@ -15,15 +15,13 @@ import logging
 import os
 import random
 import socket
-import traceback as tb
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
-
 from obsq.csc import __version__
 from obsq.csc.bus.base import Bus, Message
 from obsq.csc.clock import Clock, wait_for
@@ -96,11 +94,11 @@ class Command:
     seq_num: int
     identity: str
     origin: int
-    _csc: BaseCsc = field(repr=False)
+    _send_ack: Callable[[Command, AckCode, str, float], Awaitable[None]] = field(repr=False)
 
     async def in_progress(self, timeout_s: float, result: str = "") -> None:
         """Send INPROGRESS: the caller extends its deadline to `timeout_s` from now."""
-        await self._csc._send_ack(self, AckCode.INPROGRESS, result, timeout_s=timeout_s)
+        await self._send_ack(self, AckCode.INPROGRESS, result, timeout_s)
 
 
 CommandHandler = Callable[[Command], Awaitable[str | None]]
@@ -108,6 +106,8 @@ CommandHandler = Callable[[Command], Awaitable[str | None]]
 
 @dataclass(frozen=True)
 class CommandSpec:
+    """How a component runs one command: its handler, and whether it needs ENABLED or may overlap."""
+
     handler: CommandHandler
     require_enabled: bool
     concurrent: bool
@@ -174,7 +174,14 @@ class BaseCsc:
         for command in ("start", "enable", "disable", "standby", "exitControl"):
             self.register_command(command, self._do_transition, require_enabled=False)
         self.register_command("setLogLevel", self._do_set_log_level, require_enabled=False, concurrent=True)
-        bus.set_will(Message(self._topic(TopicKind.EVENT, "liveness"), self._liveness_payload(False, "gone: connection lost"), 1, True))
+        bus.set_will(
+            Message(
+                self._topic(TopicKind.EVENT, "liveness"),
+                self._liveness_payload(False, "gone: connection lost"),
+                1,
+                True,
+            )
+        )
 
     # -- public API ---------------------------------------------------------------------
 
@@ -215,7 +222,9 @@ class BaseCsc:
         self.interface.validate(TopicKind.EVENT, name, payload)
         self._events[name] = payload
         with contextlib.suppress(BusDisconnectedError):
-            await self.bus.publish(self._topic(TopicKind.EVENT, name), self._stamper.encode(payload), qos=1, retain=True)
+            await self.bus.publish(
+                self._topic(TopicKind.EVENT, name), self._stamper.encode(payload), qos=1, retain=True
+            )
 
     async def publish_telemetry(self, name: str, data: Mapping[str, Any]) -> None:
         """Publish a telemetry sample (QoS 0, not retained)."""
@@ -224,11 +233,11 @@ class BaseCsc:
         with contextlib.suppress(BusDisconnectedError):
             await self.bus.publish(self._topic(TopicKind.TELEMETRY, name), self._stamper.encode(payload), qos=0)
 
-    def create_task(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+    def create_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Run `coro` in this component's task group, named `{identity}.{name}`."""
         if self._tg is None:
             raise RuntimeError(f"{self.id} is not running")
-        task = self._tg.create_task(coro, name=f"{self.id}.{name}")  # type: ignore[arg-type]
+        task: asyncio.Task[Any] = self._tg.create_task(coro, name=f"{self.id}.{name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -242,7 +251,9 @@ class BaseCsc:
             if self._machine.fault() is None:
                 return
             self.log.critical("fault", error_code=code, report=report)
-            await self.publish_event("errorCode", {"errorCode": code, "errorReport": report, "traceback": traceback}, force=True)
+            await self.publish_event(
+                "errorCode", {"errorCode": code, "errorReport": report, "traceback": traceback}, force=True
+            )
             await self.publish_event("summaryState", {"summaryState": int(State.FAULT)})
             try:
                 await self.handle_summary_state()
@@ -253,13 +264,13 @@ class BaseCsc:
 
     # -- hooks for subclasses -----------------------------------------------------------
 
-    async def configure(self, config: dict[str, Any]) -> None:  # noqa: B027 — optional hook
+    async def configure(self, config: dict[str, Any]) -> None:
         """Apply a validated configuration (called by `start`, before the state changes)."""
 
-    async def before_transition(self, transition: Transition) -> None:  # noqa: B027
+    async def before_transition(self, transition: Transition) -> None:
         """Veto a state change by raising ExpectedError (e.g. refuse STANDBY while cooling down)."""
 
-    async def handle_summary_state(self) -> None:  # noqa: B027
+    async def handle_summary_state(self) -> None:
         """React to the new summary state (connect hardware, start or stop loops, make safe)."""
 
     # -- running ------------------------------------------------------------------------
@@ -313,7 +324,12 @@ class BaseCsc:
         await self.publish_event("liveness", {"alive": True, "reason": "running"}, force=True)
         await self.publish_event(
             "softwareVersions",
-            {"salVersion": "", "xmlVersion": "", "cscVersion": self.version, "subsystemVersions": f"obsq={__version__}"},
+            {
+                "salVersion": "",
+                "xmlVersion": "",
+                "cscVersion": self.version,
+                "subsystemVersions": f"obsq={__version__}",
+            },
         )
         await self.publish_event("simulationMode", {"mode": self.simulation_mode})
         await self.publish_event("logLevel", {"level": self._log_level, "subsystem": ""})
@@ -370,12 +386,14 @@ class BaseCsc:
             return
         key = (envelope.identity, envelope.origin, envelope.seq_num)
         if key in self._seen:
-            self.log.warning("duplicate_command_ignored", command=name, identity=envelope.identity, seq=envelope.seq_num)
+            self.log.warning(
+                "duplicate_command_ignored", command=name, identity=envelope.identity, seq=envelope.seq_num
+            )
             return
         self._seen[key] = None
         if len(self._seen) > _SEEN_COMMANDS:
             self._seen.popitem(last=False)
-        command = Command(name, envelope.data, envelope.seq_num, envelope.identity, envelope.origin, self)
+        command = Command(name, envelope.data, envelope.seq_num, envelope.identity, envelope.origin, self._send_ack)
         self.create_task(self._execute(command), f"cmd.{name}.{envelope.seq_num}")
 
     async def _execute(self, command: Command) -> None:
@@ -407,7 +425,7 @@ class BaseCsc:
             self.log.exception("command_error", command=command.name)
             await self._send_ack(command, AckCode.FAILED, f"Failed: {type(exc).__name__}: {exc}")
 
-    async def _send_ack(self, command: Command, ack: AckCode, result: str, *, timeout_s: float = 0.0) -> None:
+    async def _send_ack(self, command: Command, ack: AckCode, result: str, timeout_s: float = 0.0) -> None:
         data = {
             "ack": int(ack),
             "error": 0 if ack.is_good else 1,
@@ -561,7 +579,8 @@ class TopicReader:
         except TimeoutError:
             raise TimeoutError(f"no {self.name} sample within {timeout_s:g} s") from None
 
-    def _receive(self, envelope: Envelope) -> None:
+    def receive(self, envelope: Envelope) -> None:
+        """Called by the Remote for each decoded, validated sample."""
         latest = self._latest
         if latest is not None and (latest.identity, latest.origin, latest.seq_num) == (
             envelope.identity,
@@ -614,7 +633,9 @@ class Remote:
         self.bus.add_connection_listener(self._on_connection)
         kinds = [TopicKind.ACK, TopicKind.EVENT] + ([TopicKind.TELEMETRY] if self._want_telemetry else [])
         for kind in kinds:
-            self._subscriptions.append(await self.bus.subscribe(component_filter(self.root, self.id, kind), self._on_message))
+            self._subscriptions.append(
+                await self.bus.subscribe(component_filter(self.root, self.id, kind), self._on_message)
+            )
 
     async def close(self) -> None:
         for subscription in self._subscriptions:
@@ -676,7 +697,7 @@ class Remote:
             except BusDisconnectedError as exc:
                 ack = Ack.synthesized(name, seq, AckCode.NOACK, str(exc))
                 raise CommandLinkLostError(f"{self.id} {name} not sent: {exc}", ack) from exc
-            return await self._wait_ack(name, seq, queue, timeout_s, wait_done, on_ack)
+            return await self._wait_ack(name, seq, queue, timeout_s=timeout_s, wait_done=wait_done, on_ack=on_ack)
         finally:
             self._pending.pop(seq, None)
 
@@ -685,6 +706,7 @@ class Remote:
         name: str,
         seq: int,
         queue: asyncio.Queue[Ack | object],
+        *,
         timeout_s: float,
         wait_done: bool,
         on_ack: Callable[[Ack], None] | None,
@@ -741,10 +763,16 @@ class Remote:
             if queue is None or data["identity"] != self.identity or data.get("origin", 0) != self._stamper.origin:
                 return
             queue.put_nowait(
-                Ack(data.get("command", ""), envelope.seq_num, AckCode(data["ack"]), data.get("result", ""), data.get("timeout", 0.0))
+                Ack(
+                    data.get("command", ""),
+                    envelope.seq_num,
+                    AckCode(data["ack"]),
+                    data.get("result", ""),
+                    data.get("timeout", 0.0),
+                )
             )
             return
         reader = self._readers.get((topic.kind, topic.name))
         if reader is None:
             reader = self._reader(topic.kind, topic.name)
-        reader._receive(envelope)
+        reader.receive(envelope)

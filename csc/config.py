@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from obsq.csc.core.errors import ConfigurationError, ValidationError
 from obsq.csc.core.interface import ComponentInterface, with_defaults
 
@@ -89,7 +88,9 @@ def load_configuration(
         paths += [p for p in (folder / "_init.yaml", folder / f"_{site}.yaml" if site else None) if p and p.is_file()]
     if override:
         if override.startswith("_") or "/" in override:
-            raise ConfigurationError(f"{name} configuration override {override!r} must be a plain file name not starting with '_'")
+            raise ConfigurationError(
+                f"{name} configuration override {override!r} must be a plain file name not starting with '_'"
+            )
         if folder is None or not (folder / override).is_file():
             where = folder if folder is not None else "(no configuration directory)"
             raise ConfigurationError(f"{name} configuration override {override!r} not found in {where}")

@@ -8,7 +8,6 @@ from importlib import resources
 from typing import Any
 
 import jsonschema
-
 from obsq.csc.core.errors import ValidationError
 from obsq.csc.core.interface import ComponentInterface, describe_error
 
@@ -27,9 +26,7 @@ def interface_names() -> list[str]:
     """Names of every component with an interface file."""
     folder = resources.files("obsq.schemas").joinpath("interfaces")
     return sorted(
-        p.name.removesuffix(".json")
-        for p in folder.iterdir()
-        if p.name.endswith(".json") and p.name != "generics.json"
+        p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json") and p.name != "generics.json"
     )
 
 
@@ -44,9 +41,7 @@ def check_interface_file(data: Any, filename: str) -> None:
 def load_interface(name: str) -> ComponentInterface:
     """The interface of component `name`, generic topics included."""
     if name not in interface_names():
-        raise ValidationError(
-            f"no interface for component {name!r}; known: {', '.join(interface_names())}"
-        )
+        raise ValidationError(f"no interface for component {name!r}; known: {', '.join(interface_names())}")
     generics = _read_json("interfaces", "generics.json")
     spec = _read_json("interfaces", f"{name}.json")
     check_interface_file(generics, "generics.json")

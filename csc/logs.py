@@ -24,7 +24,7 @@ LEVELS = {
 }
 
 EventDict = MutableMapping[str, Any]
-Sink = Callable[[int, EventDict], None]
+Sink = Callable[[int, dict[str, Any]], None]
 
 
 def make_component_logger(
@@ -61,7 +61,5 @@ def make_component_logger(
 
 def format_message(event: EventDict) -> str:
     """One line for a logMessage: the event name and its fields as key=value."""
-    fields = " ".join(
-        f"{k}={v}" for k, v in event.items() if k not in ("event", "level", "component", "exception")
-    )
+    fields = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("event", "level", "component", "exception"))
     return f"{event.get('event', '')} {fields}".strip()

@@ -51,9 +51,11 @@ async def _go_to(csc: BaseCsc, remote: Remote, state: State) -> None:
 
 
 async def check_state_conformance(csc: BaseCsc, remote: Remote) -> list[tuple[State, str, str]]:
-    """Every (state, command) pair: allowed ones complete and move the state as the table
-    says; refused ones FAIL and leave the state unchanged; component commands FAIL outside
-    ENABLED. Ends by sending exitControl from STANDBY, which stops the component.
+    """Check every (summary state, command) pair of a running component over the bus.
+
+    Allowed transitions complete and move the state as the table says; refused ones FAIL
+    and leave the state unchanged; the component's own commands FAIL outside ENABLED.
+    Ends by sending exitControl from STANDBY, which stops the component.
 
     Returns the (state, command, outcome) triples checked, for the test's own assertions.
     """
@@ -72,7 +74,9 @@ async def check_state_conformance(csc: BaseCsc, remote: Remote) -> list[tuple[St
                     await remote.command(command, timeout_s=10)
                 except AckError as exc:
                     if exc.ack.ack != AckCode.FAILED or "not allowed" not in exc.ack.result:
-                        raise AssertionError(f"{command} in {state.name}: expected a FAILED 'not allowed', got {exc}") from exc
+                        raise AssertionError(
+                            f"{command} in {state.name}: expected a FAILED 'not allowed', got {exc}"
+                        ) from exc
                 else:
                     raise AssertionError(f"{command} in {state.name} should have failed")
                 if csc.summary_state != state:
@@ -154,7 +158,8 @@ class _Collector:
 async def check_bus_conformance(make_bus: BusFactory, kill: Callable[[Bus], Awaitable[None]]) -> list[str]:
     """Run the Bus contract against fresh clients from `make_bus(client_id)`.
 
-    `make_bus(client_id, will)` returns a started client; `kill(bus)` must end a client abruptly (so the broker publishes its will).
+    `make_bus(client_id, will)` returns a started client; `kill(bus)` must end a client
+    abruptly, so that the broker publishes its will.
     Returns the names of the checks that passed.
     """
     root = unique_root("busconf")

@@ -12,7 +12,6 @@ import asyncio
 import itertools
 
 import structlog
-
 from obsq.csc.bus.base import ConnectionListener, Handler, Message, Subscription
 from obsq.csc.core.errors import BusDisconnectedError
 from obsq.csc.core.topics import TopicRouter, check_filter, filter_matches
@@ -32,10 +31,10 @@ class MemoryBroker:
     def client(self, client_id: str | None = None) -> MemoryBus:
         return MemoryBus(self, client_id or f"memory-{next(_ids)}")
 
-    def _attach(self, client: MemoryBus) -> None:
+    def attach(self, client: MemoryBus) -> None:
         self._clients.append(client)
 
-    def _detach(self, client: MemoryBus) -> None:
+    def detach(self, client: MemoryBus) -> None:
         if client in self._clients:
             self._clients.remove(client)
 
@@ -46,7 +45,7 @@ class MemoryBroker:
             else:
                 self.retained.pop(message.topic, None)
         for client in list(self._clients):
-            client._deliver(Message(message.topic, message.payload, message.qos, retain=False))
+            client.deliver(Message(message.topic, message.payload, message.qos, retain=False))
 
 
 class MemoryBus:
@@ -127,7 +126,7 @@ class MemoryBus:
         if self._connected:
             return
         self._connected = True
-        self._broker._attach(self)
+        self._broker.attach(self)
         for topic_filter, handler in list(self._router.items()):
             self._send_retained(topic_filter, handler)
         for listener in list(self._listeners):
@@ -137,7 +136,7 @@ class MemoryBus:
         if not self._connected:
             return
         self._connected = False
-        self._broker._detach(self)
+        self._broker.detach(self)
         if publish_will and self._will is not None:
             self._broker.route(self._will)
         for listener in list(self._listeners):
@@ -150,7 +149,8 @@ class MemoryBus:
                 retained = Message(message.topic, message.payload, message.qos, retain=True)
                 loop.call_soon(self._call, handler, retained)
 
-    def _deliver(self, message: Message) -> None:
+    def deliver(self, message: Message) -> None:
+        """Called by the broker: schedule `message` for every matching handler."""
         handlers = list(self._router.match(message.topic))
         if handlers:
             loop = asyncio.get_running_loop()

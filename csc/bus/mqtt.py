@@ -29,7 +29,6 @@ from collections.abc import Callable
 
 import aiomqtt
 import structlog
-
 from obsq.csc.bus.base import ConnectionListener, Handler, Message, Subscription
 from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import Clock, LoopClock, perf_counter, wait_for
@@ -130,7 +129,7 @@ class MqttBus:
         if client is not None:
             # aiomqtt 2.x has no public way to abort; paho's socket() is public on its client
             sock = client._client.socket()  # noqa: SLF001 — the one adapter module may reach into aiomqtt
-            if sock is not None:
+            if isinstance(sock, socket.socket):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
         await self.close()
@@ -219,10 +218,7 @@ class MqttBus:
 
     def _dispatch(self, message: aiomqtt.Message) -> None:
         topic = message.topic.value
-        payload = message.payload
-        if not isinstance(payload, bytes | bytearray):
-            payload = str(payload).encode() if payload is not None else b""
-        msg = Message(topic, bytes(payload), message.qos, message.retain)
+        msg = Message(topic, bytes(message.payload), message.qos, message.retain)
         for handler in list(self._router.match(topic)):
             key = (id(handler), topic, msg.payload)
             if key in self._recent:
@@ -249,7 +245,9 @@ async def bare_echo_responder(url: BrokerUrl, request_topic: str, reply_topic: s
             await client.publish(reply_topic, message.payload, qos=1)
 
 
-async def bare_round_trips(url: BrokerUrl, request_topic: str, reply_topic: str, count: int, warmup: int) -> list[float]:
+async def bare_round_trips(
+    url: BrokerUrl, request_topic: str, reply_topic: str, count: int, warmup: int
+) -> list[float]:
     """Round-trip times (s) of `count` request/reply pairs through a bare_echo_responder."""
     times: list[float] = []
     async with aiomqtt.Client(**_client_kwargs(url)) as client:  # type: ignore[arg-type]

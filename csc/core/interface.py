@@ -14,8 +14,8 @@ from typing import Any
 
 import jsonschema
 import jsonschema.exceptions
-
 from obsq.csc.core.errors import ValidationError
+from obsq.csc.core.fastcheck import Check, compile_check
 from obsq.csc.core.topics import TopicKind
 
 _KIND_SECTIONS = {
@@ -29,11 +29,12 @@ def describe_error(what: str, error: jsonschema.exceptions.ValidationError) -> s
     """One line naming the thing, the field and the rule that `error` reports."""
     path = "/".join(str(p) for p in error.absolute_path)
     if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [p for p in error.validator_value if p not in error.instance]
+        required = error.validator_value if isinstance(error.validator_value, list) else []
+        missing = [p for p in required if p not in error.instance]
         where = f"field {'/'.join([path, missing[0]]).lstrip('/')!r}" if missing else "payload"
         return f"{what}: {where} is required (rule: required)"
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
+        allowed = set(error.schema.get("properties", {})) if isinstance(error.schema, Mapping) else set()
         extra = sorted(k for k in error.instance if k not in allowed)
         where = f"field {'/'.join([path, extra[0]]).lstrip('/')!r}" if extra else "payload"
         return f"{what}: {where} is not allowed (rule: additionalProperties)"
@@ -41,18 +42,33 @@ def describe_error(what: str, error: jsonschema.exceptions.ValidationError) -> s
     return f"{what}: {where}: {error.message} (rule: {error.validator})"
 
 
-def make_validator(schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
+@dataclass(frozen=True)
+class Validator:
+    """jsonschema's validator, with a compiled fast path for payloads that are valid."""
+
+    schema: Mapping[str, Any]
+    full: jsonschema.protocols.Validator
+    fast: Check | None
+
+    def validate(self, what: str, data: Any) -> None:
+        """Raise ValidationError naming the field and the rule of the most relevant error."""
+        if self.fast is not None and self.fast(data):
+            return
+        error = jsonschema.exceptions.best_match(self.full.iter_errors(data))
+        if error is not None:
+            raise ValidationError(describe_error(what, error))
+
+
+def make_validator(schema: Mapping[str, Any]) -> Validator:
     """A checked Draft 2020-12 validator (or the draft the schema declares)."""
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    cls.check_schema(schema)
-    return cls(schema)
+    cls.check_schema(dict(schema))
+    return Validator(schema, cls(dict(schema)), compile_check(schema))
 
 
-def validate(validator: jsonschema.protocols.Validator, what: str, data: Any) -> None:
+def validate(validator: Validator, what: str, data: Any) -> None:
     """Raise ValidationError naming the field and the rule of the most relevant error."""
-    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
-    if error is not None:
-        raise ValidationError(describe_error(what, error))
+    validator.validate(what, data)
 
 
 def with_defaults(schema: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,7 +95,7 @@ class TopicSpec:
     name: str
     description: str
     schema: Mapping[str, Any]
-    validator: jsonschema.protocols.Validator
+    validator: Validator
 
 
 class ComponentInterface:
@@ -101,9 +117,7 @@ class ComponentInterface:
                     if name in topics:
                         raise ValueError(f"interface {self.name}: {section} {name!r} defined twice")
                     schema = topic.get("schema", {"type": "object", "additionalProperties": False})
-                    topics[name] = TopicSpec(
-                        kind, name, topic.get("description", ""), schema, make_validator(schema)
-                    )
+                    topics[name] = TopicSpec(kind, name, topic.get("description", ""), schema, make_validator(schema))
             self._topics[kind] = topics
         ack_schema = generics["ackcmd"]["schema"]
         self.ack = TopicSpec(TopicKind.ACK, "", "command acknowledgement", ack_schema, make_validator(ack_schema))

@@ -57,7 +57,7 @@ class SummaryStateMachine:
     def __init__(self, initial: State = State.STANDBY) -> None:
         if initial in (State.FAULT, State.OFFLINE):
             raise ValueError(f"initial state must not be {initial.name}")
-        self._state = initial
+        self._state: State = initial
 
     @property
     def state(self) -> State:
@@ -70,9 +70,7 @@ class SummaryStateMachine:
         try:
             return TRANSITIONS[(self._state, command)]
         except KeyError:
-            raise StateTransitionError(
-                f"{command} not allowed in state {self._state.name}"
-            ) from None
+            raise StateTransitionError(f"{command} not allowed in state {self._state.name}") from None
 
     def handle(self, command: str) -> Transition:
         """Apply a transition command; raise StateTransitionError if the table forbids it."""

@@ -20,6 +20,8 @@ WATCHED_EVENTS = ("summaryState", "heartbeat", "errorCode", "liveness")
 
 @dataclass
 class ComponentStatus:
+    """What has been seen of one component."""
+
     id: ComponentId
     state: State | None = None
     heartbeat_tai: float | None = None
@@ -32,6 +34,8 @@ class ComponentStatus:
 
 @dataclass(frozen=True)
 class StatusRow:
+    """One line of the status table."""
+
     component: str
     state: str
     heartbeat_age_s: float | None
@@ -41,6 +45,8 @@ class StatusRow:
 
 @dataclass
 class StatusBoard:
+    """Every component seen, fed by `observe`, read by `rows`."""
+
     stale_after_s: float = STALE_AFTER_S
     components: dict[ComponentId, ComponentStatus] = field(default_factory=dict)
 
@@ -78,7 +84,9 @@ class StatusBoard:
             age = None if status.heartbeat_tai is None else max(0.0, now_tai - status.heartbeat_tai)
             error = f"{status.error_code}: {status.error_report}" if status.error_code else ""
             rows.append(
-                StatusRow(str(cid), status.state.name if status.state else "?", age, self.health(status, now_tai), error)
+                StatusRow(
+                    str(cid), status.state.name if status.state else "?", age, self.health(status, now_tai), error
+                )
             )
         return rows
 
@@ -87,7 +95,13 @@ def format_table(rows: list[StatusRow]) -> str:
     """The rows as a plain-text table."""
     header = ("COMPONENT", "STATE", "HEARTBEAT", "HEALTH", "ERROR")
     lines = [
-        (r.component, r.state, "-" if r.heartbeat_age_s is None else f"{r.heartbeat_age_s:.1f} s ago", r.health, r.error)
+        (
+            r.component,
+            r.state,
+            "-" if r.heartbeat_age_s is None else f"{r.heartbeat_age_s:.1f} s ago",
+            r.health,
+            r.error,
+        )
         for r in rows
     ]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=False)]

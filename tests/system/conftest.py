@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-
 from obsq.csc.bus import BrokerUrl, Message
 from obsq.csc.bus.base import Bus
 from obsq.csc.bus.brokers import MosquittoProcess, free_port, mosquitto_path, port_open
@@ -127,13 +126,21 @@ class ComponentProcess:
 
     def __init__(self, component: str, url: str, root: str, *extra: str, log: Path | None = None) -> None:
         self.log_path = log
-        out = log.open("wb") if log else subprocess.DEVNULL
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "obsq.csc.cli", "csc", "run", component, "--broker", url, "--root", root, *extra],
-            stdout=out,
-            stderr=out,
-            stdin=subprocess.DEVNULL,
-        )
+        command = [
+            sys.executable,
+            "-m",
+            "obsq.csc.cli",
+            "csc",
+            "run",
+            component,
+            "--broker",
+            url,
+            "--root",
+            root,
+            *extra,
+        ]
+        with log.open("wb") if log else open(os.devnull, "wb") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
 
     @property
     def pid(self) -> int:

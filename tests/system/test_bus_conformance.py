@@ -15,4 +15,6 @@ async def test_mqtt_bus_conformance(bus_factory: Callable[..., Awaitable[Bus]]) 
         await bus.abort()
 
     passed = await check_bus_conformance(bus_factory, kill)
-    assert "will" in passed and "retained" in passed and len(passed) == 7
+    assert "will" in passed
+    assert "retained" in passed
+    assert len(passed) == 7

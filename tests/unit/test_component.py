@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from obsq.csc.bus import MemoryBroker, MemoryBus
 from obsq.csc.clock import ManualClock
 from obsq.csc.component import AckError, AckTimeoutError, CommandLinkLostError, Remote
@@ -76,7 +75,8 @@ async def test_start_applies_site_files_and_override(rig: Rig) -> None:
     applied = await rig.remote.event("configurationApplied").aget(timeout_s=1)
     assert applied["configurations"] == "_init.yaml,fast.yaml"
     assert applied["schemaVersion"] == "v1"
-    assert rig.csc.scalars["string0"] == "from-init" and rig.csc.scalars["int0"] == 7
+    assert rig.csc.scalars["string0"] == "from-init"
+    assert rig.csc.scalars["int0"] == 7
     assert rig.csc.telemetry_interval_s == 0.5
 
 
@@ -126,7 +126,8 @@ async def test_wait_done_false_returns_in_progress(rig: Rig) -> None:
     await rig.remote.command("start")
     await rig.remote.command("enable")
     ack = await rig.remote.command("wait", {"duration": 10}, wait_done=False)
-    assert ack.ack == AckCode.INPROGRESS and ack.timeout_s == 10
+    assert ack.ack == AckCode.INPROGRESS
+    assert ack.timeout_s == 10
     await rig.clock.advance(10)
 
 
@@ -226,7 +227,8 @@ async def test_set_log_level_filters_log_messages(rig: Rig) -> None:
     await rig.remote.command("setLogLevel", {"level": 20})
     await rig.remote.command("enable")
     message = await reader.next(flush=False, timeout_s=1)
-    assert "state_changed" in message["message"] and "new=ENABLED" in message["message"]
+    assert "state_changed" in message["message"]
+    assert "new=ENABLED" in message["message"]
 
 
 async def test_heartbeat_every_second_and_will_on_kill(rig: Rig) -> None:

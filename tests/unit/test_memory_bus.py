@@ -23,7 +23,15 @@ async def test_memory_bus_conformance() -> None:
         bus.kill()
 
     passed = await check_bus_conformance(make_bus, kill)
-    assert passed == ["routing", "ordering", "retained", "unsubscribe", "handler_errors", "will", "publish_disconnected"]
+    assert passed == [
+        "routing",
+        "ordering",
+        "retained",
+        "unsubscribe",
+        "handler_errors",
+        "will",
+        "publish_disconnected",
+    ]
 
 
 async def test_reconnect_resubscribes_and_tells_listeners() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-
 from obsq.csc.core.errors import StateTransitionError
 from obsq.csc.core.states import TRANSITION_COMMANDS, State, SummaryStateMachine, command_path
 
@@ -48,7 +47,11 @@ def test_every_state_command_pair(state: State, command: str) -> None:
 
 def test_values_are_sals() -> None:
     assert [(s.name, s.value) for s in State] == [
-        ("DISABLED", 1), ("ENABLED", 2), ("FAULT", 3), ("OFFLINE", 4), ("STANDBY", 5)
+        ("DISABLED", 1),
+        ("ENABLED", 2),
+        ("FAULT", 3),
+        ("OFFLINE", 4),
+        ("STANDBY", 5),
     ]
 
 

@@ -1,0 +1,231 @@
+"""`obsq bench bus`: the framework's command round trip and event rate against bare aiomqtt.
+
+Each broker (Mosquitto started here if installed, and the embedded amqtt broker in its own
+process; or only the `--broker` given) is measured in one run, so the ratios compare
+numbers taken on the same machine at the same time:
+
+- round trip: bare = a request published at QoS 1 to a responder process that publishes it
+  back; obsq = `Remote.command("setLogLevel")` to a Test component process until COMPLETE
+  (encode, schema validation on both sides, ack routing — a command whose handler does
+  nothing, so what is measured is the framework);
+- sequential commands per second: the same obsq commands back to back;
+- event rate: one client publishing 200-byte QoS 1 retained messages awaiting each,
+  counted at a subscriber; obsq = `BaseCsc.publish_event` (validated, stamped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from obsq.csc.bus.brokers import MosquittoProcess, free_port, mosquitto_path, wait_port
+from obsq.csc.bus.mqtt import MqttBus, bare_echo_responder, bare_publish_rate, bare_round_trips
+from obsq.csc.bus.url import BrokerUrl
+from obsq.csc.clock import LoopClock, perf_counter, wait_for
+from obsq.csc.component import Remote
+from obsq.csc.testcsc import TestCsc
+
+CLOCK = LoopClock()
+
+
+@dataclass
+class BusFigures:
+    """One broker's results; times in milliseconds, rates per second."""
+
+    broker: str
+    bare_p50_ms: float
+    bare_p99_ms: float
+    obsq_p50_ms: float
+    obsq_p99_ms: float
+    obsq_commands_per_s: float
+    bare_events_per_s: float
+    obsq_events_per_s: float
+
+    @property
+    def p50_ratio(self) -> float:
+        return self.obsq_p50_ms / self.bare_p50_ms
+
+    @property
+    def event_ratio(self) -> float:
+        return self.obsq_events_per_s / self.bare_events_per_s
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def _child(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", *args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+
+
+@contextlib.asynccontextmanager
+async def _running(process: asyncio.subprocess.Process, ready_line: bytes | None) -> AsyncIterator[None]:
+    try:
+        if ready_line is not None and process.stdout is not None:
+            line = await wait_for(CLOCK, process.stdout.readline(), 30)
+            if ready_line not in line:
+                raise RuntimeError(f"benchmark peer did not start: {line!r}")
+        yield
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+
+
+async def _bare_round_trip(url: BrokerUrl, root: str, count: int) -> list[float]:
+    request, reply = f"{root}/bare/request", f"{root}/bare/reply"
+    peer = await _child("obsq.csc.bench", "responder", str(url), request, reply)
+    async with _running(peer, b"ready"):
+        return await bare_round_trips(url, request, reply, count, warmup=max(20, count // 10))
+
+
+async def _obsq_round_trip(url: BrokerUrl, root: str, count: int) -> tuple[list[float], float]:
+    peer = await _child(
+        "obsq.csc.cli", "csc", "run", "Test:1", "--broker", str(url), "--root", root, "--state", "enabled",
+        "--log-level", "warning",
+    )  # fmt: skip
+    async with _running(peer, None):
+        bus = MqttBus(url, clock=CLOCK)
+        await bus.start()
+        try:
+            async with Remote(bus, "Test:1", clock=CLOCK, root=root) as remote:
+                state = remote.event("summaryState")
+                while (await state.aget(timeout_s=30)).get("summaryState") != 2:
+                    await state.next(flush=True, timeout_s=30)
+                data = {"level": 30}
+                for _ in range(max(20, count // 10)):
+                    await remote.command("setLogLevel", data, timeout_s=10)
+                times = []
+                for _ in range(count):
+                    t0 = perf_counter()
+                    await remote.command("setLogLevel", data, timeout_s=10)
+                    times.append(perf_counter() - t0)
+                t0 = perf_counter()
+                for _ in range(count):
+                    await remote.command("setLogLevel", data, timeout_s=10)
+                rate = count / (perf_counter() - t0)
+        finally:
+            await bus.close()
+    return times, rate
+
+
+async def _obsq_event_rate(url: BrokerUrl, root: str, count: int) -> float:
+    publisher = MqttBus(url, clock=CLOCK)
+    subscriber = MqttBus(url, clock=CLOCK)
+    csc = TestCsc(index=1, bus=publisher, clock=CLOCK, root=root)
+    received = 0
+    done = asyncio.Event()
+
+    def on_event(_: object) -> None:
+        nonlocal received
+        received += 1
+        if received >= count:
+            done.set()
+
+    await publisher.start()
+    await subscriber.start()
+    try:
+        await subscriber.subscribe(f"{root}/Test/1/evt/scalars", on_event)
+        data = {"int0": 0, "double0": 1.5, "string0": "x" * 100, "boolean0": True}
+        t0 = perf_counter()
+        for i in range(count):
+            data["int0"] = i
+            await csc.publish_event("scalars", data, force=True)
+        with contextlib.suppress(TimeoutError):
+            await wait_for(CLOCK, done.wait(), 30)
+        return received / (perf_counter() - t0)
+    finally:
+        await publisher.close()
+        await subscriber.close()
+
+
+async def measure_broker(name: str, url: BrokerUrl, count: int, events: int) -> BusFigures:
+    root = f"bench-{os.getpid()}-{name}"
+    bare = await _bare_round_trip(url, root, count)
+    obsq, rate = await _obsq_round_trip(url, root, count)
+    bare_events = await bare_publish_rate(url, f"{root}/bare/events", events, qos=1, retain=True)
+    obsq_events = await _obsq_event_rate(url, root, events)
+    return BusFigures(
+        broker=name,
+        bare_p50_ms=statistics.median(bare) * 1e3,
+        bare_p99_ms=_percentile(bare, 0.99) * 1e3,
+        obsq_p50_ms=statistics.median(obsq) * 1e3,
+        obsq_p99_ms=_percentile(obsq, 0.99) * 1e3,
+        obsq_commands_per_s=rate,
+        bare_events_per_s=bare_events,
+        obsq_events_per_s=obsq_events,
+    )
+
+
+def format_figures(figures: list[BusFigures]) -> str:
+    lines = [
+        "broker      measurement                    bare aiomqtt        obsq   obsq/bare  target",
+    ]
+    for f in figures:
+        rows = [
+            ("round trip p50 (ms)", f.bare_p50_ms, f.obsq_p50_ms, f.p50_ratio, "<= 1.3x"),
+            ("round trip p99 (ms)", f.bare_p99_ms, f.obsq_p99_ms, f.obsq_p99_ms / f.bare_p99_ms, "<= 4 ms"),
+            ("sequential commands/s", None, f.obsq_commands_per_s, None, ">= 500/s"),
+            ("events/s (QoS 1, retained)", f.bare_events_per_s, f.obsq_events_per_s, f.event_ratio, ">= 0.8x"),
+        ]
+        for label, bare, obsq, ratio, target in rows:
+            bare_text = "" if bare is None else f"{bare:12.2f}"
+            ratio_text = "" if ratio is None else f"{ratio:9.2f}"
+            lines.append(f"{f.broker:<11} {label:<28} {bare_text:>12} {obsq:11.2f} {ratio_text:>10}  {target}")
+    return "\n".join(lines)
+
+
+async def _embedded_process() -> tuple[asyncio.subprocess.Process, BrokerUrl]:
+    port = free_port()
+    process = await _child("obsq.csc.cli", "broker", "--port", str(port))
+    await wait_port("127.0.0.1", port, 30)
+    return process, BrokerUrl.parse(f"mqtt://127.0.0.1:{port}")
+
+
+async def run_bus_benchmark(args: argparse.Namespace) -> int:
+    """The `obsq bench bus` command."""
+    figures: list[BusFigures] = []
+    if args.broker:
+        url = BrokerUrl.parse(args.broker, ca_file=args.ca_file)
+        figures.append(await measure_broker("given", url, args.count, args.events))
+    else:
+        if mosquitto_path() is not None:
+            with MosquittoProcess() as mosquitto:
+                url = BrokerUrl.parse(mosquitto.url)
+                figures.append(await measure_broker("mosquitto", url, args.count, args.events))
+        else:
+            print("mosquitto not installed: measuring the embedded broker only", file=sys.stderr)
+        process, url = await _embedded_process()
+        async with _running(process, None):
+            figures.append(await measure_broker("embedded", url, args.count, args.events))
+    print(format_figures(figures))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps([asdict(f) for f in figures], indent=2))
+    return 0
+
+
+def _responder_main(url: str, request: str, reply: str) -> None:
+    def ready() -> None:
+        print("ready", flush=True)
+
+    asyncio.run(bare_echo_responder(BrokerUrl.parse(url), request, reply, ready))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "responder":
+        with contextlib.suppress(KeyboardInterrupt):
+            _responder_main(*sys.argv[2:5])
+    else:
+        sys.exit("usage: python -m obsq.csc.bench responder URL REQUEST_TOPIC REPLY_TOPIC")

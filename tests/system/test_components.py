@@ -1,0 +1,197 @@
+"""Components as real processes over real brokers: CLI, liveness, broker restart, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from obsq.csc.bus import BrokerUrl
+from obsq.csc.bus.brokers import MosquittoProcess
+from obsq.csc.bus.mqtt import MqttBus
+from obsq.csc.cli import collect_status
+from obsq.csc.clock import LoopClock, perf_counter, wait_for
+from obsq.csc.component import AckError, CommandLinkLostError, Remote
+from obsq.csc.core.acks import AckCode
+from obsq.csc.core.states import State
+from obsq.csc.core.status import StatusBoard
+from obsq.csc.testing import wait_state
+
+from .conftest import ComponentProcess, run_cli
+
+pytestmark = pytest.mark.system
+
+CLOCK = LoopClock()
+
+
+@asynccontextmanager
+async def remote_on(url: str, root: str, component: str = "Test:1") -> AsyncIterator[Remote]:
+    bus = MqttBus(BrokerUrl.parse(url), clock=CLOCK)
+    await bus.start()
+    try:
+        async with Remote(bus, component, clock=CLOCK, root=root) as remote:
+            yield remote
+    finally:
+        await bus.close()
+
+
+@asynccontextmanager
+async def component(url: str, root: str, tmp_path: Path, *extra: str) -> AsyncIterator[ComponentProcess]:
+    process = ComponentProcess("Test:1", url, root, *extra, log=tmp_path / "Test-1.log")
+    try:
+        yield process
+    finally:
+        process.close()
+
+
+async def wait_alive(remote: Remote, timeout_s: float = 20.0) -> None:
+    async def poll() -> None:
+        reader = remote.event("liveness")
+        while (reader.get() or {}).get("alive") is not True:
+            await reader.next(flush=False, timeout_s=timeout_s)
+
+    await wait_for(CLOCK, poll(), timeout_s)
+
+
+async def time_until(condition: object, timeout_s: float) -> float:
+    """Seconds until `condition()` is true (polled every 10 ms)."""
+    assert callable(condition)
+    t0 = perf_counter()
+    while not condition():
+        if perf_counter() - t0 > timeout_s:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await CLOCK.sleep(0.01)
+    return perf_counter() - t0
+
+
+async def test_cli_commands_a_component(broker_url: str, root: str, tmp_path: Path) -> None:
+    async with component(broker_url, root, tmp_path), remote_on(broker_url, root) as remote:
+        await wait_alive(remote)
+        common = ("--broker", broker_url, "--root", root)
+        result = await asyncio.to_thread(run_cli, "cmd", "Test:1", "start", *common)
+        assert result.returncode == 0, result.stderr
+        assert "Test:1 start: COMPLETE Done" in result.stdout
+        result = await asyncio.to_thread(run_cli, "cmd", "Test:1", "wait", "duration=0.2", *common)
+        assert result.returncode == 1
+        assert "FAILED Failed: wait not allowed in state DISABLED" in result.stdout
+        assert (await asyncio.to_thread(run_cli, "cmd", "Test:1", "enable", *common)).returncode == 0
+        result = await asyncio.to_thread(run_cli, "cmd", "Test:1", "wait", "duration=0.3", *common)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [
+            "Test:1 wait: INPROGRESS waiting 0.3 s timeout=0.3s",
+            "Test:1 wait: COMPLETE waited 0.3 s",
+        ]
+        bad = await asyncio.to_thread(run_cli, "cmd", "Test:1", "wait", "duration=soon", *common)
+        assert bad.returncode == 2
+        assert "field 'duration': 'soon' is not a valid number" in bad.stderr
+        bad = await asyncio.to_thread(run_cli, "cmd", "Test:1", "fly", *common)
+        assert bad.returncode == 2
+        assert "Test has no command 'fly'" in bad.stderr
+        bad = await asyncio.to_thread(run_cli, "cmd", "Nope:1", "start", *common)
+        assert bad.returncode == 2
+        assert "unknown component 'Nope'" in bad.stderr
+        status = await asyncio.to_thread(run_cli, "status", *common)
+        assert status.returncode == 0
+        row = next(line for line in status.stdout.splitlines() if line.startswith("Test:1"))
+        assert "ENABLED" in row
+        assert "alive" in row
+
+
+async def test_sigkill_is_reported_gone_within_2s(broker_url: str, root: str, tmp_path: Path) -> None:
+    board = StatusBoard()
+    async with component(broker_url, root, tmp_path) as process, remote_on(broker_url, root) as remote:
+        await wait_alive(remote)
+        await collect_status(remote.bus, root, board, CLOCK)  # type: ignore[arg-type]
+        await time_until(lambda: any(r.health == "alive" for r in board.rows(CLOCK.tai())), 5)
+        os.kill(process.pid, signal.SIGKILL)
+        elapsed = await time_until(lambda: board.rows(CLOCK.tai())[0].health.startswith("gone"), 2.0)
+        assert elapsed < 2.0
+        status = await asyncio.to_thread(run_cli, "status", "--broker", broker_url, "--root", root, "--wait", "0.5")
+        assert "gone (gone: connection lost)" in status.stdout
+
+
+async def test_hung_component_is_reported_within_5s(broker_url: str, root: str, tmp_path: Path) -> None:
+    board = StatusBoard()
+    async with component(broker_url, root, tmp_path) as process, remote_on(broker_url, root) as remote:
+        await wait_alive(remote)
+        await collect_status(remote.bus, root, board, CLOCK)  # type: ignore[arg-type]
+        await time_until(lambda: any(r.health == "alive" for r in board.rows(CLOCK.tai())), 5)
+        os.kill(process.pid, signal.SIGSTOP)
+        try:
+            elapsed = await time_until(lambda: board.rows(CLOCK.tai())[0].health != "alive", 5.0)
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+        assert elapsed < 5.0
+        # stale heartbeats (3 s) are seen before the broker's keep-alive gives up (1.5 x 5 s)
+        assert board.rows(CLOCK.tai())[0].health == "not responding"
+
+
+async def test_broker_restart(own_mosquitto: MosquittoProcess, root: str, tmp_path: Path) -> None:
+    url = own_mosquitto.url
+    async with component(url, root, tmp_path), remote_on(url, root) as remote:
+        await wait_alive(remote)
+        await remote.command("start", timeout_s=10)
+        await remote.command("enable", timeout_s=10)
+        in_flight = asyncio.create_task(remote.command("wait", {"duration": 60}, timeout_s=10))
+        await remote.event("logMessage").aget(timeout_s=5)
+        await CLOCK.sleep(0.2)
+        own_mosquitto.stop()
+        t0 = perf_counter()
+        with pytest.raises(CommandLinkLostError, match="connection to the broker lost"):
+            await in_flight
+        assert perf_counter() - t0 < 1.0  # fails fast, not after its timeout
+        own_mosquitto.start()
+        t_up = perf_counter()
+        # the component reconnects and republishes its retained state for late joiners
+        async with remote_on(url, root) as late:
+            await wait_for(CLOCK, late.event("summaryState").aget(timeout_s=5), 5)
+            assert late.event("summaryState").get() == {"summaryState": int(State.ENABLED)}
+            assert (await late.event("liveness").aget(timeout_s=5))["alive"] is True
+        # the old remote's bus reconnects and resubscribes; a new command completes once
+        await time_until(lambda: remote.bus.connected, 5)
+        scalars = remote.event("scalars")
+        ack = await remote.command("setScalars", {"int0": 7}, timeout_s=5)
+        assert ack.ack == AckCode.COMPLETE
+        assert perf_counter() - t_up < 5.0
+        assert (await scalars.aget(timeout_s=2))["int0"] == 7
+
+
+async def test_bad_input_over_a_real_broker(broker_url: str, root: str, tmp_path: Path) -> None:
+    async with component(broker_url, root, tmp_path), remote_on(broker_url, root) as remote:
+        await wait_alive(remote)
+        bus = remote.bus
+        acks: dict[int, dict[str, object]] = {}
+        await bus.subscribe(
+            f"{root}/Test/1/ackcmd",
+            lambda m: acks.setdefault(json.loads(m.payload)["private_seqNum"], json.loads(m.payload)),
+        )
+
+        def command(seq: int, **fields: object) -> bytes:
+            return json.dumps({"private_seqNum": seq, "private_identity": "fuzz@test", **fields}).encode()
+
+        topic = f"{root}/Test/1/cmd"
+        await bus.publish(f"{topic}/start", b"{oops", qos=1)
+        await bus.publish(f"{topic}/start", b"[]", qos=1)
+        await bus.publish(f"{topic}/start", command(9, pad="x" * 1_100_000), qos=1)
+        await bus.publish(f"{topic}/launch", command(1), qos=1)
+        await bus.publish(f"{topic}/wait", command(2, duration=-5), qos=1)
+        await bus.publish(f"{topic}/wait", command(3, duration=[1]), qos=1)
+        await bus.publish(f"{topic}/wait", command(4), qos=1)
+        await time_until(lambda: len(acks) >= 4, 5)
+        await CLOCK.sleep(0.3)
+        assert set(acks) == {1, 2, 3, 4}  # undecodable and oversize messages are dropped, logged
+        assert all(a["ack"] == AckCode.FAILED for a in acks.values())
+        assert "has no command 'launch'" in str(acks[1]["result"])
+        assert "'duration': -5 is less than the minimum of 0" in str(acks[2]["result"])
+        assert "'duration': [1] is not of type 'number'" in str(acks[3]["result"])
+        assert "field 'duration' is required" in str(acks[4]["result"])
+        ack = await remote.command("start", timeout_s=5)
+        assert ack.ack == AckCode.COMPLETE  # still serving
+        with pytest.raises(AckError, match="not allowed in state DISABLED"):
+            await remote.command("setScalars", timeout_s=5)
+        await wait_state(remote, State.DISABLED)
