@@ -4,11 +4,12 @@ Each broker (Mosquitto started here if installed, and the embedded amqtt broker 
 process; or only the `--broker` given) is measured in one run, so the ratios compare
 numbers taken on the same machine at the same time:
 
-- round trip: bare = a request published at QoS 1 to a responder process that publishes it
-  back; obsq = `Remote.command("setLogLevel")` to a Test component process until COMPLETE
+- round trip (bare and obsq batches interleaved, so both see the same machine noise):
+  bare = a request published at QoS 1 to a responder process that publishes it back;
+  obsq = `Remote.command("setLogLevel")` to a Test component process until COMPLETE
   (encode, schema validation on both sides, ack routing — a command whose handler does
   nothing, so what is measured is the framework);
-- sequential commands per second: the same obsq commands back to back;
+- sequential commands per second: the obsq commands back to back (1 / mean round trip);
 - event rate: one client publishing 200-byte QoS 1 retained messages awaiting each,
   counted at a subscriber; obsq = `BaseCsc.publish_event` (validated, stamped).
 """
@@ -28,10 +29,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from obsq.csc.bus.brokers import MosquittoProcess, free_port, mosquitto_path, wait_port
-from obsq.csc.bus.mqtt import MqttBus, bare_echo_responder, bare_publish_rate, bare_round_trips
+from obsq.csc.bus.mqtt import BareRequester, MqttBus, bare_echo_responder, bare_publish_rate
 from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock, perf_counter, wait_for
 from obsq.csc.component import Remote
+from obsq.csc.core.states import State
 from obsq.csc.testcsc import TestCsc
 
 CLOCK = LoopClock()
@@ -84,41 +86,53 @@ async def _running(process: asyncio.subprocess.Process, ready_line: bytes | None
             await process.wait()
 
 
-async def _bare_round_trip(url: BrokerUrl, root: str, count: int) -> list[float]:
+async def _wait_enabled(remote: Remote) -> None:
+    state = remote.event("summaryState")
+    while (await state.aget(timeout_s=30)).get("summaryState") != int(State.ENABLED):
+        await state.next(flush=True, timeout_s=30)
+
+
+async def _round_trips(
+    url: BrokerUrl, root: str, count: int, rounds: int = 10
+) -> tuple[list[float], list[float], float]:
+    """Bare and obsq round trips, interleaved in `rounds` batches so both see the same noise.
+
+    Returns (bare times, obsq times, obsq sequential commands per second).
+    """
     request, reply = f"{root}/bare/request", f"{root}/bare/reply"
-    peer = await _child("obsq.csc.bench", "responder", str(url), request, reply)
-    async with _running(peer, b"ready"):
-        return await bare_round_trips(url, request, reply, count, warmup=max(20, count // 10))
-
-
-async def _obsq_round_trip(url: BrokerUrl, root: str, count: int) -> tuple[list[float], float]:
-    peer = await _child(
+    responder = await _child("obsq.csc.bench", "responder", str(url), request, reply)
+    component = await _child(
         "obsq.csc.cli", "csc", "run", "Test:1", "--broker", str(url), "--root", root, "--state", "enabled",
         "--log-level", "warning",
     )  # fmt: skip
-    async with _running(peer, None):
+    bare: list[float] = []
+    obsq: list[float] = []
+    async with _running(responder, b"ready"), _running(component, None), BareRequester(url, request, reply) as bare_rt:
         bus = MqttBus(url, clock=CLOCK)
         await bus.start()
         try:
             async with Remote(bus, "Test:1", clock=CLOCK, root=root) as remote:
-                state = remote.event("summaryState")
-                while (await state.aget(timeout_s=30)).get("summaryState") != 2:
-                    await state.next(flush=True, timeout_s=30)
+                await _wait_enabled(remote)
                 data = {"level": 30}
-                for _ in range(max(20, count // 10)):
-                    await remote.command("setLogLevel", data, timeout_s=10)
-                times = []
-                for _ in range(count):
-                    t0 = perf_counter()
-                    await remote.command("setLogLevel", data, timeout_s=10)
-                    times.append(perf_counter() - t0)
-                t0 = perf_counter()
-                for _ in range(count):
-                    await remote.command("setLogLevel", data, timeout_s=10)
-                rate = count / (perf_counter() - t0)
+
+                async def commands(n: int) -> list[float]:
+                    times = []
+                    for _ in range(n):
+                        t0 = perf_counter()
+                        await remote.command("setLogLevel", data, timeout_s=10)
+                        times.append(perf_counter() - t0)
+                    return times
+
+                warmup = max(20, count // 10)
+                await bare_rt.round_trips(warmup)
+                await commands(warmup)
+                batch = max(1, count // rounds)
+                for _ in range(rounds):
+                    bare += await bare_rt.round_trips(batch)
+                    obsq += await commands(batch)
         finally:
             await bus.close()
-    return times, rate
+    return bare, obsq, len(obsq) / sum(obsq)
 
 
 async def _obsq_event_rate(url: BrokerUrl, root: str, count: int) -> float:
@@ -153,8 +167,7 @@ async def _obsq_event_rate(url: BrokerUrl, root: str, count: int) -> float:
 
 async def measure_broker(name: str, url: BrokerUrl, count: int, events: int) -> BusFigures:
     root = f"bench-{os.getpid()}-{name}"
-    bare = await _bare_round_trip(url, root, count)
-    obsq, rate = await _obsq_round_trip(url, root, count)
+    bare, obsq, rate = await _round_trips(url, root, count)
     bare_events = await bare_publish_rate(url, f"{root}/bare/events", events, qos=1, retain=True)
     obsq_events = await _obsq_event_rate(url, root, events)
     return BusFigures(
@@ -212,7 +225,8 @@ async def run_bus_benchmark(args: argparse.Namespace) -> int:
             figures.append(await measure_broker("embedded", url, args.count, args.events))
     print(format_figures(figures))
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps([asdict(f) for f in figures], indent=2))
+        text = json.dumps([asdict(f) for f in figures], indent=2)
+        await asyncio.to_thread(Path(args.json_out).write_text, text)
     return 0
 
 

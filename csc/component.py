@@ -33,7 +33,6 @@ from obsq.csc.core.errors import (
     DecodeError,
     ExpectedError,
     ObsqError,
-    TopicError,
     ValidationError,
 )
 from obsq.csc.core.interface import ComponentInterface, with_defaults
@@ -164,6 +163,7 @@ class BaseCsc:
         self._state_lock = asyncio.Lock()
         self._seen: OrderedDict[tuple[str, int, int], None] = OrderedDict()
         self._events: dict[str, dict[str, Any]] = {}
+        self._topic_cache: dict[tuple[TopicKind, str], str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tg: asyncio.TaskGroup | None = None
         self._log_queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=_LOG_BUFFER)
@@ -315,7 +315,11 @@ class BaseCsc:
     # -- internals: events --------------------------------------------------------------
 
     def _topic(self, kind: TopicKind, name: str = "") -> str:
-        return str(Topic(self.root, self.id, kind, name))
+        key = (kind, name)
+        topic = self._topic_cache.get(key)
+        if topic is None:
+            topic = self._topic_cache[key] = str(Topic(self.root, self.id, kind, name))
+        return topic
 
     def _liveness_payload(self, alive: bool, reason: str) -> bytes:
         return self._stamper.encode({"alive": alive, "reason": reason})
@@ -378,10 +382,10 @@ class BaseCsc:
     # -- internals: commands ------------------------------------------------------------
 
     def _on_command(self, message: Message) -> None:
+        name = message.topic.rpartition("/")[2]  # the filter is {root}/{C}/{i}/cmd/+
         try:
-            name = Topic.parse(message.topic).name
             envelope = decode(message.payload, self._stamper.max_bytes)
-        except (DecodeError, TopicError) as exc:
+        except DecodeError as exc:
             self.log.warning("command_dropped", topic=message.topic, reason=str(exc))
             return
         key = (envelope.identity, envelope.origin, envelope.seq_num)
@@ -622,6 +626,7 @@ class Remote:
         self._want_telemetry = telemetry
         self._pending: dict[int, asyncio.Queue[Ack | object]] = {}
         self._readers: dict[tuple[TopicKind, str], TopicReader] = {}
+        self._command_topics: dict[str, str] = {}
         self._subscriptions: list[Any] = []
         self.log = structlog.get_logger("obsq.remote").bind(component=str(self.id))
 
@@ -631,11 +636,11 @@ class Remote:
 
     async def start(self) -> None:
         self.bus.add_connection_listener(self._on_connection)
-        kinds = [TopicKind.ACK, TopicKind.EVENT] + ([TopicKind.TELEMETRY] if self._want_telemetry else [])
-        for kind in kinds:
-            self._subscriptions.append(
-                await self.bus.subscribe(component_filter(self.root, self.id, kind), self._on_message)
-            )
+        subscriptions = [(TopicKind.ACK, self._on_ack), (TopicKind.EVENT, self._on_event)]
+        if self._want_telemetry:
+            subscriptions.append((TopicKind.TELEMETRY, self._on_telemetry))
+        for kind, handler in subscriptions:
+            self._subscriptions.append(await self.bus.subscribe(component_filter(self.root, self.id, kind), handler))
 
     async def close(self) -> None:
         for subscription in self._subscriptions:
@@ -649,6 +654,12 @@ class Remote:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def _command_topic(self, name: str) -> str:
+        topic = self._command_topics.get(name)
+        if topic is None:
+            topic = self._command_topics[name] = str(Topic(self.root, self.id, TopicKind.COMMAND, name))
+        return topic
 
     def event(self, name: str) -> TopicReader:
         return self._reader(TopicKind.EVENT, name)
@@ -690,7 +701,7 @@ class Remote:
         try:
             try:
                 await self.bus.publish(
-                    str(Topic(self.root, self.id, TopicKind.COMMAND, name)),
+                    self._command_topic(name),
                     self._stamper.encode(payload, seq),
                     qos=1,
                 )
@@ -749,30 +760,47 @@ class Remote:
         for queue in self._pending.values():
             queue.put_nowait(_LINK_LOST)
 
-    def _on_message(self, message: Message) -> None:
+    def _decode(self, message: Message, kind: TopicKind, name: str) -> Envelope | None:
         try:
-            topic = Topic.parse(message.topic)
             envelope = decode(message.payload, self._stamper.max_bytes)
-            self.interface.validate(topic.kind, topic.name, envelope.data)
-        except (DecodeError, TopicError, ValidationError) as exc:
+            self.interface.validate(kind, name, envelope.data)
+        except (DecodeError, ValidationError) as exc:
+            self.log.warning("message_dropped", topic=message.topic, reason=str(exc))
+            return None
+        return envelope
+
+    def _on_ack(self, message: Message) -> None:
+        if not self._pending:
+            return  # acks of other commanders' commands: not even decoded
+        envelope = self._decode(message, TopicKind.ACK, "")
+        if envelope is None:
+            return
+        data = envelope.data
+        queue = self._pending.get(envelope.seq_num)
+        if queue is None or data["identity"] != self.identity or data.get("origin", 0) != self._stamper.origin:
+            return
+        ack = Ack(
+            data.get("command", ""),
+            envelope.seq_num,
+            AckCode(data["ack"]),
+            data.get("result", ""),
+            data.get("timeout", 0.0),
+        )
+        queue.put_nowait(ack)
+
+    def _on_event(self, message: Message) -> None:
+        self._on_sample(message, TopicKind.EVENT)
+
+    def _on_telemetry(self, message: Message) -> None:
+        self._on_sample(message, TopicKind.TELEMETRY)
+
+    def _on_sample(self, message: Message, kind: TopicKind) -> None:
+        name = message.topic.rpartition("/")[2]  # the filter is {root}/{C}/{i}/{evt|tel}/+
+        try:
+            reader = self._reader(kind, name)
+        except ValidationError as exc:
             self.log.warning("message_dropped", topic=message.topic, reason=str(exc))
             return
-        if topic.kind is TopicKind.ACK:
-            data = envelope.data
-            queue = self._pending.get(envelope.seq_num)
-            if queue is None or data["identity"] != self.identity or data.get("origin", 0) != self._stamper.origin:
-                return
-            queue.put_nowait(
-                Ack(
-                    data.get("command", ""),
-                    envelope.seq_num,
-                    AckCode(data["ack"]),
-                    data.get("result", ""),
-                    data.get("timeout", 0.0),
-                )
-            )
-            return
-        reader = self._readers.get((topic.kind, topic.name))
-        if reader is None:
-            reader = self._reader(topic.kind, topic.name)
-        reader.receive(envelope)
+        envelope = self._decode(message, kind, name)
+        if envelope is not None:
+            reader.receive(envelope)

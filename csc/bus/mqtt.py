@@ -9,6 +9,9 @@ What reference/mqtt-facts.md measured, applied here:
   message twice; every obsq payload is unique (it carries identity, origin and seqNum), so
   a message identical in topic and bytes to one a handler recently got is such a copy and
   that handler does not get it again (a new subscription still gets its retained copy);
+- messages are routed the moment paho parses them: aiomqtt's public `queue_type` hook gets
+  a queue whose `put_nowait` is our dispatcher, so no task and no `asyncio.wait` is spent
+  per received message (measured: ~80 µs of a ~450 µs round trip on this machine);
 - reconnect with back-off, re-subscribing every filter each time; while disconnected,
   `publish` fails at once instead of queueing.
 
@@ -42,6 +45,16 @@ _RECONNECT_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.5)
 #: How many recent (handler, topic, payload) deliveries the dispatcher remembers to drop broker copies.
 _RECENT_DELIVERIES = 1024
 _ids = itertools.count(1)
+
+
+def _dispatching_queue(dispatch: Callable[[aiomqtt.Message], None]) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """A queue class for aiomqtt's `queue_type` that hands every message straight to `dispatch`."""
+
+    class DispatchingQueue(asyncio.Queue[aiomqtt.Message]):
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            dispatch(item)
+
+    return DispatchingQueue
 
 
 def _client_kwargs(url: BrokerUrl) -> dict[str, object]:
@@ -194,6 +207,7 @@ class MqttBus:
                 keepalive=self._keepalive_s,
                 timeout=self._timeout_s,
                 will=aiomqtt.Will(will.topic, will.payload, will.qos, will.retain) if will else None,
+                queue_type=_dispatching_queue(self._dispatch),
             )
             client.pending_calls_threshold = 10_000
             try:
@@ -205,6 +219,8 @@ class MqttBus:
                     attempt = 0
                     self._set_connected(True)
                     log.debug("connected", client=self._client_id, url=str(self.url))
+                    # messages are dispatched as they arrive (see _dispatching_queue); this only
+                    # waits for the disconnection, which the iterator raises as MqttError
                     async for message in client.messages:
                         self._dispatch(message)
             except aiomqtt.MqttError as exc:
@@ -245,38 +261,54 @@ async def bare_echo_responder(url: BrokerUrl, request_topic: str, reply_topic: s
             await client.publish(reply_topic, message.payload, qos=1)
 
 
-async def bare_round_trips(
-    url: BrokerUrl, request_topic: str, reply_topic: str, count: int, warmup: int
-) -> list[float]:
-    """Round-trip times (s) of `count` request/reply pairs through a bare_echo_responder."""
-    times: list[float] = []
-    async with aiomqtt.Client(**_client_kwargs(url)) as client:  # type: ignore[arg-type]
+class BareRequester:
+    """Request/reply round trips through a bare_echo_responder, with one bare aiomqtt client."""
+
+    def __init__(self, url: BrokerUrl, request_topic: str, reply_topic: str) -> None:
+        self._url = url
+        self._request, self._reply = request_topic, reply_topic
+        self._pending: dict[bytes, asyncio.Future[None]] = {}
+        self._stack = contextlib.AsyncExitStack()
+        self._client: aiomqtt.Client | None = None
+        self._counter = itertools.count()
+
+    async def __aenter__(self) -> BareRequester:
+        client = aiomqtt.Client(**_client_kwargs(self._url))  # type: ignore[arg-type]
         client.pending_calls_threshold = 10_000
-        await client.subscribe(reply_topic, qos=1)
-        pending: dict[bytes, asyncio.Future[None]] = {}
+        self._client = await self._stack.enter_async_context(client)
+        await client.subscribe(self._reply, qos=1)
+        reader = asyncio.create_task(self._read(client))
+        self._stack.push_async_callback(self._stop, reader)
+        return self
 
-        async def reader() -> None:
-            async for message in client.messages:
-                payload = message.payload
-                if isinstance(payload, bytes) and payload in pending:
-                    pending.pop(payload).set_result(None)
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
 
-        read_task = asyncio.create_task(reader())
-        try:
-            for i in range(count + warmup):
-                key = b'{"seq":%d,"pad":"%s"}' % (i, b"x" * 150)
-                future = asyncio.get_running_loop().create_future()
-                pending[key] = future
-                t0 = perf_counter()
-                await client.publish(request_topic, key, qos=1)
-                await wait_for(LoopClock(), future, 10.0)
-                if i >= warmup:
-                    times.append(perf_counter() - t0)
-        finally:
-            read_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await read_task
-    return times
+    @staticmethod
+    async def _stop(task: asyncio.Task[None]) -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            future = self._pending.pop(bytes(message.payload), None)
+            if future is not None:
+                future.set_result(None)
+
+    async def round_trips(self, count: int) -> list[float]:
+        """Round-trip times (s) of `count` sequential requests."""
+        assert self._client is not None
+        times: list[float] = []
+        for _ in range(count):
+            key = b'{"seq":%d,"pad":"%s"}' % (next(self._counter), b"x" * 150)
+            future = asyncio.get_running_loop().create_future()
+            self._pending[key] = future
+            t0 = perf_counter()
+            await self._client.publish(self._request, key, qos=1)
+            await wait_for(LoopClock(), future, 10.0)
+            times.append(perf_counter() - t0)
+        return times
 
 
 async def bare_publish_rate(url: BrokerUrl, topic: str, count: int, qos: int, retain: bool) -> float:

@@ -47,25 +47,25 @@ def _scalar_equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-class _Unsupported(Exception):
-    pass
+class _UnsupportedError(Exception):
+    """The schema uses a keyword this module does not implement."""
 
 
 def compile_check(schema: Mapping[str, Any] | bool) -> Check | None:
     """A predicate equivalent to jsonschema validity for `schema`, or None if unsupported."""
     try:
         return _compile(schema)
-    except _Unsupported:
+    except _UnsupportedError:
         return None
 
 
-def _compile(schema: Mapping[str, Any] | bool) -> Check:  # noqa: PLR0912 — one branch per keyword
+def _compile(schema: Mapping[str, Any] | bool) -> Check:  # noqa: PLR0912, PLR0915 — one branch per keyword
     if schema is True:
         return lambda x: True
     if schema is False:
         return lambda x: False
     if not isinstance(schema, Mapping):
-        raise _Unsupported
+        raise _UnsupportedError
     checks: list[Check] = []
     for keyword, value in schema.items():
         if keyword in _ANNOTATIONS or keyword in ("properties", "additionalProperties", "items"):
@@ -73,7 +73,7 @@ def _compile(schema: Mapping[str, Any] | bool) -> Check:  # noqa: PLR0912 — on
         if keyword == "type":
             types = [value] if isinstance(value, str) else list(value)
             if any(t not in _TYPES for t in types):
-                raise _Unsupported
+                raise _UnsupportedError
             preds = [_TYPES[t] for t in types]
             checks.append(preds[0] if len(preds) == 1 else lambda x, preds=preds: any(p(x) for p in preds))
         elif keyword == "required":
@@ -82,11 +82,11 @@ def _compile(schema: Mapping[str, Any] | bool) -> Check:  # noqa: PLR0912 — on
         elif keyword in ("enum", "const"):
             options = list(value) if keyword == "enum" else [value]
             if any(isinstance(o, dict | list) for o in options):
-                raise _Unsupported
+                raise _UnsupportedError
             checks.append(lambda x, options=options: any(_scalar_equal(x, o) for o in options))
         elif keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
             if not _is_number(value) or not math.isfinite(value):
-                raise _Unsupported
+                raise _UnsupportedError
             compare: Callable[[Any, Any], bool] = {
                 "minimum": lambda x, v: x >= v,
                 "maximum": lambda x, v: x <= v,
@@ -107,7 +107,7 @@ def _compile(schema: Mapping[str, Any] | bool) -> Check:  # noqa: PLR0912 — on
             names_check = _compile(value)
             checks.append(lambda x, c=names_check: not isinstance(x, dict) or all(c(k) for k in x))
         else:
-            raise _Unsupported
+            raise _UnsupportedError
     if "properties" in schema or "additionalProperties" in schema:
         props = {name: _compile(sub) for name, sub in schema.get("properties", {}).items()}
         extra = schema.get("additionalProperties", True)
@@ -130,9 +130,6 @@ def _compile(schema: Mapping[str, Any] | bool) -> Check:  # noqa: PLR0912 — on
         return checks[0]
 
     def check_all(x: Any, checks: tuple[Check, ...] = tuple(checks)) -> bool:
-        for check in checks:
-            if not check(x):
-                return False
-        return True
+        return all(check(x) for check in checks)
 
     return check_all
