@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
 from obsq.csc import __version__
 from obsq.csc.bus.brokers import EmbeddedBroker, MosquittoProcess, free_port, port_open
 from obsq.csc.bus.mqtt import MqttBus
@@ -65,7 +66,9 @@ def _broker_url(args: argparse.Namespace) -> tuple[BrokerUrl, bool]:
 async def broker_for(args: argparse.Namespace, *, start_if_missing: bool = True) -> Any:
     """Yield a broker URL; start the embedded broker here if the default address is free."""
     url, default = _broker_url(args)
-    if default and start_if_missing and not port_open(url.host, url.port):
+    if default and not port_open(url.host, url.port):
+        if not start_if_missing:
+            raise CliError(f"no broker at {url}: start one with `obsq broker`, or give --broker URL")
         print(f"obsq: no broker at {url}; starting the embedded broker in this process", file=sys.stderr)
         async with EmbeddedBroker(url.host, url.port):
             yield url
@@ -193,8 +196,9 @@ async def collect_status(bus: MqttBus, root: str, board: StatusBoard, clock: Loo
 async def cmd_status(args: argparse.Namespace) -> int:
     clock = LoopClock()
     board = StatusBoard()
+    root = _root(args)
     async with broker_for(args, start_if_missing=False) as url, connected_bus(args, url) as bus:
-        await collect_status(bus, _root(args), board, clock)
+        await collect_status(bus, root, board, clock)
         await clock.sleep(args.wait)
         while True:
             table = format_table(board.rows(clock.tai()))
@@ -246,8 +250,9 @@ async def cmd_cmd(args: argparse.Namespace) -> int:
     cid = _component(args.component)
     data = parse_fields(cid, args.command, args.fields)
     clock = LoopClock(args.speed)
+    root = _root(args)
     async with broker_for(args, start_if_missing=False) as url, connected_bus(args, url) as bus:
-        remote = Remote(bus, cid, clock=clock, root=_root(args))
+        remote = Remote(bus, cid, clock=clock, root=root)
         async with remote:
 
             def show(ack: Ack) -> None:

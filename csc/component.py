@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
 from obsq.csc import __version__
 from obsq.csc.bus.base import Bus, Message
 from obsq.csc.clock import Clock, wait_for

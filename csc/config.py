@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from obsq.csc.core.errors import ConfigurationError, ValidationError
 from obsq.csc.core.interface import ComponentInterface, with_defaults
 

@@ -8,6 +8,7 @@ from importlib import resources
 from typing import Any
 
 import jsonschema
+
 from obsq.csc.core.errors import ValidationError
 from obsq.csc.core.interface import ComponentInterface, describe_error
 

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 
 import structlog
+
 from obsq.csc.bus.base import ConnectionListener, Handler, Message, Subscription
 from obsq.csc.core.errors import BusDisconnectedError
 from obsq.csc.core.topics import TopicRouter, check_filter, filter_matches

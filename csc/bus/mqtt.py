@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 import aiomqtt
 import structlog
+
 from obsq.csc.bus.base import ConnectionListener, Handler, Message, Subscription
 from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import Clock, LoopClock, perf_counter, wait_for

@@ -59,77 +59,116 @@ def compile_check(schema: Mapping[str, Any] | bool) -> Check | None:
         return None
 
 
-def _compile(schema: Mapping[str, Any] | bool) -> Check:  # noqa: PLR0912, PLR0915 — one branch per keyword
+def _type_check(types: list[str]) -> Check:
+    if any(t not in _TYPES for t in types):
+        raise _UnsupportedError
+    preds = [_TYPES[t] for t in types]
+    if len(preds) == 1:
+        return preds[0]
+    return lambda x: any(p(x) for p in preds)
+
+
+def _required_check(names: tuple[str, ...]) -> Check:
+    return lambda x: not isinstance(x, dict) or all(n in x for n in names)
+
+
+def _enum_check(options: list[Any]) -> Check:
+    if any(isinstance(o, dict | list) for o in options):
+        raise _UnsupportedError
+    return lambda x: any(_scalar_equal(x, o) for o in options)
+
+
+_BOUNDS: dict[str, Callable[[Any, Any], bool]] = {
+    "minimum": lambda x, v: x >= v,
+    "maximum": lambda x, v: x <= v,
+    "exclusiveMinimum": lambda x, v: x > v,
+    "exclusiveMaximum": lambda x, v: x < v,
+}
+
+
+def _bound_check(keyword: str, bound: Any) -> Check:
+    if not _is_number(bound) or not math.isfinite(bound):
+        raise _UnsupportedError
+    compare = _BOUNDS[keyword]
+    return lambda x: not _is_number(x) or compare(x, bound)
+
+
+def _length_check(keyword: str, n: int) -> Check:
+    kind: type[str] | type[list[Any]] = str if keyword.endswith("Length") else list
+    low = keyword.startswith("min")
+
+    def check_length(x: Any) -> bool:
+        if not isinstance(x, kind):
+            return True
+        return len(x) >= n if low else len(x) <= n
+
+    return check_length
+
+
+def _pattern_check(pattern: str) -> Check:
+    regex = re.compile(pattern)
+    return lambda x: not isinstance(x, str) or regex.search(x) is not None
+
+
+def _property_names_check(names_check: Check) -> Check:
+    return lambda x: not isinstance(x, dict) or all(names_check(k) for k in x)
+
+
+def _object_check(props: dict[str, Check], extra_check: Check) -> Check:
+    def check_object(x: Any) -> bool:
+        if not isinstance(x, dict):
+            return True
+        for key, item in x.items():
+            sub = props.get(key)
+            if not (sub(item) if sub is not None else extra_check(item)):
+                return False
+        return True
+
+    return check_object
+
+
+def _items_check(item_check: Check) -> Check:
+    return lambda x: not isinstance(x, list) or all(map(item_check, x))
+
+
+def _keyword_check(keyword: str, value: Any) -> Check:  # noqa: PLR0911 — one return per keyword
+    if keyword == "type":
+        return _type_check([value] if isinstance(value, str) else list(value))
+    if keyword == "required":
+        return _required_check(tuple(value))
+    if keyword == "enum":
+        return _enum_check(list(value))
+    if keyword == "const":
+        return _enum_check([value])
+    if keyword in _BOUNDS:
+        return _bound_check(keyword, value)
+    if keyword in ("minLength", "maxLength", "minItems", "maxItems"):
+        return _length_check(keyword, value)
+    if keyword == "pattern":
+        return _pattern_check(value)
+    if keyword == "propertyNames":
+        return _property_names_check(_compile(value))
+    raise _UnsupportedError
+
+
+def _compile(schema: Mapping[str, Any] | bool) -> Check:
     if schema is True:
         return lambda x: True
     if schema is False:
         return lambda x: False
     if not isinstance(schema, Mapping):
         raise _UnsupportedError
-    checks: list[Check] = []
-    for keyword, value in schema.items():
-        if keyword in _ANNOTATIONS or keyword in ("properties", "additionalProperties", "items"):
-            continue
-        if keyword == "type":
-            types = [value] if isinstance(value, str) else list(value)
-            if any(t not in _TYPES for t in types):
-                raise _UnsupportedError
-            preds = [_TYPES[t] for t in types]
-            checks.append(preds[0] if len(preds) == 1 else lambda x, preds=preds: any(p(x) for p in preds))
-        elif keyword == "required":
-            names = tuple(value)
-            checks.append(lambda x, names=names: not isinstance(x, dict) or all(n in x for n in names))
-        elif keyword in ("enum", "const"):
-            options = list(value) if keyword == "enum" else [value]
-            if any(isinstance(o, dict | list) for o in options):
-                raise _UnsupportedError
-            checks.append(lambda x, options=options: any(_scalar_equal(x, o) for o in options))
-        elif keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-            if not _is_number(value) or not math.isfinite(value):
-                raise _UnsupportedError
-            compare: Callable[[Any, Any], bool] = {
-                "minimum": lambda x, v: x >= v,
-                "maximum": lambda x, v: x <= v,
-                "exclusiveMinimum": lambda x, v: x > v,
-                "exclusiveMaximum": lambda x, v: x < v,
-            }[keyword]
-            checks.append(lambda x, v=value, c=compare: not _is_number(x) or c(x, v))
-        elif keyword in ("minLength", "maxLength", "minItems", "maxItems"):
-            kind: type = str if keyword.endswith("Length") else list
-            low = keyword.startswith("min")
-            checks.append(
-                lambda x, n=value, kind=kind, low=low: not isinstance(x, kind) or (len(x) >= n if low else len(x) <= n)
-            )
-        elif keyword == "pattern":
-            regex = re.compile(value)
-            checks.append(lambda x, regex=regex: not isinstance(x, str) or regex.search(x) is not None)
-        elif keyword == "propertyNames":
-            names_check = _compile(value)
-            checks.append(lambda x, c=names_check: not isinstance(x, dict) or all(c(k) for k in x))
-        else:
-            raise _UnsupportedError
+    checks = [
+        _keyword_check(keyword, value)
+        for keyword, value in schema.items()
+        if keyword not in _ANNOTATIONS and keyword not in ("properties", "additionalProperties", "items")
+    ]
     if "properties" in schema or "additionalProperties" in schema:
         props = {name: _compile(sub) for name, sub in schema.get("properties", {}).items()}
-        extra = schema.get("additionalProperties", True)
-        extra_check = _compile(extra)
-
-        def check_object(x: Any, props: dict[str, Check] = props, extra_check: Check = extra_check) -> bool:
-            if not isinstance(x, dict):
-                return True
-            for key, item in x.items():
-                sub = props.get(key)
-                if not (sub(item) if sub is not None else extra_check(item)):
-                    return False
-            return True
-
-        checks.append(check_object)
+        checks.append(_object_check(props, _compile(schema.get("additionalProperties", True))))
     if "items" in schema:
-        item_check = _compile(schema["items"])
-        checks.append(lambda x, c=item_check: not isinstance(x, list) or all(map(c, x)))
+        checks.append(_items_check(_compile(schema["items"])))
     if len(checks) == 1:
         return checks[0]
-
-    def check_all(x: Any, checks: tuple[Check, ...] = tuple(checks)) -> bool:
-        return all(check(x) for check in checks)
-
-    return check_all
+    all_checks = tuple(checks)
+    return lambda x: all(check(x) for check in all_checks)

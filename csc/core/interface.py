@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 import jsonschema.exceptions
+
 from obsq.csc.core.errors import ValidationError
 from obsq.csc.core.fastcheck import Check, compile_check
 from obsq.csc.core.topics import TopicKind

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
 from obsq.csc.bus import BrokerUrl, Message
 from obsq.csc.bus.base import Bus
 from obsq.csc.bus.brokers import MosquittoProcess, free_port, mosquitto_path, port_open

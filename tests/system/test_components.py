@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+
 from obsq.csc.bus import BrokerUrl
 from obsq.csc.bus.brokers import MosquittoProcess
 from obsq.csc.bus.mqtt import MqttBus
@@ -195,3 +196,19 @@ async def test_bad_input_over_a_real_broker(broker_url: str, root: str, tmp_path
         with pytest.raises(AckError, match="not allowed in state DISABLED"):
             await remote.command("setScalars", timeout_s=5)
         await wait_state(remote, State.DISABLED)
+
+
+async def test_watch_follows_events(mosquitto: MosquittoProcess, root: str, tmp_path: Path) -> None:
+    async with component(mosquitto.url, root, tmp_path), remote_on(mosquitto.url, root) as remote:
+        await wait_alive(remote)
+        watch = asyncio.create_task(
+            asyncio.to_thread(run_cli, "watch", "--broker", mosquitto.url, "--root", root, "--duration", "3")
+        )
+        await CLOCK.sleep(1.5)
+        await remote.command("start", timeout_s=5)
+        result = await watch
+        assert result.returncode == 0
+        assert f"Test:1 evt/summaryState {json.dumps({'summaryState': 1})}".replace(" ", "") in result.stdout.replace(
+            " ", ""
+        )
+        assert "evt/heartbeat" not in result.stdout

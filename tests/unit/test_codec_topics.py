@@ -8,6 +8,7 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from obsq.csc.core.codec import Envelope, decode, encode
 from obsq.csc.core.errors import DecodeError, TopicError
 from obsq.csc.core.topics import ComponentId, Topic, TopicKind, TopicRouter, filter_matches

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from obsq.csc.bus import MemoryBroker, MemoryBus
 from obsq.csc.clock import ManualClock
 from obsq.csc.component import AckError, AckTimeoutError, CommandLinkLostError, Remote
@@ -229,6 +230,17 @@ async def test_set_log_level_filters_log_messages(rig: Rig) -> None:
     message = await reader.next(flush=False, timeout_s=1)
     assert "state_changed" in message["message"]
     assert "new=ENABLED" in message["message"]
+
+
+async def test_event_callback_sees_each_new_sample_once(rig: Rig) -> None:
+    seen: list[int] = []
+    rig.remote.event("scalars").callback = lambda envelope: seen.append(envelope.data["int0"])
+    await rig.remote.command("start")
+    await rig.remote.command("enable")
+    for value in (1, 2, 3):
+        await rig.remote.command("setScalars", {"int0": value})
+    await rig.clock.settle()
+    assert seen == [1, 2, 3]
 
 
 async def test_heartbeat_every_second_and_will_on_kill(rig: Rig) -> None:

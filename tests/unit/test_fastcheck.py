@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from obsq.csc.core.fastcheck import compile_check
 from obsq.csc.core.topics import TopicKind
 from obsq.csc.interfaces import interface_names, load_interface

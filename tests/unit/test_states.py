@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
 from obsq.csc.core.errors import StateTransitionError
 from obsq.csc.core.states import TRANSITION_COMMANDS, State, SummaryStateMachine, command_path
 

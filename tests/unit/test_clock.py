@@ -1,0 +1,52 @@
+"""Clocks: virtual time runs sleepers in order; the loop clock scales durations."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from obsq.csc.clock import LoopClock, ManualClock, wait_for
+
+
+async def test_manual_clock_wakes_sleepers_in_deadline_order() -> None:
+    clock = ManualClock()
+    woke: list[tuple[str, float]] = []
+
+    async def sleeper(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append((name, clock.monotonic()))
+
+    tasks = [asyncio.create_task(sleeper(n, s)) for n, s in (("late", 900), ("early", 10), ("mid", 60))]
+    await clock.advance(59)
+    assert woke == [("early", 10)]
+    await clock.advance(900)
+    assert woke == [("early", 10), ("mid", 60), ("late", 900)]
+    assert clock.monotonic() == 959
+    await asyncio.gather(*tasks)
+
+
+async def test_manual_clock_wait_for_times_out_in_virtual_time() -> None:
+    clock = ManualClock()
+    never = asyncio.Event()
+    task = asyncio.create_task(wait_for(clock, never.wait(), 30))
+    await clock.advance(29)
+    assert not task.done()
+    await clock.advance(1)
+    with pytest.raises(TimeoutError, match="30 s"):
+        await task
+
+
+async def test_loop_clock_speed_scales_sleep_and_time() -> None:
+    clock = LoopClock(speed=600)
+    start = clock.monotonic()
+    await clock.sleep(60)  # 0.1 s of real time
+    assert clock.monotonic() - start >= 60
+    assert clock.unscaled().speed == 1
+    with pytest.raises(TimeoutError):
+        await clock.wait_for(asyncio.Event().wait(), 30)  # 0.05 s of real time
+
+
+def test_loop_clock_refuses_bad_speed() -> None:
+    with pytest.raises(ValueError, match="speed"):
+        LoopClock(speed=0)
