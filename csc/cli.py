@@ -24,10 +24,11 @@ from typing import Any
 import structlog
 
 from obsq.csc import __version__
+from obsq.csc.bus.base import Bus
 from obsq.csc.bus.brokers import EmbeddedBroker, MosquittoProcess, free_port, port_open
 from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.bus.url import DEFAULT_BROKER_URL, BrokerUrl
-from obsq.csc.clock import LoopClock, wait_for
+from obsq.csc.clock import Clock, LoopClock, wait_for
 from obsq.csc.component import Ack, AckError, BaseCsc, Remote
 from obsq.csc.core.codec import decode
 from obsq.csc.core.errors import BusDisconnectedError, DecodeError, ObsqError, TopicError
@@ -178,7 +179,9 @@ async def cmd_csc_run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def collect_status(bus: MqttBus, root: str, board: StatusBoard, clock: LoopClock) -> None:
+async def collect_status(bus: Bus, root: str, board: StatusBoard, clock: Clock) -> None:
+    """Feed `board` with the status events of every component under `root`."""
+
     def on_event(message: Any) -> None:
         try:
             topic = Topic.parse(message.topic)

@@ -169,6 +169,7 @@ class BaseCsc:
         self._tg: asyncio.TaskGroup | None = None
         self._log_queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=_LOG_BUFFER)
         self._closing = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
         self._faulting = False
         self.started = asyncio.Event()
         self.done = asyncio.Event()
@@ -178,7 +179,7 @@ class BaseCsc:
         bus.set_will(
             Message(
                 self._topic(TopicKind.EVENT, "liveness"),
-                self._liveness_payload(False, "gone: connection lost"),
+                self._liveness_payload(False, "connection lost"),
                 1,
                 True,
             )
@@ -311,7 +312,8 @@ class BaseCsc:
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
-        await self._runner
+        if self._runner is not None:
+            await self._runner
 
     # -- internals: events --------------------------------------------------------------
 

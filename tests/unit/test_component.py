@@ -257,7 +257,7 @@ async def test_heartbeat_every_second_and_will_on_kill(rig: Rig) -> None:
     assert count == 3
     rig.csc_bus.kill()
     await rig.clock.settle()
-    assert rig.remote.event("liveness").get() == {"alive": False, "reason": "gone: connection lost"}
+    assert rig.remote.event("liveness").get() == {"alive": False, "reason": "connection lost"}
     await rig.csc_bus.reconnect()
 
 
