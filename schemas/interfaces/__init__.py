@@ -1,0 +1,1 @@
+"""Component interface files (package data)."""
