@@ -102,7 +102,8 @@ def local_mosquitto_config(port: int) -> str:
 class MosquittoProcess:
     """A mosquitto child process on 127.0.0.1:port, restartable on the same port."""
 
-    def __init__(self, port: int | None = None, workdir: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, workdir: Path | None = None, config: str | None = None) -> None:
+        """`config` replaces deploy/mosquitto/local.conf; `{port}` in it is filled in."""
         binary = mosquitto_path()
         if binary is None:
             raise FileNotFoundError("mosquitto is not installed (Debian: apt-get install mosquitto)")
@@ -114,6 +115,7 @@ class MosquittoProcess:
         self.config_path = self.workdir / "mosquitto.conf"
         self.log_path = self.workdir / "mosquitto.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._config = config
 
     @property
     def url(self) -> str:
@@ -121,7 +123,8 @@ class MosquittoProcess:
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Start mosquitto and wait until it accepts connections (blocking, for fixtures)."""
-        self.config_path.write_text(local_mosquitto_config(self.port))
+        config = self._config.replace("{port}", str(self.port)) if self._config else local_mosquitto_config(self.port)
+        self.config_path.write_text(config)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen([self.binary, "-c", str(self.config_path)], stdout=log, stderr=log)
         clock = LoopClock()
