@@ -64,10 +64,9 @@ def user_identity() -> str:
 
 
 class _Stamper:
-    """Encodes and validates outgoing messages of one sender."""
+    """Adds the private fields (seqNum, identity, origin, send time) to one sender's messages."""
 
-    def __init__(self, bus: Bus, clock: Clock, identity: str, max_bytes: int) -> None:
-        self.bus = bus
+    def __init__(self, clock: Clock, identity: str, max_bytes: int) -> None:
         self.identity = identity
         self.origin = os.getpid()
         self._liveness_clock = clock.unscaled()
@@ -156,7 +155,7 @@ class BaseCsc:
         self._initial_state = initial_state
         self._initial_override = override
         self._machine = SummaryStateMachine()
-        self._stamper = _Stamper(bus, clock, str(self.id), max_payload_bytes)
+        self._stamper = _Stamper(clock, str(self.id), max_payload_bytes)
         self._log_level = log_level
         self.log = make_component_logger(str(self.id), level=lambda: self._log_level, sink=self._log_sink)
         self._commands: dict[str, CommandSpec] = {}
@@ -535,7 +534,15 @@ class CommandLinkLostError(AckError):
     """The connection to the broker dropped while the command was in flight; outcome unknown."""
 
 
-_LINK_LOST = object()
+@dataclass(frozen=True)
+class _Abandoned:
+    """Put in a pending command's queue when its ack can no longer arrive."""
+
+    reason: str
+
+
+_LINK_LOST = _Abandoned("connection to the broker lost while the command was in flight")
+_REMOTE_CLOSED = _Abandoned("the Remote was closed while the command was in flight")
 
 
 class TopicReader:
@@ -625,9 +632,9 @@ class Remote:
         self.bus = bus
         self.clock = clock
         self.root = root
-        self._stamper = _Stamper(bus, clock, identity or user_identity(), max_payload_bytes)
+        self._stamper = _Stamper(clock, identity or user_identity(), max_payload_bytes)
         self._want_telemetry = telemetry
-        self._pending: dict[int, asyncio.Queue[Ack | object]] = {}
+        self._pending: dict[int, asyncio.Queue[Ack | _Abandoned]] = {}
         self._readers: dict[tuple[TopicKind, str], TopicReader] = {}
         self._command_topics: dict[str, str] = {}
         self._subscriptions: list[Any] = []
@@ -649,7 +656,7 @@ class Remote:
         for subscription in self._subscriptions:
             await self.bus.unsubscribe(subscription)
         self._subscriptions.clear()
-        self._fail_pending()
+        self._abandon_pending(_REMOTE_CLOSED)
 
     async def __aenter__(self) -> Remote:
         await self.start()
@@ -699,7 +706,7 @@ class Remote:
         payload = dict(data or {})
         self.interface.validate(TopicKind.COMMAND, name, payload)
         seq = next(_command_seq)
-        queue: asyncio.Queue[Ack | object] = asyncio.Queue()
+        queue: asyncio.Queue[Ack | _Abandoned] = asyncio.Queue()
         self._pending[seq] = queue
         try:
             try:
@@ -710,7 +717,7 @@ class Remote:
                 )
             except BusDisconnectedError as exc:
                 ack = Ack.synthesized(name, seq, AckCode.NOACK, str(exc))
-                raise CommandLinkLostError(f"{self.id} {name} not sent: {exc}", ack) from exc
+                raise CommandLinkLostError(f"{self.id} {name} may not have been sent: {exc}", ack) from exc
             return await self._wait_ack(name, seq, queue, timeout_s=timeout_s, wait_done=wait_done, on_ack=on_ack)
         finally:
             self._pending.pop(seq, None)
@@ -719,7 +726,7 @@ class Remote:
         self,
         name: str,
         seq: int,
-        queue: asyncio.Queue[Ack | object],
+        queue: asyncio.Queue[Ack | _Abandoned],
         *,
         timeout_s: float,
         wait_done: bool,
@@ -735,14 +742,9 @@ class Remote:
                 ack = last or Ack.synthesized(name, seq, AckCode.NOACK, "no acknowledgement")
                 code = "no ack" if last is None else f"last ack {last.ack.name}"
                 raise AckTimeoutError(f"{self.id} {name} timed out after {timeout_s:g} s ({code})", ack) from None
-            if item is _LINK_LOST:
-                ack = Ack.synthesized(name, seq, AckCode.NOACK, "connection lost")
-                raise CommandLinkLostError(
-                    f"{self.id} {name}: connection to the broker lost while the command was in flight;"
-                    " it may or may not have run",
-                    ack,
-                )
-            assert isinstance(item, Ack)
+            if isinstance(item, _Abandoned):
+                ack = Ack.synthesized(name, seq, AckCode.NOACK, item.reason)
+                raise CommandLinkLostError(f"{self.id} {name}: {item.reason}; it may or may not have run", ack)
             last = item
             if on_ack is not None:
                 on_ack(item)
@@ -757,11 +759,11 @@ class Remote:
 
     def _on_connection(self, connected: bool) -> None:
         if not connected:
-            self._fail_pending()
+            self._abandon_pending(_LINK_LOST)
 
-    def _fail_pending(self) -> None:
+    def _abandon_pending(self, why: _Abandoned) -> None:
         for queue in self._pending.values():
-            queue.put_nowait(_LINK_LOST)
+            queue.put_nowait(why)
 
     def _decode(self, message: Message, kind: TopicKind, name: str) -> Envelope | None:
         try:
