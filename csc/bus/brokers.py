@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import shutil
@@ -37,11 +36,12 @@ def port_open(host: str, port: int) -> bool:
     return False
 
 
-async def wait_port(host: str, port: int, timeout_s: float, *, open_: bool = True) -> None:
+async def wait_port(host: str, port: int, timeout_s: float) -> None:
+    """Wait until something accepts connections at host:port."""
     clock = LoopClock()
 
     async def poll() -> None:
-        while port_open(host, port) != open_:
+        while not port_open(host, port):
             await clock.sleep(0.02)
 
     await wait_for(clock, poll(), timeout_s)
@@ -162,11 +162,3 @@ class MosquittoProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-async def run_embedded_forever(host: str, port: int, ready: asyncio.Event | None = None) -> None:
-    """Run the embedded broker until cancelled."""
-    async with EmbeddedBroker(host, port):
-        if ready is not None:
-            ready.set()
-        await asyncio.Event().wait()
