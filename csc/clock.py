@@ -96,15 +96,27 @@ async def _race_sleep(clock: Clock, awaitable: Awaitable[T], timeout_s: float) -
     raise TimeoutError(f"timed out after {timeout_s:g} s")
 
 
-class LoopClock:
-    """The event loop's clock, scaled by `speed`; TAI anchored to the wall clock at creation."""
+def wall_tai() -> float:
+    """The wall clock as TAI unix seconds."""
+    return time.time() + TAI_MINUS_UTC_S
 
-    def __init__(self, speed: float = 1.0) -> None:
+
+class LoopClock:
+    """The event loop's clock, scaled by `speed`.
+
+    Its TAI runs `speed` times faster than the wall clock from `epoch_tai` on (default: now).
+    Processes given the same epoch (`obsq up` hands one to all its components) agree on
+    the simulated time, so a lamp's warm-up end seen by the camera means the same instant.
+    """
+
+    def __init__(self, speed: float = 1.0, epoch_tai: float | None = None) -> None:
         if not speed > 0:
             raise ValueError(f"clock speed must be > 0, got {speed}")
         self._speed = float(speed)
         self._t0_mono = time.monotonic()
-        self._t0_tai = time.time() + TAI_MINUS_UTC_S
+        now = wall_tai()
+        epoch = now if epoch_tai is None else epoch_tai
+        self._t0_tai = epoch + (now - epoch) * self._speed  # the simulated TAI right now
         self._unscaled: LoopClock = self if speed == 1.0 else LoopClock(1.0)
 
     @property

@@ -11,12 +11,15 @@ These are test helpers: runtime code must not import this module (import-linter 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from obsq.csc.bus.base import Bus, Message
-from obsq.csc.clock import LoopClock, wait_for
+from obsq.csc.bus.memory import MemoryBroker, MemoryBus
+from obsq.csc.clock import LoopClock, ManualClock, wait_for
 from obsq.csc.component import AckError, BaseCsc, Remote
 from obsq.csc.core.acks import AckCode
 from obsq.csc.core.errors import BusDisconnectedError
@@ -256,3 +259,54 @@ async def check_bus_conformance(make_bus: BusFactory, kill: Callable[[Bus], Awai
         await a.close()
         await b.close()
     return passed
+
+
+# -- a component on the memory bus, for unit tests -----------------------------------------
+
+
+@dataclass(kw_only=True)
+class Rig:
+    """A running component, a Remote to it, their memory buses and the shared manual clock."""
+
+    broker: MemoryBroker
+    clock: ManualClock
+    csc: BaseCsc
+    csc_bus: MemoryBus
+    remote: Remote
+    remote_bus: MemoryBus
+    root: str
+
+    async def command(self, name: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        """Send a command and advance virtual time until it ends (for commands that take time)."""
+        task = asyncio.ensure_future(self.remote.command(name, data, **kwargs))
+        while True:
+            await self.clock.settle()
+            deadline = self.clock.next_deadline
+            if task.done() or deadline is None:
+                break
+            await self.clock.advance(max(0.0, deadline - self.clock.monotonic()))
+        return await task
+
+    async def enable(self) -> None:
+        await self.remote.command("start")
+        await self.remote.command("enable")
+
+
+@contextlib.asynccontextmanager
+async def component_rig(make_csc: Callable[..., BaseCsc], component: str, **csc_kwargs: Any) -> AsyncIterator[Rig]:
+    """Run `make_csc(bus=, clock=, root=, **csc_kwargs)` on a MemoryBus with a ManualClock."""
+    broker = MemoryBroker()
+    clock = ManualClock()
+    root = unique_root()
+    csc_bus, remote_bus = broker.client("csc"), broker.client("remote")
+    csc = make_csc(bus=csc_bus, clock=clock, root=root, **csc_kwargs)
+    await csc_bus.start()
+    await remote_bus.start()
+    try:
+        async with csc, Remote(remote_bus, component, clock=clock, root=root, telemetry=True) as remote:
+            yield Rig(
+                broker=broker, clock=clock, csc=csc, csc_bus=csc_bus, remote=remote, remote_bus=remote_bus, root=root
+            )
+    finally:
+        await csc_bus.close()
+        await remote_bus.close()

@@ -1,0 +1,1 @@
+"""ATWhiteLight: the white-light calibration lamp with its chiller and shutter."""

@@ -1,0 +1,152 @@
+"""Simulated lamp, chiller and shutter: physics as functions of time, no asyncio.
+
+- The chiller's supply temperature relaxes exponentially to its set point (time constant
+  `chiller_tau_s`) while it runs, and to the ambient temperature while it is stopped.
+- The lamp gives light `strike_delay_s` after power is applied (unless a strike is made to
+  fail) and stops `off_delay_s` after power is removed.
+- The shutter takes `shutter_travel_s` to move; it reads UNKNOWN while moving.
+
+Faults are injected through the named methods at the bottom, never by touching attributes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from obsq.csc.atwhitelight.model import ChillerControllerState, ChillerStatus, ShutterState
+
+
+@dataclass
+class _Relaxation:
+    """A temperature relaxing from `start` at `t0` towards `target` with time constant `tau`."""
+
+    t0: float
+    start: float
+    target: float
+    tau: float
+
+    def at(self, now: float) -> float:
+        return self.target + (self.start - self.target) * math.exp(-max(0.0, now - self.t0) / self.tau)
+
+
+class SimWhiteLight:
+    """The hardware behind ATWhiteLight, simulated."""
+
+    strike_delay_s = 2.0
+    off_delay_s = 0.5
+    shutter_travel_s = 3.0
+    chiller_tau_s = 120.0
+
+    def __init__(self, ambient_c: float = 18.0) -> None:
+        self.ambient_c = ambient_c
+        self.connected = False
+        self.chiller_running = False
+        self.set_temperature_c = 20.0
+        self._supply = _Relaxation(0.0, ambient_c, ambient_c, self.chiller_tau_s)
+        self.alarm_level1 = 0
+        self._powered = False
+        self._light_from: float | None = None
+        self._light_until: float | None = None
+        self._failing_strikes = 0
+        self._stuck_on = False
+        self._shutter_open = False
+        self._shutter_arrives = 0.0
+
+    # -- connection -----------------------------------------------------------------------
+
+    def connect(self) -> None:
+        self.connected = True
+
+    def disconnect(self) -> None:
+        self.connected = False
+
+    # -- chiller --------------------------------------------------------------------------
+
+    def chiller_status(self) -> ChillerStatus:
+        return ChillerStatus(running=self.chiller_running, pump_on=self.chiller_running, alarms=self.alarm_level1 != 0)
+
+    def chiller_controller_state(self) -> ChillerControllerState:
+        if self.alarm_level1:
+            return ChillerControllerState.SAFETY
+        return ChillerControllerState.RUN if self.chiller_running else ChillerControllerState.STANDBY
+
+    def supply_temperature(self, now: float) -> float:
+        return self._supply.at(now)
+
+    def _relax(self, now: float, target: float) -> None:
+        self._supply = _Relaxation(now, self._supply.at(now), target, self.chiller_tau_s)
+
+    def start_chiller(self, now: float) -> None:
+        self.chiller_running = True
+        self._relax(now, self.set_temperature_c)
+
+    def stop_chiller(self, now: float) -> None:
+        self.chiller_running = False
+        self._relax(now, self.ambient_c)
+
+    def set_temperature(self, temperature_c: float, now: float) -> None:
+        self.set_temperature_c = temperature_c
+        if self.chiller_running:
+            self._relax(now, temperature_c)
+
+    # -- lamp -----------------------------------------------------------------------------
+
+    def power_on(self, now: float) -> None:
+        """Apply power: the lamp strikes after strike_delay_s, unless this strike is made to fail."""
+        self._powered = True
+        self._light_until = None
+        if self._failing_strikes > 0:
+            self._failing_strikes -= 1
+            self._light_from = None
+        else:
+            self._light_from = now + self.strike_delay_s
+
+    def power_off(self, now: float) -> None:
+        self._powered = False
+        if self._stuck_on:
+            return
+        self._light_until = now + self.off_delay_s if self.light(now) else now
+
+    def light(self, now: float) -> bool:
+        if self._light_from is None or now < self._light_from:
+            return False
+        return self._light_until is None or now < self._light_until
+
+    def light_appears_at(self) -> float | None:
+        """When light will appear after the last power_on (None if this strike fails)."""
+        return self._light_from if self._powered else None
+
+    def light_gone_at(self) -> float | None:
+        return self._light_until
+
+    # -- shutter --------------------------------------------------------------------------
+
+    def move_shutter(self, open_: bool, now: float) -> float:
+        """Start moving; return when it arrives."""
+        if open_ != self._shutter_open:
+            self._shutter_open = open_
+            self._shutter_arrives = now + self.shutter_travel_s
+        return self._shutter_arrives
+
+    def shutter_state(self, now: float) -> ShutterState:
+        if now < self._shutter_arrives:
+            return ShutterState.UNKNOWN
+        return ShutterState.OPEN if self._shutter_open else ShutterState.CLOSED
+
+    # -- fault injection (named hooks) -----------------------------------------------------
+
+    def fail_next_strikes(self, count: int) -> None:
+        """The next `count` strikes give no light (the lamp-fails-to-strike contingency)."""
+        self._failing_strikes = count
+
+    def raise_chiller_alarm(self, level1: int = 1) -> None:
+        """A chiller alarm (bit mask of level-1 alarms): the component must fault, lamp off."""
+        self.alarm_level1 = level1
+
+    def clear_chiller_alarm(self) -> None:
+        self.alarm_level1 = 0
+
+    def stick_lamp_on(self) -> None:
+        """The lamp keeps its light when powered off (LAMP_STUCK_ON)."""
+        self._stuck_on = True

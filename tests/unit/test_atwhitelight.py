@@ -1,0 +1,200 @@
+"""ATWhiteLight on virtual time: every bulb-life rule, faults, and the state conformance."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from obsq.csc.atwhitelight.csc import ATWhiteLightCsc
+from obsq.csc.atwhitelight.model import ErrorCode, LampBasicState, ShutterState
+from obsq.csc.atwhitelight.sim import SimWhiteLight
+from obsq.csc.component import AckError
+from obsq.csc.core.acks import AckCode
+from obsq.csc.core.states import State
+from obsq.csc.testing import Rig, check_state_conformance, component_rig
+
+
+def make(**kwargs: Any) -> ATWhiteLightCsc:
+    return ATWhiteLightCsc(driver=SimWhiteLight(), **kwargs)
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    async with component_rig(make, "ATWhiteLight") as rig:
+        yield rig
+
+
+def lamp(rig: Rig) -> LampBasicState:
+    return LampBasicState(rig.remote.event("lampState").get()["basicState"])  # type: ignore[index]
+
+
+async def lamp_on(rig: Rig) -> None:
+    await rig.enable()
+    await rig.command("startChiller")
+    await rig.command("turnLampOn", {"power": 0})
+
+
+async def test_state_conformance(rig: Rig) -> None:
+    checked = await check_state_conformance(rig.csc, rig.remote)
+    assert ("ENABLED", "turnLampOn") not in checked
+    assert rig.csc.summary_state == State.OFFLINE
+
+
+async def test_lamp_refuses_to_turn_on_while_chiller_is_off(rig: Rig) -> None:
+    await rig.enable()
+    with pytest.raises(AckError, match="the chiller is not running: start it first"):
+        await rig.command("turnLampOn")
+    assert not rig.csc.rules.commanded_on
+
+
+async def test_strike_then_warm_up_of_900_s(rig: Rig) -> None:
+    await lamp_on(rig)
+    assert lamp(rig) == LampBasicState.WARMUP
+    state = rig.remote.event("lampState").get()
+    assert state is not None
+    assert state["setPower"] == 900
+    assert state["warmupEndTime"] == pytest.approx(rig.clock.tai() + 900)
+    await rig.clock.advance(899)
+    assert lamp(rig) == LampBasicState.WARMUP
+    await rig.clock.advance(1)
+    assert lamp(rig) == LampBasicState.ON
+
+
+@pytest.mark.parametrize(("power", "message"), [(700, "outside 800-1200 W"), (1300, "outside 800-1200 W")])
+async def test_power_limits(rig: Rig, power: float, message: str) -> None:
+    await rig.enable()
+    await rig.command("startChiller")
+    with pytest.raises(AckError, match=message):
+        await rig.command("turnLampOn", {"power": power})
+
+
+async def test_turning_off_during_warm_up_needs_force(rig: Rig) -> None:
+    await lamp_on(rig)
+    await rig.clock.advance(300)
+    with pytest.raises(AckError, match=r"warming up: 600 s left; use force=true"):
+        await rig.command("turnLampOff")
+    assert lamp(rig) == LampBasicState.WARMUP
+    ack = await rig.command("turnLampOff", {"force": True})
+    assert ack.ack == AckCode.COMPLETE
+    assert lamp(rig) == LampBasicState.COOLDOWN
+
+
+async def test_cool_down_refuses_on_chiller_stop_and_standby(rig: Rig) -> None:
+    await lamp_on(rig)
+    await rig.clock.advance(900)
+    await rig.command("turnLampOff")
+    assert lamp(rig) == LampBasicState.COOLDOWN
+    with pytest.raises(AckError, match=r"cooling down: (899|900) s left before it may be struck again"):
+        await rig.command("turnLampOn")
+    with pytest.raises(AckError, match=r"cooling down: .* before the chiller may stop"):
+        await rig.command("stopChiller")
+    await rig.command("disable")
+    with pytest.raises(AckError, match=r"cooling down: .* before STANDBY is allowed"):
+        await rig.command("standby")
+    assert rig.csc.summary_state == State.DISABLED
+    await rig.clock.advance(900)
+    assert lamp(rig) == LampBasicState.OFF
+    await rig.command("enable")
+    await rig.command("stopChiller")
+    await rig.command("disable")
+    await rig.command("standby")
+    assert rig.csc.summary_state == State.STANDBY
+
+
+async def test_standby_refused_while_lamp_on(rig: Rig) -> None:
+    await lamp_on(rig)
+    await rig.clock.advance(1000)
+    await rig.command("disable")
+    with pytest.raises(AckError, match="the lamp is on: turn it off before going to STANDBY"):
+        await rig.command("standby")
+
+
+async def test_stop_chiller_refused_while_lamp_on(rig: Rig) -> None:
+    await lamp_on(rig)
+    with pytest.raises(AckError, match="the lamp is on"):
+        await rig.command("stopChiller")
+
+
+async def test_failed_strikes_are_retried_and_logged(rig: Rig) -> None:
+    assert isinstance(rig.csc, ATWhiteLightCsc)
+    rig.csc.driver.fail_next_strikes(2)
+    await rig.enable()
+    await rig.command("startChiller")
+    logs = rig.remote.event("logMessage")
+    logs.flush()
+    ack = await rig.command("turnLampOn")
+    assert ack.result.startswith("lamp on at 900 W")
+    messages = []
+    while True:
+        try:
+            messages.append((await logs.next(flush=False, timeout_s=0))["message"])
+        except TimeoutError:
+            break
+    assert sum("lamp_did_not_strike" in m for m in messages) == 2
+    assert any("attempt=1" in m for m in messages)
+    # strikes 1 and 2 waited 25 s each with 60 s between: light after 2 x 85 + 2 s
+    assert rig.csc.rules.lit_at == pytest.approx(rig.clock.tai())
+
+
+async def test_lamp_that_never_strikes_faults(rig: Rig) -> None:
+    assert isinstance(rig.csc, ATWhiteLightCsc)
+    rig.csc.driver.fail_next_strikes(3)
+    await rig.enable()
+    await rig.command("startChiller")
+    with pytest.raises(AckError, match="did not strike in 3 attempts"):
+        await rig.command("turnLampOn")
+    assert rig.csc.summary_state == State.FAULT
+    assert rig.remote.event("errorCode").get()["errorCode"] == ErrorCode.LAMP_UNEXPECTEDLY_OFF  # type: ignore[index]
+
+
+async def test_chiller_alarm_faults_and_forces_lamp_off(rig: Rig) -> None:
+    assert isinstance(rig.csc, ATWhiteLightCsc)
+    await lamp_on(rig)
+    rig.csc.driver.raise_chiller_alarm(4)
+    await rig.clock.advance(1)
+    assert rig.csc.summary_state == State.FAULT
+    assert rig.remote.event("errorCode").get()["errorCode"] == ErrorCode.CHILLER_ERROR  # type: ignore[index]
+    assert not rig.csc.rules.commanded_on
+    assert lamp(rig) == LampBasicState.COOLDOWN
+    with pytest.raises(AckError, match="cooling down"):
+        await rig.command("standby")  # FAULT -> STANDBY waits for the cool-down too
+    await rig.clock.advance(900)
+    await rig.command("standby")
+    assert rig.csc.summary_state == State.STANDBY
+
+
+async def test_stuck_lamp_faults_when_turned_off(rig: Rig) -> None:
+    assert isinstance(rig.csc, ATWhiteLightCsc)
+    await lamp_on(rig)
+    await rig.clock.advance(900)
+    rig.csc.driver.stick_lamp_on()
+    with pytest.raises(AckError, match="still gives light"):
+        await rig.command("turnLampOff")
+    assert rig.remote.event("errorCode").get()["errorCode"] == ErrorCode.LAMP_UNEXPECTEDLY_ON  # type: ignore[index]
+
+
+async def test_chiller_converges_to_set_point(rig: Rig) -> None:
+    assert isinstance(rig.csc, ATWhiteLightCsc)
+    await rig.enable()
+    await rig.command("setChillerTemperature", {"temperature": 15})
+    with pytest.raises(AckError, match="outside the supply warning limits 5-50 C"):
+        await rig.command("setChillerTemperature", {"temperature": 60})
+    await rig.command("startChiller")
+    start = rig.clock.tai()
+    assert rig.csc.driver.supply_temperature(start) == pytest.approx(18.0)
+    assert rig.csc.driver.supply_temperature(start + 600) == pytest.approx(15.0, abs=0.05)
+    telemetry = rig.remote.telemetry("chillerTemperatures")
+    await rig.clock.advance(700)
+    sample = await telemetry.next(flush=False, timeout_s=0)
+    assert sample["setTemperature"] == 15
+
+
+async def test_shutter_moves(rig: Rig) -> None:
+    await rig.enable()
+    ack = await rig.command("openShutter")
+    assert ack.result == "shutter open"
+    assert rig.remote.event("shutterState").get()["actualState"] == ShutterState.OPEN  # type: ignore[index]
+    await rig.command("closeShutter")
+    assert rig.remote.event("shutterState").get()["actualState"] == ShutterState.CLOSED  # type: ignore[index]
