@@ -1,0 +1,1 @@
+"""ATDome: the dome azimuth drive, with encoder drift and homing."""

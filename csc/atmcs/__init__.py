@@ -1,0 +1,1 @@
+"""ATMCS: the auxiliary telescope mount."""

@@ -1,0 +1,43 @@
+"""The mount, pure: azimuth/elevation limits and slew times (also the simulated hardware).
+
+Invariants: the mount is always within its limits; a slew outside them is refused with the
+axis, the value and the limits; slew time is the slower axis at its speed plus settling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from obsq.csc.core.errors import ExpectedError
+
+
+@dataclass
+class MountModel:
+    """Alt-az mount axes."""
+
+    azimuth_limits: tuple[float, float] = (-270.0, 270.0)
+    elevation_limits: tuple[float, float] = (5.0, 90.0)
+    azimuth_speed: float = 4.0
+    elevation_speed: float = 2.0
+    settle_s: float = 3.0
+    azimuth: float = 0.0
+    elevation: float = 80.0
+    tracking: bool = False
+
+    def check(self, azimuth: float, elevation: float) -> None:
+        for axis, value, (low, high) in (
+            ("azimuth", azimuth, self.azimuth_limits),
+            ("elevation", elevation, self.elevation_limits),
+        ):
+            if not low <= value <= high:
+                raise ExpectedError(f"{axis} {value:g} deg is beyond the limits {low:g} to {high:g} deg")
+
+    def slew_time(self, azimuth: float, elevation: float) -> float:
+        self.check(azimuth, elevation)
+        moving = max(
+            abs(azimuth - self.azimuth) / self.azimuth_speed, abs(elevation - self.elevation) / self.elevation_speed
+        )
+        return moving + (self.settle_s if moving else 0.0)
+
+    def arrive(self, azimuth: float, elevation: float) -> None:
+        self.azimuth, self.elevation = azimuth, elevation

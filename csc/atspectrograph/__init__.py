@@ -1,0 +1,1 @@
+"""ATSpectrograph: LATISS filter and disperser wheels."""

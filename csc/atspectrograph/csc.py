@@ -1,0 +1,82 @@
+"""ATSpectrograph service: two wheels, their change times, in-position events, stuck-wheel fault."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from obsq.csc.atspectrograph.model import Wheel
+from obsq.csc.component import BaseCsc, Command
+from obsq.csc.core.errors import ExpectedError
+from obsq.csc.core.states import State
+
+#: Fault code when a wheel does not arrive within change_timeout.
+WHEEL_STUCK = 10
+
+
+class ATSpectrographCsc(BaseCsc):
+    """LATISS filter and disperser wheels (the wheel model doubles as the simulator)."""
+
+    def __init__(self, *, index: int = 0, **kwargs: Any) -> None:
+        super().__init__("ATSpectrograph", index=index, **kwargs)
+        self.filter_wheel = Wheel("filter", ["empty_1"], 3.0, 2.0)
+        self.disperser_wheel = Wheel("disperser", ["empty_1"], 3.0, 2.0)
+        self.change_timeout_s = 60.0
+        self._stuck_filter_next = False
+        self.register_command("changeFilter", self._do_change_filter)
+        self.register_command("changeDisperser", self._do_change_disperser)
+        self.register_command("homeWheels", self._do_home)
+
+    def stick_filter_wheel(self) -> None:
+        """Fault injection: the filter wheel's next change never arrives."""
+        self._stuck_filter_next = True
+        self.filter_wheel.stick()
+
+    async def configure(self, config: dict[str, Any]) -> None:
+        self.filter_wheel = Wheel("filter", config["filters"], config["seconds_per_slot"], config["settle_time"])
+        self.disperser_wheel = Wheel(
+            "disperser", config["dispersers"], config["seconds_per_slot"], config["settle_time"]
+        )
+        if self._stuck_filter_next:
+            self.filter_wheel.stick()
+        self.change_timeout_s = config["change_timeout"]
+
+    async def handle_summary_state(self) -> None:
+        if self.summary_state in (State.DISABLED, State.ENABLED):
+            await self.publish_event(
+                "installed",
+                {"filters": ",".join(self.filter_wheel.names), "dispersers": ",".join(self.disperser_wheel.names)},
+            )
+            await self._publish(self.filter_wheel, "Filter")
+            await self._publish(self.disperser_wheel, "Disperser")
+
+    async def _publish(self, wheel: Wheel, which: str) -> None:
+        now = self.clock.tai()
+        slot, name = wheel.position(now)
+        await self.publish_event(f"reported{which}Position", {"slot": slot, "name": name})
+        await self.publish_event(f"{which.lower()}InPosition", {"inPosition": wheel.in_position(now)})
+
+    async def _change(self, command: Command, wheel: Wheel, which: str) -> str:
+        name = command.data["name"]
+        arrives = wheel.start_move(name, self.clock.tai())
+        wait = min(arrives - self.clock.tai(), self.change_timeout_s)
+        await command.in_progress(self.change_timeout_s + 1, f"moving {wheel.kind} wheel to {name}")
+        await self._publish(wheel, which)
+        await self.clock.sleep(max(0.0, wait))
+        if not wheel.in_position(self.clock.tai()):
+            report = f"the {wheel.kind} wheel did not reach {name} within {self.change_timeout_s:g} s: stuck"
+            await self.fault(WHEEL_STUCK, report)
+            raise ExpectedError(report)
+        await self._publish(wheel, which)
+        return f"{wheel.kind} {name} in position"
+
+    async def _do_change_filter(self, command: Command) -> str:
+        return await self._change(command, self.filter_wheel, "Filter")
+
+    async def _do_change_disperser(self, command: Command) -> str:
+        return await self._change(command, self.disperser_wheel, "Disperser")
+
+    async def _do_home(self, command: Command) -> str:
+        for wheel, which in ((self.filter_wheel, "Filter"), (self.disperser_wheel, "Disperser")):
+            command.data = {"name": wheel.names[0]}
+            await self._change(command, wheel, which)
+        return "wheels homed"
