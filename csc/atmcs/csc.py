@@ -23,8 +23,10 @@ class ATMCSCsc(BaseCsc):
 
     async def configure(self, config: dict[str, Any]) -> None:
         m = self.model
-        m.azimuth_limits = tuple(config["azimuth_limits"])  # type: ignore[assignment]
-        m.elevation_limits = tuple(config["elevation_limits"])  # type: ignore[assignment]
+        low, high = config["azimuth_limits"]
+        m.azimuth_limits = (low, high)
+        low, high = config["elevation_limits"]
+        m.elevation_limits = (low, high)
         m.azimuth_speed, m.elevation_speed, m.settle_s = (
             config["azimuth_speed"],
             config["elevation_speed"],
