@@ -1,0 +1,1 @@
+"""ATCamera: takeImages, a physical pixel model, atomic FITS files and the acquired-images registry."""

@@ -1,0 +1,224 @@
+"""ATCamera service: takeImages as integrate -> read out -> write the file -> record it.
+
+Each exposure publishes startIntegration, waits its exposure time on the clock, publishes
+startReadout, waits the readout time, then (in a worker thread, so the event loop never
+blocks) simulates the pixels, writes the FITS file atomically under
+`{data}/raw/{DAYOBS}/{OBSID}.fits` and records it in `{data}/registry.sqlite3`; endReadout and
+largeFileObjectAvailable follow once the file is in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from obsq.csc import __version__
+from obsq.csc.atcamera.fits import build_hdus, write_atomic
+from obsq.csc.atcamera.illumination import ObservatoryState, flat_flux_e_s
+from obsq.csc.atcamera.model import DetectorModel
+from obsq.csc.atcamera.registry import AcquiredImage, AcquiredImages
+from obsq.csc.atcamera.sim import SimCamera
+from obsq.csc.clock import TAI_MINUS_UTC_S
+from obsq.csc.component import BaseCsc, Command
+from obsq.csc.core.errors import ExpectedError
+from obsq.csc.core.states import State
+
+#: Fault code of a failed readout.
+READOUT_ERROR = 1
+
+UNIX_EPOCH_MJD = 40587.0
+
+
+@dataclass(frozen=True)
+class ExposureRequest:
+    """One exposure of a takeImages command."""
+
+    image_type: str
+    exptime_s: float
+    shutter: bool
+    group_id: str
+    program: str
+    reason: str
+    note: str
+
+
+def check_request(data: dict[str, Any]) -> ExposureRequest:
+    """The rules of image types; ExpectedError names the broken one."""
+    kind, exptime, shutter = data["imageType"], data["expTime"], data["shutter"]
+    if kind == "BIAS" and (exptime != 0 or shutter):
+        raise ExpectedError(
+            f"a BIAS needs expTime 0 and the shutter closed (got expTime {exptime:g}, shutter {shutter})"
+        )
+    if kind == "DARK" and shutter:
+        raise ExpectedError("a DARK needs the shutter closed (shutter=false)")
+    if kind in ("FLAT", "OBJECT") and (exptime <= 0 or not shutter):
+        raise ExpectedError(
+            f"a {kind} needs expTime > 0 and the shutter open (got expTime {exptime:g}, shutter {shutter})"
+        )
+    return ExposureRequest(kind, exptime, shutter, data["groupId"], data["program"], data["reason"], data["note"])
+
+
+def tai_to_utc(tai: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(tai - TAI_MINUS_UTC_S, tz=datetime.UTC)
+
+
+def day_obs(tai: float) -> int:
+    """Rubin's observing day: the UTC-12h date, as YYYYMMDD."""
+    return int((tai_to_utc(tai) - datetime.timedelta(hours=12)).strftime("%Y%m%d"))
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One exposure being taken: what was asked, its name and when it began."""
+
+    request: ExposureRequest
+    obsid: str
+    dayobs: int
+    seqnum: int
+    start_tai: float
+    darktime_s: float = 0.0
+
+
+def primary_header(exposure: Exposure, state: ObservatoryState, detector: DetectorModel) -> dict[str, Any]:
+    request = exposure.request
+    start = tai_to_utc(exposure.start_tai)
+    ny, nx = detector.geometry.detector_shape
+    return {
+        "TELESCOP": "AuxTel",
+        "INSTRUME": "LATISS",
+        "ORIGIN": f"obsq {__version__} (simulated)",
+        "DETSIZE": f"[1:{nx},1:{ny}]",
+        "OBSID": exposure.obsid,
+        "DAYOBS": exposure.dayobs,
+        "SEQNUM": exposure.seqnum,
+        "IMGTYPE": request.image_type,
+        "EXPTIME": request.exptime_s,
+        "DARKTIME": round(exposure.darktime_s, 6),
+        "SHUTTER": "OPEN" if request.shutter else "CLOSED",
+        "FILTER": state.filter or "UNKNOWN",
+        "GRATING": state.disperser or "UNKNOWN",
+        "DATE-OBS": start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
+        "MJD-OBS": round((exposure.start_tai - TAI_MINUS_UTC_S) / 86400.0 + UNIX_EPOCH_MJD, 8),
+        "GROUPID": request.group_id,
+        "PROGRAM": request.program,
+        "REASON": request.reason,
+        "OBSNOTE": request.note,
+        "CCD-TEMP": -95.0,
+        "DETECTOR": detector.geometry.name,
+        "NAMPS": detector.geometry.n_amps,
+        "SIMULATE": True,
+    }
+
+
+def amplifier_header(detector: DetectorModel, amp: int) -> dict[str, Any]:
+    g = detector.geometry
+    truth = detector.amplifiers[amp]
+    return {
+        "EXTNAME": f"Segment{amp // g.cols}{amp % g.cols}",
+        "AMPNAME": f"C{amp:02d}",
+        "DATASEC": g.datasec(),
+        "BIASSEC": g.biassec(),
+        "DETSEC": g.detsec(amp),
+        "GAIN": round(truth.gain_e_per_adu, 5),
+        "RDNOISE": round(truth.read_noise_e, 4),
+    }
+
+
+class ATCameraCsc(BaseCsc):
+    """The LATISS camera."""
+
+    def __init__(self, *, driver: SimCamera, data_dir: Path, index: int = 0, **kwargs: Any) -> None:
+        super().__init__("ATCamera", index=index, **kwargs)
+        self.driver = driver
+        self.data_dir = Path(data_dir).absolute()
+        self.registry: AcquiredImages | None = None
+        self.readout_time_s = 2.0
+        self.lamp_warmup_s = 900.0
+        self._observing = False
+        self.register_command("takeImages", self._do_take_images)
+
+    async def configure(self, config: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.driver.configure, config["detector"], config["seed"])
+        self.readout_time_s = config["readout_time"]
+        self.lamp_warmup_s = config["lamp_warmup"]
+
+    async def handle_summary_state(self) -> None:
+        if self.summary_state in (State.DISABLED, State.ENABLED):
+            if self.registry is None:
+                self.registry = await asyncio.to_thread(AcquiredImages, self.data_dir / "registry.sqlite3")
+            if not self._observing:
+                await self.driver.observatory.start()
+                self._observing = True
+        elif self._observing and self.summary_state == State.STANDBY:
+            await self.driver.observatory.close()
+            self._observing = False
+
+    async def _do_take_images(self, command: Command) -> str:
+        request = check_request(command.data)
+        count = command.data["numImages"]
+        per_image = request.exptime_s + self.readout_time_s + 10.0
+        await command.in_progress(count * per_image, f"taking {count} {request.image_type}")
+        names = [await self._take_one(request, index, count) for index in range(1, count + 1)]
+        return f"took {count} {request.image_type}: {names[0]}" + (f" .. {names[-1]}" if count > 1 else "")
+
+    async def _take_one(self, request: ExposureRequest, index: int, count: int) -> str:
+        assert self.registry is not None
+        dayobs = day_obs(self.clock.tai())
+        seqnum = await asyncio.to_thread(self.registry.next_seqnum, dayobs)
+        start = self.clock.tai()
+        exposure = Exposure(request, f"AT_O_{dayobs}_{seqnum:06d}", dayobs, seqnum, start)
+        obsid = exposure.obsid
+        await self.publish_event(
+            "startIntegration",
+            {"imageName": obsid, "imageIndex": index, "imagesInSequence": count, "exposureTime": request.exptime_s,
+             "imageType": request.image_type, "groupId": request.group_id},
+        )  # fmt: skip
+        state = self.driver.observatory.snapshot(start + request.exptime_s / 2)  # the light at mid-exposure
+        await self.clock.sleep(request.exptime_s)
+        await self.publish_event("startReadout", {"imageName": obsid})
+        await self.clock.sleep(self.readout_time_s)
+        try:
+            self.driver.check_readout()
+        except ExpectedError as exc:
+            await self.fault(READOUT_ERROR, f"{obsid}: {exc}")
+            raise
+        exposure = replace(exposure, darktime_s=self.clock.tai() - start)
+        flux = flat_flux_e_s(state, self.lamp_warmup_s) if request.shutter else 0.0
+        image = await asyncio.to_thread(self._write, exposure, state, flux)
+        await self.publish_event(
+            "endReadout",
+            {"imageName": obsid, "requestedExposureTime": request.exptime_s, "imageIndex": index,
+             "imagesInSequence": count},
+        )  # fmt: skip
+        await self.publish_event(
+            "largeFileObjectAvailable",
+            {"url": f"file://{image.path}", "generator": "ATCamera", "version": 1, "byteSize": image.byte_size,
+             "checkSum": image.md5, "mimeType": "image/fits", "id": obsid},
+        )  # fmt: skip
+        self.log.info(
+            "image_written", obsid=obsid, imgtype=request.image_type, exptime=request.exptime_s, flux=round(flux, 1)
+        )
+        return obsid
+
+    def _write(self, exposure: Exposure, state: ObservatoryState, flux_e_s: float) -> AcquiredImage:
+        """Simulate the pixels, write the file, record it (runs in a worker thread)."""
+        assert self.registry is not None
+        detector = self.driver.detector
+        request = exposure.request
+        number = exposure.seqnum + 1_000_000 * (exposure.dayobs % 10_000)  # unique per exposure: its noise seed
+        raws = detector.expose(number, flux_e_s, request.exptime_s, exposure.darktime_s)
+        header = primary_header(exposure, state, detector)
+        hdus = build_hdus(header, [(amplifier_header(detector, i), raw) for i, raw in enumerate(raws)])
+        written = write_atomic(self.data_dir / "raw" / str(exposure.dayobs) / f"{exposure.obsid}.fits", hdus)
+        image = AcquiredImage(
+            obsid=exposure.obsid, dayobs=exposure.dayobs, seqnum=exposure.seqnum, path=str(written.path),
+            imgtype=request.image_type, exptime=request.exptime_s, darktime=exposure.darktime_s,
+            filter=header["FILTER"], grating=header["GRATING"], groupid=request.group_id, program=request.program,
+            reason=request.reason, note=request.note, date_obs=header["DATE-OBS"], mjd_obs=header["MJD-OBS"],
+            byte_size=written.byte_size, md5=written.md5,
+        )  # fmt: skip
+        self.registry.record(image)
+        return image

@@ -1,0 +1,62 @@
+"""Writing raw FITS files atomically: nothing ever appears half-written under its final name.
+
+The file is written to a hidden temporary name in the same folder, flushed and fsynced,
+checksummed, then renamed over its final name (atomic on POSIX); the folder is fsynced so
+the rename survives a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from astropy.io import fits
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """A file in place under its final name."""
+
+    path: Path
+    byte_size: int
+    md5: str
+
+
+def build_hdus(
+    primary: Mapping[str, Any], amplifiers: Sequence[tuple[Mapping[str, Any], npt.NDArray[np.int32]]]
+) -> fits.HDUList:
+    """A primary HDU with the exposure's header and one image HDU per amplifier."""
+    hdus: list[Any] = [fits.PrimaryHDU(header=fits.Header(list(primary.items())))]
+    for header, data in amplifiers:
+        hdus.append(fits.ImageHDU(data=data, header=fits.Header(list(header.items()))))
+    return fits.HDUList(hdus)
+
+
+def write_atomic(path: Path, hdus: fits.HDUList) -> WrittenFile:
+    """Write `hdus` to `path` atomically; return its size and MD5."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as stream:
+            hdus.writeto(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        with tmp.open("rb") as stream:
+            md5 = hashlib.file_digest(stream, "md5").hexdigest()
+        size = tmp.stat().st_size
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return WrittenFile(path, size, md5)

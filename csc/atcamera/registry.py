@@ -1,0 +1,113 @@
+"""The acquired-images registry: one SQLite row per raw file the camera wrote.
+
+Later issues read it: the flats automation counts what was taken, and the reduction service
+ingests raws from it. A row is added only after its file is in place under its final name,
+and sequence numbers are unique per observing day, also across restarts of the camera.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS acquired_images (
+    obsid     TEXT PRIMARY KEY,
+    dayobs    INTEGER NOT NULL,
+    seqnum    INTEGER NOT NULL,
+    path      TEXT NOT NULL,
+    imgtype   TEXT NOT NULL,
+    exptime   REAL NOT NULL,
+    darktime  REAL NOT NULL,
+    filter    TEXT NOT NULL,
+    grating   TEXT NOT NULL,
+    groupid   TEXT NOT NULL,
+    program   TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    note      TEXT NOT NULL,
+    date_obs  TEXT NOT NULL,
+    mjd_obs   REAL NOT NULL,
+    byte_size INTEGER NOT NULL,
+    md5       TEXT NOT NULL,
+    UNIQUE (dayobs, seqnum)
+);
+CREATE INDEX IF NOT EXISTS acquired_by_group ON acquired_images (groupid);
+CREATE INDEX IF NOT EXISTS acquired_by_type ON acquired_images (imgtype, filter, exptime);
+"""
+
+
+@dataclass(frozen=True)
+class AcquiredImage:
+    """One raw file."""
+
+    obsid: str
+    dayobs: int
+    seqnum: int
+    path: str
+    imgtype: str
+    exptime: float
+    darktime: float
+    filter: str
+    grating: str
+    groupid: str
+    program: str
+    reason: str
+    note: str
+    date_obs: str
+    mjd_obs: float
+    byte_size: int
+    md5: str
+
+
+_COLUMNS = [f.name for f in fields(AcquiredImage)]
+
+
+class AcquiredImages:
+    """The registry file; every method opens its own connection, so any thread may call it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def next_seqnum(self, dayobs: int) -> int:
+        with self._connect() as db:
+            (last,) = db.execute(
+                "SELECT COALESCE(MAX(seqnum), 0) FROM acquired_images WHERE dayobs = ?", (dayobs,)
+            ).fetchone()
+        return int(last) + 1
+
+    def record(self, image: AcquiredImage) -> None:
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        with self._connect() as db:
+            db.execute(
+                f"INSERT INTO acquired_images ({', '.join(_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
+                tuple(asdict(image).values()),
+            )
+
+    def images(self, **where: str | float | int) -> list[AcquiredImage]:
+        """Rows matching every `column=value` given, in sequence order."""
+        unknown = set(where) - set(_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown registry columns: {', '.join(sorted(unknown))}")
+        clause = " AND ".join(f"{column} = ?" for column in where) or "1"
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM acquired_images WHERE {clause} ORDER BY dayobs, seqnum",  # noqa: S608
+                tuple(where.values()),
+            ).fetchall()
+        return [AcquiredImage(*row) for row in rows]
