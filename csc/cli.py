@@ -28,20 +28,18 @@ from obsq.csc.bus.base import Bus
 from obsq.csc.bus.brokers import EmbeddedBroker, MosquittoProcess, free_port, port_open
 from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.bus.url import DEFAULT_BROKER_URL, BrokerUrl
-from obsq.csc.clock import Clock, LoopClock, wait_for
-from obsq.csc.component import Ack, AckError, BaseCsc, Remote
+from obsq.csc.clock import Clock, LoopClock, wait_for, wall_tai
+from obsq.csc.component import Ack, AckError, Remote
+from obsq.csc.compose import TELESCOPE, CompositionError, build_component, injections_for, parse_injections
 from obsq.csc.core.codec import decode
 from obsq.csc.core.errors import BusDisconnectedError, DecodeError, ObsqError, TopicError
 from obsq.csc.core.states import State
 from obsq.csc.core.status import WATCHED_EVENTS, StatusBoard, format_table
 from obsq.csc.core.topics import DEFAULT_ROOT, ComponentId, Topic, TopicKind, check_root
 from obsq.csc.interfaces import interface_names, load_interface
-from obsq.csc.testcsc import TestCsc
+from obsq.csc.supervisor import Child, Supervisor, component_argv
 
-#: name -> factory(index, **kwargs) of every component this build can run.
-COMPONENTS: dict[str, Callable[..., BaseCsc]] = {
-    "Test": TestCsc,
-}
+DEFAULT_DATA_DIR = "obsq-data"
 
 
 class CliError(Exception):
@@ -143,27 +141,37 @@ async def _wait_for_signal() -> None:
     await stop.wait()
 
 
-async def cmd_csc_run(args: argparse.Namespace) -> int:
-    cid = _component(args.component)
-    if cid.name not in COMPONENTS:
-        raise CliError(f"no component service for {cid.name!r} in this build; runnable: {', '.join(COMPONENTS)}")
+def _clock(args: argparse.Namespace) -> LoopClock:
     if args.speed <= 0:
         raise CliError(f"--speed must be > 0, got {args.speed}")
-    clock = LoopClock(args.speed)
+    epoch = args.epoch if args.epoch is not None else os.environ.get("OBSQ_EPOCH")
+    return LoopClock(args.speed, epoch_tai=float(epoch) if epoch is not None else None)
+
+
+async def cmd_csc_run(args: argparse.Namespace) -> int:
+    cid = _component(args.component)
+    clock = _clock(args)
+    root = _root(args)
     async with broker_for(args) as url:
         bus = MqttBus(url, client_id=f"{cid.name}-{cid.index}-{os.getpid()}", connect_timeout_s=args.connect_timeout)
-        csc = COMPONENTS[cid.name](
-            index=cid.index,
-            bus=bus,
-            clock=clock,
-            root=_root(args),
-            initial_state=State[args.state.upper()],
-            override=args.override,
-            simulation_mode=1 if args.simulate else 0,
-            config_root=Path(args.config_dir) if args.config_dir else None,
-            site=args.site,
-            log_level=logging.getLevelNamesMapping()[args.log_level.upper()],
-        )
+        try:
+            csc = build_component(
+                cid.name,
+                index=cid.index,
+                simulate=args.simulate,
+                inject=args.inject,
+                data_dir=Path(args.data),
+                bus=bus,
+                clock=clock,
+                root=root,
+                initial_state=State[args.state.upper()],
+                override=args.override,
+                config_root=Path(args.config_dir) if args.config_dir else None,
+                site=args.site,
+                log_level=logging.getLevelNamesMapping()[args.log_level.upper()],
+            )
+        except CompositionError as exc:
+            raise CliError(str(exc)) from None
         try:
             await bus.start()
         except BusDisconnectedError as exc:
@@ -339,6 +347,45 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if returncode == 0 else 1
 
 
+async def cmd_up(args: argparse.Namespace) -> int:
+    """The simulated auxiliary telescope: broker (unless given) and every component, supervised."""
+    try:
+        parse_injections(args.inject)
+    except CompositionError as exc:
+        raise CliError(str(exc)) from None
+    names = args.only.split(",") if args.only else list(TELESCOPE)
+    unknown = [n for n in names if n not in TELESCOPE]
+    if unknown:
+        raise CliError(f"--only: unknown component {unknown[0]!r}; the telescope has {', '.join(TELESCOPE)}")
+    if args.speed <= 0:
+        raise CliError(f"--speed must be > 0, got {args.speed}")
+    root = _root(args)
+    data: Path = args.data
+    epoch = wall_tai()
+    wall = LoopClock()
+    supervisor = Supervisor(wall, lambda line: print(f"obsq up: {line}", flush=True))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, supervisor.stop)
+    async with broker_for(args) as url:
+        common = ["--broker", str(url), "--root", root, "--speed", f"{args.speed:g}", "--epoch", repr(epoch),
+                  "--data", str(data), "--state", args.state]  # fmt: skip
+        if args.ca_file:
+            common += ["--ca-file", args.ca_file]
+        children = [
+            Child(name, component_argv(name, *common, *(f"--inject={i}" for i in injections_for(name, args.inject))),
+                  data / "logs" / f"{name}.log")
+            for name in names
+        ]  # fmt: skip
+        print(
+            f"obsq up: {', '.join(names)} on {url} (root {root}, speed {args.speed:g}, data {data}); Ctrl-C stops",
+            flush=True,
+        )
+        await supervisor.run(children)
+    print("obsq up: stopped", flush=True)
+    return 0
+
+
 async def cmd_bench_bus(args: argparse.Namespace) -> int:
     from obsq.csc.bench import run_bus_benchmark
 
@@ -348,7 +395,7 @@ async def cmd_bench_bus(args: argparse.Namespace) -> int:
 def cmd_csc_list(args: argparse.Namespace) -> int:
     for name in interface_names():
         interface = load_interface(name)
-        runnable = "runnable" if name in COMPONENTS else "interface only"
+        runnable = "simulated" if name in TELESCOPE else "runnable" if name == "Test" else "interface only"
         print(f"{name:<14} {'indexed' if interface.indexed else '':<8} {runnable:<15} {interface.description}")
     return 0
 
@@ -369,6 +416,21 @@ def _broker_options(parser: argparse.ArgumentParser) -> None:
 
 
 Subparsers = Any  # argparse's _SubParsersAction is private
+
+
+def _absolute(text: str) -> Path:
+    """A path argument made absolute, as child processes may run elsewhere."""
+    return Path(text).absolute()
+
+
+def _simulation_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("simulation")
+    group.add_argument("--data", default=DEFAULT_DATA_DIR, help="where the camera writes raws and its registry")
+    group.add_argument(
+        "--inject", action="append", default=[], metavar="NAME[=VALUE]",
+        help="fault injection: lamp-no-strike, chiller-alarm, lamp-stuck-on, dome-drift, filter-stuck, readout-failure",
+    )  # fmt: skip
+    group.add_argument("--epoch", type=float, help="TAI at which the scaled clock starts (shared by `obsq up`)")
 
 
 def _add_broker(sub: Subparsers) -> None:
@@ -393,6 +455,7 @@ def _add_csc(sub: Subparsers) -> None:
     q.add_argument("--config-dir", help="configuration root (default $OBSQ_CONFIG_DIR or deploy/config)")
     q.add_argument("--site", help="site name: reads _SITE.yaml (default $OBSQ_SITE)")
     q.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    _simulation_options(q)
     _broker_options(q)
     q.set_defaults(func=cmd_csc_run)
     q = actions.add_parser("list", help="list known components", description="Components with an interface.")
@@ -445,6 +508,26 @@ def _add_bench(sub: Subparsers) -> None:
     q.set_defaults(func=cmd_bench_bus)
 
 
+def _add_up(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "up",
+        help="the simulated auxiliary telescope, each component its own process",
+        description="Embedded broker (unless --broker) and ATWhiteLight, ATSpectrograph, ATDome, ATMCS and ATCamera, "
+        "each a supervised process (restarted if it dies; logs in DATA/logs). Ctrl-C stops everything.",
+    )
+    p.add_argument("--speed", type=float, default=1.0, help="clock speed of every component (default real time)")
+    p.add_argument("--state", choices=("standby", "disabled", "enabled"), default="standby", help="initial state")
+    p.add_argument("--only", help="comma-separated subset of the components")
+    p.add_argument(
+        "--data", type=_absolute, default=DEFAULT_DATA_DIR, help="camera raws, registry and logs (default %(default)s)"
+    )
+    p.add_argument(
+        "--inject", action="append", default=[], metavar="NAME[=VALUE]", help="fault injection (obsq csc run --help)"
+    )
+    _broker_options(p)
+    p.set_defaults(func=cmd_up)
+
+
 def _add_demo(sub: Subparsers) -> None:
     p = sub.add_parser(
         "demo",
@@ -459,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="obsq", description="Observatory control over MQTT.")
     parser.add_argument("--version", action="version", version=f"obsq {__version__}")
     sub = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
-    for add in (_add_broker, _add_csc, _add_status, _add_cmd, _add_watch, _add_bench, _add_demo):
+    for add in (_add_broker, _add_csc, _add_up, _add_status, _add_cmd, _add_watch, _add_bench, _add_demo):
         add(sub)
     return parser
 

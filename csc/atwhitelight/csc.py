@@ -81,7 +81,7 @@ class ATWhiteLightCsc(BaseCsc):
 
     async def _do_turn_lamp_on(self, command: Command) -> str:
         now = self.clock.tai()
-        power = self.rules.check_turn_on(command.data["power"], now, self.driver.chiller_status())
+        power = self.rules.check_turn_on(command.data["power"], now, self.driver.chiller_status(now))
         config = self.rules.config
         await command.in_progress(config.max_strike_s + 2, f"striking at {power:g} W")
         self.rules.strike_started(power)
@@ -203,17 +203,17 @@ class ATWhiteLightCsc(BaseCsc):
     async def _publish_status(self) -> None:
         now = self.clock.tai()
         await self._publish_lamp_state()
-        status = self.driver.chiller_status()
+        status = self.driver.chiller_status(now)
         await self.publish_event(
             "chillerWatchdog",
             {
-                "controllerState": int(self.driver.chiller_controller_state()),
+                "controllerState": int(self.driver.chiller_controller_state(now)),
                 "pumpRunning": status.pump_on,
                 "alarmsPresent": status.alarms,
                 "warningsPresent": False,
             },
         )
-        await self.publish_event("chillerAlarms", {"level1": self.driver.alarm_level1, "level21": 0, "level22": 0})
+        await self.publish_event("chillerAlarms", {"level1": self.driver.alarm_level1(now), "level21": 0, "level22": 0})
         shutter = self.driver.shutter_state(now)
         await self.publish_event(
             "shutterState", {"commandedState": int(shutter), "actualState": int(shutter), "enabled": True}
@@ -234,10 +234,10 @@ class ATWhiteLightCsc(BaseCsc):
 
     async def _check_faults(self) -> None:
         now = self.clock.tai()
-        status = self.driver.chiller_status()
+        status = self.driver.chiller_status(now)
         basic = self.rules.basic_state(now, self.driver.light(now))
         if status.alarms:
-            await self.fault(ErrorCode.CHILLER_ERROR, f"chiller alarm (level1 mask {self.driver.alarm_level1})")
+            await self.fault(ErrorCode.CHILLER_ERROR, f"chiller alarm (level1 mask {self.driver.alarm_level1(now)})")
         elif (self.rules.commanded_on or self.rules.striking) and not (status.running and status.pump_on):
             await self.fault(ErrorCode.NOT_CHILLING_WITH_LAMP_ON, "the lamp is on but the chiller is not running")
         elif basic == LampBasicState.UNEXPECTEDLY_ON:

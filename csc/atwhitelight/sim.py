@@ -44,7 +44,9 @@ class SimWhiteLight:
         self.chiller_running = False
         self.set_temperature_c = 20.0
         self._supply = _Relaxation(0.0, ambient_c, ambient_c, self.chiller_tau_s)
-        self.alarm_level1 = 0
+        self._alarm_level1 = 0
+        self._alarm_after_start_s: float | None = None
+        self._alarm_at: float | None = None
         self._powered = False
         self._light_from: float | None = None
         self._light_until: float | None = None
@@ -63,11 +65,20 @@ class SimWhiteLight:
 
     # -- chiller --------------------------------------------------------------------------
 
-    def chiller_status(self) -> ChillerStatus:
-        return ChillerStatus(running=self.chiller_running, pump_on=self.chiller_running, alarms=self.alarm_level1 != 0)
+    def alarm_level1(self, now: float) -> int:
+        """The level-1 alarm mask at `now` (an injected alarm may be due by then)."""
+        if self._alarm_at is not None and now >= self._alarm_at:
+            self._alarm_level1 |= 1
+            self._alarm_at = None
+        return self._alarm_level1
 
-    def chiller_controller_state(self) -> ChillerControllerState:
-        if self.alarm_level1:
+    def chiller_status(self, now: float) -> ChillerStatus:
+        return ChillerStatus(
+            running=self.chiller_running, pump_on=self.chiller_running, alarms=self.alarm_level1(now) != 0
+        )
+
+    def chiller_controller_state(self, now: float) -> ChillerControllerState:
+        if self.alarm_level1(now):
             return ChillerControllerState.SAFETY
         return ChillerControllerState.RUN if self.chiller_running else ChillerControllerState.STANDBY
 
@@ -80,6 +91,8 @@ class SimWhiteLight:
     def start_chiller(self, now: float) -> None:
         self.chiller_running = True
         self._relax(now, self.set_temperature_c)
+        if self._alarm_after_start_s is not None:
+            self._alarm_at = now + self._alarm_after_start_s
 
     def stop_chiller(self, now: float) -> None:
         self.chiller_running = False
@@ -142,10 +155,14 @@ class SimWhiteLight:
 
     def raise_chiller_alarm(self, level1: int = 1) -> None:
         """A chiller alarm (bit mask of level-1 alarms): the component must fault, lamp off."""
-        self.alarm_level1 = level1
+        self._alarm_level1 = level1
+
+    def alarm_after_start(self, seconds: float) -> None:
+        """A chiller alarm `seconds` of clock time after the chiller is next started."""
+        self._alarm_after_start_s = seconds
 
     def clear_chiller_alarm(self) -> None:
-        self.alarm_level1 = 0
+        self._alarm_level1 = 0
 
     def stick_lamp_on(self) -> None:
         """The lamp keeps its light when powered off (LAMP_STUCK_ON)."""
