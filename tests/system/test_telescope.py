@@ -1,0 +1,195 @@
+"""The simulated auxiliary telescope as real processes (`obsq up`) over Mosquitto, driven with `obsq cmd`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.stats import sigma_clipped_stats
+
+from obsq.csc.atcamera.illumination import ObservatoryState, flat_flux_e_s
+from obsq.csc.atcamera.model import GEOMETRIES, DetectorModel
+from obsq.csc.atcamera.registry import AcquiredImages
+from obsq.csc.bus import BrokerUrl
+from obsq.csc.bus.brokers import MosquittoProcess
+from obsq.csc.bus.mqtt import MqttBus
+from obsq.csc.cli import collect_status
+from obsq.csc.clock import LoopClock, perf_counter
+from obsq.csc.component import Remote
+from obsq.csc.compose import TELESCOPE
+from obsq.csc.core.status import StatusBoard
+
+from .conftest import run_cli
+from .test_components import time_until
+
+pytestmark = pytest.mark.system
+
+SPEED = "600"
+CLOCK = LoopClock()
+
+
+class Telescope:
+    """`obsq up` as a child process, and `obsq cmd` against it."""
+
+    def __init__(self, url: str, root: str, data: Path, *extra: str) -> None:
+        self.url, self.root, self.data = url, root, data
+        self.log = data.parent / f"up-{root}.log"
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "obsq.csc.cli", "up", "--broker", url, "--root", root, "--speed", SPEED,
+                 "--state", "enabled", "--data", str(data), *extra],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+
+    async def cmd(self, component: str, command: str, *fields: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(
+            run_cli, "cmd", component, command, *fields, "--broker", self.url, "--root", self.root, "--speed", SPEED
+        )
+
+    async def ok(self, component: str, command: str, *fields: str) -> str:
+        result = await self.cmd(component, command, *fields)
+        assert result.returncode == 0, f"{component} {command}: {result.stdout} {result.stderr}"
+        return result.stdout
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def telescope_broker() -> Iterator[MosquittoProcess]:
+    from .conftest import start_mosquitto
+
+    broker = start_mosquitto()
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+async def board(telescope_broker: MosquittoProcess, root: str) -> AsyncIterator[StatusBoard]:
+    bus = MqttBus(BrokerUrl.parse(telescope_broker.url), clock=CLOCK)
+    await bus.start()
+    board = StatusBoard()
+    await collect_status(bus, root, board, CLOCK)
+    yield board
+    await bus.close()
+
+
+@pytest.fixture
+async def telescope(
+    telescope_broker: MosquittoProcess, root: str, tmp_path: Path, board: StatusBoard
+) -> AsyncIterator[Telescope]:
+    up = Telescope(telescope_broker.url, root, tmp_path / "data")
+    try:
+        await time_until(lambda: all_enabled(board), 30)
+        yield up
+    finally:
+        up.close()
+    assert up.process.returncode == 0, up.log.read_text()[-2000:]
+
+
+def all_enabled(board: StatusBoard) -> bool:
+    rows = {row.component: row for row in board.rows(CLOCK.tai())}
+    return all(name in rows and rows[name].state == "ENABLED" and rows[name].health == "alive" for name in TELESCOPE)
+
+
+def flat_level(path: str) -> list[float]:
+    g = GEOMETRIES["small"]
+    with fits.open(path) as hdus:
+        return [
+            float(sigma_clipped_stats(h.data[: g.ny, : g.nx] - np.median(h.data[: g.ny, g.nx :]), sigma=3)[0])
+            for h in hdus[1:]
+        ]
+
+
+async def prepare_flat_position(up: Telescope) -> None:
+    await up.ok("ATSpectrograph", "changeFilter", "name=SDSSr_65mm")
+    await up.ok("ATDome", "moveAzimuth", "azimuth=3.0")
+    await up.ok("ATMCS", "moveToPosition", "azimuth=188.7", "elevation=39.0")
+
+
+async def test_lamp_warm_up_flats_and_a_misaligned_dome(telescope: Telescope, root: str) -> None:
+    up = telescope
+    await up.ok("ATWhiteLight", "startChiller")
+    await up.ok("ATWhiteLight", "openShutter")
+    bus = MqttBus(BrokerUrl.parse(up.url), clock=CLOCK)
+    await bus.start()
+    try:
+        async with Remote(bus, "ATWhiteLight", clock=CLOCK, root=root) as lamp:
+            out = await up.ok("ATWhiteLight", "turnLampOn")
+            lit = perf_counter()
+            assert "COMPLETE lamp on at 900 W" in out
+            state = lamp.event("lampState")
+            await time_until(lambda: (state.get() or {}).get("basicState") == 2, 10)  # ON
+            warmup_real_s = perf_counter() - lit
+    finally:
+        await bus.close()
+    assert 1.2 < warmup_real_s < 4.0  # 900 s at speed 600 is 1.5 s
+
+    await prepare_flat_position(up)
+    out = await up.ok("ATCamera", "takeImages", "numImages=1", "expTime=6", "imageType=FLAT", "groupId=aligned")
+    registry = AcquiredImages(up.data / "registry.sqlite3")
+    (aligned,) = registry.images(groupid="aligned")
+    assert aligned.obsid in out
+    assert (aligned.filter, aligned.grating, aligned.exptime) == ("SDSSr_65mm", "empty_1", 6.0)
+    state = ObservatoryState(
+        now_tai=0, lamp_basic_state=2, lamp_power_w=900, lamp_shutter=2, filter="SDSSr_65mm", disperser="empty_1",
+        dome_azimuth_true=3.0 + 0.005 * 3.0, mount_azimuth=188.7, mount_elevation=39.0,
+    )  # fmt: skip
+    expected = DetectorModel(GEOMETRIES["small"], seed=1).expected_signal_adu(flat_flux_e_s(state), 6.0)
+    measured = flat_level(aligned.path)
+    assert measured == pytest.approx(list(expected), rel=0.05)
+
+    await up.ok("ATDome", "moveAzimuth", "azimuth=6.0")  # 3 deg off the screen
+    await up.ok("ATCamera", "takeImages", "numImages=1", "expTime=6", "imageType=FLAT", "groupId=misaligned")
+    (misaligned,) = registry.images(groupid="misaligned")
+    assert max(flat_level(misaligned.path)) < 10_000
+
+
+async def test_bad_input_is_refused_by_name_and_state_unchanged(telescope: Telescope) -> None:
+    up = telescope
+    result = await up.cmd("ATSpectrograph", "changeFilter", "name=SDSSq_65mm")
+    assert result.returncode == 1
+    assert "unknown filter 'SDSSq_65mm'; installed: empty_1, SDSSr_65mm" in result.stdout
+    result = await up.cmd("ATCamera", "takeImages", "numImages=1", "expTime=-6", "imageType=FLAT")
+    assert result.returncode == 2
+    assert "field 'expTime': -6.0 is less than the minimum of 0" in result.stderr
+    result = await up.cmd("ATMCS", "moveToPosition", "azimuth=0", "elevation=100")
+    assert result.returncode == 1
+    assert "elevation 100 deg is beyond the limits 5 to 90 deg" in result.stdout
+    await up.ok("ATWhiteLight", "disable")
+    result = await up.cmd("ATWhiteLight", "startChiller")
+    assert result.returncode == 1
+    assert "startChiller not allowed in state DISABLED" in result.stdout
+    status = await asyncio.to_thread(run_cli, "status", "--broker", up.url, "--root", up.root)
+    states = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines()[1:]}
+    assert states == {"ATCamera": "ENABLED", "ATDome": "ENABLED", "ATMCS": "ENABLED", "ATSpectrograph": "ENABLED",
+                      "ATWhiteLight": "DISABLED"}  # fmt: skip
+
+
+async def test_a_killed_component_is_restarted(telescope: Telescope, board: StatusBoard) -> None:
+    up = telescope
+    pids = (
+        await asyncio.to_thread(
+            subprocess.run, ["pgrep", "-f", f"csc run ATMCS .*--root {up.root}"], capture_output=True, text=True
+        )
+    ).stdout.split()
+    assert len(pids) == 1
+    os.kill(int(pids[0]), signal.SIGKILL)
+    await time_until(lambda: board.rows(CLOCK.tai())[2].health.startswith("gone"), 5)
+    await time_until(lambda: all_enabled(board), 30)  # restarted, and back to ENABLED (--state enabled)
+    assert "ATMCS died (status -9); restarting" in up.log.read_text()
+    await up.ok("ATMCS", "moveToPosition", "azimuth=10", "elevation=45")
