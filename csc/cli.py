@@ -386,6 +386,12 @@ async def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_bench_fits(args: argparse.Namespace) -> int:
+    from obsq.csc.bench import run_fits_benchmark
+
+    return await run_fits_benchmark(args)
+
+
 async def cmd_bench_bus(args: argparse.Namespace) -> int:
     from obsq.csc.bench import run_bus_benchmark
 
@@ -506,6 +512,15 @@ def _add_bench(sub: Subparsers) -> None:
     q.add_argument("--json", dest="json_out", help="also write the results as JSON to this file")
     _broker_options(q)
     q.set_defaults(func=cmd_bench_bus)
+    q = what.add_parser(
+        "fits",
+        help="time to write one raw file, small and full-size detector, vs plain astropy",
+        description="Median time per image of the camera's atomic FITS write (fsync, checksum, rename) against a "
+        "plain astropy.io.fits write of the same arrays, interleaved, for the small and the LATISS-size detector.",
+    )
+    q.add_argument("--repeats", type=int, default=5, help="full-size images per measurement (small: 4x)")
+    q.add_argument("--dir", default=None, help="where to write (default: the system temporary folder)")
+    q.set_defaults(func=cmd_bench_fits)
 
 
 def _add_up(sub: Subparsers) -> None:
