@@ -17,10 +17,9 @@ from typing import Any
 
 from obsq.csc import __version__
 from obsq.csc.atcamera.fits import build_hdus, write_atomic
-from obsq.csc.atcamera.illumination import ObservatoryState, flat_flux_e_s
+from obsq.csc.atcamera.illumination import CameraDriver, ObservatoryState, flat_flux_e_s
 from obsq.csc.atcamera.model import DetectorModel
 from obsq.csc.atcamera.registry import AcquiredImage, AcquiredImages
-from obsq.csc.atcamera.sim import SimCamera
 from obsq.csc.clock import TAI_MINUS_UTC_S
 from obsq.csc.component import BaseCsc, Command
 from obsq.csc.core.errors import ExpectedError
@@ -130,7 +129,7 @@ def amplifier_header(detector: DetectorModel, amp: int) -> dict[str, Any]:
 class ATCameraCsc(BaseCsc):
     """The LATISS camera."""
 
-    def __init__(self, *, driver: SimCamera, data_dir: Path, index: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *, driver: CameraDriver, data_dir: Path, index: int = 0, **kwargs: Any) -> None:
         super().__init__("ATCamera", index=index, **kwargs)
         self.driver = driver
         self.data_dir = Path(data_dir).absolute()

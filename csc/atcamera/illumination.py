@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
+
+from obsq.csc.atcamera.model import DetectorModel
 
 #: Electrons/s/pixel through each filter (empty disperser) at the reference lamp power.
 FILTER_RATES_E_S = {
@@ -92,3 +95,24 @@ def flat_flux_e_s(state: ObservatoryState, warmup_s: float = 900.0) -> float:
         angle_error(state.mount_azimuth, FLAT_MOUNT_AZIMUTH), abs(state.mount_elevation - FLAT_MOUNT_ELEVATION)
     )
     return rate * alignment_factor(dome_error, 1.0, 1.5) * alignment_factor(mount_error, 0.2, 0.5)
+
+
+class Observatory(Protocol):
+    """Where the camera learns what light reaches it."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def snapshot(self, now_tai: float) -> ObservatoryState: ...
+
+
+class CameraDriver(Protocol):
+    """The camera hardware as the service uses it (sim.py simulates it)."""
+
+    observatory: Observatory
+    detector: DetectorModel
+
+    def configure(self, detector: str, seed: int) -> None: ...
+
+    def check_readout(self) -> None: ...

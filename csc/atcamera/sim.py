@@ -8,24 +8,13 @@ looks at. Unit tests give a `StaticObservatory` instead.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Protocol
 
-from obsq.csc.atcamera.illumination import ObservatoryState
+from obsq.csc.atcamera.illumination import Observatory, ObservatoryState
 from obsq.csc.atcamera.model import GEOMETRIES, DetectorModel
 from obsq.csc.bus.base import Bus
 from obsq.csc.clock import Clock
 from obsq.csc.component import Remote
 from obsq.csc.core.errors import ExpectedError
-
-
-class Observatory(Protocol):
-    """Where the camera learns what light reaches it."""
-
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    def snapshot(self, now_tai: float) -> ObservatoryState: ...
 
 
 class StaticObservatory:

@@ -17,8 +17,8 @@ from obsq.csc.atwhitelight.model import (
     LampConfig,
     LampControllerState,
     LampRules,
+    WhiteLightDriver,
 )
-from obsq.csc.atwhitelight.sim import SimWhiteLight
 from obsq.csc.component import BaseCsc, Command
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.core.states import State, Transition
@@ -30,7 +30,7 @@ MONITOR_INTERVAL_S = 0.2
 class ATWhiteLightCsc(BaseCsc):
     """The white-light lamp, chiller and shutter."""
 
-    def __init__(self, *, driver: SimWhiteLight, index: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *, driver: WhiteLightDriver, index: int = 0, **kwargs: Any) -> None:
         super().__init__("ATWhiteLight", index=index, **kwargs)
         self.driver = driver
         self.rules = LampRules(LampConfig())
