@@ -10,7 +10,7 @@ name mapped to a documented hook of a simulator:
 | lamp-no-strike[=N] | ATWhiteLight | the next N strikes (default 3) give no light |
 | chiller-alarm[=S] | ATWhiteLight | a chiller alarm S clock seconds (default 60) after the chiller starts |
 | lamp-stuck-on | ATWhiteLight | the lamp keeps its light when turned off |
-| dome-drift[=DEG] | ATDome | the encoder has lost DEG degrees (default 3): the screen is misaligned |
+| dome-drift[=DEG] | ATDome | the encoder slips DEG degrees (default 3) in the next move: the screen ends misaligned |
 | filter-stuck | ATSpectrograph | the filter wheel's next change never arrives |
 | readout-failure[=N] | ATCamera | the next N readouts (default 1) fail |
 """

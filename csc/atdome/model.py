@@ -33,6 +33,7 @@ class DomeModel:
     encoder_deg: float = 0.0
     drift_deg: float = 0.0
     homed: bool = False
+    pending_slip_deg: float = 0.0
 
     @property
     def true_deg(self) -> float:
@@ -45,7 +46,8 @@ class DomeModel:
     def move(self, azimuth_deg: float) -> None:
         """Arrive at `azimuth_deg` by the encoder; drift grows with the distance travelled."""
         distance = shortest(self.encoder_deg, azimuth_deg)
-        self.drift_deg += self.drift_per_degree * abs(distance)
+        self.drift_deg += self.drift_per_degree * abs(distance) + self.pending_slip_deg
+        self.pending_slip_deg = 0.0
         self.encoder_deg = wrap(azimuth_deg)
 
     def home_time(self) -> float:
@@ -58,5 +60,6 @@ class DomeModel:
         self.homed = True
 
     def inject_drift(self, deg: float) -> None:
-        """Fault injection: the encoder has lost `deg` degrees (the misalignment contingency)."""
-        self.drift_deg += deg
+        """Fault injection: the encoder slips `deg` degrees during the next move (after any homing),
+        so the dome ends that move misaligned — the LATISS procedure's misalignment contingency."""
+        self.pending_slip_deg += deg

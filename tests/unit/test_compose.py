@@ -23,7 +23,7 @@ def build(name: str, inject: list[str], simulate: bool = True) -> object:
 def test_injections_reach_the_simulators() -> None:
     dome = build("ATDome", ["dome-drift=2.5"])
     assert isinstance(dome, ATDomeCsc)
-    assert dome.model.true_deg == 2.5
+    assert dome.model.pending_slip_deg == 2.5
     lamp = build("ATWhiteLight", ["lamp-no-strike=2", "chiller-alarm=10"])
     assert isinstance(lamp, ATWhiteLightCsc)
     lamp.driver.start_chiller(100.0)

@@ -90,9 +90,13 @@ async def test_dome_azimuth_out_of_range_is_refused_before_sending() -> None:
 def test_shortest_rotation() -> None:
     assert shortest(350, 10) == 20
     assert shortest(10, 350) == -20
-    model = DomeModel()
+    model = DomeModel(drift_per_degree=0.0)
     model.inject_drift(3.0)
-    assert model.true_deg == 3.0
+    assert model.true_deg == 0.0
+    model.move(3.0)
+    assert model.true_deg == 6.0  # the slip happens during the next move
+    model.move(10.0)
+    assert model.true_deg == 13.0
 
 
 async def test_mount_slew_and_limits() -> None:
