@@ -60,6 +60,9 @@ class DomeModel:
         self.homed = True
 
     def inject_drift(self, deg: float) -> None:
-        """Fault injection: the encoder slips `deg` degrees during the next move (after any homing),
-        so the dome ends that move misaligned — the LATISS procedure's misalignment contingency."""
+        """Fault injection: the encoder slips `deg` degrees during the next move.
+
+        Homing first does not help: the dome ends that move misaligned, as in the LATISS
+        procedure's misalignment contingency.
+        """
         self.pending_slip_deg += deg
