@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import structlog
 
@@ -112,14 +112,13 @@ class CommandSpec:
     concurrent: bool
 
 
-class BaseCsc:
-    """A component service: summary states, generic commands and events, heartbeat, logs.
+class BaseComponent:
+    """Anything on the bus that takes commands: commands and acks, events, heartbeat, logs.
 
-    Subclasses register their own commands with `register_command` and override the hooks
-    `configure`, `before_transition` and `handle_summary_state`.
+    Components (BaseCsc) and scripts (BaseScript) build on it. Subclasses register their
+    commands with `register_command`; `command_allowed` lets them refuse commands by state.
     """
 
-    valid_simulation_modes: tuple[int, ...] = (0, 1)
     version: str = __version__
 
     def __init__(
@@ -130,17 +129,10 @@ class BaseCsc:
         clock: Clock,
         index: int = 0,
         root: str = DEFAULT_ROOT,
-        initial_state: State = State.STANDBY,
-        override: str = "",
-        simulation_mode: int = 0,
-        config_root: Path | None = None,
-        site: str | None = None,
         log_level: int = logging.INFO,
         interface: ComponentInterface | None = None,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     ) -> None:
-        if simulation_mode not in self.valid_simulation_modes:
-            raise ValueError(f"simulation mode {simulation_mode} not in {self.valid_simulation_modes}")
         self.interface = interface or load_interface(name)
         if self.interface.indexed and index == 0:
             raise ValueError(f"{name} is indexed: give an index > 0")
@@ -148,19 +140,11 @@ class BaseCsc:
         self.root = root
         self.bus = bus
         self.clock = clock
-        self.simulation_mode = simulation_mode
-        self.config_root = config_root if config_root is not None else default_config_root()
-        self.site = site or os.environ.get("OBSQ_SITE")
-        self.config: AppliedConfiguration | None = None
-        self._initial_state = initial_state
-        self._initial_override = override
-        self._machine = SummaryStateMachine()
         self._stamper = _Stamper(clock, str(self.id), max_payload_bytes)
         self._log_level = log_level
         self.log = make_component_logger(str(self.id), level=lambda: self._log_level, sink=self._log_sink)
         self._commands: dict[str, CommandSpec] = {}
         self._command_locks: dict[str, asyncio.Lock] = {}
-        self._state_lock = asyncio.Lock()
         self._seen: OrderedDict[tuple[str, int, int], None] = OrderedDict()
         self._events: dict[str, dict[str, Any]] = {}
         self._topic_cache: dict[tuple[TopicKind, str], str] = {}
@@ -168,12 +152,10 @@ class BaseCsc:
         self._tg: asyncio.TaskGroup | None = None
         self._log_queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=_LOG_BUFFER)
         self._closing = asyncio.Event()
+        self._close_after_ack = False
         self._runner: asyncio.Task[None] | None = None
-        self._faulting = False
         self.started = asyncio.Event()
         self.done = asyncio.Event()
-        for command in ("start", "enable", "disable", "standby", "exitControl"):
-            self.register_command(command, self._do_transition, require_enabled=False)
         self.register_command("setLogLevel", self._do_set_log_level, require_enabled=False, concurrent=True)
         bus.set_will(
             Message(
@@ -187,33 +169,22 @@ class BaseCsc:
     # -- public API ---------------------------------------------------------------------
 
     @property
-    def summary_state(self) -> State:
-        return self._machine.state
-
-    @property
     def identity(self) -> str:
         return str(self.id)
 
     def register_command(
         self, name: str, handler: CommandHandler, *, require_enabled: bool = True, concurrent: bool = False
     ) -> None:
-        """Bind a handler to a command of the interface (every command needs exactly one)."""
+        """Bind a handler to a command of the interface (every command needs exactly one).
+
+        `require_enabled` commands pass `command_allowed` first; `concurrent` ones may overlap.
+        """
         self.interface.get(TopicKind.COMMAND, name)
         self._commands[name] = CommandSpec(handler, require_enabled, concurrent)
         self._command_locks[name] = asyncio.Lock()
 
-    def assert_enabled(self, action: str = "") -> None:
-        """Raise ExpectedError unless ENABLED (in FAULT, with the error code and report)."""
-        state = self.summary_state
-        if state == State.ENABLED:
-            return
-        what = f"{action} not allowed" if action else "not allowed"
-        if state == State.FAULT:
-            error = self._events.get("errorCode", {})
-            raise ExpectedError(
-                f"{what} in state FAULT (errorCode={error.get('errorCode')}: {error.get('errorReport', '')})"
-            )
-        raise ExpectedError(f"{what} in state {state.name}; the component must be ENABLED")
+    def command_allowed(self, name: str) -> None:
+        """Raise ExpectedError if command `name` may not run now (CSCs: unless ENABLED)."""
 
     async def publish_event(self, name: str, data: Mapping[str, Any], *, force: bool = False) -> None:
         """Publish a retained event; unchanged data is not re-sent unless `force`."""
@@ -243,41 +214,10 @@ class BaseCsc:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def fault(self, code: int, report: str, traceback: str = "") -> None:
-        """Go to FAULT: errorCode, summaryState, then `handle_summary_state` to make hardware safe."""
-        if self._faulting:
-            return
-        self._faulting = True
-        try:
-            if self._machine.fault() is None:
-                return
-            self.log.critical("fault", error_code=code, report=report)
-            await self.publish_event(
-                "errorCode", {"errorCode": code, "errorReport": report, "traceback": traceback}, force=True
-            )
-            await self.publish_event("summaryState", {"summaryState": int(State.FAULT)})
-            try:
-                await self.handle_summary_state()
-            except Exception:
-                self.log.exception("handle_summary_state_failed_in_fault")
-        finally:
-            self._faulting = False
-
-    # -- hooks for subclasses -----------------------------------------------------------
-
-    async def configure(self, config: dict[str, Any]) -> None:
-        """Apply a validated configuration (called by `start`, before the state changes)."""
-
-    async def before_transition(self, transition: Transition) -> None:
-        """Veto a state change by raising ExpectedError (e.g. refuse STANDBY while cooling down)."""
-
-    async def handle_summary_state(self) -> None:
-        """React to the new summary state (connect hardware, start or stop loops, make safe)."""
-
     # -- running ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve until `close()` or exitControl; the bus must already be started."""
+        """Serve until `close()`; the bus must already be started."""
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
@@ -286,7 +226,7 @@ class BaseCsc:
                 await self._publish_initial_events()
                 self.create_task(self._heartbeat_loop(), "heartbeat")
                 self.create_task(self._log_pump(), "logMessage")
-                await self._go_to_initial_state()
+                await self._on_started()
                 self.started.set()
                 await self._closing.wait()
                 await self._publish_goodbye()
@@ -300,7 +240,7 @@ class BaseCsc:
         """Ask `run()` to finish (safe to call from a signal handler or a command)."""
         self._closing.set()
 
-    async def __aenter__(self) -> BaseCsc:
+    async def __aenter__(self) -> Self:
         self._runner = asyncio.create_task(self.run(), name=f"{self.id}.run")
         started = asyncio.create_task(self.started.wait())
         await asyncio.wait({self._runner, started}, return_when=asyncio.FIRST_COMPLETED)
@@ -313,6 +253,9 @@ class BaseCsc:
         self.close()
         if self._runner is not None:
             await self._runner
+
+    async def _on_started(self) -> None:
+        """Runs once the component serves commands, before `started` is set."""
 
     # -- internals: events --------------------------------------------------------------
 
@@ -337,10 +280,7 @@ class BaseCsc:
                 "subsystemVersions": f"obsq={__version__}",
             },
         )
-        await self.publish_event("simulationMode", {"mode": self.simulation_mode})
         await self.publish_event("logLevel", {"level": self._log_level, "subsystem": ""})
-        await self.publish_event("errorCode", {"errorCode": 0, "errorReport": "", "traceback": ""})
-        await self.publish_event("summaryState", {"summaryState": int(self.summary_state)})
 
     async def _publish_goodbye(self) -> None:
         with contextlib.suppress(BusDisconnectedError):
@@ -413,10 +353,10 @@ class BaseCsc:
             lock = contextlib.nullcontext() if spec.concurrent else self._command_locks[command.name]
             async with lock:
                 if spec.require_enabled:
-                    self.assert_enabled(command.name)
+                    self.command_allowed(command.name)
                 result = await spec.handler(command)
             await self._send_ack(command, AckCode.COMPLETE, result or "Done")
-            if self.summary_state == State.OFFLINE:
+            if self._close_after_ack:
                 self.close()  # exitControl: only once its ack is out
         except asyncio.CancelledError:
             with contextlib.suppress(ObsqError):
@@ -445,11 +385,122 @@ class BaseCsc:
         with contextlib.suppress(BusDisconnectedError):
             await self.bus.publish(self._topic(TopicKind.ACK), self._stamper.encode(data, command.seq_num), qos=1)
 
-    # -- internals: generic commands ----------------------------------------------------
+    async def _do_set_log_level(self, command: Command) -> None:
+        self._log_level = int(command.data["level"])
+        await self.publish_event("logLevel", {"level": self._log_level, "subsystem": command.data.get("subsystem", "")})
+
+
+class BaseCsc(BaseComponent):
+    """A component service: the summary-state machine and its generic commands and events.
+
+    Subclasses register their own commands with `register_command` and override the hooks
+    `configure`, `before_transition` and `handle_summary_state`.
+    """
+
+    valid_simulation_modes: tuple[int, ...] = (0, 1)
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        initial_state: State = State.STANDBY,
+        override: str = "",
+        simulation_mode: int = 0,
+        config_root: Path | None = None,
+        site: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if simulation_mode not in self.valid_simulation_modes:
+            raise ValueError(f"simulation mode {simulation_mode} not in {self.valid_simulation_modes}")
+        super().__init__(name, **kwargs)
+        self.simulation_mode = simulation_mode
+        self.config_root = config_root if config_root is not None else default_config_root()
+        self.site = site or os.environ.get("OBSQ_SITE")
+        self.config: AppliedConfiguration | None = None
+        self._initial_state = initial_state
+        self._initial_override = override
+        self._machine = SummaryStateMachine()
+        self._state_lock = asyncio.Lock()
+        self._faulting = False
+        for command in ("start", "enable", "disable", "standby", "exitControl"):
+            self.register_command(command, self._do_transition, require_enabled=False)
+
+    @property
+    def summary_state(self) -> State:
+        return self._machine.state
+
+    def command_allowed(self, name: str) -> None:
+        self.assert_enabled(name)
+
+    def assert_enabled(self, action: str = "") -> None:
+        """Raise ExpectedError unless ENABLED (in FAULT, with the error code and report)."""
+        state = self.summary_state
+        if state == State.ENABLED:
+            return
+        what = f"{action} not allowed" if action else "not allowed"
+        if state == State.FAULT:
+            error = self._events.get("errorCode", {})
+            raise ExpectedError(
+                f"{what} in state FAULT (errorCode={error.get('errorCode')}: {error.get('errorReport', '')})"
+            )
+        raise ExpectedError(f"{what} in state {state.name}; the component must be ENABLED")
+
+    async def fault(self, code: int, report: str, traceback: str = "") -> None:
+        """Go to FAULT: errorCode, summaryState, then `handle_summary_state` to make hardware safe."""
+        if self._faulting:
+            return
+        self._faulting = True
+        try:
+            if self._machine.fault() is None:
+                return
+            self.log.critical("fault", error_code=code, report=report)
+            await self.publish_event(
+                "errorCode", {"errorCode": code, "errorReport": report, "traceback": traceback}, force=True
+            )
+            await self.publish_event("summaryState", {"summaryState": int(State.FAULT)})
+            try:
+                await self.handle_summary_state()
+            except Exception:
+                self.log.exception("handle_summary_state_failed_in_fault")
+        finally:
+            self._faulting = False
+
+    # -- hooks for subclasses -----------------------------------------------------------
+
+    async def configure(self, config: dict[str, Any]) -> None:
+        """Apply a validated configuration (called by `start`, before the state changes)."""
+
+    async def before_transition(self, transition: Transition) -> None:
+        """Veto a state change by raising ExpectedError (e.g. refuse STANDBY while cooling down)."""
+
+    async def handle_summary_state(self) -> None:
+        """React to the new summary state (connect hardware, start or stop loops, make safe)."""
+
+    # -- internals ----------------------------------------------------------------------
+
+    async def _publish_initial_events(self) -> None:
+        await super()._publish_initial_events()
+        await self.publish_event("simulationMode", {"mode": self.simulation_mode})
+        await self.publish_event("errorCode", {"errorCode": 0, "errorReport": "", "traceback": ""})
+        await self.publish_event("summaryState", {"summaryState": int(self.summary_state)})
+
+    async def _on_started(self) -> None:
+        path = {
+            State.STANDBY: [],
+            State.DISABLED: ["start"],
+            State.ENABLED: ["start", "enable"],
+        }.get(self._initial_state)
+        if path is None:
+            raise ValueError(f"initial state must be STANDBY, DISABLED or ENABLED, not {self._initial_state.name}")
+        for name in path:
+            async with self._state_lock:
+                await self._transition(name, self._initial_override if name == "start" else "")
 
     async def _do_transition(self, command: Command) -> None:
         async with self._state_lock:
             await self._transition(command.name, command.data.get("configurationOverride", ""))
+        if self.summary_state == State.OFFLINE:
+            self._close_after_ack = True
 
     async def _transition(self, name: str, override: str = "") -> None:
         self._machine.check(name)
@@ -482,22 +533,6 @@ class BaseCsc:
         if transition.new != State.FAULT:
             await self.publish_event("errorCode", {"errorCode": 0, "errorReport": "", "traceback": ""})
         await self.publish_event("summaryState", {"summaryState": int(transition.new)})
-
-    async def _go_to_initial_state(self) -> None:
-        path = {
-            State.STANDBY: [],
-            State.DISABLED: ["start"],
-            State.ENABLED: ["start", "enable"],
-        }.get(self._initial_state)
-        if path is None:
-            raise ValueError(f"initial state must be STANDBY, DISABLED or ENABLED, not {self._initial_state.name}")
-        for name in path:
-            async with self._state_lock:
-                await self._transition(name, self._initial_override if name == "start" else "")
-
-    async def _do_set_log_level(self, command: Command) -> None:
-        self._log_level = int(command.data["level"])
-        await self.publish_event("logLevel", {"level": self._log_level, "subsystem": command.data.get("subsystem", "")})
 
 
 # -- the client side ----------------------------------------------------------------------

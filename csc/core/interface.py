@@ -110,10 +110,12 @@ class ComponentInterface:
             "configuration", {"type": "object", "properties": {}, "additionalProperties": False}
         )
         self.configuration_validator = make_validator(self.configuration_schema)
+        self.kind: str = spec.get("kind", "csc")
+        sources = [generics["common"], *([generics["csc"]] if self.kind == "csc" else []), spec]
         self._topics: dict[TopicKind, dict[str, TopicSpec]] = {}
         for kind, section in _KIND_SECTIONS.items():
             topics: dict[str, TopicSpec] = {}
-            for source in (generics, spec):
+            for source in sources:
                 for name, topic in source.get(section, {}).items():
                     if name in topics:
                         raise ValueError(f"interface {self.name}: {section} {name!r} defined twice")
