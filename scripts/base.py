@@ -1,0 +1,271 @@
+"""BaseScript: a SAL script as a component on the bus (`Script:{index}`).
+
+A script class says what it is (`description`), what configuration it takes (`get_schema`,
+a JSON Schema; defaults are filled in), what it will do (`set_metadata`), and does it
+(`run_script`, then `cleanup`). Its state follows SAL (states.py); `checkpoint(name)` is where
+an operator's pause and stop patterns take effect. After a final state the process ends:
+exit status 0 for DONE or STOPPED, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import yaml
+
+from obsq.csc.component import BaseComponent, Command, Remote
+from obsq.csc.core.errors import ExpectedError, ValidationError
+from obsq.csc.core.interface import make_validator, with_defaults
+from obsq.csc.core.states import State
+from obsq.csc.core.topics import ComponentId
+from obsq.scripts.states import ScriptState, ScriptStateMachine
+
+#: How long a finished script keeps its process so the last events reach everyone (s of wall time).
+FINAL_STATE_DELAY_S = 0.3
+
+
+class BaseScript(BaseComponent):
+    """Subclass it, set `description`, override `get_schema`, `configure`, `set_metadata`, `run_script`."""
+
+    description = ""
+    help = ""
+
+    def __init__(self, *, index: int, **kwargs: Any) -> None:
+        if index <= 0:
+            raise ValueError("a script's index must be > 0 (index 0 would answer every script's commands)")
+        super().__init__("Script", index=index, **kwargs)
+        self.machine = ScriptStateMachine()
+        self.group_id = ""
+        self.block_id = ""
+        self.config: dict[str, Any] = {}
+        self.metadata: dict[str, Any] = {}
+        self.last_checkpoint = ""
+        self.num_checkpoints = 0
+        self._pause_re = ""
+        self._stop_re = ""
+        self._resume = asyncio.Event()
+        self._run_task: asyncio.Task[None] | None = None
+        self._remotes: list[Remote] = []
+        self.exit_code: int | None = None
+        for name, handler in (
+            ("configure", self._do_configure),
+            ("setGroupId", self._do_set_group_id),
+            ("run", self._do_run),
+            ("resume", self._do_resume),
+            ("stop", self._do_stop),
+            ("setCheckpoints", self._do_set_checkpoints),
+        ):
+            self.register_command(name, handler, require_enabled=False)
+
+    # -- what a script class provides -------------------------------------------------------
+
+    @classmethod
+    def get_schema(cls) -> dict[str, Any] | None:
+        """The configuration's JSON Schema, or None if the script takes no configuration."""
+        return None
+
+    async def configure(self, config: dict[str, Any]) -> None:
+        """Take the validated configuration (defaults filled in); raise ExpectedError to refuse it."""
+
+    def set_metadata(self, metadata: dict[str, Any]) -> None:
+        """Fill in estimates: duration (s), nimages, filters, instrument, survey."""
+
+    async def run_script(self) -> None:
+        """Do the work, calling `checkpoint` at each step (SAL's `run`)."""
+        raise NotImplementedError
+
+    async def cleanup(self) -> None:
+        """Runs after `run_script` ends for any reason (look at `self.state` to know which)."""
+
+    # -- helpers for scripts ---------------------------------------------------------------
+
+    @property
+    def state(self) -> ScriptState:
+        return self.machine.state
+
+    def remote(self, component: str) -> Remote:
+        """A Remote to `component`, started with the script and closed with it."""
+        remote = Remote(
+            self.bus, ComponentId.parse(component), clock=self.clock, root=self.root, identity=self.identity
+        )
+        self._remotes.append(remote)
+        return remote
+
+    async def start_remotes(self) -> None:
+        for remote in self._remotes:
+            await remote.start()
+
+    async def assert_enabled(self, *remotes: Remote, timeout_s: float = 10.0) -> None:
+        """Fail with the component's name and state unless each is ENABLED."""
+        for remote in remotes:
+            try:
+                data = await remote.event("summaryState").aget(timeout_s=timeout_s)
+            except TimeoutError:
+                raise ExpectedError(f"{remote.id} is not running (no summaryState within {timeout_s:g} s)") from None
+            state = State(data["summaryState"])
+            if state != State.ENABLED:
+                raise ExpectedError(f"{remote.id} is {state.name}, not ENABLED")
+
+    async def checkpoint(self, name: str = "") -> None:
+        """Mark progress; pause or stop here if an operator's pattern matches `name`."""
+        self.machine.require(ScriptState.RUNNING, action="checkpoint")
+        self.num_checkpoints += 1
+        self.last_checkpoint = name
+        if self._stop_re and re.fullmatch(self._stop_re, name):
+            self.log.info("stop_at_checkpoint", checkpoint=name)
+            raise asyncio.CancelledError
+        if self._pause_re and re.fullmatch(self._pause_re, name):
+            self._resume.clear()
+            await self._set_state(ScriptState.PAUSED, f"paused at {name}")
+            await self._resume.wait()
+            await self._set_state(ScriptState.RUNNING)
+        else:
+            await self._publish_state()
+
+    async def progress(self, done: int, total: int) -> None:
+        await self.publish_event("progress", {"done": done, "total": total})
+
+    # -- state ----------------------------------------------------------------------------
+
+    async def _publish_initial_events(self) -> None:
+        await super()._publish_initial_events()
+        await self.publish_event(
+            "description",
+            {"classname": type(self).__name__, "description": self.description, "help": self.help, "remotes": ""},
+        )
+        await self._publish_state()
+
+    async def _publish_state(self) -> None:
+        await self.publish_event(
+            "state",
+            {
+                "state": int(self.machine.state),
+                "reason": self.machine.reason,
+                "groupId": self.group_id,
+                "lastCheckpoint": self.last_checkpoint,
+                "numCheckpoints": self.num_checkpoints,
+                "blockId": self.block_id,
+            },
+        )
+
+    async def _set_state(self, state: ScriptState, reason: str = "") -> None:
+        self.machine.to(state, reason)
+        self.log.info("script_state", state=state.name, reason=reason)
+        await self._publish_state()
+        if state.is_final:
+            self.exit_code = 0 if state in (ScriptState.DONE, ScriptState.STOPPED) else 1
+            self.create_task(self._finish(), "finish")
+
+    async def _finish(self) -> None:
+        for remote in self._remotes:
+            await remote.close()
+        await self.clock.unscaled().sleep(FINAL_STATE_DELAY_S)
+        self.close()
+
+    # -- commands ---------------------------------------------------------------------------
+
+    async def _do_configure(self, command: Command) -> str:
+        self.machine.require(ScriptState.UNCONFIGURED, action="configure")
+        data = command.data
+        if data["logLevel"]:
+            self._log_level = data["logLevel"]
+        self.block_id = data["blockId"]
+        try:
+            self.config = self.validate_configuration(data["config"])
+            self._pause_re, self._stop_re = _pattern(data["pauseCheckpoint"]), _pattern(data["stopCheckpoint"])
+            await self.configure(self.config)
+            metadata: dict[str, Any] = {"duration": 0.0, "nimages": 0, "filters": "", "instrument": "", "survey": ""}
+            self.set_metadata(metadata)
+            self.metadata = metadata
+            await self.publish_event("metadata", metadata)
+            await self.publish_event("checkpoints", {"pause": self._pause_re, "stop": self._stop_re})
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, ExpectedError) else f"{type(exc).__name__}: {exc}"
+            await self._set_state(ScriptState.CONFIGURE_FAILED, reason)
+            raise ExpectedError(reason) from exc
+        await self._set_state(ScriptState.CONFIGURED)
+        return "configured"
+
+    @classmethod
+    def validate_configuration(cls, text: str) -> dict[str, Any]:
+        """Parse the YAML text and validate it against the schema, defaults filled in."""
+        try:
+            config = yaml.safe_load(text) if text.strip() else {}
+        except yaml.YAMLError as exc:
+            raise ValidationError(f"{cls.__name__} configuration is not valid YAML: {exc}") from None
+        if config is None:
+            config = {}
+        if not isinstance(config, dict):
+            raise ValidationError(f"{cls.__name__} configuration must be a mapping, not {type(config).__name__}")
+        schema = cls.get_schema()
+        if schema is None:
+            if config:
+                raise ValidationError(f"{cls.__name__} takes no configuration, got: {', '.join(map(str, config))}")
+            return {}
+        config = with_defaults(schema, config)
+        make_validator(schema).validate(f"{cls.__name__} configuration", config)
+        return config
+
+    async def _do_set_group_id(self, command: Command) -> None:
+        self.machine.require(ScriptState.CONFIGURED, action="setGroupId")
+        self.group_id = command.data["groupId"]
+        await self._publish_state()
+
+    async def _do_run(self, command: Command) -> str:
+        self.machine.require(ScriptState.CONFIGURED, action="run")
+        if not self.group_id:
+            raise ExpectedError("run needs a group id (setGroupId first)")
+        await self._set_state(ScriptState.RUNNING)
+        self._run_task = self.create_task(self._run_and_end(), "run")
+        return "running"
+
+    async def _run_and_end(self) -> None:
+        try:
+            await self.run_script()
+            ending, final, reason = ScriptState.ENDING, ScriptState.DONE, ""
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # the stop was handled here; cleanup must still be able to wait
+            ending, final, reason = ScriptState.STOPPING, ScriptState.STOPPED, "stopped"
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, ExpectedError) else f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, ExpectedError):
+                self.log.exception("script_failed")
+            ending, final = ScriptState.FAILING, ScriptState.FAILED
+        await self._set_state(ending, reason)
+        try:
+            await self.cleanup()
+        except Exception as exc:
+            self.log.exception("cleanup_failed")
+            final, reason = ScriptState.FAILED, f"cleanup failed: {exc}"
+        await self._set_state(final, reason)
+
+    async def _do_resume(self, command: Command) -> None:
+        self.machine.require(ScriptState.PAUSED, action="resume")
+        self._resume.set()
+
+    async def _do_stop(self, command: Command) -> str:
+        if self.machine.state.is_final or self.machine.state in (ScriptState.STOPPING, ScriptState.ENDING):
+            return "already ending"
+        if self._run_task is not None and not self._run_task.done():
+            self._run_task.cancel()
+            return "stopping"
+        await self._set_state(ScriptState.STOPPING, "stopped before running")
+        await self._set_state(ScriptState.STOPPED, "stopped before running")
+        return "stopped"
+
+    async def _do_set_checkpoints(self, command: Command) -> None:
+        self._pause_re, self._stop_re = _pattern(command.data["pause"]), _pattern(command.data["stop"])
+        await self.publish_event("checkpoints", {"pause": self._pause_re, "stop": self._stop_re})
+
+
+def _pattern(text: str) -> str:
+    """A checkpoint pattern, checked to be a valid regular expression."""
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ExpectedError(f"checkpoint pattern {text!r} is not a valid regular expression: {exc}") from None
+    return text

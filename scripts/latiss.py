@@ -1,0 +1,49 @@
+"""LATISS as scripts use it: set up the instrument, take one image at a time."""
+
+from __future__ import annotations
+
+from obsq.csc.component import Remote
+from obsq.scripts.base import BaseScript
+
+READOUT_TIME_S = 2.0
+SHUTTER_TIME_S = 1.0
+SHUTTER_CLOSED_TYPES = ("BIAS", "DARK")
+
+
+class Latiss:
+    """The camera and the spectrograph, through a script's remotes."""
+
+    def __init__(self, script: BaseScript) -> None:
+        self.camera: Remote = script.remote("ATCamera")
+        self.spectrograph: Remote = script.remote("ATSpectrograph")
+
+    @property
+    def remotes(self) -> tuple[Remote, Remote]:
+        return self.camera, self.spectrograph
+
+    async def setup_instrument(self, filter_: str | None, grating: str | None) -> None:
+        """Move the wheels where asked (None = leave as is); a name not installed fails with the list."""
+        if filter_ is not None:
+            await self.spectrograph.command("changeFilter", {"name": filter_}, timeout_s=120)
+        if grating is not None:
+            await self.spectrograph.command("changeDisperser", {"name": grating}, timeout_s=120)
+
+    async def take_image(
+        self, image_type: str, exptime_s: float, *, group_id: str, program: str = "", reason: str = "", note: str = ""
+    ) -> str:
+        """Take one image; return its OBSID."""
+        ack = await self.camera.command(
+            "takeImages",
+            {
+                "numImages": 1,
+                "expTime": 0.0 if image_type == "BIAS" else exptime_s,
+                "shutter": image_type not in SHUTTER_CLOSED_TYPES,
+                "imageType": image_type,
+                "groupId": group_id,
+                "program": program,
+                "reason": reason,
+                "note": note,
+            },
+            timeout_s=exptime_s + READOUT_TIME_S + 120,
+        )
+        return ack.result.split(": ", 1)[-1]

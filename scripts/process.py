@@ -1,0 +1,69 @@
+"""One script, one process: `python -m obsq.scripts.process PATH INDEX [--standard] --broker ...`.
+
+The ScriptQueue and `obsq script run` start scripts this way. `--schema` prints the
+script's configuration schema as YAML and exits (as SAL scripts do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import yaml
+
+from obsq.csc.bus.mqtt import MqttBus
+from obsq.csc.bus.url import BrokerUrl
+from obsq.csc.clock import LoopClock
+from obsq.csc.core.errors import ObsqError
+from obsq.csc.core.topics import DEFAULT_ROOT
+from obsq.scripts.library import ScriptRoots, load_script_class
+
+
+async def run_script_process(args: argparse.Namespace) -> int:
+    roots = ScriptRoots.default()
+    cls = load_script_class(roots.resolve(args.path, args.standard))
+    clock = LoopClock(args.speed, epoch_tai=args.epoch)
+    bus = MqttBus(
+        BrokerUrl.parse(args.broker, ca_file=args.ca_file), client_id=f"Script-{args.index}", clock=clock.unscaled()
+    )
+    script = cls(index=args.index, bus=bus, clock=clock, root=args.root, log_level=args.log_level)
+    await bus.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, script.close)
+    try:
+        await script.run()
+    finally:
+        await bus.close()
+    return script.exit_code if script.exit_code is not None else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m obsq.scripts.process", description=__doc__)
+    parser.add_argument("path", help="script path relative to its root")
+    parser.add_argument("index", type=int, help="SAL index (> 0)")
+    parser.add_argument("--standard", action="store_true", help="a standard script (else external or site)")
+    parser.add_argument("--schema", action="store_true", help="print the configuration schema (YAML) and exit")
+    parser.add_argument("--broker", default="mqtt://127.0.0.1:18830")
+    parser.add_argument("--ca-file")
+    parser.add_argument("--root", default=DEFAULT_ROOT)
+    parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument("--epoch", type=float)
+    parser.add_argument("--log-level", type=int, default=logging.INFO)
+    args = parser.parse_args(argv)
+    try:
+        if args.schema:
+            schema = load_script_class(ScriptRoots.default().resolve(args.path, args.standard)).get_schema()
+            print(yaml.safe_dump(schema, sort_keys=False) if schema else "", end="")
+            return 0
+        return asyncio.run(run_script_process(args))
+    except ObsqError as exc:
+        print(f"obsq script: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""take_image_latiss.py: a sequence of LATISS images (LatissTakeImage v2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from obsq.csc.core.errors import ExpectedError
+from obsq.scripts.base import BaseScript
+from obsq.scripts.latiss import READOUT_TIME_S, SHUTTER_TIME_S, Latiss
+
+NAME_OR_SLOT = {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 1}, {"type": "null"}], "default": None}
+
+
+class LatissTakeImage(BaseScript):
+    description = "Take a sequence of LATISS images, after setting up the filter and grating."
+
+    @classmethod
+    def get_schema(cls) -> dict[str, Any]:
+        return {
+            "title": "LatissTakeImage v2",
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["image_type"],
+            "properties": {
+                "nimages": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}], "default": None},
+                "exp_times": {
+                    "anyOf": [
+                        {"type": "number", "minimum": 0},
+                        {"type": "array", "minItems": 1, "items": {"type": "number", "minimum": 0}},
+                    ],
+                    "default": 0,
+                },
+                "image_type": {"type": "string", "enum": ["BIAS", "DARK", "FLAT", "OBJECT"]},
+                "reason": {"type": "string"},
+                "program": {"type": "string"},
+                "note": {"type": "string"},
+                "slew_time": {"type": "number", "minimum": 0, "default": 0},
+                "sleep_between_exposures": {"type": "number", "minimum": 0, "default": 0},
+                "filter": NAME_OR_SLOT,
+                "grating": NAME_OR_SLOT,
+                "linear_stage": {"anyOf": [{"type": "number"}, {"type": "null"}], "default": None},
+            },
+        }
+
+    async def configure(self, config: dict[str, Any]) -> None:
+        exp_times = config["exp_times"]
+        nimages = config["nimages"]
+        if isinstance(exp_times, list):
+            if nimages is not None and nimages != len(exp_times):
+                raise ExpectedError(f"nimages={nimages} but exp_times has {len(exp_times)} values")
+            self.exp_times = [float(t) for t in exp_times]
+        else:
+            self.exp_times = [float(exp_times)] * (nimages or 1)
+        if config["image_type"] == "BIAS" and any(self.exp_times):
+            raise ExpectedError("exp_times: a BIAS has exposure time 0")
+        self.latiss = Latiss(self)
+
+    def set_metadata(self, metadata: dict[str, Any]) -> None:
+        n = len(self.exp_times)
+        per_image = (
+            sum(self.exp_times) / n + self.config["sleep_between_exposures"] + READOUT_TIME_S + 2 * SHUTTER_TIME_S
+        )
+        metadata.update(
+            duration=self.config["slew_time"] + per_image * n,
+            nimages=n,
+            instrument="LATISS",
+            survey=self.config.get("program", ""),
+            filters=f"{self.config['filter'] or ''}~{self.config['grating'] or ''}",
+        )
+
+    async def run_script(self) -> None:
+        await self.start_remotes()
+        await self.assert_enabled(*self.latiss.remotes)
+        await self.checkpoint("setup instrument")
+        await self.latiss.setup_instrument(self.config["filter"], self.config["grating"])
+        n = len(self.exp_times)
+        for i, exptime in enumerate(self.exp_times, start=1):
+            await self.checkpoint(f"exposure {i} of {n}")
+            await self.latiss.take_image(
+                self.config["image_type"], exptime, group_id=self.group_id, program=self.config.get("program", ""),
+                reason=self.config.get("reason", ""), note=self.config.get("note", ""),
+            )  # fmt: skip
+            await self.progress(i, n)
+            if self.config["sleep_between_exposures"]:
+                await self.clock.sleep(self.config["sleep_between_exposures"])
