@@ -1,0 +1,1 @@
+"""The ScriptQueue: a pure queue model, a store, the script runner and the service."""

@@ -1,0 +1,311 @@
+"""The script queue as a pure model: queue, current slot, history, and every rule about them.
+
+Invariants:
+- every item has a SAL index for life (queue -> current -> history); indices are never reused;
+- at most one item is current; it came from the top of the queue;
+- the next item starts only when the queue is running, nothing is current, and the top item
+  is CONFIGURED with a group id;
+- a script that FAILED while current pauses the queue and stays current until `resume`;
+  one that fails configuration or is stopped goes to history without pausing;
+- a block's items are contiguous; a failure in a block applies its failure strategy;
+- every change bumps `token`, so clients can poll for "anything new?".
+
+Only the ScriptQueue service changes this model; it has no I/O and no clock (times are passed in).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from obsq.csc.core.errors import ExpectedError
+from obsq.scripts.states import ScriptState
+
+MAX_HISTORY = 400
+
+
+class Location(enum.IntEnum):
+    """Where an added or moved script goes (SAL ScriptQueue Location)."""
+
+    FIRST = 1
+    LAST = 2
+    BEFORE = 3
+    AFTER = 4
+
+
+class ProcessState(enum.IntEnum):
+    """The queue's view of a script's process (SAL ScriptProcessState)."""
+
+    UNKNOWN = 0
+    LOADING = 1
+    CONFIGURED = 2
+    RUNNING = 3
+    DONE = 4
+    LOADFAILED = 5
+    CONFIGURE_FAILED = 6
+    TERMINATED = 7
+    LOST = 8  # obsq: the queue service restarted while the script ran; it was not re-run
+
+
+class FailureStrategy(enum.IntEnum):
+    """What a failed script does to the rest of its block (as Rubin's Scheduler)."""
+
+    NONE = 1  # stop the rest of the block
+    ON_SCRIPT_FAILURE = 2  # keep the rest; they run once the queue is resumed
+    KEEP_GOING = 3  # ignore the failure: do not even pause
+
+
+@dataclass
+class QueueItem:
+    """One script, from its addition to its place in history."""
+
+    index: int
+    path: str
+    standard: bool
+    config: str = ""
+    descr: str = ""
+    block_id: str = ""
+    block_index: int = 0
+    block_size: int = 0
+    block_execution: str = ""
+    failure_strategy: FailureStrategy = FailureStrategy.NONE
+    requeued_from: int = 0
+    script_state: ScriptState = ScriptState.UNKNOWN
+    process_state: ProcessState = ProcessState.LOADING
+    group_id: str = ""
+    last_checkpoint: str = ""
+    done: int = 0
+    total: int = 0
+    duration_s: float = 0.0
+    reason: str = ""
+    added_tai: float = 0.0
+    run_start_tai: float = 0.0
+    end_tai: float = 0.0
+
+    @property
+    def runnable(self) -> bool:
+        return self.script_state == ScriptState.CONFIGURED and bool(self.group_id)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["failure_strategy"] = int(self.failure_strategy)
+        data["script_state"] = self.script_state.name
+        data["process_state"] = self.process_state.name
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QueueItem:
+        data = dict(data)
+        data["failure_strategy"] = FailureStrategy(data["failure_strategy"])
+        data["script_state"] = ScriptState[data["script_state"]]
+        data["process_state"] = ProcessState[data["process_state"]]
+        return cls(**data)
+
+
+@dataclass
+class QueueModel:
+    """Queue, current slot and history."""
+
+    first_index: int = 200_000
+    queue: list[QueueItem] = field(default_factory=list)
+    current: QueueItem | None = None
+    history: deque[QueueItem] = field(default_factory=lambda: deque(maxlen=MAX_HISTORY))
+    running: bool = True
+    token: int = 0
+    next_index: int = 0
+
+    def __post_init__(self) -> None:
+        self.next_index = self.next_index or self.first_index + 1
+
+    # -- look-ups ---------------------------------------------------------------------------
+
+    def find(self, index: int) -> QueueItem | None:
+        for item in self.items():
+            if item.index == index:
+                return item
+        return None
+
+    def items(self) -> list[QueueItem]:
+        return [*self.queue, *([self.current] if self.current else []), *self.history]
+
+    def _queued_position(self, index: int, what: str) -> int:
+        for position, item in enumerate(self.queue):
+            if item.index == index:
+                return position
+        raise ExpectedError(f"{what}: script {index} is not in the queue")
+
+    def _insert_position(self, location: Location, location_index: int, moving: QueueItem | None = None) -> int:
+        if location == Location.FIRST:
+            return 0
+        if location == Location.LAST:
+            return len(self.queue)
+        position = self._queued_position(location_index, f"{location.name} {location_index}")
+        if moving is not None and location_index == moving.index:
+            raise ExpectedError(f"cannot place script {moving.index} {location.name.lower()} itself")
+        position = position if location == Location.BEFORE else position + 1
+        if 0 < position < len(self.queue):
+            above, below = self.queue[position - 1], self.queue[position]
+            if above.block_id and above.block_id == below.block_id and above.block_execution == below.block_execution:
+                raise ExpectedError(f"cannot insert inside block {above.block_id}: its scripts stay together")
+        return position
+
+    def _changed(self) -> None:
+        self.token += 1
+
+    # -- changes ----------------------------------------------------------------------------
+
+    def allocate(self) -> int:
+        index = self.next_index
+        self.next_index += 1
+        return index
+
+    def add(self, items: list[QueueItem], location: Location = Location.LAST, location_index: int = 0) -> None:
+        """Insert `items` (one script, or a whole block) together at `location`."""
+        position = self._insert_position(location, location_index)
+        self.queue[position:position] = items
+        self._changed()
+
+    def move(self, index: int, location: Location, location_index: int = 0) -> None:
+        item = self.queue[self._queued_position(index, "move")]
+        if item.block_id:
+            raise ExpectedError(f"script {index} belongs to block {item.block_id}: move the block's scripts together")
+        if location in (Location.BEFORE, Location.AFTER) and location_index == index:
+            return  # moving next to itself is a no-op
+        self.queue.remove(item)
+        try:
+            position = self._insert_position(location, location_index, item)
+        except ExpectedError:
+            self.queue.insert(0, item)
+            raise
+        self.queue.insert(position, item)
+        self._changed()
+
+    def requeue_copy(self, index: int) -> QueueItem:
+        """A new item with the same script and configuration, linked to the original."""
+        original = self.find(index)
+        if original is None:
+            raise ExpectedError(f"requeue: no script {index} in queue, current slot or history")
+        if original.block_id:
+            raise ExpectedError(f"requeue: script {index} belongs to block {original.block_id}; add the block again")
+        return QueueItem(
+            index=self.allocate(), path=original.path, standard=original.standard, config=original.config,
+            descr=original.descr, requeued_from=original.index,
+        )  # fmt: skip
+
+    def remove_queued(self, index: int, state: ProcessState, reason: str, now: float) -> QueueItem:
+        item = self.queue.pop(self._queued_position(index, "stop"))
+        self._to_history(item, state, reason, now)
+        return item
+
+    def _to_history(self, item: QueueItem, state: ProcessState, reason: str, now: float) -> None:
+        item.process_state = state
+        item.reason = item.reason or reason
+        item.end_tai = now
+        self.history.appendleft(item)
+        self._changed()
+
+    def update(self, index: int, **fields: Any) -> QueueItem | None:
+        """Record news about a script (state, checkpoint, progress...)."""
+        item = self.find(index)
+        if item is None:
+            return None
+        changed = False
+        for name, value in fields.items():
+            if getattr(item, name) != value:
+                setattr(item, name, value)
+                changed = True
+        if changed:
+            self._changed()
+        return item
+
+    def pause(self) -> None:
+        if self.running:
+            self.running = False
+            self._changed()
+
+    def resume(self, now: float) -> None:
+        """Run again; a failed script kept for inspection goes to history."""
+        if self.current is not None and self.current.script_state == ScriptState.FAILED:
+            self._to_history(self.current, ProcessState.DONE, "", now)
+            self.current = None
+        self.running = True
+        self._changed()
+
+    def next_to_run(self) -> QueueItem | None:
+        if not self.running or self.current is not None or not self.queue:
+            return None
+        top = self.queue[0]
+        return top if top.runnable else None
+
+    def start(self, item: QueueItem, now: float) -> None:
+        if self.next_to_run() is not item:
+            raise ExpectedError(f"script {item.index} is not next to run")
+        self.queue.pop(0)
+        self.current = item
+        item.process_state = ProcessState.RUNNING
+        item.run_start_tai = now
+        self._changed()
+
+    def finished(self, index: int, final: ScriptState, reason: str, now: float) -> list[QueueItem]:
+        """A script reached a final state or its process ended; return block items removed as a result."""
+        removed: list[QueueItem] = []
+        item = self.find(index)
+        if item is None:
+            return removed
+        item.script_state = final if final.is_final else item.script_state
+        if self.current is item:
+            failed = final == ScriptState.FAILED
+            strategy = item.failure_strategy if item.block_id else FailureStrategy.NONE
+            if failed and item.block_id and strategy == FailureStrategy.NONE:
+                removed = self._drop_block_rest(item, now)
+            if failed and strategy != FailureStrategy.KEEP_GOING:
+                item.reason = reason
+                self.running = False  # pause; the failed script stays current for inspection
+                self._changed()
+                return removed
+            self.current = None
+            self._to_history(item, ProcessState.DONE, reason, now)
+            return removed
+        if item in self.queue:
+            self.queue.remove(item)
+            state = ProcessState.CONFIGURE_FAILED if final == ScriptState.CONFIGURE_FAILED else ProcessState.TERMINATED
+            self._to_history(item, state, reason, now)
+        return removed
+
+    def process_ended(self, index: int, code: int, now: float) -> list[QueueItem]:
+        """The process of `index` ended; a script that never reported a final state is FAILED or terminated."""
+        item = self.find(index)
+        if item is None or item in self.history or item.script_state.is_final:
+            if item is not None and item is self.current and item.script_state.is_final:
+                return self.finished(index, item.script_state, item.reason, now)
+            return []
+        reason = f"process ended with status {code} before the script finished"
+        if item is self.current:
+            return self.finished(index, ScriptState.FAILED, reason, now)
+        self.queue.remove(item)
+        state = ProcessState.LOADFAILED if item.script_state == ScriptState.UNKNOWN else ProcessState.TERMINATED
+        self._to_history(item, state, reason, now)
+        return []
+
+    def _drop_block_rest(self, failed: QueueItem, now: float) -> list[QueueItem]:
+        rest = [
+            i for i in self.queue if i.block_id == failed.block_id and i.block_execution == failed.block_execution
+        ]  # fmt: skip
+        for item in rest:
+            self.queue.remove(item)
+            self._to_history(
+                item, ProcessState.TERMINATED, f"block {failed.block_id} failed at script {failed.index}", now
+            )
+        return rest
+
+    def mark_lost(self, now: float) -> QueueItem | None:
+        """After a restart of the service: the script that was running is lost, never re-run."""
+        item = self.current
+        if item is None:
+            return None
+        self.current = None
+        item.reason = "lost: the queue service restarted while it ran; it was not run again"
+        self._to_history(item, ProcessState.LOST, item.reason, now)
+        return item

@@ -1,0 +1,176 @@
+"""The queue model, pure: locations, move, requeue, stop, failures, blocks, restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from obsq.csc.core.errors import ExpectedError
+from obsq.csc.scriptqueue.model import FailureStrategy, Location, ProcessState, QueueItem, QueueModel
+from obsq.csc.scriptqueue.store import QueueStore
+from obsq.scripts.states import ScriptState
+
+
+def item(model: QueueModel, path: str = "sleep.py", **kwargs: object) -> QueueItem:
+    return QueueItem(index=model.allocate(), path=path, standard=True, **kwargs)  # type: ignore[arg-type]
+
+
+def indices(model: QueueModel) -> list[int]:
+    return [i.index for i in model.queue]
+
+
+def ready(model: QueueModel, *items: QueueItem) -> None:
+    for i in items:
+        model.update(i.index, script_state=ScriptState.CONFIGURED, group_id="g")
+
+
+def test_locations() -> None:
+    model = QueueModel()
+    a, b, c, d = (item(model) for _ in range(4))
+    model.add([a])
+    model.add([b], Location.FIRST)
+    model.add([c], Location.BEFORE, a.index)
+    model.add([d], Location.AFTER, b.index)
+    assert indices(model) == [b.index, d.index, c.index, a.index]
+    with pytest.raises(ExpectedError, match="script 999 is not in the queue"):
+        model.add([item(model)], Location.AFTER, 999)
+    assert a.index == 200_001
+
+
+def test_move_and_token() -> None:
+    model = QueueModel()
+    a, b, c = (item(model) for _ in range(3))
+    model.add([a, b, c])
+    token = model.token
+    model.move(c.index, Location.FIRST)
+    assert indices(model) == [c.index, a.index, b.index]
+    model.move(a.index, Location.AFTER, b.index)
+    assert indices(model) == [c.index, b.index, a.index]
+    model.move(a.index, Location.BEFORE, a.index)  # next to itself: no-op
+    assert model.token > token
+
+
+def test_requeue_links_to_the_original() -> None:
+    model = QueueModel()
+    a = item(model, config="sleep_for: 1")
+    model.add([a])
+    copy = model.requeue_copy(a.index)
+    assert (copy.requeued_from, copy.config, copy.index != a.index) == (a.index, "sleep_for: 1", True)
+
+
+def test_runs_in_order_only_when_configured_with_group_id() -> None:
+    model = QueueModel()
+    a, b = item(model), item(model)
+    model.add([a, b])
+    assert model.next_to_run() is None
+    ready(model, b)
+    assert model.next_to_run() is None  # b is not at the top
+    ready(model, a)
+    assert model.next_to_run() is a
+    model.pause()
+    assert model.next_to_run() is None
+    model.resume(0)
+    model.start(a, 1.0)
+    assert model.current is a
+    assert model.next_to_run() is None
+    model.finished(a.index, ScriptState.DONE, "", 2.0)
+    assert model.current is None
+    assert model.history[0] is a
+    assert model.next_to_run() is b
+
+
+def test_failure_pauses_and_stays_for_inspection() -> None:
+    model = QueueModel()
+    a, b = item(model), item(model)
+    model.add([a, b])
+    ready(model, a, b)
+    model.start(a, 0)
+    model.finished(a.index, ScriptState.FAILED, "boom", 1)
+    assert (model.running, model.current, a.reason) == (False, a, "boom")
+    assert model.next_to_run() is None
+    model.resume(2)
+    assert model.current is None
+    assert model.history[0] is a
+    assert model.next_to_run() is b
+
+
+def test_configure_failure_and_stop_do_not_pause() -> None:
+    model = QueueModel()
+    a, b = item(model), item(model)
+    model.add([a, b])
+    model.finished(a.index, ScriptState.CONFIGURE_FAILED, "bad config", 0)
+    model.remove_queued(b.index, ProcessState.TERMINATED, "stopped", 0)
+    assert model.running
+    assert [(i.index, i.process_state) for i in model.history] == [
+        (b.index, ProcessState.TERMINATED),
+        (a.index, ProcessState.CONFIGURE_FAILED),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "paused", "rest_kept"),
+    [
+        (FailureStrategy.NONE, True, False),
+        (FailureStrategy.ON_SCRIPT_FAILURE, True, True),
+        (FailureStrategy.KEEP_GOING, False, True),
+    ],
+)
+def test_block_failure_strategies(strategy: FailureStrategy, paused: bool, rest_kept: bool) -> None:
+    model = QueueModel()
+    block = [
+        item(model, block_id="BLOCK-295", block_execution="x1", block_index=i, block_size=3, failure_strategy=strategy)
+        for i in range(3)
+    ]
+    other = item(model)
+    model.add([*block, other])
+    ready(model, *block, other)
+    model.start(block[0], 0)
+    model.finished(block[0].index, ScriptState.FAILED, "boom", 1)
+    assert model.running is not paused
+    assert (block[1] in model.queue) is rest_kept
+    assert other in model.queue
+
+
+def test_block_scripts_stay_together() -> None:
+    model = QueueModel()
+    block = [item(model, block_id="BLOCK-1", block_execution="e") for _ in range(2)]
+    model.add(block)
+    with pytest.raises(ExpectedError, match="cannot insert inside block BLOCK-1"):
+        model.add([item(model)], Location.AFTER, block[0].index)
+    with pytest.raises(ExpectedError, match="belongs to block BLOCK-1"):
+        model.move(block[1].index, Location.FIRST)
+    with pytest.raises(ExpectedError, match="add the block again"):
+        model.requeue_copy(block[0].index)
+
+
+def test_process_death_of_the_current_script_is_a_failure() -> None:
+    model = QueueModel()
+    a = item(model)
+    model.add([a])
+    ready(model, a)
+    model.start(a, 0)
+    model.process_ended(a.index, -9, 1)
+    assert model.current is a
+    assert not model.running
+    assert "status -9" in a.reason
+
+
+def test_store_round_trip_and_lost_running_script(tmp_path: Path) -> None:
+    model = QueueModel()
+    a, b = item(model), item(model)
+    model.add([a, b])
+    ready(model, a, b)
+    model.start(a, 0)
+    store = QueueStore(tmp_path / "queue.sqlite3")
+    store.save(model)
+    again = store.load(first_index=200_000)
+    assert (again.current.index if again.current else None, indices(again), again.next_index) == (
+        a.index,
+        [b.index],
+        model.next_index,
+    )
+    lost = again.mark_lost(5)
+    assert lost is not None
+    assert again.history[0].process_state == ProcessState.LOST
+    assert "not run again" in again.history[0].reason
