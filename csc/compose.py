@@ -31,6 +31,7 @@ from obsq.csc.atspectrograph.csc import ATSpectrographCsc
 from obsq.csc.atwhitelight.csc import ATWhiteLightCsc
 from obsq.csc.atwhitelight.sim import SimWhiteLight
 from obsq.csc.component import BaseCsc
+from obsq.csc.ocps.csc import OCPSCsc
 from obsq.csc.testcsc import TestCsc
 
 #: The simulated auxiliary telescope, in the order `obsq up` starts it.
@@ -117,11 +118,13 @@ def build_component(
     elif name == "ATCamera":
         target = SimCamera(BusObservatory(kwargs["bus"], kwargs["clock"], kwargs.get("root", "obsq")))
         csc = ATCameraCsc(driver=target, data_dir=data_dir, simulation_mode=mode, index=index, **kwargs)
+    elif name == "OCPS":
+        csc = target = OCPSCsc(simulation_mode=mode, index=index or 1, **kwargs)
     elif name == "Test":
         csc = target = TestCsc(simulation_mode=mode, index=index or 1, **kwargs)
     else:
         raise CompositionError(
-            f"no component service for {name!r} in this build; runnable: Test, {', '.join(TELESCOPE)}"
+            f"no component service for {name!r} in this build; runnable: Test, OCPS, {', '.join(TELESCOPE)}"
         )
     for injection, value in injections:
         INJECTIONS[injection].apply(target, value)

@@ -151,6 +151,10 @@ class QueueModel:
                 raise ExpectedError(f"cannot insert inside block {above.block_id}: its scripts stay together")
         return position
 
+    def check_location(self, location: Location, location_index: int) -> None:
+        """Raise ExpectedError now if adding at `location` would fail (before starting anything)."""
+        self._insert_position(location, location_index)
+
     def _changed(self) -> None:
         self.token += 1
 

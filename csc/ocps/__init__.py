@@ -1,0 +1,1 @@
+"""OCPS: the reduction service (summary states now; pipelines with the reduction issue)."""

@@ -1,0 +1,449 @@
+"""The ScriptQueue service: the queue model, a process per script, and a store.
+
+Every script is started and configured when it is added (so an invalid script is never
+queued, and a queued one starts the moment its turn comes). The script at the top gets a
+group id; when the queue runs and nothing is current, it is told to run. The queue moves on
+as soon as a script reports DONE, without waiting for its process to end. After every
+change the queue is saved and published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from obsq.csc.clock import TAI_MINUS_UTC_S
+from obsq.csc.component import AckError, BaseCsc, Command, Remote
+from obsq.csc.core.errors import ExpectedError, ObsqError, ValidationError
+from obsq.csc.core.states import State
+from obsq.csc.core.topics import ComponentId
+from obsq.csc.scriptqueue.blocks import block_folders, expand_block, read_block
+from obsq.csc.scriptqueue.model import FailureStrategy, Location, ProcessState, QueueItem, QueueModel
+from obsq.csc.scriptqueue.store import QueueStore
+from obsq.scripts.base import BaseScript
+from obsq.scripts.library import ScriptRoots, load_script_class
+from obsq.scripts.states import ScriptState
+
+#: Wall-clock limits: starting a process does not get faster with a fast simulated clock.
+LOAD_TIMEOUT_S = 60.0
+CONFIGURE_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+RECENT_HISTORY = 50
+
+
+@dataclass(frozen=True)
+class ScriptLauncher:
+    """How script processes are started: this interpreter, and the bus and clock they share."""
+
+    broker: str
+    root: str
+    speed: float = 1.0
+    epoch: float | None = None
+    ca_file: str | None = None
+    log_dir: Path | None = None
+
+    def argv(self, item: QueueItem) -> list[str]:
+        argv = [sys.executable, "-m", "obsq.scripts.process", item.path, str(item.index), "--broker", self.broker,
+                "--root", self.root, "--speed", f"{self.speed:g}"]  # fmt: skip
+        if item.standard:
+            argv.append("--standard")
+        if self.epoch is not None:
+            argv += ["--epoch", repr(self.epoch)]
+        if self.ca_file:
+            argv += ["--ca-file", self.ca_file]
+        return argv
+
+
+@dataclass
+class _Running:
+    process: asyncio.subprocess.Process
+    remote: Remote
+    terminating: bool = False
+
+
+def _tai_iso(tai: float) -> str:
+    return datetime.datetime.fromtimestamp(tai - TAI_MINUS_UTC_S, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+
+
+class ScriptQueueCsc(BaseCsc):
+    """Runs scripts, one at a time, each in its own process."""
+
+    def __init__(
+        self,
+        *,
+        launcher: ScriptLauncher,
+        store_path: Path,
+        roots: ScriptRoots | None = None,
+        block_folders: list[Path] | None = None,
+        index: int = 2,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__("ScriptQueue", index=index, **kwargs)
+        self.launcher = launcher
+        self.roots = roots or ScriptRoots.default()
+        self.block_folders = block_folders or []
+        self.store = QueueStore(store_path)
+        self.model = QueueModel(first_index=index * 100_000)
+        self._scripts: dict[int, _Running] = {}
+        self._classes: dict[tuple[Path, float], type[BaseScript]] = {}
+        self._advance_lock = asyncio.Lock()
+        self.pause_on_failure = True
+        handlers = {
+            "add": self._do_add, "addBlock": self._do_add_block, "move": self._do_move, "requeue": self._do_requeue,
+            "stopScripts": self._do_stop_scripts, "resume": self._do_resume, "showQueue": self._do_show_queue,
+            "showScript": self._do_show_script, "showAvailableScripts": self._do_show_available,
+            "showSchema": self._do_show_schema,
+        }  # fmt: skip
+        for name, handler in handlers.items():
+            self.register_command(name, handler, concurrent=name in ("add", "addBlock", "requeue", "stopScripts"))
+        self.register_command("pause", self._do_pause, require_enabled=False)
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    async def _on_started(self) -> None:
+        loaded = self.store.load(self.model.first_index)
+        lost = loaded.mark_lost(self.clock.tai())
+        self.model = loaded
+        if lost is not None:
+            self.log.warning("script_lost_in_restart", index=lost.index, path=lost.path)
+        for item in list(self.model.queue):  # they never ran: start their processes again
+            item.script_state, item.process_state, item.group_id = ScriptState.UNKNOWN, ProcessState.LOADING, ""
+            self.create_task(self._relaunch(item), f"relaunch.{item.index}")
+        await self._changed()
+        await super()._on_started()
+
+    async def _relaunch(self, item: QueueItem) -> None:
+        try:
+            await self._launch(item, log_level=0, pause="", stop="")
+        except ExpectedError as exc:
+            self.model.finished(item.index, ScriptState.CONFIGURE_FAILED, f"after restart: {exc}", self.clock.tai())
+        await self._changed()
+
+    async def handle_summary_state(self) -> None:
+        if self.summary_state == State.ENABLED:
+            await self._publish_available()
+        await self._changed()
+
+    async def configure(self, config: dict[str, Any]) -> None:
+        self.pause_on_failure = config["pause_on_failure"]
+
+    # -- validation ------------------------------------------------------------------------------
+
+    def script_class(self, path: str, standard: bool) -> type[BaseScript]:
+        file = self.roots.resolve(path, standard)
+        key = (file, file.stat().st_mtime)
+        if key not in self._classes:
+            self._classes[key] = load_script_class(file)
+        return self._classes[key]
+
+    def check_script(self, path: str, standard: bool, config: str) -> None:
+        """Raise ValidationError naming the script, field and rule unless `config` fits `path`."""
+        cls = self.script_class(path, standard)
+        try:
+            cls.validate_configuration(config)
+        except ValidationError as exc:
+            raise ValidationError(f"script {path}: {exc}") from None
+
+    # -- launching -----------------------------------------------------------------------------
+
+    async def _launch(self, item: QueueItem, *, log_level: int, pause: str, stop: str) -> None:
+        """Start the script's process, wait until it listens, configure it; ExpectedError if it fails."""
+        wall = self.clock.unscaled()
+        log_file = None
+        if self.launcher.log_dir is not None:
+            self.launcher.log_dir.mkdir(parents=True, exist_ok=True)
+            log_file = (self.launcher.log_dir / f"{item.index}.log").open("ab")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.launcher.argv(item), stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file
+            )
+        finally:
+            if log_file is not None:
+                log_file.close()
+        remote = Remote(self.bus, ComponentId("Script", item.index), clock=wall, root=self.root, identity=self.identity)
+        running = _Running(process, remote)
+        self._scripts[item.index] = running
+        remote.event("state").callback = lambda envelope: self._on_script_state(item.index, envelope.data)
+        remote.event("progress").callback = lambda envelope: self._on_progress(item.index, envelope.data)
+        remote.event("metadata").callback = lambda envelope: self._on_metadata(item.index, envelope.data)
+        await remote.start()
+        self.create_task(self._watch_process(item.index), f"script.{item.index}")
+        try:
+            await wall.wait_for(self._wait_listening(remote, process), LOAD_TIMEOUT_S)
+            await remote.command(
+                "configure",
+                {"config": item.config, "logLevel": log_level, "pauseCheckpoint": pause, "stopCheckpoint": stop,
+                 "blockId": item.block_execution},
+                timeout_s=CONFIGURE_TIMEOUT_S,
+            )  # fmt: skip
+        except (AckError, TimeoutError) as exc:
+            reason = (
+                exc.ack.result.removeprefix("Failed: ")
+                if isinstance(exc, AckError)
+                else f"did not start within {LOAD_TIMEOUT_S:g} s"
+            )
+            await self._kill(item.index)
+            raise ExpectedError(f"script {item.path}: {reason}") from None
+
+    async def _wait_listening(self, remote: Remote, process: asyncio.subprocess.Process) -> None:
+        """Until the script has published its first state (it then serves commands)."""
+        wall = self.clock.unscaled()
+        while remote.event("state").get() is None:
+            if process.returncode is not None:
+                raise ExpectedError(f"the script process exited with status {process.returncode} while loading")
+            await wall.sleep(0.005)
+
+    async def _kill(self, index: int) -> None:
+        running = self._scripts.get(index)
+        if running is not None and running.process.returncode is None:
+            running.process.kill()
+            await running.process.wait()
+
+    async def _watch_process(self, index: int) -> None:
+        running = self._scripts[index]
+        code = await running.process.wait()
+        await running.remote.close()
+        now = self.clock.tai()
+        item = self.model.find(index)
+        if running.terminating and item is not None and not item.script_state.is_final:
+            self.model.finished(index, ScriptState.STOPPED, "terminated by the operator", now)
+            self.model.update(index, process_state=ProcessState.TERMINATED)
+        else:
+            self.model.process_ended(index, code, now)
+        self._scripts.pop(index, None)
+        await self._changed()
+
+    def _on_script_state(self, index: int, data: dict[str, Any]) -> None:
+        state = ScriptState(data["state"])
+        item = self.model.update(
+            index, script_state=state, last_checkpoint=data.get("lastCheckpoint", ""), reason=data.get("reason", "")
+        )
+        if item is not None and state.is_final:
+            self.model.finished(index, state, data.get("reason", ""), self.clock.tai())
+            if state == ScriptState.FAILED and not self.pause_on_failure:
+                self.model.resume(self.clock.tai())
+        if self._tg is not None:
+            self.create_task(self._changed(), "changed")
+
+    def _on_metadata(self, index: int, data: dict[str, Any]) -> None:
+        self.model.update(index, duration_s=data.get("duration", 0.0), total=data.get("nimages", 0))
+
+    def _on_progress(self, index: int, data: dict[str, Any]) -> None:
+        self.model.update(index, done=data["done"], total=data["total"])
+        if self._tg is not None:
+            self.create_task(self._publish_queue(), "progress")
+
+    # -- moving the queue on ---------------------------------------------------------------------
+
+    async def _changed(self) -> None:
+        await self._advance()
+        await asyncio.to_thread(self.store.save, self.model)
+        await self._publish_queue()
+
+    async def _advance(self) -> None:
+        async with self._advance_lock:
+            if self.summary_state != State.ENABLED or not self.model.running:
+                return
+            top = self.model.queue[0] if self.model.queue else None
+            if top is not None and top.script_state == ScriptState.CONFIGURED and not top.group_id:
+                running = self._scripts.get(top.index)
+                if running is not None:
+                    group_id = _tai_iso(self.clock.tai())
+                    with contextlib.suppress(ObsqError):
+                        await running.remote.command("setGroupId", {"groupId": group_id}, timeout_s=5)
+                        self.model.update(top.index, group_id=group_id)
+                        await self.publish_event("nextVisit", {"scriptSalIndex": top.index, "groupId": group_id})
+            item = self.model.next_to_run()
+            if item is None:
+                return
+            self.model.start(item, self.clock.tai())
+            try:
+                await self._scripts[item.index].remote.command("run", timeout_s=10)
+            except (ObsqError, KeyError) as exc:
+                self.model.finished(item.index, ScriptState.FAILED, f"could not be started: {exc}", self.clock.tai())
+
+    async def _publish_queue(self) -> None:
+        m = self.model
+        items = [*m.queue, *([m.current] if m.current else []), *list(m.history)[:RECENT_HISTORY]]
+        summary = [
+            {"index": i.index, "path": i.path, "state": i.script_state.name, "process": i.process_state.name,
+             "checkpoint": i.last_checkpoint, "done": i.done, "total": i.total, "block": i.block_id,
+             "reason": i.reason, "requeuedFrom": i.requeued_from, "duration": i.duration_s,
+             "area": "queue" if i in m.queue else "current" if i is m.current else "history"}
+            for i in items
+        ]  # fmt: skip
+        await self.publish_event(
+            "queue",
+            {
+                "enabled": self.summary_state == State.ENABLED,
+                "running": m.running,
+                "currentSalIndex": m.current.index if m.current else 0,
+                "length": len(m.queue),
+                "salIndices": [i.index for i in m.queue],
+                "pastLength": len(m.history),
+                "pastSalIndices": [i.index for i in list(m.history)[:400]],
+                "token": m.token,
+                "items": json.dumps(summary),
+            },
+        )
+
+    async def _publish_available(self) -> None:
+        await self.publish_event(
+            "availableScripts",
+            {"standard": ":".join(self.roots.available(True)), "external": ":".join(self.roots.available(False))},
+        )
+
+    # -- commands ---------------------------------------------------------------------------------
+
+    async def _do_add(self, command: Command) -> str:
+        d = command.data
+        location = Location(d["location"])
+        self.model.check_location(location, d["locationSalIndex"])  # refuse a bad location before starting anything
+        self.check_script(d["path"], d["isStandard"], d["config"])
+        item = QueueItem(
+            index=self.model.allocate(), path=d["path"], standard=d["isStandard"], config=d["config"], descr=d["descr"],
+            added_tai=self.clock.tai(),
+        )  # fmt: skip
+        await command.in_progress(LOAD_TIMEOUT_S + CONFIGURE_TIMEOUT_S, f"starting script {item.index}")
+        await self._launch(item, log_level=d["logLevel"], pause=d["pauseCheckpoint"], stop=d["stopCheckpoint"])
+        self.model.add([item], location, d["locationSalIndex"])
+        await self._changed()
+        return str(item.index)
+
+    async def _do_add_block(self, command: Command) -> str:
+        d = command.data
+        location = Location(d["location"])
+        self.model.check_location(location, d["locationSalIndex"])
+        try:
+            override = yaml.safe_load(d["override"]) if d["override"].strip() else {}
+        except yaml.YAMLError as exc:
+            raise ValidationError(f"addBlock {d['id']}: override is not valid YAML: {exc}") from None
+        if not isinstance(override, dict):
+            raise ValidationError(f"addBlock {d['id']}: override must be a mapping")
+        data, label = read_block(d["id"], self.block_folders_all())
+        block = expand_block(data, label, override, self.check_script)
+        first = self.model.next_index
+        execution = f"{block.program}_{first}"
+        items = [
+            QueueItem(
+                index=self.model.allocate(), path=s.path, standard=s.standard, config=s.config, descr=block.name,
+                block_id=block.program, block_index=i, block_size=len(block.scripts), block_execution=execution,
+                failure_strategy=FailureStrategy(d["failureStrategy"]), added_tai=self.clock.tai(),
+            )
+            for i, s in enumerate(block.scripts)
+        ]  # fmt: skip
+        await command.in_progress(
+            LOAD_TIMEOUT_S + CONFIGURE_TIMEOUT_S, f"starting {len(items)} scripts of {block.program}"
+        )
+        results = await asyncio.gather(
+            *(self._launch(i, log_level=0, pause="", stop="") for i in items), return_exceptions=True
+        )
+        failures = [(i, r) for i, r in zip(items, results, strict=True) if isinstance(r, BaseException)]
+        if failures:
+            for item in items:
+                await self._kill(item.index)
+            item, error = failures[0]
+            raise ExpectedError(f"block {block.program} script {item.block_index + 1} ({item.path}): {error}")
+        self.model.add(items, location, d["locationSalIndex"])
+        await self._changed()
+        return json.dumps([i.index for i in items])
+
+    def block_folders_all(self) -> list[Path]:
+        return block_folders(self.block_folders)
+
+    async def _do_move(self, command: Command) -> None:
+        d = command.data
+        self.model.move(d["scriptSalIndex"], Location(d["location"]), d["locationSalIndex"])
+        await self._changed()
+
+    async def _do_requeue(self, command: Command) -> str:
+        d = command.data
+        location = Location(d["location"])
+        self.model.check_location(location, d["locationSalIndex"])
+        item = self.model.requeue_copy(d["scriptSalIndex"])
+        item.added_tai = self.clock.tai()
+        await command.in_progress(LOAD_TIMEOUT_S + CONFIGURE_TIMEOUT_S, f"starting script {item.index}")
+        await self._launch(item, log_level=0, pause="", stop="")
+        self.model.add([item], location, d["locationSalIndex"])
+        await self._changed()
+        return str(item.index)
+
+    async def _do_stop_scripts(self, command: Command) -> str:
+        await command.in_progress(STOP_TIMEOUT_S + 5, "stopping")
+        now = self.clock.tai()
+        stopped = []
+        for index in command.data["salIndices"]:
+            item = self.model.find(index)
+            if item is None or item in self.model.history:
+                continue
+            if item in self.model.queue:
+                self.model.remove_queued(index, ProcessState.TERMINATED, "stopped by the operator before it ran", now)
+                await self._kill(index)
+            elif item is self.model.current:
+                await self._stop_current(index, terminate=command.data["terminate"])
+            stopped.append(index)
+        await self._changed()
+        return f"stopped {stopped}"
+
+    async def _stop_current(self, index: int, *, terminate: bool) -> None:
+        running = self._scripts.get(index)
+        if running is None:
+            return
+        if not terminate:
+            with contextlib.suppress(ObsqError):
+                await running.remote.command("stop", timeout_s=5)
+            with contextlib.suppress(TimeoutError):
+                await self.clock.unscaled().wait_for(running.process.wait(), STOP_TIMEOUT_S)
+        if running.process.returncode is None:
+            running.terminating = True
+            running.process.terminate()
+
+    async def _do_pause(self, command: Command) -> None:
+        self.model.pause()
+        await self._changed()
+
+    async def _do_resume(self, command: Command) -> None:
+        self.model.resume(self.clock.tai())
+        await self._changed()
+
+    async def _do_show_queue(self, command: Command) -> None:
+        await self._publish_queue()
+
+    async def _do_show_script(self, command: Command) -> None:
+        item = self.model.find(command.data["scriptSalIndex"])
+        if item is None:
+            raise ExpectedError(f"no script {command.data['scriptSalIndex']} in queue, current slot or history")
+        await self.publish_event(
+            "script",
+            {"scriptSalIndex": item.index, "path": item.path, "isStandard": item.standard,
+             "processState": int(item.process_state), "scriptState": int(item.script_state), "blockId": item.block_id,
+             "scriptBlockIndex": item.block_index, "blockSize": item.block_size, "lastCheckpoint": item.last_checkpoint,
+             "reason": item.reason, "requeuedFrom": item.requeued_from, "groupId": item.group_id},
+            force=True,
+        )  # fmt: skip
+
+    async def _do_show_available(self, command: Command) -> None:
+        await self._publish_available()
+
+    async def _do_show_schema(self, command: Command) -> None:
+        cls = self.script_class(command.data["path"], command.data["isStandard"])
+        schema = cls.get_schema()
+        await self.publish_event(
+            "configSchema",
+            {"isStandard": command.data["isStandard"], "path": command.data["path"],
+             "configSchema": yaml.safe_dump(schema, sort_keys=False) if schema else ""},
+            force=True,
+        )  # fmt: skip
+
+    async def _publish_goodbye(self) -> None:
+        for index in list(self._scripts):
+            await self._kill(index)
+        await super()._publish_goodbye()
