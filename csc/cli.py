@@ -141,11 +141,15 @@ async def _wait_for_signal() -> None:
     await stop.wait()
 
 
+def _epoch(args: argparse.Namespace) -> float | None:
+    epoch = args.epoch if args.epoch is not None else os.environ.get("OBSQ_EPOCH")
+    return float(epoch) if epoch is not None else None
+
+
 def _clock(args: argparse.Namespace) -> LoopClock:
     if args.speed <= 0:
         raise CliError(f"--speed must be > 0, got {args.speed}")
-    epoch = args.epoch if args.epoch is not None else os.environ.get("OBSQ_EPOCH")
-    return LoopClock(args.speed, epoch_tai=float(epoch) if epoch is not None else None)
+    return LoopClock(args.speed, epoch_tai=_epoch(args))
 
 
 async def cmd_csc_run(args: argparse.Namespace) -> int:
@@ -161,6 +165,8 @@ async def cmd_csc_run(args: argparse.Namespace) -> int:
                 simulate=args.simulate,
                 inject=args.inject,
                 data_dir=Path(args.data),
+                broker_url=str(url),
+                epoch=_epoch(args),
                 bus=bus,
                 clock=clock,
                 root=root,

@@ -32,6 +32,7 @@ from obsq.csc.atwhitelight.csc import ATWhiteLightCsc
 from obsq.csc.atwhitelight.sim import SimWhiteLight
 from obsq.csc.component import BaseCsc
 from obsq.csc.ocps.csc import OCPSCsc
+from obsq.csc.scriptqueue.csc import ScriptLauncher, ScriptQueueCsc
 from obsq.csc.testcsc import TestCsc
 
 #: The simulated auxiliary telescope, in the order `obsq up` starts it.
@@ -93,6 +94,8 @@ def build_component(
     simulate: bool,
     inject: list[str],
     data_dir: Path,
+    broker_url: str = "",
+    epoch: float | None = None,
     **kwargs: Any,
 ) -> BaseCsc:
     """The component `name` with its driver; `kwargs` go to BaseCsc (bus, clock, root, ...)."""
@@ -120,11 +123,20 @@ def build_component(
         csc = ATCameraCsc(driver=target, data_dir=data_dir, simulation_mode=mode, index=index, **kwargs)
     elif name == "OCPS":
         csc = target = OCPSCsc(simulation_mode=mode, index=index or 1, **kwargs)
+    elif name == "ScriptQueue":
+        index = index or 2
+        launcher = ScriptLauncher(
+            broker=broker_url, root=kwargs.get("root", "obsq"), speed=kwargs["clock"].speed, epoch=epoch,
+            log_dir=data_dir / "logs" / "scripts",
+        )  # fmt: skip
+        store = data_dir / "scriptqueue" / f"ScriptQueue-{index}.sqlite3"
+        csc = target = ScriptQueueCsc(launcher=launcher, store_path=store, index=index, **kwargs)
     elif name == "Test":
         csc = target = TestCsc(simulation_mode=mode, index=index or 1, **kwargs)
     else:
         raise CompositionError(
-            f"no component service for {name!r} in this build; runnable: Test, OCPS, {', '.join(TELESCOPE)}"
+            f"no component service for {name!r} in this build; "
+            f"runnable: Test, OCPS, ScriptQueue, {', '.join(TELESCOPE)}"
         )
     for injection, value in injections:
         INJECTIONS[injection].apply(target, value)
