@@ -85,11 +85,12 @@ class BaseScript(BaseComponent):
     def state(self) -> ScriptState:
         return self.machine.state
 
-    def remote(self, component: str) -> Remote:
+    def remote(self, component: str, *, telemetry: bool = False) -> Remote:
         """A Remote to `component`, started with the script and closed with it."""
         remote = Remote(
-            self.bus, ComponentId.parse(component), clock=self.clock, root=self.root, identity=self.identity
-        )
+            self.bus, ComponentId.parse(component), clock=self.clock, root=self.root, identity=self.identity,
+            telemetry=telemetry,
+        )  # fmt: skip
         self._remotes.append(remote)
         return remote
 

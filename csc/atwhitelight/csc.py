@@ -25,6 +25,8 @@ from obsq.csc.core.states import State, Transition
 
 #: Seconds of wall time between checks of the hardware for faults.
 MONITOR_INTERVAL_S = 0.2
+#: Shortest real time between telemetry samples, however fast the clock runs.
+MIN_TELEMETRY_WALL_S = 0.2
 
 
 class ATWhiteLightCsc(BaseCsc):
@@ -260,4 +262,6 @@ class ATWhiteLightCsc(BaseCsc):
                         "ambientTemperature": self.driver.ambient_c,
                     },
                 )
-            await wall.sleep(self.settings.get("telemetry_interval", 7.0))
+            # the interval is simulated time, but never less than MIN_TELEMETRY_WALL_S of real time
+            interval = self.settings.get("telemetry_interval", 7.0)
+            await wall.sleep(max(interval / self.clock.speed, MIN_TELEMETRY_WALL_S))

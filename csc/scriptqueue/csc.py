@@ -14,6 +14,7 @@ import contextlib
 import datetime
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,11 @@ import yaml
 
 from obsq.csc.clock import TAI_MINUS_UTC_S
 from obsq.csc.component import AckError, BaseCsc, Command, Remote
+from obsq.csc.core.codec import Envelope
 from obsq.csc.core.errors import ExpectedError, ObsqError, ValidationError
 from obsq.csc.core.states import State
-from obsq.csc.core.topics import ComponentId
+from obsq.csc.core.topics import ComponentId, Topic, TopicKind
+from obsq.csc.interfaces import load_interface
 from obsq.csc.scriptqueue.blocks import block_folders, expand_block, read_block
 from obsq.csc.scriptqueue.model import FailureStrategy, Location, ProcessState, QueueItem, QueueModel
 from obsq.csc.scriptqueue.store import QueueStore
@@ -96,6 +99,7 @@ class ScriptQueueCsc(BaseCsc):
         self._classes: dict[tuple[Path, float], type[BaseScript]] = {}
         self._advance_lock = asyncio.Lock()
         self.pause_on_failure = True
+        self._script_events = list(load_interface("Script").topics(TopicKind.EVENT))
         handlers = {
             "add": self._do_add, "addBlock": self._do_add_block, "move": self._do_move, "requeue": self._do_requeue,
             "stopScripts": self._do_stop_scripts, "resume": self._do_resume, "showQueue": self._do_show_queue,
@@ -171,9 +175,15 @@ class ScriptQueueCsc(BaseCsc):
         remote = Remote(self.bus, ComponentId("Script", item.index), clock=wall, root=self.root, identity=self.identity)
         running = _Running(process, remote)
         self._scripts[item.index] = running
-        remote.event("state").callback = lambda envelope: self._on_script_state(item.index, envelope.data)
-        remote.event("progress").callback = lambda envelope: self._on_progress(item.index, envelope.data)
-        remote.event("metadata").callback = lambda envelope: self._on_metadata(item.index, envelope.data)
+        pid = process.pid
+
+        def mine(handler: Callable[[int, dict[str, Any]], None]) -> Callable[[Envelope], None]:
+            # retained events of an earlier process with this index (before a restart) are not news
+            return lambda envelope: handler(item.index, envelope.data) if envelope.origin == pid else None
+
+        remote.event("state").callback = mine(self._on_script_state)
+        remote.event("progress").callback = mine(self._on_progress)
+        remote.event("metadata").callback = mine(self._on_metadata)
         await remote.start()
         self.create_task(self._watch_process(item.index), f"script.{item.index}")
         try:
@@ -192,11 +202,17 @@ class ScriptQueueCsc(BaseCsc):
             )
             await self._kill(item.index)
             raise ExpectedError(f"script {item.path}: {reason}") from None
+        # its reports came before the item was in the model: record where it stands
+        item.script_state = ScriptState.CONFIGURED
+        item.process_state = ProcessState.CONFIGURED
+        metadata = remote.event("metadata").get() or {}
+        item.duration_s, item.total = metadata.get("duration", 0.0), metadata.get("nimages", 0)
 
     async def _wait_listening(self, remote: Remote, process: asyncio.subprocess.Process) -> None:
         """Until the script has published its first state (it then serves commands)."""
         wall = self.clock.unscaled()
-        while remote.event("state").get() is None:
+        reader = remote.event("state")
+        while (envelope := reader.get_envelope()) is None or envelope.origin != process.pid:
             if process.returncode is not None:
                 raise ExpectedError(f"the script process exited with status {process.returncode} while loading")
             await wall.sleep(0.005)
@@ -211,6 +227,7 @@ class ScriptQueueCsc(BaseCsc):
         running = self._scripts[index]
         code = await running.process.wait()
         await running.remote.close()
+        await self._clear_retained(index)
         now = self.clock.tai()
         item = self.model.find(index)
         if running.terminating and item is not None and not item.script_state.is_final:
@@ -220,6 +237,13 @@ class ScriptQueueCsc(BaseCsc):
             self.model.process_ended(index, code, now)
         self._scripts.pop(index, None)
         await self._changed()
+
+    async def _clear_retained(self, index: int) -> None:
+        """A finished script's retained events would stay on the broker for ever: clear them."""
+        script = ComponentId("Script", index)
+        for name in self._script_events:
+            with contextlib.suppress(ObsqError):
+                await self.bus.publish(str(Topic(self.root, script, TopicKind.EVENT, name)), b"", qos=1, retain=True)
 
     def _on_script_state(self, index: int, data: dict[str, Any]) -> None:
         state = ScriptState(data["state"])

@@ -36,7 +36,7 @@ class PowerOnATCalSys(BaseScript):
     async def configure(self, config: dict[str, Any]) -> None:
         if config["use_atmonochromator"]:
             raise ExpectedError("use_atmonochromator: this site has no ATMonochromator")
-        self.lamp = self.remote("ATWhiteLight")
+        self.lamp = self.remote("ATWhiteLight", telemetry=True)
 
     def set_metadata(self, metadata: dict[str, Any]) -> None:
         metadata["duration"] = TIMEOUT_CHILLER_COOL_DOWN_S + TIMEOUT_LAMP_WARM_UP_S
