@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+import yaml
 
 from obsq.csc import __version__
 from obsq.csc.bus.base import Bus
@@ -392,6 +393,115 @@ async def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_weekly(args: argparse.Namespace) -> int:
+    from obsq.csc.weekly import run_weekly
+
+    if args.speed <= 0:
+        raise CliError(f"--speed must be > 0, got {args.speed}")
+    try:
+        parse_injections(args.inject)
+    except CompositionError as exc:
+        raise CliError(str(exc)) from None
+    return await run_weekly(args)
+
+
+_LOCATIONS = {"first": 1, "last": 2, "before": 3, "after": 4}
+
+
+def _location(text: str) -> tuple[int, int]:
+    """First | last | before:INDEX | after:INDEX."""
+    name, _, index = text.partition(":")
+    if name not in _LOCATIONS or (name in ("before", "after")) != bool(index) or (index and not index.isdigit()):
+        raise CliError(f"--location {text!r}: use first, last, before:INDEX or after:INDEX")
+    return _LOCATIONS[name], int(index or 0)
+
+
+async def cmd_queue(args: argparse.Namespace) -> int:
+    """Operators' view of ScriptQueue:INDEX."""
+    clock = LoopClock()
+    root = _root(args)
+    async with broker_for(args, start_if_missing=False) as url, connected_bus(args, url) as bus:
+        remote = Remote(bus, ComponentId("ScriptQueue", args.queue), clock=clock, root=root)
+        async with remote:
+            action = args.queue_command
+            try:
+                if action in ("show", "watch"):
+                    return await _queue_show(remote, watch=action == "watch")
+                data: dict[str, Any] = {}
+                command = {"add-block": "addBlock", "stop": "stopScripts"}.get(action, action)
+                if action == "add-block":
+                    override = {}
+                    for pair in args.override:
+                        key, sep, value = pair.partition("=")
+                        if not sep:
+                            raise CliError(f"--override {pair!r}: write key=value")
+                        override[key] = yaml.safe_load(value)
+                    strategy = {"none": 1, "on-failure": 2, "keep-going": 3}[args.failure_strategy]
+                    overrides = yaml.safe_dump(override) if override else ""
+                    data = {"id": args.block, "override": overrides, "failureStrategy": strategy}
+                elif action == "add":
+                    location, index = _location(args.location)
+                    config = await asyncio.to_thread(Path(args.config).read_text) if args.config else ""
+                    data = {"path": args.path, "isStandard": not args.external, "config": config,
+                            "location": location, "locationSalIndex": index}  # fmt: skip
+                elif action in ("move", "requeue"):
+                    location, index = _location(args.location)
+                    data = {"scriptSalIndex": args.index, "location": location, "locationSalIndex": index}
+                elif action == "stop":
+                    data = {"salIndices": args.indices, "terminate": args.terminate}
+                ack = await remote.command(command, data, timeout_s=180)
+            except AckError as exc:
+                print(f"{exc.ack.command}: {exc.ack.ack.name} {exc.ack.result}", flush=True)
+                return 1
+            except ObsqError as exc:
+                raise CliError(str(exc)) from None
+            print(f"{command}: {ack.ack.name} {ack.result}", flush=True)
+    return 0
+
+
+async def _queue_show(remote: Remote, *, watch: bool) -> int:
+    reader = remote.event("queue")
+    await remote.command("showQueue", timeout_s=30)
+    last = None
+    while True:
+        data = await reader.aget(timeout_s=10) if last is None else await reader.next(flush=False, timeout_s=3600)
+        if data.get("token") != last:
+            last = data.get("token")
+            state = "running" if data["running"] else "PAUSED"
+            print(f"queue {state}; current {data['currentSalIndex'] or '-'}; {data['length']} queued, "
+                  f"{data['pastLength']} in history", flush=True)  # fmt: skip
+            for item in json.loads(data.get("items") or "[]"):
+                progress = f" {item['done']}/{item['total']} images" if item["total"] else ""
+                extra = f" — {item['reason']}" if item["reason"] and item["state"] != "DONE" else ""
+                print(f"  {item['area']:<8} {item['index']} {item['block']:<9} {item['path']:<45} {item['state']:<12}"
+                      f" {item['checkpoint'][:40]}{progress}{extra}", flush=True)  # fmt: skip
+        if not watch:
+            return 0
+
+
+async def cmd_script(args: argparse.Namespace) -> int:
+    from obsq.scripts.library import ScriptRoots, load_script_class
+
+    roots = ScriptRoots.default()
+    if args.script_command == "list":
+        for standard in (True, False):
+            for path in roots.available(standard):
+                cls = load_script_class(roots.resolve(path, standard))
+                print(f"{'standard' if standard else 'external':<9} {path:<48} {cls.description}")
+        return 0
+    try:
+        cls = load_script_class(roots.resolve(args.path, not args.external))
+    except ObsqError as exc:
+        raise CliError(str(exc)) from None
+    if args.script_command == "schema":
+        schema = cls.get_schema()
+        print(yaml.safe_dump(schema, sort_keys=False) if schema else "# no configuration", end="")
+        return 0
+    from obsq.csc.weekly import run_script_standalone
+
+    return await run_script_standalone(args, cls)
+
+
 async def cmd_bench_fits(args: argparse.Namespace) -> int:
     from obsq.csc.bench import run_fits_benchmark
 
@@ -549,6 +659,70 @@ def _add_up(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_up)
 
 
+def _add_weekly(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "weekly",
+        help="the LATISS weekly calibration: BLOCK-309, BLOCK-295, BLOCK-310 (the main job)",
+        description="Queue BLOCK-309 (setup), BLOCK-295 (BIAS/DARK/FLAT per filter and the PTC) and BLOCK-310 "
+        "(shutdown) on ScriptQueue:2 and follow them to the end; print and write a summary. Without --broker, "
+        "bring up a private broker and the simulated observatory first.",
+    )
+    p.add_argument("--speed", type=float, default=600.0, help="clock speed of the simulation (default %(default)g)")
+    p.add_argument("--data", type=_absolute, default=DEFAULT_DATA_DIR, help="parent of this run's data folder")
+    p.add_argument("--blocks", help="comma-separated blocks instead of BLOCK-309,BLOCK-295,BLOCK-310")
+    p.add_argument("--skip-setup", action="store_true", help="leave out BLOCK-309")
+    p.add_argument("--skip-shutdown", action="store_true", help="leave out BLOCK-310")
+    p.add_argument("--inject", action="append", default=[], metavar="NAME[=VALUE]", help="fault injection")
+    p.add_argument("--timeout", type=float, default=1800.0, help="real seconds to wait for the blocks")
+    _broker_options(p)
+    p.set_defaults(func=cmd_weekly)
+
+
+def _add_queue(sub: Subparsers) -> None:
+    p = sub.add_parser("queue", help="operate the script queue", description="Operate ScriptQueue:INDEX.")
+    p.add_argument("--queue", type=int, default=2, help="queue index (default 2, the auxiliary telescope's)")
+    _broker_options(p)
+    actions = p.add_subparsers(dest="queue_command", required=True, metavar="ACTION")
+    q = actions.add_parser("add-block", help="queue a block", description="Validate and queue a whole block.")
+    q.add_argument("block", help="block id (BLOCK-295), block file, or block JSON")
+    q.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="block configuration")
+    q.add_argument("--failure-strategy", choices=("none", "on-failure", "keep-going"), default="none")
+    q = actions.add_parser("add", help="queue one script", description="Validate and queue one script.")
+    q.add_argument("path", help="script path, e.g. auxtel/take_image_latiss.py")
+    q.add_argument("--external", action="store_true", help="an external (not standard) script")
+    q.add_argument("--config", help="YAML configuration file")
+    q.add_argument("--location", default="last", help="first, last, before:INDEX or after:INDEX")
+    for name, text in (("show", "print the queue"), ("watch", "print the queue on every change"),
+                       ("pause", "start no new script"), ("resume", "run scripts again")):  # fmt: skip
+        actions.add_parser(name, help=text, description=text)
+    q = actions.add_parser("stop", help="stop scripts", description="Remove queued scripts, stop the running one.")
+    q.add_argument("indices", type=int, nargs="+")
+    q.add_argument("--terminate", action="store_true", help="terminate the running script's process at once")
+    for name, text in (("move", "move a queued script"), ("requeue", "queue a copy of a script")):
+        q = actions.add_parser(name, help=text, description=text)
+        q.add_argument("index", type=int)
+        q.add_argument("--location", default="first" if name == "move" else "last")
+    p.set_defaults(func=cmd_queue)
+
+
+def _add_script(sub: Subparsers) -> None:
+    p = sub.add_parser("script", help="describe and run scripts", description="The script library.")
+    actions = p.add_subparsers(dest="script_command", required=True, metavar="ACTION")
+    actions.add_parser("list", help="list the scripts", description="Every standard and external script.")
+    q = actions.add_parser("schema", help="a script's configuration schema", description="Print it as YAML.")
+    q.add_argument("path")
+    q.add_argument("--external", action="store_true")
+    q = actions.add_parser("run", help="run one script by hand", description="Run one script standalone.")
+    q.add_argument("path")
+    q.add_argument("--external", action="store_true")
+    q.add_argument("--config", help="YAML configuration file")
+    q.add_argument("--sim", action="store_true", help="bring up the simulated observatory first")
+    q.add_argument("--speed", type=float, default=1.0, help="clock speed (with --sim)")
+    q.add_argument("--data", type=_absolute, default=DEFAULT_DATA_DIR)
+    _broker_options(q)
+    p.set_defaults(func=cmd_script)
+
+
 def _add_demo(sub: Subparsers) -> None:
     p = sub.add_parser(
         "demo",
@@ -563,7 +737,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="obsq", description="Observatory control over MQTT.")
     parser.add_argument("--version", action="version", version=f"obsq {__version__}")
     sub = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
-    for add in (_add_broker, _add_csc, _add_up, _add_status, _add_cmd, _add_watch, _add_bench, _add_demo):
+    for add in (
+        _add_weekly, _add_queue, _add_script, _add_broker, _add_csc, _add_up, _add_status, _add_cmd, _add_watch,
+        _add_bench, _add_demo,
+    ):  # fmt: skip
         add(sub)
     return parser
 
