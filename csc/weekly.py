@@ -222,6 +222,18 @@ def image_summary(registry: Path, groups: set[str] | None = None) -> list[dict[s
     ]
 
 
+async def _lamp_state(bus: MqttBus, root: str) -> dict[str, Any]:
+    """ATWhiteLight's summary state and lamp state as the run ends."""
+    async with Remote(bus, "ATWhiteLight", clock=LoopClock(), root=root) as lamp:
+        try:
+            state = State((await lamp.event("summaryState").aget(timeout_s=5))["summaryState"]).name
+            basic = (await lamp.event("lampState").aget(timeout_s=5))["basicState"]
+        except TimeoutError:
+            return {"summaryState": "unknown", "lamp": "unknown"}
+    names = {0: "UNKNOWN", 1: "OFF", 2: "ON", 3: "COOLDOWN", 4: "WARMUP", 5: "TURNING_ON", 6: "TURNING_OFF"}
+    return {"summaryState": state, "lamp": names.get(basic, str(basic))}
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     print("\nimages (type, filter~grating: exposure times x count)")
     by_set: dict[tuple[str, str, str], list[str]] = {}
@@ -241,7 +253,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     for script in summary["scripts"]:
         reason = f" ({script['reason']})" if script["reason"] and script["state"] != "DONE" else ""
         print(f"  {script['index']} {script['block']:<9} {script['path']:<45} {script['state']}{reason}")
-    print(f"\n{summary['outcome']}; wall time {summary['wall_time_s']:.1f} s; summary written to {summary['file']}")
+    lamp = summary["lamp"]
+    print(f"\nATWhiteLight {lamp['summaryState']}, lamp {lamp['lamp']}")
+    print(f"{summary['outcome']}; wall time {summary['wall_time_s']:.1f} s; summary written to {summary['file']}")
 
 
 async def run_weekly(args: Any) -> int:
@@ -275,6 +289,7 @@ async def run_weekly(args: Any) -> int:
             await follow(remote, follower, args.timeout)
         except (AckError, TimeoutError) as exc:
             print(f"obsq weekly: {exc}", file=sys.stderr, flush=True)
+        lamp = await _lamp_state(bus, root)
         scripts = [
             {"index": i["index"], "block": i["block"], "path": i["path"], "state": i["state"], "reason": i["reason"]}
             for i in follower.ours()
@@ -288,6 +303,7 @@ async def run_weekly(args: Any) -> int:
             "wall_time_s": perf_counter() - t0,
             "scripts": scripts,
             "images": image_summary(data / "registry.sqlite3"),
+            "lamp": lamp,
             "file": str(data / "weekly-summary.json"),
         }
         (data / "weekly-summary.json").write_text(json.dumps(summary, indent=2))

@@ -1,0 +1,131 @@
+"""ScriptQueue refuses bad input at the door, naming the problem, and queues nothing."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from obsq.csc.component import AckError
+from obsq.csc.scriptqueue.blocks import available_blocks, block_folders
+from obsq.csc.scriptqueue.csc import ScriptLauncher, ScriptQueueCsc
+from obsq.csc.testing import Rig, component_rig
+from obsq.scripts.library import ScriptRoots, load_script_class
+
+BLOCKS = block_folders()
+
+
+def make(tmp_path: Path, **kwargs: Any) -> ScriptQueueCsc:
+    launcher = ScriptLauncher(broker="mqtt://127.0.0.1:1", root=kwargs["root"])
+    return ScriptQueueCsc(launcher=launcher, store_path=tmp_path / "queue.sqlite3", **kwargs)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    async with component_rig(functools.partial(make, tmp_path), "ScriptQueue:2") as rig:
+        await rig.enable()
+        yield rig
+
+
+async def refused(rig: Rig, command: str, data: dict[str, Any], message: str) -> None:
+    with pytest.raises(AckError, match=message):
+        await rig.command(command, data)
+    assert isinstance(rig.csc, ScriptQueueCsc)
+    assert rig.csc.model.queue == []
+    assert rig.csc.model.next_index == 200_001  # nothing was even allocated a process
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"path": "auxtel/no_such.py"}, "unknown standard script 'auxtel/no_such.py'"),
+        ({"path": "../etc/passwd.py"}, "must be a relative .py path inside the standard root"),
+        ({"path": "auxtel/take_image_latiss.py", "config": "image_type: FLAT\nexp_times: fast\n"},
+         "script auxtel/take_image_latiss.py: LatissTakeImage configuration: field 'exp_times'"),
+        ({"path": "auxtel/take_image_latiss.py", "config": "exp_times: 1\n"},
+         "field 'image_type' is required"),
+        ({"path": "auxtel/take_image_latiss.py", "config": "image_type: FLAT\ncolour: red\n"},
+         "field 'colour' is not allowed"),
+        ({"path": "auxtel/take_image_latiss.py", "config": "image_type: [\n"}, "not valid YAML"),
+        ({"path": "auxtel/stop_tracking.py", "config": "speed: 2\n"}, "StopTracking takes no configuration"),
+        ({"path": "auxtel/make_latiss_calibrations.py", "isStandard": False, "config": "script_mode: ALL\n"},
+         "field 'script_mode': 'ALL' is not one of"),
+        ({"path": "set_summary_state.py", "location": 3, "locationSalIndex": 5}, "script 5 is not in the queue"),
+    ],
+)  # fmt: skip
+async def test_add_refuses(rig: Rig, data: dict[str, Any], message: str) -> None:
+    await refused(rig, "add", data, message)
+
+
+def block(**changes: Any) -> str:
+    data = {"name": "t", "program": "BLOCK-T1", "scripts": [{"name": "auxtel/stop_tracking.py", "standard": True}]}
+    data.update(changes)
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"id": "BLOCK-999"}, "unknown block 'BLOCK-999'; available: BLOCK-295, BLOCK-309, BLOCK-310"),
+        ({"id": "{not json"}, "the block given as JSON is not valid JSON"),
+        ({"id": block(program="295")}, "field 'program': '295' does not match"),
+        ({"id": block(scripts=[])}, "field 'scripts': \\[\\] should be non-empty"),
+        ({"id": block(scripts=[{"name": "auxtel/nope.py", "standard": True}])},
+         "block BLOCK-T1 script 1 \\(auxtel/nope.py\\): unknown standard script"),
+        ({"id": block(scripts=[{"name": "auxtel/take_image_latiss.py", "standard": True,
+                                "parameters": {"image_type": "FLAT", "exp_times": "$exptime"}}])},
+         "template \\$exptime has no value"),
+        ({"id": block(scripts=[{"name": "auxtel/take_image_latiss.py", "standard": True,
+                                "parameters": {"image_type": "FLAT", "nimages": "many"}}])},
+         "block BLOCK-T1 script 1 .*field 'nimages'"),
+        ({"id": "BLOCK-309", "override": "speed: 3"}, "no configuration_schema, so it takes no override"),
+    ],
+)  # fmt: skip
+async def test_add_block_refuses(rig: Rig, data: dict[str, Any], message: str) -> None:
+    await refused(rig, "addBlock", data, message)
+
+
+async def test_templates_take_the_block_configuration_defaults_and_override(rig: Rig) -> None:
+    schema = yaml.safe_dump({"type": "object", "properties": {"exptime": {"type": "number", "default": 2.5}}})
+    script = {"name": "auxtel/take_image_latiss.py", "standard": True,
+              "parameters": {"image_type": "FLAT", "exp_times": "$exptime"}}  # fmt: skip
+    data = json.loads(block(configuration_schema=schema, scripts=[script]))
+    assert isinstance(rig.csc, ScriptQueueCsc)
+    from obsq.csc.scriptqueue.blocks import expand_block
+
+    expanded = expand_block(data, "the block given as JSON", {}, rig.csc.check_script)
+    assert yaml.safe_load(expanded.scripts[0].config)["exp_times"] == 2.5  # the value keeps its type
+    expanded = expand_block(data, "the block given as JSON", {"exptime": 7}, rig.csc.check_script)
+    assert yaml.safe_load(expanded.scripts[0].config)["exp_times"] == 7
+
+
+def test_every_shipped_block_and_its_script_configurations_are_valid() -> None:
+    from obsq.csc.core.interface import make_validator
+    from obsq.csc.scriptqueue.blocks import BLOCK_SCHEMA, read_block
+
+    roots = ScriptRoots.default()
+    blocks = available_blocks(BLOCKS)
+    assert set(blocks) == {"BLOCK-295", "BLOCK-309", "BLOCK-310"}
+    for program in blocks:
+        data, label = read_block(program, BLOCKS)
+        make_validator(BLOCK_SCHEMA).validate(label, data)
+        for script in data["scripts"]:
+            cls = load_script_class(roots.resolve(script["name"], script["standard"]))
+            cls.validate_configuration(yaml.safe_dump(script.get("parameters", {})))
+
+
+def test_rubins_blocks_are_accepted_verbatim() -> None:
+    rubin = Path(__file__).resolve().parents[3] / "shared" / "reference" / "rubin-blocks"
+    if not rubin.is_dir():
+        pytest.skip("the reference Rubin blocks are not beside this checkout")
+    roots = ScriptRoots.default()
+    for file in sorted(rubin.glob("*.json")):
+        data = json.loads(file.read_text())
+        for script in data["scripts"]:
+            cls = load_script_class(roots.resolve(script["name"], script["standard"]))
+            cls.validate_configuration(yaml.safe_dump(script.get("parameters", {})))
