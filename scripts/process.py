@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
+from collections.abc import Callable
 
 import yaml
 
@@ -20,6 +22,9 @@ from obsq.csc.clock import LoopClock
 from obsq.csc.core.errors import ObsqError
 from obsq.csc.core.topics import DEFAULT_ROOT
 from obsq.scripts.library import ScriptRoots, load_script_class
+
+#: How often a script checks that the process that started it is still there (s).
+PARENT_POLL_S = 0.2
 
 
 async def run_script_process(args: argparse.Namespace) -> int:
@@ -34,11 +39,22 @@ async def run_script_process(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, script.close)
+    watcher = asyncio.create_task(_exit_with_parent(script.close, clock))
     try:
         await script.run()
     finally:
+        watcher.cancel()
         await bus.close()
     return script.exit_code if script.exit_code is not None else 1
+
+
+async def _exit_with_parent(close: Callable[[], None], clock: LoopClock) -> None:
+    """A script dies with whoever started it: a queue that crashes leaves no orphan running on."""
+    parent = os.getppid()
+    wall = clock.unscaled()
+    while os.getppid() == parent:
+        await wall.sleep(PARENT_POLL_S)
+    close()
 
 
 def main(argv: list[str] | None = None) -> int:

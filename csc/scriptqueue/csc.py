@@ -230,8 +230,9 @@ class ScriptQueueCsc(BaseCsc):
         await self._clear_retained(index)
         now = self.clock.tai()
         item = self.model.find(index)
-        if running.terminating and item is not None and not item.script_state.is_final:
-            self.model.finished(index, ScriptState.STOPPED, "terminated by the operator", now)
+        if running.terminating and item is not None:
+            if not item.script_state.is_final:
+                self.model.finished(index, ScriptState.STOPPED, "terminated by the operator", now)
             self.model.update(index, process_state=ProcessState.TERMINATED)
         else:
             self.model.process_ended(index, code, now)
@@ -281,10 +282,13 @@ class ScriptQueueCsc(BaseCsc):
                 running = self._scripts.get(top.index)
                 if running is not None:
                     group_id = _tai_iso(self.clock.tai())
-                    with contextlib.suppress(ObsqError):
+                    try:
                         await running.remote.command("setGroupId", {"groupId": group_id}, timeout_s=5)
-                        self.model.update(top.index, group_id=group_id)
-                        await self.publish_event("nextVisit", {"scriptSalIndex": top.index, "groupId": group_id})
+                    except ObsqError as exc:
+                        self.log.warning("set_group_id_failed", index=top.index, reason=str(exc))
+                        return
+                    self.model.update(top.index, group_id=group_id)
+                    await self.publish_event("nextVisit", {"scriptSalIndex": top.index, "groupId": group_id})
             item = self.model.next_to_run()
             if item is None:
                 return
