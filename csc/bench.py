@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import statistics
@@ -272,6 +273,78 @@ async def run_fits_benchmark(args: argparse.Namespace) -> int:
         times = f"{ours * 1e3:14.1f} ms {plain * 1e3:17.1f} ms {ours / plain:12.2f}"
         print(f"{detector:<9} {amps:>5} {size / 1e6:5.1f} {times}")
     return 0
+
+
+async def run_queue_benchmark(args: argparse.Namespace) -> int:
+    """The `obsq bench queue` command: the queue's script-to-script gap and its add-to-CONFIGURED time."""
+    import tempfile
+
+    from obsq.csc.core.states import State
+    from obsq.csc.scriptqueue.csc import ScriptLauncher, ScriptQueueCsc
+    from obsq.csc.weekly import local_broker
+
+    count = args.scripts
+    root = f"bench-queue-{os.getpid()}"
+    states: dict[int, dict[int, float]] = {}
+
+    def on_state(message: object) -> None:
+        from obsq.csc.core.codec import decode
+
+        if not message.payload:  # type: ignore[attr-defined]
+            return  # a finished script's retained state being cleared
+        topic = message.topic  # type: ignore[attr-defined]
+        envelope = decode(message.payload)  # type: ignore[attr-defined]
+        index = int(topic.split("/")[-3])
+        states.setdefault(index, {}).setdefault(envelope.data["state"], perf_counter())
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with local_broker() as url:
+            bus = MqttBus(url, clock=CLOCK)
+            launcher = ScriptLauncher(broker=str(url), root=root)
+            csc = ScriptQueueCsc(
+                launcher=launcher, store_path=Path(tmp) / "queue.sqlite3", bus=bus, clock=CLOCK, root=root,
+                initial_state=State.ENABLED,
+            )  # fmt: skip
+            await bus.start()
+            try:
+                await bus.subscribe(f"{root}/Script/+/evt/state", on_state)
+                async with csc, Remote(bus, "ScriptQueue:2", clock=CLOCK, root=root) as queue:
+                    rtt = await _command_rtt(queue)
+                    await queue.command("pause", timeout_s=10)
+                    add_times = []
+                    for _ in range(count):
+                        t0 = perf_counter()
+                        await queue.command("add", {"path": "sleep.py", "config": "sleep_for: 0"}, timeout_s=120)
+                        add_times.append(perf_counter() - t0)
+                    t_run = perf_counter()
+                    await queue.command("resume", timeout_s=10)
+                    last = max(states) if states else 0
+                    while states.get(last, {}).get(8) is None:
+                        await CLOCK.sleep(0.01)
+                    total_s = perf_counter() - t_run
+            finally:
+                await bus.close()
+    order = sorted(states)
+    gaps = [states[b][3] - states[a][8] for a, b in itertools.pairwise(order) if 8 in states[a] and 3 in states[b]]
+    print(f"{count} scripts (sleep.py, sleep_for 0), one process each")
+    print(f"  add -> CONFIGURED (process start + configure): median {statistics.median(add_times) * 1e3:.0f} ms, "
+          f"p95 {_percentile(add_times, 0.95) * 1e3:.0f} ms")  # fmt: skip
+    gap_median, gap_p95 = statistics.median(gaps) * 1e3, _percentile(gaps, 0.95) * 1e3
+    print(f"  DONE -> next RUNNING gap: median {gap_median:.1f} ms, p95 {gap_p95:.1f} ms ({len(gaps)} gaps); "
+          "target median <= 50 ms")  # fmt: skip
+    print(f"  baseline, a bus command round trip in the same run: {rtt * 1e3:.2f} ms "
+          f"(gap median = {statistics.median(gaps) / rtt:.1f} round trips)")  # fmt: skip
+    print(f"  all {count} scripts run in {total_s:.2f} s")
+    return 0
+
+
+async def _command_rtt(queue: Remote, n: int = 50) -> float:
+    times = []
+    for _ in range(n):
+        t0 = perf_counter()
+        await queue.command("showQueue", timeout_s=10)
+        times.append(perf_counter() - t0)
+    return statistics.median(times)
 
 
 def _responder_main(url: str, request: str, reply: str) -> None:

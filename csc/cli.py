@@ -502,6 +502,12 @@ async def cmd_script(args: argparse.Namespace) -> int:
     return await run_script_standalone(args, cls)
 
 
+async def cmd_bench_queue(args: argparse.Namespace) -> int:
+    from obsq.csc.bench import run_queue_benchmark
+
+    return await run_queue_benchmark(args)
+
+
 async def cmd_bench_fits(args: argparse.Namespace) -> int:
     from obsq.csc.bench import run_fits_benchmark
 
@@ -635,6 +641,14 @@ def _add_bench(sub: Subparsers) -> None:
         "plain astropy.io.fits write of the same arrays, interleaved, for the small and the LATISS-size detector.",
     )
     q.add_argument("--repeats", type=int, default=5, help="full-size images per measurement (small: 4x)")
+    r = what.add_parser(
+        "queue",
+        help="the queue's gap between scripts and its add time",
+        description="Queue N trivial scripts (each its own process), then measure DONE -> next RUNNING and "
+        "add -> CONFIGURED, against a bus command round trip measured in the same run.",
+    )
+    r.add_argument("--scripts", type=int, default=50, help="how many scripts (default %(default)s)")
+    r.set_defaults(func=cmd_bench_queue)
     q.add_argument("--dir", default=None, help="where to write (default: the system temporary folder)")
     q.set_defaults(func=cmd_bench_fits)
 

@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Callable
 
+import structlog
 import yaml
 
 from obsq.csc.bus.mqtt import MqttBus
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epoch", type=float)
     parser.add_argument("--log-level", type=int, default=logging.INFO)
     args = parser.parse_args(argv)
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
     try:
         if args.schema:
             schema = load_script_class(ScriptRoots.default().resolve(args.path, args.standard)).get_schema()
