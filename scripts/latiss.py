@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from obsq.csc.component import Remote
 from obsq.scripts.base import BaseScript
 
 READOUT_TIME_S = 2.0
 SHUTTER_TIME_S = 1.0
 SHUTTER_CLOSED_TYPES = ("BIAS", "DARK")
+#: Schema of a filter or grating option: a name, a slot number, or null for "leave as is".
+NAME_OR_SLOT: dict[str, Any] = {
+    "anyOf": [{"type": "string"}, {"type": "integer", "minimum": 1}, {"type": "null"}],
+    "default": None,
+}
 
 
 class Latiss:
@@ -47,3 +54,11 @@ class Latiss:
             timeout_s=exptime_s + READOUT_TIME_S + 120,
         )
         return ack.result.split(": ", 1)[-1]
+
+    async def take_for(self, script: BaseScript, image_type: str, exptime_s: float) -> str:
+        """Take one image labelled with the script's group id and its program, reason and note."""
+        config = script.config
+        return await self.take_image(
+            image_type, exptime_s, group_id=script.group_id, program=config.get("program", ""),
+            reason=config.get("reason", ""), note=config.get("note", ""),
+        )  # fmt: skip

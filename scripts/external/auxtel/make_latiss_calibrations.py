@@ -12,7 +12,7 @@ from typing import Any
 
 from obsq.csc.core.errors import ExpectedError
 from obsq.scripts.base import BaseScript
-from obsq.scripts.latiss import READOUT_TIME_S, SHUTTER_TIME_S, Latiss
+from obsq.scripts.latiss import NAME_OR_SLOT, READOUT_TIME_S, SHUTTER_TIME_S, Latiss
 
 MODES = {"BIAS": ["BIAS"], "DARK": ["DARK"], "BIAS_DARK": ["BIAS", "DARK"], "BIAS_DARK_FLAT": ["BIAS", "DARK", "FLAT"]}
 DEFAULT_DARK_TIMES = [5, 5, 5, 5, 5, 15, 15] + [30] * 16
@@ -38,10 +38,6 @@ class MakeLatissCalibrations(BaseScript):
 
     @classmethod
     def get_schema(cls) -> dict[str, Any]:
-        name_or_slot = {
-            "anyOf": [{"type": "string"}, {"type": "integer", "minimum": 1}, {"type": "null"}],
-            "default": None,
-        }
         text = {"type": "string"}
         properties: dict[str, Any] = {
             "script_mode": {"type": "string", "enum": list(MODES)},
@@ -62,8 +58,8 @@ class MakeLatissCalibrations(BaseScript):
             "certify_calib_end_date": {"type": "string", "default": "2050-01-01"},
             "oods_timeout": {"type": "integer", "default": 120},
             "background_task_timeout": {"type": "integer", "default": 30},
-            "filter": name_or_slot,
-            "grating": name_or_slot,
+            "filter": NAME_OR_SLOT,
+            "grating": NAME_OR_SLOT,
             "calib_collection": {"type": "string", "default": "LATISS/calib/daily"},
             "repo": {"type": "string", "default": "/repo/LATISS/butler+sasquatch.yaml"},
             "note": text, "program": text, "reason": text,
@@ -122,12 +118,7 @@ class MakeLatissCalibrations(BaseScript):
             await self.checkpoint(f"Taking {len(times)} {PLURAL[image_type]}.")
             taken = []
             for exptime in times:
-                taken.append(
-                    await self.latiss.take_image(
-                        image_type, exptime, group_id=self.group_id, program=self.config.get("program", ""),
-                        reason=self.config.get("reason", ""), note=self.config.get("note", ""),
-                    )
-                )  # fmt: skip
+                taken.append(await self.latiss.take_for(self, image_type, exptime))
                 done += 1
                 await self.progress(done, total)
                 if self.config["wait_between_exposures"]:

@@ -2,43 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from obsq.csc.core.states import State, command_path
-from obsq.scripts.base import BaseScript
-
-COMPONENTS = ["ATMCS", "ATDome"]
+from obsq.scripts.enable import EnableGroup
 
 
-class EnableATCS(BaseScript):
-    description = (
-        "Enable the auxiliary telescope control system (ATMCS, ATDome), each with an optional configuration override."
-    )
-
-    @classmethod
-    def get_schema(cls) -> dict[str, Any]:
-        return {
-            "title": "EnableATCS v1",
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "overrides": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {name: {"type": "string"} for name in COMPONENTS},
-                    "default": {},
-                }
-            },
-        }
-
-    async def configure(self, config: dict[str, Any]) -> None:
-        self.remotes = {name: self.remote(name) for name in COMPONENTS}
-
-    async def run_script(self) -> None:
-        await self.start_remotes()
-        for name, remote in self.remotes.items():
-            await self.checkpoint(f"Enabling {name}")
-            current = State((await remote.event("summaryState").aget(timeout_s=15))["summaryState"])
-            for command in command_path(current, State.ENABLED):
-                data = {"configurationOverride": self.config["overrides"].get(name, "")} if command == "start" else {}
-                await remote.command(command, data, timeout_s=60)
+class EnableATCS(EnableGroup):
+    description = "Enable ATMCS and ATDome, each with an optional configuration override."
+    components = ("ATMCS", "ATDome")

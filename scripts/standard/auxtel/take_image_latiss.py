@@ -6,9 +6,7 @@ from typing import Any
 
 from obsq.csc.core.errors import ExpectedError
 from obsq.scripts.base import BaseScript
-from obsq.scripts.latiss import READOUT_TIME_S, SHUTTER_TIME_S, Latiss
-
-NAME_OR_SLOT = {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 1}, {"type": "null"}], "default": None}
+from obsq.scripts.latiss import NAME_OR_SLOT, READOUT_TIME_S, SHUTTER_TIME_S, Latiss
 
 
 class LatissTakeImage(BaseScript):
@@ -76,10 +74,7 @@ class LatissTakeImage(BaseScript):
         n = len(self.exp_times)
         for i, exptime in enumerate(self.exp_times, start=1):
             await self.checkpoint(f"exposure {i} of {n}")
-            await self.latiss.take_image(
-                self.config["image_type"], exptime, group_id=self.group_id, program=self.config.get("program", ""),
-                reason=self.config.get("reason", ""), note=self.config.get("note", ""),
-            )  # fmt: skip
+            await self.latiss.take_for(self, self.config["image_type"], exptime)
             await self.progress(i, n)
             if self.config["sleep_between_exposures"]:
                 await self.clock.sleep(self.config["sleep_between_exposures"])
