@@ -781,6 +781,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (obsq ... | head): nothing more to say
+        sys.stderr.close()
+        return 0
     except (TimeoutError, ObsqError) as exc:
         print(f"obsq: {exc}", file=sys.stderr)
         return 1
