@@ -25,19 +25,19 @@ import structlog
 import yaml
 
 from obsq.csc import __version__
-from obsq.csc.bus.base import Bus
 from obsq.csc.bus.brokers import EmbeddedBroker, MosquittoProcess, free_port, port_open
 from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.bus.url import DEFAULT_BROKER_URL, BrokerUrl
-from obsq.csc.clock import Clock, LoopClock, wait_for, wall_tai
+from obsq.csc.clock import LoopClock, wait_for, wall_tai
 from obsq.csc.component import Ack, AckError, Remote
 from obsq.csc.compose import TELESCOPE, CompositionError, build_component, injections_for, parse_injections
 from obsq.csc.core.codec import decode
 from obsq.csc.core.errors import BusDisconnectedError, DecodeError, ObsqError, TopicError
 from obsq.csc.core.states import State
-from obsq.csc.core.status import WATCHED_EVENTS, StatusBoard, format_table
+from obsq.csc.core.status import StatusBoard, format_table
 from obsq.csc.core.topics import DEFAULT_ROOT, ComponentId, Topic, TopicKind, check_root
 from obsq.csc.interfaces import interface_names, load_interface
+from obsq.csc.status import collect_status
 from obsq.csc.supervisor import Child, Supervisor, component_argv
 
 DEFAULT_DATA_DIR = "obsq-data"
@@ -192,23 +192,6 @@ async def cmd_csc_run(args: argparse.Namespace) -> int:
         finally:
             await bus.close()
     return 0
-
-
-async def collect_status(bus: Bus, root: str, board: StatusBoard, clock: Clock) -> None:
-    """Feed `board` with the status events of every component under `root`."""
-
-    def on_event(message: Any) -> None:
-        try:
-            topic = Topic.parse(message.topic)
-            envelope = decode(message.payload)
-        except (TopicError, DecodeError):
-            return
-        if topic.name in WATCHED_EVENTS:
-            with contextlib.suppress(KeyError, ValueError, TypeError):
-                board.observe(topic.component, topic.name, envelope.data, envelope.snd_stamp, clock.tai())
-
-    for event in WATCHED_EVENTS:
-        await bus.subscribe(f"{root}/+/+/evt/{event}", on_event)
 
 
 async def cmd_status(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ from obsq.csc.component import AckError, Remote
 from obsq.csc.compose import injections_for
 from obsq.csc.core.states import State
 from obsq.csc.core.status import StatusBoard
+from obsq.csc.status import collect_status
 from obsq.csc.supervisor import Child, Supervisor, component_argv
 from obsq.scripts.base import BaseScript
 from obsq.scripts.states import ScriptState
@@ -98,8 +99,6 @@ class SimulatedObservatory:
             await task
 
     async def _wait_ready(self, wall: LoopClock, timeout_s: float = 60.0) -> None:
-        from obsq.csc.cli import collect_status
-
         board = StatusBoard()
         bus = MqttBus(self.url, clock=wall)
         await bus.start()

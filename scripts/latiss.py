@@ -17,6 +17,17 @@ NAME_OR_SLOT: dict[str, Any] = {
 }
 
 
+def fill_metadata(metadata: dict[str, Any], config: dict[str, Any], *, duration_s: float, nimages: int) -> None:
+    """The metadata every LATISS script reports: duration, images, instrument, survey, filter~grating."""
+    metadata.update(
+        duration=duration_s,
+        nimages=nimages,
+        instrument="LATISS",
+        survey=config.get("program", ""),
+        filters=f"{config['filter'] or ''}~{config['grating'] or ''}",
+    )
+
+
 class Latiss:
     """The camera and the spectrograph, through a script's remotes."""
 

@@ -15,12 +15,12 @@ import pytest
 from obsq.csc.bus import BrokerUrl
 from obsq.csc.bus.brokers import MosquittoProcess
 from obsq.csc.bus.mqtt import MqttBus
-from obsq.csc.cli import collect_status
 from obsq.csc.clock import LoopClock, perf_counter, wait_for
 from obsq.csc.component import AckError, CommandLinkLostError, Remote
 from obsq.csc.core.acks import AckCode
 from obsq.csc.core.states import State
 from obsq.csc.core.status import StatusBoard
+from obsq.csc.status import collect_status
 from obsq.csc.testing import wait_state
 
 from .conftest import ComponentProcess, run_cli

@@ -21,11 +21,11 @@ from obsq.csc.atcamera.registry import AcquiredImages
 from obsq.csc.bus import BrokerUrl
 from obsq.csc.bus.brokers import MosquittoProcess
 from obsq.csc.bus.mqtt import MqttBus
-from obsq.csc.cli import collect_status
 from obsq.csc.clock import LoopClock, perf_counter
 from obsq.csc.component import Remote
 from obsq.csc.compose import TELESCOPE
 from obsq.csc.core.status import StatusBoard
+from obsq.csc.status import collect_status
 
 from .conftest import run_cli
 from .test_components import time_until

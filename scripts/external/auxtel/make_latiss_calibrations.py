@@ -12,7 +12,7 @@ from typing import Any
 
 from obsq.csc.core.errors import ExpectedError
 from obsq.scripts.base import BaseScript
-from obsq.scripts.latiss import NAME_OR_SLOT, READOUT_TIME_S, SHUTTER_TIME_S, Latiss
+from obsq.scripts.latiss import NAME_OR_SLOT, READOUT_TIME_S, SHUTTER_TIME_S, Latiss, fill_metadata
 
 MODES = {"BIAS": ["BIAS"], "DARK": ["DARK"], "BIAS_DARK": ["BIAS", "DARK"], "BIAS_DARK_FLAT": ["BIAS", "DARK", "FLAT"]}
 DEFAULT_DARK_TIMES = [5, 5, 5, 5, 5, 15, 15] + [30] * 16
@@ -99,13 +99,8 @@ class MakeLatissCalibrations(BaseScript):
 
     def set_metadata(self, metadata: dict[str, Any]) -> None:
         images = [t for _, times, _ in self.plan for t in times]
-        metadata.update(
-            duration=sum(images) + len(images) * (READOUT_TIME_S + 2 * SHUTTER_TIME_S),
-            nimages=len(images),
-            instrument="LATISS",
-            survey=self.config.get("program", ""),
-            filters=f"{self.config['filter'] or ''}~{self.config['grating'] or ''}",
-        )
+        duration = sum(images) + len(images) * (READOUT_TIME_S + 2 * SHUTTER_TIME_S)
+        fill_metadata(metadata, self.config, duration_s=duration, nimages=len(images))
 
     async def run_script(self) -> None:
         await self.start_remotes()

@@ -6,7 +6,7 @@ from typing import Any
 
 from obsq.csc.core.errors import ExpectedError
 from obsq.scripts.base import BaseScript
-from obsq.scripts.latiss import NAME_OR_SLOT, READOUT_TIME_S, SHUTTER_TIME_S, Latiss
+from obsq.scripts.latiss import NAME_OR_SLOT, READOUT_TIME_S, SHUTTER_TIME_S, Latiss, fill_metadata
 
 
 class LatissTakeImage(BaseScript):
@@ -58,13 +58,7 @@ class LatissTakeImage(BaseScript):
         per_image = (
             sum(self.exp_times) / n + self.config["sleep_between_exposures"] + READOUT_TIME_S + 2 * SHUTTER_TIME_S
         )
-        metadata.update(
-            duration=self.config["slew_time"] + per_image * n,
-            nimages=n,
-            instrument="LATISS",
-            survey=self.config.get("program", ""),
-            filters=f"{self.config['filter'] or ''}~{self.config['grating'] or ''}",
-        )
+        fill_metadata(metadata, self.config, duration_s=self.config["slew_time"] + per_image * n, nimages=n)
 
     async def run_script(self) -> None:
         await self.start_remotes()
