@@ -45,6 +45,8 @@ from obsq.csc.logs import format_message, make_component_logger
 HEARTBEAT_INTERVAL_S = 1.0
 #: Remote command timeout when the caller gives none (SAL's default, 1 h); INPROGRESS extends it.
 DEFAULT_COMMAND_TIMEOUT_S = 3600.0
+#: Shortest real time a command is waited for when the clock runs faster than real time.
+MIN_SCALED_TIMEOUT_S = 10.0
 #: How many recent commands a component remembers to recognise a duplicate delivery.
 _SEEN_COMMANDS = 4096
 _LOG_BUFFER = 100
@@ -767,12 +769,20 @@ class Remote:
         wait_done: bool,
         on_ack: Callable[[Ack], None] | None,
     ) -> Ack:
-        deadline = self.clock.monotonic() + timeout_s
+        # deadlines run on real time: a scaled clock shortens them by its speed, but never below
+        # MIN_SCALED_TIMEOUT_S, because the work behind a command (files, processes) does not speed up
+        wall = self.clock.unscaled()
+        speed = self.clock.speed
+
+        def real(seconds: float) -> float:
+            return max(seconds / speed, MIN_SCALED_TIMEOUT_S) if speed > 1 else seconds
+
+        deadline = wall.monotonic() + real(timeout_s)
         last: Ack | None = None
         while True:
-            remaining = deadline - self.clock.monotonic()
+            remaining = deadline - wall.monotonic()
             try:
-                item = await wait_for(self.clock, queue.get(), max(0.0, remaining))
+                item = await wait_for(wall, queue.get(), max(0.0, remaining))
             except TimeoutError:
                 ack = last or Ack.synthesized(name, seq, AckCode.NOACK, "no acknowledgement")
                 code = "no ack" if last is None else f"last ack {last.ack.name}"
@@ -784,7 +794,7 @@ class Remote:
             if on_ack is not None:
                 on_ack(item)
             if item.ack == AckCode.INPROGRESS:
-                deadline = max(deadline, self.clock.monotonic() + item.timeout_s)
+                deadline = max(deadline, wall.monotonic() + real(item.timeout_s))
                 if not wait_done:
                     return item
                 continue
