@@ -1,0 +1,252 @@
+"""Raw frames on disk: what a file is, its signature, and its pixels read a band of rows at a time.
+
+Two kinds of file are understood:
+
+- the obsq camera's files (LATISS style): a primary header and one image extension per
+  amplifier with DATASEC/BIASSEC, AMPNAME, GAIN and RDNOISE;
+- a plain single-image FITS from any camera, with the common amateur and observatory header
+  words (IMAGETYP/IMGTYPE, EXPTIME/EXPOSURE, FILTER, GAIN, OFFSET, XBINNING/YBINNING,
+  CCD-TEMP, DATE-OBS/MJD-OBS, READOUTM).
+
+A file is opened once, its headers parsed, and its pixel data read later with `os.pread` at the
+data's byte offset, so a band costs one read per plane and never the whole image. Everything
+wrong with a file is a `FrameError` naming it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from astropy.io import fits
+from astropy.time import Time
+
+from obsq.csc.reduction.isr import section
+
+Array = npt.NDArray[np.float32]
+
+IMAGE_TYPES = {
+    "BIAS": "BIAS", "ZERO": "BIAS", "BIAS FRAME": "BIAS", "OFFSET": "BIAS",
+    "DARK": "DARK", "DARK FRAME": "DARK",
+    "FLAT": "FLAT", "FLAT FIELD": "FLAT", "FLATFIELD": "FLAT", "SKYFLAT": "FLAT", "DOMEFLAT": "FLAT",
+    "LIGHT": "OBJECT", "LIGHT FRAME": "OBJECT", "OBJECT": "OBJECT", "SCIENCE": "OBJECT",
+}  # fmt: skip
+_BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+TEMPERATURE_BAND_C = 5.0
+
+
+class FrameError(ValueError):
+    """A file that cannot be used as a raw frame; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class Plane:
+    """One amplifier of a camera file, or the single image of a plain file."""
+
+    name: str
+    offset: int
+    raw_shape: tuple[int, int]
+    dtype: str
+    bscale: float
+    bzero: float
+    data: tuple[slice, slice]
+    overscan: tuple[slice, slice] | None
+    gain: float | None
+    read_noise_e: float | None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        rows, cols = self.data
+        return (rows.stop - rows.start, cols.stop - cols.start)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A raw file: its kind, times, signature and planes."""
+
+    path: Path
+    imgtype: str
+    exptime: float
+    darktime: float
+    filter: str
+    mjd: float
+    signature: dict[str, Any]
+    planes: tuple[Plane, ...]
+    header: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def plane(self, name: str) -> Plane:
+        for plane in self.planes:
+            if plane.name == name:
+                return plane
+        raise FrameError(f"{self.path}: has no amplifier {name!r}")
+
+    def read(self, plane: Plane, rows: tuple[int, int] | None = None, *, fd: int | None = None) -> Array:
+        """Rows [r0, r1) of the plane's raw data (all columns, overscan included) as float32."""
+        r0, r1 = rows if rows is not None else (0, plane.raw_shape[0])
+        width = plane.raw_shape[1]
+        itemsize = np.dtype(plane.dtype).itemsize
+        size = (r1 - r0) * width * itemsize
+        own = fd is None
+        handle = os.open(self.path, os.O_RDONLY) if fd is None else fd
+        try:
+            buffer = os.pread(handle, size, plane.offset + r0 * width * itemsize)
+        finally:
+            if own:
+                os.close(handle)
+        if len(buffer) != size:
+            raise FrameError(f"{self.path}: truncated: amplifier {plane.name} rows {r0}-{r1} are missing")
+        values = np.frombuffer(buffer, plane.dtype).reshape(r1 - r0, width).astype(np.float32)
+        if plane.bscale != 1.0:
+            values *= np.float32(plane.bscale)
+        if plane.bzero != 0.0:
+            values += np.float32(plane.bzero)
+        return values
+
+
+def _first(header: Any, *names: str, default: Any = None) -> Any:
+    for name in names:
+        if name in header and header[name] not in (None, ""):
+            return header[name]
+    return default
+
+
+def _number(path: Path, header: Any, names: tuple[str, ...], default: float | None) -> float | None:
+    value = _first(header, *names, default=default)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise FrameError(f"{path}: header {names[0]}={value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise FrameError(f"{path}: header {names[0]}={value!r} is not finite")
+    return number
+
+
+def _mjd(path: Path, header: Any) -> float:
+    if "MJD-OBS" in header:
+        return float(header["MJD-OBS"])
+    date = _first(header, "DATE-OBS", "DATE")
+    if date is None:
+        raise FrameError(f"{path}: no observation time (MJD-OBS or DATE-OBS)")
+    try:
+        return float(Time(str(date), format="isot", scale="utc").mjd)
+    except ValueError:
+        raise FrameError(f"{path}: DATE-OBS={date!r} is not an ISO date") from None
+
+
+def _plane(path: Path, name: str, header: Any, offset: int, file_size: int, *, trust_sections: bool) -> Plane:
+    if header.get("NAXIS", 0) != 2:
+        raise FrameError(f"{path}: image {name} has NAXIS={header.get('NAXIS')}, not 2")
+    bitpix = header["BITPIX"]
+    if bitpix not in _BITPIX:
+        raise FrameError(f"{path}: image {name} has BITPIX={bitpix}, not a FITS image type")
+    if "ZIMAGE" in header or header.get("XTENSION") == "BINTABLE":
+        raise FrameError(f"{path}: image {name} is tile-compressed; uncompress it first (funpack)")
+    shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
+    nbytes = shape[0] * shape[1] * abs(bitpix) // 8
+    if offset + nbytes > file_size:
+        raise FrameError(
+            f"{path}: truncated: image {name} needs {nbytes} bytes at {offset}, the file ends at {file_size}"
+        )
+    full = (slice(0, shape[0]), slice(0, shape[1]))
+    try:
+        data = section(header["DATASEC"]) if trust_sections and "DATASEC" in header else full
+        overscan = section(header["BIASSEC"]) if trust_sections and "BIASSEC" in header else None
+    except ValueError as exc:
+        raise FrameError(f"{path}: image {name}: {exc}") from None
+    for label, region in (("DATASEC", data), ("BIASSEC", overscan)):
+        if region is not None and (region[0].stop > shape[0] or region[1].stop > shape[1]):
+            raise FrameError(f"{path}: image {name}: {label} reaches outside the {shape[1]}x{shape[0]} image")
+    gain = _number(path, header, ("GAIN", "EGAIN"), None)
+    noise = _number(path, header, ("RDNOISE", "RON", "READNOIS"), None)
+    return Plane(name, offset, shape, _BITPIX[bitpix], float(header.get("BSCALE", 1.0)),
+                 float(header.get("BZERO", 0.0)), data, overscan, gain, noise)  # fmt: skip
+
+
+def open_frame(path: str | os.PathLike[str], *, imgtype: str | None = None) -> Frame:
+    """Parse a raw file's headers (the pixels are read later, band by band)."""
+    path = Path(path)
+    try:
+        file_size = path.stat().st_size
+    except OSError as exc:
+        raise FrameError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a short file is reported below, per image, with its sizes
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+        with hdul:
+            headers = [hdu.header.copy() for hdu in hdul]
+            offsets = [hdul.fileinfo(i)["datLoc"] for i in range(len(hdul))]
+    except (OSError, ValueError, IndexError, KeyError, fits.VerifyError) as exc:
+        raise FrameError(f"{path}: not a readable FITS file ({exc})") from None
+    primary = headers[0]
+    images = [(i, h) for i, h in enumerate(headers) if h.get("NAXIS", 0) == 2 and h.get("XTENSION", "IMAGE") == "IMAGE"]
+    if not images:
+        raise FrameError(f"{path}: holds no two-dimensional image")
+    camera_layout = len(images) > 1 or (images[0][0] > 0 and "AMPNAME" in images[0][1])
+    planes = []
+    for index, header in images:
+        name = str(header.get("AMPNAME", header.get("EXTNAME", "IMAGE"))) if camera_layout else "IMAGE"
+        planes.append(
+            _plane(path, name, header, offsets[index], file_size, trust_sections=camera_layout or "BIASSEC" in header)
+        )
+    if len({p.name for p in planes}) != len(planes):
+        raise FrameError(f"{path}: two amplifiers share a name")
+    kind_word = imgtype or _first(primary, "IMGTYPE", "IMAGETYP", "OBSTYPE", "FRAME")
+    if kind_word is None:
+        raise FrameError(f"{path}: no image type (IMGTYPE, IMAGETYP or OBSTYPE); give one with --type")
+    kind = IMAGE_TYPES.get(str(kind_word).strip().upper())
+    if kind is None:
+        raise FrameError(
+            f"{path}: image type {kind_word!r} is not one of {', '.join(sorted(set(IMAGE_TYPES.values())))}"
+        )
+    exptime = _number(path, primary, ("EXPTIME", "EXPOSURE", "EXP_TIME"), None)
+    if exptime is None:
+        raise FrameError(f"{path}: no exposure time (EXPTIME or EXPOSURE)")
+    darktime = _number(path, primary, ("DARKTIME",), exptime)
+    filter_ = str(_first(primary, "FILTER", "FILTER1", "FILTNAME", default="NONE")).strip()
+    temperature = _number(path, primary, ("CCD-TEMP", "CCDTEMP", "DET-TEMP"), None)
+    signature: dict[str, Any] = {
+        "detector": str(_first(primary, "DETECTOR", "CCDNAME", "INSTRUME", "CAMERA", default="UNKNOWN")).strip(),
+        "layout": ";".join(f"{p.name}:{p.shape[1]}x{p.shape[0]}" for p in planes),
+        "binning": f"{int(_number(path, primary, ('XBINNING', 'CCDBINX', 'BINX'), 1) or 1)}x"
+                   f"{int(_number(path, primary, ('YBINNING', 'CCDBINY', 'BINY'), 1) or 1)}",
+        "readout": str(_first(primary, "READOUTM", "READMODE", "ROMODE", default="")).strip(),
+    }  # fmt: skip
+    for word in ("GAIN", "OFFSET"):
+        value = _number(path, primary, (word,), None) if not camera_layout or word in primary else None
+        if value is not None:
+            signature[word.lower()] = value
+    if temperature is not None:
+        signature["temperature_band"] = TEMPERATURE_BAND_C * round(temperature / TEMPERATURE_BAND_C)
+    interesting = {k: primary[k] for k in primary if k not in ("COMMENT", "HISTORY", "")}
+    return Frame(path, kind, float(exptime), float(darktime or 0.0), filter_, _mjd(path, primary), signature,
+                 tuple(planes), interesting)  # fmt: skip
+
+
+def signature_key(signature: dict[str, Any], *, with_filter: str | None = None) -> str:
+    """A stable text key of a signature (plus the filter, for flats)."""
+    parts = [f"{k}={signature[k]}" for k in sorted(signature)]
+    if with_filter is not None:
+        parts.append(f"filter={with_filter}")
+    return "|".join(parts)
+
+
+def describe_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
+    keys = sorted(set(a) | set(b))
+    return ", ".join(f"{k}: {a.get(k, '-')} vs {b.get(k, '-')}" for k in keys if a.get(k) != b.get(k))
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def safe_name(text: str) -> str:
+    return _SAFE.sub("_", text).strip("_") or "x"
