@@ -178,6 +178,8 @@ def open_frame(path: str | os.PathLike[str], *, imgtype: str | None = None) -> F
         file_size = path.stat().st_size
     except OSError as exc:
         raise FrameError(f"{path}: cannot be read ({exc.strerror})") from None
+    if file_size % 2880:
+        raise FrameError(f"{path}: truncated: {file_size} bytes is not a whole number of 2880-byte FITS blocks")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a short file is reported below, per image, with its sizes

@@ -94,7 +94,7 @@ def test_bad_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(FrameError, match=r"truncated\.fits: truncated"):
         open_frame(truncated)
     corrupt = tmp_path / "corrupt.fits"
-    corrupt.write_bytes(b"SIMPLE  = nonsense" + bytes(3000))
+    corrupt.write_bytes(b"SIMPLE  = nonsense" + bytes(2880 - 18))
     with pytest.raises(FrameError, match=r"corrupt\.fits: not a readable FITS file"):
         open_frame(corrupt)
     untyped = tmp_path / "untyped.fits"

@@ -1,0 +1,495 @@
+"""The pipelines: master bias/dark/flat, verification, the flat-level check, counts and the PTC.
+
+Each pipeline is a plain function of (repository, config) that returns a JSON-able result. The
+reduction service runs them in worker processes; `obsq reduce` runs them in the foreground.
+Inputs are checked before anything is written: an empty set, a file that is not a usable
+frame, a frame of another type, mixed signatures, or a flat without a bias all raise
+`PipelineError` naming the file or the signature, and the repository is left untouched.
+"""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from astropy.io import fits
+
+from obsq.csc import __version__
+from obsq.csc.reduction import ptc as ptc_core
+from obsq.csc.reduction.combine import clipped_stats
+from obsq.csc.reduction.frames import Frame, FrameError, Plane, describe_difference, open_frame, signature_key
+from obsq.csc.reduction.repository import Product, Repository, RepositoryError
+from obsq.csc.reduction.stack import Corrections, Input, combine_plane
+from obsq.csc.reduction.verify import Check, check_flat_level, verify_bias_or_dark, verify_counts, verify_flat
+
+Array = npt.NDArray[np.float32]
+Progress = Callable[[str, int, int], None]
+PERCENTILES = (0, 5, 16, 50, 84, 95, 100)
+SOFTWARE = f"obsq {__version__}"
+
+
+class PipelineError(ValueError):
+    """A request that cannot be run; the message names the file, signature or field."""
+
+
+def _quiet(_stage: str, _done: int, _total: int) -> None:
+    return None
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+def load_frames(paths: Sequence[str | Path], kind: str | None = None) -> list[Frame]:
+    """Open every input; all must be readable, of `kind` when given, and of one signature."""
+    if not paths:
+        raise PipelineError(f"the input set is empty: no {kind.lower() if kind else 'frame'}s to process")
+    frames = []
+    for path in paths:
+        try:
+            frames.append(open_frame(path))
+        except FrameError as exc:
+            raise PipelineError(str(exc)) from None
+    if kind is not None:
+        for frame in frames:
+            if frame.imgtype != kind:
+                raise PipelineError(f"{frame.path}: is a {frame.imgtype}, not a {kind}")
+    first = frames[0]
+    for frame in frames[1:]:
+        if frame.signature != first.signature:
+            raise PipelineError(
+                f"mixed signatures in one request: {frame.path} differs from {first.path} "
+                f"({describe_difference(frame.signature, first.signature)})"
+            )
+        if kind == "FLAT" and frame.filter != first.filter:
+            raise PipelineError(
+                f"mixed filters in one flat: {frame.path} has {frame.filter}, {first.path} {first.filter}"
+            )
+    return frames
+
+
+def group_frames(frames: Sequence[Frame], window_hours: float) -> list[list[Frame]]:
+    """Group as filabres does: per type, signature (and filter for flats), windows anchored on the first frame."""
+    keyed: dict[tuple[str, str, str], list[Frame]] = defaultdict(list)
+    for frame in sorted(frames, key=lambda f: f.mjd):
+        keyed[(frame.imgtype, signature_key(frame.signature), frame.filter if frame.imgtype == "FLAT" else "")].append(
+            frame
+        )
+    groups = []
+    for members in keyed.values():
+        rest = members
+        while rest:
+            anchor = rest[0].mjd
+            window = [f for f in rest if f.mjd - anchor < window_hours / 24.0]
+            groups.append(window)
+            rest = rest[len(window) :]
+    return groups
+
+
+def overscan_level(frame: Frame, plane: Plane) -> float:
+    if plane.overscan is None:
+        return 0.0
+    raw = frame.read(plane)
+    return float(np.median(raw[plane.overscan]))
+
+
+def corrected_plane(frame: Frame, plane: Plane, masters: dict[str, dict[str, Array]]) -> Array:
+    """Overscan, trim, bias, dark (scaled by dark time) and flat, as far as masters are given."""
+    raw = frame.read(plane)
+    image = raw[plane.data] - np.float32(overscan_level(frame, plane))
+    if "bias" in masters:
+        image -= masters["bias"][plane.name]
+    if "dark" in masters:
+        image -= masters["dark"][plane.name] * np.float32(frame.darktime)
+    if "flat" in masters:
+        flat = masters["flat"][plane.name]
+        image = np.where(flat > 0, image / np.where(flat > 0, flat, 1), 0).astype(np.float32)
+    return image
+
+
+def read_master(repo: Repository, product: Product) -> dict[str, Array]:
+    with fits.open(repo.path_of(product)) as hdul:
+        return {hdu.header["AMPNAME"]: np.asarray(hdu.data, np.float32) for hdu in hdul[1:]}
+
+
+def _masters_for(
+    repo: Repository, frames: list[Frame], types: Sequence[str], required: Sequence[str]
+) -> dict[str, Any]:
+    first = frames[0]
+    mjd = float(np.mean([f.mjd for f in frames]))
+    found: dict[str, Any] = {}
+    for type_ in types:
+        try:
+            lookup = repo.find(type_, first.signature, mjd, first.filter if type_ == "flat" else "")
+        except RepositoryError:
+            if type_ in required:
+                raise PipelineError(
+                    f"no matching master {type_} for {first.imgtype.lower()}s of signature "
+                    f"{signature_key(first.signature)}: build one first"
+                ) from None
+            continue
+        found[type_] = lookup
+    return found
+
+
+# --- masters -----------------------------------------------------------------------------------
+
+
+def _stats(data: Array) -> dict[str, float]:
+    values = data[np.isfinite(data)]
+    percentiles = np.percentile(values, PERCENTILES) if values.size else [np.nan] * len(PERCENTILES)
+    mean, std = clipped_stats(values[:: max(1, values.size // 1_000_000)])
+    return {"mean_clip": mean, "std_clip": std} | {
+        f"p{p}": float(v) for p, v in zip(PERCENTILES, percentiles, strict=True)
+    }
+
+
+def _frame_scale(frame: Frame, corrections: dict[str, Corrections], offsets: dict[str, float]) -> float:
+    """A flat's clipped mean over all amplifiers after bias (and dark) removal."""
+    samples = []
+    for plane in frame.planes:
+        image = frame.read(plane)[plane.data] - np.float32(offsets[plane.name])
+        fix = corrections[plane.name]
+        if fix.bias is not None:
+            image -= fix.bias
+        if fix.dark_per_s is not None:
+            image -= fix.dark_per_s * np.float32(frame.darktime)
+        samples.append(image.ravel()[:: max(1, image.size // 250_000)])
+    mean, _ = clipped_stats(np.concatenate(samples))
+    if not mean > 0:
+        raise PipelineError(f"{frame.path}: flat level {mean:.1f} ADU after bias removal is not positive")
+    return 1.0 / mean
+
+
+def _master_writer(  # noqa: PLR0917 - one call site, every argument a part of the product
+    type_: str,
+    frames: list[Frame],
+    used: dict[str, Any],
+    products: dict[str, Array],
+    stats: dict[str, Any],
+    method: str,
+) -> Callable[[Path], None]:
+    first = frames[0]
+
+    def write(path: Path) -> None:
+        header = fits.Header()
+        header["OBSTYPE"] = (type_.upper(), "master calibration")
+        header["FILTER"] = first.filter if type_ == "flat" else "NONE"
+        header["NCOMBINE"] = len(frames)
+        header["CMETHOD"] = method
+        header["SOFTWARE"] = SOFTWARE
+        header["UNITS"] = "ADU/s" if type_ == "dark" else "relative" if type_ == "flat" else "ADU"
+        for key, value in first.signature.items():
+            header[f"HIERARCH SIG {key.upper()}"] = value
+        for i, frame in enumerate(frames):
+            header[f"HIERARCH INPUT{i:03d}"] = frame.path.name
+        for name, lookup in used.items():
+            header[f"HIERARCH USED {name.upper()}"] = f"product {lookup.product.id} ({lookup.note})"
+        hdus: list[Any] = [fits.PrimaryHDU(header=header)]
+        for name, data in products.items():
+            amp_header = fits.Header({"EXTNAME": name, "AMPNAME": name})
+            for key, value in stats["amps"][name].items():
+                amp_header[f"HIERARCH {key.upper()}"] = value
+            plane = first.plane(name)
+            if plane.gain is not None:
+                amp_header["GAIN"] = plane.gain
+            if plane.read_noise_e is not None:
+                amp_header["RDNOISE"] = plane.read_noise_e
+            hdus.append(fits.ImageHDU(data, amp_header))
+        fits.HDUList(hdus).writeto(path)
+
+    return write
+
+
+def _band_progress(progress: Progress, stage: str, index: int, total: int) -> Callable[[int, int], None]:
+    def report(done: int, bands: int) -> None:
+        progress(stage, index * bands + done, total * bands)
+
+    return report
+
+
+def build_master(repo: Repository, config: dict[str, Any], progress: Progress = _quiet) -> dict[str, Any]:
+    """Config: type (bias|dark|flat), inputs (paths), method, sigma, iterations, saturation, collection, force."""
+    type_ = config["type"]
+    if type_ not in ("bias", "dark", "flat"):
+        raise PipelineError(f"master type {type_!r} is not one of bias, dark, flat")
+    frames = load_frames(config["inputs"], type_.upper())
+    first = frames[0]
+    needs = {"bias": ([], []), "dark": (["bias"], ["bias"]), "flat": (["bias", "dark"], ["bias"])}[type_]
+    used = _masters_for(repo, frames, *needs)
+    masters = {name: read_master(repo, lookup.product) for name, lookup in used.items()}
+    method = config.get("method", "clipped_mean")
+    options = {
+        "method": method,
+        "sigma": float(config.get("sigma", 3.0)),
+        "iterations": int(config.get("iterations", 3)),
+    }
+    saturation = config.get("saturation")
+    planes: dict[str, Any] = {}
+    stats: dict[str, Any] = {"amps": {}}
+    total = len(first.planes)
+    for index, plane in enumerate(first.planes):
+        offsets = {f.path: overscan_level(f, f.plane(plane.name)) for f in frames}
+        fix = Corrections(
+            bias=masters.get("bias", {}).get(plane.name),
+            dark_per_s=masters.get("dark", {}).get(plane.name),
+            saturation=float(saturation) if saturation is not None else None,
+        )
+        planes[plane.name] = (fix, offsets)
+        progress(f"{type_} amplifier {plane.name}", index, total)
+    scales: dict[Path, float] = {}
+    if type_ == "flat":
+        for frame in frames:
+            scales[frame.path] = _frame_scale(
+                frame,
+                {name: fix for name, (fix, _) in planes.items()},
+                {name: offsets[frame.path] for name, (_, offsets) in planes.items()},
+            )
+    products: dict[str, Array] = {}
+    rejected = 0
+    for index, plane in enumerate(first.planes):
+        fix, offsets = planes[plane.name]
+        inputs = [
+            Input(
+                f,
+                f.plane(plane.name),
+                offset=offsets[f.path],
+                scale=scales.get(f.path, 1.0 / f.darktime if type_ == "dark" and f.darktime > 0 else 1.0),
+                darktime=f.darktime,
+            )
+            for f in frames
+        ]
+        if type_ == "dark" and any(f.darktime <= 0 for f in frames):
+            bad = next(f for f in frames if f.darktime <= 0)
+            raise PipelineError(f"{bad.path}: a dark with dark time {bad.darktime} s cannot be scaled to ADU/s")
+        result = combine_plane(
+            inputs,
+            fix,
+            **options,
+            progress=_band_progress(progress, f"{type_} {plane.name}", index, total),
+        )
+        products[plane.name] = result.data
+        rejected += result.n_rejected
+        stats["amps"][plane.name] = _stats(result.data) | {"n_bad": result.n_bad}
+    stats["n_rejected"] = rejected
+    stats["n_inputs"] = len(frames)
+    if type_ == "flat":
+        level = float(np.mean([1.0 / s for s in scales.values()]))
+        stats["input_level_adu"] = level
+    record = {
+        "method": method, "sigma": options["sigma"], "iterations": options["iterations"],
+        "masters_used": {k: {"id": v.product.id, "certified": v.certified, "note": v.note} for k, v in used.items()},
+    }  # fmt: skip
+
+    write = _master_writer(type_, frames, used, products, stats, method)
+
+    product = repo.add_product(
+        type_=type_, signature=first.signature, filter_=first.filter if type_ == "flat" else "",
+        inputs=[str(f.path) for f in frames], mjds=[f.mjd for f in frames], config=record, software=SOFTWARE,
+        stats=stats, collection=config.get("collection", "u/obsq/reduce"), suffix="fits", write=write,
+        force=bool(config.get("force", False)),
+    )  # fmt: skip
+    progress(f"{type_} written", total, total)
+    return {"product": product.id, "type": type_, "version": product.version, "path": str(repo.path_of(product)),
+            "filter": product.filter, "n_inputs": len(frames), "masters_used": record["masters_used"]}  # fmt: skip
+
+
+# --- verification ------------------------------------------------------------------------------
+
+
+def _nominal(frame: Frame) -> tuple[dict[str, float], dict[str, float]]:
+    gains, noise = {}, {}
+    for plane in frame.planes:
+        if plane.gain is None or plane.read_noise_e is None:
+            raise PipelineError(f"{frame.path}: amplifier {plane.name} has no GAIN/RDNOISE header to verify against")
+        gains[plane.name], noise[plane.name] = plane.gain, plane.read_noise_e
+    return gains, noise
+
+
+def _check_row(check: Check, exposure: str) -> dict[str, Any]:
+    return asdict(check) | {"exposure": exposure}
+
+
+def verify_master(
+    repo: Repository, config: dict[str, Any], progress: Progress = _quiet, job: str = "local"
+) -> dict[str, Any]:
+    """cp_verify: the exposures corrected with the candidate master, per amplifier; the verdict is stored."""
+    product = repo.product(int(config["product"]))
+    frames = load_frames(config["inputs"], product.type.upper())
+    if signature_key(frames[0].signature) != product.sigkey:
+        raise PipelineError(f"product {product.id} is for signature {product.sigkey}, the exposures are not")
+    masters: dict[str, dict[str, Array]] = {product.type: read_master(repo, product)}
+    required = {"bias": [], "dark": ["bias"], "flat": ["bias"]}[product.type]
+    for type_, lookup in _masters_for(repo, frames, required, required).items():
+        masters[type_] = read_master(repo, lookup.product)
+    rows: list[dict[str, Any]] = []
+    for index, frame in enumerate(frames):
+        amps = {p.name: corrected_plane(frame, p, masters) for p in frame.planes}
+        gains, noise = _nominal(frame)
+        if product.type in ("bias", "dark"):
+            checks = verify_bias_or_dark(amps, gains, noise)
+        else:
+            checks = verify_flat(amps, gains)
+        rows.extend(_check_row(c, frame.path.name) for c in checks)
+        progress(f"verify {product.type}", index + 1, len(frames))
+    failed = [r for r in rows if not r["passed"]]
+    threshold = int(config.get("max_failures", 0))
+    verdict = "passed" if len(failed) <= threshold else f"failed: {len(failed)} of {len(rows)} checks"
+    repo.record_checks(job, f"verify_{product.type}", product.id, rows)
+    repo.set_verified(product.id, verdict)
+    return {"product": product.id, "type": product.type, "verdict": verdict, "n_checks": len(rows),
+            "n_failed": len(failed), "summary": summarise(rows)}  # fmt: skip
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per check name: how many ran and how many passed."""
+    summary: dict[str, dict[str, int]] = {}
+    for row in rows:
+        entry = summary.setdefault(row["name"], {"run": 0, "passed": 0})
+        entry["run"] += 1
+        entry["passed"] += int(bool(row["passed"]))
+    return summary
+
+
+def flat_level(
+    repo: Repository, config: dict[str, Any], progress: Progress = _quiet, job: str = "local"
+) -> dict[str, Any]:
+    """The misalignment check on flats: bias-subtracted level against 10,000 ADU for 6 s SDSSr flats."""
+    frames = load_frames(config["inputs"], "FLAT")
+    rows: list[dict[str, Any]] = []
+    for index, frame in enumerate(frames):
+        levels = [clipped_stats(corrected_plane(frame, p, {})[::4, ::4])[0] for p in frame.planes]
+        check = check_flat_level(float(np.mean(levels)), frame.exptime, frame.filter)
+        rows.append(_check_row(check, frame.path.name))
+        progress("flat level", index + 1, len(frames))
+    repo.record_checks(job, "flat_level", None, rows)
+    failed = [r for r in rows if not r["passed"]]
+    return {"passed": not failed, "levels": [r["value"] for r in rows],
+            "detail": failed[0]["detail"] if failed else "flat levels as expected"}  # fmt: skip
+
+
+def count_check(repo: Repository, config: dict[str, Any], job: str = "local") -> dict[str, Any]:
+    """Counts received (the acquired-images registry, by group id) against the counts the script asked for."""
+    planned: Counter[tuple[str, str, float]] = Counter()
+    for item in config["planned"]:
+        planned[(item["imgtype"], item["filter"], round(float(item["exptime"]), 3))] += int(item["count"])
+    db = sqlite3.connect(f"file:{config['registry']}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT imgtype, filter, exptime, path FROM acquired_images WHERE groupid = ?", (config["groupid"],)
+        ).fetchall()
+    finally:
+        db.close()
+    taken: Counter[tuple[str, str, float]] = Counter(
+        (imgtype, filter_, round(exptime, 3)) for imgtype, filter_, exptime, path in rows if Path(path).exists()
+    )
+    checks = [_check_row(c, config["groupid"]) for c in verify_counts(planned, taken)]
+    repo.record_checks(job, "counts", None, checks)
+    failed = [c for c in checks if not c["passed"]]
+    return {"passed": not failed, "checks": checks, "detail": "; ".join(f"{c['amp']}: {c['detail']}" for c in failed)}
+
+
+# --- PTC ---------------------------------------------------------------------------------------
+
+
+def _ptc_plot(results: dict[str, ptc_core.PtcResult]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7.5, 4.8), dpi=100)
+    for name, fit in results.items():
+        mean = np.array([p.mean for p in fit.points])
+        var = np.array([p.variance for p in fit.points])
+        kept = np.array(fit.kept, bool)
+        (line,) = axes.plot(mean[kept], var[kept], "o", ms=3, label=f"{name}: g={fit.gain:.3f} e-/ADU")
+        axes.plot(mean[~kept], var[~kept], "x", ms=4, color=line.get_color())
+        grid = np.linspace(max(mean[mean > 0].min(), 1.0), fit.turnoff, 200)
+        axes.plot(grid, ptc_core.model(grid, fit.a00, fit.gain, fit.noise_e**2), "-", lw=0.8, color=line.get_color())
+        axes.axvline(fit.turnoff, ls=":", lw=0.8, color=line.get_color())
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("mean signal (ADU)")
+    axes.set_ylabel("variance (ADU²)")
+    axes.set_title("Photon transfer curve (EXPAPPROXIMATION fit; x = rejected; dotted = turnoff)")
+    axes.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def run_ptc(repo: Repository, config: dict[str, Any], progress: Progress = _quiet) -> dict[str, Any]:
+    """Pairs of flats (and biases) of equal exposure time -> gain, read noise, a00, turnoff per amplifier."""
+    frames = [f for f in load_frames(config["inputs"]) if f.imgtype in ("FLAT", "BIAS")]
+    frames.sort(key=lambda f: f.mjd)
+    by_amp: dict[str, list[tuple[float, Array]]] = defaultdict(list)
+    for index, frame in enumerate(frames):
+        for plane in frame.planes:
+            by_amp[plane.name].append((frame.exptime, corrected_plane(frame, plane, {})))
+        progress("ptc read", index + 1, len(frames))
+    results: dict[str, ptc_core.PtcResult] = {}
+    for name, exposures in by_amp.items():
+        pairs = ptc_core.pair_up(exposures)
+        if len(pairs) < 4:
+            raise PipelineError(f"PTC needs at least 4 pairs of equal exposure time; amplifier {name} has {len(pairs)}")
+        results[name] = ptc_core.fit_ptc([ptc_core.pair_point(a, b, t) for t, a, b in pairs])
+    first = frames[0]
+    amps = {
+        name: {"gain": r.gain, "noise_e": r.noise_e, "a00": r.a00, "turnoff_adu": r.turnoff,
+               "n_pairs": len(r.points), "n_kept": sum(r.kept),
+               "nominal_gain": first.plane(name).gain, "nominal_noise_e": first.plane(name).read_noise_e,
+               "points": [[p.exptime_s, p.mean, p.variance, k] for p, k in zip(r.points, r.kept, strict=True)]}
+        for name, r in results.items()
+    }  # fmt: skip
+    png = _ptc_plot(results)
+
+    def write(path: Path) -> None:
+        path.write_bytes(png)
+
+    product = repo.add_product(
+        type_="ptc", signature=first.signature, filter_=first.filter, inputs=[str(f.path) for f in frames],
+        mjds=[f.mjd for f in frames], config={"fit": "EXPAPPROXIMATION"}, software=SOFTWARE, stats={"amps": amps},
+        collection=config.get("collection", "u/obsq/reduce"), suffix="png", write=write,
+        force=bool(config.get("force", False)),
+    )  # fmt: skip
+    return {"product": product.id, "type": "ptc", "plot": str(repo.path_of(product)),
+            "amps": {k: {f: v for f, v in a.items() if f != "points"} for k, a in amps.items()}}  # fmt: skip
+
+
+# --- the registry of pipelines ------------------------------------------------------------------
+
+
+def certify(repo: Repository, config: dict[str, Any]) -> dict[str, Any]:
+    actions = repo.certify(int(config["product"]), float(config["begin_mjd"]), float(config["end_mjd"]),
+                           force=bool(config.get("force", False)))  # fmt: skip
+    return {"product": int(config["product"]), "actions": actions}
+
+
+def run(name: str, repo: Repository, config: dict[str, Any], progress: Progress = _quiet, job: str = "local") -> Any:
+    """Run pipeline `name` (see PIPELINES) on `config`."""
+    if name in ("cpBias", "cpDark", "cpFlat"):
+        return build_master(repo, config | {"type": name[2:].lower()}, progress)
+    if name in ("cpVerifyBias", "cpVerifyDark", "cpVerifyFlat"):
+        return verify_master(repo, config, progress, job)
+    if name == "cpFlatLevel":
+        return flat_level(repo, config, progress, job)
+    if name == "cpVerifyCounts":
+        return count_check(repo, config, job)
+    if name == "cpPtc":
+        return run_ptc(repo, config, progress)
+    if name == "certify":
+        return certify(repo, config)
+    raise PipelineError(f"pipeline {name!r} is not one of {', '.join(PIPELINES)}")
+
+
+PIPELINES = ("cpBias", "cpDark", "cpFlat", "cpVerifyBias", "cpVerifyDark", "cpVerifyFlat", "cpFlatLevel",
+             "cpVerifyCounts", "cpPtc", "certify")  # fmt: skip

@@ -1,0 +1,365 @@
+"""The calibration repository: product files plus a registry of what they are and where they came from.
+
+Layout of a repository folder:
+
+- `registry.sqlite3`: products, certifications (the CALIBRATION collection with validity
+  ranges), their history, and verification checks;
+- `calib/<type>/<signature>/<filter>/<type>_v<N>.<ext>`: the product files, written under a
+  temporary name and renamed into place; a file is never overwritten (a rebuild is version N+1).
+
+Lookup follows filabres (exact signature, then time) with Rubin's certification on top: a
+certified product whose validity range holds the time comes first; otherwise the nearest
+product in time of the same signature is returned flagged as uncertified with its distance in
+days, never a silent substitute. The SQL lives in `SqliteRegistry`; another database can stand
+in for it by giving the same methods.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from obsq.csc.reduction.frames import safe_name, signature_key
+
+PRODUCT_TYPES = ("bias", "dark", "flat", "ptc")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS products (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    type TEXT NOT NULL, sigkey TEXT NOT NULL, signature TEXT NOT NULL, filter TEXT NOT NULL,
+    version INTEGER NOT NULL, path TEXT NOT NULL, collection TEXT NOT NULL,
+    mjd_first REAL NOT NULL, mjd_last REAL NOT NULL, mjd_mean REAL NOT NULL,
+    inputs TEXT NOT NULL, config TEXT NOT NULL, software TEXT NOT NULL, created TEXT NOT NULL,
+    stats TEXT NOT NULL, verified TEXT NOT NULL DEFAULT 'not verified',
+    UNIQUE (type, sigkey, filter, version)
+);
+CREATE TABLE IF NOT EXISTS certifications (
+    product_id INTEGER NOT NULL REFERENCES products(id), begin_mjd REAL NOT NULL, end_mjd REAL NOT NULL,
+    certified TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS certification_history (
+    product_id INTEGER NOT NULL, action TEXT NOT NULL, begin_mjd REAL NOT NULL, end_mjd REAL NOT NULL,
+    at TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, product_id INTEGER, kind TEXT NOT NULL,
+    name TEXT NOT NULL, amp TEXT NOT NULL, exposure TEXT NOT NULL, passed INTEGER NOT NULL,
+    value REAL NOT NULL, limit_value REAL NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL
+);
+"""
+
+
+class RepositoryError(ValueError):
+    """A refused repository operation; the message says what and why."""
+
+
+@dataclass(frozen=True)
+class Product:
+    """One registered calibration product."""
+
+    id: int
+    type: str
+    sigkey: str
+    signature: dict[str, Any]
+    filter: str
+    version: int
+    path: str
+    collection: str
+    mjd_first: float
+    mjd_last: float
+    mjd_mean: float
+    inputs: list[str]
+    config: dict[str, Any]
+    software: str
+    created: str
+    stats: dict[str, Any]
+    verified: str
+    certified: list[tuple[float, float]]
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The answer to "which master for this exposure": the product and how good a match it is."""
+
+    product: Product
+    certified: bool
+    distance_days: float
+    note: str
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).isoformat(timespec="seconds")  # noqa: TID251 - a record's stamp
+
+
+def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        if path.exists():
+            raise RepositoryError(f"{path} exists already; products are never overwritten")
+        os.rename(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SqliteRegistry:
+    """The registry in SQLite; one connection per call, so threads and processes may share it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with self.connect() as db:
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30.0)
+        db.row_factory = sqlite3.Row
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+
+class Repository:
+    """A calibration repository folder."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.registry = SqliteRegistry(self.root / "registry.sqlite3")
+
+    # --- products ---------------------------------------------------------------------------
+
+    def add_product(
+        self,
+        *,
+        type_: str,
+        signature: dict[str, Any],
+        filter_: str,
+        inputs: list[str],
+        mjds: list[float],
+        config: dict[str, Any],
+        software: str,
+        stats: dict[str, Any],
+        collection: str,
+        suffix: str,
+        write: Callable[[Path], None],
+        force: bool = False,
+    ) -> Product:
+        """Write a product's file (through `write(path)`) and register it, all or nothing."""
+        if type_ not in PRODUCT_TYPES:
+            raise RepositoryError(f"product type {type_!r} is not one of {', '.join(PRODUCT_TYPES)}")
+        sigkey = signature_key(signature)
+        same_inputs = [
+            p
+            for p in self.products(type_=type_)
+            if p.sigkey == sigkey and p.filter == filter_ and sorted(p.inputs) == sorted(inputs) and p.config == config
+        ]
+        if same_inputs and not force:
+            first = same_inputs[0]
+            raise RepositoryError(
+                f"{type_} from these {len(inputs)} inputs with this configuration exists already as product "
+                f"{first.id} (version {first.version}); use --force to build a new version"
+            )
+        folder = self.root / "calib" / type_ / safe_name(sigkey) / safe_name(filter_)
+        folder.mkdir(parents=True, exist_ok=True)
+        with self.registry.connect() as db:
+            row = db.execute(
+                "SELECT MAX(version) FROM products WHERE type = ? AND sigkey = ? AND filter = ?",
+                (type_, sigkey, filter_),
+            ).fetchone()
+        version = (row[0] or 0) + 1
+        while (folder / f"{type_}_v{version}.{suffix}").exists():  # a file a crashed job left unregistered
+            version += 1
+        path = folder / f"{type_}_v{version}.{suffix}"
+        _write_atomically(path, write)
+        try:
+            with self.registry.connect() as db:
+                cursor = db.execute(
+                    "INSERT INTO products (type, sigkey, signature, filter, version, path, collection, mjd_first, "
+                    "mjd_last, mjd_mean, inputs, config, software, created, stats) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (type_, sigkey, json.dumps(signature, sort_keys=True), filter_, version,
+                     str(path.relative_to(self.root)), collection, min(mjds), max(mjds), sum(mjds) / len(mjds),
+                     json.dumps(inputs), json.dumps(config, sort_keys=True), software, now_iso(),
+                     json.dumps(stats)),
+                )  # fmt: skip
+                product_id = int(cursor.lastrowid or 0)
+        except Exception:
+            path.unlink(missing_ok=True)
+            raise
+        return self.product(product_id)
+
+    def _product(self, db: sqlite3.Connection, row: sqlite3.Row) -> Product:
+        ranges = db.execute(
+            "SELECT begin_mjd, end_mjd FROM certifications WHERE product_id = ? ORDER BY begin_mjd", (row["id"],)
+        ).fetchall()
+        return Product(
+            id=row["id"], type=row["type"], sigkey=row["sigkey"], signature=json.loads(row["signature"]),
+            filter=row["filter"], version=row["version"], path=row["path"], collection=row["collection"],
+            mjd_first=row["mjd_first"], mjd_last=row["mjd_last"], mjd_mean=row["mjd_mean"],
+            inputs=json.loads(row["inputs"]), config=json.loads(row["config"]), software=row["software"],
+            created=row["created"], stats=json.loads(row["stats"]), verified=row["verified"],
+            certified=[(r[0], r[1]) for r in ranges],
+        )  # fmt: skip
+
+    def product(self, product_id: int) -> Product:
+        with self.registry.connect() as db:
+            row = db.execute("SELECT * FROM products WHERE id = ?", (product_id,)).fetchone()
+            if row is None:
+                raise RepositoryError(f"no product {product_id} in {self.root}")
+            return self._product(db, row)
+
+    def products(self, *, type_: str | None = None, where: str | None = None) -> list[Product]:
+        """Products, oldest first; `where` is an expression over a product's fields (see `matches`)."""
+        with self.registry.connect() as db:
+            rows = db.execute(
+                "SELECT * FROM products WHERE (? IS NULL OR type = ?) ORDER BY id", (type_, type_)
+            ).fetchall()
+            found = [self._product(db, r) for r in rows]
+        if where:
+            test = compile_filter(where)
+            found = [p for p in found if test(p.row() | {"certified": bool(p.certified)})]
+        return found
+
+    def path_of(self, product: Product) -> Path:
+        return self.root / product.path
+
+    def set_verified(self, product_id: int, verdict: str) -> None:
+        with self.registry.connect() as db:
+            db.execute("UPDATE products SET verified = ? WHERE id = ?", (verdict, product_id))
+
+    # --- certification ----------------------------------------------------------------------
+
+    def certify(self, product_id: int, begin_mjd: float, end_mjd: float, *, force: bool = False) -> list[str]:
+        """Certify into CALIBRATION for [begin, end); overlaps are refused, or superseded with force.
+
+        Returns what was done, one line each (the superseded ranges included).
+        """
+        if end_mjd <= begin_mjd:
+            raise RepositoryError(f"validity range [{begin_mjd}, {end_mjd}) is empty: end must be after begin")
+        product = self.product(product_id)
+        if product.verified.startswith("failed") and not force:
+            raise RepositoryError(f"product {product_id} failed verification ({product.verified}); --force to certify")
+        actions = []
+        with self.registry.connect() as db:
+            overlapping = db.execute(
+                "SELECT c.rowid, c.product_id, c.begin_mjd, c.end_mjd FROM certifications c "
+                "JOIN products p ON p.id = c.product_id "
+                "WHERE p.type = ? AND p.sigkey = ? AND p.filter = ? AND c.begin_mjd < ? AND c.end_mjd > ?",
+                (product.type, product.sigkey, product.filter, end_mjd, begin_mjd),
+            ).fetchall()
+            if overlapping and not force:
+                names = ", ".join(f"product {r[1]} [{r[2]:.5f}, {r[3]:.5f})" for r in overlapping)
+                raise RepositoryError(
+                    f"product {product_id}'s range [{begin_mjd:.5f}, {end_mjd:.5f}) overlaps {names}; "
+                    "--force supersedes them over that range"
+                )
+            stamp = now_iso()
+            for rowid, other, begin, end in overlapping:
+                db.execute("DELETE FROM certifications WHERE rowid = ?", (rowid,))
+                for piece in ((begin, begin_mjd), (end_mjd, end)):
+                    if piece[1] > piece[0]:
+                        db.execute("INSERT INTO certifications VALUES (?, ?, ?, ?)", (other, piece[0], piece[1], stamp))
+                detail = f"superseded by product {product_id} over [{max(begin, begin_mjd)}, {min(end, end_mjd)})"
+                db.execute(
+                    "INSERT INTO certification_history VALUES (?, 'decertify', ?, ?, ?, ?)",
+                    (other, max(begin, begin_mjd), min(end, end_mjd), stamp, detail),
+                )
+                actions.append(f"product {other}: {detail}")
+            db.execute("INSERT INTO certifications VALUES (?, ?, ?, ?)", (product_id, begin_mjd, end_mjd, stamp))
+            db.execute(
+                "INSERT INTO certification_history VALUES (?, 'certify', ?, ?, ?, '')",
+                (product_id, begin_mjd, end_mjd, stamp),
+            )
+        actions.append(f"product {product_id}: certified in CALIBRATION for [{begin_mjd}, {end_mjd})")
+        return actions
+
+    def history(self, product_id: int) -> list[dict[str, Any]]:
+        with self.registry.connect() as db:
+            rows = db.execute("SELECT * FROM certification_history WHERE product_id = ?", (product_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    # --- lookup -----------------------------------------------------------------------------
+
+    def find(self, type_: str, signature: dict[str, Any], mjd: float, filter_: str = "") -> Lookup:
+        """The master of `type_` for an exposure of this signature at `mjd` (certified and valid first)."""
+        sigkey = signature_key(signature)
+        candidates = [p for p in self.products(type_=type_) if p.sigkey == sigkey and p.filter == filter_]
+        what = f"{type_}{f' ({filter_})' if filter_ else ''} for signature {sigkey}"
+        if not candidates:
+            raise RepositoryError(f"no {what} in {self.root}")
+        valid = [p for p in candidates if any(b <= mjd < e for b, e in p.certified)]
+        if valid:
+            best = max(valid, key=lambda p: p.id)
+            return Lookup(best, True, abs(best.mjd_mean - mjd), "certified and valid")
+        usable = [p for p in candidates if not p.verified.startswith("failed")] or candidates
+        nearest = min(usable, key=lambda p: (abs(p.mjd_mean - mjd), -p.id))
+        distance = abs(nearest.mjd_mean - mjd)
+        return Lookup(
+            nearest, False, distance, f"no certified {type_} valid then; nearest in time, {distance:.3f} d away"
+        )
+
+    # --- verification checks ----------------------------------------------------------------
+
+    def record_checks(self, job: str, kind: str, product_id: int | None, checks: list[dict[str, Any]]) -> None:
+        stamp = now_iso()
+        with self.registry.connect() as db:
+            db.executemany(
+                "INSERT INTO checks (job, product_id, kind, name, amp, exposure, passed, value, limit_value, detail, "
+                "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(job, product_id, kind, c["name"], c["amp"], c.get("exposure", ""), int(c["passed"]),
+                  float(c["value"]), float(c["limit"]), c.get("detail", ""), stamp) for c in checks],
+            )  # fmt: skip
+
+    def checks(self, *, since: str = "") -> list[dict[str, Any]]:
+        with self.registry.connect() as db:
+            rows = db.execute("SELECT * FROM checks WHERE at >= ? ORDER BY id", (since,)).fetchall()
+        return [dict(r) for r in rows]
+
+
+# --- `--filter-expr`: a small, safe expression language over a product's fields --------------
+
+_ALLOWED = (
+    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.Compare, ast.Name, ast.Load,
+    ast.Constant, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn, ast.List, ast.Tuple,
+    ast.Subscript, ast.USub,
+)  # fmt: skip
+
+
+def compile_filter(text: str) -> Callable[[dict[str, Any]], bool]:
+    """`type == "flat" and version > 1`, `filter in ["SDSSr_65mm"]`, `signature["detector"] == "small"`."""
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise RepositoryError(f"filter expression {text!r}: {exc.msg} at column {exc.offset}") from None
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED):
+            raise RepositoryError(f"filter expression {text!r}: {type(node).__name__} is not allowed")
+    code = compile(tree, "<filter-expr>", "eval")
+
+    def test(fields: dict[str, Any]) -> bool:
+        try:
+            return bool(eval(code, {"__builtins__": {}}, fields))  # noqa: S307 - the tree is checked above
+        except (NameError, KeyError, TypeError) as exc:
+            raise RepositoryError(f"filter expression {text!r}: {exc}") from None
+
+    return test
