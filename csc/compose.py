@@ -122,7 +122,7 @@ def build_component(
         target = SimCamera(BusObservatory(kwargs["bus"], kwargs["clock"], kwargs.get("root", "obsq")))
         csc = ATCameraCsc(driver=target, data_dir=data_dir, simulation_mode=mode, index=index, **kwargs)
     elif name == "OCPS":
-        csc = target = OCPSCsc(simulation_mode=mode, index=index or 1, **kwargs)
+        csc = target = OCPSCsc(data_dir=data_dir, simulation_mode=mode, index=index or 1, **kwargs)
     elif name == "ScriptQueue":
         index = index or 2
         launcher = ScriptLauncher(

@@ -1,0 +1,119 @@
+"""OCPS:1 with real worker processes: jobs, results, crashes, bad requests, and a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from obsq.csc.atcamera.model import GEOMETRIES, DetectorModel
+from obsq.csc.component import AckError
+from obsq.csc.ocps.csc import OCPSCsc
+from obsq.csc.ocps.jobs import JobStore
+from obsq.csc.reduction.repository import Repository
+from obsq.csc.testing import Rig, component_rig
+from tests.unit.test_pipelines import Camera
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def detector() -> DetectorModel:
+    return DetectorModel(GEOMETRIES["small"], seed=11)
+
+
+def make(data: Path, **kwargs: Any) -> OCPSCsc:
+    return OCPSCsc(data_dir=data, **kwargs)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    async with component_rig(functools.partial(make, tmp_path / "data"), "OCPS:1") as rig:
+        await rig.enable()
+        yield rig
+
+
+async def result_of(rig: Rig, job_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
+    found: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+    def on_result(envelope: Any) -> None:
+        if envelope.data["job_id"] == job_id and not found.done():
+            found.set_result(envelope.data)
+
+    rig.remote.event("job_result").callback = on_result
+    try:
+        return await asyncio.wait_for(found, timeout_s)
+    finally:
+        rig.remote.event("job_result").callback = None
+
+
+async def execute(rig: Rig, pipeline: str, config: dict[str, Any]) -> str:
+    acks: list[Any] = []
+    ack = await rig.remote.command("execute", {"pipeline": pipeline, "config": json.dumps(config)}, on_ack=acks.append)
+    assert acks[0].ack.name == "INPROGRESS"
+    assert acks[0].result == ack.result
+    return ack.result
+
+
+async def test_jobs_run_in_workers_and_report(rig: Rig, tmp_path: Path, detector: DetectorModel) -> None:
+    camera = Camera(detector, tmp_path)
+    biases = [camera.take("BIAS", 0.0) for _ in range(5)]
+    job = await execute(rig, "cpBias", {"inputs": biases})
+    result = await result_of(rig, job)
+    assert result["exit_code"] == 0, result
+    product = json.loads(result["result"])["product"]
+    assert Repository(tmp_path / "data" / "repo").product(product).type == "bias"
+    # a pipeline error is a FAILED job with the reason, not a crash of the service
+    flats = [camera.take("FLAT", 6.0) for _ in range(2)]
+    failed = await result_of(rig, await execute(rig, "cpDark", {"inputs": flats}))
+    assert failed["exit_code"] == 1
+    assert "is a FLAT, not a DARK" in json.loads(failed["result"])["error"]
+
+
+async def test_bad_requests_are_refused_at_the_door(rig: Rig) -> None:
+    with pytest.raises(AckError, match="pipeline 'cpNothing' is not one of cpBias"):
+        await rig.remote.command("execute", {"pipeline": "cpNothing", "config": "{}"})
+    with pytest.raises(AckError, match="config is not JSON"):
+        await rig.remote.command("execute", {"pipeline": "cpBias", "config": "{inputs:"})
+    with pytest.raises(AckError, match="cpVerifyBias config lacks product"):
+        await rig.remote.command("execute", {"pipeline": "cpVerifyBias", "config": '{"inputs": []}'})
+    assert JobStore(rig.csc.store.path).jobs() == []  # type: ignore[attr-defined]
+
+
+async def test_a_killed_worker_is_a_failed_job(rig: Rig, tmp_path: Path, detector: DetectorModel) -> None:
+    camera = Camera(detector, tmp_path)
+    biases = [camera.take("BIAS", 0.0) for _ in range(3)]
+    csc: OCPSCsc = rig.csc  # type: ignore[assignment]
+    job = await execute(rig, "cpBias", {"inputs": biases})
+    for _ in range(200):
+        if job in csc._running:
+            break
+        await asyncio.sleep(0.01)
+    csc._running[job].kill()
+    result = await result_of(rig, job)
+    assert result["exit_code"] != 0
+    assert "worker exited with code -9" in json.loads(result["result"])["error"]
+
+
+async def test_jobs_survive_a_restart(tmp_path: Path, detector: DetectorModel) -> None:
+    camera = Camera(detector, tmp_path)
+    biases = [camera.take("BIAS", 0.0) for _ in range(3)]
+    data = tmp_path / "data"
+    store = JobStore(data / "repo" / "jobs.sqlite3")
+    done = store.add("cpBias", {"inputs": biases}, 0.0)
+    store.start(done.id, 1.0)
+    store.finish(done.id, ok=True, result={"product": 99}, now=2.0)
+    interrupted = store.add("cpBias", {"inputs": biases}, 3.0)
+    store.start(interrupted.id, 4.0)  # its service died while it ran
+    async with component_rig(functools.partial(make, data), "OCPS:1") as rig:
+        result = await result_of(rig, interrupted.id)
+        assert result["exit_code"] == 0
+        ack = await rig.remote.command("showJob", {"job_id": done.id})
+        assert ack.result == "DONE"
+        assert rig.remote.event("job_result").get()["job_id"] == done.id  # type: ignore[index]
+    assert store.get(interrupted.id).attempts == 2
