@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from obsq.csc.component import Remote
+from obsq.csc.core.errors import ExpectedError
 from obsq.scripts.base import BaseScript
 
 READOUT_TIME_S = 2.0
@@ -34,6 +35,25 @@ class Latiss:
     def __init__(self, script: BaseScript) -> None:
         self.camera: Remote = script.remote("ATCamera")
         self.spectrograph: Remote = script.remote("ATSpectrograph")
+        self.files: dict[str, str] = {}
+        self.camera.event("largeFileObjectAvailable").callback = self._on_file
+
+    def _on_file(self, envelope: Any) -> None:
+        url = envelope.data["url"]
+        self.files[envelope.data["id"]] = url.removeprefix("file://")
+
+    def path_of(self, obsid: str) -> str:
+        """The raw file of an image this script took (from the camera's largeFileObjectAvailable)."""
+        try:
+            return self.files[obsid]
+        except KeyError:
+            raise ExpectedError(f"ATCamera announced no file for {obsid}") from None
+
+    @property
+    def filter_name(self) -> str:
+        """The filter in the beam, as the spectrograph reports it (and the camera records it)."""
+        data = self.spectrograph.event("reportedFilterPosition").get()
+        return str(data["name"]) if data else "UNKNOWN"
 
     @property
     def remotes(self) -> tuple[Remote, Remote]:

@@ -4,7 +4,8 @@
 recorded as a QUEUED job, acknowledged INPROGRESS with the job id, and completed with the job
 id as its result, as Rubin's OCPS does; the outcome comes later as a `job_result` event. At
 most `max_jobs` workers run at once; the event loop only waits on processes. Jobs and results
-live in `<data>/repo/jobs.sqlite3`, so they survive a restart: unfinished jobs run again and
+live in `<data>/repo/jobs.sqlite3` (times in wall-clock TAI: jobs run in real time whatever the
+simulation speed), so they survive a restart: unfinished jobs run again and
 `showJob` republishes any job's result.
 """
 
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from obsq.csc.clock import wall_tai
 from obsq.csc.component import BaseCsc, Command
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.ocps.jobs import Job, JobStore
@@ -25,7 +27,7 @@ from obsq.csc.reduction.pipelines import PIPELINES
 REQUIRED: dict[str, tuple[str, ...]] = {
     "cpBias": ("inputs",), "cpDark": ("inputs",), "cpFlat": ("inputs",),
     "cpVerifyBias": ("product", "inputs"), "cpVerifyDark": ("product", "inputs"), "cpVerifyFlat": ("product", "inputs"),
-    "cpFlatLevel": ("inputs",), "cpVerifyCounts": ("planned", "groupid", "registry"), "cpPtc": ("inputs",),
+    "cpFlatLevel": ("inputs",), "cpVerifyCounts": ("planned", "groupid"), "cpPtc": ("inputs",),
     "certify": ("product", "begin_mjd", "end_mjd"),
 }  # fmt: skip
 #: How long a caller should wait for a job's acknowledgement to complete (s).
@@ -57,7 +59,8 @@ class OCPSCsc(BaseCsc):
 
     def __init__(self, *, data_dir: Path, index: int = 1, max_jobs: int = 2, **kwargs: Any) -> None:
         super().__init__("OCPS", index=index, **kwargs)
-        self.repo_dir = Path(data_dir).absolute() / "repo"
+        self.data_dir = Path(data_dir).absolute()
+        self.repo_dir = self.data_dir / "repo"
         self.store = JobStore(self.repo_dir / "jobs.sqlite3")
         self.max_jobs = max_jobs
         self._wakeup = asyncio.Event()
@@ -74,7 +77,9 @@ class OCPSCsc(BaseCsc):
 
     async def _do_execute(self, command: Command) -> str:
         config = parse_request(command.data["pipeline"], command.data["config"])
-        job = self.store.add(command.data["pipeline"], config, self.clock.tai())
+        if command.data["pipeline"] == "cpVerifyCounts":  # the camera's registry, in the same data folder
+            config.setdefault("registry", str(self.data_dir / "registry.sqlite3"))
+        job = self.store.add(command.data["pipeline"], config, wall_tai())
         await command.in_progress(ACCEPT_TIMEOUT_S, result=job.id)
         self.log.info("job_queued", job=job.id, pipeline=job.pipeline)
         self._wakeup.set()
@@ -99,7 +104,7 @@ class OCPSCsc(BaseCsc):
         while True:
             queued = self.store.jobs("QUEUED")
             for job in queued[: max(0, self.max_jobs - len(self._running))]:
-                self.store.start(job.id, self.clock.tai())
+                self.store.start(job.id, wall_tai())
                 self._running[job.id] = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "obsq.csc.ocps.worker", str(self.repo_dir), str(self.store.path), job.id,
                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -124,7 +129,7 @@ class OCPSCsc(BaseCsc):
         if job.state == "RUNNING":  # the worker died before it could record anything
             tail = stderr.decode(errors="replace").strip().splitlines()[-3:]
             reason = f"worker exited with code {code}" + (f": {' | '.join(tail)}" if tail else "")
-            self.store.finish(job_id, ok=False, result={"error": reason}, now=self.clock.tai(), exit_code=code or 1)
+            self.store.finish(job_id, ok=False, result={"error": reason}, now=wall_tai(), exit_code=code or 1)
             job = self.store.get(job_id)
         self.log.info("job_finished", job=job_id, state=job.state, exit_code=job.exit_code)
         await self._publish_result(job)

@@ -215,6 +215,8 @@ def open_frame(path: str | os.PathLike[str], *, imgtype: str | None = None) -> F
         raise FrameError(f"{path}: no exposure time (EXPTIME or EXPOSURE)")
     darktime = _number(path, primary, ("DARKTIME",), exptime)
     filter_ = str(_first(primary, "FILTER", "FILTER1", "FILTNAME", default="NONE")).strip()
+    if "GRATING" in primary:  # LATISS: the physical filter is filter~grating (SDSSy sits in the grating wheel)
+        filter_ = f"{filter_}~{str(primary['GRATING']).strip()}"
     temperature = _number(path, primary, ("CCD-TEMP", "CCDTEMP", "DET-TEMP"), None)
     signature: dict[str, Any] = {
         "detector": str(_first(primary, "DETECTOR", "CCDNAME", "INSTRUME", "CAMERA", default="UNKNOWN")).strip(),

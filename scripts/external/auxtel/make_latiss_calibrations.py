@@ -1,18 +1,26 @@
 """auxtel/make_latiss_calibrations.py: the BIAS/DARK/FLAT sets of the LATISS weekly calibrations.
 
 Takes, per image type of `script_mode`, `n_<type> + n_discard_<type>` images one at a time
-(the first `n_discard_<type>` are discarded from processing). The processing switches
-(`generate_calibrations`, `do_verify`, certification) are accepted; they need the reduction
-service (OCPS:1), and until it runs in this build the script reports that and skips them.
+(the first `n_discard_<type>` are discarded from processing). With `generate_calibrations`
+the reduction service (OCPS:1) builds each master in the background while the next image type
+is taken (as Rubin does); with `do_verify` it is verified on the exposures (cp_verify), and a
+master whose failed checks do not exceed `number_verification_tests_threshold_<type>` is
+certified for [certify_calib_begin_date, certify_calib_end_date), superseding the master
+certified before it. Verification failures are results, reported and logged; they do not fail
+the script. Two checks do act: the first flat of a set is checked for level (a 6 s SDSSr flat
+under 10,000 ADU means the dome and the white-light screen are misaligned), which stops that
+flat set; and at the end the images received are counted against the images asked for.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from obsq.csc.core.errors import ExpectedError
 from obsq.scripts.base import BaseScript
 from obsq.scripts.latiss import NAME_OR_SLOT, READOUT_TIME_S, SHUTTER_TIME_S, Latiss, fill_metadata
+from obsq.scripts.ocps import JobFailedError, Ocps, date_to_mjd
 
 MODES = {"BIAS": ["BIAS"], "DARK": ["DARK"], "BIAS_DARK": ["BIAS", "DARK"], "BIAS_DARK_FLAT": ["BIAS", "DARK", "FLAT"]}
 DEFAULT_DARK_TIMES = [5, 5, 5, 5, 5, 15, 15] + [30] * 16
@@ -96,6 +104,12 @@ class MakeLatissCalibrations(BaseScript):
                     times = [float(given)] * total
             self.plan.append((image_type, times, discard))
         self.latiss = Latiss(self)
+        self.certify_range = (date_to_mjd(config["certify_calib_begin_date"]),
+                              date_to_mjd(config["certify_calib_end_date"]))  # fmt: skip
+        if self.certify_range[1] <= self.certify_range[0]:
+            raise ExpectedError("certify_calib_end_date must be after certify_calib_begin_date")
+        self.ocps: Ocps | None = Ocps(self.remote("OCPS:1"))
+        self.results: list[str] = []
 
     def set_metadata(self, metadata: dict[str, Any]) -> None:
         images = [t for _, times, _ in self.plan for t in times]
@@ -105,31 +119,100 @@ class MakeLatissCalibrations(BaseScript):
     async def run_script(self) -> None:
         await self.start_remotes()
         await self.assert_enabled(*self.latiss.remotes)
+        await self._check_reduction_service()
         await self.checkpoint("Setup instrument.")
         await self.latiss.setup_instrument(self.config["filter"], self.config["grating"])
         total = sum(len(times) for _, times, _ in self.plan)
         done = 0
+        background: asyncio.Task[None] | None = None
         for image_type, times, discard in self.plan:
             await self.checkpoint(f"Taking {len(times)} {PLURAL[image_type]}.")
-            taken = []
+            taken: list[str] = []
             for exptime in times:
                 taken.append(await self.latiss.take_for(self, image_type, exptime))
                 done += 1
                 await self.progress(done, total)
+                first_kept = image_type == "FLAT" and len(taken) == discard + 1
+                if first_kept and self.ocps is not None and not await self._flat_level_ok(taken[-1]):
+                    break
                 if self.config["wait_between_exposures"]:
                     await self.clock.sleep(self.config["wait_between_exposures"])
-            kept = taken[discard:]
-            await self.checkpoint(f"Images taken: {kept}; type: {image_type}")
-            self._process(image_type, kept)
+            kept = [self.latiss.path_of(obsid) for obsid in taken[discard:]]
+            await self.checkpoint(f"Images taken: {taken[discard:]}; type: {image_type}")
+            if kept and self.config["generate_calibrations"]:
+                background = asyncio.create_task(self._process(image_type, kept, after=background))
         await self.checkpoint("Data-taking part completed.")
+        if background is not None:
+            await self.checkpoint("Waiting for the reduction of the last image type.")
+            await background
+        if self.ocps is not None:
+            await self._count_check()
+        for line in self.results:
+            self.log.info("calibration_result", result=line)
 
-    def _process(self, image_type: str, exposures: list[str]) -> None:
-        wanted = [s for s in ("generate_calibrations", "do_verify") if self.config[s]]
-        if wanted:
-            self.log.warning(
-                "no_reduction_service",
-                image_type=image_type,
-                exposures=len(exposures),
-                skipped=",".join(wanted),
-                reason="no reduction service (OCPS:1) is enabled in this build; processing and certification skipped",
-            )
+    async def _check_reduction_service(self) -> None:
+        """OCPS:1 must be ENABLED to process; without processing its checks are skipped if it is not."""
+        assert self.ocps is not None
+        try:
+            await self.assert_enabled(self.ocps.remote, timeout_s=3.0)
+        except ExpectedError as exc:
+            if self.config["generate_calibrations"]:
+                raise ExpectedError(f"generate_calibrations needs the reduction service: {exc}") from None
+            self.log.warning("no_reduction_service", reason=str(exc), skipped="flat-level and count checks")
+            self.ocps = None
+
+    def _report(self, line: str, *, failed: bool = False) -> None:
+        self.results.append(line)
+        (self.log.warning if failed else self.log.info)("calibration_result", result=line)
+
+    async def _flat_level_ok(self, obsid: str) -> bool:
+        """The misalignment check on the first kept flat; False stops the flat set."""
+        assert self.ocps is not None
+        result = await self.ocps.run("cpFlatLevel", {"inputs": [self.latiss.path_of(obsid)]}, timeout_s=300)
+        if result["passed"]:
+            return True
+        self._report(f"FLAT set stopped after {obsid}: level {result['levels'][0]:.0f} ADU, {result['detail']}; "
+                     "home the dome and run BLOCK-309 (setup) again", failed=True)  # fmt: skip
+        await self.checkpoint(f"Flats stopped: {result['detail']}")
+        return False
+
+    async def _process(self, image_type: str, inputs: list[str], *, after: asyncio.Task[None] | None) -> None:
+        """Build, verify and certify one master; the previous type's processing first (a dark needs the bias)."""
+        if after is not None:
+            await after
+        assert self.ocps is not None
+        kind = image_type.lower()
+        try:
+            built = await self.ocps.run(f"cp{kind.capitalize()}", {"inputs": inputs, "force": True})
+            self._report(f"{image_type} master built: product {built['product']} from {len(inputs)} exposures")
+            if not self.config["do_verify"]:
+                return
+            verdict = await self.ocps.run(f"cpVerify{kind.capitalize()}", {
+                "product": built["product"], "inputs": inputs,
+                "max_failures": self.config[f"number_verification_tests_threshold_{kind}"]})  # fmt: skip
+            passed = verdict["verdict"] == "passed"
+            counts = f"{verdict['n_failed']} of {verdict['n_checks']} checks failed"
+            line = f"{image_type} master {built['product']} verification {verdict['verdict']} ({counts})"
+            self._report(line, failed=not passed)
+            if passed:
+                await self.ocps.run("certify", {"product": built["product"], "begin_mjd": self.certify_range[0],
+                                                "end_mjd": self.certify_range[1], "force": True})  # fmt: skip
+                self._report(f"{image_type} master {built['product']} certified")
+        except JobFailedError as exc:
+            self._report(f"{image_type} processing failed: {exc}", failed=True)
+
+    async def _count_check(self) -> None:
+        """Count what the camera wrote for this script's group id against what was asked for."""
+        assert self.ocps is not None
+        planned: list[dict[str, Any]] = []
+        for image_type, times, _ in self.plan:
+            counts: dict[float, int] = {}
+            for t in times:
+                counts[t] = counts.get(t, 0) + 1
+            planned += [{"imgtype": image_type, "filter": self.latiss.filter_name, "exptime": t, "count": n}
+                        for t, n in counts.items()]  # fmt: skip
+        result = await self.ocps.run("cpVerifyCounts", {"planned": planned, "groupid": self.group_id}, timeout_s=300)
+        if result["passed"]:
+            self._report(f"counts: all {sum(p['count'] for p in planned)} images received")
+        else:
+            self._report(f"counts: {result['detail']}", failed=True)

@@ -1,0 +1,61 @@
+"""Running reduction jobs from a script: `execute` on OCPS:1 and wait for that job's `job_result`."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+from typing import Any
+
+from obsq.csc.component import Remote
+from obsq.csc.core.errors import ExpectedError
+
+MJD_EPOCH = datetime.date(1858, 11, 17)
+
+
+def date_to_mjd(text: str) -> float:
+    """`YYYY-MM-DD` (a script configuration's certification dates) as an MJD."""
+    try:
+        return float((datetime.date.fromisoformat(text) - MJD_EPOCH).days)
+    except ValueError:
+        raise ExpectedError(f"date {text!r} is not of the form YYYY-MM-DD") from None
+
+
+class JobFailedError(ExpectedError):
+    """A reduction job ended FAILED; the message is the job's reason."""
+
+
+class Ocps:
+    """OCPS:1 seen from a script."""
+
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
+        self._results: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._early: dict[str, dict[str, Any]] = {}
+        remote.event("job_result").callback = self._on_result
+
+    def _on_result(self, envelope: Any) -> None:
+        data = envelope.data
+        future = self._results.get(data["job_id"])
+        if future is not None and not future.done():
+            future.set_result(data)
+        else:
+            self._early[data["job_id"]] = data
+
+    async def run(self, pipeline: str, config: dict[str, Any], timeout_s: float = 1800.0) -> dict[str, Any]:
+        """Run one job and return its result; JobFailedError if it failed."""
+        ack = await self.remote.command("execute", {"pipeline": pipeline, "config": json.dumps(config)}, timeout_s=60)
+        job_id = ack.result
+        future = self._results.setdefault(job_id, asyncio.get_running_loop().create_future())
+        if job_id in self._early:
+            future.set_result(self._early.pop(job_id))
+        try:
+            data = await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise ExpectedError(f"OCPS job {job_id} ({pipeline}) gave no result within {timeout_s:g} s") from None
+        finally:
+            self._results.pop(job_id, None)
+        result = json.loads(data["result"] or "{}")
+        if data["exit_code"] != 0:
+            raise JobFailedError(f"OCPS job {job_id} ({pipeline}) failed: {result.get('error', 'no reason given')}")
+        return dict(result) | {"job_id": job_id}
