@@ -171,6 +171,12 @@ def _plane(path: Path, name: str, header: Any, offset: int, file_size: int, *, t
                  float(header.get("BZERO", 0.0)), data, overscan, gain, noise)  # fmt: skip
 
 
+def _physical_filter(primary: Any) -> str:
+    """The filter name; for LATISS filter~grating, as SDSSy sits in the grating wheel."""
+    name = str(_first(primary, "FILTER", "FILTER1", "FILTNAME", default="NONE")).strip()
+    return f"{name}~{str(primary['GRATING']).strip()}" if "GRATING" in primary else name
+
+
 def open_frame(path: str | os.PathLike[str], *, imgtype: str | None = None) -> Frame:
     """Parse a raw file's headers (the pixels are read later, band by band)."""
     path = Path(path)
@@ -214,9 +220,7 @@ def open_frame(path: str | os.PathLike[str], *, imgtype: str | None = None) -> F
     if exptime is None:
         raise FrameError(f"{path}: no exposure time (EXPTIME or EXPOSURE)")
     darktime = _number(path, primary, ("DARKTIME",), exptime)
-    filter_ = str(_first(primary, "FILTER", "FILTER1", "FILTNAME", default="NONE")).strip()
-    if "GRATING" in primary:  # LATISS: the physical filter is filter~grating (SDSSy sits in the grating wheel)
-        filter_ = f"{filter_}~{str(primary['GRATING']).strip()}"
+    filter_ = _physical_filter(primary)
     temperature = _number(path, primary, ("CCD-TEMP", "CCDTEMP", "DET-TEMP"), None)
     signature: dict[str, Any] = {
         "detector": str(_first(primary, "DETECTOR", "CCDNAME", "INSTRUME", "CAMERA", default="UNKNOWN")).strip(),
