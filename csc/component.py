@@ -625,8 +625,11 @@ class TopicReader:
 
     async def _wait_new(self, timeout_s: float) -> None:
         self._new.clear()
+        clock, wait_s = self._clock, timeout_s
+        if clock.speed > 1:  # samples arrive in real time: as for commands, never below MIN_SCALED_TIMEOUT_S
+            clock, wait_s = clock.unscaled(), max(timeout_s / clock.speed, MIN_SCALED_TIMEOUT_S)
         try:
-            await wait_for(self._clock, self._new.wait(), timeout_s)
+            await wait_for(clock, self._new.wait(), wait_s)
         except TimeoutError:
             raise TimeoutError(f"no {self.name} sample within {timeout_s:g} s") from None
 

@@ -2,9 +2,13 @@
 
 `obsq weekly` is the LATISS weekly calibration as a site runs it: BLOCK-309 (setup), BLOCK-295
 (the BIAS/DARK/FLAT sets and the PTC), BLOCK-310 (shutdown), queued on ScriptQueue:2 and
-followed to the end with progress, then a summary of images and script outcomes, also
-written as JSON beside the data. Without `--broker` it first brings up a private broker and
-the simulated observatory (each component its own supervised process).
+followed to the end with progress. The scripts have the reduction service (OCPS:1) build,
+verify and certify the masters as they go; at the end the PTC flats go to OCPS for the photon
+transfer curve. The summary (images, scripts, verification per check, masters, PTC per
+amplifier) is printed, written as JSON beside the data, and as a report folder with one
+self-contained HTML page. The exit status is 0 only if every script is DONE and every check
+passed. Without `--broker` it first brings up a private broker and the simulated observatory
+(each component its own supervised process).
 """
 
 from __future__ import annotations
@@ -28,11 +32,14 @@ from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock, perf_counter, utc_now_unix, wall_tai
 from obsq.csc.component import AckError, Remote
 from obsq.csc.compose import injections_for
+from obsq.csc.core.errors import ExpectedError
 from obsq.csc.core.states import State
 from obsq.csc.core.status import StatusBoard
+from obsq.csc.report import collect, write_report
 from obsq.csc.status import collect_status
 from obsq.csc.supervisor import Child, Supervisor, component_argv
 from obsq.scripts.base import BaseScript
+from obsq.scripts.ocps import Ocps
 from obsq.scripts.states import ScriptState
 
 #: The observatory the weekly calibration expects: ATCS and LATISS enabled (as the procedure
@@ -221,6 +228,32 @@ def image_summary(registry: Path, groups: set[str] | None = None) -> list[dict[s
     ]
 
 
+def ptc_inputs(registry: Path, reason: str = "weekly_PTC") -> list[str]:
+    """The PTC flats of the run (take_image_latiss with BLOCK-295's reason), in sequence order."""
+    if not registry.is_file():
+        return []
+    db = sqlite3.connect(registry)
+    try:
+        rows = db.execute(
+            "SELECT path FROM acquired_images WHERE reason = ? ORDER BY dayobs, seqnum", (reason,)
+        ).fetchall()
+    finally:
+        db.close()
+    return [r[0] for r in rows]
+
+
+async def run_ptc(bus: MqttBus, root: str, inputs: list[str]) -> str:
+    """The PTC of the run's flat pairs, through OCPS:1; a line saying what happened."""
+    if not inputs:
+        return "PTC: no PTC flats in this run"
+    async with Remote(bus, "OCPS:1", clock=LoopClock(), root=root) as remote:
+        try:
+            result = await Ocps(remote).run("cpPtc", {"inputs": inputs, "force": True}, timeout_s=600)
+        except (ExpectedError, AckError) as exc:
+            return f"PTC: {exc}"
+    return f"PTC: product {result['product']} from {len(inputs)} flats"
+
+
 async def _lamp_state(bus: MqttBus, root: str) -> dict[str, Any]:
     """ATWhiteLight's summary state and lamp state as the run ends."""
     async with Remote(bus, "ATWhiteLight", clock=LoopClock(), root=root) as lamp:
@@ -254,7 +287,38 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"  {script['index']} {script['block']:<9} {script['path']:<45} {script['state']}{reason}")
     lamp = summary["lamp"]
     print(f"\nATWhiteLight {lamp['summaryState']}, lamp {lamp['lamp']}")
+    results = summary.get("calibration")
+    if results is not None:
+        print_calibration(results)
+        print(f"report: {summary['report']}")
     print(f"{summary['outcome']}; wall time {summary['wall_time_s']:.1f} s; summary written to {summary['file']}")
+
+
+def print_calibration(results: dict[str, Any]) -> None:
+    print("\nverification (passed/run)")
+    for kind, names in sorted(results["verification"].items()):
+        cells = ", ".join(f"{name} {c['passed']}/{c['run']}" for name, c in sorted(names.items()))
+        print(f"  {kind:<13} {cells}")
+    for failure in results["failures"][:10]:
+        print(
+            f"  FAILED {failure['kind']} {failure['name']} {failure['amp']} {failure['exposure']}: {failure['detail']}"
+        )
+    for job in results["jobs"]["failed"]:
+        print(f"  FAILED job {job['id']} ({job['pipeline']}): {job['result']}")
+    print("\nmasters")
+    for m in results["masters"]:
+        certified = "certified now" if m["certified"] else "not certified"
+        print(
+            f"  {m['id']:>3} {m['type']:<4} v{m['version']:<2} {m['filter'] or '-':<22} {m['verified']:<12} {certified}"
+        )
+    ptc = results["ptc"]
+    if ptc is not None:
+        print(f"\nPTC (product {ptc['product']}, {ptc['n_inputs']} flats)")
+        print("  amp  gain e-/ADU  vs nominal  read noise e-  turnoff ADU")
+        for name, a in sorted(ptc["amps"].items()):
+            ratio = f"{a['gain_ratio'] - 1:+.2%}" if a["gain_ratio"] is not None else "n/a"
+            print(f"  {name}  {a['gain']:.4f}       {ratio:>8}    {a['noise_e']:.2f}          {a['turnoff_adu']:.0f}")
+    print(f"\ncalibration {'PASSED' if results['passed'] else 'FAILED'}")
 
 
 async def run_weekly(args: Any) -> int:
@@ -289,6 +353,9 @@ async def run_weekly(args: Any) -> int:
         except (AckError, TimeoutError) as exc:
             print(f"obsq weekly: {exc}", file=sys.stderr, flush=True)
         lamp = await _lamp_state(bus, root)
+        ptc_line = await run_ptc(bus, root, ptc_inputs(data / "registry.sqlite3")) if not args.broker else ""
+        if ptc_line:
+            print(ptc_line, flush=True)
         scripts = [
             {"index": i["index"], "block": i["block"], "path": i["path"], "state": i["state"], "reason": i["reason"]}
             for i in follower.ours()
@@ -305,6 +372,12 @@ async def run_weekly(args: Any) -> int:
             "lamp": lamp,
             "file": str(data / "weekly-summary.json"),
         }
+        if (data / "repo" / "registry.sqlite3").is_file():
+            results = collect(data / "repo")
+            summary["calibration"] = results
+            summary["report"] = str(data / "report" / "report.html")
+            write_report(data / "report", results, summary)
+            ok = ok and results["passed"]
         (data / "weekly-summary.json").write_text(json.dumps(summary, indent=2))
         print_summary(summary)
     return 0 if ok else 1

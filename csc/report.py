@@ -1,0 +1,177 @@
+"""The calibration report of a run: results from the repository as JSON and one self-contained HTML page.
+
+The page has the verification table per check, the masters built (with a preview each, and
+whether each is the certified one now), and the PTC per amplifier with its plot; images are
+embedded as data: URLs so the file can be mailed or archived alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+
+from obsq.csc.ocps.jobs import JobStore
+from obsq.csc.reduction.repository import Repository
+
+#: The PTC gain must be this close to the camera's nominal (the simulator's truth) per amplifier.
+PTC_GAIN_TOLERANCE = 0.02
+
+
+def collect(repo_dir: Path) -> dict[str, Any]:
+    """Everything the repository and the job table say about the run."""
+    repo = Repository(repo_dir)
+    checks = repo.checks()
+    verification: dict[str, dict[str, dict[str, int]]] = {}
+    failures = []
+    for row in checks:
+        entry = verification.setdefault(row["kind"], {}).setdefault(row["name"], {"run": 0, "passed": 0})
+        entry["run"] += 1
+        entry["passed"] += row["passed"]
+        if not row["passed"]:
+            failures.append({k: row[k] for k in ("kind", "name", "amp", "exposure", "value", "limit_value", "detail")})
+    masters = [
+        {"id": p.id, "type": p.type, "filter": p.filter, "version": p.version, "n_inputs": len(p.inputs),
+         "verified": p.verified, "certified": p.certified, "path": str(repo.path_of(p)),
+         "amps": p.stats.get("amps", {}) if p.type != "ptc" else {}}
+        for p in repo.products() if p.type != "ptc"
+    ]  # fmt: skip
+    ptc: dict[str, Any] | None = None
+    ptcs = repo.products(type_="ptc")
+    if ptcs:
+        latest = ptcs[-1]
+        amps: dict[str, dict[str, Any]] = {}
+        for name, amp in latest.stats["amps"].items():
+            nominal = amp.get("nominal_gain")
+            ratio = amp["gain"] / nominal if nominal else None
+            amps[name] = {k: v for k, v in amp.items() if k != "points"} | {
+                "gain_ratio": ratio,
+                "gain_ok": ratio is not None and abs(ratio - 1) <= PTC_GAIN_TOLERANCE,
+            }
+        ptc = {"product": latest.id, "plot": str(repo.path_of(latest)), "amps": amps, "n_inputs": len(latest.inputs)}
+    jobs = JobStore(repo_dir / "jobs.sqlite3").jobs()
+    failed_jobs = [{"id": j.id, "pipeline": j.pipeline, "result": j.result} for j in jobs if j.state == "FAILED"]
+    passed = not failures and not failed_jobs and (ptc is None or all(a["gain_ok"] for a in ptc["amps"].values()))
+    return {
+        "passed": passed,
+        "verification": verification,
+        "failures": failures,
+        "masters": masters,
+        "ptc": ptc,
+        "jobs": {"total": len(jobs), "failed": failed_jobs},
+    }
+
+
+def _png_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def preview(path: Path) -> bytes:
+    """A small PNG of a master: its amplifiers tiled in two rows, scaled to the 1st-99th percentile."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    with fits.open(path) as hdul:
+        planes = [np.asarray(h.data, np.float32) for h in hdul[1:]]
+    rows = 2 if len(planes) > 1 else 1
+    per_row = (len(planes) + rows - 1) // rows
+    tiles = [np.hstack(planes[r * per_row : (r + 1) * per_row]) for r in range(rows)]
+    width = max(t.shape[1] for t in tiles)
+    mosaic = np.vstack([np.pad(t, ((0, 0), (0, width - t.shape[1]))) for t in tiles])
+    step = max(1, max(mosaic.shape) // 400)
+    mosaic = mosaic[::step, ::step]
+    low, high = np.percentile(mosaic, [1, 99])
+    figure, axes = plt.subplots(figsize=(3.2, 3.2 * mosaic.shape[0] / mosaic.shape[1] + 0.3), dpi=72)
+    axes.imshow(mosaic, origin="lower", cmap="gray", vmin=low, vmax=high if high > low else low + 1)
+    axes.set_axis_off()
+    figure.tight_layout(pad=0.1)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _table(header: list[str], rows: list[list[Any]], cls: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _mark(ok: bool) -> str:
+    return '<span class="pass">PASS</span>' if ok else '<span class="fail">FAIL</span>'
+
+
+def render_html(results: dict[str, Any], summary: dict[str, Any]) -> str:
+    """The report page; `summary` is the run's summary (blocks, scripts, images)."""
+    e = html.escape
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>obsq weekly calibration report</title>",
+        "<style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
+        "margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}th{background:#f3f3f3}"
+        ".pass{color:#080;font-weight:600}.fail{color:#b00;font-weight:600}figure{display:inline-block;"
+        "margin:4px;text-align:center;font-size:12px}</style></head><body>",
+        f"<h1>Weekly calibration report — {_mark(results['passed'])}</h1>",
+        f"<p>Blocks {e(', '.join(summary.get('blocks', [])))}; outcome: {e(summary.get('outcome', ''))}; "
+        f"{sum(i['count'] for i in summary.get('images', []))} images; wall time "
+        f"{summary.get('wall_time_s', 0):.1f} s.</p>",
+        "<h2>Verification</h2>",
+    ]
+    rows = [
+        [e(kind), e(name), f"{c['passed']}/{c['run']}", _mark(c["passed"] == c["run"])]
+        for kind, names in sorted(results["verification"].items())
+        for name, c in sorted(names.items())
+    ]
+    parts.append(_table(["kind", "check", "passed", ""], rows, "verification"))
+    if results["failures"]:
+        parts.append("<h3>Failed checks</h3>")
+        rows = [[e(f["kind"]), e(f["name"]), e(f["amp"]), e(f["exposure"]), f"{f['value']:.4g}",
+                 f"{f['limit_value']:.4g}", e(f["detail"])] for f in results["failures"][:50]]  # fmt: skip
+        parts.append(_table(["kind", "check", "amp / set", "exposure", "value", "limit", "detail"], rows, "failures"))
+    if results["jobs"]["failed"]:
+        parts.append("<h3>Failed reduction jobs</h3>")
+        parts.append(_table(["job", "pipeline", "reason"], [[e(j["id"]), e(j["pipeline"]), e(j["result"])]
+                                                            for j in results["jobs"]["failed"]]))  # fmt: skip
+    parts.append("<h2>Masters</h2>")
+    rows = [[str(m["id"]), e(m["type"]), e(m["filter"] or "-"), str(m["version"]), str(m["n_inputs"]), e(m["verified"]),
+             e(", ".join(f"[{b:.0f}, {t:.0f})" for b, t in m["certified"]) or "not certified")]
+            for m in results["masters"]]  # fmt: skip
+    parts.append(_table(["id", "type", "filter", "version", "inputs", "verification", "certified (MJD)"], rows))
+    for m in results["masters"]:
+        path = Path(m["path"])
+        if path.exists():
+            caption = f"{m['type']} {m['filter']} v{m['version']} (id {m['id']})"
+            parts.append(f"<figure><img class='preview' alt='{e(caption)}' src='{_png_uri(preview(path))}'>"
+                         f"<figcaption>{e(caption)}</figcaption></figure>")  # fmt: skip
+    parts.append("<h2>Photon transfer curve</h2>")
+    ptc = results["ptc"]
+    if ptc is None:
+        parts.append("<p>No PTC was run.</p>")
+    else:
+        rows = [[e(name), f"{a['gain']:.4f}", f"{a['nominal_gain'] or float('nan'):.4f}",
+                 f"{(a['gain_ratio'] or float('nan')) - 1:+.2%}", f"{a['noise_e']:.2f}", f"{a['a00']:.2e}",
+                 f"{a['turnoff_adu']:.0f}", f"{a['n_kept']}/{a['n_pairs']}", _mark(a["gain_ok"])]
+                for name, a in sorted(ptc["amps"].items())]  # fmt: skip
+        parts.append(_table(["amp", "gain e-/ADU", "nominal", "difference", "read noise e-", "a00", "turnoff ADU",
+                             "pairs kept", "gain within 2 %"], rows, "ptc"))  # fmt: skip
+        plot = Path(ptc["plot"])
+        if plot.exists():
+            parts.append(f"<p><img id='ptc-plot' alt='PTC' src='{_png_uri(plot.read_bytes())}'></p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(folder: Path, results: dict[str, Any], summary: dict[str, Any]) -> Path:
+    """`folder/report.html` and `folder/results.json`; returns the HTML's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(results, indent=2))
+    page = folder / "report.html"
+    page.write_text(render_html(results, summary))
+    return page
