@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import json
+import os
+import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -16,7 +20,10 @@ from obsq.csc.scriptqueue.blocks import block_folders, read_block
 
 from .conftest import REQUIRE_MOSQUITTO
 
-pytestmark = pytest.mark.system
+#: CI installs Chromium; elsewhere the browser check runs when it is there
+REQUIRE_CHROMIUM = os.environ.get("OBSQ_REQUIRE_CHROMIUM") == "1"
+
+pytestmark = [pytest.mark.system, pytest.mark.timeout(400)]  # each runs the whole weekly (~80-100 s)
 
 
 def planned_images() -> Counter[tuple[str, str, str, float]]:
@@ -56,3 +63,69 @@ def test_weekly_runs_every_block_and_takes_exactly_the_planned_images(tmp_path: 
     assert sum(taken.values()) == 205
     assert "all scripts DONE" in result.stdout
     assert "images 205/205" in result.stdout
+    results = summary["calibration"]
+    assert results["passed"], results["failures"][:5]
+    certified = {(m["type"], m["filter"]) for m in results["masters"] if m["certified"]}
+    assert certified >= {("bias", ""), ("dark", ""), ("flat", "SDSSr_65mm~empty_1"), ("flat", "empty_1~SDSSy_65mm")}
+    assert set(results["verification"]) == {"counts", "flat_level", "verify_bias", "verify_dark", "verify_flat"}
+    for amp in results["ptc"]["amps"].values():  # the simulator's truth is the nominal gain in the headers
+        assert abs(amp["gain_ratio"] - 1) <= 0.02
+    report = Path(summary["report"])
+    assert json.loads((report.parent / "results.json").read_text())["passed"]
+    if shutil.which("chromium") or REQUIRE_CHROMIUM:
+        loaded = images_loaded_in_chromium(report)
+        assert loaded["ptc"] == 1
+        assert loaded["previews"] == len(results["masters"])
+        assert loaded["broken"] == 0
+
+
+HARNESS = """<!doctype html><html><body><iframe id="r" src="REPORT" width="1200" height="900"></iframe>
+<pre id="out">pending</pre><script>
+document.getElementById("r").onload = () => {
+  const doc = document.getElementById("r").contentDocument, imgs = [...doc.images];
+  const ok = i => i.complete && i.naturalWidth > 0;
+  document.getElementById("out").textContent = JSON.stringify({
+    ptc: imgs.filter(i => i.id === "ptc-plot" && ok(i)).length,
+    previews: imgs.filter(i => i.classList.contains("preview") && ok(i)).length,
+    broken: imgs.filter(i => !ok(i)).length, title: doc.title});
+};
+</script></body></html>"""
+
+
+def images_loaded_in_chromium(report: Path) -> dict[str, int]:
+    """Open the report in headless Chromium and count the images it actually decoded."""
+    harness = report.parent / "harness.html"
+    harness.write_text(HARNESS.replace("REPORT", report.name))
+    result = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+         "--virtual-time-budget=10000", "--dump-dom", harness.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    match = re.search(r'<pre id="out">(.*?)</pre>', result.stdout, re.S)
+    assert match, result.stdout[-2000:]
+    return dict(json.loads(html.unescape(match.group(1))))
+
+
+def test_weekly_with_a_drifting_dome_fails_and_names_the_flats(tmp_path: Path) -> None:
+    if mosquitto_path() is None and not REQUIRE_MOSQUITTO:
+        pytest.skip("mosquitto not installed: obsq weekly would use the embedded broker")
+    result = subprocess.run(
+        [sys.executable, "-m", "obsq.csc.cli", "weekly", "--data", str(tmp_path), "--speed", "600",
+         "--inject", "dome-drift"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0, result.stdout[-3000:]
+    (run,) = tmp_path.glob("weekly-*")
+    summary = json.loads((run / "weekly-summary.json").read_text())
+    failures = summary["calibration"]["failures"]
+    level = [f for f in failures if f["name"] == "FLAT_LEVEL"]
+    assert level, failures
+    assert "misaligned" in level[0]["detail"]
+    # the SDSSr flat set stopped after its first kept flat, which count verification names
+    assert any(
+        f["name"] == "COUNT" and f["amp"].startswith("FLAT SDSSr") and "missing" in f["detail"] for f in failures
+    )
+    assert "FAILED flat_level FLAT_LEVEL" in result.stdout
+    # no master is made of the misaligned SDSSr flat, so none is certified
+    assert not [m for m in summary["calibration"]["masters"] if m["filter"].startswith("SDSSr")]
+    assert "calibration FAILED" in result.stdout

@@ -128,18 +128,20 @@ class MakeLatissCalibrations(BaseScript):
         for image_type, times, discard in self.plan:
             await self.checkpoint(f"Taking {len(times)} {PLURAL[image_type]}.")
             taken: list[str] = []
+            stopped = False  # by the flat-level check: such flats are not made into a master
             for exptime in times:
                 taken.append(await self.latiss.take_for(self, image_type, exptime))
                 done += 1
                 await self.progress(done, total)
                 first_kept = image_type == "FLAT" and len(taken) == discard + 1
                 if first_kept and self.ocps is not None and not await self._flat_level_ok(taken[-1]):
+                    stopped = True
                     break
                 if self.config["wait_between_exposures"]:
                     await self.clock.sleep(self.config["wait_between_exposures"])
             kept = [self.latiss.path_of(obsid) for obsid in taken[discard:]]
             await self.checkpoint(f"Images taken: {taken[discard:]}; type: {image_type}")
-            if kept and self.config["generate_calibrations"]:
+            if kept and not stopped and self.config["generate_calibrations"]:
                 background = asyncio.create_task(self._process(image_type, kept, after=background))
         await self.checkpoint("Data-taking part completed.")
         if background is not None:
