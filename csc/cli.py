@@ -28,6 +28,7 @@ from obsq.csc import __version__
 from obsq.csc.bus.brokers import EmbeddedBroker, MosquittoProcess, free_port, port_open
 from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.bus.url import DEFAULT_BROKER_URL, BrokerUrl
+from obsq.csc.calibcli import add_commands as add_calibration_commands
 from obsq.csc.clock import LoopClock, wait_for, wall_tai
 from obsq.csc.component import Ack, AckError, Remote
 from obsq.csc.compose import TELESCOPE, CompositionError, build_component, injections_for, parse_injections
@@ -736,7 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
     for add in (
         _add_weekly, _add_queue, _add_script, _add_broker, _add_csc, _add_up, _add_status, _add_cmd, _add_watch,
-        _add_bench, _add_demo,
+        _add_bench, _add_demo, add_calibration_commands,
     ):  # fmt: skip
         add(sub)
     return parser

@@ -136,3 +136,24 @@ def test_filter_expressions_are_checked() -> None:
         compile_filter("__import__('os')")
     with pytest.raises(RepositoryError, match=r"invalid syntax|was never closed"):
         compile_filter("type == (")
+
+
+def test_reduce_and_calib_commands(camera: Camera, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from obsq.csc.cli import main
+
+    for _ in range(4):
+        camera.take("BIAS", 0.0)
+    repo = str(tmp_path / "repo")
+    assert main(["reduce", "bias", str(camera.folder), "--repo", repo, "--verify"]) == 0
+    assert "verification passed" in capsys.readouterr().out
+    assert main(["reduce", "flat", str(camera.folder), "--repo", repo]) == 1
+    assert "no flat frames among 4 files" in capsys.readouterr().err
+    assert main(["calib", "--repo", repo, "certify", "1", "--begin", "61000", "--end", "60000"]) == 1
+    assert "end must be after begin" in capsys.readouterr().err
+    assert main(["calib", "--repo", repo, "certify", "1", "--begin", "61000", "--end", "62000"]) == 0
+    assert main(["calib", "--repo", repo, "list", "--filter-expr", "certified and type == 'bias'"]) == 0
+    assert "[61000.000, 62000.000)" in capsys.readouterr().out
+    assert main(["calib", "--repo", repo, "show", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert '"software": "obsq' in shown
+    assert '"action": "certify"' in shown
