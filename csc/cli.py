@@ -504,6 +504,22 @@ async def cmd_bench_bus(args: argparse.Namespace) -> int:
     return await run_bus_benchmark(args)
 
 
+def cmd_bench_combine(args: argparse.Namespace) -> int:
+    from obsq.csc.benchcombine import bench_combine
+
+    results = bench_combine(args.frames, args.size, args.dir, not args.no_ccdproc)
+    print(f"\n{args.frames} frames of {args.size}x{args.size}: seconds, peak GB, x floor, speed-up vs ccdproc")
+    for case, f in results["cases"].items():
+        if "seconds" in f:
+            speedup = f"{f['speedup_vs_ccdproc']:.1f}x" if "speedup_vs_ccdproc" in f else "-"
+            print(f"  {case:<8} {f['seconds']:8.2f} s {f['peak_gb']:6.2f} GB {f['x_floor']:6.2f} {speedup:>7}")
+        else:
+            print(f"  {case:<8} {f['error']}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
 def cmd_csc_list(args: argparse.Namespace) -> int:
     for name in interface_names():
         interface = load_interface(name)
@@ -633,6 +649,18 @@ def _add_bench(sub: Subparsers) -> None:
     )
     r.add_argument("--scripts", type=int, default=50, help="how many scripts (default %(default)s)")
     r.set_defaults(func=cmd_bench_queue)
+    c = what.add_parser(
+        "combine",
+        help="clipped-mean master of N frames from disk, vs ccdproc and the read-and-average floor",
+        description="Time and peak memory of the banded clipped mean (1 and 3 iterations) on N float32 frames, "
+        "against ccdproc.combine and a plain read-and-average of the same files, each in its own process.",
+    )
+    c.add_argument("--frames", type=int, default=20, help="how many frames (default %(default)s)")
+    c.add_argument("--size", type=int, default=4096, help="frame side in pixels (default %(default)s)")
+    c.add_argument("--dir", default=None, help="where the frames are written and kept (default: temporary folder)")
+    c.add_argument("--no-ccdproc", action="store_true", help="skip ccdproc (it needs ~8 GB at 4096x4096)")
+    c.add_argument("--json", dest="json_out", help="also write the results as JSON to this file")
+    c.set_defaults(func=cmd_bench_combine, sync=True)
     q.add_argument("--dir", default=None, help="where to write (default: the system temporary folder)")
     q.set_defaults(func=cmd_bench_fits)
 
