@@ -40,7 +40,7 @@ def make_frames(folder: Path, n: int, size: int) -> list[Path]:
         if not path.exists():
             data = rng.normal(1000.0, 8.0, (size, size)).astype(np.float32)
             hits = rng.integers(0, size, (2, size * size // 40_000))
-            data[hits[0], hits[1]] += rng.uniform(200, 20_000, hits.shape[1]).astype(np.float32)
+            data[hits[0], hits[1]] += np.asarray(rng.uniform(200, 20_000, hits.shape[1]), np.float32)
             header = fits.Header({"IMAGETYP": "BIAS", "EXPTIME": 0.0, "MJD-OBS": 61000.0 + i / 1440})
             fits.PrimaryHDU(data, header).writeto(path)
         paths.append(path)
