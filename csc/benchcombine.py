@@ -1,7 +1,7 @@
 """`obsq bench combine`: a clipped-mean master of N frames from FITS files, obsq against ccdproc.
 
-Every case runs in a fresh process (`python -m obsq.csc.benchcombine CASE FOLDER`), so its
-peak memory (ru_maxrss, interpreter and imports included) is its own. The cases, in one run on
+Every case runs in a fresh process (`python -m obsq.csc.benchcombine CASE FILES…`), so its
+peak memory (VmHWM, interpreter and imports included) is its own. The cases, in one run on
 the same files:
 
 - `floor`: read every file and average it, streaming (the read-and-average lower bound);
@@ -97,10 +97,18 @@ def bench_combine(n: int, size: int, folder: str | None, with_ccdproc: bool) -> 
     return results
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (VmHWM; ru_maxrss would carry the parent's over exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def main(argv: list[str]) -> int:
     case, *paths = argv
     seconds = run_case(case, [Path(p) for p in paths])
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    peak_gb = peak_rss_bytes() / 1e9
     print(json.dumps({"seconds": round(seconds, 3), "peak_gb": round(peak_gb, 3)}))
     return 0
 
