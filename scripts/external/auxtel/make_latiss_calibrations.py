@@ -149,8 +149,6 @@ class MakeLatissCalibrations(BaseScript):
             await background
         if self.ocps is not None:
             await self._count_check()
-        for line in self.results:
-            self.log.info("calibration_result", result=line)
 
     async def _check_reduction_service(self) -> None:
         """OCPS:1 must be ENABLED to process; without processing its checks are skipped if it is not."""
