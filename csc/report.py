@@ -18,6 +18,7 @@ import numpy as np
 from astropy.io import fits
 
 from obsq.csc.ocps.jobs import JobStore
+from obsq.csc.reduction.pipelines import summarise
 from obsq.csc.reduction.repository import Repository
 
 #: The PTC gain must be this close to the camera's nominal (the simulator's truth) per amplifier.
@@ -28,14 +29,10 @@ def collect(repo_dir: Path) -> dict[str, Any]:
     """Everything the repository and the job table say about the run."""
     repo = Repository(repo_dir)
     checks = repo.checks()
-    verification: dict[str, dict[str, dict[str, int]]] = {}
-    failures = []
-    for row in checks:
-        entry = verification.setdefault(row["kind"], {}).setdefault(row["name"], {"run": 0, "passed": 0})
-        entry["run"] += 1
-        entry["passed"] += row["passed"]
-        if not row["passed"]:
-            failures.append({k: row[k] for k in ("kind", "name", "amp", "exposure", "value", "limit_value", "detail")})
+    kinds = sorted({row["kind"] for row in checks})
+    verification = {kind: summarise([row for row in checks if row["kind"] == kind]) for kind in kinds}
+    fields = ("kind", "name", "amp", "exposure", "value", "limit_value", "detail")
+    failures = [{k: row[k] for k in fields} for row in checks if not row["passed"]]
     masters = [
         {"id": p.id, "type": p.type, "filter": p.filter, "version": p.version, "n_inputs": len(p.inputs),
          "verified": p.verified, "certified": p.certified, "path": str(repo.path_of(p)),

@@ -7,11 +7,10 @@ and sequence numbers are unique per observing day, also across restarts of the c
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from obsq.csc import sqlite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS acquired_images (
@@ -70,22 +69,10 @@ class AcquiredImages:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+        sqlite.create(path, SCHEMA)
 
     def next_seqnum(self, dayobs: int) -> int:
-        with self._connect() as db:
+        with sqlite.transaction(self.path) as db:
             (last,) = db.execute(
                 "SELECT COALESCE(MAX(seqnum), 0) FROM acquired_images WHERE dayobs = ?", (dayobs,)
             ).fetchone()
@@ -93,7 +80,7 @@ class AcquiredImages:
 
     def record(self, image: AcquiredImage) -> None:
         placeholders = ", ".join("?" for _ in _COLUMNS)
-        with self._connect() as db:
+        with sqlite.transaction(self.path) as db:
             db.execute(
                 f"INSERT INTO acquired_images ({', '.join(_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
                 tuple(asdict(image).values()),
@@ -105,7 +92,7 @@ class AcquiredImages:
         if unknown:
             raise ValueError(f"unknown registry columns: {', '.join(sorted(unknown))}")
         clause = " AND ".join(f"{column} = ?" for column in where) or "1"
-        with self._connect() as db:
+        with sqlite.transaction(self.path) as db:
             rows = db.execute(
                 f"SELECT {', '.join(_COLUMNS)} FROM acquired_images WHERE {clause} ORDER BY dayobs, seqnum",  # noqa: S608
                 tuple(where.values()),

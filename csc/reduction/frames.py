@@ -19,7 +19,7 @@ import math
 import os
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,6 @@ class Frame:
     mjd: float
     signature: dict[str, Any]
     planes: tuple[Plane, ...]
-    header: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def plane(self, name: str) -> Plane:
         for plane in self.planes:
@@ -235,9 +234,8 @@ def open_frame(path: str | os.PathLike[str], *, imgtype: str | None = None) -> F
             signature[word.lower()] = value
     if temperature is not None:
         signature["temperature_band"] = TEMPERATURE_BAND_C * round(temperature / TEMPERATURE_BAND_C)
-    interesting = {k: primary[k] for k in primary if k not in ("COMMENT", "HISTORY", "")}
     return Frame(path, kind, float(exptime), float(darktime or 0.0), filter_, _mjd(path, primary), signature,
-                 tuple(planes), interesting)  # fmt: skip
+                 tuple(planes))  # fmt: skip
 
 
 def signature_key(signature: dict[str, Any], *, with_filter: str | None = None) -> str:

@@ -92,17 +92,19 @@ def group_frames(frames: Sequence[Frame], window_hours: float) -> list[list[Fram
     return groups
 
 
+def _overscan(raw: Array, plane: Plane) -> float:
+    return float(np.median(raw[plane.overscan])) if plane.overscan is not None else 0.0
+
+
 def overscan_level(frame: Frame, plane: Plane) -> float:
-    if plane.overscan is None:
-        return 0.0
-    raw = frame.read(plane)
-    return float(np.median(raw[plane.overscan]))
+    """The median of an amplifier's serial overscan (0 for an image without one)."""
+    return _overscan(frame.read(plane), plane) if plane.overscan is not None else 0.0
 
 
 def corrected_plane(frame: Frame, plane: Plane, masters: dict[str, dict[str, Array]]) -> Array:
     """Overscan, trim, bias, dark (scaled by dark time) and flat, as far as masters are given."""
     raw = frame.read(plane)
-    image = raw[plane.data] - np.float32(overscan_level(frame, plane))
+    image = raw[plane.data] - np.float32(_overscan(raw, plane))
     if "bias" in masters:
         image -= masters["bias"][plane.name]
     if "dark" in masters:
@@ -150,16 +152,11 @@ def _stats(data: Array) -> dict[str, float]:
     }
 
 
-def _frame_scale(frame: Frame, corrections: dict[str, Corrections], offsets: dict[str, float]) -> float:
-    """A flat's clipped mean over all amplifiers after bias (and dark) removal."""
+def _frame_scale(frame: Frame, masters: dict[str, dict[str, Array]]) -> float:
+    """1 / a flat's clipped mean over all amplifiers after bias (and dark) removal."""
     samples = []
     for plane in frame.planes:
-        image = frame.read(plane)[plane.data] - np.float32(offsets[plane.name])
-        fix = corrections[plane.name]
-        if fix.bias is not None:
-            image -= fix.bias
-        if fix.dark_per_s is not None:
-            image -= fix.dark_per_s * np.float32(frame.darktime)
+        image = corrected_plane(frame, plane, masters)
         samples.append(image.ravel()[:: max(1, image.size // 250_000)])
     mean, _ = clipped_stats(np.concatenate(samples))
     if not mean > 0:
@@ -231,48 +228,33 @@ def build_master(repo: Repository, config: dict[str, Any], progress: Progress = 
         "iterations": int(config.get("iterations", 3)),
     }
     saturation = config.get("saturation")
-    planes: dict[str, Any] = {}
+    if type_ == "dark":
+        for frame in frames:
+            if frame.darktime <= 0:
+                raise PipelineError(f"{frame.path}: a dark with dark time {frame.darktime} s cannot be scaled to ADU/s")
+    scales = {f.path: _frame_scale(f, masters) for f in frames} if type_ == "flat" else {}
     stats: dict[str, Any] = {"amps": {}}
+    products: dict[str, Array] = {}
+    rejected = 0
     total = len(first.planes)
     for index, plane in enumerate(first.planes):
-        offsets = {f.path: overscan_level(f, f.plane(plane.name)) for f in frames}
         fix = Corrections(
             bias=masters.get("bias", {}).get(plane.name),
             dark_per_s=masters.get("dark", {}).get(plane.name),
             saturation=float(saturation) if saturation is not None else None,
         )
-        planes[plane.name] = (fix, offsets)
-        progress(f"{type_} amplifier {plane.name}", index, total)
-    scales: dict[Path, float] = {}
-    if type_ == "flat":
-        for frame in frames:
-            scales[frame.path] = _frame_scale(
-                frame,
-                {name: fix for name, (fix, _) in planes.items()},
-                {name: offsets[frame.path] for name, (_, offsets) in planes.items()},
-            )
-    products: dict[str, Array] = {}
-    rejected = 0
-    for index, plane in enumerate(first.planes):
-        fix, offsets = planes[plane.name]
         inputs = [
             Input(
                 f,
                 f.plane(plane.name),
-                offset=offsets[f.path],
-                scale=scales.get(f.path, 1.0 / f.darktime if type_ == "dark" and f.darktime > 0 else 1.0),
+                offset=overscan_level(f, f.plane(plane.name)),
+                scale=scales.get(f.path, 1.0 / f.darktime if type_ == "dark" else 1.0),
                 darktime=f.darktime,
             )
             for f in frames
         ]
-        if type_ == "dark" and any(f.darktime <= 0 for f in frames):
-            bad = next(f for f in frames if f.darktime <= 0)
-            raise PipelineError(f"{bad.path}: a dark with dark time {bad.darktime} s cannot be scaled to ADU/s")
         result = combine_plane(
-            inputs,
-            fix,
-            **options,
-            progress=_band_progress(progress, f"{type_} {plane.name}", index, total),
+            inputs, fix, **options, progress=_band_progress(progress, f"{type_} {plane.name}", index, total)
         )
         products[plane.name] = result.data
         rejected += result.n_rejected

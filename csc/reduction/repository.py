@@ -21,12 +21,13 @@ import datetime
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from obsq.csc import sqlite
 from obsq.csc.reduction.frames import safe_name, signature_key
 
 PRODUCT_TYPES = ("bias", "dark", "flat", "ptc")
@@ -124,18 +125,10 @@ class SqliteRegistry:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        with self.connect() as db:
-            db.executescript(SCHEMA)
+        sqlite.create(path, SCHEMA)
 
-    @contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30.0)
-        db.row_factory = sqlite3.Row
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+    def connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlite.transaction(self.path, named_rows=True)
 
 
 class Repository:

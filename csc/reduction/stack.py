@@ -153,7 +153,8 @@ def combine_band(
         if invalid
         else list(rows)
     )
-    s = sort_stack([np.array(r, np.float32, copy=True) for r in work])
+    # the sort reuses its arrays: copy the caller's rows (the masked ones are fresh already)
+    s = sort_stack(work if invalid else [np.array(r, np.float32, copy=True) for r in work])
     with np.errstate(invalid="ignore"):  # inf - inf where a masked value sits; those pixels are redone below
         median, mad = _median_mad_sorted(s)
     total = np.zeros(shape, np.float64)

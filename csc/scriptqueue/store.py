@@ -7,10 +7,10 @@ ran), the one that was running is recorded as lost (never silently re-run), hist
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import deque
 from pathlib import Path
 
+from obsq.csc import sqlite
 from obsq.csc.scriptqueue.model import MAX_HISTORY, QueueItem, QueueModel
 
 SCHEMA = """
@@ -24,13 +24,7 @@ class QueueStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
+        sqlite.create(path, SCHEMA)
 
     def save(self, model: QueueModel) -> None:
         rows = [("queue", i, json.dumps(item.to_json())) for i, item in enumerate(model.queue)]
@@ -38,25 +32,18 @@ class QueueStore:
             rows.append(("current", 0, json.dumps(model.current.to_json())))
         rows += [("history", i, json.dumps(item.to_json())) for i, item in enumerate(model.history)]
         meta = {"running": model.running, "next_index": model.next_index, "token": model.token}
-        db = self._db()
-        try:
-            with db:
-                db.execute("DELETE FROM items")
-                db.executemany("INSERT INTO items (area, position, item) VALUES (?, ?, ?)", rows)
-                db.executemany(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                    [(k, json.dumps(v)) for k, v in meta.items()],
-                )
-        finally:
-            db.close()
+        with sqlite.transaction(self.path) as db:
+            db.execute("DELETE FROM items")
+            db.executemany("INSERT INTO items (area, position, item) VALUES (?, ?, ?)", rows)
+            db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in meta.items()],
+            )
 
     def load(self, first_index: int) -> QueueModel:
-        db = self._db()
-        try:
+        with sqlite.transaction(self.path) as db:
             meta = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
             rows = db.execute("SELECT area, item FROM items ORDER BY area, position").fetchall()
-        finally:
-            db.close()
         model = QueueModel(first_index=first_index, next_index=meta.get("next_index", 0), token=meta.get("token", 0))
         model.running = meta.get("running", True)
         model.history = deque(maxlen=MAX_HISTORY)
