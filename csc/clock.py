@@ -186,10 +186,23 @@ class ManualClock:
         while self._sleepers and self._sleepers[0][2].done():
             heapq.heappop(self._sleepers)
 
-    async def settle(self, rounds: int = 20) -> None:
-        """Let ready tasks run (a few loop iterations) without moving time."""
-        for _ in range(rounds):
+    async def settle(self, max_rounds: int = 1000) -> None:
+        """Let ready tasks run, without moving time, until the loop has nothing left to run.
+
+        Idle means the loop's run queue stayed empty for two iterations in a row; work waiting
+        on a thread or a socket is not seen (unit tests use the memory bus and in-memory stores).
+        """
+        ready = getattr(asyncio.get_running_loop(), "_ready", None)  # CPython's run queue (a deque)
+        if ready is None:  # a loop that does not show its run queue: a fixed number of rounds
+            for _ in range(min(max_rounds, 20)):
+                await asyncio.sleep(0)
+            return
+        idle = 0
+        for _ in range(max_rounds):
             await asyncio.sleep(0)
+            idle = idle + 1 if not ready else 0
+            if idle >= 2:
+                return
 
     async def advance(self, seconds: float) -> None:
         """Move time forward by `seconds`, waking each sleeper at its own deadline in order."""

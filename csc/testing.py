@@ -38,7 +38,7 @@ async def wait_state(remote: Remote, state: State, timeout_s: float = 5.0) -> No
     loop_clock = LoopClock()
 
     async def poll() -> None:
-        while (reader.get() or {}).get("summaryState") != int(state):
+        while reader.get().get("summaryState") != int(state):
             await reader.next(flush=False, timeout_s=timeout_s)
 
     await wait_for(loop_clock, poll(), timeout_s)

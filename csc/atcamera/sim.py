@@ -51,13 +51,13 @@ class BusObservatory:
             await remote.close()
 
     def snapshot(self, now_tai: float) -> ObservatoryState:
-        lamp = self.remotes["ATWhiteLight"].event("lampState").get() or {}
-        shutter = self.remotes["ATWhiteLight"].event("shutterState").get() or {}
+        lamp = self.remotes["ATWhiteLight"].event("lampState").get()
+        shutter = self.remotes["ATWhiteLight"].event("shutterState").get()
         spectrograph = self.remotes["ATSpectrograph"]
-        filter_ = spectrograph.event("reportedFilterPosition").get() or {}
-        disperser = spectrograph.event("reportedDisperserPosition").get() or {}
-        dome = self.remotes["ATDome"].event("simulationTruth").get() or {}
-        mount = self.remotes["ATMCS"].event("mountPosition").get() or {}
+        filter_ = spectrograph.event("reportedFilterPosition").get()
+        disperser = spectrograph.event("reportedDisperserPosition").get()
+        dome = self.remotes["ATDome"].event("simulationTruth").get()
+        mount = self.remotes["ATMCS"].event("mountPosition").get()
         return ObservatoryState(
             now_tai=now_tai,
             lamp_basic_state=lamp.get("basicState"),

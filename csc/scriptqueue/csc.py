@@ -205,7 +205,7 @@ class ScriptQueueCsc(BaseCsc):
         # its reports came before the item was in the model: record where it stands
         item.script_state = ScriptState.CONFIGURED
         item.process_state = ProcessState.CONFIGURED
-        metadata = remote.event("metadata").get() or {}
+        metadata = remote.event("metadata").get()
         item.duration_s, item.total = metadata.get("duration", 0.0), metadata.get("nimages", 0)
 
     async def _wait_listening(self, remote: Remote, process: asyncio.subprocess.Process) -> None:

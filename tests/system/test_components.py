@@ -53,7 +53,7 @@ async def component(url: str, root: str, tmp_path: Path, *extra: str) -> AsyncIt
 async def wait_alive(remote: Remote, timeout_s: float = 20.0) -> None:
     async def poll() -> None:
         reader = remote.event("liveness")
-        while (reader.get() or {}).get("alive") is not True:
+        while (reader.get()).get("alive") is not True:
             await reader.next(flush=False, timeout_s=timeout_s)
 
     await wait_for(CLOCK, poll(), timeout_s)

@@ -115,5 +115,5 @@ async def test_jobs_survive_a_restart(tmp_path: Path, detector: DetectorModel) -
         assert result["exit_code"] == 0
         ack = await rig.remote.command("showJob", {"job_id": done.id})
         assert ack.result == "DONE"
-        assert rig.remote.event("job_result").get()["job_id"] == done.id  # type: ignore[index]
+        assert rig.remote.event("job_result").get()["job_id"] == done.id
     assert store.get(interrupted.id).attempts == 2

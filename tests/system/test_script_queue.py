@@ -45,11 +45,11 @@ class QueueRig:
         return int(ack.result)
 
     def items(self) -> dict[int, dict[str, Any]]:
-        queue = self.remote.event("queue").get() or {}
+        queue = self.remote.event("queue").get()
         return {i["index"]: i for i in json.loads(queue.get("items") or "[]")}
 
     def order(self) -> list[int]:
-        return list((self.remote.event("queue").get() or {}).get("salIndices", []))
+        return list((self.remote.event("queue").get()).get("salIndices", []))
 
     async def until(self, predicate: Any, timeout_s: float = 20) -> None:
         await time_until(predicate, timeout_s)
@@ -94,7 +94,7 @@ async def test_runs_in_order_with_locations_move_and_requeue(queue: QueueRig) ->
     e = int(ack.result)
     await queue.remote.command("resume")
     await queue.until(lambda: all(queue.items().get(i, {}).get("state") == "DONE" for i in (a, b, c, d, e)))
-    history = (queue.remote.event("queue").get() or {})["pastSalIndices"]
+    history = (queue.remote.event("queue").get())["pastSalIndices"]
     assert history[:5] == [e, c, d, b, a]  # newest first: they ran in queue order
     assert queue.items()[e]["requeuedFrom"] == d
 
@@ -104,7 +104,7 @@ async def test_failing_script_pauses_and_stays_for_inspection(queue: QueueRig) -
     good = await queue.add("wait_time: 0.1")
     await queue.until(lambda: queue.items().get(bad, {}).get("state") == "FAILED")
     await queue.until(lambda: queue.items()[bad]["area"] == "current")
-    queue_event = queue.remote.event("queue").get() or {}
+    queue_event = queue.remote.event("queue").get()
     assert queue_event["running"] is False
     assert queue.items()[bad]["reason"] == "failed on purpose (fail_run)"
     assert queue.items()[good]["area"] == "queue"
@@ -128,7 +128,7 @@ async def test_stop_queued_stop_running_and_terminate_a_hung_script(queue: Queue
     assert queue.items()[queued]["process"] == "TERMINATED"
     await queue.remote.command("stopScripts", {"salIndices": [running]}, timeout_s=30)
     await queue.until(lambda: queue.items()[running]["state"] == "STOPPED")
-    assert (queue.remote.event("queue").get() or {})["running"] is True  # a stop does not pause
+    assert (queue.remote.event("queue").get())["running"] is True  # a stop does not pause
     hung = await queue.add("wait_time: 1000")
     await queue.until(lambda: queue.items().get(hung, {}).get("area") == "current")
     await queue.remote.command("stopScripts", {"salIndices": [hung], "terminate": True}, timeout_s=30)
@@ -148,7 +148,7 @@ async def test_restart_recovers_queue_and_history_and_never_reruns(
     try:
         async with Remote(bus, "ScriptQueue:2", clock=CLOCK, root=root) as remote:
             rig = QueueRig(None, remote, root, tmp_path)  # type: ignore[arg-type]
-            await time_until(lambda: (remote.event("summaryState").get() or {}).get("summaryState") == 2, 30)
+            await time_until(lambda: (remote.event("summaryState").get()).get("summaryState") == 2, 30)
             first = await rig.add("wait_time: 0.1")
             long = await rig.add("wait_time: 1000")
             after = await rig.add("wait_time: 0.1")

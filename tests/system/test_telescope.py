@@ -133,7 +133,7 @@ async def test_lamp_warm_up_flats_and_a_misaligned_dome(telescope: Telescope, ro
             lit = perf_counter()
             assert "COMPLETE lamp on at 900 W" in out
             state = lamp.event("lampState")
-            await time_until(lambda: (state.get() or {}).get("basicState") == 2, 10)  # ON
+            await time_until(lambda: (state.get()).get("basicState") == 2, 10)  # ON
             warmup_real_s = perf_counter() - lit
     finally:
         await bus.close()

@@ -52,7 +52,7 @@ async def rig(tmp_path: Path, observatory: StaticObservatory) -> AsyncIterator[R
 
 
 def last_file(rig: Rig) -> Path:
-    url = rig.remote.event("largeFileObjectAvailable").get()["url"]  # type: ignore[index]
+    url = rig.remote.event("largeFileObjectAvailable").get()["url"]
     return Path(url.removeprefix("file://"))
 
 

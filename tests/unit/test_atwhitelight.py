@@ -27,7 +27,7 @@ async def rig() -> AsyncIterator[Rig]:
 
 
 def lamp(rig: Rig) -> LampBasicState:
-    return LampBasicState(rig.remote.event("lampState").get()["basicState"])  # type: ignore[index]
+    return LampBasicState(rig.remote.event("lampState").get()["basicState"])
 
 
 async def lamp_on(rig: Rig) -> None:
@@ -146,7 +146,7 @@ async def test_lamp_that_never_strikes_faults(rig: Rig) -> None:
     with pytest.raises(AckError, match="did not strike in 3 attempts"):
         await rig.command("turnLampOn")
     assert rig.csc.summary_state == State.FAULT
-    assert rig.remote.event("errorCode").get()["errorCode"] == ErrorCode.LAMP_UNEXPECTEDLY_OFF  # type: ignore[index]
+    assert rig.remote.event("errorCode").get()["errorCode"] == ErrorCode.LAMP_UNEXPECTEDLY_OFF
 
 
 async def test_chiller_alarm_faults_and_forces_lamp_off(rig: Rig) -> None:
@@ -155,7 +155,7 @@ async def test_chiller_alarm_faults_and_forces_lamp_off(rig: Rig) -> None:
     rig.csc.driver.raise_chiller_alarm(4)
     await rig.clock.advance(1)
     assert rig.csc.summary_state == State.FAULT
-    assert rig.remote.event("errorCode").get()["errorCode"] == ErrorCode.CHILLER_ERROR  # type: ignore[index]
+    assert rig.remote.event("errorCode").get()["errorCode"] == ErrorCode.CHILLER_ERROR
     assert not rig.csc.rules.commanded_on
     assert lamp(rig) == LampBasicState.COOLDOWN
     with pytest.raises(AckError, match="cooling down"):
@@ -172,7 +172,7 @@ async def test_stuck_lamp_faults_when_turned_off(rig: Rig) -> None:
     rig.csc.driver.stick_lamp_on()
     with pytest.raises(AckError, match="still gives light"):
         await rig.command("turnLampOff")
-    assert rig.remote.event("errorCode").get()["errorCode"] == ErrorCode.LAMP_UNEXPECTEDLY_ON  # type: ignore[index]
+    assert rig.remote.event("errorCode").get()["errorCode"] == ErrorCode.LAMP_UNEXPECTEDLY_ON
 
 
 async def test_chiller_converges_to_set_point(rig: Rig) -> None:
@@ -195,6 +195,6 @@ async def test_shutter_moves(rig: Rig) -> None:
     await rig.enable()
     ack = await rig.command("openShutter")
     assert ack.result == "shutter open"
-    assert rig.remote.event("shutterState").get()["actualState"] == ShutterState.OPEN  # type: ignore[index]
+    assert rig.remote.event("shutterState").get()["actualState"] == ShutterState.OPEN
     await rig.command("closeShutter")
-    assert rig.remote.event("shutterState").get()["actualState"] == ShutterState.CLOSED  # type: ignore[index]
+    assert rig.remote.event("shutterState").get()["actualState"] == ShutterState.CLOSED

@@ -54,20 +54,17 @@ def test_loop_clock_refuses_bad_speed() -> None:
 
 async def test_a_fast_clock_never_times_a_command_out_in_less_than_the_real_floor() -> None:
     from obsq.csc.bus import MemoryBroker
-    from obsq.csc.clock import perf_counter
-    from obsq.csc.component import MIN_SCALED_TIMEOUT_S, Remote
+    from obsq.csc.component import Remote
 
     broker = MemoryBroker()
     bus = broker.client()
     await bus.start()
     clock = LoopClock(speed=1e6)  # 2 s of simulated time would be 2 us of real time
     async with Remote(bus, "Test:1", clock=clock, root="floor") as remote:
-        t0 = perf_counter()
         task = asyncio.create_task(remote.command("enable", timeout_s=2))
         await asyncio.sleep(0.05)
         assert not task.done()  # still waiting: the floor, not 2 us
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert perf_counter() - t0 < MIN_SCALED_TIMEOUT_S
     await bus.close()

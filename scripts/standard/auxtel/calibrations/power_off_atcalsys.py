@@ -30,7 +30,7 @@ class PowerOffATCalSys(BaseScript):
         await self.checkpoint("Waiting for lamp to cool down")
         state = self.lamp.event("lampState")
         start = self.clock.monotonic()
-        while (state.get() or {}).get("basicState") != LAMP_OFF:
+        while state.get().get("basicState") != LAMP_OFF:
             remaining = TIMEOUT_LAMP_COOL_DOWN_S - (self.clock.monotonic() - start)
             try:
                 await state.next(flush=False, timeout_s=max(0.0, remaining))

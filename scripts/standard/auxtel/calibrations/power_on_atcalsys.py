@@ -77,7 +77,7 @@ class PowerOnATCalSys(BaseScript):
     async def _wait_lamp_on(self) -> None:
         state = self.lamp.event("lampState")
         start = self.clock.monotonic()
-        while (state.get() or {}).get("basicState") != LAMP_ON:
+        while state.get().get("basicState") != LAMP_ON:
             remaining = TIMEOUT_LAMP_WARM_UP_S - (self.clock.monotonic() - start)
             try:
                 await state.next(flush=False, timeout_s=max(0.0, remaining))

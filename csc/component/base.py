@@ -1,0 +1,346 @@
+"""BaseComponent: anything on the bus that takes commands — commands and acks, events, heartbeat, logs.
+
+A component receives a command, decodes and validates it, runs its registered handler, and
+acknowledges it; it publishes retained events, a heartbeat each second and its log. The
+summary-state machine (BaseCsc, `csc.py`) and scripts (BaseScript) build on it; the client
+side is `remote.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from obsq.csc import __version__
+from obsq.csc.bus.base import Bus, Message
+from obsq.csc.clock import Clock
+from obsq.csc.component.stamp import Stamper
+from obsq.csc.core.acks import AckCode
+from obsq.csc.core.codec import MAX_PAYLOAD_BYTES, decode
+from obsq.csc.core.errors import (
+    BusDisconnectedError,
+    DecodeError,
+    ExpectedError,
+    ObsqError,
+)
+from obsq.csc.core.interface import ComponentInterface, with_defaults
+from obsq.csc.core.topics import DEFAULT_ROOT, ComponentId, Topic, TopicKind, component_filter
+from obsq.csc.interfaces import load_interface
+from obsq.csc.logs import format_message, make_component_logger
+
+HEARTBEAT_INTERVAL_S = 1.0
+#: How many recent commands a component remembers to recognise a duplicate delivery.
+_SEEN_COMMANDS = 4096
+_LOG_BUFFER = 100
+
+
+@dataclass
+class Command:
+    """One command being executed by a component."""
+
+    name: str
+    data: dict[str, Any]
+    seq_num: int
+    identity: str
+    origin: int
+    _send_ack: Callable[[Command, AckCode, str, float], Awaitable[None]] = field(repr=False)
+
+    async def in_progress(self, timeout_s: float, result: str = "") -> None:
+        """Send INPROGRESS: the caller extends its deadline to `timeout_s` from now."""
+        await self._send_ack(self, AckCode.INPROGRESS, result, timeout_s)
+
+
+CommandHandler = Callable[[Command], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """How a component runs one command: its handler, and whether it needs ENABLED or may overlap."""
+
+    handler: CommandHandler
+    require_enabled: bool
+    concurrent: bool
+
+
+class BaseComponent:
+    """Anything on the bus that takes commands: commands and acks, events, heartbeat, logs.
+
+    Components (BaseCsc) and scripts (BaseScript) build on it. Subclasses register their
+    commands with `register_command`; `command_allowed` lets them refuse commands by state.
+    """
+
+    version: str = __version__
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        bus: Bus,
+        clock: Clock,
+        index: int = 0,
+        root: str = DEFAULT_ROOT,
+        log_level: int = logging.INFO,
+        interface: ComponentInterface | None = None,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+    ) -> None:
+        self.interface = interface or load_interface(name)
+        if self.interface.indexed and index == 0:
+            raise ValueError(f"{name} is indexed: give an index > 0")
+        self.id = ComponentId(name, index)
+        self.root = root
+        self.bus = bus
+        self.clock = clock
+        self._stamper = Stamper(clock, str(self.id), max_payload_bytes)
+        self._log_level = log_level
+        self.log = make_component_logger(str(self.id), level=lambda: self._log_level, sink=self._log_sink)
+        self._commands: dict[str, CommandSpec] = {}
+        self._command_locks: dict[str, asyncio.Lock] = {}
+        self._seen: OrderedDict[tuple[str, int, int], None] = OrderedDict()
+        self._events: dict[str, dict[str, Any]] = {}
+        self._topic_cache: dict[tuple[TopicKind, str], str] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tg: asyncio.TaskGroup | None = None
+        self._log_queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=_LOG_BUFFER)
+        self._closing = asyncio.Event()
+        self._close_after_ack = False
+        self._runner: asyncio.Task[None] | None = None
+        self.started = asyncio.Event()
+        self.done = asyncio.Event()
+        self.register_command("setLogLevel", self._do_set_log_level, require_enabled=False, concurrent=True)
+        bus.set_will(
+            Message(
+                self._topic(TopicKind.EVENT, "liveness"),
+                self._liveness_payload(False, "connection lost"),
+                1,
+                True,
+            )
+        )
+
+    # -- public API ---------------------------------------------------------------------
+
+    @property
+    def identity(self) -> str:
+        return str(self.id)
+
+    def register_command(
+        self, name: str, handler: CommandHandler, *, require_enabled: bool = True, concurrent: bool = False
+    ) -> None:
+        """Bind a handler to a command of the interface (every command needs exactly one).
+
+        `require_enabled` commands pass `command_allowed` first; `concurrent` ones may overlap.
+        """
+        self.interface.get(TopicKind.COMMAND, name)
+        self._commands[name] = CommandSpec(handler, require_enabled, concurrent)
+        self._command_locks[name] = asyncio.Lock()
+
+    def command_allowed(self, name: str) -> None:
+        """Raise ExpectedError if command `name` may not run now (CSCs: unless ENABLED)."""
+
+    async def publish_event(self, name: str, data: Mapping[str, Any], *, force: bool = False) -> None:
+        """Publish a retained event; unchanged data is not re-sent unless `force`."""
+        payload = dict(data)
+        if not force and self._events.get(name) == payload:
+            return
+        self.interface.validate(TopicKind.EVENT, name, payload)
+        self._events[name] = payload
+        with contextlib.suppress(BusDisconnectedError):
+            await self.bus.publish(
+                self._topic(TopicKind.EVENT, name), self._stamper.encode(payload), qos=1, retain=True
+            )
+
+    async def publish_telemetry(self, name: str, data: Mapping[str, Any]) -> None:
+        """Publish a telemetry sample (QoS 0, not retained)."""
+        payload = dict(data)
+        self.interface.validate(TopicKind.TELEMETRY, name, payload)
+        with contextlib.suppress(BusDisconnectedError):
+            await self.bus.publish(self._topic(TopicKind.TELEMETRY, name), self._stamper.encode(payload), qos=0)
+
+    def create_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run `coro` in this component's task group, named `{identity}.{name}`."""
+        if self._tg is None:
+            raise RuntimeError(f"{self.id} is not running")
+        task: asyncio.Task[Any] = self._tg.create_task(coro, name=f"{self.id}.{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- running ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until `close()`; the bus must already be started."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                self.bus.add_connection_listener(self._on_connection)
+                await self.bus.subscribe(component_filter(self.root, self.id, TopicKind.COMMAND), self._on_command)
+                await self._publish_initial_events()
+                self.create_task(self._heartbeat_loop(), "heartbeat")
+                self.create_task(self._log_pump(), "logMessage")
+                await self._on_started()
+                self.started.set()
+                await self._closing.wait()
+                await self._publish_goodbye()
+                for task in list(self._tasks):
+                    task.cancel()
+        finally:
+            self._tg = None
+            self.done.set()
+
+    def close(self) -> None:
+        """Ask `run()` to finish (safe to call from a signal handler or a command)."""
+        self._closing.set()
+
+    async def __aenter__(self) -> Self:
+        self._runner = asyncio.create_task(self.run(), name=f"{self.id}.run")
+        started = asyncio.create_task(self.started.wait())
+        await asyncio.wait({self._runner, started}, return_when=asyncio.FIRST_COMPLETED)
+        if self._runner.done():
+            started.cancel()
+            self._runner.result()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+        if self._runner is not None:
+            await self._runner
+
+    async def _on_started(self) -> None:
+        """Runs once the component serves commands, before `started` is set."""
+
+    # -- internals: events --------------------------------------------------------------
+
+    def _topic(self, kind: TopicKind, name: str = "") -> str:
+        key = (kind, name)
+        topic = self._topic_cache.get(key)
+        if topic is None:
+            topic = self._topic_cache[key] = str(Topic(self.root, self.id, kind, name))
+        return topic
+
+    def _liveness_payload(self, alive: bool, reason: str) -> bytes:
+        return self._stamper.encode({"alive": alive, "reason": reason})
+
+    async def _publish_initial_events(self) -> None:
+        await self.publish_event("liveness", {"alive": True, "reason": "running"}, force=True)
+        await self.publish_event(
+            "softwareVersions",
+            {
+                "salVersion": "",
+                "xmlVersion": "",
+                "cscVersion": self.version,
+                "subsystemVersions": f"obsq={__version__}",
+            },
+        )
+        await self.publish_event("logLevel", {"level": self._log_level, "subsystem": ""})
+
+    async def _publish_goodbye(self) -> None:
+        with contextlib.suppress(BusDisconnectedError):
+            await self.publish_event("liveness", {"alive": False, "reason": "exited"}, force=True)
+
+    def _on_connection(self, connected: bool) -> None:
+        if connected and self.started.is_set() and self._tg is not None:
+            self.create_task(self._republish(), "republish")
+
+    async def _republish(self) -> None:
+        """After a reconnect the broker may have lost our retained state: send it again."""
+        self._events["liveness"] = {"alive": True, "reason": "running"}
+        for name, data in list(self._events.items()):
+            await self.publish_event(name, data, force=True)
+        self.log.info("reconnected", republished=len(self._events))
+
+    async def _heartbeat_loop(self) -> None:
+        clock = self.clock.unscaled()
+        while True:
+            await self.publish_event("heartbeat", {"heartbeat": True}, force=True)
+            await clock.sleep(HEARTBEAT_INTERVAL_S)
+
+    def _log_sink(self, level: int, event: dict[str, Any]) -> None:
+        record = {
+            "name": str(self.id),
+            "level": level,
+            "message": format_message(event),
+            "traceback": str(event.get("exception", "")),
+            "process": os.getpid(),
+            "timestamp": self.clock.unscaled().tai(),
+        }
+        if self._log_queue.full():
+            self._log_queue.get_nowait()
+        self._log_queue.put_nowait(record)
+
+    async def _log_pump(self) -> None:
+        while True:
+            record = await self._log_queue.get()
+            await self.publish_event("logMessage", record, force=True)
+
+    # -- internals: commands ------------------------------------------------------------
+
+    def _on_command(self, message: Message) -> None:
+        name = message.topic.rpartition("/")[2]  # the filter is {root}/{C}/{i}/cmd/+
+        try:
+            envelope = decode(message.payload, self._stamper.max_bytes)
+        except DecodeError as exc:
+            self.log.warning("command_dropped", topic=message.topic, reason=str(exc))
+            return
+        key = (envelope.identity, envelope.origin, envelope.seq_num)
+        if key in self._seen:
+            self.log.warning(
+                "duplicate_command_ignored", command=name, identity=envelope.identity, seq=envelope.seq_num
+            )
+            return
+        self._seen[key] = None
+        if len(self._seen) > _SEEN_COMMANDS:
+            self._seen.popitem(last=False)
+        command = Command(name, envelope.data, envelope.seq_num, envelope.identity, envelope.origin, self._send_ack)
+        self.create_task(self._execute(command), f"cmd.{name}.{envelope.seq_num}")
+
+    async def _execute(self, command: Command) -> None:
+        try:
+            spec = self._commands.get(command.name)
+            if spec is None:
+                self.interface.get(TopicKind.COMMAND, command.name)  # names the unknown command
+                raise ExpectedError(f"{self.id} has no handler for command {command.name!r}")
+            self.interface.validate(TopicKind.COMMAND, command.name, command.data)
+            command.data = with_defaults(self.interface.get(TopicKind.COMMAND, command.name).schema, command.data)
+            lock = contextlib.nullcontext() if spec.concurrent else self._command_locks[command.name]
+            async with lock:
+                if spec.require_enabled:
+                    self.command_allowed(command.name)
+                result = await spec.handler(command)
+            await self._send_ack(command, AckCode.COMPLETE, result or "Done")
+            if self._close_after_ack:
+                self.close()  # exitControl: only once its ack is out
+        except asyncio.CancelledError:
+            with contextlib.suppress(ObsqError):
+                await self._send_ack(command, AckCode.ABORTED, "Aborted")
+            raise
+        except ExpectedError as exc:
+            self.log.info("command_failed", command=command.name, reason=str(exc))
+            await self._send_ack(command, AckCode.FAILED, f"Failed: {exc}")
+        except TimeoutError as exc:
+            await self._send_ack(command, AckCode.TIMEOUT, f"Timed out: {exc}")
+        except Exception as exc:
+            self.log.exception("command_error", command=command.name)
+            await self._send_ack(command, AckCode.FAILED, f"Failed: {type(exc).__name__}: {exc}")
+
+    async def _send_ack(self, command: Command, ack: AckCode, result: str, timeout_s: float = 0.0) -> None:
+        data = {
+            "ack": int(ack),
+            "error": 0 if ack.is_good else 1,
+            "result": result[:2000],
+            "identity": command.identity,
+            "origin": command.origin,
+            "command": command.name,
+            "timeout": max(0.0, timeout_s),
+        }
+        self.interface.validate(TopicKind.ACK, "", data)
+        with contextlib.suppress(BusDisconnectedError):
+            await self.bus.publish(self._topic(TopicKind.ACK), self._stamper.encode(data, command.seq_num), qos=1)
+
+    async def _do_set_log_level(self, command: Command) -> None:
+        self._log_level = int(command.data["level"])
+        await self.publish_event("logLevel", {"level": self._log_level, "subsystem": command.data.get("subsystem", "")})
