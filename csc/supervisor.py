@@ -2,31 +2,62 @@
 
 A process that exits with status 0 (exitControl) is reported and left stopped; one that
 dies otherwise (a crash, SIGKILL) is reported and restarted after a short pause, at most
-`max_restarts` times within `window_s`, after which it is reported as given up.
+`max_restarts` times within `window_s`, after which it is reported as given up. While
+restarts are held (during a bring-up, until every component is ready) a death is only
+recorded: the bring-up names it instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from obsq.csc.clock import Clock
 
+#: Clock ticks per second of /proc/<pid>/stat's CPU times.
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
 
 @dataclass
 class Child:
-    """One supervised process."""
+    """One supervised process and what happened to it."""
 
     name: str
     argv: list[str]
     log_path: Path
     process: asyncio.subprocess.Process | None = None
     restarts: list[float] = field(default_factory=list)
+    exits: list[int] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    def log_tail(self, lines: int = 12) -> list[str]:
+        """The last lines of the child's log (empty if it wrote none)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        return text.rstrip("\n").splitlines()[-lines:] if text.strip() else []
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far, or None where /proc cannot tell."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14 and 15)
 
 
 class Supervisor:
@@ -40,6 +71,7 @@ class Supervisor:
         self.max_restarts = max_restarts
         self.window_s = window_s
         self.children: dict[str, Child] = {}
+        self.hold_restarts = False
         self._stopping = asyncio.Event()
 
     async def _spawn(self, child: Child) -> None:
@@ -70,7 +102,8 @@ class Supervisor:
         while True:
             assert child.process is not None
             code = await child.process.wait()
-            if self._stopping.is_set():
+            child.exits.append(code)
+            if self._stopping.is_set() or self.hold_restarts:
                 return
             if code == 0:
                 self.report(f"{child.name} exited (status 0); not restarted")
@@ -97,8 +130,3 @@ class Supervisor:
                 if process.returncode is None:
                     process.kill()
             await asyncio.gather(*(p.wait() for p in running))
-
-
-def component_argv(name: str, *options: str) -> list[str]:
-    """The command line of `obsq csc run NAME --simulate ...` with this interpreter."""
-    return [sys.executable, "-m", "obsq.csc.cli", "csc", "run", name, "--simulate", *options]

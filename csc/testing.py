@@ -15,7 +15,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from obsq.csc.bus.base import Bus, Message
 from obsq.csc.bus.memory import MemoryBroker, MemoryBus
@@ -25,6 +25,8 @@ from obsq.csc.core.acks import AckCode
 from obsq.csc.core.errors import BusDisconnectedError
 from obsq.csc.core.states import TRANSITION_COMMANDS, TRANSITIONS, State, command_path
 from obsq.csc.core.topics import TopicKind
+
+T = TypeVar("T")
 
 
 def unique_root(prefix: str = "test") -> str:
@@ -278,7 +280,11 @@ class Rig:
 
     async def command(self, name: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """Send a command and advance virtual time until it ends (for commands that take time)."""
-        task = asyncio.ensure_future(self.remote.command(name, data, **kwargs))
+        return await self.run(self.remote.command(name, data, **kwargs))
+
+    async def run(self, awaitable: Awaitable[T]) -> T:
+        """Await `awaitable`, jumping virtual time to the next sleeper whenever the loop is idle."""
+        task = asyncio.ensure_future(awaitable)
         while True:
             await self.clock.settle()
             deadline = self.clock.next_deadline
@@ -293,10 +299,21 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def component_rig(make_csc: Callable[..., BaseCsc], component: str, **csc_kwargs: Any) -> AsyncIterator[Rig]:
-    """Run `make_csc(bus=, clock=, root=, **csc_kwargs)` on a MemoryBus with a ManualClock."""
-    broker = MemoryBroker()
-    clock = ManualClock()
+async def component_rig(
+    make_csc: Callable[..., BaseCsc],
+    component: str,
+    *,
+    broker: MemoryBroker | None = None,
+    clock: ManualClock | None = None,
+    **csc_kwargs: Any,
+) -> AsyncIterator[Rig]:
+    """Run `make_csc(bus=, clock=, root=, **csc_kwargs)` on a MemoryBus with a ManualClock.
+
+    Give `broker` and `clock` when the component needs them before the rig exists (an
+    in-process script runner starts its scripts on the same broker and clock).
+    """
+    broker = broker or MemoryBroker()
+    clock = clock or ManualClock()
     root = unique_root()
     csc_bus, remote_bus = broker.client("csc"), broker.client("remote")
     csc = make_csc(bus=csc_bus, clock=clock, root=root, **csc_kwargs)

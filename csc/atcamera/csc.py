@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from obsq.csc import __version__
+from obsq.csc.acquired import AcquiredImage, AcquiredImages
 from obsq.csc.atcamera.fits import build_hdus, write_atomic
 from obsq.csc.atcamera.illumination import CameraDriver, ObservatoryState, flat_flux_e_s
 from obsq.csc.atcamera.model import DetectorModel
-from obsq.csc.atcamera.registry import AcquiredImage, AcquiredImages
 from obsq.csc.clock import TAI_MINUS_UTC_S
 from obsq.csc.component import BaseCsc, Command
 from obsq.csc.core.errors import ExpectedError

@@ -1,4 +1,4 @@
-"""The mount, pure: azimuth/elevation limits and slew times (also the simulated hardware).
+"""The mount, pure: azimuth/elevation limits and slew times (`sim.py` makes it the simulated mount).
 
 Invariants: the mount is always within its limits; a slew outside them is refused with the
 axis, the value and the limits; slew time is the slower axis at its speed plus settling.
@@ -7,6 +7,7 @@ axis, the value and the limits; slew time is the slower axis at its speed plus s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from obsq.csc.core.errors import ExpectedError
 
@@ -41,3 +42,30 @@ class MountModel:
 
     def arrive(self, azimuth: float, elevation: float) -> None:
         self.azimuth, self.elevation = azimuth, elevation
+
+
+class MountDriver(Protocol):
+    """The mount's axes as the service uses them (sim.py simulates them)."""
+
+    @property
+    def azimuth(self) -> float: ...
+
+    @property
+    def elevation(self) -> float: ...
+
+    tracking: bool
+
+    def configure(
+        self,
+        azimuth_limits: tuple[float, float],
+        elevation_limits: tuple[float, float],
+        azimuth_speed: float,
+        elevation_speed: float,
+        settle_s: float,
+    ) -> None: ...
+
+    def slew_time(self, azimuth: float, elevation: float) -> float:
+        """Seconds to reach the position; ExpectedError naming the axis if it is beyond the limits."""
+        ...
+
+    def arrive(self, azimuth: float, elevation: float) -> None: ...

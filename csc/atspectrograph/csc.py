@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from obsq.csc.atspectrograph.model import Wheel
+from obsq.csc.atspectrograph.model import SpectrographDriver, WheelDriver
 from obsq.csc.component import BaseCsc, Command
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.core.states import State
@@ -14,48 +14,41 @@ WHEEL_STUCK = 10
 
 
 class ATSpectrographCsc(BaseCsc):
-    """LATISS filter and disperser wheels (the wheel model doubles as the simulator)."""
+    """LATISS filter and disperser wheels."""
 
-    def __init__(self, *, index: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *, driver: SpectrographDriver, index: int = 0, **kwargs: Any) -> None:
         super().__init__("ATSpectrograph", index=index, **kwargs)
-        self.filter_wheel = Wheel("filter", ["empty_1"], 3.0, 2.0)
-        self.disperser_wheel = Wheel("disperser", ["empty_1"], 3.0, 2.0)
+        self.driver = driver
         self.change_timeout_s = 60.0
-        self._stuck_filter_next = False
         self.register_command("changeFilter", self._do_change_filter)
         self.register_command("changeDisperser", self._do_change_disperser)
         self.register_command("homeWheels", self._do_home)
 
-    def stick_filter_wheel(self) -> None:
-        """Fault injection: the filter wheel's next change never arrives."""
-        self._stuck_filter_next = True
-        self.filter_wheel.stick()
-
     async def configure(self, config: dict[str, Any]) -> None:
-        self.filter_wheel = Wheel("filter", config["filters"], config["seconds_per_slot"], config["settle_time"])
-        self.disperser_wheel = Wheel(
-            "disperser", config["dispersers"], config["seconds_per_slot"], config["settle_time"]
+        self.driver.configure(
+            config["filters"], config["dispersers"], config["seconds_per_slot"], config["settle_time"]
         )
-        if self._stuck_filter_next:
-            self.filter_wheel.stick()
         self.change_timeout_s = config["change_timeout"]
 
     async def handle_summary_state(self) -> None:
         if self.summary_state in (State.DISABLED, State.ENABLED):
             await self.publish_event(
                 "installed",
-                {"filters": ",".join(self.filter_wheel.names), "dispersers": ",".join(self.disperser_wheel.names)},
+                {
+                    "filters": ",".join(self.driver.filter_wheel.names),
+                    "dispersers": ",".join(self.driver.disperser_wheel.names),
+                },
             )
-            await self._publish(self.filter_wheel, "Filter")
-            await self._publish(self.disperser_wheel, "Disperser")
+            await self._publish(self.driver.filter_wheel, "Filter")
+            await self._publish(self.driver.disperser_wheel, "Disperser")
 
-    async def _publish(self, wheel: Wheel, which: str) -> None:
+    async def _publish(self, wheel: WheelDriver, which: str) -> None:
         now = self.clock.tai()
         slot, name = wheel.position(now)
         await self.publish_event(f"reported{which}Position", {"slot": slot, "name": name})
         await self.publish_event(f"{which.lower()}InPosition", {"inPosition": wheel.in_position(now)})
 
-    async def _change(self, command: Command, wheel: Wheel, which: str) -> str:
+    async def _change(self, command: Command, wheel: WheelDriver, which: str) -> str:
         name = command.data["name"]
         arrives = wheel.start_move(name, self.clock.tai())
         wait = min(arrives - self.clock.tai(), self.change_timeout_s)
@@ -70,13 +63,13 @@ class ATSpectrographCsc(BaseCsc):
         return f"{wheel.kind} {name} in position"
 
     async def _do_change_filter(self, command: Command) -> str:
-        return await self._change(command, self.filter_wheel, "Filter")
+        return await self._change(command, self.driver.filter_wheel, "Filter")
 
     async def _do_change_disperser(self, command: Command) -> str:
-        return await self._change(command, self.disperser_wheel, "Disperser")
+        return await self._change(command, self.driver.disperser_wheel, "Disperser")
 
     async def _do_home(self, command: Command) -> str:
-        for wheel, which in ((self.filter_wheel, "Filter"), (self.disperser_wheel, "Disperser")):
+        for wheel, which in ((self.driver.filter_wheel, "Filter"), (self.driver.disperser_wheel, "Disperser")):
             command.data = {"name": wheel.names[0]}
             await self._change(command, wheel, which)
         return "wheels homed"

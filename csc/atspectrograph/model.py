@@ -2,10 +2,12 @@
 
 Invariants: the wheel is either at rest in a slot or moving towards one until `arrives`;
 a stuck wheel (injected with `stick()`) never arrives. Times are passed in (TAI seconds).
-This model is also the simulated hardware: these wheels have nothing else to simulate.
+`sim.py` makes two of them the simulated spectrograph.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from obsq.csc.core.errors import ExpectedError
 
@@ -55,3 +57,34 @@ class Wheel:
     def stick(self) -> None:
         """Fault injection: the next move never arrives (a stuck wheel)."""
         self._stuck = True
+
+
+class WheelDriver(Protocol):
+    """One wheel as the service uses it."""
+
+    kind: str
+    names: list[str]
+
+    def slot_of(self, name: str) -> int: ...
+
+    def start_move(self, name: str, now: float) -> float:
+        """Start moving to `name`; when it should be in position (TAI s)."""
+        ...
+
+    def in_position(self, now: float) -> bool: ...
+
+    def position(self, now: float) -> tuple[int, str]: ...
+
+
+class SpectrographDriver(Protocol):
+    """The filter and disperser wheels as the service uses them (sim.py simulates them)."""
+
+    @property
+    def filter_wheel(self) -> WheelDriver: ...
+
+    @property
+    def disperser_wheel(self) -> WheelDriver: ...
+
+    def configure(self, filters: list[str], dispersers: list[str], seconds_per_slot: float, settle_s: float) -> None:
+        """Install the named slots (a new configuration rebuilds the wheels)."""
+        ...

@@ -1,20 +1,7 @@
-"""The bus: a narrow publish/subscribe interface and its implementations.
+"""The bus: a narrow publish/subscribe interface (`base.py`) and its implementations.
 
-`MemoryBus` (unit tests) and `MqttBus` (every real deployment; the only module that
-imports aiomqtt) pass the same conformance suite, `obsq.csc.testing.bus_conformance`.
+`MemoryBus` (`memory.py`, unit tests) and `MqttBus` (`mqtt.py`, every real deployment; the
+only module that imports aiomqtt) pass the same conformance suite,
+`obsq.csc.testing.bus_conformance`. `url.py` parses broker addresses, `brokers.py` starts
+brokers. Nothing is imported here, so reading a broker address costs no transport import.
 """
-
-from obsq.csc.bus.base import Bus, ConnectionListener, Handler, Message, Subscription
-from obsq.csc.bus.memory import MemoryBroker, MemoryBus
-from obsq.csc.bus.url import BrokerUrl
-
-__all__ = [
-    "BrokerUrl",
-    "Bus",
-    "ConnectionListener",
-    "Handler",
-    "MemoryBroker",
-    "MemoryBus",
-    "Message",
-    "Subscription",
-]

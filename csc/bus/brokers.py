@@ -9,16 +9,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock, blocking_sleep, wait_for
 
 
@@ -162,3 +165,19 @@ class MosquittoProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.asynccontextmanager
+async def private_broker() -> AsyncIterator[BrokerUrl]:
+    """A broker of our own on a free loopback port: Mosquitto if installed, else the embedded amqtt."""
+    port = free_port()
+    if mosquitto_path() is not None:
+        mosquitto = MosquittoProcess(port=port)
+        await asyncio.to_thread(mosquitto.start)
+        try:
+            yield BrokerUrl.parse(mosquitto.url)
+        finally:
+            await asyncio.to_thread(mosquitto.close)
+    else:
+        async with EmbeddedBroker("127.0.0.1", port) as broker:
+            yield BrokerUrl.parse(broker.url)

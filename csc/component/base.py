@@ -73,6 +73,8 @@ class BaseComponent:
 
     Components (BaseCsc) and scripts (BaseScript) build on it. Subclasses register their
     commands with `register_command`; `command_allowed` lets them refuse commands by state.
+    `origin`, the `private_origin` of what it sends, is this process id unless given (an
+    in-process script runner gives each script its own).
     """
 
     version: str = __version__
@@ -88,6 +90,7 @@ class BaseComponent:
         log_level: int = logging.INFO,
         interface: ComponentInterface | None = None,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        origin: int | None = None,
     ) -> None:
         self.interface = interface or load_interface(name)
         if self.interface.indexed and index == 0:
@@ -96,7 +99,7 @@ class BaseComponent:
         self.root = root
         self.bus = bus
         self.clock = clock
-        self._stamper = Stamper(clock, str(self.id), max_payload_bytes)
+        self._stamper = Stamper(clock, str(self.id), max_payload_bytes, origin)
         self._log_level = log_level
         self.log = make_component_logger(str(self.id), level=lambda: self._log_level, sink=self._log_sink)
         self._commands: dict[str, CommandSpec] = {}
@@ -127,6 +130,10 @@ class BaseComponent:
     @property
     def identity(self) -> str:
         return str(self.id)
+
+    @property
+    def origin(self) -> int:
+        return self._stamper.origin
 
     def register_command(
         self, name: str, handler: CommandHandler, *, require_enabled: bool = True, concurrent: bool = False

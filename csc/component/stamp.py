@@ -31,9 +31,9 @@ def user_identity() -> str:
 class Stamper:
     """Adds the private fields (seqNum, identity, origin, send time) to one sender's messages."""
 
-    def __init__(self, clock: Clock, identity: str, max_bytes: int) -> None:
+    def __init__(self, clock: Clock, identity: str, max_bytes: int, origin: int | None = None) -> None:
         self.identity = identity
-        self.origin = os.getpid()
+        self.origin = os.getpid() if origin is None else origin
         self._liveness_clock = clock.unscaled()
         self._seq = itertools.count(1)
         self.max_bytes = max_bytes

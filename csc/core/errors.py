@@ -33,3 +33,7 @@ class BusDisconnectedError(ObsqError):
 
 class ConfigurationError(ExpectedError):
     """A component configuration could not be read or failed validation."""
+
+
+class UsageError(ObsqError):
+    """A command line or request the user can fix: printed without a traceback (exit status 2)."""

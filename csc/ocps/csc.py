@@ -1,57 +1,48 @@
 """OCPS:1, the reduction service: `execute(pipeline, config)` runs a pipeline as a job in a worker process.
 
-`execute` is checked at the door (a known pipeline, a JSON object with that pipeline's fields),
-recorded as a QUEUED job, acknowledged INPROGRESS with the job id, and completed with the job
-id as its result, as Rubin's OCPS does; the outcome comes later as a `job_result` event. At
-most `max_jobs` workers run at once; the event loop only waits on processes. Jobs and results
-live in `<data>/repo/jobs.sqlite3` (times in wall-clock TAI: jobs run in real time whatever the
-simulation speed), so they survive a restart: unfinished jobs run again and
-`showJob` republishes any job's result.
+`execute` is checked at the door (a known pipeline, a JSON object with that pipeline's fields,
+`catalog.py`), recorded as a QUEUED job, acknowledged INPROGRESS with the job id, and completed
+with the job id as its result, as Rubin's OCPS does; the outcome comes later as a `job_result`
+event. `max_jobs` worker processes (`worker.py`) are kept running, each one job at a time, so a
+job starts without paying for the numeric stack's imports; a worker that dies fails its job
+with its exit status and the last lines it wrote, and is replaced. The event loop only waits on
+processes. Jobs and results live in `<data>/repo/jobs.sqlite3` (times in wall-clock TAI: jobs
+run in real time whatever the simulation speed), so they survive a restart: unfinished jobs run
+again and `showJob` republishes any job's result.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import collections
+import contextlib
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from obsq.csc.clock import wall_tai
 from obsq.csc.component import BaseCsc, Command
 from obsq.csc.core.errors import ExpectedError
+from obsq.csc.ocps.catalog import parse_request
 from obsq.csc.ocps.jobs import Job, JobStore
-from obsq.csc.reduction.pipelines import PIPELINES
 
-#: The configuration fields each pipeline needs (the pipelines check the values themselves).
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "cpBias": ("inputs",), "cpDark": ("inputs",), "cpFlat": ("inputs",),
-    "cpVerifyBias": ("product", "inputs"), "cpVerifyDark": ("product", "inputs"), "cpVerifyFlat": ("product", "inputs"),
-    "cpFlatLevel": ("inputs",), "cpVerifyCounts": ("planned", "groupid"), "cpPtc": ("inputs",),
-    "certify": ("product", "begin_mjd", "end_mjd"),
-}  # fmt: skip
 #: How long a caller should wait for a job's acknowledgement to complete (s).
 ACCEPT_TIMEOUT_S = 30.0
+#: Lines of a worker's stderr kept to explain its death.
+STDERR_LINES = 20
+#: Real seconds before replacing a worker that died before it was ready.
+WORKER_RESPAWN_DELAY_S = 5.0
 
 
-def parse_request(pipeline: str, text: str) -> dict[str, Any]:
-    """The `execute` fields checked: the pipeline is known, config is an object with its fields."""
-    if pipeline not in PIPELINES:
-        raise ExpectedError(f"execute: pipeline {pipeline!r} is not one of {', '.join(PIPELINES)}")
-    try:
-        config = json.loads(text or "{}")
-    except json.JSONDecodeError as exc:
-        raise ExpectedError(f"execute: config is not JSON: {exc.msg} at character {exc.pos}") from None
-    if not isinstance(config, dict):
-        raise ExpectedError(f"execute: config must be a JSON object, not {type(config).__name__}")
-    missing = [f for f in REQUIRED[pipeline] if f not in config]
-    if missing:
-        raise ExpectedError(f"execute: {pipeline} config lacks {', '.join(missing)}")
-    if "inputs" in config and not (
-        isinstance(config["inputs"], list) and all(isinstance(i, str) for i in config["inputs"])
-    ):
-        raise ExpectedError(f"execute: {pipeline} config field inputs must be a list of file paths")
-    return config
+@dataclass
+class _Worker:
+    """One worker process and the job it runs (None while idle)."""
+
+    process: asyncio.subprocess.Process
+    job: str | None = None
+    ready: bool = False
+    stderr: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=STDERR_LINES))
 
 
 class OCPSCsc(BaseCsc):
@@ -64,7 +55,7 @@ class OCPSCsc(BaseCsc):
         self.store = JobStore(self.repo_dir / "jobs.sqlite3")
         self.max_jobs = max_jobs
         self._wakeup = asyncio.Event()
-        self._running: dict[str, asyncio.subprocess.Process] = {}
+        self._workers: list[_Worker] = []
         self.register_command("execute", self._do_execute, concurrent=True)
         self.register_command("showJob", self._do_show_job, require_enabled=False, concurrent=True)
 
@@ -72,6 +63,8 @@ class OCPSCsc(BaseCsc):
         again = self.store.requeue_unfinished()
         if again:
             self.log.warning("jobs_requeued_after_restart", jobs=",".join(again))
+        for _ in range(self.max_jobs):
+            await self._spawn_worker()
         self.create_task(self._dispatch(), "ocps.dispatch")
         await super()._on_started()
 
@@ -100,37 +93,73 @@ class OCPSCsc(BaseCsc):
             "job_result", {"job_id": job.id, "exit_code": code, "result": job.result, "pipeline": job.pipeline}
         )
 
+    # -- workers -------------------------------------------------------------------------------
+
+    async def _spawn_worker(self) -> None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "obsq.csc.ocps.worker", str(self.repo_dir), str(self.store.path),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        worker = _Worker(process)
+        self._workers.append(worker)
+        self.create_task(self._watch(worker), f"ocps.worker.{process.pid}")
+
     async def _dispatch(self) -> None:
         while True:
-            queued = self.store.jobs("QUEUED")
-            for job in queued[: max(0, self.max_jobs - len(self._running))]:
+            idle = [w for w in self._workers if w.ready and w.job is None and w.process.returncode is None]
+            for worker, job in zip(idle, self.store.jobs("QUEUED"), strict=False):
+                assert worker.process.stdin is not None
                 self.store.start(job.id, wall_tai())
-                self._running[job.id] = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "obsq.csc.ocps.worker", str(self.repo_dir), str(self.store.path), job.id,
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                )  # fmt: skip
-                self.create_task(self._watch(job.id), f"ocps.job.{job.id}")
+                worker.job = job.id
+                worker.process.stdin.write(f"{job.id}\n".encode())
+                with contextlib.suppress(ConnectionError):
+                    await worker.process.stdin.drain()
             self._wakeup.clear()
             await self._wakeup.wait()
 
-    async def _watch(self, job_id: str) -> None:
-        process = self._running[job_id]
+    async def _watch(self, worker: _Worker) -> None:
+        """Read a worker's answers until it ends; fail its job and replace it if it dies."""
+        process = worker.process
         assert process.stdout is not None
         assert process.stderr is not None
-        errors = asyncio.ensure_future(process.stderr.read())
+        errors = self.create_task(self._read_stderr(worker), f"ocps.worker.{process.pid}.stderr")
         async for line in process.stdout:
             text = line.decode(errors="replace").strip()
-            if text.startswith("progress "):
-                self.log.debug("job_progress", job=job_id, progress=text.split(" ", 2)[-1])
-        stderr = await errors
+            if text == "ready":
+                worker.ready = True
+                self._wakeup.set()
+            elif text.startswith("progress "):
+                self.log.debug("job_progress", job=worker.job, progress=text.split(" ", 2)[-1])
+            elif text.startswith("done ") and worker.job is not None:
+                job, worker.job = self.store.get(text.removeprefix("done ")), None
+                self.log.info("job_finished", job=job.id, state=job.state)
+                await self._publish_result(job)
+                self._wakeup.set()
         code = await process.wait()
-        del self._running[job_id]
-        job = self.store.get(job_id)
-        if job.state == "RUNNING":  # the worker died before it could record anything
-            tail = stderr.decode(errors="replace").strip().splitlines()[-3:]
+        await errors
+        self._workers.remove(worker)
+        if self._closing.is_set():
+            return  # its job, if any, stays RUNNING: the next start of the service runs it again
+        if worker.job is not None:  # it died running a job, before it could record anything
+            tail = list(worker.stderr)[-3:]
             reason = f"worker exited with code {code}" + (f": {' | '.join(tail)}" if tail else "")
-            self.store.finish(job_id, ok=False, result={"error": reason}, now=wall_tai(), exit_code=code or 1)
-            job = self.store.get(job_id)
-        self.log.info("job_finished", job=job_id, state=job.state, exit_code=job.exit_code)
-        await self._publish_result(job)
-        self._wakeup.set()
+            self.store.finish(worker.job, ok=False, result={"error": reason}, now=wall_tai(), exit_code=code or 1)
+            job = self.store.get(worker.job)
+            self.log.warning("worker_died", job=job.id, exit_code=code)
+            await self._publish_result(job)
+        if not worker.ready:  # it could not even start: say why, and do not spin
+            self.log.error("worker_failed_to_start", exit_code=code, stderr=" | ".join(worker.stderr))
+            await self.clock.unscaled().sleep(WORKER_RESPAWN_DELAY_S)
+        await self._spawn_worker()
+
+    async def _read_stderr(self, worker: _Worker) -> None:
+        assert worker.process.stderr is not None
+        async for line in worker.process.stderr:
+            worker.stderr.append(line.decode(errors="replace").rstrip())
+
+    async def _publish_goodbye(self) -> None:
+        for worker in list(self._workers):
+            if worker.process.returncode is None:
+                worker.process.kill()
+                await worker.process.wait()
+        await super()._publish_goodbye()

@@ -1,4 +1,4 @@
-"""The ScriptQueue service: the queue model, a process per script, and a store.
+"""The ScriptQueue service: the queue model, a runner that starts each script, and a store.
 
 Every script is started and configured when it is added (so an invalid script is never
 queued, and a queued one starts the moment its turn comes). The script at the top gets a
@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import datetime
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from obsq.csc.core.topics import ComponentId, Topic, TopicKind
 from obsq.csc.interfaces import load_interface
 from obsq.csc.scriptqueue.blocks import block_folders, expand_block, read_block
 from obsq.csc.scriptqueue.model import FailureStrategy, Location, ProcessState, QueueItem, QueueModel
+from obsq.csc.scriptqueue.runner import ScriptHandle, ScriptRunner
 from obsq.csc.scriptqueue.store import QueueStore
 from obsq.scripts.base import BaseScript
 from obsq.scripts.library import ScriptRoots, load_script_class
@@ -42,32 +42,9 @@ STOP_TIMEOUT_S = 10.0
 RECENT_HISTORY = 50
 
 
-@dataclass(frozen=True)
-class ScriptLauncher:
-    """How script processes are started: this interpreter, and the bus and clock they share."""
-
-    broker: str
-    root: str
-    speed: float = 1.0
-    epoch: float | None = None
-    ca_file: str | None = None
-    log_dir: Path | None = None
-
-    def argv(self, item: QueueItem) -> list[str]:
-        argv = [sys.executable, "-m", "obsq.scripts.process", item.path, str(item.index), "--broker", self.broker,
-                "--root", self.root, "--speed", f"{self.speed:g}"]  # fmt: skip
-        if item.standard:
-            argv.append("--standard")
-        if self.epoch is not None:
-            argv += ["--epoch", repr(self.epoch)]
-        if self.ca_file:
-            argv += ["--ca-file", self.ca_file]
-        return argv
-
-
 @dataclass
 class _Running:
-    process: asyncio.subprocess.Process
+    handle: ScriptHandle
     remote: Remote
     terminating: bool = False
 
@@ -77,23 +54,23 @@ def _tai_iso(tai: float) -> str:
 
 
 class ScriptQueueCsc(BaseCsc):
-    """Runs scripts, one at a time, each in its own process."""
+    """Runs scripts, one at a time, each started by `runner` (a process per script in production)."""
 
     def __init__(
         self,
         *,
-        launcher: ScriptLauncher,
-        store_path: Path,
+        runner: ScriptRunner,
+        store: QueueStore,
         roots: ScriptRoots | None = None,
         block_folders: list[Path] | None = None,
         index: int = 2,
         **kwargs: Any,
     ) -> None:
         super().__init__("ScriptQueue", index=index, **kwargs)
-        self.launcher = launcher
+        self.runner = runner
         self.roots = roots or ScriptRoots.default()
         self.block_folders = block_folders or []
-        self.store = QueueStore(store_path)
+        self.store = store
         self.model = QueueModel(first_index=index * 100_000)
         self._scripts: dict[int, _Running] = {}
         self._classes: dict[tuple[Path, float], type[BaseScript]] = {}
@@ -159,23 +136,13 @@ class ScriptQueueCsc(BaseCsc):
     # -- launching -----------------------------------------------------------------------------
 
     async def _launch(self, item: QueueItem, *, log_level: int, pause: str, stop: str) -> None:
-        """Start the script's process, wait until it listens, configure it; ExpectedError if it fails."""
+        """Start the script, wait until it listens, configure it; ExpectedError if it fails."""
         wall = self.clock.unscaled()
-        log_file = None
-        if self.launcher.log_dir is not None:
-            self.launcher.log_dir.mkdir(parents=True, exist_ok=True)
-            log_file = (self.launcher.log_dir / f"{item.index}.log").open("ab")
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *self.launcher.argv(item), stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file
-            )
-        finally:
-            if log_file is not None:
-                log_file.close()
+        handle = await self.runner.start(item.index, item.path, item.standard)
         remote = Remote(self.bus, ComponentId("Script", item.index), clock=wall, root=self.root, identity=self.identity)
-        running = _Running(process, remote)
+        running = _Running(handle, remote)
         self._scripts[item.index] = running
-        pid = process.pid
+        pid = handle.origin
 
         def mine(handler: Callable[[int, dict[str, Any]], None]) -> Callable[[Envelope], None]:
             # retained events of an earlier process with this index (before a restart) are not news
@@ -187,7 +154,7 @@ class ScriptQueueCsc(BaseCsc):
         await remote.start()
         self.create_task(self._watch_process(item.index), f"script.{item.index}")
         try:
-            await wall.wait_for(self._wait_listening(remote, process), LOAD_TIMEOUT_S)
+            await wall.wait_for(self._wait_listening(remote, handle), LOAD_TIMEOUT_S)
             await remote.command(
                 "configure",
                 {"config": item.config, "logLevel": log_level, "pauseCheckpoint": pause, "stopCheckpoint": stop,
@@ -208,24 +175,24 @@ class ScriptQueueCsc(BaseCsc):
         metadata = remote.event("metadata").get()
         item.duration_s, item.total = metadata.get("duration", 0.0), metadata.get("nimages", 0)
 
-    async def _wait_listening(self, remote: Remote, process: asyncio.subprocess.Process) -> None:
+    async def _wait_listening(self, remote: Remote, handle: ScriptHandle) -> None:
         """Until the script has published its first state (it then serves commands)."""
         wall = self.clock.unscaled()
         reader = remote.event("state")
-        while (envelope := reader.get_envelope()) is None or envelope.origin != process.pid:
-            if process.returncode is not None:
-                raise ExpectedError(f"the script process exited with status {process.returncode} while loading")
+        while (envelope := reader.get_envelope()) is None or envelope.origin != handle.origin:
+            if handle.returncode is not None:
+                raise ExpectedError(f"the script process exited with status {handle.returncode} while loading")
             await wall.sleep(0.005)
 
     async def _kill(self, index: int) -> None:
         running = self._scripts.get(index)
-        if running is not None and running.process.returncode is None:
-            running.process.kill()
-            await running.process.wait()
+        if running is not None and running.handle.returncode is None:
+            running.handle.kill()
+            await running.handle.wait()
 
     async def _watch_process(self, index: int) -> None:
         running = self._scripts[index]
-        code = await running.process.wait()
+        code = await running.handle.wait()
         await running.remote.close()
         await self._clear_retained(index)
         now = self.clock.tai()
@@ -270,7 +237,7 @@ class ScriptQueueCsc(BaseCsc):
 
     async def _changed(self) -> None:
         await self._advance()
-        await asyncio.to_thread(self.store.save, self.model)
+        await self.store.save(self.model)
         await self._publish_queue()
 
     async def _advance(self) -> None:
@@ -429,10 +396,10 @@ class ScriptQueueCsc(BaseCsc):
             with contextlib.suppress(ObsqError):
                 await running.remote.command("stop", timeout_s=5)
             with contextlib.suppress(TimeoutError):
-                await self.clock.unscaled().wait_for(running.process.wait(), STOP_TIMEOUT_S)
-        if running.process.returncode is None:
+                await self.clock.unscaled().wait_for(running.handle.wait(), STOP_TIMEOUT_S)
+        if running.handle.returncode is None:
             running.terminating = True
-            running.process.terminate()
+            running.handle.terminate()
 
     async def _do_pause(self, command: Command) -> None:
         self.model.pause()

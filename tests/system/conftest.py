@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from obsq.csc.bus import BrokerUrl, Message
-from obsq.csc.bus.base import Bus
+from obsq.csc.bus.base import Bus, Message
 from obsq.csc.bus.brokers import MosquittoProcess, free_port, mosquitto_path, port_open
 from obsq.csc.bus.mqtt import MqttBus
+from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock, blocking_sleep
 
 pytestmark = pytest.mark.system

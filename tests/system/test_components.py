@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from obsq.csc.bus import BrokerUrl
 from obsq.csc.bus.brokers import MosquittoProcess
 from obsq.csc.bus.mqtt import MqttBus
+from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock, perf_counter, wait_for
 from obsq.csc.component import AckError, CommandLinkLostError, Remote
 from obsq.csc.core.acks import AckCode

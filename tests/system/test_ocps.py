@@ -15,7 +15,7 @@ from obsq.csc.atcamera.model import GEOMETRIES, DetectorModel
 from obsq.csc.component import AckError
 from obsq.csc.ocps.csc import OCPSCsc
 from obsq.csc.ocps.jobs import JobStore
-from obsq.csc.reduction.repository import Repository
+from obsq.csc.ocps.repository import Repository
 from obsq.csc.testing import Rig, component_rig
 from tests.unit.test_pipelines import Camera
 

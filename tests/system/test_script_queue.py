@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from obsq.csc.bus import BrokerUrl
 from obsq.csc.bus.brokers import MosquittoProcess
 from obsq.csc.bus.mqtt import MqttBus
+from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.states import State

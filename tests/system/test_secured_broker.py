@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from obsq.csc.bus import BrokerUrl
 from obsq.csc.bus.brokers import MosquittoProcess, free_port, mosquitto_path, port_open
 from obsq.csc.bus.mqtt import MqttBus
+from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock, blocking_sleep
 from obsq.csc.component import Remote
 from obsq.csc.core.errors import BusDisconnectedError

@@ -15,12 +15,12 @@ import pytest
 from astropy.io import fits
 from astropy.stats import sigma_clipped_stats
 
+from obsq.csc.acquired import AcquiredImages
 from obsq.csc.atcamera.illumination import ObservatoryState, flat_flux_e_s
 from obsq.csc.atcamera.model import GEOMETRIES, DetectorModel
-from obsq.csc.atcamera.registry import AcquiredImages
-from obsq.csc.bus import BrokerUrl
 from obsq.csc.bus.brokers import MosquittoProcess
 from obsq.csc.bus.mqtt import MqttBus
+from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock, perf_counter
 from obsq.csc.component import Remote
 from obsq.csc.compose import TELESCOPE

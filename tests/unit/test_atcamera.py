@@ -12,10 +12,10 @@ import pytest
 from astropy.io import fits
 from astropy.stats import sigma_clipped_stats
 
+from obsq.csc.acquired import AcquiredImages
 from obsq.csc.atcamera.csc import ATCameraCsc
 from obsq.csc.atcamera.illumination import ObservatoryState, flat_flux_e_s
 from obsq.csc.atcamera.model import GEOMETRIES, DetectorModel
-from obsq.csc.atcamera.registry import AcquiredImages
 from obsq.csc.atcamera.sim import SimCamera, StaticObservatory
 from obsq.csc.component import AckError
 from obsq.csc.core.errors import ValidationError

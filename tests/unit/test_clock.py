@@ -53,7 +53,7 @@ def test_loop_clock_refuses_bad_speed() -> None:
 
 
 async def test_a_fast_clock_never_times_a_command_out_in_less_than_the_real_floor() -> None:
-    from obsq.csc.bus import MemoryBroker
+    from obsq.csc.bus.memory import MemoryBroker
     from obsq.csc.component import Remote
 
     broker = MemoryBroker()

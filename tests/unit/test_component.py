@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from obsq.csc.bus import MemoryBroker, MemoryBus
+from obsq.csc.bus.memory import MemoryBroker, MemoryBus
 from obsq.csc.clock import ManualClock
 from obsq.csc.component import AckError, AckTimeoutError, CommandLinkLostError, Remote
 from obsq.csc.core.acks import AckCode

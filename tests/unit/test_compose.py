@@ -7,10 +7,13 @@ from pathlib import Path
 import pytest
 
 from obsq.csc.atdome.csc import ATDomeCsc
+from obsq.csc.atdome.sim import SimDome
 from obsq.csc.atwhitelight.csc import ATWhiteLightCsc
-from obsq.csc.bus import MemoryBroker
+from obsq.csc.build import HARDWARE
+from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import ManualClock
-from obsq.csc.compose import TELESCOPE, CompositionError, build_component, injections_for
+from obsq.csc.compose import CompositionError, build_component
+from obsq.csc.injections import injections_for
 
 
 def build(name: str, inject: list[str], simulate: bool = True) -> object:
@@ -23,7 +26,8 @@ def build(name: str, inject: list[str], simulate: bool = True) -> object:
 def test_injections_reach_the_simulators() -> None:
     dome = build("ATDome", ["dome-drift=2.5"])
     assert isinstance(dome, ATDomeCsc)
-    assert dome.model.pending_slip_deg == 2.5
+    assert isinstance(dome.driver, SimDome)
+    assert dome.driver.model.pending_slip_deg == 2.5
     lamp = build("ATWhiteLight", ["lamp-no-strike=2", "chiller-alarm=10"])
     assert isinstance(lamp, ATWhiteLightCsc)
     lamp.driver.start_chiller(100.0)
@@ -44,7 +48,7 @@ def test_refusals_name_the_problem() -> None:
 
 def test_up_hands_each_component_its_own_injections() -> None:
     texts = ["dome-drift=3", "readout-failure", "lamp-no-strike=1"]
-    assert {name: injections_for(name, texts) for name in TELESCOPE} == {
+    assert {name: injections_for(name, texts) for name in HARDWARE} == {
         "ATWhiteLight": ["lamp-no-strike=1"],
         "ATSpectrograph": [],
         "ATDome": ["dome-drift=3"],

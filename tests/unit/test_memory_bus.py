@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from obsq.csc.bus import MemoryBroker, MemoryBus, Message
-from obsq.csc.bus.base import Bus
+from obsq.csc.bus.base import Bus, Message
+from obsq.csc.bus.memory import MemoryBroker, MemoryBus
 from obsq.csc.testing import check_bus_conformance
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -31,27 +34,42 @@ def test_every_interface_loads_and_validates() -> None:
         assert load_interface(name).name == name
 
 
-SUBCOMMANDS = [
-    [],
-    ["broker"],
-    ["csc"],
-    ["csc", "run"],
-    ["csc", "list"],
-    ["status"],
-    ["cmd"],
-    ["watch"],
-    ["bench"],
-    ["bench", "bus"],
-    ["demo"],
-]
+def _walk(parser: argparse.ArgumentParser, words: list[str]) -> list[tuple[list[str], argparse.ArgumentParser]]:
+    found = [(words, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                found += _walk(child, [*words, name])
+    return found
 
 
-@pytest.mark.parametrize("words", SUBCOMMANDS, ids=lambda w: " ".join(w) or "obsq")
+PARSERS = _walk(build_parser(), [])
+
+
+@pytest.mark.parametrize("words", [w for w, _ in PARSERS], ids=lambda w: " ".join(w) or "obsq")
 def test_every_subcommand_has_help(words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         build_parser().parse_args([*words, "--help"])
     assert info.value.code == 0
     assert "usage: obsq" in capsys.readouterr().out
+
+
+def test_every_option_and_argument_says_what_it_is() -> None:
+    missing = [
+        f"{' '.join(words) or 'obsq'} {action.dest}"
+        for words, parser in PARSERS
+        for action in parser._actions
+        if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) and not action.help
+    ]
+    assert missing == []
+
+
+def test_connection_options_are_taken_before_and_after_the_action() -> None:
+    before = build_parser().parse_args(["queue", "--broker", "mqtt://h:1", "--root", "r", "show"])
+    after = build_parser().parse_args(["queue", "show", "--broker", "mqtt://h:1", "--root", "r"])
+    neither = build_parser().parse_args(["queue", "show"])
+    assert (before.broker, before.root) == (after.broker, after.root) == ("mqtt://h:1", "r")
+    assert (neither.broker, neither.root) == (None, "obsq")
 
 
 @pytest.mark.parametrize(
@@ -65,9 +83,44 @@ def test_every_subcommand_has_help(words: list[str], capsys: pytest.CaptureFixtu
         (["csc", "run", "Nope:1"], "unknown component 'Nope'"),
         (["status", "--root", "a/+/b"], "topic root 'a/+/b' must be /-separated words"),
         (["status", "--broker", "mqtt://127.0.0.1:1"], "cannot reach the MQTT broker at mqtt://127.0.0.1:1"),
+        (["queue", "show", "--broker", "mqtt://127.0.0.1:1"], "cannot reach the MQTT broker at mqtt://127.0.0.1:1"),
+        (["up", "--only", "ATDome,Nope"], "--only: unknown component 'Nope'"),
+        (["up", "--state", "ATDome=flying"], "'flying' is not standby, disabled or enabled"),
+        (["weekly", "--inject", "dome-wobble"], "unknown injection 'dome-wobble'"),
     ],
 )
 def test_bad_cli_input_is_named(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main([*argv, "--connect-timeout", "0.2"] if argv[0] in ("status",) else argv)
+    code = main([*argv, "--connect-timeout", "0.2"] if argv[0] in ("status", "queue") else argv)
     assert code in (1, 2)
     assert message in capsys.readouterr().err
+
+
+def test_every_module_is_in_the_layers_contract() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    layers = next(c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers")["layers"]
+    named = {name.strip() for layer in layers for name in layer.split("|")}
+    mapping = config["tool"]["setuptools"]["package-dir"]
+    modules = set()
+    for package, folder in mapping.items():
+        if package == "obsq.csc":
+            for path in (REPO / folder).iterdir():
+                if path.name != "__init__.py" and (path.suffix == ".py" or (path / "__init__.py").is_file()):
+                    modules.add(f"obsq.csc.{path.stem}")
+        else:
+            modules.add(package)
+    assert modules - named == set()
+    assert named - modules == set()
+
+
+def test_the_command_line_loads_no_transport_framework_or_numeric_stack() -> None:
+    heavy = ["asyncio", "aiomqtt", "amqtt", "numpy", "astropy", "scipy", "matplotlib", "jsonschema", "structlog"]
+    probe = (
+        "import sys, contextlib, io\n"
+        "from obsq.csc.cli import build_parser, main\n"
+        "build_parser()\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['csc', 'list'])\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -12,9 +12,10 @@ from astropy.io import fits
 from obsq.csc.atcamera.csc import amplifier_header
 from obsq.csc.atcamera.fits import build_hdus
 from obsq.csc.atcamera.model import GEOMETRIES, DetectorModel
-from obsq.csc.reduction import pipelines
-from obsq.csc.reduction.pipelines import PipelineError
-from obsq.csc.reduction.repository import Repository, RepositoryError, compile_filter
+from obsq.csc.clock import utc_now_unix
+from obsq.csc.ocps import catalog
+from obsq.csc.ocps.pipelines import PipelineError
+from obsq.csc.ocps.repository import Repository, RepositoryError, compile_filter
 
 FLUX = 4700.0
 
@@ -46,17 +47,17 @@ def camera(detector: DetectorModel, tmp_path: Path) -> Camera:
 
 
 def test_masters_verified_certified_and_found(camera: Camera, tmp_path: Path) -> None:
-    repo = Repository(tmp_path / "repo")
+    repo = Repository(tmp_path / "repo", now=utc_now_unix)
     biases = [camera.take("BIAS", 0.0) for _ in range(8)]
     darks = [camera.take("DARK", 30.0) for _ in range(5)]
     flats = [camera.take("FLAT", 6.0) for _ in range(8)]
-    bias = pipelines.run("cpBias", repo, {"inputs": biases})
-    assert pipelines.run("cpVerifyBias", repo, {"product": bias["product"], "inputs": biases})["verdict"] == "passed"
-    dark = pipelines.run("cpDark", repo, {"inputs": darks})
+    bias = catalog.run("cpBias", repo, {"inputs": biases})
+    assert catalog.run("cpVerifyBias", repo, {"product": bias["product"], "inputs": biases})["verdict"] == "passed"
+    dark = catalog.run("cpDark", repo, {"inputs": darks})
     assert dark["masters_used"]["bias"]["id"] == bias["product"]
-    assert pipelines.run("cpVerifyDark", repo, {"product": dark["product"], "inputs": darks})["verdict"] == "passed"
-    flat = pipelines.run("cpFlat", repo, {"inputs": flats})
-    result = pipelines.run("cpVerifyFlat", repo, {"product": flat["product"], "inputs": flats})
+    assert catalog.run("cpVerifyDark", repo, {"product": dark["product"], "inputs": darks})["verdict"] == "passed"
+    flat = catalog.run("cpFlat", repo, {"inputs": flats})
+    result = catalog.run("cpVerifyFlat", repo, {"product": flat["product"], "inputs": flats})
     assert result["verdict"] == "passed", result
     with fits.open(flat["path"]) as hdul:
         assert abs(np.mean([h.data.mean() for h in hdul[1:]]) - 1) < 0.02  # normalised
@@ -66,14 +67,14 @@ def test_masters_verified_certified_and_found(camera: Camera, tmp_path: Path) ->
     found = repo.find("flat", frame_signature, 61001.0, "SDSSr_65mm")
     assert not found.certified
     assert "nearest in time" in found.note
-    pipelines.run("certify", repo, {"product": flat["product"], "begin_mjd": 61000.0, "end_mjd": 61010.0})
+    catalog.run("certify", repo, {"product": flat["product"], "begin_mjd": 61000.0, "end_mjd": 61010.0})
     assert repo.find("flat", frame_signature, 61001.0, "SDSSr_65mm").certified
     with pytest.raises(RepositoryError, match="no flat \\(SDSSg_65mm\\)"):
         repo.find("flat", frame_signature, 61001.0, "SDSSg_65mm")
     # a rebuild of the same inputs is refused, --force makes version 2 and leaves version 1 alone
     with pytest.raises(RepositoryError, match="exists already as product"):
-        pipelines.run("cpFlat", repo, {"inputs": flats})
-    again = pipelines.run("cpFlat", repo, {"inputs": flats, "force": True})
+        catalog.run("cpFlat", repo, {"inputs": flats})
+    again = catalog.run("cpFlat", repo, {"inputs": flats, "force": True})
     assert again["version"] == 2
     assert Path(flat["path"]).exists()
     # an overlapping certification is refused, then superseded with force, with history
@@ -86,43 +87,43 @@ def test_masters_verified_certified_and_found(camera: Camera, tmp_path: Path) ->
 
 
 def test_bad_requests_are_named_and_write_nothing(camera: Camera, tmp_path: Path) -> None:
-    repo = Repository(tmp_path / "repo")
+    repo = Repository(tmp_path / "repo", now=utc_now_unix)
     flats = [camera.take("FLAT", 6.0) for _ in range(3)]
     with pytest.raises(PipelineError, match="no matching master bias for flats of signature"):
-        pipelines.run("cpFlat", repo, {"inputs": flats})
+        catalog.run("cpFlat", repo, {"inputs": flats})
     with pytest.raises(PipelineError, match="input set is empty"):
-        pipelines.run("cpBias", repo, {"inputs": []})
+        catalog.run("cpBias", repo, {"inputs": []})
     biases = [camera.take("BIAS", 0.0) for _ in range(3)]
     other = tmp_path / "other.fits"
     with fits.open(biases[0]) as hdul:
         hdul[0].header["DETECTOR"] = "latiss"
         hdul.writeto(other)
     with pytest.raises(PipelineError, match=re.escape(f"mixed signatures in one request: {other}")):
-        pipelines.run("cpBias", repo, {"inputs": [*biases, str(other)]})
+        catalog.run("cpBias", repo, {"inputs": [*biases, str(other)]})
     broken = tmp_path / "broken.fits"
     broken.write_bytes(Path(biases[0]).read_bytes()[:5000])
     with pytest.raises(PipelineError, match=re.escape(f"{broken}: truncated")):
-        pipelines.run("cpBias", repo, {"inputs": [*biases, str(broken)]})
+        catalog.run("cpBias", repo, {"inputs": [*biases, str(broken)]})
     with pytest.raises(PipelineError, match="is a FLAT, not a BIAS"):
-        pipelines.run("cpBias", repo, {"inputs": [*biases, flats[0]]})
+        catalog.run("cpBias", repo, {"inputs": [*biases, flats[0]]})
     assert repo.products() == []
     assert not (repo.root / "calib").exists() or not any(p.is_file() for p in (repo.root / "calib").rglob("*"))
 
 
 def test_misaligned_flat_is_flagged(camera: Camera, tmp_path: Path) -> None:
-    repo = Repository(tmp_path / "repo")
-    good = pipelines.run("cpFlatLevel", repo, {"inputs": [camera.take("FLAT", 6.0)]})
+    repo = Repository(tmp_path / "repo", now=utc_now_unix)
+    good = catalog.run("cpFlatLevel", repo, {"inputs": [camera.take("FLAT", 6.0)]})
     assert good["passed"]
-    dim = pipelines.run("cpFlatLevel", repo, {"inputs": [camera.take("FLAT", 6.0, flux=FLUX / 4)]})
+    dim = catalog.run("cpFlatLevel", repo, {"inputs": [camera.take("FLAT", 6.0, flux=FLUX / 4)]})
     assert not dim["passed"]
     assert "misaligned" in dim["detail"]
 
 
 def test_ptc_pipeline_gain_within_2_percent(camera: Camera, detector: DetectorModel, tmp_path: Path) -> None:
-    repo = Repository(tmp_path / "repo")
+    repo = Repository(tmp_path / "repo", now=utc_now_unix)
     times = [0.0, 0.3, 0.6, 1.2, 2.5, 5.0, 8.0, 12.0, 18.0, 25.0, 32.0]
     inputs = [camera.take("BIAS" if t == 0 else "FLAT", t) for t in times for _ in range(2)]
-    result = pipelines.run("cpPtc", repo, {"inputs": inputs})
+    result = catalog.run("cpPtc", repo, {"inputs": inputs})
     for index, truth in enumerate(detector.amplifiers):
         amp = result["amps"][f"C{index:02d}"]
         assert amp["gain"] == pytest.approx(truth.gain_e_per_adu, rel=0.02)

@@ -8,7 +8,7 @@ import pytest
 
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.scriptqueue.model import FailureStrategy, Location, ProcessState, QueueItem, QueueModel
-from obsq.csc.scriptqueue.store import QueueStore
+from obsq.csc.scriptqueue.store import MemoryQueueStore, QueueStore, SqliteQueueStore
 from obsq.scripts.states import ScriptState
 
 
@@ -156,14 +156,15 @@ def test_process_death_of_the_current_script_is_a_failure() -> None:
     assert "status -9" in a.reason
 
 
-def test_store_round_trip_and_lost_running_script(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+async def test_store_round_trip_and_lost_running_script(tmp_path: Path, kind: str) -> None:
     model = QueueModel()
     a, b = item(model), item(model)
     model.add([a, b])
     ready(model, a, b)
     model.start(a, 0)
-    store = QueueStore(tmp_path / "queue.sqlite3")
-    store.save(model)
+    store: QueueStore = SqliteQueueStore(tmp_path / "queue.sqlite3") if kind == "sqlite" else MemoryQueueStore()
+    await store.save(model)
     again = store.load(first_index=200_000)
     assert (again.current.index if again.current else None, indices(again), again.next_index) == (
         a.index,

@@ -11,23 +11,27 @@ from typing import Any
 import pytest
 import yaml
 
+from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.component import AckError
 from obsq.csc.scriptqueue.blocks import available_blocks, block_folders
-from obsq.csc.scriptqueue.csc import ScriptLauncher, ScriptQueueCsc
+from obsq.csc.scriptqueue.csc import ScriptQueueCsc
+from obsq.csc.scriptqueue.inprocess import InProcessRunner
+from obsq.csc.scriptqueue.store import MemoryQueueStore
 from obsq.csc.testing import Rig, component_rig
 from obsq.scripts.library import ScriptRoots, load_script_class
 
 BLOCKS = block_folders()
 
 
-def make(tmp_path: Path, **kwargs: Any) -> ScriptQueueCsc:
-    launcher = ScriptLauncher(broker="mqtt://127.0.0.1:1", root=kwargs["root"])
-    return ScriptQueueCsc(launcher=launcher, store_path=tmp_path / "queue.sqlite3", **kwargs)
+def make(broker: MemoryBroker, **kwargs: Any) -> ScriptQueueCsc:
+    runner = InProcessRunner(broker, kwargs["clock"], kwargs["root"])
+    return ScriptQueueCsc(runner=runner, store=MemoryQueueStore(), **kwargs)
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    async with component_rig(functools.partial(make, tmp_path), "ScriptQueue:2") as rig:
+async def rig() -> AsyncIterator[Rig]:
+    broker = MemoryBroker()
+    async with component_rig(functools.partial(make, broker), "ScriptQueue:2", broker=broker) as rig:
         await rig.enable()
         yield rig
 

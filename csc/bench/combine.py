@@ -1,6 +1,6 @@
 """`obsq bench combine`: a clipped-mean master of N frames from FITS files, obsq against ccdproc.
 
-Every case runs in a fresh process (`python -m obsq.csc.benchcombine CASE FILES…`), so its
+Every case runs in a fresh process (`python -m obsq.csc.bench.combine CASE FILES…`), so its
 peak memory (VmHWM, interpreter and imports included) is its own. The cases, in one run on
 the same files:
 
@@ -18,6 +18,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ def bench_combine(n: int, size: int, folder: str | None, with_ccdproc: bool) -> 
         if case == "ccdproc" and not with_ccdproc:
             continue
         out = subprocess.run(
-            [sys.executable, "-m", "obsq.csc.benchcombine", case, *map(str, paths)],
+            [sys.executable, "-m", "obsq.csc.bench.combine", case, *map(str, paths)],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if out.returncode != 0:
@@ -95,6 +96,32 @@ def bench_combine(n: int, size: int, folder: str | None, with_ccdproc: bool) -> 
             if "seconds" in base:
                 figures["speedup_vs_ccdproc"] = base["seconds"] / figures["seconds"]
     return results
+
+
+@dataclass(frozen=True)
+class CombineBenchOptions:
+    """`obsq bench combine`: how many frames of which side, where, and whether ccdproc runs (~8 GB at 4096)."""
+
+    frames: int = 20
+    size: int = 4096
+    folder: str | None = None
+    ccdproc: bool = True
+    json_out: Path | None = None
+
+
+def run_combine_benchmark(options: CombineBenchOptions) -> int:
+    """The `obsq bench combine` command."""
+    results = bench_combine(options.frames, options.size, options.folder, options.ccdproc)
+    print(f"\n{options.frames} frames of {options.size}x{options.size}: seconds, peak GB, x floor, speed-up vs ccdproc")
+    for case, f in results["cases"].items():
+        if "seconds" in f:
+            speedup = f"{f['speedup_vs_ccdproc']:.1f}x" if "speedup_vs_ccdproc" in f else "-"
+            print(f"  {case:<8} {f['seconds']:8.2f} s {f['peak_gb']:6.2f} GB {f['x_floor']:6.2f} {speedup:>7}")
+        else:
+            print(f"  {case:<8} {f['error']}")
+    if options.json_out is not None:
+        options.json_out.write_text(json.dumps(results, indent=2))
+    return 0
 
 
 def peak_rss_bytes() -> int:

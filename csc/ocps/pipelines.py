@@ -1,7 +1,9 @@
 """The pipelines: master bias/dark/flat, verification, the flat-level check, counts and the PTC.
 
-Each pipeline is a plain function of (repository, config) that returns a JSON-able result. The
-reduction service runs them in worker processes; `obsq reduce` runs them in the foreground.
+Each pipeline is a plain function of (repository, config) that returns a JSON-able result; the
+numeric work is `obsq.csc.reduction`'s, this module reads the files, writes the products and
+records them. `catalog.py` names them; the reduction service runs them in its worker processes,
+`obsq reduce` in the foreground.
 Inputs are checked before anything is written: an empty set, a file that is not a usable
 frame, a frame of another type, mixed signatures, or a flat without a bias all raise
 `PipelineError` naming the file or the signature, and the repository is left untouched.
@@ -10,7 +12,6 @@ frame, a frame of another type, mixed signatures, or a flat without a bias all r
 from __future__ import annotations
 
 import io
-import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -22,10 +23,11 @@ import numpy.typing as npt
 from astropy.io import fits
 
 from obsq.csc import __version__
+from obsq.csc.acquired import AcquiredImages
+from obsq.csc.ocps.repository import Product, Repository, RepositoryError
 from obsq.csc.reduction import ptc as ptc_core
 from obsq.csc.reduction.combine import clipped_stats
 from obsq.csc.reduction.frames import Frame, FrameError, Plane, describe_difference, open_frame, signature_key
-from obsq.csc.reduction.repository import Product, Repository, RepositoryError
 from obsq.csc.reduction.stack import Corrections, Input, combine_plane
 from obsq.csc.reduction.verify import Check, check_flat_level, verify_bias_or_dark, verify_counts, verify_flat
 
@@ -361,15 +363,9 @@ def count_check(repo: Repository, config: dict[str, Any], job: str = "local") ->
     planned: Counter[tuple[str, str, float]] = Counter()
     for item in config["planned"]:
         planned[(item["imgtype"], item["filter"], round(float(item["exptime"]), 3))] += int(item["count"])
-    db = sqlite3.connect(f"file:{config['registry']}?mode=ro", uri=True)
-    try:
-        rows = db.execute(
-            "SELECT imgtype, filter, exptime, path FROM acquired_images WHERE groupid = ?", (config["groupid"],)
-        ).fetchall()
-    finally:
-        db.close()
+    images = AcquiredImages(Path(config["registry"])).images(groupid=config["groupid"])
     taken: Counter[tuple[str, str, float]] = Counter(
-        (imgtype, filter_, round(exptime, 3)) for imgtype, filter_, exptime, path in rows if Path(path).exists()
+        (i.imgtype, i.filter, round(i.exptime, 3)) for i in images if Path(i.path).exists()
     )
     checks = [_check_row(c, config["groupid"]) for c in verify_counts(planned, taken)]
     repo.record_checks(job, "counts", None, checks)
@@ -447,31 +443,10 @@ def run_ptc(repo: Repository, config: dict[str, Any], progress: Progress = _quie
             "amps": {k: {f: v for f, v in a.items() if f != "points"} for k, a in amps.items()}}  # fmt: skip
 
 
-# --- the registry of pipelines ------------------------------------------------------------------
+# --- the repository ---------------------------------------------------------------------------
 
 
 def certify(repo: Repository, config: dict[str, Any]) -> dict[str, Any]:
     actions = repo.certify(int(config["product"]), float(config["begin_mjd"]), float(config["end_mjd"]),
                            force=bool(config.get("force", False)))  # fmt: skip
     return {"product": int(config["product"]), "actions": actions}
-
-
-def run(name: str, repo: Repository, config: dict[str, Any], progress: Progress = _quiet, job: str = "local") -> Any:
-    """Run pipeline `name` (see PIPELINES) on `config`."""
-    if name in ("cpBias", "cpDark", "cpFlat"):
-        return build_master(repo, config | {"type": name[2:].lower()}, progress)
-    if name in ("cpVerifyBias", "cpVerifyDark", "cpVerifyFlat"):
-        return verify_master(repo, config, progress, job)
-    if name == "cpFlatLevel":
-        return flat_level(repo, config, progress, job)
-    if name == "cpVerifyCounts":
-        return count_check(repo, config, job)
-    if name == "cpPtc":
-        return run_ptc(repo, config, progress)
-    if name == "certify":
-        return certify(repo, config)
-    raise PipelineError(f"pipeline {name!r} is not one of {', '.join(PIPELINES)}")
-
-
-PIPELINES = ("cpBias", "cpDark", "cpFlat", "cpVerifyBias", "cpVerifyDark", "cpVerifyFlat", "cpFlatLevel",
-             "cpVerifyCounts", "cpPtc", "certify")  # fmt: skip

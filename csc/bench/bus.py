@@ -16,10 +16,8 @@ numbers taken on the same machine at the same time:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import statistics
@@ -29,8 +27,9 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from obsq.csc.bench.bare import BareRequester, bare_publish_rate
 from obsq.csc.bus.brokers import MosquittoProcess, free_port, mosquitto_path, wait_port
-from obsq.csc.bus.mqtt import BareRequester, MqttBus, bare_echo_responder, bare_publish_rate
+from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock, perf_counter, wait_for
 from obsq.csc.component import Remote
@@ -60,11 +59,6 @@ class BusFigures:
     @property
     def event_ratio(self) -> float:
         return self.obsq_events_per_s / self.bare_events_per_s
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _child(*args: str) -> asyncio.subprocess.Process:
@@ -101,7 +95,7 @@ async def _round_trips(
     Returns (bare times, obsq times, obsq sequential commands per second).
     """
     request, reply = f"{root}/bare/request", f"{root}/bare/reply"
-    responder = await _child("obsq.csc.bench", "responder", str(url), request, reply)
+    responder = await _child("obsq.csc.bench.bare", "responder", str(url), request, reply)
     component = await _child(
         "obsq.csc.cli", "csc", "run", "Test:1", "--broker", str(url), "--root", root, "--state", "enabled",
         "--log-level", "warning",
@@ -174,9 +168,9 @@ async def measure_broker(name: str, url: BrokerUrl, count: int, events: int) -> 
     return BusFigures(
         broker=name,
         bare_p50_ms=statistics.median(bare) * 1e3,
-        bare_p99_ms=_percentile(bare, 0.99) * 1e3,
+        bare_p99_ms=percentile(bare, 0.99) * 1e3,
         obsq_p50_ms=statistics.median(obsq) * 1e3,
-        obsq_p99_ms=_percentile(obsq, 0.99) * 1e3,
+        obsq_p99_ms=percentile(obsq, 0.99) * 1e3,
         obsq_commands_per_s=rate,
         bare_events_per_s=bare_events,
         obsq_events_per_s=obsq_events,
@@ -208,155 +202,39 @@ async def _embedded_process() -> tuple[asyncio.subprocess.Process, BrokerUrl]:
     return process, BrokerUrl.parse(f"mqtt://127.0.0.1:{port}")
 
 
-async def run_bus_benchmark(args: argparse.Namespace) -> int:
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@dataclass(frozen=True)
+class BusBenchOptions:
+    """`obsq bench bus`: how many round trips and events, on which broker (None: Mosquitto and embedded)."""
+
+    broker: BrokerUrl | None
+    count: int = 2000
+    events: int = 5000
+    json_out: Path | None = None
+
+
+async def run_bus_benchmark(options: BusBenchOptions) -> int:
     """The `obsq bench bus` command."""
     figures: list[BusFigures] = []
-    if args.broker:
-        url = BrokerUrl.parse(args.broker, ca_file=args.ca_file)
-        figures.append(await measure_broker("given", url, args.count, args.events))
+    count, events = options.count, options.events
+    if options.broker is not None:
+        figures.append(await measure_broker("given", options.broker, count, events))
     else:
         if mosquitto_path() is not None:
             with MosquittoProcess() as mosquitto:
                 url = BrokerUrl.parse(mosquitto.url)
-                figures.append(await measure_broker("mosquitto", url, args.count, args.events))
+                figures.append(await measure_broker("mosquitto", url, count, events))
         else:
             print("mosquitto not installed: measuring the embedded broker only", file=sys.stderr)
         process, url = await _embedded_process()
         async with _running(process, None):
-            figures.append(await measure_broker("embedded", url, args.count, args.events))
+            figures.append(await measure_broker("embedded", url, count, events))
     print(format_figures(figures))
-    if args.json_out:
+    if options.json_out is not None:
         text = json.dumps([asdict(f) for f in figures], indent=2)
-        await asyncio.to_thread(Path(args.json_out).write_text, text)
+        await asyncio.to_thread(options.json_out.write_text, text)
     return 0
-
-
-def _fits_times(detector: str, repeats: int, folder: Path) -> tuple[float, float, int]:
-    """Median seconds per image of obsq's atomic write and of a plain astropy write, and the bytes."""
-    from astropy.io import fits
-
-    from obsq.csc.atcamera.csc import amplifier_header
-    from obsq.csc.atcamera.fits import build_hdus, write_atomic
-    from obsq.csc.atcamera.model import GEOMETRIES, DetectorModel
-
-    model = DetectorModel(GEOMETRIES[detector])
-    raws = model.expose(1, 4_700.0, 6.0, 8.0)
-    header = {"IMGTYPE": "FLAT", "EXPTIME": 6.0, "FILTER": "SDSSr_65mm"}
-    amps = [(amplifier_header(model, i), raw) for i, raw in enumerate(raws)]
-    ours, plain = [], []
-    size = 0
-    for i in range(repeats):  # interleaved, so both see the same disk and machine noise
-        t0 = perf_counter()
-        written = write_atomic(folder / f"obsq-{i}.fits", build_hdus(header, amps))
-        ours.append(perf_counter() - t0)
-        size = written.byte_size
-        t0 = perf_counter()
-        hdus = fits.HDUList([fits.PrimaryHDU(header=fits.Header(list(header.items())))] + [
-            fits.ImageHDU(data=raw, header=fits.Header(list(h.items()))) for h, raw in amps
-        ])  # fmt: skip
-        hdus.writeto(folder / f"plain-{i}.fits")
-        plain.append(perf_counter() - t0)
-        for path in folder.iterdir():
-            path.unlink()
-    return statistics.median(ours), statistics.median(plain), size
-
-
-async def run_fits_benchmark(args: argparse.Namespace) -> int:
-    """The `obsq bench fits` command: time per raw file, obsq's atomic write vs a plain astropy write."""
-    import tempfile
-
-    print("detector   amps   MB    obsq atomic write   plain astropy write   obsq/plain")
-    for detector, repeats in (("small", args.repeats * 4), ("latiss", args.repeats)):
-        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-            ours, plain, size = await asyncio.to_thread(_fits_times, detector, repeats, Path(tmp))
-        amps = 4 if detector == "small" else 16
-        times = f"{ours * 1e3:14.1f} ms {plain * 1e3:17.1f} ms {ours / plain:12.2f}"
-        print(f"{detector:<9} {amps:>5} {size / 1e6:5.1f} {times}")
-    return 0
-
-
-async def run_queue_benchmark(args: argparse.Namespace) -> int:
-    """The `obsq bench queue` command: the queue's script-to-script gap and its add-to-CONFIGURED time."""
-    import tempfile
-
-    from obsq.csc.core.states import State
-    from obsq.csc.scriptqueue.csc import ScriptLauncher, ScriptQueueCsc
-    from obsq.csc.weekly import local_broker
-
-    count = args.scripts
-    root = f"bench-queue-{os.getpid()}"
-    states: dict[int, dict[int, float]] = {}
-
-    def on_state(message: object) -> None:
-        from obsq.csc.core.codec import decode
-
-        if not message.payload:  # type: ignore[attr-defined]
-            return  # a finished script's retained state being cleared
-        topic = message.topic  # type: ignore[attr-defined]
-        envelope = decode(message.payload)  # type: ignore[attr-defined]
-        index = int(topic.split("/")[-3])
-        states.setdefault(index, {}).setdefault(envelope.data["state"], perf_counter())
-
-    with tempfile.TemporaryDirectory() as tmp:
-        async with local_broker() as url:
-            bus = MqttBus(url, clock=CLOCK)
-            launcher = ScriptLauncher(broker=str(url), root=root)
-            csc = ScriptQueueCsc(
-                launcher=launcher, store_path=Path(tmp) / "queue.sqlite3", bus=bus, clock=CLOCK, root=root,
-                initial_state=State.ENABLED,
-            )  # fmt: skip
-            await bus.start()
-            try:
-                await bus.subscribe(f"{root}/Script/+/evt/state", on_state)
-                async with csc, Remote(bus, "ScriptQueue:2", clock=CLOCK, root=root) as queue:
-                    rtt = await _command_rtt(queue)
-                    await queue.command("pause", timeout_s=10)
-                    add_times = []
-                    for _ in range(count):
-                        t0 = perf_counter()
-                        await queue.command("add", {"path": "sleep.py", "config": "sleep_for: 0"}, timeout_s=120)
-                        add_times.append(perf_counter() - t0)
-                    t_run = perf_counter()
-                    await queue.command("resume", timeout_s=10)
-                    last = max(states) if states else 0
-                    while states.get(last, {}).get(8) is None:
-                        await CLOCK.sleep(0.01)
-                    total_s = perf_counter() - t_run
-            finally:
-                await bus.close()
-    order = sorted(states)
-    gaps = [states[b][3] - states[a][8] for a, b in itertools.pairwise(order) if 8 in states[a] and 3 in states[b]]
-    print(f"{count} scripts (sleep.py, sleep_for 0), one process each")
-    print(f"  add -> CONFIGURED (process start + configure): median {statistics.median(add_times) * 1e3:.0f} ms, "
-          f"p95 {_percentile(add_times, 0.95) * 1e3:.0f} ms")  # fmt: skip
-    gap_median, gap_p95 = statistics.median(gaps) * 1e3, _percentile(gaps, 0.95) * 1e3
-    print(f"  DONE -> next RUNNING gap: median {gap_median:.1f} ms, p95 {gap_p95:.1f} ms ({len(gaps)} gaps); "
-          "target median <= 50 ms")  # fmt: skip
-    print(f"  baseline, a bus command round trip in the same run: {rtt * 1e3:.2f} ms "
-          f"(gap median = {statistics.median(gaps) / rtt:.1f} round trips)")  # fmt: skip
-    print(f"  all {count} scripts run in {total_s:.2f} s")
-    return 0
-
-
-async def _command_rtt(queue: Remote, n: int = 50) -> float:
-    times = []
-    for _ in range(n):
-        t0 = perf_counter()
-        await queue.command("showQueue", timeout_s=10)
-        times.append(perf_counter() - t0)
-    return statistics.median(times)
-
-
-def _responder_main(url: str, request: str, reply: str) -> None:
-    def ready() -> None:
-        print("ready", flush=True)
-
-    asyncio.run(bare_echo_responder(BrokerUrl.parse(url), request, reply, ready))
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "responder":
-        with contextlib.suppress(KeyboardInterrupt):
-            _responder_main(*sys.argv[2:5])
-    else:
-        sys.exit("usage: python -m obsq.csc.bench responder URL REQUEST_TOPIC REPLY_TOPIC")

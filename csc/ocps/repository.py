@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from obsq.csc import sqlite
+from obsq.csc.ocps.catalog import PRODUCT_TYPES
 from obsq.csc.reduction.frames import safe_name, signature_key
 
-PRODUCT_TYPES = ("bias", "dark", "flat", "ptc")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -98,8 +98,9 @@ class Lookup:
     note: str
 
 
-def now_iso() -> str:
-    return datetime.datetime.now(tz=datetime.UTC).isoformat(timespec="seconds")  # noqa: TID251 - a record's stamp
+def iso_stamp(unix_s: float) -> str:
+    """A record's time stamp: UTC, ISO 8601, to the second."""
+    return datetime.datetime.fromtimestamp(unix_s, tz=datetime.UTC).isoformat(timespec="seconds")
 
 
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
@@ -132,9 +133,10 @@ class SqliteRegistry:
 
 
 class Repository:
-    """A calibration repository folder."""
+    """A calibration repository folder; `now` gives the wall clock (UTC unix seconds) for its records."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, now: Callable[[], float]) -> None:
+        self.now = now
         self.root = Path(root).absolute()
         self.root.mkdir(parents=True, exist_ok=True)
         self.registry = SqliteRegistry(self.root / "registry.sqlite3")
@@ -192,7 +194,7 @@ class Repository:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (type_, sigkey, json.dumps(signature, sort_keys=True), filter_, version,
                      str(path.relative_to(self.root)), collection, min(mjds), max(mjds), sum(mjds) / len(mjds),
-                     json.dumps(inputs), json.dumps(config, sort_keys=True), software, now_iso(),
+                     json.dumps(inputs), json.dumps(config, sort_keys=True), software, iso_stamp(self.now()),
                      json.dumps(stats)),
                 )  # fmt: skip
                 product_id = int(cursor.lastrowid or 0)
@@ -266,7 +268,7 @@ class Repository:
                     f"product {product_id}'s range [{begin_mjd:.5f}, {end_mjd:.5f}) overlaps {names}; "
                     "--force supersedes them over that range"
                 )
-            stamp = now_iso()
+            stamp = iso_stamp(self.now())
             for rowid, other, begin, end in overlapping:
                 db.execute("DELETE FROM certifications WHERE rowid = ?", (rowid,))
                 for piece in ((begin, begin_mjd), (end_mjd, end)):
@@ -314,7 +316,7 @@ class Repository:
     # --- verification checks ----------------------------------------------------------------
 
     def record_checks(self, job: str, kind: str, product_id: int | None, checks: list[dict[str, Any]]) -> None:
-        stamp = now_iso()
+        stamp = iso_stamp(self.now())
         with self.registry.connect() as db:
             db.executemany(
                 "INSERT INTO checks (job, product_id, kind, name, amp, exposure, passed, value, limit_value, detail, "

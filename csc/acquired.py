@@ -1,4 +1,4 @@
-"""The acquired-images registry: one SQLite row per raw file the camera wrote.
+"""The acquired-images registry: one SQLite row per raw file the camera wrote (others read it through here).
 
 Later issues read it: the flats automation counts what was taken, and the reduction service
 ingests raws from it. A row is added only after its file is in place under its final name,

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
+from obsq.csc.clock import utc_now_unix
 from obsq.csc.ocps.jobs import JobStore
-from obsq.csc.reduction.pipelines import summarise
-from obsq.csc.reduction.repository import Repository
+from obsq.csc.ocps.pipelines import summarise
+from obsq.csc.ocps.repository import Repository
 
 #: The PTC gain must be this close to the camera's nominal (the simulator's truth) per amplifier.
 PTC_GAIN_TOLERANCE = 0.02
@@ -27,7 +28,7 @@ PTC_GAIN_TOLERANCE = 0.02
 
 def collect(repo_dir: Path) -> dict[str, Any]:
     """Everything the repository and the job table say about the run."""
-    repo = Repository(repo_dir)
+    repo = Repository(repo_dir, now=utc_now_unix)
     checks = repo.checks()
     kinds = sorted({row["kind"] for row in checks})
     verification = {kind: summarise([row for row in checks if row["kind"] == kind]) for kind in kinds}

@@ -1,0 +1,134 @@
+"""`obsq csc run`, `obsq csc list` and `obsq up`: one component as this process, or the whole observatory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from obsq.csc.app.bus_tools import component_id, wait_for_signal
+from obsq.csc.app.connection import Connection, broker_for, connected_bus
+from obsq.csc.bus.mqtt import MqttBus
+from obsq.csc.clock import LoopClock
+from obsq.csc.compose import CompositionError, build_component
+from obsq.csc.core.errors import BusDisconnectedError, UsageError
+from obsq.csc.core.states import State
+from obsq.csc.core.topics import ComponentId
+from obsq.csc.injections import InjectionError, parse_injections
+from obsq.csc.observatory import OBSERVATORY, Observatory, member
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """`obsq csc run NAME[:INDEX]`."""
+
+    connection: Connection
+    component: str
+    simulate: bool
+    speed: float
+    state: State
+    override: str
+    config_dir: Path | None
+    site: str | None
+    log_level: str
+    data: Path
+    inject: Sequence[str]
+    epoch: float | None
+
+
+async def run_component(options: RunOptions) -> int:
+    cid = component_id(options.component)
+    clock = LoopClock(options.speed, epoch_tai=options.epoch)
+    root = options.connection.checked_root()
+    async with broker_for(options.connection) as url:
+        bus = MqttBus(
+            url,
+            client_id=f"{cid.name}-{cid.index}-{os.getpid()}",
+            connect_timeout_s=options.connection.connect_timeout_s,
+        )
+        try:
+            csc = build_component(
+                cid.name, index=cid.index, simulate=options.simulate, inject=list(options.inject),
+                data_dir=options.data, broker_url=str(url), epoch=options.epoch, ca_file=url.ca_file, bus=bus,
+                clock=clock, root=root,
+                initial_state=options.state, override=options.override, config_root=options.config_dir,
+                site=options.site, log_level=logging.getLevelNamesMapping()[options.log_level.upper()],
+            )  # fmt: skip
+        except CompositionError as exc:
+            raise UsageError(str(exc)) from None
+        try:
+            await bus.start()
+        except BusDisconnectedError as exc:
+            raise UsageError(str(exc)) from None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, csc.close)
+        print(f"obsq: {cid} running on {url} (root {root}, speed {options.speed:g})", file=sys.stderr, flush=True)
+        try:
+            await csc.run()
+        finally:
+            await bus.close()
+    return 0
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """`obsq up`: which members, in which states, how fast, with what faults."""
+
+    connection: Connection
+    speed: float
+    states: Sequence[str]
+    only: Sequence[str]
+    data: Path
+    inject: Sequence[str]
+
+
+def plan_members(only: Sequence[str], states: Sequence[str]) -> list[tuple[ComponentId, State]]:
+    """The members asked for (all by default) and their initial states (`STATE` or `NAME=STATE`)."""
+    try:
+        chosen = [member(text) for text in only] if only else [cid for cid, _ in OBSERVATORY]
+    except ValueError as exc:
+        raise UsageError(f"--only: {exc}") from None
+    default, per_member = State.STANDBY, {}
+    for text in states:
+        name, sep, value = text.rpartition("=")
+        try:
+            state = State[value.upper()]
+            if state not in (State.STANDBY, State.DISABLED, State.ENABLED):
+                raise KeyError(value)
+            if sep:
+                per_member[member(name)] = state
+            else:
+                default = state
+        except (KeyError, ValueError) as exc:
+            detail = exc.args[0] if isinstance(exc, ValueError) else f"{value!r} is not standby, disabled or enabled"
+            raise UsageError(f"--state {text!r}: {detail}") from None
+    return [(cid, per_member.get(cid, default)) for cid in chosen]
+
+
+async def run_up(options: UpOptions) -> int:
+    """The observatory: broker (unless given) and every member, supervised, until Ctrl-C."""
+    try:
+        parse_injections(list(options.inject))
+    except InjectionError as exc:
+        raise UsageError(str(exc)) from None
+    members = plan_members(options.only, options.states)
+    root = options.connection.checked_root()
+    wall = LoopClock()
+    async with broker_for(options.connection) as url, connected_bus(options.connection, url, clock=wall) as bus:
+        observatory = Observatory(
+            url, root, options.data, options.speed, members, options.inject,
+            report=lambda line: print(f"obsq up: {line}", flush=True),
+        )  # fmt: skip
+        names = ", ".join(f"{cid} ({state.name})" for cid, state in members)
+        print(f"obsq up: {names} on {url} (root {root}, speed {options.speed:g}, data {options.data})", flush=True)
+        async with observatory.running(bus, wall):  # Ctrl-C while starting stops what was started
+            print(f"obsq up: ready; logs in {options.data / 'logs'}; Ctrl-C stops", flush=True)
+            await wait_for_signal()
+    print("obsq up: stopped", flush=True)
+    return 0

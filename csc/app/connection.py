@@ -1,0 +1,77 @@
+"""How a command reaches the broker: the connection options every bus command takes."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+
+from obsq.csc.bus.brokers import EmbeddedBroker, port_open
+from obsq.csc.bus.mqtt import MqttBus
+from obsq.csc.bus.url import DEFAULT_BROKER_URL, BrokerUrl
+from obsq.csc.clock import Clock
+from obsq.csc.core.errors import BusDisconnectedError, TopicError, UsageError
+from obsq.csc.core.topics import DEFAULT_ROOT, check_root
+
+
+@dataclass(frozen=True)
+class Connection:
+    """`--broker` (or $OBSQ_BROKER; None: the embedded broker's default address), credentials, root."""
+
+    broker: str | None = None
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    connect_timeout_s: float = 10.0
+    root: str = DEFAULT_ROOT
+
+    @property
+    def given(self) -> bool:
+        """Whether a broker was named (else the embedded broker's default address is used)."""
+        return self.broker is not None
+
+    def url(self) -> BrokerUrl:
+        try:
+            url = BrokerUrl.parse(self.broker or DEFAULT_BROKER_URL, ca_file=self.ca_file)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if self.username:
+            url = replace(url, username=self.username, password=self.password)
+        return url
+
+    def checked_root(self) -> str:
+        try:
+            return check_root(self.root)
+        except TopicError as exc:
+            raise UsageError(str(exc)) from None
+
+
+@contextlib.asynccontextmanager
+async def broker_for(connection: Connection, *, start_if_missing: bool = True) -> AsyncIterator[BrokerUrl]:
+    """The broker's URL; at the default address with nothing listening, the embedded broker in this process."""
+    url = connection.url()
+    if not connection.given and not port_open(url.host, url.port):
+        if not start_if_missing:
+            raise UsageError(f"no broker at {url}: start one with `obsq broker`, or give --broker URL")
+        print(f"obsq: no broker at {url}; starting the embedded broker in this process", file=sys.stderr)
+        async with EmbeddedBroker(url.host, url.port):
+            yield url
+    else:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def connected_bus(
+    connection: Connection, url: BrokerUrl, *, clock: Clock | None = None, client_id: str | None = None
+) -> AsyncIterator[MqttBus]:
+    """A started MqttBus on `url`, closed on the way out; a refused connection is a UsageError."""
+    bus = MqttBus(url, client_id=client_id, connect_timeout_s=connection.connect_timeout_s, clock=clock)
+    try:
+        await bus.start()
+    except BusDisconnectedError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        yield bus
+    finally:
+        await bus.close()

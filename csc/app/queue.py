@@ -1,0 +1,126 @@
+"""`obsq queue`: operate ScriptQueue:INDEX — add a block or a script, show, watch, pause, stop, move, requeue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from obsq.csc.app.connection import Connection, broker_for, connected_bus
+from obsq.csc.clock import LoopClock
+from obsq.csc.component import AckError, Remote
+from obsq.csc.core.errors import ObsqError, UsageError
+from obsq.csc.core.topics import ComponentId
+from obsq.csc.scriptqueue.model import FailureStrategy, Location
+
+#: How long an operator waits for the queue's answer (s); adding a block starts its processes.
+QUEUE_TIMEOUT_S = 180.0
+
+
+def parse_location(text: str) -> tuple[Location, int]:
+    """`first`, `last`, `before:INDEX` or `after:INDEX`."""
+    name, _, index = text.partition(":")
+    location = Location.__members__.get(name.upper())
+    relative = location in (Location.BEFORE, Location.AFTER)
+    if location is None or relative != bool(index) or (index and not index.isdigit()):
+        raise UsageError(f"--location {text!r}: use first, last, before:INDEX or after:INDEX")
+    return location, int(index or 0)
+
+
+def strategy_names() -> dict[str, FailureStrategy]:
+    """The failure strategies by their command-line names (`on-script-failure`)."""
+    return {s.name.lower().replace("_", "-"): s for s in FailureStrategy}
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    """One `obsq queue` action on ScriptQueue:`queue`, with its arguments."""
+
+    connection: Connection
+    queue: int
+    action: str
+    block: str = ""
+    overrides: Sequence[str] = ()
+    failure_strategy: FailureStrategy = FailureStrategy.NONE
+    path: str = ""
+    external: bool = False
+    config: Path | None = None
+    location: str = "last"
+    indices: Sequence[int] = ()
+    terminate: bool = False
+
+
+def _block_override(pairs: Sequence[str]) -> str:
+    override: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"--override {pair!r}: write key=value")
+        override[key] = yaml.safe_load(value)
+    return yaml.safe_dump(override) if override else ""
+
+
+async def _request(options: QueueOptions) -> tuple[str, dict[str, Any]]:
+    """The queue command and its fields for an action other than show and watch."""
+    action = options.action
+    if action == "add-block":
+        return "addBlock", {"id": options.block, "override": _block_override(options.overrides),
+                            "failureStrategy": int(options.failure_strategy)}  # fmt: skip
+    if action == "add":
+        location, index = parse_location(options.location)
+        config = await asyncio.to_thread(options.config.read_text) if options.config else ""
+        return "add", {"path": options.path, "isStandard": not options.external, "config": config,
+                       "location": int(location), "locationSalIndex": index}  # fmt: skip
+    if action in ("move", "requeue"):
+        location, index = parse_location(options.location)
+        return action, {"scriptSalIndex": options.indices[0], "location": int(location), "locationSalIndex": index}
+    if action == "stop":
+        return "stopScripts", {"salIndices": list(options.indices), "terminate": options.terminate}
+    return action, {}  # pause, resume
+
+
+async def run_queue(options: QueueOptions) -> int:
+    """Operators' view of ScriptQueue:INDEX."""
+    root = options.connection.checked_root()
+    async with (
+        broker_for(options.connection, start_if_missing=False) as url,
+        connected_bus(options.connection, url) as bus,
+        Remote(bus, ComponentId("ScriptQueue", options.queue), clock=LoopClock(), root=root) as remote,
+    ):
+        try:
+            if options.action in ("show", "watch"):
+                return await show_queue(remote, watch=options.action == "watch")
+            command, data = await _request(options)
+            ack = await remote.command(command, data, timeout_s=QUEUE_TIMEOUT_S)
+        except AckError as exc:
+            print(f"{exc.ack.command}: {exc.ack.ack.name} {exc.ack.result}", flush=True)
+            return 1
+        except ObsqError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"{command}: {ack.ack.name} {ack.result}", flush=True)
+    return 0
+
+
+async def show_queue(remote: Remote, *, watch: bool) -> int:
+    reader = remote.event("queue")
+    await remote.command("showQueue", timeout_s=30)
+    last = None
+    while True:
+        data = await reader.aget(timeout_s=10) if last is None else await reader.next(flush=False, timeout_s=3600)
+        if data.get("token") != last:
+            last = data.get("token")
+            state = "running" if data["running"] else "PAUSED"
+            print(f"queue {state}; current {data['currentSalIndex'] or '-'}; {data['length']} queued, "
+                  f"{data['pastLength']} in history", flush=True)  # fmt: skip
+            for item in json.loads(data.get("items") or "[]"):
+                progress = f" {item['done']}/{item['total']} images" if item["total"] else ""
+                extra = f" — {item['reason']}" if item["reason"] and item["state"] != "DONE" else ""
+                print(f"  {item['area']:<8} {item['index']} {item['block']:<9} {item['path']:<45} {item['state']:<12}"
+                      f" {item['checkpoint'][:40]}{progress}{extra}", flush=True)  # fmt: skip
+        if not watch:
+            return 0

@@ -1,0 +1,128 @@
+"""`obsq script`: the script library (list, schema) and one script run by hand with a YAML configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from obsq.csc.app.connection import Connection, connected_bus
+from obsq.csc.bus.brokers import private_broker
+from obsq.csc.clock import LoopClock
+from obsq.csc.component import AckError, Remote
+from obsq.csc.core.codec import Envelope
+from obsq.csc.core.errors import ObsqError, UsageError
+from obsq.csc.core.states import State
+from obsq.csc.observatory import OBSERVATORY, Observatory
+from obsq.csc.scriptqueue.runner import ProcessRunner, ScriptHandle
+from obsq.scripts.base import BaseScript
+from obsq.scripts.library import ScriptRoots, load_script_class
+from obsq.scripts.states import ScriptState
+
+#: Scripts run by hand take indices from here (the queue's are INDEX * 100,000 and up).
+STANDALONE_INDEX = 900_000
+
+
+def script_class(path: str, *, external: bool) -> type[BaseScript]:
+    try:
+        return load_script_class(ScriptRoots.default().resolve(path, not external))
+    except ObsqError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def list_scripts() -> int:
+    roots = ScriptRoots.default()
+    for standard in (True, False):
+        for path in roots.available(standard):
+            cls = load_script_class(roots.resolve(path, standard))
+            print(f"{'standard' if standard else 'external':<9} {path:<48} {cls.description}")
+    return 0
+
+
+def print_schema(path: str, *, external: bool) -> int:
+    schema = script_class(path, external=external).get_schema()
+    print(yaml.safe_dump(schema, sort_keys=False) if schema else "# no configuration", end="")
+    return 0
+
+
+@dataclass(frozen=True)
+class ScriptRunOptions:
+    """`obsq script run PATH`: the script, its configuration, and where it runs."""
+
+    connection: Connection
+    path: str
+    external: bool
+    config: Path | None
+    simulate: bool
+    speed: float
+    data: Path
+
+
+async def _wait_own_state(remote: Remote, handle: ScriptHandle) -> bool:
+    """Until the script process has published its first state; False if it died first."""
+    wall = LoopClock()
+    while (envelope := remote.event("state").get_envelope()) is None or envelope.origin != handle.origin:
+        if handle.returncode is not None:
+            return False
+        await wall.sleep(0.01)
+    return True
+
+
+async def run_script(options: ScriptRunOptions) -> int:
+    """One script, in its own process, against what is on the bus (or a simulated observatory)."""
+    cls = script_class(options.path, external=options.external)
+    config = await asyncio.to_thread(options.config.read_text) if options.config else ""
+    try:
+        cls.validate_configuration(config)
+    except ObsqError as exc:
+        raise UsageError(str(exc)) from None
+    index = STANDALONE_INDEX + os.getpid() % 99_999
+    root = options.connection.checked_root()
+    wall = LoopClock()
+    async with contextlib.AsyncExitStack() as stack:
+        if options.simulate:
+            url = await stack.enter_async_context(private_broker())
+            root = f"script-{os.getpid()}"
+        else:
+            url = options.connection.url()
+        bus = await stack.enter_async_context(connected_bus(options.connection, url, clock=wall))
+        if options.simulate:
+            members = [(cid, State.ENABLED if cid.name != "ATWhiteLight" else State.STANDBY)
+                       for cid, _ in OBSERVATORY if cid.name != "ScriptQueue"]  # fmt: skip
+            observatory = Observatory(url, root, options.data, options.speed, members)
+            await stack.enter_async_context(observatory.running(bus, wall))
+        runner = ProcessRunner(broker=str(url), root=root, speed=options.speed, ca_file=url.ca_file)
+        handle = await runner.start(index, options.path, not options.external)
+        remote = await stack.enter_async_context(Remote(bus, f"Script:{index}", clock=wall, root=root))
+        final: list[ScriptState] = []
+        done = asyncio.Event()
+
+        def on_state(envelope: Envelope) -> None:
+            if envelope.origin != handle.origin:
+                return
+            state = ScriptState(envelope.data["state"])
+            checkpoint = envelope.data.get("lastCheckpoint", "")
+            print(f"Script:{index} {state.name} {checkpoint}".rstrip(), flush=True)
+            if state.is_final:
+                final.append(state)
+                reason = envelope.data.get("reason", "")
+                if reason:
+                    print(f"  reason: {reason}", flush=True)
+                done.set()
+
+        remote.event("state").callback = on_state
+        if not await _wait_own_state(remote, handle):
+            return 1
+        try:
+            await remote.command("configure", {"config": config}, timeout_s=60)
+            await remote.command("setGroupId", {"groupId": f"script-run-{index}"}, timeout_s=10)
+            await remote.command("run", timeout_s=10)
+            await done.wait()
+        except AckError as exc:
+            print(f"obsq script: {exc}", flush=True)
+        await handle.wait()
+    return 0 if final and final[0] in (ScriptState.DONE, ScriptState.STOPPED) else 1

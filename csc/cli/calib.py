@@ -1,0 +1,41 @@
+"""`obsq calib`: the calibration repository (list, show, certify)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from obsq.csc.cli.common import Subparsers
+
+
+def add(sub: Subparsers) -> None:
+    from obsq.csc.ocps.catalog import PRODUCT_TYPES
+
+    p = sub.add_parser("calib", help="the calibration repository", description="List, show and certify products.")
+    p.add_argument("--repo", type=Path, default=Path("data/repo"), help="repository folder (default %(default)s)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = actions.add_parser("list", help="list products", description="Products, oldest first.")
+    q.add_argument("--type", choices=PRODUCT_TYPES, help="only this type")
+    q.add_argument("--filter-expr", help='e.g. \'filter == "SDSSr_65mm~empty_1" and version > 1\'; fields: type, '
+                   "filter, version, verified, certified, mjd_mean, signature, stats, ...")  # fmt: skip
+    q = actions.add_parser("show", help="one product in full", description="A product with provenance and history.")
+    q.add_argument("id", type=int, help="product id")
+    q = actions.add_parser(
+        "certify", help="certify a product", description="Certify into CALIBRATION for [begin, end)."
+    )
+    q.add_argument("id", type=int, help="product id")
+    q.add_argument("--begin", type=float, required=True, help="validity start (MJD)")
+    q.add_argument("--end", type=float, required=True, help="validity end (MJD, exclusive)")
+    q.add_argument("--force", action="store_true", help="supersede overlapping certifications over this range")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from obsq.csc.app.calib import CalibOptions, run_calib
+
+    options = CalibOptions(
+        args.repo, args.action, type=getattr(args, "type", None), filter_expr=getattr(args, "filter_expr", None),
+        id=getattr(args, "id", 0), begin_mjd=getattr(args, "begin", 0.0), end_mjd=getattr(args, "end", 0.0),
+        force=getattr(args, "force", False),
+    )  # fmt: skip
+    return run_calib(options)

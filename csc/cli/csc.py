@@ -1,0 +1,58 @@
+"""`obsq csc`: run one component as this process, or list the components."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from obsq.csc.cli.common import (
+    DEFAULT_DATA_DIR,
+    Subparsers,
+    absolute,
+    add_connection_options,
+    connection,
+    injection_help,
+    positive_float,
+    run_async,
+)  # fmt: skip
+
+
+def add(sub: Subparsers) -> None:
+    p = sub.add_parser("csc", help="run or list component services", description="Component services.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = actions.add_parser("run", help="run one component", description="Run one component until Ctrl-C/exitControl.")
+    q.add_argument("component", metavar="NAME[:INDEX]", help="component, e.g. Test:1")
+    q.add_argument("--simulate", action="store_true", help="use simulated hardware")
+    q.add_argument("--speed", type=positive_float, default=1.0, help="clock speed (600 runs a 900 s warm-up in 1.5 s)")
+    q.add_argument("--state", choices=("standby", "disabled", "enabled"), default="standby", help="initial state")
+    q.add_argument("--override", default="", help="configuration override file for an initial start")
+    q.add_argument("--config-dir", type=Path, help="configuration root (default $OBSQ_CONFIG_DIR or deploy/config)")
+    q.add_argument("--site", help="site name: reads _SITE.yaml (default $OBSQ_SITE)")
+    q.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log level")
+    q.add_argument(
+        "--data", type=absolute, default=DEFAULT_DATA_DIR, help="where the camera writes raws and its registry"
+    )
+    q.add_argument("--inject", action="append", default=[], metavar="NAME[=VALUE]", help=injection_help())
+    q.add_argument("--epoch", type=float, help="TAI at which the scaled clock starts (shared by `obsq up`)")
+    add_connection_options(q)
+    q.set_defaults(handler=run)
+    q = actions.add_parser("list", help="list known components", description="Components with an interface.")
+    q.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        from obsq.csc.app.listing import list_components
+
+        return list_components()
+    import os
+
+    from obsq.csc.app.components import RunOptions, run_component
+    from obsq.csc.core.states import State
+
+    epoch = args.epoch if args.epoch is not None else os.environ.get("OBSQ_EPOCH")
+    options = RunOptions(
+        connection(args), args.component, args.simulate, args.speed, State[args.state.upper()], args.override,
+        args.config_dir, args.site, args.log_level, args.data, args.inject, float(epoch) if epoch is not None else None,
+    )  # fmt: skip
+    return run_async(run_component(options))

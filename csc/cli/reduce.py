@@ -1,0 +1,38 @@
+"""`obsq reduce`: masters or a PTC from any FITS files, offline."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from obsq.csc.cli.common import Subparsers, positive_float
+
+
+def add(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "reduce", help="build masters or a PTC from FITS files",
+        description="Group the inputs (type, signature, filter, time window) and build a master per group, or a PTC "
+        "from flat pairs, into --repo. Works on any folder of FITS, offline (no broker).",
+    )  # fmt: skip
+    p.add_argument("kind", choices=["bias", "dark", "flat", "ptc"], help="what to build")
+    p.add_argument("inputs", nargs="+", help="FITS files or folders")
+    p.add_argument("--repo", type=Path, required=True, help="repository folder (created if missing)")
+    p.add_argument("--window-hours", type=positive_float, default=12.0, help="group frames within this span (12)")
+    p.add_argument("--method", choices=["clipped_mean", "median"], default="clipped_mean", help="combine method")
+    p.add_argument("--iterations", type=int, default=3, help="clipping iterations (1 = ccdproc's single pass)")
+    p.add_argument("--type", dest="type_override", help="treat every input as this image type")
+    p.add_argument("--verify", action="store_true", help="verify each master on its inputs (cp_verify)")
+    p.add_argument("--force", action="store_true", help="build a new version even if these inputs were built")
+    p.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
+    p.add_argument("--json", action="store_true", help="one JSON result per line")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from obsq.csc.app.calib import ReduceOptions, run_reduce
+
+    options = ReduceOptions(
+        args.kind, args.inputs, args.repo, args.window_hours, args.method, args.iterations, args.type_override,
+        args.verify, args.force, args.progress, args.json,
+    )  # fmt: skip
+    return run_reduce(options)

@@ -1,0 +1,49 @@
+"""`obsq up`: the whole simulated observatory, each component its own supervised process."""
+
+from __future__ import annotations
+
+import argparse
+
+from obsq.csc.cli.common import (
+    DEFAULT_DATA_DIR,
+    Subparsers,
+    absolute,
+    add_connection_options,
+    connection,
+    injection_help,
+    positive_float,
+    run_async,
+)  # fmt: skip
+
+
+def add(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "up",
+        help="the simulated observatory, each component its own process",
+        description="Embedded broker (unless --broker) and the observatory: ATWhiteLight, ATSpectrograph, ATDome, "
+        "ATMCS, ATCamera, the reduction service OCPS:1 and ScriptQueue:2, each a supervised process (restarted if "
+        "it dies; logs in DATA/logs), ready once each shows its heartbeat and state. Ctrl-C stops everything.",
+    )
+    p.add_argument("--speed", type=positive_float, default=1.0, help="clock speed of every component (default 1)")
+    p.add_argument(
+        "--state", action="append", default=[], metavar="[NAME=]STATE",
+        help="initial state, standby (default), disabled or enabled; NAME=STATE for one component (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--only", help="comma-separated subset, e.g. ATCamera,ATSpectrograph,ScriptQueue")
+    p.add_argument(
+        "--data",
+        type=absolute,
+        default=DEFAULT_DATA_DIR,
+        help="raws, registries, repository and logs (default obsq-data)",
+    )
+    p.add_argument("--inject", action="append", default=[], metavar="NAME[=VALUE]", help=injection_help())
+    add_connection_options(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from obsq.csc.app.components import UpOptions, run_up
+
+    only = [name for name in (args.only or "").split(",") if name]
+    options = UpOptions(connection(args), args.speed, args.state, only, args.data, args.inject)
+    return run_async(run_up(options))

@@ -1,0 +1,217 @@
+"""Bringing up the simulated observatory: every component its own supervised process, ready on the bus.
+
+The one bring-up used by `obsq up`, `obsq weekly`, `obsq script run --sim`, the system tests
+and the benchmarks. The members are the auxiliary telescope (ATWhiteLight, ATSpectrograph,
+ATDome, ATMCS, ATCamera), the reduction service OCPS:1 and ScriptQueue:2; all share one
+clock epoch and speed, one data folder and one topic root.
+
+Readiness is what the bus shows: each member's heartbeat and the summary state it was asked
+to start in, published by the process we started (its `private_origin` is the child's pid, so
+a retained event of an earlier run never counts). There is no fixed start-up limit: on a busy
+machine importing and configuring simply take longer. A member whose process exits while
+starting, or that stays silent — no heartbeat and no CPU time used — for `silent_limit_s`, is
+named with the last lines of its log and the bring-up fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from obsq.csc.bus.base import Bus, Message
+from obsq.csc.bus.url import BrokerUrl
+from obsq.csc.clock import Clock, wall_tai
+from obsq.csc.core.codec import decode
+from obsq.csc.core.errors import DecodeError, ObsqError, TopicError
+from obsq.csc.core.states import State
+from obsq.csc.core.topics import ComponentId, Topic
+from obsq.csc.injections import injections_for
+from obsq.csc.supervisor import Child, Supervisor, process_cpu_s
+
+#: Every member of the simulated observatory, in start order, with the state `obsq weekly`
+#: wants it in: ATCS and LATISS enabled (as the procedure leaves them), the lamp and the
+#: reduction service in STANDBY (BLOCK-309 enables them), the queue enabled.
+OBSERVATORY: tuple[tuple[ComponentId, State], ...] = (
+    (ComponentId("ATWhiteLight"), State.STANDBY),
+    (ComponentId("ATSpectrograph"), State.ENABLED),
+    (ComponentId("ATDome"), State.ENABLED),
+    (ComponentId("ATMCS"), State.ENABLED),
+    (ComponentId("ATCamera"), State.ENABLED),
+    (ComponentId("OCPS", 1), State.STANDBY),
+    (ComponentId("ScriptQueue", 2), State.ENABLED),
+)
+#: The auxiliary telescope's components (the hardware of the observatory).
+TELESCOPE = tuple(str(cid) for cid, _ in OBSERVATORY[:5])
+#: A member alive but with no heartbeat yet, that has used no CPU for this long, is silent (s).
+SILENT_LIMIT_S = 60.0
+READY_POLL_S = 0.1
+#: How often the bring-up says what it is still waiting for (s).
+WAITING_REPORT_S = 10.0
+
+
+class BringUpError(ObsqError):
+    """A member did not come up: the message names it, says why, and quotes its log."""
+
+
+def member(text: str) -> ComponentId:
+    """A member of the observatory by name (`ScriptQueue`) or name and index (`ScriptQueue:2`)."""
+    name, _, index = text.partition(":")
+    for cid, _ in OBSERVATORY:
+        if cid.name == name and (not index or index == str(cid.index)):
+            return cid
+    known = ", ".join(str(cid) for cid, _ in OBSERVATORY)
+    raise ValueError(f"unknown component {text!r}; the observatory has {known}")
+
+
+def component_argv(
+    cid: ComponentId,
+    *,
+    url: BrokerUrl,
+    root: str,
+    speed: float,
+    epoch: float,
+    data: Path,
+    state: State,
+    inject: Sequence[str] = (),
+) -> list[str]:
+    """The command line of one member: `obsq csc run NAME --simulate ...` with this interpreter."""
+    argv = [sys.executable, "-m", "obsq.csc.cli", "csc", "run", str(cid), "--simulate", "--broker", str(url),
+            "--root", root, "--speed", f"{speed:g}", "--epoch", repr(epoch), "--data", str(data),
+            "--state", state.name.lower()]  # fmt: skip
+    if url.ca_file:
+        argv += ["--ca-file", url.ca_file]
+    return argv + [f"--inject={i}" for i in injections_for(cid.name, list(inject))]
+
+
+def log_name(cid: ComponentId) -> str:
+    return str(cid).replace(":", "-") + ".log"
+
+
+@dataclass
+class _Seen:
+    """What the bus has shown of one member's current process."""
+
+    heartbeat: bool = False
+    state: State | None = None
+
+
+@dataclass
+class Observatory:
+    """The members to bring up and how: broker, root, clock speed, data folder, fault injections."""
+
+    url: BrokerUrl
+    root: str
+    data: Path
+    speed: float = 1.0
+    members: Sequence[tuple[ComponentId, State]] = OBSERVATORY
+    inject: Sequence[str] = ()
+    report: Callable[[str], None] = print
+    silent_limit_s: float = SILENT_LIMIT_S
+    children: dict[ComponentId, Child] = field(default_factory=dict)
+
+    def plan(self, epoch: float) -> list[Child]:
+        return [
+            Child(str(cid), component_argv(cid, url=self.url, root=self.root, speed=self.speed, epoch=epoch,
+                                           data=self.data, state=state, inject=self.inject),
+                  self.data / "logs" / log_name(cid))
+            for cid, state in self.members
+        ]  # fmt: skip
+
+    @contextlib.asynccontextmanager
+    async def running(self, bus: Bus, wall: Clock) -> AsyncIterator[Supervisor]:
+        """Start every member, wait until all are ready, yield; stop them all on the way out.
+
+        `bus` (started, on `self.url`) is used to watch readiness; `wall` is a real-time clock.
+        """
+        supervisor = Supervisor(wall, lambda line: self.report(f"supervisor: {line}"))
+        supervisor.hold_restarts = True
+        seen = {cid: _Seen() for cid, _ in self.members}
+        subscriptions = [
+            await bus.subscribe(f"{self.root}/+/+/evt/{event}", self._observer(seen))
+            for event in ("heartbeat", "summaryState")
+        ]
+        children = self.plan(wall_tai())
+        self.children = {cid: child for (cid, _), child in zip(self.members, children, strict=True)}
+        task = asyncio.create_task(supervisor.run(children), name="observatory.supervisor")
+        ready = asyncio.create_task(self._wait_ready(seen, wall), name="observatory.ready")
+        try:
+            done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+            if task in done:
+                task.result()
+                raise BringUpError("the supervisor stopped before the observatory was ready")
+            ready.result()
+            supervisor.hold_restarts = False
+            for subscription in subscriptions:
+                await bus.unsubscribe(subscription)
+            subscriptions = []
+            yield supervisor
+        finally:
+            ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ObsqError):
+                await ready
+            for subscription in subscriptions:
+                await bus.unsubscribe(subscription)
+            supervisor.stop()
+            await task
+
+    def _observer(self, seen: dict[ComponentId, _Seen]) -> Callable[[Message], None]:
+        def on_event(message: Message) -> None:
+            try:
+                topic = Topic.parse(message.topic)
+                envelope = decode(message.payload)
+            except (TopicError, DecodeError):
+                return  # includes the empty payloads that clear retained topics
+            child = self.children.get(topic.component)
+            status = seen.get(topic.component)
+            if child is None or status is None or envelope.origin != child.pid:
+                return  # not ours, or an earlier process of the same component
+            if topic.name == "heartbeat":
+                status.heartbeat = True
+            elif topic.name == "summaryState":
+                with contextlib.suppress(KeyError, ValueError, TypeError):
+                    status.state = State(envelope.data["summaryState"])
+
+        return on_event
+
+    async def _wait_ready(self, seen: dict[ComponentId, _Seen], wall: Clock) -> None:
+        wanted = dict(self.members)
+        progress: dict[ComponentId, tuple[float, float]] = {}  # last CPU reading, when it last grew
+        last_report = wall.monotonic()
+        while True:
+            now = wall.monotonic()
+            waiting = []
+            for cid, status in seen.items():
+                child = self.children[cid]
+                code = child.process.returncode if child.process is not None else None
+                if code is not None:  # restarts are held until every member is ready: this is the process we started
+                    raise BringUpError(self._failure(child, f"exited with status {code} while starting"))
+                if status.heartbeat and status.state == wanted[cid]:
+                    continue
+                waiting.append(cid)
+                if status.heartbeat or child.pid is None:
+                    continue  # on the bus and on its way to the state asked for (a start may configure)
+                cpu, limit_s = process_cpu_s(child.pid), self.silent_limit_s
+                if cpu is None:  # no /proc to tell a slow start from a hang: only a wall-clock limit
+                    cpu, limit_s = 0.0, 10 * self.silent_limit_s
+                last_cpu, since = progress.get(cid, (-1.0, now))
+                if cpu > last_cpu:
+                    progress[cid] = (cpu, now)
+                elif now - since > limit_s:
+                    what = f"is alive but silent: no heartbeat and no CPU time used for {limit_s:g} s"
+                    raise BringUpError(self._failure(child, what))
+            if not waiting:
+                return
+            if now - last_report > WAITING_REPORT_S:
+                last_report = now
+                self.report(f"waiting for {', '.join(map(str, waiting))} ({len(seen) - len(waiting)} of "
+                            f"{len(seen)} ready)")  # fmt: skip
+            await wall.sleep(READY_POLL_S)
+
+    def _failure(self, child: Child, what: str) -> str:
+        tail = child.log_tail()
+        quoted = "\n".join(f"  | {line}" for line in tail) if tail else "  (the log is empty)"
+        return f"{child.name} (pid {child.pid}) {what}; the last lines of {child.log_path}:\n{quoted}"

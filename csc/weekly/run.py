@@ -1,0 +1,129 @@
+"""Running the weekly calibration: bring-up (unless a broker is given), the blocks, the PTC, the summary.
+
+The scripts have the reduction service (OCPS:1) build, verify and certify the masters as they
+go; at the end the PTC flats go to OCPS for the photon transfer curve. The summary (images,
+scripts, verification per check, masters, PTC per amplifier) is shown, written as JSON beside
+the data, and as a report folder with one self-contained HTML page. The exit status is 0 only
+if every script is DONE and every check passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from obsq.csc.app.connection import Connection, connected_bus
+from obsq.csc.bus.brokers import private_broker
+from obsq.csc.clock import LoopClock, perf_counter, utc_now_unix
+from obsq.csc.component import AckError, Remote
+from obsq.csc.core.errors import UsageError
+from obsq.csc.injections import InjectionError, parse_injections
+from obsq.csc.observatory import Observatory
+from obsq.csc.weekly.follow import Progress, QueueFollower, add_blocks, follow
+from obsq.csc.weekly.report import collect, write_report
+from obsq.csc.weekly.summary import image_summary, lamp_state, ptc_inputs, run_ptc
+
+QUEUE = "ScriptQueue:2"
+BLOCKS = ("BLOCK-309", "BLOCK-295", "BLOCK-310")
+
+
+class WeeklyView(Protocol):
+    """What the run tells its user (printing.ConsoleView prints it)."""
+
+    def line(self, text: str) -> None: ...
+
+    def queued(self, block: str, indices: list[int]) -> None: ...
+
+    def progress(self, progress: Progress) -> None: ...
+
+    def summary(self, summary: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class WeeklyOptions:
+    """`obsq weekly`: where (a given broker, or a private simulated observatory), which blocks, how fast."""
+
+    connection: Connection
+    speed: float = 600.0
+    data: Path = Path("obsq-data")
+    blocks: Sequence[str] = BLOCKS
+    skip_setup: bool = False
+    skip_shutdown: bool = False
+    inject: Sequence[str] = ()
+    timeout_s: float = 1800.0
+
+    def chosen_blocks(self) -> list[str]:
+        blocks = list(self.blocks)
+        if self.skip_setup:
+            blocks = [b for b in blocks if b != "BLOCK-309"]
+        if self.skip_shutdown:
+            blocks = [b for b in blocks if b != "BLOCK-310"]
+        return blocks
+
+
+async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
+    """The `obsq weekly` command; 0 if every script is DONE and every check passed."""
+    try:
+        parse_injections(list(options.inject))
+    except InjectionError as exc:
+        raise UsageError(str(exc)) from None
+    blocks = options.chosen_blocks()
+    stamp = datetime.datetime.fromtimestamp(utc_now_unix(), tz=datetime.UTC).strftime("%Y%m%dT%H%M%S")
+    data = options.data / f"weekly-{stamp}"
+    simulate = not options.connection.given
+    root = f"weekly-{os.getpid()}" if simulate else options.connection.checked_root()
+    clock = LoopClock()  # the run works in wall time: processes and files do not speed up with the simulation
+    t0 = perf_counter()
+    async with contextlib.AsyncExitStack() as stack:
+        if simulate:
+            url = await stack.enter_async_context(private_broker())
+            view.line(f"obsq weekly: simulated observatory on {url}, speed {options.speed:g}, data {data}")
+        else:
+            url = options.connection.url()
+            view.line(f"obsq weekly: driving {QUEUE} on {url} (root {root})")
+        bus = await stack.enter_async_context(connected_bus(options.connection, url, clock=clock))
+        if simulate:
+            observatory = Observatory(url, root, data, options.speed, inject=options.inject, report=view.line)
+            await stack.enter_async_context(observatory.running(bus, clock))
+            view.line(f"obsq weekly: observatory ready after {perf_counter() - t0:.1f} s")
+        remote = await stack.enter_async_context(Remote(bus, QUEUE, clock=clock, root=root))
+        follower = QueueFollower(options.speed)
+        try:
+            follower.indices = set(await add_blocks(remote, blocks, view.queued))
+            await follow(remote, follower, clock, options.timeout_s, view.progress)
+        except (AckError, TimeoutError) as exc:
+            view.line(f"obsq weekly: {exc}")
+        lamp = await lamp_state(bus, root, clock)
+        if simulate:
+            view.line(await run_ptc(bus, root, clock, ptc_inputs(data / "registry.sqlite3")))
+        scripts = [
+            {"index": i["index"], "block": i["block"], "path": i["path"], "state": i["state"], "reason": i["reason"]}
+            for i in follower.ours()
+        ]  # fmt: skip
+        ok = bool(scripts) and all(s["state"] == "DONE" for s in scripts) and len(scripts) == len(follower.indices)
+        data.mkdir(parents=True, exist_ok=True)
+        summary: dict[str, Any] = {
+            "blocks": blocks,
+            "speed": options.speed,
+            "outcome": "all scripts DONE" if ok else "FAILED: not every script is DONE",
+            "wall_time_s": perf_counter() - t0,
+            "scripts": scripts,
+            "images": image_summary(data / "registry.sqlite3"),
+            "lamp": lamp,
+            "file": str(data / "weekly-summary.json"),
+        }
+        if (data / "repo" / "registry.sqlite3").is_file():
+            results = collect(data / "repo")
+            summary["calibration"] = results
+            summary["report"] = str(data / "report" / "report.html")
+            write_report(data / "report", results, summary)
+            ok = ok and results["passed"]
+        (data / "weekly-summary.json").write_text(json.dumps(summary, indent=2))
+        view.summary(summary)
+    return 0 if ok else 1
