@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import pytest
 from obsq.csc.bus.brokers import MosquittoProcess
 from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.bus.url import BrokerUrl
-from obsq.csc.clock import LoopClock, perf_counter, wait_for
+from obsq.csc.clock import LoopClock, wait_for
 from obsq.csc.component import AckError, CommandLinkLostError, Remote
 from obsq.csc.core.acks import AckCode
 from obsq.csc.core.states import State
@@ -59,15 +59,17 @@ async def wait_alive(remote: Remote, timeout_s: float = 20.0) -> None:
     await wait_for(CLOCK, poll(), timeout_s)
 
 
-async def time_until(condition: object, timeout_s: float) -> float:
-    """Seconds until `condition()` is true (polled every 10 ms)."""
-    assert callable(condition)
-    t0 = perf_counter()
+async def until(condition: Callable[[], bool], limit_s: float = 30.0) -> None:
+    """Until `condition()` is true (polled every 10 ms); `limit_s` only bounds a test that would hang.
+
+    No test asserts how long something took: timings belong in the benchmarks.
+    """
+    await wait_for(CLOCK, _poll(condition), limit_s)
+
+
+async def _poll(condition: Callable[[], bool]) -> None:
     while not condition():
-        if perf_counter() - t0 > timeout_s:
-            raise AssertionError(f"condition not met within {timeout_s} s")
         await CLOCK.sleep(0.01)
-    return perf_counter() - t0
 
 
 async def test_cli_commands_a_component(broker_url: str, root: str, tmp_path: Path) -> None:
@@ -110,27 +112,26 @@ async def monitored(url: str, root: str, tmp_path: Path) -> AsyncIterator[tuple[
     async with component(url, root, tmp_path) as process, remote_on(url, root) as remote:
         await wait_alive(remote)
         await collect_status(remote.bus, root, board, CLOCK)
-        await time_until(lambda: any(r.health == "alive" for r in board.rows(CLOCK.tai())), 5)
+        await until(lambda: any(r.health == "alive" for r in board.rows(CLOCK.tai())))
         yield process, board
 
 
-async def test_sigkill_is_reported_gone_within_2s(broker_url: str, root: str, tmp_path: Path) -> None:
+async def test_sigkill_is_reported_gone_by_its_last_will(broker_url: str, root: str, tmp_path: Path) -> None:
     async with monitored(broker_url, root, tmp_path) as (process, board):
         os.kill(process.pid, signal.SIGKILL)
-        elapsed = await time_until(lambda: board.rows(CLOCK.tai())[0].health.startswith("gone"), 2.0)
-        assert elapsed < 2.0
+        await until(lambda: board.rows(CLOCK.tai())[0].health != "alive")
+        assert board.rows(CLOCK.tai())[0].health == "gone (connection lost)"  # the will, not a stale heartbeat
         status = await asyncio.to_thread(run_cli, "status", "--broker", broker_url, "--root", root, "--wait", "0.5")
         assert "gone (connection lost)" in status.stdout
 
 
-async def test_hung_component_is_reported_within_5s(broker_url: str, root: str, tmp_path: Path) -> None:
+async def test_hung_component_is_reported_not_responding(broker_url: str, root: str, tmp_path: Path) -> None:
     async with monitored(broker_url, root, tmp_path) as (process, board):
         os.kill(process.pid, signal.SIGSTOP)
         try:
-            elapsed = await time_until(lambda: board.rows(CLOCK.tai())[0].health != "alive", 5.0)
+            await until(lambda: board.rows(CLOCK.tai())[0].health != "alive")
         finally:
             os.kill(process.pid, signal.SIGCONT)
-        assert elapsed < 5.0
         # stale heartbeats (3 s) are seen before the broker's keep-alive gives up (1.5 x 5 s)
         assert board.rows(CLOCK.tai())[0].health == "not responding"
 
@@ -145,23 +146,19 @@ async def test_broker_restart(own_mosquitto: MosquittoProcess, root: str, tmp_pa
         await remote.event("logMessage").aget(timeout_s=5)
         await CLOCK.sleep(0.2)
         own_mosquitto.stop()
-        t0 = perf_counter()
         with pytest.raises(CommandLinkLostError, match="connection to the broker lost"):
-            await in_flight
-        assert perf_counter() - t0 < 1.0  # fails fast, not after its timeout
+            await in_flight  # fails as the link drops, not as a timeout (AckTimeoutError) after 10 s
         own_mosquitto.start()
-        t_up = perf_counter()
         # the component reconnects and republishes its retained state for late joiners
         async with remote_on(url, root) as late:
             await wait_for(CLOCK, late.event("summaryState").aget(timeout_s=5), 5)
             assert late.event("summaryState").get() == {"summaryState": int(State.ENABLED)}
             assert (await late.event("liveness").aget(timeout_s=5))["alive"] is True
         # the old remote's bus reconnects and resubscribes; a new command completes once
-        await time_until(lambda: remote.bus.connected, 5)
+        await until(lambda: remote.bus.connected)
         scalars = remote.event("scalars")
         ack = await remote.command("setScalars", {"int0": 7}, timeout_s=5)
         assert ack.ack == AckCode.COMPLETE
-        assert perf_counter() - t_up < 5.0
         assert (await scalars.aget(timeout_s=2))["int0"] == 7
 
 
@@ -186,7 +183,7 @@ async def test_bad_input_over_a_real_broker(broker_url: str, root: str, tmp_path
         await bus.publish(f"{topic}/wait", command(2, duration=-5), qos=1)
         await bus.publish(f"{topic}/wait", command(3, duration=[1]), qos=1)
         await bus.publish(f"{topic}/wait", command(4), qos=1)
-        await time_until(lambda: len(acks) >= 4, 5)
+        await until(lambda: len(acks) >= 4)
         await CLOCK.sleep(0.3)
         assert set(acks) == {1, 2, 3, 4}  # undecodable and oversize messages are dropped, logged
         assert all(a["ack"] == AckCode.FAILED for a in acks.values())

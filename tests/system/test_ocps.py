@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from obsq.csc.atcamera.model import GEOMETRIES, DetectorModel
+from obsq.csc.clock import utc_now_unix
 from obsq.csc.component import AckError
 from obsq.csc.ocps.csc import OCPSCsc
 from obsq.csc.ocps.jobs import JobStore
@@ -67,7 +68,7 @@ async def test_jobs_run_in_workers_and_report(rig: Rig, tmp_path: Path, detector
     result = await result_of(rig, job)
     assert result["exit_code"] == 0, result
     product = json.loads(result["result"])["product"]
-    assert Repository(tmp_path / "data" / "repo").product(product).type == "bias"
+    assert Repository(tmp_path / "data" / "repo", now=utc_now_unix).product(product).type == "bias"
     # a pipeline error is a FAILED job with the reason, not a crash of the service
     flats = [camera.take("FLAT", 6.0) for _ in range(2)]
     failed = await result_of(rig, await execute(rig, "cpDark", {"inputs": flats}))
@@ -90,14 +91,18 @@ async def test_a_killed_worker_is_a_failed_job(rig: Rig, tmp_path: Path, detecto
     biases = [camera.take("BIAS", 0.0) for _ in range(3)]
     csc: OCPSCsc = rig.csc  # type: ignore[assignment]
     job = await execute(rig, "cpBias", {"inputs": biases})
-    for _ in range(200):
-        if job in csc._running:
+    for _ in range(500):
+        running = [w for w in csc._workers if w.job == job]
+        if running:
             break
         await asyncio.sleep(0.01)
-    csc._running[job].kill()
+    running[0].process.kill()
     result = await result_of(rig, job)
     assert result["exit_code"] != 0
     assert "worker exited with code -9" in json.loads(result["result"])["error"]
+    # the worker is replaced: the next job runs
+    again = await result_of(rig, await execute(rig, "cpBias", {"inputs": biases, "force": True}))
+    assert again["exit_code"] == 0, again
 
 
 async def test_jobs_survive_a_restart(tmp_path: Path, detector: DetectorModel) -> None:

@@ -19,10 +19,12 @@ from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.states import State
-from obsq.csc.scriptqueue.csc import ScriptLauncher, ScriptQueueCsc
+from obsq.csc.scriptqueue.csc import ScriptQueueCsc
+from obsq.csc.scriptqueue.runner import ProcessRunner
+from obsq.csc.scriptqueue.store import SqliteQueueStore
 from obsq.scripts.library import SITE_ROOTS_ENV, ScriptRoots
 
-from .test_components import time_until
+from .test_components import until
 
 pytestmark = pytest.mark.system
 
@@ -51,8 +53,8 @@ class QueueRig:
     def order(self) -> list[int]:
         return list((self.remote.event("queue").get()).get("salIndices", []))
 
-    async def until(self, predicate: Any, timeout_s: float = 20) -> None:
-        await time_until(predicate, timeout_s)
+    async def until(self, predicate: Any, timeout_s: float = 30) -> None:
+        await until(predicate, timeout_s)
 
 
 @pytest.fixture(autouse=True)
@@ -64,8 +66,8 @@ async def start_queue(url: str, root: str, store: Path) -> tuple[ScriptQueueCsc,
     bus = MqttBus(BrokerUrl.parse(url), clock=CLOCK)
     roots = ScriptRoots(ScriptRoots.default().standard, ScriptRoots.default().external, (SITE,))
     csc = ScriptQueueCsc(
-        launcher=ScriptLauncher(broker=url, root=root, log_dir=store.parent / "logs"), store_path=store, roots=roots,
-        bus=bus, clock=CLOCK, root=root, initial_state=State.ENABLED,
+        runner=ProcessRunner(broker=url, root=root, log_dir=store.parent / "logs"), store=SqliteQueueStore(store),
+        roots=roots, bus=bus, clock=CLOCK, root=root, initial_state=State.ENABLED,
     )  # fmt: skip
     await bus.start()
     return csc, bus
@@ -148,7 +150,7 @@ async def test_restart_recovers_queue_and_history_and_never_reruns(
     try:
         async with Remote(bus, "ScriptQueue:2", clock=CLOCK, root=root) as remote:
             rig = QueueRig(None, remote, root, tmp_path)  # type: ignore[arg-type]
-            await time_until(lambda: (remote.event("summaryState").get()).get("summaryState") == 2, 30)
+            await until(lambda: (remote.event("summaryState").get()).get("summaryState") == 2)
             first = await rig.add("wait_time: 0.1")
             long = await rig.add("wait_time: 1000")
             after = await rig.add("wait_time: 0.1")
