@@ -70,20 +70,27 @@ def member(text: str) -> ComponentId:
 def component_argv(
     cid: ComponentId,
     *,
-    url: BrokerUrl,
+    broker: str,
     root: str,
-    speed: float,
-    epoch: float,
-    data: Path,
-    state: State,
+    ca_file: str | None = None,
+    speed: float = 1.0,
+    epoch: float | None = None,
+    data: Path | None = None,
+    state: State = State.STANDBY,
     inject: Sequence[str] = (),
+    simulate: bool = True,
 ) -> list[str]:
-    """The command line of one member: `obsq csc run NAME --simulate ...` with this interpreter."""
-    argv = [sys.executable, "-m", "obsq.csc.cli", "csc", "run", str(cid), "--simulate", "--broker", str(url),
-            "--root", root, "--speed", f"{speed:g}", "--epoch", repr(epoch), "--data", str(data),
-            "--state", state.name.lower()]  # fmt: skip
-    if url.ca_file:
-        argv += ["--ca-file", url.ca_file]
+    """One component process, `obsq csc run NAME ...` with this interpreter (the one place it is written)."""
+    argv = [sys.executable, "-m", "obsq.csc.cli", "csc", "run", str(cid), "--broker", broker, "--root", root,
+            "--speed", f"{speed:g}", "--state", state.name.lower()]  # fmt: skip
+    if simulate:
+        argv.append("--simulate")
+    if ca_file:
+        argv += ["--ca-file", ca_file]
+    if epoch is not None:
+        argv += ["--epoch", repr(epoch)]
+    if data is not None:
+        argv += ["--data", str(data)]
     return argv + [f"--inject={i}" for i in injections_for(cid.name, list(inject))]
 
 
@@ -115,8 +122,9 @@ class Observatory:
 
     def plan(self, epoch: float) -> list[Child]:
         return [
-            Child(str(cid), component_argv(cid, url=self.url, root=self.root, speed=self.speed, epoch=epoch,
-                                           data=self.data, state=state, inject=self.inject),
+            Child(str(cid), component_argv(cid, broker=str(self.url), root=self.root, ca_file=self.url.ca_file,
+                                           speed=self.speed, epoch=epoch, data=self.data, state=state,
+                                           inject=self.inject),
                   self.data / "logs" / log_name(cid))
             for cid, state in self.members
         ]  # fmt: skip

@@ -34,6 +34,8 @@ from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock, perf_counter, wait_for
 from obsq.csc.component import Remote
 from obsq.csc.core.states import State
+from obsq.csc.core.topics import ComponentId
+from obsq.csc.observatory import component_argv
 from obsq.csc.testcsc import TestCsc
 
 CLOCK = LoopClock()
@@ -96,10 +98,10 @@ async def _round_trips(
     """
     request, reply = f"{root}/bare/request", f"{root}/bare/reply"
     responder = await _child("obsq.csc.bench.bare", "responder", str(url), request, reply)
-    component = await _child(
-        "obsq.csc.cli", "csc", "run", "Test:1", "--broker", str(url), "--root", root, "--state", "enabled",
-        "--log-level", "warning",
-    )  # fmt: skip
+    argv = component_argv(ComponentId("Test", 1), broker=str(url), root=root, state=State.ENABLED, simulate=False)
+    component = await asyncio.create_subprocess_exec(
+        *argv, "--log-level", "warning", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     bare: list[float] = []
     obsq: list[float] = []
     async with _running(responder, b"ready"), _running(component, None), BareRequester(url, request, reply) as bare_rt:

@@ -20,6 +20,8 @@ from obsq.csc.bus.brokers import MosquittoProcess, free_port, mosquitto_path, po
 from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock, blocking_sleep
+from obsq.csc.core.topics import ComponentId
+from obsq.csc.observatory import component_argv
 
 pytestmark = pytest.mark.system
 
@@ -123,23 +125,13 @@ async def bus_factory(broker_url: str) -> AsyncIterator[object]:
 
 
 class ComponentProcess:
-    """`obsq csc run NAME` as a child process."""
+    """`obsq csc run NAME` as a child process (the command line the observatory's bring-up uses)."""
 
-    def __init__(self, component: str, url: str, root: str, *extra: str, log: Path | None = None) -> None:
+    def __init__(
+        self, component: str, url: str, root: str, *extra: str, log: Path | None = None, ca_file: str | None = None
+    ) -> None:
         self.log_path = log
-        command = [
-            sys.executable,
-            "-m",
-            "obsq.csc.cli",
-            "csc",
-            "run",
-            component,
-            "--broker",
-            url,
-            "--root",
-            root,
-            *extra,
-        ]
+        command = [*component_argv(ComponentId.parse(component), broker=url, root=root, ca_file=ca_file), *extra]
         with log.open("wb") if log else open(os.devnull, "wb") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
 

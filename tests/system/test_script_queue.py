@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,8 @@ from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.states import State
+from obsq.csc.core.topics import ComponentId
+from obsq.csc.observatory import component_argv
 from obsq.csc.scriptqueue.csc import ScriptQueueCsc
 from obsq.csc.scriptqueue.runner import ProcessRunner
 from obsq.csc.scriptqueue.store import SqliteQueueStore
@@ -141,8 +142,10 @@ async def test_stop_queued_stop_running_and_terminate_a_hung_script(queue: Queue
 async def test_restart_recovers_queue_and_history_and_never_reruns(
     mosquitto: MosquittoProcess, root: str, tmp_path: Path
 ) -> None:
-    argv = [sys.executable, "-m", "obsq.csc.cli", "csc", "run", "ScriptQueue:2", "--state", "enabled",
-            "--broker", mosquitto.url, "--root", root, "--data", str(tmp_path)]  # fmt: skip
+    argv = component_argv(
+        ComponentId("ScriptQueue", 2), broker=mosquitto.url, root=root, state=State.ENABLED, data=tmp_path,
+        simulate=False,
+    )  # fmt: skip
     bus = MqttBus(BrokerUrl.parse(mosquitto.url), clock=CLOCK)
     await bus.start()
     log = (tmp_path / "queue.log").open("ab")

@@ -93,7 +93,7 @@ async def test_wrong_password_is_refused_with_a_clear_error(secured: SecuredMosq
 async def test_component_and_cli_over_tls_with_credentials(
     secured: SecuredMosquitto, root: str, tmp_path: Path
 ) -> None:
-    process = ComponentProcess("Test:1", secured.tls, root, "--ca-file", secured.ca_file, log=tmp_path / "csc.log")
+    process = ComponentProcess("Test:1", secured.tls, root, log=tmp_path / "csc.log", ca_file=secured.ca_file)
     try:
         bus = MqttBus(BrokerUrl.parse(secured.tls, ca_file=secured.ca_file), clock=LoopClock())
         await bus.start()
