@@ -282,14 +282,24 @@ class Rig:
         """Send a command and advance virtual time until it ends (for commands that take time)."""
         return await self.run(self.remote.command(name, data, **kwargs))
 
-    async def run(self, awaitable: Awaitable[T]) -> T:
-        """Await `awaitable`, jumping virtual time to the next sleeper whenever the loop is idle."""
+    async def run(self, awaitable: Awaitable[T], limit_s: float = 100_000.0) -> T:
+        """Await `awaitable`, jumping virtual time to the next sleeper whenever the loop is idle.
+
+        TimeoutError after `limit_s` of virtual time (heartbeats always give a next sleeper, so
+        something that never ends would otherwise run for ever).
+        """
         task = asyncio.ensure_future(awaitable)
+        start = self.clock.monotonic()
         while True:
             await self.clock.settle()
             deadline = self.clock.next_deadline
             if task.done() or deadline is None:
                 break
+            if deadline - start > limit_s:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                raise TimeoutError(f"not done within {limit_s:g} s of virtual time")
             await self.clock.advance(max(0.0, deadline - self.clock.monotonic()))
         return await task
 
@@ -305,16 +315,17 @@ async def component_rig(
     *,
     broker: MemoryBroker | None = None,
     clock: ManualClock | None = None,
+    root: str | None = None,
     **csc_kwargs: Any,
 ) -> AsyncIterator[Rig]:
     """Run `make_csc(bus=, clock=, root=, **csc_kwargs)` on a MemoryBus with a ManualClock.
 
-    Give `broker` and `clock` when the component needs them before the rig exists (an
-    in-process script runner starts its scripts on the same broker and clock).
+    Give `broker`, `clock` and `root` when something else must share them (an in-process script
+    runner starts its scripts on the same broker and clock; other components share the root).
     """
     broker = broker or MemoryBroker()
     clock = clock or ManualClock()
-    root = unique_root()
+    root = root or unique_root()
     csc_bus, remote_bus = broker.client("csc"), broker.client("remote")
     csc = make_csc(bus=csc_bus, clock=clock, root=root, **csc_kwargs)
     await csc_bus.start()

@@ -47,6 +47,7 @@ class BaseScript(BaseComponent):
         self._stop_re = ""
         self._resume = asyncio.Event()
         self._run_task: asyncio.Task[None] | None = None
+        self._stop_requested = False  # a cancellation without it is the process being torn down
         self._remotes: list[Remote] = []
         self.exit_code: int | None = None
         for name, handler in (
@@ -116,6 +117,7 @@ class BaseScript(BaseComponent):
         self.last_checkpoint = name
         if self._stop_re and re.fullmatch(self._stop_re, name):
             self.log.info("stop_at_checkpoint", checkpoint=name)
+            self._stop_requested = True
             raise asyncio.CancelledError
         if self._pause_re and re.fullmatch(self._pause_re, name):
             self._resume.clear()
@@ -127,6 +129,11 @@ class BaseScript(BaseComponent):
 
     async def progress(self, done: int, total: int) -> None:
         await self.publish_event("progress", {"done": done, "total": total})
+
+    def close(self) -> None:
+        """End the script (SIGTERM, an operator's terminate): a running one stops and cleans up first."""
+        self._stop_requested = True
+        super().close()
 
     # -- state ----------------------------------------------------------------------------
 
@@ -227,6 +234,8 @@ class BaseScript(BaseComponent):
             await self.run_script()
             ending, final, reason = ScriptState.ENDING, ScriptState.DONE, ""
         except asyncio.CancelledError:
+            if not self._stop_requested:
+                raise  # torn down from outside (the process is being killed): no cleanup, no more states
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()  # the stop was handled here; cleanup must still be able to wait
@@ -252,6 +261,7 @@ class BaseScript(BaseComponent):
         if self.machine.state.is_final or self.machine.state in (ScriptState.STOPPING, ScriptState.ENDING):
             return "already ending"
         if self._run_task is not None and not self._run_task.done():
+            self._stop_requested = True
             self._run_task.cancel()
             return "stopping"
         await self._set_state(ScriptState.STOPPING, "stopped before running")

@@ -74,7 +74,8 @@ class BaseComponent:
     Components (BaseCsc) and scripts (BaseScript) build on it. Subclasses register their
     commands with `register_command`; `command_allowed` lets them refuse commands by state.
     `origin`, the `private_origin` of what it sends, is this process id unless given (an
-    in-process script runner gives each script its own).
+    in-process script runner gives each script its own). `heartbeat_s` is SAL's 1 s; tests
+    that run hours of virtual time may space heartbeats out.
     """
 
     version: str = __version__
@@ -91,6 +92,7 @@ class BaseComponent:
         interface: ComponentInterface | None = None,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         origin: int | None = None,
+        heartbeat_s: float = HEARTBEAT_INTERVAL_S,
     ) -> None:
         self.interface = interface or load_interface(name)
         if self.interface.indexed and index == 0:
@@ -101,6 +103,7 @@ class BaseComponent:
         self.clock = clock
         self._stamper = Stamper(clock, str(self.id), max_payload_bytes, origin)
         self._log_level = log_level
+        self.heartbeat_s = heartbeat_s
         self.log = make_component_logger(str(self.id), level=lambda: self._log_level, sink=self._log_sink)
         self._commands: dict[str, CommandSpec] = {}
         self._command_locks: dict[str, asyncio.Lock] = {}
@@ -264,7 +267,7 @@ class BaseComponent:
         clock = self.clock.unscaled()
         while True:
             await self.publish_event("heartbeat", {"heartbeat": True}, force=True)
-            await clock.sleep(HEARTBEAT_INTERVAL_S)
+            await clock.sleep(self.heartbeat_s)
 
     def _log_sink(self, level: int, event: dict[str, Any]) -> None:
         record = {

@@ -194,6 +194,8 @@ class ScriptQueueCsc(BaseCsc):
         running = self._scripts[index]
         code = await running.handle.wait()
         await running.remote.close()
+        if self._closing.is_set():
+            return  # the service is stopping and ended it: after a restart it runs again (queued) or is LOST
         await self._clear_retained(index)
         now = self.clock.tai()
         item = self.model.find(index)

@@ -14,6 +14,7 @@ import signal
 
 from obsq.csc.bus.memory import MemoryBroker, MemoryBus
 from obsq.csc.clock import Clock
+from obsq.csc.component import HEARTBEAT_INTERVAL_S
 from obsq.scripts.base import BaseScript
 from obsq.scripts.library import ScriptRoots, load_script_class
 
@@ -24,17 +25,27 @@ _origins = itertools.count(10_000_000)
 class InProcessRunner:
     """Scripts as tasks of this event loop, each with its own client of a MemoryBroker."""
 
-    def __init__(self, broker: MemoryBroker, clock: Clock, root: str, roots: ScriptRoots | None = None) -> None:
+    def __init__(
+        self,
+        broker: MemoryBroker,
+        clock: Clock,
+        root: str,
+        roots: ScriptRoots | None = None,
+        heartbeat_s: float = HEARTBEAT_INTERVAL_S,
+    ) -> None:
         self.broker = broker
         self.clock = clock
         self.root = root
         self.roots = roots or ScriptRoots.default()
+        self.heartbeat_s = heartbeat_s
         self.handles: list[_TaskHandle] = []
 
     async def start(self, index: int, path: str, standard: bool) -> _TaskHandle:
         cls = load_script_class(self.roots.resolve(path, standard))
         bus = self.broker.client(f"Script-{index}")
-        script = cls(index=index, bus=bus, clock=self.clock, root=self.root, origin=next(_origins))
+        script = cls(
+            index=index, bus=bus, clock=self.clock, root=self.root, origin=next(_origins), heartbeat_s=self.heartbeat_s
+        )
         await bus.start()
         handle = _TaskHandle(script, bus)
         self.handles.append(handle)
