@@ -20,7 +20,7 @@ from obsq.csc.acquired import AcquiredImage, AcquiredImages
 from obsq.csc.atcamera.fits import build_hdus, write_atomic
 from obsq.csc.atcamera.illumination import CameraDriver, ObservatoryState, flat_flux_e_s
 from obsq.csc.atcamera.model import DetectorModel
-from obsq.csc.clock import TAI_MINUS_UTC_S
+from obsq.csc.clock import TAI_MINUS_UTC_S, perf_counter
 from obsq.csc.component import BaseCsc, Command
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.core.states import State
@@ -186,7 +186,9 @@ class ATCameraCsc(BaseCsc):
             raise
         exposure = replace(exposure, darktime_s=self.clock.tai() - start)
         flux = flat_flux_e_s(state, self.lamp_warmup_s) if request.shutter else 0.0
+        t0 = perf_counter()
         image = await asyncio.to_thread(self._write, exposure, state, flux)
+        write_ms = (perf_counter() - t0) * 1e3
         await self.publish_event(
             "endReadout",
             {"imageName": obsid, "requestedExposureTime": request.exptime_s, "imageIndex": index,
@@ -198,8 +200,9 @@ class ATCameraCsc(BaseCsc):
              "checkSum": image.md5, "mimeType": "image/fits", "id": obsid},
         )  # fmt: skip
         self.log.info(
-            "image_written", obsid=obsid, imgtype=request.image_type, exptime=request.exptime_s, flux=round(flux, 1)
-        )
+            "image_written", obsid=obsid, imgtype=request.image_type, exptime=request.exptime_s, flux=round(flux, 1),
+            write_ms=round(write_ms, 1),
+        )  # fmt: skip
         return obsid
 
     def _write(self, exposure: Exposure, state: ObservatoryState, flux_e_s: float) -> AcquiredImage:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from obsq.csc.cli.common import Subparsers, add_connection_options, connection, run_async
+from obsq.csc.cli.common import Subparsers, add_connection_options, connection, positive_float, run_async
 
 
 def add(sub: Subparsers) -> None:
@@ -55,6 +55,15 @@ def add(sub: Subparsers) -> None:
     )
     q.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default %(default)s)")
     q.add_argument("--json", dest="json_out", type=Path, help="also write the results as JSON to this file")
+    q = what.add_parser(
+        "weekly",
+        help="the main job once, and where its wall time went",
+        description="Run obsq weekly on a private broker and the simulated observatory, then itemise its wall time: "
+        "bring-up, adding the blocks, simulated waits, FITS writes, reduction, the rest.",
+    )
+    q.add_argument("--speed", type=positive_float, default=600.0, help="clock speed (default 600)")
+    q.add_argument("--dir", type=Path, default=None, help="where the run's data goes (default: temporary folder)")
+    q.add_argument("--json", dest="json_out", type=Path, help="also write the results as JSON to this file")
     p.set_defaults(handler=run)
 
 
@@ -79,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
         return run_combine_benchmark(
             CombineBenchOptions(args.frames, args.size, args.dir, not args.no_ccdproc, args.json_out)
         )
+    if args.action == "weekly":
+        from obsq.csc.bench.weekly import WeeklyBenchOptions, run_weekly_benchmark
+
+        return run_async(run_weekly_benchmark(WeeklyBenchOptions(args.speed, args.dir)))
     from obsq.csc.bench.startup import StartupBenchOptions, run_startup_benchmark
 
     return run_startup_benchmark(StartupBenchOptions(args.rounds, args.json_out))
