@@ -12,24 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from obsq.csc.atcamera.csc import ATCameraCsc
-from obsq.csc.atcamera.sim import BusObservatory, SimCamera
-from obsq.csc.atdome.csc import ATDomeCsc
-from obsq.csc.atdome.sim import SimDome
-from obsq.csc.atmcs.csc import ATMCSCsc
-from obsq.csc.atmcs.sim import SimMount
-from obsq.csc.atspectrograph.csc import ATSpectrographCsc
-from obsq.csc.atspectrograph.sim import SimSpectrograph
-from obsq.csc.atwhitelight.csc import ATWhiteLightCsc
-from obsq.csc.atwhitelight.sim import SimWhiteLight
 from obsq.csc.build import HARDWARE, RUNNABLE
 from obsq.csc.component import BaseCsc
 from obsq.csc.injections import INJECTIONS, InjectionError, parse_injections
-from obsq.csc.ocps.csc import OCPSCsc
-from obsq.csc.scriptqueue.csc import ScriptQueueCsc
-from obsq.csc.scriptqueue.runner import ProcessRunner
-from obsq.csc.scriptqueue.store import SqliteQueueStore
-from obsq.csc.testcsc import TestCsc
 
 
 class CompositionError(ValueError):
@@ -47,20 +32,55 @@ HOOKS: dict[str, Callable[[Any, str], None]] = {
 }
 
 
-#: Each hardware component's simulated driver, made from the service's keyword arguments (bus, clock, root).
-_DRIVERS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "ATWhiteLight": lambda kw: SimWhiteLight(),
-    "ATSpectrograph": lambda kw: SimSpectrograph(),
-    "ATDome": lambda kw: SimDome(),
-    "ATMCS": lambda kw: SimMount(),
-    "ATCamera": lambda kw: SimCamera(BusObservatory(kw["bus"], kw["clock"], kw.get("root", "obsq"))),
-}
-_HARDWARE_SERVICES: dict[str, Callable[..., BaseCsc]] = {
-    "ATWhiteLight": ATWhiteLightCsc,
-    "ATSpectrograph": ATSpectrographCsc,
-    "ATDome": ATDomeCsc,
-    "ATMCS": ATMCSCsc,
-    "ATCamera": ATCameraCsc,
+# Each builder imports its own component only: a component process loads what it uses (the
+# camera alone needs numpy and astropy). Each returns the service and the driver injections act on.
+
+
+def _whitelight(kw: dict[str, Any]) -> tuple[BaseCsc, Any]:
+    from obsq.csc.atwhitelight.csc import ATWhiteLightCsc
+    from obsq.csc.atwhitelight.sim import SimWhiteLight
+
+    driver = SimWhiteLight()
+    return ATWhiteLightCsc(driver=driver, **kw), driver
+
+
+def _spectrograph(kw: dict[str, Any]) -> tuple[BaseCsc, Any]:
+    from obsq.csc.atspectrograph.csc import ATSpectrographCsc
+    from obsq.csc.atspectrograph.sim import SimSpectrograph
+
+    driver = SimSpectrograph()
+    return ATSpectrographCsc(driver=driver, **kw), driver
+
+
+def _dome(kw: dict[str, Any]) -> tuple[BaseCsc, Any]:
+    from obsq.csc.atdome.csc import ATDomeCsc
+    from obsq.csc.atdome.sim import SimDome
+
+    driver = SimDome()
+    return ATDomeCsc(driver=driver, **kw), driver
+
+
+def _mount(kw: dict[str, Any]) -> tuple[BaseCsc, Any]:
+    from obsq.csc.atmcs.csc import ATMCSCsc
+    from obsq.csc.atmcs.sim import SimMount
+
+    driver = SimMount()
+    return ATMCSCsc(driver=driver, **kw), driver
+
+
+def _camera(kw: dict[str, Any], data_dir: Path) -> tuple[BaseCsc, Any]:
+    from obsq.csc.atcamera.csc import ATCameraCsc
+    from obsq.csc.atcamera.sim import BusObservatory, SimCamera
+
+    driver = SimCamera(BusObservatory(kw["bus"], kw["clock"], kw.get("root", "obsq")))
+    return ATCameraCsc(driver=driver, data_dir=data_dir, **kw), driver
+
+
+_HARDWARE_BUILDERS: dict[str, Callable[[dict[str, Any]], tuple[BaseCsc, Any]]] = {
+    "ATWhiteLight": _whitelight,
+    "ATSpectrograph": _spectrograph,
+    "ATDome": _dome,
+    "ATMCS": _mount,
 }
 
 
@@ -90,14 +110,19 @@ def build_component(
         raise CompositionError(f"no component service for {name!r} in this build; runnable: {', '.join(RUNNABLE)}")
     mode = 1 if simulate else 0
     driver: Any = None
-    if name in HARDWARE:
-        driver = _DRIVERS[name](kwargs)
-        service = _HARDWARE_SERVICES[name]
-        extra = {"data_dir": data_dir} if name == "ATCamera" else {}
-        csc: BaseCsc = service(driver=driver, simulation_mode=mode, index=index, **extra, **kwargs)
+    if name == "ATCamera":
+        csc, driver = _camera({"simulation_mode": mode, "index": index, **kwargs}, data_dir)
+    elif name in HARDWARE:
+        csc, driver = _HARDWARE_BUILDERS[name]({"simulation_mode": mode, "index": index, **kwargs})
     elif name == "OCPS":
+        from obsq.csc.ocps.csc import OCPSCsc
+
         csc = OCPSCsc(data_dir=data_dir, simulation_mode=mode, index=index or 1, **kwargs)
     elif name == "ScriptQueue":
+        from obsq.csc.scriptqueue.csc import ScriptQueueCsc
+        from obsq.csc.scriptqueue.runner import ProcessRunner
+        from obsq.csc.scriptqueue.store import SqliteQueueStore
+
         index = index or 2
         runner = ProcessRunner(
             broker=broker_url, root=kwargs.get("root", "obsq"), speed=kwargs["clock"].speed, epoch=epoch,
@@ -106,6 +131,8 @@ def build_component(
         store = SqliteQueueStore(data_dir / "scriptqueue" / f"ScriptQueue-{index}.sqlite3")
         csc = ScriptQueueCsc(runner=runner, store=store, index=index, **kwargs)
     else:
+        from obsq.csc.testcsc import TestCsc
+
         csc = TestCsc(simulation_mode=mode, index=index or 1, **kwargs)
     for injection, value in injections:
         HOOKS[injection](driver, value)  # only hardware has injections (checked above)

@@ -3,8 +3,9 @@
 Every case is a fresh process of this interpreter, timed from spawn to exit; the cases are
 interleaved round by round, so each sees the same machine noise, and the figure is each
 case's median over the rounds divided by the median of `python -c pass`. Targets: `obsq
---help` and `obsq csc list` within 12x. The process cases show what a component and a script
-process import before they do anything (the numeric stack only in reduction code).
+--help` and `obsq csc list` within 12x. The process cases show what a component, a script and a
+reduction worker import before they do anything: the numeric stack only in the camera (FITS)
+and the reduction worker.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from obsq.csc.clock import perf_counter
 
 TARGET_RATIO = 12.0
+#: What every component process imports before its own service (`obsq csc run`).
+COMPONENT_PROCESS = "obsq.csc.cli, obsq.csc.app.components, obsq.csc.bus.mqtt"
 
 
 def cases() -> dict[str, list[str]]:
@@ -31,7 +34,16 @@ def cases() -> dict[str, list[str]]:
         "python -c pass": [python, "-c", "pass"],
         "obsq --help": [*obsq, "--help"],
         "obsq csc list": [*obsq, "csc", "list"],
-        "component process imports": [python, "-c", "import obsq.csc.app.components, obsq.csc.bus.mqtt"],
+        "ATDome process imports": [
+            python,
+            "-c",
+            f"import {COMPONENT_PROCESS}, obsq.csc.atdome.csc, obsq.csc.atdome.sim",
+        ],
+        "ATCamera process imports": [
+            python,
+            "-c",
+            f"import {COMPONENT_PROCESS}, obsq.csc.atcamera.csc, obsq.csc.atcamera.sim",
+        ],
         "script process imports": [python, "-c", "import obsq.scripts.process"],
         "reduction worker imports": [python, "-c", "import obsq.csc.ocps.worker"],
     }

@@ -124,3 +124,33 @@ def test_the_command_line_loads_no_transport_framework_or_numeric_stack() -> Non
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["ATDome", "ATWhiteLight", "ATSpectrograph", "ATMCS", "OCPS", "ScriptQueue", "Test"])
+def test_a_component_process_loads_no_numeric_stack(name: str, tmp_path: Path) -> None:
+    probe = (
+        "import sys, pathlib\n"
+        "from obsq.csc.app import components\n"
+        "from obsq.csc.compose import build_component\n"
+        "from obsq.csc.bus.memory import MemoryBroker\n"
+        "from obsq.csc.clock import ManualClock\n"
+        f"build_component({name!r}, index=0, simulate=True, inject=[], data_dir=pathlib.Path({str(tmp_path)!r}),\n"
+        "                bus=MemoryBroker().client(), clock=ManualClock())\n"
+        "print([m for m in ('numpy', 'astropy', 'scipy', 'matplotlib') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_script_process_loads_no_numeric_stack() -> None:
+    probe = (
+        "import sys\n"
+        "import obsq.scripts.process\n"
+        "from obsq.scripts.library import ScriptRoots, load_script_class\n"
+        "roots = ScriptRoots.default()\n"
+        "load_script_class(roots.resolve('auxtel/take_image_latiss.py', True))\n"
+        "load_script_class(roots.resolve('auxtel/make_latiss_calibrations.py', False))\n"
+        "print([m for m in ('numpy', 'astropy', 'scipy', 'matplotlib') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
