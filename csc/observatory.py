@@ -199,6 +199,8 @@ class Observatory:
                     raise BringUpError(self._failure(child, f"exited with status {code} while starting"))
                 if status.heartbeat and status.state == wanted[cid]:
                     continue
+                if status.state == State.FAULT:
+                    raise BringUpError(self._failure(child, "went to FAULT while starting"))
                 waiting.append(cid)
                 if status.heartbeat or child.pid is None:
                     continue  # on the bus and on its way to the state asked for (a start may configure)
