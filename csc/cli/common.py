@@ -66,10 +66,15 @@ def absolute(text: str) -> Path:
     return Path(text).absolute()
 
 
-def injection_help() -> str:
+def add_simulation_options(parser: argparse.ArgumentParser, *, data_help: str) -> None:
+    """--data (a folder, made absolute) and --inject (fault injection by name, repeatable)."""
     from obsq.csc.injections import INJECTIONS
 
-    return "fault injection, repeatable: " + "; ".join(f"{n} ({i.component}: {i.help})" for n, i in INJECTIONS.items())
+    parser.add_argument("--data", type=absolute, default=DEFAULT_DATA_DIR, help=f"{data_help} (default obsq-data)")
+    faults = "; ".join(f"{n} ({i.component}: {i.help})" for n, i in INJECTIONS.items())
+    parser.add_argument(
+        "--inject", action="append", default=[], metavar="NAME[=VALUE]", help=f"fault injection, repeatable: {faults}"
+    )
 
 
 def run_async(coroutine: Coroutine[Any, Any, int]) -> int:

@@ -6,15 +6,13 @@ import argparse
 from pathlib import Path
 
 from obsq.csc.cli.common import (
-    DEFAULT_DATA_DIR,
     Subparsers,
-    absolute,
     add_connection_options,
+    add_simulation_options,
     connection,
-    injection_help,
     positive_float,
     run_async,
-)  # fmt: skip
+)
 
 
 def add(sub: Subparsers) -> None:
@@ -29,11 +27,8 @@ def add(sub: Subparsers) -> None:
     q.add_argument("--config-dir", type=Path, help="configuration root (default $OBSQ_CONFIG_DIR or deploy/config)")
     q.add_argument("--site", help="site name: reads _SITE.yaml (default $OBSQ_SITE)")
     q.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log level")
-    q.add_argument(
-        "--data", type=absolute, default=DEFAULT_DATA_DIR, help="where the camera writes raws and its registry"
-    )
-    q.add_argument("--inject", action="append", default=[], metavar="NAME[=VALUE]", help=injection_help())
     q.add_argument("--epoch", type=float, help="TAI at which the scaled clock starts (shared by `obsq up`)")
+    add_simulation_options(q, data_help="where the camera writes raws and its registry")
     add_connection_options(q)
     q.set_defaults(handler=run)
     q = actions.add_parser("list", help="list known components", description="Components with an interface.")

@@ -13,7 +13,7 @@ from obsq.csc.cli.common import (
     connection,
     positive_float,
     run_async,
-)  # fmt: skip
+)
 
 
 def add(sub: Subparsers) -> None:

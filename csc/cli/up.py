@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 
 from obsq.csc.cli.common import (
-    DEFAULT_DATA_DIR,
     Subparsers,
-    absolute,
     add_connection_options,
+    add_simulation_options,
     connection,
-    injection_help,
     positive_float,
     run_async,
-)  # fmt: skip
+)
 
 
 def add(sub: Subparsers) -> None:
@@ -30,13 +28,7 @@ def add(sub: Subparsers) -> None:
         help="initial state, standby (default), disabled or enabled; NAME=STATE for one component (repeatable)",
     )  # fmt: skip
     p.add_argument("--only", help="comma-separated subset, e.g. ATCamera,ATSpectrograph,ScriptQueue")
-    p.add_argument(
-        "--data",
-        type=absolute,
-        default=DEFAULT_DATA_DIR,
-        help="raws, registries, repository and logs (default obsq-data)",
-    )
-    p.add_argument("--inject", action="append", default=[], metavar="NAME[=VALUE]", help=injection_help())
+    add_simulation_options(p, data_help="raws, registries, repository and logs")
     add_connection_options(p)
     p.set_defaults(handler=run)
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 
 from obsq.csc.cli.common import (
-    DEFAULT_DATA_DIR,
     Subparsers,
-    absolute,
     add_connection_options,
+    add_simulation_options,
     connection,
-    injection_help,
     positive_float,
     run_async,
-)  # fmt: skip
+)
 
 
 def add(sub: Subparsers) -> None:
@@ -25,12 +23,11 @@ def add(sub: Subparsers) -> None:
         "bring up a private broker and the simulated observatory first.",
     )
     p.add_argument("--speed", type=positive_float, default=600.0, help="clock speed of the simulation (default 600)")
-    p.add_argument("--data", type=absolute, default=DEFAULT_DATA_DIR, help="parent of this run's data folder")
     p.add_argument("--blocks", help="comma-separated blocks instead of BLOCK-309,BLOCK-295,BLOCK-310")
     p.add_argument("--skip-setup", action="store_true", help="leave out BLOCK-309")
     p.add_argument("--skip-shutdown", action="store_true", help="leave out BLOCK-310")
-    p.add_argument("--inject", action="append", default=[], metavar="NAME[=VALUE]", help=injection_help())
     p.add_argument("--timeout", type=positive_float, default=1800.0, help="real seconds to wait for the blocks")
+    add_simulation_options(p, data_help="parent of this run's data folder")
     add_connection_options(p)
     p.set_defaults(handler=run)
 
