@@ -32,7 +32,6 @@ class Child:
     log_path: Path
     process: asyncio.subprocess.Process | None = None
     restarts: list[float] = field(default_factory=list)
-    exits: list[int] = field(default_factory=list)
 
     @property
     def pid(self) -> int | None:
@@ -102,7 +101,6 @@ class Supervisor:
         while True:
             assert child.process is not None
             code = await child.process.wait()
-            child.exits.append(code)
             if self._stopping.is_set() or self.hold_restarts:
                 return
             if code == 0:

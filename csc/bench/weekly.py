@@ -38,7 +38,6 @@ class _Recorder:
 
     t0: float = field(default_factory=perf_counter)
     marks: dict[str, float] = field(default_factory=dict)
-    durations_s: dict[int, float] = field(default_factory=dict)
     summary_data: dict[str, Any] = field(default_factory=dict)
 
     def line(self, text: str) -> None:
@@ -49,7 +48,7 @@ class _Recorder:
         self.marks["queued"] = perf_counter() - self.t0
 
     def progress(self, progress: Progress) -> None:
-        self.marks["last_progress"] = perf_counter() - self.t0
+        pass
 
     def summary(self, summary: dict[str, Any]) -> None:
         self.marks["summary"] = perf_counter() - self.t0

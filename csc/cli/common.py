@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 #: Where `obsq up` and `obsq weekly` keep raws, registries, repositories and logs.
 DEFAULT_DATA_DIR = "obsq-data"
 Subparsers = Any  # argparse's _SubParsersAction is private
-Handler = Callable[[argparse.Namespace], int]
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, after_action: bool = False) -> None:

@@ -38,7 +38,6 @@ class InProcessRunner:
         self.root = root
         self.roots = roots or ScriptRoots.default()
         self.heartbeat_s = heartbeat_s
-        self.handles: list[_TaskHandle] = []
 
     async def start(self, index: int, path: str, standard: bool) -> _TaskHandle:
         cls = load_script_class(self.roots.resolve(path, standard))
@@ -47,9 +46,7 @@ class InProcessRunner:
             index=index, bus=bus, clock=self.clock, root=self.root, origin=next(_origins), heartbeat_s=self.heartbeat_s
         )
         await bus.start()
-        handle = _TaskHandle(script, bus)
-        self.handles.append(handle)
-        return handle
+        return _TaskHandle(script, bus)
 
 
 class _TaskHandle:
