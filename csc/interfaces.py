@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from obsq.csc.core.codec import WireLimits
 from obsq.csc.core.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -39,6 +40,12 @@ def interface_names() -> list[str]:
     return sorted(
         p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json") and p.name != "generics.json"
     )
+
+
+@functools.cache
+def wire_limits() -> WireLimits:
+    """The limits every payload keeps: the `limits` section of generics.json."""
+    return WireLimits.from_json(_read_json("interfaces", "generics.json")["limits"])
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from obsq.csc.core.errors import DecodeError, ObsqError, TopicError
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId, Topic
 from obsq.csc.injections import injections_for
+from obsq.csc.interfaces import wire_limits
 from obsq.csc.supervisor import Child, Supervisor, process_cpu_s
 
 #: Every member of the simulated observatory, in start order, with the state `obsq weekly`
@@ -170,7 +171,7 @@ class Observatory:
         def on_event(message: Message) -> None:
             try:
                 topic = Topic.parse(message.topic)
-                envelope = decode(message.payload)
+                envelope = decode(message.payload, wire_limits())
             except (TopicError, DecodeError):
                 return  # includes the empty payloads that clear retained topics
             child = self.children.get(topic.component)

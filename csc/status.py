@@ -10,6 +10,7 @@ from obsq.csc.core.codec import decode
 from obsq.csc.core.errors import DecodeError, TopicError
 from obsq.csc.core.status import WATCHED_EVENTS, StatusBoard
 from obsq.csc.core.topics import Topic
+from obsq.csc.interfaces import wire_limits
 
 
 async def collect_status(bus: Bus, root: str, board: StatusBoard, clock: Clock) -> None:
@@ -18,7 +19,7 @@ async def collect_status(bus: Bus, root: str, board: StatusBoard, clock: Clock) 
     def on_event(message: Message) -> None:
         try:
             topic = Topic.parse(message.topic)
-            envelope = decode(message.payload)
+            envelope = decode(message.payload, wire_limits())
         except (TopicError, DecodeError):
             return  # includes the empty payloads that clear retained topics
         with contextlib.suppress(KeyError, ValueError, TypeError):

@@ -19,7 +19,7 @@ from obsq.csc.core.codec import decode
 from obsq.csc.core.errors import DecodeError, ObsqError, TopicError, UsageError
 from obsq.csc.core.status import StatusBoard, format_table
 from obsq.csc.core.topics import ComponentId, Topic, TopicKind
-from obsq.csc.interfaces import interface_names, load_interface
+from obsq.csc.interfaces import interface_names, load_interface, wire_limits
 from obsq.csc.status import collect_status
 
 
@@ -214,7 +214,7 @@ async def run_watch(options: WatchOptions) -> int:
         def show(message: Message) -> None:
             try:
                 topic = Topic.parse(message.topic)
-                envelope = decode(message.payload)
+                envelope = decode(message.payload, wire_limits())
             except (TopicError, DecodeError) as exc:
                 print(f"{message.topic}: undecodable ({exc})", flush=True)
                 return

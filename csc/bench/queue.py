@@ -22,6 +22,7 @@ from obsq.csc.component import Remote
 from obsq.csc.core.codec import decode
 from obsq.csc.core.errors import DecodeError
 from obsq.csc.core.states import State
+from obsq.csc.interfaces import wire_limits
 from obsq.csc.scriptqueue.csc import ScriptQueueCsc
 from obsq.csc.scriptqueue.runner import ProcessRunner
 from obsq.csc.scriptqueue.store import SqliteQueueStore
@@ -53,7 +54,7 @@ async def run_queue_benchmark(options: QueueBenchOptions) -> int:
 
     def on_state(message: Message) -> None:
         try:
-            envelope = decode(message.payload)
+            envelope = decode(message.payload, wire_limits())
         except DecodeError:
             return  # a finished script's retained state being cleared
         index = int(message.topic.split("/")[-3])

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import math
 import os
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -22,7 +23,7 @@ from obsq.csc.bus.base import Bus, Message
 from obsq.csc.clock import Clock
 from obsq.csc.component.stamp import Stamper
 from obsq.csc.core.acks import AckCode
-from obsq.csc.core.codec import MAX_PAYLOAD_BYTES, decode
+from obsq.csc.core.codec import RefusedError, Sender, WireLimits, decode
 from obsq.csc.core.errors import (
     BusDisconnectedError,
     DecodeError,
@@ -30,14 +31,17 @@ from obsq.csc.core.errors import (
     ObsqError,
 )
 from obsq.csc.core.interface import ComponentInterface, with_defaults
+from obsq.csc.core.ledger import CommandLedger, LedgerStore, Verdict
 from obsq.csc.core.topics import DEFAULT_ROOT, ComponentId, Topic, TopicKind, component_filter
 from obsq.csc.interfaces import load_interface
 from obsq.csc.logs import format_message, make_component_logger
 
 HEARTBEAT_INTERVAL_S = 1.0
-#: How many recent commands a component remembers to recognise a duplicate delivery.
-_SEEN_COMMANDS = 4096
 _LOG_BUFFER = 100
+#: A log record's text fields are cut to this many characters (within the wire's string limit).
+_LOG_FIELD_CHARS = 8000
+#: At most one log record per this many (real) seconds about payloads dropped at the door.
+DROP_LOG_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -50,6 +54,10 @@ class Command:
     identity: str
     origin: int
     _send_ack: Callable[[Command, AckCode, str, float], Awaitable[None]] = field(repr=False)
+
+    @property
+    def sender(self) -> Sender:
+        return Sender(self.seq_num, self.identity, self.origin)
 
     async def in_progress(self, timeout_s: float, result: str = "") -> None:
         """Send INPROGRESS: the caller extends its deadline to `timeout_s` from now."""
@@ -76,6 +84,14 @@ class BaseComponent:
     `origin`, the `private_origin` of what it sends, is this process id unless given (an
     in-process script runner gives each script its own). `heartbeat_s` is SAL's 1 s; tests
     that run hours of virtual time may space heartbeats out.
+
+    At the door every command is decoded under the wire limits (`interface.limits`, the
+    payload size overridable by `max_payload_bytes`): a refused one whose sender can be read
+    gets a FAILED ack naming the field and the rule, any other is dropped with one
+    rate-limited log record naming the topic and the reason. Then the command ledger admits
+    it at most once per (identity, origin, seqNum): a duplicate is answered with the final ack
+    it already had, a replay older than the ledger's window is refused by name. `ledger_store`
+    makes that record survive a restart.
     """
 
     version: str = __version__
@@ -90,9 +106,10 @@ class BaseComponent:
         root: str = DEFAULT_ROOT,
         log_level: int = logging.INFO,
         interface: ComponentInterface | None = None,
-        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        max_payload_bytes: int | None = None,
         origin: int | None = None,
         heartbeat_s: float = HEARTBEAT_INTERVAL_S,
+        ledger_store: LedgerStore | None = None,
     ) -> None:
         self.interface = interface or load_interface(name)
         if self.interface.indexed and index == 0:
@@ -101,13 +118,19 @@ class BaseComponent:
         self.root = root
         self.bus = bus
         self.clock = clock
-        self._stamper = Stamper(clock, str(self.id), max_payload_bytes, origin)
+        limits = self.interface.limits
+        if max_payload_bytes is not None:
+            limits = dataclasses.replace(limits, max_payload_bytes=max_payload_bytes)
+        self.limits: WireLimits = limits
+        self._stamper = Stamper(clock, str(self.id), limits, origin)
         self._log_level = log_level
         self.heartbeat_s = heartbeat_s
         self.log = make_component_logger(str(self.id), level=lambda: self._log_level, sink=self._log_sink)
         self._commands: dict[str, CommandSpec] = {}
         self._command_locks: dict[str, asyncio.Lock] = {}
-        self._seen: OrderedDict[tuple[str, int, int], None] = OrderedDict()
+        self.ledger = CommandLedger(store=ledger_store)
+        self._drops = 0
+        self._last_drop_log = -math.inf
         self._events: dict[str, dict[str, Any]] = {}
         self._topic_cache: dict[tuple[TopicKind, str], str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -273,8 +296,8 @@ class BaseComponent:
         record = {
             "name": str(self.id),
             "level": level,
-            "message": format_message(event),
-            "traceback": str(event.get("exception", "")),
+            "message": format_message(event)[:_LOG_FIELD_CHARS],
+            "traceback": str(event.get("exception", ""))[-_LOG_FIELD_CHARS:],
             "process": os.getpid(),
             "timestamp": self.clock.unscaled().tai(),
         }
@@ -292,21 +315,57 @@ class BaseComponent:
     def _on_command(self, message: Message) -> None:
         name = message.topic.rpartition("/")[2]  # the filter is {root}/{C}/{i}/cmd/+
         try:
-            envelope = decode(message.payload, self._stamper.max_bytes)
-        except DecodeError as exc:
-            self.log.warning("command_dropped", topic=message.topic, reason=str(exc))
+            envelope = decode(message.payload, self.limits)
+        except RefusedError as exc:
+            if exc.sender is None:
+                self._dropped(message.topic, str(exc))
+            else:
+                self._refuse(exc.sender, name, str(exc))
             return
-        key = (envelope.identity, envelope.origin, envelope.seq_num)
-        if key in self._seen:
-            self.log.warning(
-                "duplicate_command_ignored", command=name, identity=envelope.identity, seq=envelope.seq_num
+        except DecodeError as exc:
+            self._dropped(message.topic, str(exc))
+            return
+        sender = envelope.sender
+        verdict = self.ledger.admit(sender, envelope.snd_stamp)
+        if verdict is Verdict.DUPLICATE:
+            self._answer_duplicate(sender, name)
+            return
+        if verdict is Verdict.TOO_OLD:
+            self._refuse(
+                sender,
+                name,
+                f"private_seqNum {sender.seq_num} of {sender.identity} (origin {sender.origin}) is older than its"
+                f" last {self.ledger.window} commands: a replay, not run (rule: exactly once)",
             )
             return
-        self._seen[key] = None
-        if len(self._seen) > _SEEN_COMMANDS:
-            self._seen.popitem(last=False)
         command = Command(name, envelope.data, envelope.seq_num, envelope.identity, envelope.origin, self._send_ack)
-        self.create_task(self._execute(command), f"cmd.{name}.{envelope.seq_num}")
+        self.create_task(self._execute(command), f"cmd.{name[:64]}.{envelope.seq_num}")
+
+    def _refuse(self, sender: Sender, name: str, reason: str) -> None:
+        """A FAILED ack for a command refused at the door (not admitted: it was never run)."""
+        command = Command(name, {}, sender.seq_num, sender.identity, sender.origin, self._send_ack)
+        text = f"Failed: {self.id.name} command {name[:64]}: {reason}"
+        self.create_task(self._publish_ack(command, AckCode.FAILED, text), "refuse")
+
+    def _answer_duplicate(self, sender: Sender, name: str) -> None:
+        kept = self.ledger.result(sender)
+        if kept is not None:  # a redelivery, or a Remote asking again after an outage: the same answer
+            self.create_task(self._publish_ack_data(kept, sender.seq_num), "reack")
+        elif not self.ledger.in_flight(sender):
+            self._refuse(sender, name, "already executed; its result is no longer kept (rule: exactly once)")
+        self.log.debug("duplicate_command", command=name[:64], identity=sender.identity, seq=sender.seq_num)
+
+    def _dropped(self, topic: str, reason: str) -> None:
+        """Log what was dropped at the door, at most once per DROP_LOG_INTERVAL_S (real time)."""
+        self._drops += 1
+        now = self.clock.unscaled().monotonic()
+        if now - self._last_drop_log < DROP_LOG_INTERVAL_S:
+            return
+        self._last_drop_log = now
+        self.log.warning(
+            "command_dropped", topic=topic[:200], reason=reason[:500], dropped_since_last_report=self._drops
+        )
+        self._drops = 0
 
     async def _execute(self, command: Command) -> None:
         try:
@@ -338,18 +397,27 @@ class BaseComponent:
             await self._send_ack(command, AckCode.FAILED, f"Failed: {type(exc).__name__}: {exc}")
 
     async def _send_ack(self, command: Command, ack: AckCode, result: str, timeout_s: float = 0.0) -> None:
+        data = await self._publish_ack(command, ack, result, timeout_s)
+        if ack is not AckCode.INPROGRESS:
+            self.ledger.finished(command.sender, data)
+
+    async def _publish_ack(self, command: Command, ack: AckCode, result: str, timeout_s: float = 0.0) -> dict[str, Any]:
         data = {
             "ack": int(ack),
             "error": 0 if ack.is_good else 1,
             "result": result[:2000],
             "identity": command.identity,
             "origin": command.origin,
-            "command": command.name,
-            "timeout": max(0.0, timeout_s),
+            "command": command.name[:128],
+            "timeout": max(0.0, timeout_s) if math.isfinite(timeout_s) else 0.0,
         }
         self.interface.validate(TopicKind.ACK, "", data)
+        await self._publish_ack_data(data, command.seq_num)
+        return data
+
+    async def _publish_ack_data(self, data: dict[str, Any], seq_num: int) -> None:
         with contextlib.suppress(BusDisconnectedError):
-            await self.bus.publish(self._topic(TopicKind.ACK), self._stamper.encode(data, command.seq_num), qos=1)
+            await self.bus.publish(self._topic(TopicKind.ACK), self._stamper.encode(data, seq_num), qos=1)
 
     async def _do_set_log_level(self, command: Command) -> None:
         self._log_level = int(command.data["level"])

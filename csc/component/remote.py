@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -14,7 +15,7 @@ from obsq.csc.clock import Clock, wait_for
 from obsq.csc.component.reader import TopicReader, real_seconds
 from obsq.csc.component.stamp import Stamper, command_seq, user_identity
 from obsq.csc.core.acks import AckCode
-from obsq.csc.core.codec import MAX_PAYLOAD_BYTES, Envelope, decode
+from obsq.csc.core.codec import Envelope, decode
 from obsq.csc.core.errors import (
     BusDisconnectedError,
     DecodeError,
@@ -27,6 +28,8 @@ from obsq.csc.interfaces import load_interface
 
 #: Remote command timeout when the caller gives none (SAL's default, 1 h); INPROGRESS extends it.
 DEFAULT_COMMAND_TIMEOUT_S = 3600.0
+#: How long (real seconds) a command in flight waits for a lost broker link to come back.
+LINK_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class AckTimeoutError(AckError):
 
 
 class CommandLinkLostError(AckError):
-    """The connection to the broker dropped while the command was in flight; outcome unknown."""
+    """The link to the broker stayed down past LINK_GRACE_S while the command was in flight; outcome unknown."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,23 @@ class _Abandoned:
     reason: str
 
 
-_LINK_LOST = _Abandoned("connection to the broker lost while the command was in flight")
+@dataclass(frozen=True)
+class _Link:
+    """Put in every pending command's queue when the broker link drops (up=False) or is back."""
+
+    up: bool
+
+
 _REMOTE_CLOSED = _Abandoned("the Remote was closed while the command was in flight")
+
+
+@dataclass
+class _Pending:
+    """A command in flight: its bytes (sent again, unchanged, after a reconnect) and its acks."""
+
+    topic: str
+    raw: bytes
+    queue: asyncio.Queue[Ack | _Abandoned | _Link] = field(default_factory=asyncio.Queue)
 
 
 class Remote:
@@ -84,16 +102,16 @@ class Remote:
         identity: str | None = None,
         interface: ComponentInterface | None = None,
         telemetry: bool = False,
-        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     ) -> None:
         self.id = component if isinstance(component, ComponentId) else ComponentId.parse(component)
         self.interface = interface or load_interface(self.id.name)
         self.bus = bus
         self.clock = clock
         self.root = root
-        self._stamper = Stamper(clock, identity or user_identity(), max_payload_bytes)
+        self._stamper = Stamper(clock, identity or user_identity(), self.interface.limits)
         self._want_telemetry = telemetry
-        self._pending: dict[int, asyncio.Queue[Ack | _Abandoned]] = {}
+        self._pending: dict[int, _Pending] = {}
+        self._resends: set[asyncio.Task[None]] = set()
         self._readers: dict[tuple[TopicKind, str], TopicReader] = {}
         self._command_topics: dict[str, str] = {}
         self._subscriptions: list[Any] = []
@@ -115,6 +133,8 @@ class Remote:
         for subscription in self._subscriptions:
             await self.bus.unsubscribe(subscription)
         self._subscriptions.clear()
+        for task in list(self._resends):
+            task.cancel()
         self._abandon_pending(_REMOTE_CLOSED)
 
     async def __aenter__(self) -> Remote:
@@ -158,26 +178,29 @@ class Remote:
 
         `on_ack` sees every ack as it arrives (INPROGRESS ones included).
 
+        If the broker link drops while the command is in flight, the command waits for the link
+        (up to LINK_GRACE_S) and is sent again with the same bytes once it is back: the
+        component executes a (identity, origin, seqNum) at most once and answers a repeat with
+        the ack it already gave, so nothing runs twice and no answer is lost.
+
         Raises AckError on FAILED/ABORTED/NOPERM/STALLED/TIMEOUT, AckTimeoutError (NOACK
-        if nothing came back), CommandLinkLostError if the link dropped while waiting,
+        if nothing came back), CommandLinkLostError if the link stayed down past LINK_GRACE_S,
         ValidationError before sending if `data` breaks the command's schema.
         """
         payload = dict(data or {})
         self.interface.validate(TopicKind.COMMAND, name, payload)
         seq = next(command_seq)
-        queue: asyncio.Queue[Ack | _Abandoned] = asyncio.Queue()
-        self._pending[seq] = queue
+        pending = _Pending(self._command_topic(name), self._stamper.encode(payload, seq))
+        self._pending[seq] = pending
         try:
             try:
-                await self.bus.publish(
-                    self._command_topic(name),
-                    self._stamper.encode(payload, seq),
-                    qos=1,
-                )
-            except BusDisconnectedError as exc:
-                ack = Ack.synthesized(name, seq, AckCode.NOACK, str(exc))
-                raise CommandLinkLostError(f"{self.id} {name} may not have been sent: {exc}", ack) from exc
-            return await self._wait_ack(name, seq, queue, timeout_s=timeout_s, wait_done=wait_done, on_ack=on_ack)
+                await self.bus.publish(pending.topic, pending.raw, qos=1)
+            except BusDisconnectedError:
+                # sent again when the link is back (`_on_connection`); `_wait_ack` waits for that
+                pending.queue.put_nowait(_Link(up=False))
+            return await self._wait_ack(
+                name, seq, pending.queue, timeout_s=timeout_s, wait_done=wait_done, on_ack=on_ack
+            )
         finally:
             self._pending.pop(seq, None)
 
@@ -185,7 +208,7 @@ class Remote:
         self,
         name: str,
         seq: int,
-        queue: asyncio.Queue[Ack | _Abandoned],
+        queue: asyncio.Queue[Ack | _Abandoned | _Link],
         *,
         timeout_s: float,
         wait_done: bool,
@@ -193,15 +216,31 @@ class Remote:
     ) -> Ack:
         wall = self.clock.unscaled()
         deadline = wall.monotonic() + real_seconds(self.clock, timeout_s)
+        down_since: float | None = None
         last: Ack | None = None
         while True:
-            remaining = deadline - wall.monotonic()
+            now = wall.monotonic()
+            remaining = deadline - now if down_since is None else down_since + LINK_GRACE_S - now
             try:
                 item = await wait_for(wall, queue.get(), max(0.0, remaining))
             except TimeoutError:
+                if down_since is not None:
+                    ack = Ack.synthesized(name, seq, AckCode.NOACK, "link to the broker lost")
+                    raise CommandLinkLostError(
+                        f"{self.id} {name}: the link to the broker has been down for {LINK_GRACE_S:g} s;"
+                        " it may or may not have run",
+                        ack,
+                    ) from None
                 ack = last or Ack.synthesized(name, seq, AckCode.NOACK, "no acknowledgement")
                 code = "no ack" if last is None else f"last ack {last.ack.name}"
                 raise AckTimeoutError(f"{self.id} {name} timed out after {timeout_s:g} s ({code})", ack) from None
+            if isinstance(item, _Link):
+                if not item.up and down_since is None:
+                    down_since = wall.monotonic()
+                elif item.up and down_since is not None:
+                    deadline += wall.monotonic() - down_since  # the outage does not count against the command
+                    down_since = None
+                continue
             if isinstance(item, _Abandoned):
                 ack = Ack.synthesized(name, seq, AckCode.NOACK, item.reason)
                 raise CommandLinkLostError(f"{self.id} {name}: {item.reason}; it may or may not have run", ack)
@@ -218,16 +257,27 @@ class Remote:
             raise AckError(f"{self.id} {name} {item.ack.name}: {item.result}", item)
 
     def _on_connection(self, connected: bool) -> None:
-        if not connected:
-            self._abandon_pending(_LINK_LOST)
+        for pending in self._pending.values():
+            pending.queue.put_nowait(_Link(up=connected))
+        if connected and self._pending:
+            task = asyncio.get_running_loop().create_task(self._send_again(), name=f"{self.id}.resend")
+            self._resends.add(task)
+            task.add_done_callback(self._resends.discard)
+
+    async def _send_again(self) -> None:
+        """After a reconnect: every command still in flight, sent again with the same bytes."""
+        for seq, pending in list(self._pending.items()):
+            if seq in self._pending:
+                with contextlib.suppress(BusDisconnectedError):  # down again: the next reconnect sends it
+                    await self.bus.publish(pending.topic, pending.raw, qos=1)
 
     def _abandon_pending(self, why: _Abandoned) -> None:
-        for queue in self._pending.values():
-            queue.put_nowait(why)
+        for pending in self._pending.values():
+            pending.queue.put_nowait(why)
 
     def _decode(self, message: Message, kind: TopicKind, name: str) -> Envelope | None:
         try:
-            envelope = decode(message.payload, self._stamper.max_bytes)
+            envelope = decode(message.payload, self._stamper.limits)
             self.interface.validate(kind, name, envelope.data)
         except (DecodeError, ValidationError) as exc:
             self.log.warning("message_dropped", topic=message.topic, reason=str(exc))
@@ -241,8 +291,8 @@ class Remote:
         if envelope is None:
             return
         data = envelope.data
-        queue = self._pending.get(envelope.seq_num)
-        if queue is None or data["identity"] != self.identity or data.get("origin", 0) != self._stamper.origin:
+        pending = self._pending.get(envelope.seq_num)
+        if pending is None or data["identity"] != self.identity or data.get("origin", 0) != self._stamper.origin:
             return
         ack = Ack(
             data.get("command", ""),
@@ -251,7 +301,7 @@ class Remote:
             data.get("result", ""),
             data.get("timeout", 0.0),
         )
-        queue.put_nowait(ack)
+        pending.queue.put_nowait(ack)
 
     def _on_event(self, message: Message) -> None:
         self._on_sample(message, TopicKind.EVENT)

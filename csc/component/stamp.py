@@ -14,7 +14,7 @@ import socket
 from typing import Any
 
 from obsq.csc.clock import Clock
-from obsq.csc.core.codec import Envelope, encode
+from obsq.csc.core.codec import Envelope, WireLimits, encode
 
 command_seq = itertools.count(random.randint(1, 1 << 30))
 
@@ -31,16 +31,16 @@ def user_identity() -> str:
 class Stamper:
     """Adds the private fields (seqNum, identity, origin, send time) to one sender's messages."""
 
-    def __init__(self, clock: Clock, identity: str, max_bytes: int, origin: int | None = None) -> None:
+    def __init__(self, clock: Clock, identity: str, limits: WireLimits, origin: int | None = None) -> None:
         self.identity = identity
         self.origin = os.getpid() if origin is None else origin
         self._liveness_clock = clock.unscaled()
         self._seq = itertools.count(1)
-        self.max_bytes = max_bytes
+        self.limits = limits
 
     def envelope(self, data: dict[str, Any], seq_num: int | None = None) -> Envelope:
         seq = next(self._seq) if seq_num is None else seq_num
         return Envelope(seq, self.identity, self.origin, self._liveness_clock.tai(), data)
 
     def encode(self, data: dict[str, Any], seq_num: int | None = None) -> bytes:
-        return encode(self.envelope(data, seq_num), self.max_bytes)
+        return encode(self.envelope(data, seq_num), self.limits)

@@ -1,14 +1,27 @@
-"""The message codec: JSON objects with SAL's private fields.
+"""The message codec: JSON objects with SAL's private fields, and the limits every payload keeps.
 
 Every payload is a JSON object. The private fields say who sent it and when:
 
-- `private_seqNum` (int >= 1): the sender's sequence number; for a command, what its acks echo;
-- `private_identity` (str): the sender's identity (`Name[:index]` or `user@host`);
-- `private_origin` (int): the sender's process id (0 if unknown);
+- `private_seqNum` (int, 1 … 2**31 - 1): the sender's sequence number; for a command, what its
+  acks echo;
+- `private_identity` (str, at most `WireLimits.max_identity_length` characters): the sender's
+  identity (`Name[:index]` or `user@host`);
+- `private_origin` (int, 0 … 2**31 - 1): the sender's process id (0 if unknown);
 - `private_sndStamp` (float): TAI unix seconds at sending (0 if unknown).
 
-Only `private_seqNum` and `private_identity` are required, so a person with
-`mosquitto_pub` can send a command by hand.
+Only `private_seqNum` and `private_identity` are required, so a person with `mosquitto_pub` can
+send a command by hand.
+
+The door (`decode`) refuses, each by name: a payload over the size limit, bytes that are not
+UTF-8 JSON, a non-object, a key given twice, NaN or Infinity (JSON has neither), an integer of
+more digits than a 64-bit one, nesting deeper than the depth limit, a string longer than the
+string limit, and private fields out of their ranges. When the private fields could still be
+read, the refusal carries the sender (`DecodeError.sender`), so a component can answer it with
+a FAILED ack instead of dropping it. `encode` keeps the same size limit and refuses NaN, so
+nothing sent can be refused by the receiver for its size.
+
+The limits themselves are data: the `limits` section of `schemas/interfaces/generics.json`
+(read by `obsq.csc.interfaces.wire_limits`), so every client sees them.
 """
 
 from __future__ import annotations
@@ -20,10 +33,39 @@ from typing import Any
 
 from obsq.csc.core.errors import DecodeError
 
-#: Largest payload accepted by default (bytes); a site may raise it per bus.
-MAX_PAYLOAD_BYTES = 1_000_000
-
 PRIVATE_FIELDS = ("private_seqNum", "private_identity", "private_origin", "private_sndStamp")
+#: SAL's sequence numbers and process ids are 32-bit signed integers.
+MAX_SEQ_NUM = 2**31 - 1
+#: More digits than any 64-bit integer has: refused before Python parses it.
+_MAX_INT_DIGITS = 19
+
+
+@dataclass(frozen=True, slots=True)
+class WireLimits:
+    """What a payload may be: size in bytes, identity and string lengths, nesting depth."""
+
+    max_payload_bytes: int = 1_000_000
+    max_identity_length: int = 128
+    max_string_length: int = 65_536
+    max_depth: int = 32
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WireLimits:
+        return cls(
+            max_payload_bytes=int(data["maxPayloadBytes"]),
+            max_identity_length=int(data["maxIdentityLength"]),
+            max_string_length=int(data["maxStringLength"]),
+            max_depth=int(data["maxDepth"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who sent a message, as its private fields say."""
+
+    seq_num: int
+    identity: str
+    origin: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +78,21 @@ class Envelope:
     snd_stamp: float
     data: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def sender(self) -> Sender:
+        return Sender(self.seq_num, self.identity, self.origin)
 
-def encode(envelope: Envelope, max_bytes: int = MAX_PAYLOAD_BYTES) -> bytes:
-    """Serialise an envelope; raise DecodeError if the result would exceed `max_bytes`."""
+
+class RefusedError(DecodeError):
+    """A payload broke a limit of the door; `sender` is set when its private fields could be read."""
+
+    def __init__(self, message: str, sender: Sender | None = None) -> None:
+        super().__init__(message)
+        self.sender = sender
+
+
+def encode(envelope: Envelope, limits: WireLimits) -> bytes:
+    """Serialise an envelope; raise DecodeError if it has NaN/Infinity or exceeds the size limit."""
     payload = {
         "private_seqNum": envelope.seq_num,
         "private_identity": envelope.identity,
@@ -50,31 +104,149 @@ def encode(envelope: Envelope, max_bytes: int = MAX_PAYLOAD_BYTES) -> bytes:
         raw = json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"payload cannot be encoded as JSON: {exc}") from None
-    if len(raw) > max_bytes:
-        raise DecodeError(f"payload of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
+    if len(raw) > limits.max_payload_bytes:
+        raise DecodeError(f"payload of {len(raw)} bytes exceeds the {limits.max_payload_bytes}-byte limit")
     return raw
 
 
-def decode(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Envelope:
-    """Parse and check a payload; raise DecodeError naming what is wrong."""
-    if len(raw) > max_bytes:
-        raise DecodeError(f"payload of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
-    try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise DecodeError(f"payload is not JSON: {exc}") from None
+class _BrokenRuleError(ValueError):
+    """Raised inside the JSON parser's hooks: the payload breaks a rule of the door."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _BrokenRuleError(f"field {key!r} is given twice (rule: unique keys)")
+        obj[key] = value
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise _BrokenRuleError(f"{name} is not a JSON number (rule: finite numbers)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BrokenRuleError(f"number {text[:40]} is out of range (rule: finite numbers)")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise _BrokenRuleError(f"an integer of {len(text.lstrip('-'))} digits is out of range (rule: 64-bit integers)")
+    return int(text)
+
+
+def _strict_loads(raw: bytes) -> Any:
+    return json.loads(
+        raw,
+        object_pairs_hook=_unique_keys,
+        parse_constant=_no_constant,
+        parse_float=_finite_float,
+        parse_int=_bounded_int,
+    )
+
+
+def check_shape(obj: Any, limits: WireLimits) -> None:
+    """Raise _BrokenRuleError naming the field if `obj` nests too deep or holds too long a string."""
+    stack: list[tuple[Any, str, int]] = [(obj, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, str):
+            if len(value) > limits.max_string_length:
+                raise _BrokenRuleError(
+                    f"field {path!r} has {len(value)} characters, more than {limits.max_string_length}"
+                    " (rule: maxStringLength)"
+                )
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth >= limits.max_depth:
+            raise _BrokenRuleError(f"field {path!r} nests deeper than {limits.max_depth} levels (rule: maxDepth)")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if len(key) > limits.max_string_length:
+                    raise _BrokenRuleError(f"a key of {len(key)} characters is too long (rule: maxStringLength)")
+                stack.append((item, f"{path}/{key}".lstrip("/"), depth + 1))
+        else:
+            stack.extend((item, f"{path}/{i}".lstrip("/"), depth + 1) for i, item in enumerate(value))
+
+
+def _sender_of(obj: Any, limits: WireLimits) -> Sender | None:
+    """The sender if the private fields of `obj` are usable for an answer, else None."""
     if not isinstance(obj, dict):
-        raise DecodeError(f"payload must be a JSON object, not {type(obj).__name__}")
+        return None
+    seq, identity, origin = obj.get("private_seqNum"), obj.get("private_identity"), obj.get("private_origin", 0)
+    if type(seq) is not int or not 1 <= seq <= MAX_SEQ_NUM:
+        return None
+    if not isinstance(identity, str) or not 0 < len(identity) <= limits.max_identity_length:
+        return None
+    if type(origin) is not int or not 0 <= origin <= MAX_SEQ_NUM:
+        return None
+    return Sender(seq, identity, origin)
+
+
+def _nonfinite_path(obj: Any) -> str | None:
+    """The path of the first NaN or Infinity in `obj` (parsed leniently), if any."""
+    stack: list[tuple[Any, str]] = [(obj, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return path
+        if isinstance(value, dict):
+            stack.extend((v, f"{path}/{k}".lstrip("/")) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}/{i}".lstrip("/")) for i, v in enumerate(value))
+    return None
+
+
+def _refusal(raw: bytes, broken: _BrokenRuleError, limits: WireLimits) -> RefusedError:
+    """The refusal of a payload whose parsing broke a rule: with its sender and field if plain JSON can read them."""
+    try:
+        lenient = json.loads(raw)
+    except (ValueError, RecursionError):
+        return RefusedError(str(broken))
+    path = _nonfinite_path(lenient) if "finite numbers" in str(broken) else None
+    text = f"field {path[:200]!r}: {broken}" if path else str(broken)
+    return RefusedError(text, _sender_of(lenient, limits))
+
+
+def decode(raw: bytes, limits: WireLimits) -> Envelope:
+    """Parse and check a payload; raise DecodeError (RefusedError) naming the field and the rule."""
+    if len(raw) > limits.max_payload_bytes:
+        raise RefusedError(f"payload of {len(raw)} bytes exceeds the {limits.max_payload_bytes}-byte limit")
+    try:
+        obj = _strict_loads(raw)
+    except _BrokenRuleError as exc:
+        raise _refusal(raw, exc, limits) from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RefusedError(f"payload is not JSON: {exc}") from None
+    except RecursionError:
+        raise RefusedError(f"payload nests deeper than {limits.max_depth} levels (rule: maxDepth)") from None
+    if not isinstance(obj, dict):
+        raise RefusedError(f"payload must be a JSON object, not {type(obj).__name__}")
     seq_num = obj.pop("private_seqNum", None)
     identity = obj.pop("private_identity", None)
     origin = obj.pop("private_origin", 0)
     snd_stamp = obj.pop("private_sndStamp", 0.0)
-    if type(seq_num) is not int or seq_num < 1:
-        raise DecodeError("field 'private_seqNum' is required and must be an integer >= 1")
+    if type(seq_num) is not int or not 1 <= seq_num <= MAX_SEQ_NUM:
+        raise RefusedError(f"field 'private_seqNum' is required and must be an integer in 1…{MAX_SEQ_NUM}")
     if not isinstance(identity, str) or not identity:
-        raise DecodeError("field 'private_identity' is required and must be a non-empty string")
-    if type(origin) is not int:
-        raise DecodeError("field 'private_origin' must be an integer")
-    if type(snd_stamp) not in (int, float) or not math.isfinite(snd_stamp):
-        raise DecodeError("field 'private_sndStamp' must be a finite number")
+        raise RefusedError("field 'private_identity' is required and must be a non-empty string")
+    if len(identity) > limits.max_identity_length:
+        raise RefusedError(
+            f"field 'private_identity' has {len(identity)} characters, more than {limits.max_identity_length}"
+            " (rule: maxIdentityLength)"
+        )
+    if type(origin) is not int or not 0 <= origin <= MAX_SEQ_NUM:
+        raise RefusedError(f"field 'private_origin' must be an integer in 0…{MAX_SEQ_NUM}")
+    sender = Sender(seq_num, identity, origin)
+    if type(snd_stamp) not in (int, float):
+        raise RefusedError("field 'private_sndStamp' must be a number", sender)
+    try:
+        check_shape(obj, limits)
+    except _BrokenRuleError as exc:
+        raise RefusedError(str(exc), sender) from None
     return Envelope(seq_num, identity, origin, float(snd_stamp), obj)

@@ -21,9 +21,8 @@ _ANNOTATIONS = {"description", "title", "default", "$comment", "examples", "form
 
 
 def _is_integer(x: Any) -> bool:
-    if isinstance(x, bool):
-        return False
-    return isinstance(x, int) or (isinstance(x, float) and x.is_integer())
+    # stricter than JSON Schema: 20.0 is not an integer (interface.make_validator agrees)
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 _TYPES: dict[str, Check] = {

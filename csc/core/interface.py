@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import jsonschema.exceptions
 
+from obsq.csc.core.codec import WireLimits
 from obsq.csc.core.errors import ValidationError
 from obsq.csc.core.fastcheck import Check, compile_check
 from obsq.csc.core.topics import TopicKind
@@ -26,8 +27,34 @@ _KIND_SECTIONS = {
 }
 
 
+_SHORT_VALUE = 60
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHORT_VALUE else f"{text[:_SHORT_VALUE]}… ({len(text)} characters)"
+
+
+def _expected(schema: Any) -> str:  # noqa: PLR0911 — one return per kind of schema
+    """A few words for what `schema` accepts (for anyOf/oneOf errors)."""
+    if not isinstance(schema, Mapping):
+        return "anything" if schema is True else "nothing"
+    if "const" in schema:
+        return _short(schema["const"])
+    if "enum" in schema:
+        return "one of " + ", ".join(_short(v) for v in schema["enum"])
+    if "$ref" in schema:
+        return str(schema["$ref"]).rpartition("/")[2]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return " or ".join(f"{k}" for k in kind)
+    if isinstance(kind, str):
+        return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+    return "a value matching its schema"
+
+
 def describe_error(what: str, error: jsonschema.exceptions.ValidationError) -> str:
-    """One line naming the thing, the field and the rule that `error` reports."""
+    """One line naming the thing, the field and the rule that `error` reports (values shortened)."""
     path = "/".join(str(p) for p in error.absolute_path)
     if error.validator == "required" and isinstance(error.instance, dict):
         required = error.validator_value if isinstance(error.validator_value, list) else []
@@ -37,10 +64,17 @@ def describe_error(what: str, error: jsonschema.exceptions.ValidationError) -> s
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = set(error.schema.get("properties", {})) if isinstance(error.schema, Mapping) else set()
         extra = sorted(k for k in error.instance if k not in allowed)
-        where = f"field {'/'.join([path, extra[0]]).lstrip('/')!r}" if extra else "payload"
+        where = f"field {_short('/'.join([path, extra[0]]).lstrip('/'))}" if extra else "payload"
         return f"{what}: {where} is not allowed (rule: additionalProperties)"
-    where = f"field {path!r}" if path else "payload"
-    return f"{what}: {where}: {error.message} (rule: {error.validator})"
+    where = f"field {_short(path)}" if path else "payload"
+    if error.validator in ("anyOf", "oneOf") and isinstance(error.validator_value, list):
+        options = "; ".join(_expected(s) for s in error.validator_value)
+        return f"{what}: {where}: {_short(error.instance)} is none of: {options} (rule: {error.validator})"
+    message = error.message
+    full = repr(error.instance)
+    if len(full) > _SHORT_VALUE and full in message:
+        message = message.replace(full, _short(error.instance))
+    return f"{what}: {where}: {message} (rule: {error.validator})"
 
 
 @dataclass(frozen=True)
@@ -60,10 +94,27 @@ class Validator:
             raise ValidationError(describe_error(what, error))
 
 
-def make_validator(schema: Mapping[str, Any]) -> Validator:
-    """A checked Draft 2020-12 validator (or the draft the schema declares)."""
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    cls.check_schema(dict(schema))
+def _strict_integer(checker: Any, instance: Any) -> bool:
+    # JSON Schema lets 20.0 pass as an integer; on the wire and in configurations it is a mistake
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def make_validator(schema: Mapping[str, Any], what: str = "schema") -> Validator:
+    """A checked Draft 2020-12 validator (or the draft the schema declares); integers must be integers.
+
+    A schema that is not valid raises ValidationError naming `what`, the place and the rule.
+    """
+    base = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        base.check_schema(dict(schema))
+    except jsonschema.exceptions.SchemaError as exc:
+        place = "/".join(str(p) for p in exc.absolute_path) or "top level"
+        raise ValidationError(
+            f"{what} is not a valid JSON Schema: at {_short(place)}: {exc.message} (rule: {exc.validator})"
+        ) from None
+    cls = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # jsonschema ships no annotation for it
+        base, type_checker=base.TYPE_CHECKER.redefine("integer", _strict_integer)
+    )
     return Validator(schema, cls(dict(schema)), compile_check(schema))
 
 
@@ -111,6 +162,7 @@ class ComponentInterface:
         )
         self.configuration_validator = make_validator(self.configuration_schema)
         self.kind: str = spec.get("kind", "csc")
+        self.limits = WireLimits.from_json(generics["limits"])
         sources = [generics["common"], *([generics["csc"]] if self.kind == "csc" else []), spec]
         self._topics: dict[TopicKind, dict[str, TopicSpec]] = {}
         for kind, section in _KIND_SECTIONS.items():
@@ -136,7 +188,7 @@ class ComponentInterface:
             return self._topics[kind][name]
         except KeyError:
             label = {"cmd": "command", "evt": "event", "tel": "telemetry"}[kind.value]
-            raise ValidationError(f"{self.name} has no {label} {name!r}") from None
+            raise ValidationError(f"{self.name} has no {label} {_short(name)}") from None
 
     def validate(self, kind: TopicKind, name: str, data: Mapping[str, Any]) -> None:
         """Check a payload against its topic's schema; raise ValidationError naming the field."""
