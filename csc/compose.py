@@ -115,10 +115,14 @@ def build_component(
     elif name in HARDWARE:
         csc, driver = _HARDWARE_BUILDERS[name]({"simulation_mode": mode, "index": index, **kwargs})
     elif name == "OCPS":
+        from obsq.csc.component.ledger import SqliteLedgerStore
         from obsq.csc.ocps.csc import OCPSCsc
 
-        csc = OCPSCsc(data_dir=data_dir, simulation_mode=mode, index=index or 1, **kwargs)
+        index = index or 1
+        ledger = SqliteLedgerStore(data_dir / "repo" / f"OCPS-{index}-commands.sqlite3")
+        csc = OCPSCsc(data_dir=data_dir, simulation_mode=mode, index=index, ledger_store=ledger, **kwargs)
     elif name == "ScriptQueue":
+        from obsq.csc.component.ledger import SqliteLedgerStore
         from obsq.csc.scriptqueue.csc import ScriptQueueCsc
         from obsq.csc.scriptqueue.runner import ProcessRunner
         from obsq.csc.scriptqueue.store import SqliteQueueStore
@@ -129,7 +133,8 @@ def build_component(
             ca_file=ca_file, log_dir=data_dir / "logs" / "scripts",
         )  # fmt: skip
         store = SqliteQueueStore(data_dir / "scriptqueue" / f"ScriptQueue-{index}.sqlite3")
-        csc = ScriptQueueCsc(runner=runner, store=store, index=index, **kwargs)
+        ledger = SqliteLedgerStore(data_dir / "scriptqueue" / f"ScriptQueue-{index}-commands.sqlite3")
+        csc = ScriptQueueCsc(runner=runner, store=store, index=index, ledger_store=ledger, **kwargs)
     else:
         from obsq.csc.testcsc import TestCsc
 

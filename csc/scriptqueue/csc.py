@@ -200,11 +200,11 @@ class ScriptQueueCsc(BaseCsc):
         now = self.clock.tai()
         item = self.model.find(index)
         if running.terminating and item is not None:
-            if not item.script_state.is_final:
+            if not item.script_state.is_final and item not in self.model.history:
                 self.model.finished(index, ScriptState.STOPPED, "terminated by the operator", now)
             self.model.update(index, process_state=ProcessState.TERMINATED)
         else:
-            self.model.process_ended(index, code, now)
+            self._end_unrun(self.model.process_ended(index, code, now))
         self._scripts.pop(index, None)
         await self._changed()
 
@@ -221,11 +221,19 @@ class ScriptQueueCsc(BaseCsc):
             index, script_state=state, last_checkpoint=data.get("lastCheckpoint", ""), reason=data.get("reason", "")
         )
         if item is not None and state.is_final:
-            self.model.finished(index, state, data.get("reason", ""), self.clock.tai())
+            self._end_unrun(self.model.finished(index, state, data.get("reason", ""), self.clock.tai()))
             if state == ScriptState.FAILED and not self.pause_on_failure:
                 self.model.resume(self.clock.tai())
         if self._tg is not None:
             self.create_task(self._changed(), "changed")
+
+    def _end_unrun(self, items: list[QueueItem]) -> None:
+        """Scripts that left the queue unrun (the rest of a failed block): their processes end now."""
+        for item in items:
+            running = self._scripts.get(item.index)
+            if running is not None and self._tg is not None:
+                running.terminating = True
+                self.create_task(self._kill(item.index), f"end_unrun.{item.index}")
 
     def _on_metadata(self, index: int, data: dict[str, Any]) -> None:
         self.model.update(index, duration_s=data.get("duration", 0.0), total=data.get("nimages", 0))
@@ -376,19 +384,19 @@ class ScriptQueueCsc(BaseCsc):
     async def _do_stop_scripts(self, command: Command) -> str:
         await command.in_progress(STOP_TIMEOUT_S + 5, "stopping")
         now = self.clock.tai()
-        stopped = []
-        for index in command.data["salIndices"]:
-            item = self.model.find(index)
-            if item is None or item in self.model.history:
-                continue
-            if item in self.model.queue:
-                self.model.remove_queued(index, ProcessState.TERMINATED, "stopped by the operator before it ran", now)
-                await self._kill(index)
-            elif item is self.model.current:
-                await self._stop_current(index, terminate=command.data["terminate"])
-            stopped.append(index)
+        indices = command.data["salIndices"]
+        queued = [i for i in indices if any(item.index == i for item in self.model.queue)]
+        current = [i for i in indices if self.model.current is not None and self.model.current.index == i]
+        # the queued ones leave the queue before the current one ends, so none of them can take its place
+        for index in queued:
+            self.model.remove_queued(index, ProcessState.TERMINATED, "stopped by the operator before it ran", now)
+        for index in queued:
+            await self._kill(index)
+        for index in current:
+            await self._stop_current(index, terminate=command.data["terminate"])
         await self._changed()
-        return f"stopped {stopped}"
+        others = [i for i in indices if i not in queued and i not in current]
+        return f"stopped {[*current, *queued]}" + (f"; not queued or running: {others}" if others else "")
 
     async def _stop_current(self, index: int, *, terminate: bool) -> None:
         running = self._scripts.get(index)

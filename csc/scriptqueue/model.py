@@ -299,9 +299,7 @@ class QueueModel:
         ]  # fmt: skip
         for item in rest:
             self.queue.remove(item)
-            self._to_history(
-                item, ProcessState.TERMINATED, f"block {failed.block_id} failed at script {failed.index}", now
-            )
+            self._to_history(item, ProcessState.TERMINATED, f"not run: {failed.block_id} failed at {failed.index}", now)
         return rest
 
     def mark_lost(self, now: float) -> QueueItem | None:

@@ -144,8 +144,9 @@ def test_decoder_on_arbitrary_json_objects(obj: dict[str, object]) -> None:
 
 
 def test_limits_come_from_the_interface_files() -> None:
-    assert LIMITS == WireLimits(
-        max_payload_bytes=1_000_000, max_identity_length=128, max_string_length=65_536, max_depth=32
+    assert (
+        WireLimits(max_payload_bytes=1_000_000, max_identity_length=128, max_string_length=65_536, max_depth=32)
+        == LIMITS
     )
 
 

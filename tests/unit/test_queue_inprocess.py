@@ -43,8 +43,21 @@ def roots() -> ScriptRoots:
     return ScriptRoots(default.standard, default.external, (SITE,))
 
 
+class RecordingRunner(InProcessRunner):
+    """The in-process runner, keeping every script it started (to see which still run)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started: dict[int, Any] = {}
+
+    async def start(self, index: int, path: str, standard: bool) -> Any:
+        handle = await super().start(index, path, standard)
+        self.started[index] = handle
+        return handle
+
+
 def make_queue(broker: MemoryBroker, store: MemoryQueueStore, **kwargs: Any) -> ScriptQueueCsc:
-    runner = InProcessRunner(broker, kwargs["clock"], kwargs["root"], roots(), heartbeat_s=HEARTBEAT_S)
+    runner = RecordingRunner(broker, kwargs["clock"], kwargs["root"], roots(), heartbeat_s=HEARTBEAT_S)
     return ScriptQueueCsc(runner=runner, store=store, roots=roots(), heartbeat_s=HEARTBEAT_S, **kwargs)
 
 
@@ -142,6 +155,51 @@ async def test_stop_a_queued_and_the_running_script_then_terminate_one(queue: Qu
     await queue.until(lambda: queue.items()[hung]["process"] == "TERMINATED")
     assert queue.items()[hung]["area"] == "history"
     assert queue.items()[hung]["state"] == "STOPPED"
+
+
+async def test_stopping_the_running_script_with_queued_ones_never_lets_a_queued_one_start(queue: Queue) -> None:
+    running = await queue.add("wait_time: 1000")
+    first, second = await queue.add("wait_time: 1"), await queue.add("wait_time: 1")
+    await queue.until(lambda: queue.items()[running]["area"] == "current")
+    became_current: set[int] = set()
+
+    def watch(_: Any) -> None:
+        became_current.update(i for i, d in queue.items().items() if d["area"] == "current" or d["state"] == "RUNNING")
+
+    queue.rig.remote.event("queue").callback = watch
+    await queue.rig.command("stopScripts", {"salIndices": [running, first, second]})
+    await queue.until(lambda: queue.items()[running]["state"] == "STOPPED")
+    await queue.rig.run(queue.rig.clock.advance(100))
+    assert became_current <= {running}
+    assert {queue.items()[i]["area"] for i in (running, first, second)} == {"history"}
+    assert queue.items()[first]["reason"] == "stopped by the operator before it ran"
+
+
+BLOCK_FAILING = json.dumps(
+    {
+        "name": "failing",
+        "program": "BLOCK-T1",
+        "constraints": [],
+        "scripts": [
+            {"name": WAIT, "standard": False, "parameters": {"wait_time": 5, "fail_run": True}},
+            {"name": WAIT, "standard": False, "parameters": {"wait_time": 1}},
+            {"name": WAIT, "standard": False, "parameters": {"wait_time": 1}},
+        ],
+    }
+)
+
+
+async def test_the_rest_of_a_failed_block_is_ended_and_history_says_why(queue: Queue) -> None:
+    ack = await queue.rig.command("addBlock", {"id": BLOCK_FAILING})
+    failed, *rest = json.loads(ack.result)
+    await queue.until(lambda: queue.items()[failed]["state"] == "FAILED")
+    runner = queue.rig.csc.runner
+    await queue.until(lambda: all(runner.started[i].returncode is not None for i in rest))
+    for index in rest:
+        item = queue.items()[index]
+        assert item["area"] == "history"
+        assert item["process"] == "TERMINATED"
+        assert item["reason"] == f"not run: BLOCK-T1 failed at {failed}"
 
 
 async def test_a_restart_brings_the_queue_back_and_never_reruns_the_current_script() -> None:
