@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from obsq.csc.core.errors import ConfigurationError, ValidationError
 from obsq.csc.core.interface import ComponentInterface, with_defaults
+from obsq.csc.core.yamltext import load_yaml
 
 CONFIG_DIR_ENV = "OBSQ_CONFIG_DIR"
 SITE_ENV = "OBSQ_SITE"
@@ -63,9 +62,9 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
 
 def _read_yaml(path: Path, component: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{component} configuration file {path.name}: not valid YAML: {exc}") from None
+        data = load_yaml(path.read_text(encoding="utf-8"), f"{component} configuration file {path.name}")
+    except ValidationError as exc:
+        raise ConfigurationError(str(exc)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

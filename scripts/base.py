@@ -13,13 +13,12 @@ import asyncio
 import re
 from typing import Any
 
-import yaml
-
 from obsq.csc.component import BaseComponent, Command, Remote
 from obsq.csc.core.errors import ExpectedError, ValidationError
 from obsq.csc.core.interface import make_validator, with_defaults
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId
+from obsq.csc.core.yamltext import load_yaml
 from obsq.scripts.states import ScriptState, ScriptStateMachine
 
 #: How long a finished script keeps its process so the last events reach everyone (s of wall time).
@@ -199,10 +198,7 @@ class BaseScript(BaseComponent):
     @classmethod
     def validate_configuration(cls, text: str) -> dict[str, Any]:
         """Parse the YAML text and validate it against the schema, defaults filled in."""
-        try:
-            config = yaml.safe_load(text) if text.strip() else {}
-        except yaml.YAMLError as exc:
-            raise ValidationError(f"{cls.__name__} configuration is not valid YAML: {exc}") from None
+        config = load_yaml(text, f"{cls.__name__} configuration") if text.strip() else {}
         if config is None:
             config = {}
         if not isinstance(config, dict):

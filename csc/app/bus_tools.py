@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from obsq.csc.app.connection import Connection, broker_for, connected_bus
+from obsq.csc.app.connection import FIRST_ACK_S, Connection, broker_for, connected_bus, require_live
 from obsq.csc.bus.base import Message
 from obsq.csc.bus.brokers import EmbeddedBroker, MosquittoProcess
 from obsq.csc.clock import LoopClock
 from obsq.csc.component import Ack, AckError, Remote
+from obsq.csc.component.reader import real_seconds
 from obsq.csc.core.codec import decode
 from obsq.csc.core.errors import DecodeError, ObsqError, TopicError, UsageError
 from obsq.csc.core.status import StatusBoard, format_table
@@ -179,7 +180,11 @@ async def run_cmd(options: CmdOptions) -> int:
             print(f"{cid} {options.command}: {ack.ack.name} {ack.result}{extra}".rstrip(), flush=True)
 
         try:
-            await remote.command(options.command, data, timeout_s=options.timeout_s, on_ack=show)
+            await require_live(remote, url)
+            first_ack_s = min(FIRST_ACK_S, real_seconds(clock, options.timeout_s))
+            await remote.command(
+                options.command, data, timeout_s=options.timeout_s, first_ack_s=first_ack_s, on_ack=show
+            )
         except AckError as exc:
             if exc.ack.ack.name == "NOACK":
                 print(f"{cid} {options.command}: {exc}", flush=True)

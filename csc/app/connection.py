@@ -11,8 +11,14 @@ from obsq.csc.bus.brokers import EmbeddedBroker, port_open
 from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.bus.url import DEFAULT_BROKER_URL, BrokerUrl
 from obsq.csc.clock import Clock
+from obsq.csc.component import Remote
 from obsq.csc.core.errors import BusDisconnectedError, TopicError, UsageError
 from obsq.csc.core.topics import DEFAULT_ROOT, check_root
+
+#: How long a command line waits for its target's heartbeat before saying it is not running (s).
+LIVE_WITHIN_S = 2.0
+#: How long a command line waits for a live target's first ack before asking about permissions (s).
+FIRST_ACK_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -75,3 +81,11 @@ async def connected_bus(
         yield bus
     finally:
         await bus.close()
+
+
+async def require_live(remote: Remote, url: BrokerUrl) -> None:
+    """UsageError at once (within LIVE_WITHIN_S) if `remote`'s component shows no fresh heartbeat."""
+    if not await remote.wait_live(LIVE_WITHIN_S):
+        age = remote.heartbeat_age_s()
+        seen = "no heartbeat" if age is None else f"its last heartbeat is {age:.0f} s old"
+        raise UsageError(f"{remote.id} is not running ({seen} on {url})")

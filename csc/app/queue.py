@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from obsq.csc.app.connection import Connection, broker_for, connected_bus
+from obsq.csc.app.connection import FIRST_ACK_S, Connection, broker_for, connected_bus, require_live
+from obsq.csc.app.scripts import read_config
 from obsq.csc.clock import LoopClock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.errors import ObsqError, UsageError
@@ -73,7 +73,7 @@ async def _request(options: QueueOptions) -> tuple[str, dict[str, Any]]:
                             "failureStrategy": int(options.failure_strategy)}  # fmt: skip
     if action == "add":
         location, index = parse_location(options.location)
-        config = await asyncio.to_thread(options.config.read_text) if options.config else ""
+        config = await read_config(options.config) if options.config else ""
         return "add", {"path": options.path, "isStandard": not options.external, "config": config,
                        "location": int(location), "locationSalIndex": index}  # fmt: skip
     if action in ("move", "requeue"):
@@ -81,7 +81,7 @@ async def _request(options: QueueOptions) -> tuple[str, dict[str, Any]]:
         return action, {"scriptSalIndex": options.indices[0], "location": int(location), "locationSalIndex": index}
     if action == "stop":
         return "stopScripts", {"salIndices": list(options.indices), "terminate": options.terminate}
-    return action, {}  # pause, resume
+    return action, {}  # pause, resume, show, watch
 
 
 async def run_queue(options: QueueOptions) -> int:
@@ -93,10 +93,11 @@ async def run_queue(options: QueueOptions) -> int:
         Remote(bus, ComponentId("ScriptQueue", options.queue), clock=LoopClock(), root=root) as remote,
     ):
         try:
+            command, data = await _request(options)  # a bad option or file is named before anything is sent
+            await require_live(remote, url)
             if options.action in ("show", "watch"):
                 return await show_queue(remote, watch=options.action == "watch")
-            command, data = await _request(options)
-            ack = await remote.command(command, data, timeout_s=QUEUE_TIMEOUT_S)
+            ack = await remote.command(command, data, timeout_s=QUEUE_TIMEOUT_S, first_ack_s=FIRST_ACK_S)
         except AckError as exc:
             print(f"{exc.ack.command}: {exc.ack.ack.name} {exc.ack.result}", flush=True)
             return 1
@@ -108,7 +109,7 @@ async def run_queue(options: QueueOptions) -> int:
 
 async def show_queue(remote: Remote, *, watch: bool) -> int:
     reader = remote.event("queue")
-    await remote.command("showQueue", timeout_s=30)
+    await remote.command("showQueue", timeout_s=30, first_ack_s=FIRST_ACK_S)
     last = None
     while True:
         data = await reader.aget(timeout_s=10) if last is None else await reader.next(flush=False, timeout_s=3600)

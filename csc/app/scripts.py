@@ -49,6 +49,16 @@ def print_schema(path: str, *, external: bool) -> int:
     return 0
 
 
+async def read_config(path: Path) -> str:
+    """The text of a `--config` file; UsageError naming the file if it cannot be read."""
+    try:
+        return await asyncio.to_thread(path.read_text)
+    except OSError as exc:
+        raise UsageError(f"--config {path}: cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--config {path}: is not UTF-8 text") from None
+
+
 @dataclass(frozen=True)
 class ScriptRunOptions:
     """`obsq script run PATH`: the script, its configuration, and where it runs."""
@@ -75,7 +85,7 @@ async def _wait_own_state(remote: Remote, handle: ScriptHandle) -> bool:
 async def run_script(options: ScriptRunOptions) -> int:
     """One script, in its own process, against what is on the bus (or a simulated observatory)."""
     cls = script_class(options.path, external=options.external)
-    config = await asyncio.to_thread(options.config.read_text) if options.config else ""
+    config = await read_config(options.config) if options.config else ""
     try:
         cls.validate_configuration(config)
     except ObsqError as exc:

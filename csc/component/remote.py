@@ -30,6 +30,8 @@ from obsq.csc.interfaces import load_interface
 DEFAULT_COMMAND_TIMEOUT_S = 3600.0
 #: How long (real seconds) a command in flight waits for a lost broker link to come back.
 LINK_GRACE_S = 60.0
+#: A heartbeat (sent each second) older than this many real seconds does not show a live component.
+HEARTBEAT_FRESH_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -165,18 +167,46 @@ class Remote:
             self._readers[key] = TopicReader(name, self.clock)
         return self._readers[key]
 
+    def heartbeat_age_s(self) -> float | None:
+        """Real seconds since the component's last heartbeat was sent, or None if none was seen."""
+        reader = self._readers.get((TopicKind.EVENT, "heartbeat"))
+        envelope = reader.get_envelope() if reader is not None else None
+        return None if envelope is None else self.clock.unscaled().tai() - envelope.snd_stamp
+
+    def is_live(self) -> bool:
+        """Whether the component's heartbeat is fresh (it sends one each second)."""
+        age = self.heartbeat_age_s()
+        return age is not None and age <= HEARTBEAT_FRESH_S
+
+    async def wait_live(self, within_s: float) -> bool:
+        """Whether a fresh heartbeat is seen within `within_s` real seconds."""
+        wall = self.clock.unscaled()
+        reader = self._reader(TopicKind.EVENT, "heartbeat")
+        deadline = wall.monotonic() + within_s
+        while not self.is_live():
+            remaining = deadline - wall.monotonic()
+            if remaining <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await reader.next(flush=False, timeout_s=remaining * self.clock.speed)
+        return True
+
     async def command(
         self,
         name: str,
         data: Mapping[str, Any] | None = None,
         *,
         timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S,
+        first_ack_s: float | None = None,
         wait_done: bool = True,
         on_ack: Callable[[Ack], None] | None = None,
     ) -> Ack:
         """Send a command and wait for its final ack (or the first, if not `wait_done`).
 
-        `on_ack` sees every ack as it arrives (INPROGRESS ones included).
+        `on_ack` sees every ack as it arrives (INPROGRESS ones included). With `first_ack_s`,
+        no ack at all within that many real seconds ends the wait early (AckTimeoutError
+        saying whether the component is live: a live one that does not answer has most
+        likely had the command dropped by the broker's ACL).
 
         If the broker link drops while the command is in flight, the command waits for the link
         (up to LINK_GRACE_S) and is sent again with the same bytes once it is back: the
@@ -199,7 +229,13 @@ class Remote:
                 # sent again when the link is back (`_on_connection`); `_wait_ack` waits for that
                 pending.queue.put_nowait(_Link(up=False))
             return await self._wait_ack(
-                name, seq, pending.queue, timeout_s=timeout_s, wait_done=wait_done, on_ack=on_ack
+                name,
+                seq,
+                pending.queue,
+                timeout_s=timeout_s,
+                first_ack_s=first_ack_s,
+                wait_done=wait_done,
+                on_ack=on_ack,
             )
         finally:
             self._pending.pop(seq, None)
@@ -211,11 +247,14 @@ class Remote:
         queue: asyncio.Queue[Ack | _Abandoned | _Link],
         *,
         timeout_s: float,
+        first_ack_s: float | None,
         wait_done: bool,
         on_ack: Callable[[Ack], None] | None,
     ) -> Ack:
         wall = self.clock.unscaled()
         deadline = wall.monotonic() + real_seconds(self.clock, timeout_s)
+        if first_ack_s is not None:
+            deadline = min(deadline, wall.monotonic() + first_ack_s)
         down_since: float | None = None
         last: Ack | None = None
         while True:
@@ -224,16 +263,7 @@ class Remote:
             try:
                 item = await wait_for(wall, queue.get(), max(0.0, remaining))
             except TimeoutError:
-                if down_since is not None:
-                    ack = Ack.synthesized(name, seq, AckCode.NOACK, "link to the broker lost")
-                    raise CommandLinkLostError(
-                        f"{self.id} {name}: the link to the broker has been down for {LINK_GRACE_S:g} s;"
-                        " it may or may not have run",
-                        ack,
-                    ) from None
-                ack = last or Ack.synthesized(name, seq, AckCode.NOACK, "no acknowledgement")
-                code = "no ack" if last is None else f"last ack {last.ack.name}"
-                raise AckTimeoutError(f"{self.id} {name} timed out after {timeout_s:g} s ({code})", ack) from None
+                raise self._timed_out(name, seq, timeout_s, last, link_down=down_since is not None) from None
             if isinstance(item, _Link):
                 if not item.up and down_since is None:
                     down_since = wall.monotonic()
@@ -244,6 +274,8 @@ class Remote:
             if isinstance(item, _Abandoned):
                 ack = Ack.synthesized(name, seq, AckCode.NOACK, item.reason)
                 raise CommandLinkLostError(f"{self.id} {name}: {item.reason}; it may or may not have run", ack)
+            if last is None and first_ack_s is not None:
+                deadline = wall.monotonic() + real_seconds(self.clock, timeout_s)  # answered: the full timeout
             last = item
             if on_ack is not None:
                 on_ack(item)
@@ -255,6 +287,28 @@ class Remote:
             if item.ack == AckCode.COMPLETE:
                 return item
             raise AckError(f"{self.id} {name} {item.ack.name}: {item.result}", item)
+
+    def _timed_out(self, name: str, seq: int, timeout_s: float, last: Ack | None, *, link_down: bool) -> AckError:
+        """The error for a wait that ran out: link down too long, no ack at all, or no final ack."""
+        if link_down:
+            ack = Ack.synthesized(name, seq, AckCode.NOACK, "link to the broker lost")
+            return CommandLinkLostError(
+                f"{self.id} {name}: the link to the broker has been down for {LINK_GRACE_S:g} s;"
+                " it may or may not have run",
+                ack,
+            )
+        if last is None:
+            why = self._why_no_ack()
+            return AckTimeoutError(f"{self.id} {name}: {why}", Ack.synthesized(name, seq, AckCode.NOACK, why))
+        return AckTimeoutError(f"{self.id} {name} timed out after {timeout_s:g} s (last ack {last.ack.name})", last)
+
+    def _why_no_ack(self) -> str:
+        age = self.heartbeat_age_s()
+        if age is None:
+            return f"no ack, and no heartbeat of {self.id} was seen: is it running?"
+        if age <= HEARTBEAT_FRESH_S:
+            return f"no ack from a live {self.id} — is this user allowed to command it?"
+        return f"no ack; {self.id}'s last heartbeat is {age:.0f} s old: it is not running or not responding"
 
     def _on_connection(self, connected: bool) -> None:
         for pending in self._pending.values():

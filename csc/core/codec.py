@@ -139,7 +139,7 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
-def _strict_loads(raw: bytes) -> Any:
+def _strict_loads(raw: bytes | str) -> Any:
     return json.loads(
         raw,
         object_pairs_hook=_unique_keys,
@@ -147,6 +147,18 @@ def _strict_loads(raw: bytes) -> Any:
         parse_float=_finite_float,
         parse_int=_bounded_int,
     )
+
+
+def parse_strict_json(text: str | bytes) -> Any:
+    """JSON as the door reads it: ValueError naming the rule for NaN/Infinity, a key twice or a huge integer."""
+    try:
+        return _strict_loads(text)
+    except _BrokenRuleError:
+        raise
+    except RecursionError:
+        raise ValueError("nests too deep (rule: maxDepth)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{exc.msg} at character {exc.pos}") from None
 
 
 def check_shape(obj: Any, limits: WireLimits) -> None:

@@ -105,13 +105,10 @@ def make_validator(schema: Mapping[str, Any], what: str = "schema") -> Validator
     A schema that is not valid raises ValidationError naming `what`, the place and the rule.
     """
     base = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    try:
-        base.check_schema(dict(schema))
-    except jsonschema.exceptions.SchemaError as exc:
-        place = "/".join(str(p) for p in exc.absolute_path) or "top level"
-        raise ValidationError(
-            f"{what} is not a valid JSON Schema: at {_short(place)}: {exc.message} (rule: {exc.validator})"
-        ) from None
+    meta = base(base.META_SCHEMA)
+    error = jsonschema.exceptions.best_match(meta.iter_errors(dict(schema)))
+    if error is not None:
+        raise ValidationError(describe_error(f"{what} is not a valid JSON Schema", error))
     cls = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # jsonschema ships no annotation for it
         base, type_checker=base.TYPE_CHECKER.redefine("integer", _strict_integer)
     )

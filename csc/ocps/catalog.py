@@ -1,18 +1,19 @@
-"""The one registry of pipelines: each name, the configuration fields it needs, and how it runs.
+"""The one registry of pipelines: each name, the JSON Schema of its configuration, and how it runs.
 
 The reduction service checks `execute` at the door against it (without loading the numeric
-stack: each runner imports `pipelines.py` only when a job runs, in a worker); the workers and
-`obsq reduce` run pipelines through `run`.
+stack: each runner imports `pipelines.py` only when a job runs, in a worker): the pipeline is
+known and its configuration, strict JSON (no NaN, no key twice), validates against the
+pipeline's own schema, so a wrong type is refused by field and rule, never met inside a job.
+The workers and `obsq reduce` run pipelines through `run`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from obsq.csc.core.errors import ExpectedError
+from obsq.csc.core.errors import ExpectedError, ValidationError
 
 if TYPE_CHECKING:
     from obsq.csc.ocps.repository import Repository
@@ -29,11 +30,56 @@ class RequestError(ExpectedError):
 
 @dataclass(frozen=True)
 class Pipeline:
-    """One pipeline: what it does, the configuration fields it needs, and its runner."""
+    """One pipeline: what it does, the JSON Schema of its configuration, and its runner."""
 
     summary: str
-    required: tuple[str, ...]
+    schema: dict[str, Any]
     run: Runner
+
+
+_PATHS = {"type": "array", "minItems": 1, "maxItems": 100_000, "items": {"type": "string", "minLength": 1}}
+_COMMON = {
+    "force": {"type": "boolean", "description": "build again even if the same inputs and configuration were"},
+    "collection": {"type": "string", "minLength": 1, "maxLength": 200},
+}
+_PRODUCT = {"type": "integer", "minimum": 1}
+
+
+def _schema(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": required,
+        "properties": {**_COMMON, **properties},
+    }
+
+
+_MASTER = _schema(
+    ["inputs"],
+    inputs=_PATHS,
+    method={"enum": ["clipped_mean", "median"]},
+    sigma={"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+    iterations={"type": "integer", "minimum": 1, "maximum": 50},
+    saturation={"type": "number", "exclusiveMinimum": 0},
+)
+_VERIFY = _schema(
+    ["product", "inputs"], product=_PRODUCT, inputs=_PATHS, max_failures={"type": "integer", "minimum": 0}
+)
+_PLANNED = {
+    "type": "array",
+    "maxItems": 10_000,
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["imgtype", "filter", "exptime", "count"],
+        "properties": {
+            "imgtype": {"type": "string", "minLength": 1},
+            "filter": {"type": "string"},
+            "exptime": {"type": "number", "minimum": 0},
+            "count": {"type": "integer", "minimum": 0},
+        },
+    },
+}
 
 
 def _master(kind: str) -> Runner:
@@ -75,17 +121,34 @@ def _certify(repo: Repository, config: dict[str, Any], progress: Progress, job: 
     return pipelines.certify(repo, config)
 
 
+_MJD = {"type": "number", "minimum": 0, "maximum": 1_000_000}
+
 PIPELINES: dict[str, Pipeline] = {
-    "cpBias": Pipeline("master bias from raw biases", ("inputs",), _master("bias")),
-    "cpDark": Pipeline("master dark from raw darks (bias subtracted)", ("inputs",), _master("dark")),
-    "cpFlat": Pipeline("master flat from raw flats of one filter", ("inputs",), _master("flat")),
-    "cpVerifyBias": Pipeline("cp_verify checks of a master bias", ("product", "inputs"), _verify),
-    "cpVerifyDark": Pipeline("cp_verify checks of a master dark", ("product", "inputs"), _verify),
-    "cpVerifyFlat": Pipeline("cp_verify checks of a master flat", ("product", "inputs"), _verify),
-    "cpFlatLevel": Pipeline("flat level against the misalignment limit", ("inputs",), _flat_level),
-    "cpVerifyCounts": Pipeline("images received against images planned", ("planned", "groupid"), _counts),
-    "cpPtc": Pipeline("photon transfer curve from flat pairs", ("inputs",), _ptc),
-    "certify": Pipeline("certify a product for a validity range", ("product", "begin_mjd", "end_mjd"), _certify),
+    "cpBias": Pipeline("master bias from raw biases", _MASTER, _master("bias")),
+    "cpDark": Pipeline("master dark from raw darks (bias subtracted)", _MASTER, _master("dark")),
+    "cpFlat": Pipeline("master flat from raw flats of one filter", _MASTER, _master("flat")),
+    "cpVerifyBias": Pipeline("cp_verify checks of a master bias", _VERIFY, _verify),
+    "cpVerifyDark": Pipeline("cp_verify checks of a master dark", _VERIFY, _verify),
+    "cpVerifyFlat": Pipeline("cp_verify checks of a master flat", _VERIFY, _verify),
+    "cpFlatLevel": Pipeline(
+        "flat level against the misalignment limit", _schema(["inputs"], inputs=_PATHS), _flat_level
+    ),
+    "cpVerifyCounts": Pipeline(
+        "images received against images planned",
+        _schema(
+            ["planned", "groupid"],
+            planned=_PLANNED,
+            groupid={"type": "string", "minLength": 1},
+            registry={"type": "string", "minLength": 1},
+        ),
+        _counts,
+    ),
+    "cpPtc": Pipeline("photon transfer curve from flat pairs", _schema(["inputs"], inputs=_PATHS), _ptc),
+    "certify": Pipeline(
+        "certify a product for a validity range",
+        _schema(["product", "begin_mjd", "end_mjd"], product=_PRODUCT, begin_mjd=_MJD, end_mjd=_MJD),
+        _certify,
+    ),
 }
 
 
@@ -99,21 +162,23 @@ def run(name: str, repo: Repository, config: dict[str, Any], progress: Progress 
 
 
 def parse_request(pipeline: str, text: str) -> dict[str, Any]:
-    """The `execute` fields checked: the pipeline is known, config is a JSON object with its fields."""
+    """The `execute` fields checked: the pipeline is known, config is a JSON object valid under its schema."""
+    from obsq.csc.core.codec import parse_strict_json
+    from obsq.csc.core.interface import make_validator
+
     spec = PIPELINES.get(pipeline)
     if spec is None:
-        raise RequestError(f"execute: pipeline {pipeline!r} is not one of {', '.join(PIPELINES)}")
+        raise RequestError(f"execute: pipeline {pipeline[:64]!r} is not one of {', '.join(PIPELINES)}")
     try:
-        config = json.loads(text or "{}")
-    except json.JSONDecodeError as exc:
-        raise RequestError(f"execute: config is not JSON: {exc.msg} at character {exc.pos}") from None
+        config = parse_strict_json(text or "{}")
+    except ValueError as exc:
+        raise RequestError(f"execute: {pipeline} config is not JSON: {exc}") from None
     if not isinstance(config, dict):
-        raise RequestError(f"execute: config must be a JSON object, not {type(config).__name__}")
-    missing = [f for f in spec.required if f not in config]
-    if missing:
-        raise RequestError(f"execute: {pipeline} config lacks {', '.join(missing)}")
-    if "inputs" in config and not (
-        isinstance(config["inputs"], list) and all(isinstance(i, str) for i in config["inputs"])
-    ):
-        raise RequestError(f"execute: {pipeline} config field inputs must be a list of file paths")
+        raise RequestError(f"execute: {pipeline} config must be a JSON object, not {type(config).__name__}")
+    try:
+        make_validator(spec.schema).validate(f"execute: {pipeline} config", config)
+    except ValidationError as exc:
+        raise RequestError(str(exc)) from None
+    if pipeline == "certify" and not config["begin_mjd"] < config["end_mjd"]:
+        raise RequestError("execute: certify config: begin_mjd must be before end_mjd (rule: range)")
     return config

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import datetime
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Callable
@@ -249,6 +250,8 @@ class Repository:
 
         Returns what was done, one line each (the superseded ranges included).
         """
+        if not (math.isfinite(begin_mjd) and math.isfinite(end_mjd)):
+            raise RepositoryError(f"validity range [{begin_mjd}, {end_mjd}): begin and end must be finite MJDs")
         if end_mjd <= begin_mjd:
             raise RepositoryError(f"validity range [{begin_mjd}, {end_mjd}) is empty: end must be after begin")
         product = self.product(product_id)

@@ -20,6 +20,7 @@ import yaml
 
 from obsq.csc.core.errors import ValidationError
 from obsq.csc.core.interface import make_validator, with_defaults
+from obsq.csc.core.yamltext import load_yaml
 
 BLOCK_SCHEMA: dict[str, Any] = json.loads(resources.files("obsq.schemas").joinpath("block.json").read_text())
 _VALIDATOR = make_validator(BLOCK_SCHEMA)
@@ -113,12 +114,12 @@ def _configuration(schema_text: str, override: dict[str, Any], label: str) -> di
                 f"{label} has no configuration_schema, so it takes no override ({', '.join(override)})"
             )
         return {}
-    try:
-        schema = yaml.safe_load(schema_text)
-    except yaml.YAMLError as exc:
-        raise ValidationError(f"{label}: configuration_schema is not valid YAML: {exc}") from None
+    schema = load_yaml(schema_text, f"{label}: configuration_schema")
+    if not isinstance(schema, dict):
+        raise ValidationError(f"{label}: configuration_schema must be a mapping, not {type(schema).__name__}")
+    validator = make_validator(schema, f"{label}: configuration_schema")
     values = with_defaults(schema, override)
-    make_validator(schema).validate(f"{label} configuration", values)
+    validator.validate(f"{label} configuration", values)
     return values
 
 
@@ -130,6 +131,12 @@ def _substitute(value: Any, values: dict[str, Any], where: str) -> Any:
         return [_substitute(v, values, where) for v in value]
     if isinstance(value, str) and "$" in value:
         template = string.Template(value)
+        if not template.is_valid():
+            shown = value if len(value) <= 60 else f"{value[:60]}…"
+            raise ValidationError(
+                f"{where}: {shown!r} is not a valid template: write $name or ${{name}}, and $$ for a dollar"
+                " (rule: template)"
+            )
         missing = [name for name in template.get_identifiers() if name not in values]
         if missing:
             raise ValidationError(f"{where}: template ${missing[0]} has no value (not in the block's configuration)")

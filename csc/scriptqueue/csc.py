@@ -26,6 +26,7 @@ from obsq.csc.core.codec import Envelope
 from obsq.csc.core.errors import ExpectedError, ObsqError, ValidationError
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId, Topic, TopicKind
+from obsq.csc.core.yamltext import load_yaml
 from obsq.csc.interfaces import load_interface
 from obsq.csc.scriptqueue.blocks import block_folders, expand_block, read_block
 from obsq.csc.scriptqueue.model import FailureStrategy, Location, ProcessState, QueueItem, QueueModel
@@ -327,10 +328,7 @@ class ScriptQueueCsc(BaseCsc):
         d = command.data
         location = Location(d["location"])
         self.model.check_location(location, d["locationSalIndex"])
-        try:
-            override = yaml.safe_load(d["override"]) if d["override"].strip() else {}
-        except yaml.YAMLError as exc:
-            raise ValidationError(f"addBlock {d['id']}: override is not valid YAML: {exc}") from None
+        override = load_yaml(d["override"], f"addBlock {d['id'][:64]}: override") if d["override"].strip() else {}
         if not isinstance(override, dict):
             raise ValidationError(f"addBlock {d['id']}: override must be a mapping")
         data, label = read_block(d["id"], self.block_folders_all())

@@ -81,8 +81,20 @@ async def test_bad_requests_are_refused_at_the_door(rig: Rig) -> None:
         await rig.remote.command("execute", {"pipeline": "cpNothing", "config": "{}"})
     with pytest.raises(AckError, match="config is not JSON"):
         await rig.remote.command("execute", {"pipeline": "cpBias", "config": "{inputs:"})
-    with pytest.raises(AckError, match="cpVerifyBias config lacks product"):
-        await rig.remote.command("execute", {"pipeline": "cpVerifyBias", "config": '{"inputs": []}'})
+    with pytest.raises(AckError, match="cpVerifyBias config: field 'product' is required"):
+        await rig.remote.command("execute", {"pipeline": "cpVerifyBias", "config": '{"inputs": ["a.fits"]}'})
+    with pytest.raises(AckError, match=r"certify config: field 'product': 'x' is not of type 'integer' \(rule: type\)"):
+        await rig.remote.command(
+            "execute", {"pipeline": "certify", "config": '{"product": "x", "begin_mjd": 1, "end_mjd": 2}'}
+        )
+    with pytest.raises(AckError, match=r"NaN is not a JSON number \(rule: finite numbers\)"):
+        await rig.remote.command(
+            "execute", {"pipeline": "certify", "config": '{"product": 1, "begin_mjd": NaN, "end_mjd": 2}'}
+        )
+    with pytest.raises(AckError, match=r"cpVerifyCounts config: field 'planned/0': 'r' is not of type 'object'"):
+        await rig.remote.command(
+            "execute", {"pipeline": "cpVerifyCounts", "config": '{"planned": ["r"], "groupid": "g"}'}
+        )
     assert JobStore(rig.csc.store.path).jobs() == []  # type: ignore[attr-defined]
 
 

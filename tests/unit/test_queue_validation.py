@@ -60,6 +60,14 @@ async def refused(rig: Rig, command: str, data: dict[str, Any], message: str) ->
         ({"path": "auxtel/make_latiss_calibrations.py", "isStandard": False, "config": "script_mode: ALL\n"},
          "field 'script_mode': 'ALL' is not one of"),
         ({"path": "set_summary_state.py", "location": 3, "locationSalIndex": 5}, "script 5 is not in the queue"),
+        ({"path": "auxtel/take_image_latiss.py", "config": "image_type: FLAT\nexp_times: [1,\n  2\n"},
+         "LatissTakeImage configuration is not valid YAML: line 4, column 1"),
+        ({"path": "auxtel/take_image_latiss.py", "config": "{a: " * 40 + "1" + "}" * 40},
+         "LatissTakeImage configuration: field .* nests deeper than 32 levels \\(rule: maxDepth\\)"),
+        ({"path": "auxtel/take_image_latiss.py", "config": "[" * 5000 + "]" * 5000},
+         "LatissTakeImage configuration nests deeper than 32 levels \\(rule: maxDepth\\)"),
+        ({"path": "auxtel/take_image_latiss.py", "config": "image_type: FLAT\nnimages: 2.0\n"},
+         "field 'nimages': 2.0 is none of: an integer; a null \\(rule: anyOf\\)"),
     ],
 )  # fmt: skip
 async def test_add_refuses(rig: Rig, data: dict[str, Any], message: str) -> None:
@@ -88,6 +96,16 @@ def block(**changes: Any) -> str:
                                 "parameters": {"image_type": "FLAT", "nimages": "many"}}])},
          "block BLOCK-T1 script 1 .*field 'nimages'"),
         ({"id": "BLOCK-309", "override": "speed: 3"}, "no configuration_schema, so it takes no override"),
+        ({"id": block(scripts=[{"name": "auxtel/take_image_latiss.py", "standard": True,
+                                "parameters": {"image_type": "FLAT", "note": "$"}}])},
+         "'\\$' is not a valid template: write \\$name or \\$\\{name\\}, and \\$\\$ for a dollar \\(rule: template\\)"),
+        ({"id": block(scripts=[{"name": "auxtel/take_image_latiss.py", "standard": True,
+                                "parameters": {"image_type": "FLAT", "note": "${t"}}])}, "is not a valid template"),
+        ({"id": block(configuration_schema="type: object\nproperties: {n: {type: 7}}\n")},
+         "configuration_schema is not a valid JSON Schema: field 'properties/n/type': 7 is none of: .* anyOf"),
+        ({"id": "BLOCK-295", "override": "{a: " * 40 + "1" + "}" * 40},
+         "addBlock BLOCK-295: override: field .* maxDepth"),
+        ({"id": "BLOCK-295", "override": "[" * 5000 + "]" * 5000}, "addBlock BLOCK-295: override nests deeper"),
     ],
 )  # fmt: skip
 async def test_add_block_refuses(rig: Rig, data: dict[str, Any], message: str) -> None:
