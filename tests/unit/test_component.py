@@ -87,7 +87,7 @@ async def test_start_applies_site_files_and_override(rig: Rig) -> None:
     [
         ("broken.yaml", "field 'int0': 'not-a-number' is not of type 'integer'"),
         ("unknown.yaml", "field 'colour' is not allowed"),
-        ("bad.yaml", "bad.yaml: not valid YAML"),
+        ("bad.yaml", "bad.yaml is not valid YAML: line 2"),
         ("missing.yaml", "'missing.yaml' not found"),
     ],
 )
