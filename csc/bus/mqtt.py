@@ -7,8 +7,9 @@ What reference/mqtt-facts.md measured, applied here:
   did not subscribe to (amqtt leaks other clients' retained messages);
 - amqtt sends one copy per matching subscription of a client and may send a retained
   message twice; every obsq payload is unique (it carries identity, origin and seqNum), so
-  a message identical in topic and bytes to one a handler recently got is such a copy and
-  that handler does not get it again (a new subscription still gets its retained copy);
+  a message identical in topic and bytes to one a handler recently got on the same connection
+  is such a copy and that handler does not get it again (a new subscription still gets its
+  retained copy; after a reconnect a repeat is a sender asking again, and is delivered);
 - messages are routed the moment paho parses them: aiomqtt's public `queue_type` hook gets
   a queue whose `put_nowait` is our dispatcher, so no task and no `asyncio.wait` is spent
   per received message (measured: ~80 µs of a ~450 µs round trip on this machine);
@@ -215,6 +216,8 @@ class MqttBus:
             try:
                 async with client:
                     self._client = client
+                    # broker copies belong to one connection; a repeat on a new one is a sender asking again
+                    self._recent.clear()
                     filters = self._router.filters()
                     if filters:
                         await client.subscribe([(f, 1) for f in filters])

@@ -398,7 +398,9 @@ class BaseComponent:
 
     async def _send_ack(self, command: Command, ack: AckCode, result: str, timeout_s: float = 0.0) -> None:
         data = await self._publish_ack(command, ack, result, timeout_s)
-        if ack is not AckCode.INPROGRESS:
+        if ack is AckCode.INPROGRESS:
+            self.ledger.progress(command.sender, data)
+        else:
             self.ledger.finished(command.sender, data)
 
     async def _publish_ack(self, command: Command, ack: AckCode, result: str, timeout_s: float = 0.0) -> dict[str, Any]:

@@ -30,6 +30,9 @@ from obsq.csc.interfaces import load_interface
 DEFAULT_COMMAND_TIMEOUT_S = 3600.0
 #: How long (real seconds) a command in flight waits for a lost broker link to come back.
 LINK_GRACE_S = 60.0
+#: After a reconnect a command is sent again at these intervals (real s) until the component answers
+#: (it may reconnect after us, and a clean session drops what comes before it subscribes).
+RESEND_INTERVALS_S = (0.0, 0.5, 1.0, 2.0, 4.0)
 #: A heartbeat (sent each second) older than this many real seconds does not show a live component.
 HEARTBEAT_FRESH_S = 3.0
 
@@ -89,6 +92,8 @@ class _Pending:
     topic: str
     raw: bytes
     queue: asyncio.Queue[Ack | _Abandoned | _Link] = field(default_factory=asyncio.Queue)
+    #: an ack has come since the last reconnect (so the component has it again)
+    answered: bool = True
 
 
 class Remote:
@@ -312,18 +317,34 @@ class Remote:
 
     def _on_connection(self, connected: bool) -> None:
         for pending in self._pending.values():
+            pending.answered = False
             pending.queue.put_nowait(_Link(up=connected))
+        for task in list(self._resends):
+            task.cancel()
         if connected and self._pending:
             task = asyncio.get_running_loop().create_task(self._send_again(), name=f"{self.id}.resend")
             self._resends.add(task)
             task.add_done_callback(self._resends.discard)
 
     async def _send_again(self) -> None:
-        """After a reconnect: every command still in flight, sent again with the same bytes."""
-        for seq, pending in list(self._pending.items()):
-            if seq in self._pending:
-                with contextlib.suppress(BusDisconnectedError):  # down again: the next reconnect sends it
+        """After a reconnect: every command in flight is sent again, with the same bytes, until answered.
+
+        The component executes it at most once and answers a repeat with the ack it gave (or its
+        last INPROGRESS), so this only finds out what became of it.
+        """
+        wall = self.clock.unscaled()
+        start = wall.monotonic()
+        intervals = iter(RESEND_INTERVALS_S)
+        while wall.monotonic() - start < LINK_GRACE_S:
+            await wall.sleep(next(intervals, RESEND_INTERVALS_S[-1]))
+            unanswered = [p for p in self._pending.values() if not p.answered]
+            if not unanswered:
+                return
+            for pending in unanswered:
+                try:
                     await self.bus.publish(pending.topic, pending.raw, qos=1)
+                except BusDisconnectedError:
+                    return  # down again: the next reconnect starts over
 
     def _abandon_pending(self, why: _Abandoned) -> None:
         for pending in self._pending.values():
@@ -355,6 +376,7 @@ class Remote:
             data.get("result", ""),
             data.get("timeout", 0.0),
         )
+        pending.answered = True
         pending.queue.put_nowait(ack)
 
     def _on_event(self, message: Message) -> None:

@@ -10,6 +10,7 @@ Invariants:
   original bytes, send time included, so it can never open a new epoch;
 - the final ack of the last `results` commands is kept, so a duplicate (a redelivery, or a
   Remote sending again after a broker outage) is answered with the same ack, not run again;
+  a duplicate of a command still running is answered with its last INPROGRESS ack;
 - at most `max_senders` senders are tracked; the one heard from least recently is forgotten
   first (logged by the service), which bounds memory whatever a client sends.
 
@@ -84,7 +85,7 @@ class CommandLedger:
         self._max_results = results
         self._senders: OrderedDict[tuple[str, int], SenderRecord] = OrderedDict()
         self._results: OrderedDict[Sender, dict[str, Any]] = OrderedDict()
-        self._in_flight: set[Sender] = set()
+        self._in_flight: dict[Sender, dict[str, Any] | None] = {}
         self.forgotten = 0
         self._store = store
         if store is not None:
@@ -98,7 +99,7 @@ class CommandLedger:
         """Decide about a command; a NEW one is recorded (and stored) as admitted and in flight."""
         verdict = self._admit(sender, stamp)
         if verdict is Verdict.NEW:
-            self._in_flight.add(sender)
+            self._in_flight[sender] = None
             if self._store is not None:
                 self._store.add(Admitted(sender.identity, sender.origin, sender.seq_num, stamp))
         return verdict
@@ -129,9 +130,14 @@ class CommandLedger:
                 record.recent = {s for s in record.recent if s > floor}
         return Verdict.NEW
 
+    def progress(self, sender: Sender, ack: dict[str, Any]) -> None:
+        """Remember the last INPROGRESS ack of a command in flight (to answer a duplicate with it)."""
+        if sender in self._in_flight:
+            self._in_flight[sender] = ack
+
     def finished(self, sender: Sender, ack: dict[str, Any]) -> None:
         """Remember the final ack of an admitted command (to answer its duplicates)."""
-        self._in_flight.discard(sender)
+        self._in_flight.pop(sender, None)
         self._results[sender] = ack
         if len(self._results) > self._max_results:
             self._results.popitem(last=False)
@@ -140,5 +146,5 @@ class CommandLedger:
         return sender in self._in_flight
 
     def result(self, sender: Sender) -> dict[str, Any] | None:
-        """The final ack of an executed command, if still kept."""
-        return self._results.get(sender)
+        """The final ack of an executed command, if still kept, else its last INPROGRESS ack if in flight."""
+        return self._results.get(sender) or self._in_flight.get(sender)
