@@ -42,6 +42,8 @@ _LOG_BUFFER = 100
 _LOG_FIELD_CHARS = 8000
 #: At most one log record per this many (real) seconds about payloads dropped at the door.
 DROP_LOG_INTERVAL_S = 1.0
+#: Commands waiting or running at once; beyond it a command is refused by name (memory stays bounded).
+MAX_COMMAND_BACKLOG = 10_000
 
 
 @dataclass
@@ -129,6 +131,7 @@ class BaseComponent:
         self._commands: dict[str, CommandSpec] = {}
         self._command_locks: dict[str, asyncio.Lock] = {}
         self.ledger = CommandLedger(store=ledger_store)
+        self._backlog = 0
         self._drops = 0
         self._last_drop_log = -math.inf
         self._events: dict[str, dict[str, Any]] = {}
@@ -326,6 +329,10 @@ class BaseComponent:
             self._dropped(message.topic, str(exc))
             return
         sender = envelope.sender
+        if self._backlog >= MAX_COMMAND_BACKLOG:
+            # MQTT 3.1.1 has no flow control from subscriber to publisher: refuse, never drop silently
+            self._refuse(sender, name, f"{self._backlog} commands are waiting; try again later (rule: backlog)")
+            return
         verdict = self.ledger.admit(sender, envelope.snd_stamp)
         if verdict is Verdict.DUPLICATE:
             self._answer_duplicate(sender, name)
@@ -339,13 +346,23 @@ class BaseComponent:
             )
             return
         command = Command(name, envelope.data, envelope.seq_num, envelope.identity, envelope.origin, self._send_ack)
-        self.create_task(self._execute(command), f"cmd.{name[:64]}.{envelope.seq_num}")
+        self._backlog += 1
+        task = self.create_task(self._execute(command), f"cmd.{name[:64]}.{envelope.seq_num}")
+        task.add_done_callback(self._command_done)
+
+    def _command_done(self, _: asyncio.Task[Any]) -> None:
+        self._backlog -= 1
 
     def _refuse(self, sender: Sender, name: str, reason: str) -> None:
         """A FAILED ack for a command refused at the door (not admitted: it was never run)."""
+        if self._backlog >= 2 * MAX_COMMAND_BACKLOG:  # even refusals would pile up: drop, and say so
+            self._dropped(f"{self.root}/{self.id.name}/{self.id.index}/cmd/{name[:64]}", f"not answered: {reason}")
+            return
         command = Command(name, {}, sender.seq_num, sender.identity, sender.origin, self._send_ack)
         text = f"Failed: {self.id.name} command {name[:64]}: {reason}"
-        self.create_task(self._publish_ack(command, AckCode.FAILED, text), "refuse")
+        self._backlog += 1
+        task = self.create_task(self._publish_ack(command, AckCode.FAILED, text), "refuse")
+        task.add_done_callback(self._command_done)
 
     def _answer_duplicate(self, sender: Sender, name: str) -> None:
         kept = self.ledger.result(sender)

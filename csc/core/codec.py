@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,12 +201,12 @@ def _sender_of(obj: Any, limits: WireLimits) -> Sender | None:
     return Sender(seq, identity, origin)
 
 
-def _nonfinite_path(obj: Any) -> str | None:
-    """The path of the first NaN or Infinity in `obj` (parsed leniently), if any."""
+def _offending_path(obj: Any, offends: Callable[[Any], bool]) -> str | None:
+    """The path of the first value in `obj` (parsed leniently) that `offends`, if any."""
     stack: list[tuple[Any, str]] = [(obj, "")]
     while stack:
         value, path = stack.pop()
-        if isinstance(value, float) and not math.isfinite(value):
+        if offends(value):
             return path
         if isinstance(value, dict):
             stack.extend((v, f"{path}/{k}".lstrip("/")) for k, v in value.items())
@@ -214,13 +215,23 @@ def _nonfinite_path(obj: Any) -> str | None:
     return None
 
 
+def _nonfinite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _huge_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**_MAX_INT_DIGITS
+
+
 def _refusal(raw: bytes, broken: _BrokenRuleError, limits: WireLimits) -> RefusedError:
     """The refusal of a payload whose parsing broke a rule: with its sender and field if plain JSON can read them."""
     try:
         lenient = json.loads(raw)
     except (ValueError, RecursionError):
         return RefusedError(str(broken))
-    path = _nonfinite_path(lenient) if "finite numbers" in str(broken) else None
+    rule = str(broken)
+    offends = _nonfinite if "finite numbers" in rule else _huge_int if "64-bit integers" in rule else None
+    path = _offending_path(lenient, offends) if offends is not None else None
     text = f"field {path[:200]!r}: {broken}" if path else str(broken)
     return RefusedError(text, _sender_of(lenient, limits))
 
