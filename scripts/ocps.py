@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 from typing import Any
 
 from obsq.csc.component import Remote
-from obsq.csc.core.errors import ExpectedError
+from obsq.csc.core.errors import ExpectedError, ObsqError
 
 MJD_EPOCH = datetime.date(1858, 11, 17)
 
@@ -32,7 +33,21 @@ class Ocps:
         self.remote = remote
         self._results: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._early: dict[str, dict[str, Any]] = {}
+        self._asking: set[asyncio.Task[None]] = set()
         remote.event("job_result").callback = self._on_result
+        remote.bus.add_connection_listener(self._on_link)
+
+    def _on_link(self, connected: bool) -> None:
+        """After a broker outage the results published meanwhile are lost: ask for each job awaited."""
+        if connected and self._results:
+            task = asyncio.get_running_loop().create_task(self._ask_again(list(self._results)), name="ocps.showJob")
+            self._asking.add(task)
+            task.add_done_callback(self._asking.discard)
+
+    async def _ask_again(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            with contextlib.suppress(ObsqError):  # a job still running answers later with its job_result
+                await self.remote.command("showJob", {"job_id": job_id}, timeout_s=60)
 
     def _on_result(self, envelope: Any) -> None:
         data = envelope.data

@@ -14,7 +14,8 @@ What reference/mqtt-facts.md measured, applied here:
   a queue whose `put_nowait` is our dispatcher, so no task and no `asyncio.wait` is spent
   per received message (measured: ~80 µs of a ~450 µs round trip on this machine);
 - reconnect with back-off, re-subscribing every filter each time; while disconnected,
-  `publish` fails at once instead of queueing.
+  `publish` fails at once instead of queueing, and a publish waiting for its PUBACK when the
+  link drops fails then, not after aiomqtt's timeout (a stalled sender would outlast the outage).
 
 `client_kwargs` is shared with the bare-aiomqtt floor that `obsq bench bus` measures the
 framework against (`obsq.csc.bench.bare`), so both connect the same way.
@@ -57,6 +58,16 @@ def _dispatching_queue(dispatch: Callable[[aiomqtt.Message], None]) -> type[asyn
             dispatch(item)
 
     return DispatchingQueue
+
+
+def _release_publishes(client: aiomqtt.Client) -> None:
+    """End the waits of publishes whose link is gone (aiomqtt would wait its full timeout for their PUBACK).
+
+    `MqttBus.publish` then sees the connection's generation changed and raises BusDisconnectedError.
+    """
+    pending = client._pending_publishes  # noqa: SLF001 — the one adapter module may reach into aiomqtt
+    for confirmation in list(pending.values()):
+        confirmation.set()
 
 
 def client_kwargs(url: BrokerUrl) -> dict[str, object]:
@@ -102,6 +113,8 @@ class MqttBus:
         self._task: asyncio.Task[None] | None = None
         self._last_error: str = ""
         self._recent: OrderedDict[tuple[int, str, bytes], None] = OrderedDict()
+        #: bumped at every connection loss: a publish that straddles one was not confirmed
+        self._link_generation = 0
 
     @property
     def client_id(self) -> str:
@@ -161,10 +174,13 @@ class MqttBus:
         client = self._client
         if client is None or not self._connected:
             raise BusDisconnectedError(f"not connected to {self.url}; {topic} not sent")
+        generation = self._link_generation
         try:
             await client.publish(topic, payload, qos=qos, retain=retain)
         except aiomqtt.MqttError as exc:
             raise BusDisconnectedError(f"publish to {topic} failed: {exc}") from exc
+        if generation != self._link_generation:
+            raise BusDisconnectedError(f"the link to {self.url} dropped before the broker confirmed {topic}")
 
     async def subscribe(self, topic_filter: str, handler: Handler) -> Subscription:
         check_filter(topic_filter)
@@ -233,6 +249,8 @@ class MqttBus:
                 log.debug("connection_lost", client=self._client_id, error=str(exc))
             finally:
                 self._client = None
+                self._link_generation += 1
+                _release_publishes(client)
                 self._set_connected(False)
             await self._clock.sleep(_RECONNECT_DELAYS_S[min(attempt, len(_RECONNECT_DELAYS_S) - 1)])
             attempt += 1

@@ -84,13 +84,15 @@ class OCPSCsc(BaseCsc):
         except KeyError as exc:
             raise ExpectedError(f"showJob: {exc.args[0]}") from None
         if job.state in ("DONE", "FAILED"):
-            await self._publish_result(job)
+            await self._publish_result(job, force=True)  # asked for: sent even if it was the last one sent
         return job.state
 
-    async def _publish_result(self, job: Job) -> None:
+    async def _publish_result(self, job: Job, *, force: bool = False) -> None:
         code = job.exit_code if job.exit_code is not None else (0 if job.finished_ok else 1)
         await self.publish_event(
-            "job_result", {"job_id": job.id, "exit_code": code, "result": job.result, "pipeline": job.pipeline}
+            "job_result",
+            {"job_id": job.id, "exit_code": code, "result": job.result, "pipeline": job.pipeline},
+            force=force,
         )
 
     # -- workers -------------------------------------------------------------------------------
