@@ -39,6 +39,7 @@ class RunOptions:
     data: Path
     inject: Sequence[str]
     epoch: float | None
+    max_payload_bytes: int | None = None
 
 
 async def run_component(options: RunOptions) -> int:
@@ -58,6 +59,7 @@ async def run_component(options: RunOptions) -> int:
                 clock=clock, root=root,
                 initial_state=options.state, override=options.override, config_root=options.config_dir,
                 site=options.site, log_level=logging.getLevelNamesMapping()[options.log_level.upper()],
+                max_payload_bytes=options.max_payload_bytes,
             )  # fmt: skip
         except CompositionError as exc:
             raise UsageError(str(exc)) from None

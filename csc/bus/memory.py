@@ -28,6 +28,12 @@ class MemoryBroker:
     def __init__(self) -> None:
         self.retained: dict[str, Message] = {}
         self._clients: list[MemoryBus] = []
+        self._denied: list[str] = []
+
+    def deny(self, topic_filter: str) -> None:
+        """Drop what is published to `topic_filter` without a word, as a broker's ACL does."""
+        check_filter(topic_filter)
+        self._denied.append(topic_filter)
 
     def client(self, client_id: str | None = None) -> MemoryBus:
         return MemoryBus(self, client_id or f"memory-{next(_ids)}")
@@ -40,6 +46,8 @@ class MemoryBroker:
             self._clients.remove(client)
 
     def route(self, message: Message) -> None:
+        if any(filter_matches(f, message.topic) for f in self._denied):
+            return
         if message.retain:
             if message.payload:
                 self.retained[message.topic] = message

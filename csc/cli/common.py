@@ -49,6 +49,17 @@ def connection(args: argparse.Namespace) -> Connection:
     )  # fmt: skip
 
 
+def payload_bytes(text: str) -> int:
+    """An argument type: a payload limit in bytes (1 KiB … 256 MiB, as Mosquitto's message_size_limit)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of bytes") from None
+    if not 1024 <= value <= 256 * 1024 * 1024:
+        raise argparse.ArgumentTypeError(f"must be 1024 … 268435456 bytes, got {text}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """An argument type: a number > 0 (clock speeds, counts of seconds)."""
     try:

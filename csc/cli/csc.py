@@ -10,6 +10,7 @@ from obsq.csc.cli.common import (
     add_connection_options,
     add_simulation_options,
     connection,
+    payload_bytes,
     positive_float,
     run_async,
 )
@@ -28,6 +29,10 @@ def add(sub: Subparsers) -> None:
     q.add_argument("--site", help="site name: reads _SITE.yaml (default $OBSQ_SITE)")
     q.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log level")
     q.add_argument("--epoch", type=float, help="TAI at which the scaled clock starts (shared by `obsq up`)")
+    q.add_argument(
+        "--max-payload-bytes", type=payload_bytes, default=None, metavar="N",
+        help="largest command payload accepted (default: maxPayloadBytes of schemas/interfaces/generics.json, 1 MB)",
+    )  # fmt: skip
     add_simulation_options(q, data_help="where the camera writes raws and its registry")
     add_connection_options(q)
     q.set_defaults(handler=run)
@@ -49,5 +54,6 @@ def run(args: argparse.Namespace) -> int:
     options = RunOptions(
         connection(args), args.component, args.simulate, args.speed, State[args.state.upper()], args.override,
         args.config_dir, args.site, args.log_level, args.data, args.inject, float(epoch) if epoch is not None else None,
+        args.max_payload_bytes,
     )  # fmt: skip
     return run_async(run_component(options))

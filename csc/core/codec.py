@@ -14,11 +14,13 @@ send a command by hand.
 
 The door (`decode`) refuses, each by name: a payload over the size limit, bytes that are not
 UTF-8 JSON, a non-object, a key given twice, NaN or Infinity (JSON has neither), an integer of
-more digits than a 64-bit one, nesting deeper than the depth limit, a string longer than the
-string limit, and private fields out of their ranges. When the private fields could still be
-read, the refusal carries the sender (`DecodeError.sender`), so a component can answer it with
-a FAILED ack instead of dropping it. `encode` keeps the same size limit and refuses NaN, so
-nothing sent can be refused by the receiver for its size.
+more digits than a 64-bit one, nesting deeper than the depth limit, and private fields out of
+their ranges. (The string limit is applied by the interfaces: every string field of a command
+without a `maxLength` of its own gets `maxStringLength`, so its refusal names the field.)
+When the private fields could still be read, the refusal carries the sender
+(`RefusedError.sender`), so a component can answer it with a FAILED ack instead of dropping it.
+`encode` keeps the same size limit and refuses NaN, so nothing sent can be refused by the
+receiver for its size.
 
 The limits themselves are data: the `limits` section of `schemas/interfaces/generics.json`
 (read by `obsq.csc.interfaces.wire_limits`), so every client sees them.
@@ -163,26 +165,17 @@ def parse_strict_json(text: str | bytes) -> Any:
 
 
 def check_shape(obj: Any, limits: WireLimits) -> None:
-    """Raise _BrokenRuleError naming the field if `obj` nests too deep or holds too long a string."""
+    """Raise _BrokenRuleError naming the field if `obj` nests deeper than the depth limit."""
     stack: list[tuple[Any, str, int]] = [(obj, "", 0)]
     while stack:
         value, path, depth = stack.pop()
-        if isinstance(value, str):
-            if len(value) > limits.max_string_length:
-                raise _BrokenRuleError(
-                    f"field {path!r} has {len(value)} characters, more than {limits.max_string_length}"
-                    " (rule: maxStringLength)"
-                )
-            continue
         if not isinstance(value, dict | list):
             continue
         if depth >= limits.max_depth:
-            raise _BrokenRuleError(f"field {path!r} nests deeper than {limits.max_depth} levels (rule: maxDepth)")
+            shown = path if len(path) <= 80 else f"{path[:80]}…"
+            raise _BrokenRuleError(f"field {shown!r} nests deeper than {limits.max_depth} levels (rule: maxDepth)")
         if isinstance(value, dict):
-            for key, item in value.items():
-                if len(key) > limits.max_string_length:
-                    raise _BrokenRuleError(f"a key of {len(key)} characters is too long (rule: maxStringLength)")
-                stack.append((item, f"{path}/{key}".lstrip("/"), depth + 1))
+            stack.extend((item, f"{path}/{key}".lstrip("/"), depth + 1) for key, item in value.items())
         else:
             stack.extend((item, f"{path}/{i}".lstrip("/"), depth + 1) for i, item in enumerate(value))
 

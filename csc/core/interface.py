@@ -136,6 +136,28 @@ def with_defaults(schema: Mapping[str, Any], data: Mapping[str, Any]) -> dict[st
     return result
 
 
+def bounded_strings(schema: Mapping[str, Any], max_length: int) -> dict[str, Any]:
+    """A copy of `schema` in which every string without a `maxLength` of its own gets `max_length`.
+
+    >>> bounded_strings({"type": "object", "properties": {"a": {"type": "string"}}}, 5)["properties"]
+    {'a': {'type': 'string', 'maxLength': 5}}
+    """
+    result: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("properties", "$defs") and isinstance(value, Mapping):
+            result[key] = {n: bounded_strings(v, max_length) if isinstance(v, Mapping) else v for n, v in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, Mapping):
+            result[key] = bounded_strings(value, max_length)
+        elif key in ("anyOf", "oneOf", "allOf") and isinstance(value, list):
+            result[key] = [bounded_strings(v, max_length) if isinstance(v, Mapping) else v for v in value]
+        else:
+            result[key] = copy.deepcopy(value)
+    kind = schema.get("type")
+    if (kind == "string" or (isinstance(kind, list) and "string" in kind)) and "maxLength" not in schema:
+        result["maxLength"] = max_length
+    return result
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     """One command, event or telemetry topic of an interface."""
@@ -169,6 +191,8 @@ class ComponentInterface:
                     if name in topics:
                         raise ValueError(f"interface {self.name}: {section} {name!r} defined twice")
                     schema = topic.get("schema", {"type": "object", "additionalProperties": False})
+                    if kind is TopicKind.COMMAND:
+                        schema = bounded_strings(schema, self.limits.max_string_length)
                     topics[name] = TopicSpec(kind, name, topic.get("description", ""), schema, make_validator(schema))
             self._topics[kind] = topics
         ack_schema = generics["ackcmd"]["schema"]

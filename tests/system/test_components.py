@@ -98,6 +98,19 @@ async def test_cli_commands_a_component(broker_url: str, root: str, tmp_path: Pa
         bad = await asyncio.to_thread(run_cli, "cmd", "Nope:1", "start", *common)
         assert bad.returncode == 2
         assert "unknown component 'Nope'" in bad.stderr
+        # a target that does not run is named at once, not after the command's timeout
+        absent = await asyncio.to_thread(run_cli, "cmd", "Test:2", "start", *common)
+        assert absent.returncode == 2
+        assert f"Test:2 is not running (no heartbeat on {broker_url})" in absent.stderr
+        for action in ("show", "pause"):
+            absent = await asyncio.to_thread(run_cli, "queue", action, *common)
+            assert absent.returncode == 2
+            assert f"ScriptQueue:2 is not running (no heartbeat on {broker_url})" in absent.stderr
+        missing = await asyncio.to_thread(
+            run_cli, "queue", "add", "set_summary_state.py", "--config", "nope.yaml", *common
+        )
+        assert missing.returncode == 2
+        assert "--config nope.yaml: cannot be read: No such file or directory" in missing.stderr
         status = await asyncio.to_thread(run_cli, "status", *common)
         assert status.returncode == 0
         row = next(line for line in status.stdout.splitlines() if line.startswith("Test:1"))

@@ -200,7 +200,7 @@ async def door_classes(wire: Wire, *, every_drop: bool) -> None:
     await wire.dropped("setLogLevel", command(n(), level=20, pad="x" * 1_000_100), "exceeds the 1000000-byte limit")
     await wire.dropped("setLogLevel", command(n(), identity="x" * 999_850), "(rule: maxIdentityLength)")
     s = n()
-    await wire.refused("setLogLevel", command(s, level=20, subsystem="s" * 70_000), s, "(rule: maxStringLength)")
+    await wire.refused("setLogLevel", command(s, level=20, subsystem="s" * 70_000), s, "(rule: maxLength)")
     await wire.normal()
 
     # deep nesting

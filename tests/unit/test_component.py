@@ -295,3 +295,21 @@ async def test_reconnect_republishes_retained_state(rig: Rig) -> None:
         assert await late.event("summaryState").aget(timeout_s=1) == {"summaryState": int(State.DISABLED)}
         assert (await late.event("liveness").aget(timeout_s=1))["alive"] is True
     await late.bus.close()
+
+
+async def test_an_unanswered_command_says_whether_the_target_is_live(rig: Rig) -> None:
+    await rig.clock.advance(1)  # a heartbeat
+    rig.broker.deny(f"{rig.root}/Test/1/cmd/#")  # as a broker's ACL drops what this user may not send
+    task = asyncio.create_task(rig.remote.command("start", timeout_s=3600, first_ack_s=2))
+    await rig.clock.advance(3)
+    with pytest.raises(AckTimeoutError, match="no ack from a live Test:1 — is this user allowed to command it"):
+        await task
+    nobody = Remote(rig.remote_bus, "Test:7", clock=rig.clock, root=rig.root)
+    async with nobody:
+        live = asyncio.create_task(nobody.wait_live(2))
+        await rig.clock.advance(3)
+        assert not await live
+        task = asyncio.create_task(nobody.command("start", first_ack_s=2))
+        await rig.clock.advance(3)
+        with pytest.raises(AckTimeoutError, match="no heartbeat of Test:7 was seen: is it running"):
+            await task
