@@ -15,8 +15,9 @@ from obsq.csc.bus.brokers import private_broker
 from obsq.csc.clock import LoopClock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.codec import Envelope
-from obsq.csc.core.errors import ObsqError, UsageError
+from obsq.csc.core.errors import ObsqError, UsageError, ValidationError
 from obsq.csc.core.states import State
+from obsq.csc.core.yamltext import load_yaml
 from obsq.csc.observatory import OBSERVATORY, Observatory
 from obsq.csc.scriptqueue.runner import ProcessRunner, ScriptHandle
 from obsq.scripts.base import BaseScript
@@ -50,13 +51,18 @@ def print_schema(path: str, *, external: bool) -> int:
 
 
 async def read_config(path: Path) -> str:
-    """The text of a `--config` file; UsageError naming the file if it cannot be read."""
+    """The text of a `--config` file; UsageError naming the file (and the line) if it cannot be read as YAML."""
     try:
-        return await asyncio.to_thread(path.read_text)
+        text = await asyncio.to_thread(path.read_text)
     except OSError as exc:
         raise UsageError(f"--config {path}: cannot be read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise UsageError(f"--config {path}: is not UTF-8 text") from None
+    try:
+        load_yaml(text, f"--config {path}")
+    except ValidationError as exc:
+        raise UsageError(str(exc)) from None
+    return text
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ async def run_script(options: ScriptRunOptions) -> int:
     try:
         cls.validate_configuration(config)
     except ObsqError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(f"--config {options.config}: {exc}" if options.config else str(exc)) from None
     index = STANDALONE_INDEX + os.getpid() % 99_999
     root = options.connection.checked_root()
     wall = LoopClock()
