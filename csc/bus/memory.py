@@ -46,7 +46,7 @@ class MemoryBroker:
             self._clients.remove(client)
 
     def route(self, message: Message) -> None:
-        if any(filter_matches(f, message.topic) for f in self._denied):
+        if self._denied and any(filter_matches(f, message.topic) for f in self._denied):
             return
         if message.retain:
             if message.payload:

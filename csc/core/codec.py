@@ -39,8 +39,9 @@ from obsq.csc.core.errors import DecodeError
 PRIVATE_FIELDS = ("private_seqNum", "private_identity", "private_origin", "private_sndStamp")
 #: SAL's sequence numbers and process ids are 32-bit signed integers.
 MAX_SEQ_NUM = 2**31 - 1
-#: More digits than any 64-bit integer has: refused before Python parses it.
+#: An integer of more digits than a 64-bit one has is refused.
 _MAX_INT_DIGITS = 19
+DEFAULT_MAX_DEPTH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ class WireLimits:
     max_payload_bytes: int = 1_000_000
     max_identity_length: int = 128
     max_string_length: int = 65_536
-    max_depth: int = 32
+    max_depth: int = DEFAULT_MAX_DEPTH
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WireLimits:
@@ -117,11 +118,13 @@ class _BrokenRuleError(ValueError):
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise _BrokenRuleError(f"field {key!r} is given twice (rule: unique keys)")
-        obj[key] = value
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _BrokenRuleError(f"field {key!r} is given twice (rule: unique keys)")
+            seen.add(key)
     return obj
 
 
@@ -129,57 +132,77 @@ def _no_constant(name: str) -> Any:
     raise _BrokenRuleError(f"{name} is not a JSON number (rule: finite numbers)")
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _BrokenRuleError(f"number {text[:40]} is out of range (rule: finite numbers)")
-    return value
-
-
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
-        raise _BrokenRuleError(f"an integer of {len(text.lstrip('-'))} digits is out of range (rule: 64-bit integers)")
-    return int(text)
-
-
-#: Built once: `json.loads(..., hooks)` would build a decoder per call (measured: twice the cost).
-_STRICT = json.JSONDecoder(
-    object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int
-)
+#: Built once (`json.loads(..., hooks)` would build a decoder per call); numbers are checked after
+#: parsing, by `check_shape`, which is cheaper than a Python hook per number.
+_STRICT = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+_INT_BOUND = 10**_MAX_INT_DIGITS
 
 
 def _strict_loads(raw: bytes | str) -> Any:
-    return _STRICT.decode(raw.decode() if isinstance(raw, bytes) else raw)
-
-
-def parse_strict_json(text: str | bytes) -> Any:
-    """JSON as the door reads it: ValueError naming the rule for NaN/Infinity, a key twice or a huge integer."""
     try:
-        return _strict_loads(text)
+        return _STRICT.decode(raw.decode() if isinstance(raw, bytes) else raw)
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):  # Python's own limit, thousands of digits
+            raise _BrokenRuleError(
+                "an integer of thousands of digits is out of range (rule: 64-bit integers)"
+            ) from None
+        raise
+
+
+def _number_rule(value: Any) -> str | None:
+    """What is wrong with a number that JSON parsing let through (1e999, a 30-digit integer), if anything."""
+    kind = type(value)
+    if kind is float and not math.isfinite(value):
+        return f"{value} is out of range (rule: finite numbers)"
+    if kind is int and not -_INT_BOUND < value < _INT_BOUND:
+        return f"an integer of {len(str(abs(value)))} digits is out of range (rule: 64-bit integers)"
+    return None
+
+
+def parse_strict_json(text: str | bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    """JSON as the door reads it; ValueError naming the field and the rule when it breaks one.
+
+    Refused: NaN/Infinity, a key given twice, an integer beyond 64 bits, nesting past `max_depth`.
+    """
+    try:
+        data = _strict_loads(text)
+        check_shape(data, max_depth)
     except _BrokenRuleError:
         raise
     except RecursionError:
-        raise ValueError("nests too deep (rule: maxDepth)") from None
+        raise ValueError(f"nests deeper than {max_depth} levels (rule: maxDepth)") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{exc.msg} at character {exc.pos}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8: {exc.reason}") from None
+    return data
 
 
-def check_shape(obj: Any, limits: WireLimits) -> None:
-    """Raise _BrokenRuleError naming the field if `obj` nests deeper than the depth limit."""
-    if isinstance(obj, dict) and not any(type(v) is dict or type(v) is list for v in obj.values()):
-        return  # flat, as most payloads are
+def _field(path: str) -> str:
+    return repr(path if len(path) <= 80 else f"{path[:80]}…")
+
+
+def check_shape(obj: Any, max_depth: int) -> None:
+    """Raise _BrokenRuleError naming the field for nesting deeper than `max_depth` or an out-of-range number."""
+    if type(obj) is dict:  # most payloads are flat: one pass over their values
+        for key, value in obj.items():
+            kind = type(value)
+            if kind is dict or kind is list:
+                break
+            if (kind is float or kind is int) and (rule := _number_rule(value)) is not None:
+                raise _BrokenRuleError(f"field {_field(key)}: {rule}")
+        else:
+            return
     stack: list[tuple[Any, str, int]] = [(obj, "", 0)]
     while stack:
         value, path, depth = stack.pop()
-        if not isinstance(value, dict | list):
-            continue
-        if depth >= limits.max_depth:
-            shown = path if len(path) <= 80 else f"{path[:80]}…"
-            raise _BrokenRuleError(f"field {shown!r} nests deeper than {limits.max_depth} levels (rule: maxDepth)")
-        if isinstance(value, dict):
-            stack.extend((item, f"{path}/{key}".lstrip("/"), depth + 1) for key, item in value.items())
-        else:
-            stack.extend((item, f"{path}/{i}".lstrip("/"), depth + 1) for i, item in enumerate(value))
+        if isinstance(value, dict | list):
+            if depth >= max_depth:
+                raise _BrokenRuleError(f"field {_field(path)} nests deeper than {max_depth} levels (rule: maxDepth)")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((item, f"{path}/{key}".lstrip("/"), depth + 1) for key, item in items)
+        elif (rule := _number_rule(value)) is not None:
+            raise _BrokenRuleError(f"field {_field(path)}: {rule}")
 
 
 def _sender_of(obj: Any, limits: WireLimits) -> Sender | None:
@@ -214,19 +237,13 @@ def _nonfinite(value: Any) -> bool:
     return isinstance(value, float) and not math.isfinite(value)
 
 
-def _huge_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**_MAX_INT_DIGITS
-
-
 def _refusal(raw: bytes, broken: _BrokenRuleError, limits: WireLimits) -> RefusedError:
     """The refusal of a payload whose parsing broke a rule: with its sender and field if plain JSON can read them."""
     try:
         lenient = json.loads(raw)
     except (ValueError, RecursionError):
         return RefusedError(str(broken))
-    rule = str(broken)
-    offends = _nonfinite if "finite numbers" in rule else _huge_int if "64-bit integers" in rule else None
-    path = _offending_path(lenient, offends) if offends is not None else None
+    path = _offending_path(lenient, _nonfinite) if "finite numbers" in str(broken) else None
     text = f"field {path[:200]!r}: {broken}" if path else str(broken)
     return RefusedError(text, _sender_of(lenient, limits))
 
@@ -264,7 +281,7 @@ def decode(raw: bytes, limits: WireLimits) -> Envelope:
     if type(snd_stamp) not in (int, float):
         raise RefusedError("field 'private_sndStamp' must be a number", sender)
     try:
-        check_shape(obj, limits)
+        check_shape(obj, limits.max_depth)
     except _BrokenRuleError as exc:
         raise RefusedError(str(exc), sender) from None
     return Envelope(seq_num, identity, origin, float(snd_stamp), obj)

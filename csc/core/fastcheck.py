@@ -167,7 +167,18 @@ def _compile(schema: Mapping[str, Any] | bool) -> Check:
         checks.append(_object_check(props, _compile(schema.get("additionalProperties", True))))
     if "items" in schema:
         checks.append(_items_check(_compile(schema["items"])))
+    return _all_of(checks)
+
+
+def _all_of(checks: list[Check]) -> Check:
+    """One predicate for all of `checks`; the common short cases without a generator (hot path)."""
     if len(checks) == 1:
         return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda x: first(x) and second(x)
+    if len(checks) == 3:
+        first, second, third = checks
+        return lambda x: first(x) and second(x) and third(x)
     all_checks = tuple(checks)
     return lambda x: all(check(x) for check in all_checks)
