@@ -139,6 +139,23 @@ async def test_stop_queued_stop_running_and_terminate_a_hung_script(queue: Queue
     assert queue.items()[hung]["area"] == "history"
 
 
+async def test_stopping_the_running_script_with_queued_ones_never_starts_a_queued_one(queue: QueueRig) -> None:
+    running = await queue.add("wait_time: 1000")
+    first, second = await queue.add("wait_time: 0.1"), await queue.add("wait_time: 0.1")
+    await queue.until(lambda: queue.items().get(running, {}).get("area") == "current")
+    started: set[int] = set()
+
+    def watch(_: Any) -> None:
+        started.update(i for i, d in queue.items().items() if d["area"] == "current" or d["state"] == "RUNNING")
+
+    queue.remote.event("queue").callback = watch
+    await queue.remote.command("stopScripts", {"salIndices": [running, first, second]}, timeout_s=30)
+    await queue.until(lambda: queue.items()[running]["state"] == "STOPPED")
+    await queue.until(lambda: all(queue.items()[i]["area"] == "history" for i in (first, second)))
+    assert started <= {running}
+    assert {queue.items()[i]["state"] for i in (first, second)} != {"DONE"}
+
+
 async def test_restart_recovers_queue_and_history_and_never_reruns(
     mosquitto: MosquittoProcess, root: str, tmp_path: Path
 ) -> None:
