@@ -2,8 +2,10 @@
 
 Invariants:
 - per sender (identity, origin) the ledger keeps the highest seqNum admitted (`high`) and every
-  admitted seqNum in the window (high - window, high]; a seqNum in the window is NEW unless it
-  was admitted before (then DUPLICATE), however many commands of other senders came between;
+  admitted seqNum in the window (high - window, high] with its send time; a seqNum in the window
+  is NEW unless it was admitted before with the same send time (then DUPLICATE: a redelivery
+  or a repeat carries the original bytes), however many commands of other senders came between;
+  the same seqNum with another send time is a new command of a process that reused the pid;
 - a seqNum at or below high - window is TOO_OLD and refused by name, unless its send time is
   later than every command of that sender so far: then the sender is a new process that reused
   the identity and the pid and started its counter lower (a new epoch). A replay carries its
@@ -12,7 +14,7 @@ Invariants:
   Remote sending again after a broker outage) is answered with the same ack, not run again;
   a duplicate of a command still running is answered with its last INPROGRESS ack;
 - at most `max_senders` senders are tracked; the one heard from least recently is forgotten
-  first (logged by the service), which bounds memory whatever a client sends.
+  first (counted in `forgotten`), which bounds memory whatever a client sends.
 
 Pure: no I/O, no clock. The component service admits and records; a `LedgerStore` (SQLite for
 ScriptQueue:2 and OCPS:1) makes the record survive a restart.
@@ -48,7 +50,7 @@ class SenderRecord:
 
     high: int
     stamp: float
-    recent: set[int] = field(default_factory=set)
+    recent: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ class CommandLedger:
         seq = sender.seq_num
         record = self._senders.get(key)
         if record is None:
-            self._senders[key] = SenderRecord(seq, stamp, {seq})
+            self._senders[key] = SenderRecord(seq, stamp, {seq: stamp})
             if len(self._senders) > self.max_senders:
                 self._senders.popitem(last=False)
                 self.forgotten += 1
@@ -118,16 +120,16 @@ class CommandLedger:
         if seq <= record.high - self.window:
             if stamp <= record.stamp:
                 return Verdict.TOO_OLD
-            record.high, record.recent = seq, set()  # a new process with this identity and pid
-        elif seq in record.recent:
+            record.high, record.recent = seq, {}  # a new process with this identity and pid
+        elif record.recent.get(seq) == stamp:
             return Verdict.DUPLICATE
-        record.recent.add(seq)
+        record.recent[seq] = stamp
         record.stamp = max(record.stamp, stamp)
         if seq > record.high:
             record.high = seq
             if len(record.recent) > 2 * self.window:
                 floor = record.high - self.window
-                record.recent = {s for s in record.recent if s > floor}
+                record.recent = {s: t for s, t in record.recent.items() if s > floor}
         return Verdict.NEW
 
     def progress(self, sender: Sender, ack: dict[str, Any]) -> None:

@@ -67,3 +67,12 @@ def test_the_record_survives_a_restart(tmp_path: Path) -> None:
     assert again.admit(Sender(2960, "operator@site", 3), 2960.0) is Verdict.DUPLICATE
     assert again.admit(Sender(5, "operator@site", 3), 5.0) is Verdict.TOO_OLD
     assert again.admit(Sender(3001, "operator@site", 3), 3001.0) is Verdict.NEW
+
+
+def test_the_same_seqnum_with_another_send_time_is_another_command() -> None:
+    ledger = CommandLedger()
+    assert ledger.admit(Sender(42, "me@host", 1), 100.0) is Verdict.NEW
+    assert ledger.admit(Sender(42, "me@host", 1), 100.0) is Verdict.DUPLICATE  # the same bytes again
+    assert ledger.admit(Sender(42, "me@host", 1), 250.0) is Verdict.NEW  # a later process with this pid
+    assert ledger.admit(Sender(7, "hand@typed", 0), 0.0) is Verdict.NEW
+    assert ledger.admit(Sender(7, "hand@typed", 0), 0.0) is Verdict.DUPLICATE  # mosquitto_pub, no send time
