@@ -231,8 +231,11 @@ class Remote:
             try:
                 await self.bus.publish(pending.topic, pending.raw, qos=1)
             except BusDisconnectedError:
-                # sent again when the link is back (`_on_connection`); `_wait_ack` waits for that
-                pending.queue.put_nowait(_Link(up=False))
+                if self.bus.connected:  # the link came back already, or the publish failed on a live link
+                    pending.answered = False
+                    self._start_resending()
+                else:  # sent again when the link is back (`_on_connection`); `_wait_ack` waits for that
+                    pending.queue.put_nowait(_Link(up=False))
             return await self._wait_ack(
                 name,
                 seq,
@@ -321,10 +324,16 @@ class Remote:
             pending.queue.put_nowait(_Link(up=connected))
         for task in list(self._resends):
             task.cancel()
+        self._resends.clear()  # a new link: resending starts over
         if connected and self._pending:
-            task = asyncio.get_running_loop().create_task(self._send_again(), name=f"{self.id}.resend")
-            self._resends.add(task)
-            task.add_done_callback(self._resends.discard)
+            self._start_resending()
+
+    def _start_resending(self) -> None:
+        if self._resends:
+            return
+        task = asyncio.get_running_loop().create_task(self._send_again(), name=f"{self.id}.resend")
+        self._resends.add(task)
+        task.add_done_callback(self._resends.discard)
 
     async def _send_again(self) -> None:
         """After a reconnect: every command in flight is sent again, with the same bytes, until answered.

@@ -382,7 +382,7 @@ class ScriptQueueCsc(BaseCsc):
     async def _do_stop_scripts(self, command: Command) -> str:
         await command.in_progress(STOP_TIMEOUT_S + 5, "stopping")
         now = self.clock.tai()
-        indices = command.data["salIndices"]
+        indices = list(dict.fromkeys(command.data["salIndices"]))  # each once, in the order given
         queued = [i for i in indices if any(item.index == i for item in self.model.queue)]
         current = [i for i in indices if self.model.current is not None and self.model.current.index == i]
         # the queued ones leave the queue before the current one ends, so none of them can take its place
