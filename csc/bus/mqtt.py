@@ -65,7 +65,8 @@ def _release_publishes(client: aiomqtt.Client) -> None:
 
     `MqttBus.publish` then sees the connection's generation changed and raises BusDisconnectedError.
     """
-    pending = client._pending_publishes  # noqa: SLF001 — the one adapter module may reach into aiomqtt
+    # aiomqtt 2.x keeps {mid: asyncio.Event} here; were it renamed, publishes would only wait longer
+    pending = getattr(client, "_pending_publishes", {})
     for confirmation in list(pending.values()):
         confirmation.set()
 
