@@ -8,7 +8,7 @@ never branch on simulation, they take a driver. This build has simulated drivers
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,7 @@ def build_component(
     broker_url: str = "",
     epoch: float | None = None,
     ca_file: str | None = None,
+    child_env: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> BaseCsc:
     """The component `name` with its driver; `kwargs` go to BaseCsc (bus, clock, root, ...)."""
@@ -130,7 +131,7 @@ def build_component(
         index = index or 2
         runner = ProcessRunner(
             broker=broker_url, root=kwargs.get("root", "obsq"), speed=kwargs["clock"].speed, epoch=epoch,
-            ca_file=ca_file, log_dir=data_dir / "logs" / "scripts",
+            ca_file=ca_file, log_dir=data_dir / "logs" / "scripts", env=dict(child_env or {}),
         )  # fmt: skip
         store = SqliteQueueStore(data_dir / "scriptqueue" / f"ScriptQueue-{index}.sqlite3")
         ledger = SqliteLedgerStore(data_dir / "scriptqueue" / f"ScriptQueue-{index}-commands.sqlite3")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from obsq.csc.bus.base import Bus, Message
+from obsq.csc.bus.credentials import child_environment
 from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import Clock, wall_tai
 from obsq.csc.core.codec import decode
@@ -126,7 +127,7 @@ class Observatory:
             Child(str(cid), component_argv(cid, broker=str(self.url), root=self.root, ca_file=self.url.ca_file,
                                            speed=self.speed, epoch=epoch, data=self.data, state=state,
                                            inject=self.inject),
-                  self.data / "logs" / log_name(cid))
+                  self.data / "logs" / log_name(cid), child_environment(self.url))
             for cid, state in self.members
         ]  # fmt: skip
 

@@ -30,6 +30,8 @@ class Child:
     name: str
     argv: list[str]
     log_path: Path
+    #: added to the child's environment (its credentials: never on its command line)
+    env: dict[str, str] = field(default_factory=dict)
     process: asyncio.subprocess.Process | None = None
     restarts: list[float] = field(default_factory=list)
 
@@ -77,7 +79,7 @@ class Supervisor:
         child.log_path.parent.mkdir(parents=True, exist_ok=True)
         with child.log_path.open("ab") as log:
             child.process = await asyncio.create_subprocess_exec(
-                *child.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+                *child.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env={**os.environ, **child.env}
             )
 
     async def run(self, children: list[Child]) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import structlog
 import yaml
 
+from obsq.csc.bus.credentials import Credentials
 from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock
@@ -32,9 +33,9 @@ async def run_script_process(args: argparse.Namespace) -> int:
     roots = ScriptRoots.default()
     cls = load_script_class(roots.resolve(args.path, args.standard))
     clock = LoopClock(args.speed, epoch_tai=args.epoch)
-    bus = MqttBus(
-        BrokerUrl.parse(args.broker, ca_file=args.ca_file), client_id=f"Script-{args.index}", clock=clock.unscaled()
-    )
+    # the password comes from the environment the queue gave this process, never from its argv
+    url = Credentials.from_environment().apply(BrokerUrl.parse(args.broker, ca_file=args.ca_file))
+    bus = MqttBus(url, client_id=f"Script-{args.index}", clock=clock.unscaled())
     script = cls(index=args.index, bus=bus, clock=clock, root=args.root, log_level=args.log_level)
     await bus.start()
     loop = asyncio.get_running_loop()

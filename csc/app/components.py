@@ -13,6 +13,7 @@ from pathlib import Path
 
 from obsq.csc.app.bus_tools import component_id, wait_for_signal
 from obsq.csc.app.connection import Connection, broker_for, connected_bus
+from obsq.csc.bus.credentials import child_environment, script_credentials
 from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.clock import LoopClock
 from obsq.csc.compose import CompositionError, build_component
@@ -56,6 +57,7 @@ async def run_component(options: RunOptions) -> int:
             csc = build_component(
                 cid.name, index=cid.index, simulate=options.simulate, inject=list(options.inject),
                 data_dir=options.data, broker_url=str(url), epoch=options.epoch, ca_file=url.ca_file, bus=bus,
+                child_env=child_environment(url, script_credentials()),
                 clock=clock, root=root,
                 initial_state=options.state, override=options.override, config_root=options.config_dir,
                 site=options.site, log_level=logging.getLevelNamesMapping()[options.log_level.upper()],

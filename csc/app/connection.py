@@ -6,8 +6,10 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from obsq.csc.bus.brokers import EmbeddedBroker, port_open
+from obsq.csc.bus.credentials import Credentials, CredentialsError
 from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.bus.url import DEFAULT_BROKER_URL, BrokerUrl
 from obsq.csc.clock import Clock
@@ -23,14 +25,20 @@ FIRST_ACK_S = 10.0
 
 @dataclass(frozen=True)
 class Connection:
-    """`--broker` (or $OBSQ_BROKER; None: the embedded broker's default address), credentials, root."""
+    """`--broker` (or $OBSQ_BROKER; None: the embedded broker's default address), credentials, root.
+
+    The password comes from `--credentials FILE`, `$OBSQ_CREDENTIALS` or `$OBSQ_PASSWORD`
+    (`obsq.csc.bus.credentials`), or from a URL in `$OBSQ_BROKER` — never from a URL on the
+    command line, which every user of the host can read.
+    """
 
     broker: str | None = None
     username: str | None = None
-    password: str | None = None
+    credentials: Path | None = None
     ca_file: str | None = None
     connect_timeout_s: float = 10.0
     root: str = DEFAULT_ROOT
+    broker_from_command_line: bool = False
 
     @property
     def given(self) -> bool:
@@ -38,12 +46,25 @@ class Connection:
         return self.broker is not None
 
     def url(self) -> BrokerUrl:
+        """The broker's address with this process's credentials (UsageError naming what is wrong)."""
         try:
             url = BrokerUrl.parse(self.broker or DEFAULT_BROKER_URL, ca_file=self.ca_file)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        if url.password and self.broker_from_command_line:
+            raise UsageError(
+                "--broker: a password on the command line is visible to every user of this host; put it in a"
+                " credentials file (--credentials FILE with OBSQ_PASSWORD=…, chmod 600) or in $OBSQ_PASSWORD"
+            )
+        try:
+            own = Credentials.from_file(self.credentials) if self.credentials else Credentials.from_environment()
+        except CredentialsError as exc:
+            raise UsageError(str(exc)) from None
+        url = own.apply(url)
+        if self.ca_file:
+            url = replace(url, ca_file=self.ca_file)
         if self.username:
-            url = replace(url, username=self.username, password=self.password)
+            url = replace(url, username=self.username)
         return url
 
     def checked_root(self) -> str:

@@ -12,6 +12,7 @@ import yaml
 
 from obsq.csc.app.connection import Connection, connected_bus
 from obsq.csc.bus.brokers import private_broker
+from obsq.csc.bus.credentials import child_environment
 from obsq.csc.clock import LoopClock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.codec import Envelope
@@ -111,7 +112,9 @@ async def run_script(options: ScriptRunOptions) -> int:
                        for cid, _ in OBSERVATORY if cid.name != "ScriptQueue"]  # fmt: skip
             observatory = Observatory(url, root, options.data, options.speed, members)
             await stack.enter_async_context(observatory.running(bus, wall))
-        runner = ProcessRunner(broker=str(url), root=root, speed=options.speed, ca_file=url.ca_file)
+        runner = ProcessRunner(
+            broker=str(url), root=root, speed=options.speed, ca_file=url.ca_file, env=child_environment(url)
+        )
         handle = await runner.start(index, options.path, not options.external)
         remote = await stack.enter_async_context(Remote(bus, f"Script:{index}", clock=wall, root=root))
         final: list[ScriptState] = []

@@ -16,6 +16,7 @@ from pathlib import Path
 from obsq.csc.bench.bus import percentile
 from obsq.csc.bus.base import Message
 from obsq.csc.bus.brokers import private_broker
+from obsq.csc.bus.credentials import child_environment
 from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.clock import LoopClock, perf_counter
 from obsq.csc.component import Remote
@@ -63,7 +64,7 @@ async def run_queue_benchmark(options: QueueBenchOptions) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         async with private_broker() as url:
             bus = MqttBus(url, clock=clock)
-            runner = ProcessRunner(broker=str(url), root=root)
+            runner = ProcessRunner(broker=str(url), root=root, env=child_environment(url))
             store = SqliteQueueStore(Path(tmp) / "queue.sqlite3")
             csc = ScriptQueueCsc(
                 runner=runner, store=store, bus=bus, clock=clock, root=root, initial_state=State.ENABLED

@@ -29,10 +29,15 @@ def add_connection_options(parser: argparse.ArgumentParser, *, after_action: boo
     group = parser.add_argument_group("broker")
     group.add_argument(
         "--broker", default=default(None),
-        help=f"mqtt://[user[:pass]@]host:port or mqtts://… (default ${BROKER_ENV} or {DEFAULT_BROKER_URL})",
+        help=f"mqtt://[user@]host:port or mqtts://… (default ${BROKER_ENV} or {DEFAULT_BROKER_URL});"
+        " no password here: it would be visible to every user of the host",
     )  # fmt: skip
     group.add_argument("--username", default=default(None), help="MQTT user name (overrides the URL's)")
-    group.add_argument("--password", default=default(None), help="MQTT password")
+    group.add_argument(
+        "--credentials", type=Path, default=default(None), metavar="FILE",
+        help="credentials file: OBSQ_USERNAME=…, OBSQ_PASSWORD=…, OBSQ_CA_FILE=… lines, chmod 600"
+        " (default $OBSQ_CREDENTIALS, else $OBSQ_USERNAME/$OBSQ_PASSWORD/$OBSQ_CA_FILE)",
+    )  # fmt: skip
     group.add_argument("--ca-file", default=default(None), help="CA certificate file for mqtts:// brokers")
     group.add_argument(
         "--connect-timeout", type=float, default=default(10.0), help="seconds to wait for the broker (default 10)"
@@ -44,8 +49,9 @@ def connection(args: argparse.Namespace) -> Connection:
     from obsq.csc.app.connection import Connection
 
     return Connection(
-        broker=args.broker or os.environ.get(BROKER_ENV) or None, username=args.username, password=args.password,
+        broker=args.broker or os.environ.get(BROKER_ENV) or None, username=args.username, credentials=args.credentials,
         ca_file=args.ca_file, connect_timeout_s=args.connect_timeout, root=args.root,
+        broker_from_command_line=bool(args.broker),
     )  # fmt: skip
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -62,6 +64,8 @@ class ProcessRunner:
     epoch: float | None = None
     ca_file: str | None = None
     log_dir: Path | None = None
+    #: added to each script's environment: its credentials (`obsq.csc.bus.credentials.child_environment`)
+    env: Mapping[str, str] = field(default_factory=dict)
 
     def argv(self, index: int, path: str, standard: bool) -> list[str]:
         """The command line of one script process: the one place it is written."""
@@ -82,8 +86,9 @@ class ProcessRunner:
             log_file = (self.log_dir / f"{index}.log").open("ab")
         try:
             process = await asyncio.create_subprocess_exec(
-                *self.argv(index, path, standard), stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file
-            )
+                *self.argv(index, path, standard),
+                stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file, env={**os.environ, **self.env},
+            )  # fmt: skip
         finally:
             if log_file is not None:
                 log_file.close()

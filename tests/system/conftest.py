@@ -128,12 +128,21 @@ class ComponentProcess:
     """`obsq csc run NAME` as a child process (the command line the observatory's bring-up uses)."""
 
     def __init__(
-        self, component: str, url: str, root: str, *extra: str, log: Path | None = None, ca_file: str | None = None
+        self,
+        component: str,
+        url: str,
+        root: str,
+        *extra: str,
+        log: Path | None = None,
+        ca_file: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.log_path = log
         command = [*component_argv(ComponentId.parse(component), broker=url, root=root, ca_file=ca_file), *extra]
         with log.open("wb") if log else open(os.devnull, "wb") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                command, stdout=out, stderr=out, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+            )
 
     @property
     def pid(self) -> int:
@@ -145,7 +154,8 @@ class ComponentProcess:
         self.process.wait()
 
 
-def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "obsq.csc.cli", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
+        [sys.executable, "-m", "obsq.csc.cli", *args], capture_output=True, text=True, timeout=timeout, check=False,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +21,10 @@ from obsq.csc.component import Remote
 from obsq.csc.core.errors import BusDisconnectedError
 
 from .conftest import ComponentProcess, run_cli
-from .test_components import wait_alive
+from .test_components import until, wait_alive
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.timeout(300)]
+SECRET = "camera-secret"
 
 CONFIG = """
 per_listener_settings false
@@ -66,6 +69,10 @@ class SecuredMosquitto:
         self.plain = f"mqtt://camera:camera-secret@127.0.0.1:{self.broker.port}"
         self.tls = f"mqtts://camera:camera-secret@127.0.0.1:{self.tls_port}"
         self.ca_file = str(d / "ca.crt")
+        self.tls_no_password = f"mqtts://127.0.0.1:{self.tls_port}"
+        self.credentials = d / "camera.env"
+        self.credentials.write_text(f"OBSQ_USERNAME=camera\nOBSQ_PASSWORD={SECRET}\nOBSQ_CA_FILE={self.ca_file}\n")
+        self.credentials.chmod(0o600)
         for _ in range(250):
             if port_open("127.0.0.1", self.tls_port):
                 break
@@ -93,8 +100,11 @@ async def test_wrong_password_is_refused_with_a_clear_error(secured: SecuredMosq
 async def test_component_and_cli_over_tls_with_credentials(
     secured: SecuredMosquitto, root: str, tmp_path: Path
 ) -> None:
-    process = ComponentProcess("Test:1", secured.tls, root, log=tmp_path / "csc.log", ca_file=secured.ca_file)
+    # the component's password comes from its environment, never its command line
+    env = {"OBSQ_CREDENTIALS": str(secured.credentials)}
+    process = ComponentProcess("Test:1", secured.tls_no_password, root, log=tmp_path / "csc.log", env=env)
     try:
+        assert SECRET not in Path(f"/proc/{process.pid}/cmdline").read_bytes().decode(errors="replace")
         bus = MqttBus(BrokerUrl.parse(secured.tls, ca_file=secured.ca_file), clock=LoopClock())
         await bus.start()
         try:
@@ -102,12 +112,73 @@ async def test_component_and_cli_over_tls_with_credentials(
                 await wait_alive(remote)
         finally:
             await bus.close()
+        common = ("--broker", secured.tls_no_password, "--root", root)
         result = await asyncio.to_thread(
-            run_cli, "cmd", "Test:1", "start", "--broker", secured.tls, "--ca-file", secured.ca_file, "--root", root
+            run_cli, "cmd", "Test:1", "start", *common, "--credentials", str(secured.credentials)
         )
         assert result.returncode == 0, result.stderr
         assert "COMPLETE" in result.stdout
-        plain = await asyncio.to_thread(run_cli, "cmd", "Test:1", "enable", "--broker", secured.plain, "--root", root)
-        assert plain.returncode == 0, plain.stderr
+        by_env = await asyncio.to_thread(
+            run_cli, "cmd", "Test:1", "enable", *common, "--ca-file", secured.ca_file,
+            env={"OBSQ_USERNAME": "camera", "OBSQ_PASSWORD": SECRET},
+        )  # fmt: skip
+        assert by_env.returncode == 0, by_env.stderr
+        # a password on the command line is refused before anything is sent
+        refused = await asyncio.to_thread(
+            run_cli, "cmd", "Test:1", "disable", "--broker", secured.plain, "--root", root
+        )
+        assert refused.returncode == 2
+        assert "a password on the command line is visible to every user of this host" in refused.stderr
+        assert SECRET not in refused.stderr + refused.stdout
     finally:
         process.close()
+
+
+async def test_obsq_up_hands_each_child_its_credentials_without_argv(
+    secured: SecuredMosquitto, root: str, tmp_path: Path
+) -> None:
+    """The children of `obsq up` and the queue's scripts reach a TLS broker with a password, none in argv."""
+    data = tmp_path / "up"
+    env = {"OBSQ_CREDENTIALS": str(secured.credentials), "OBSQ_SCRIPT_CREDENTIALS": str(secured.credentials)}
+    log = (tmp_path / "up.log").open("w")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "obsq.csc.cli", "up", "--broker", secured.tls_no_password, "--root", root,
+         "--data", str(data), "--only", "ATDome,ScriptQueue", "--state", "enabled"],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env},
+    )  # fmt: skip
+    try:
+        await until(lambda: "obsq up: ready" in (tmp_path / "up.log").read_text(), 120)
+        children = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == up.pid]
+        assert len(children) == 2
+        for child in children:
+            assert SECRET not in (child / "cmdline").read_bytes().decode(errors="replace")
+        common = ("--broker", secured.tls_no_password, "--root", root, "--credentials", str(secured.credentials))
+        added = await asyncio.to_thread(
+            run_cli, "queue", "add", "sleep.py", "--config", str(_write(tmp_path / "s.yaml", "sleep_for: 0.1\n")),
+            *common,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stdout + added.stderr
+        shown = ""
+        for _ in range(200):
+            shown = (await asyncio.to_thread(run_cli, "queue", "show", *common)).stdout
+            if " DONE" in shown:
+                break
+            await LoopClock().sleep(0.1)
+        assert "sleep.py" in shown
+        assert " DONE" in shown, shown
+    finally:
+        up.terminate()
+        up.wait(timeout=30)
+        log.close()
+
+
+def _parent(proc: Path) -> int:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
