@@ -48,6 +48,24 @@ OBSERVATORY: tuple[tuple[ComponentId, State], ...] = (
 )
 #: The auxiliary telescope's components (the hardware of the observatory).
 TELESCOPE = tuple(str(cid) for cid, _ in OBSERVATORY[:5])
+#: People's principals on a site broker: operators command, observers only read.
+PEOPLE = ("operator", "observer")
+#: The principal every script process runs as (the queue hands it `$OBSQ_SCRIPT_CREDENTIALS`).
+SCRIPTS_PRINCIPAL = "Script"
+#: The Scheduler that queues the weekly calibrations (issue 14), whose principal exists already.
+SCHEDULER = ComponentId("Scheduler", 2)
+
+
+def principal_user(cid: ComponentId) -> str:
+    """The MQTT user name of a component's principal: `ATDome`, `OCPS-1` (no `:`, which a passwd file separates on)."""
+    return f"{cid.name}-{cid.index}" if cid.index else cid.name
+
+
+def site_principals() -> list[str]:
+    """Every principal of a site broker: each member of the observatory, the scheduler, the scripts, the people."""
+    return [*(principal_user(cid) for cid, _ in OBSERVATORY), principal_user(SCHEDULER), SCRIPTS_PRINCIPAL, *PEOPLE]
+
+
 #: A member alive but with no heartbeat yet, that has used no CPU for this long, is silent (s).
 SILENT_LIMIT_S = 60.0
 READY_POLL_S = 0.1

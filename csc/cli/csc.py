@@ -38,6 +38,11 @@ def add(sub: Subparsers) -> None:
     q.set_defaults(handler=run)
     q = actions.add_parser("list", help="list known components", description="Components with an interface.")
     q.set_defaults(handler=run)
+    q = actions.add_parser(
+        "principals", help="list a site broker's principals",
+        description="The MQTT user names of a site broker, one a line (deploy/mosquitto/make-secrets reads them).",
+    )  # fmt: skip
+    q.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +50,11 @@ def run(args: argparse.Namespace) -> int:
         from obsq.csc.app.listing import list_components
 
         return list_components()
+    if args.action == "principals":
+        from obsq.csc.observatory import site_principals
+
+        print("\n".join(site_principals()))
+        return 0
     import os
 
     from obsq.csc.app.components import RunOptions, run_component

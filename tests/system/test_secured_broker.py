@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from obsq.csc.bus.brokers import MosquittoProcess, free_port, mosquitto_path, port_open
+from obsq.csc.bus.credentials import Credentials
 from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock, blocking_sleep
@@ -182,3 +184,66 @@ def _parent(proc: Path) -> int:
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+MAKE_SECRETS = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "make-secrets"
+
+
+async def test_make_secrets_gives_every_principal_its_file_and_rotates_one() -> None:
+    if mosquitto_path() is None or not shutil.which("openssl") or not shutil.which("mosquitto_passwd"):
+        pytest.skip("needs mosquitto, mosquitto_passwd and openssl")
+    secrets = Path(tempfile.mkdtemp(prefix="obsq-secrets-")) / "secrets"  # mosquitto must reach it (not tmp_path)
+    env = {**os.environ, "OBSQ": f"{sys.executable} -m obsq.csc.cli"}
+    made = subprocess.run([str(MAKE_SECRETS), str(secrets), "--host", "localhost", "--host", "127.0.0.1"],
+                          capture_output=True, text=True, env=env, check=False)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    principals = subprocess.run([sys.executable, "-m", "obsq.csc.cli", "csc", "principals"],
+                                capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    assert {"ATDome", "OCPS-1", "ScriptQueue-2", "Script", "Scheduler-2", "operator", "observer"} <= set(principals)
+    users = [line.split(":")[0] for line in (secrets / "passwd").read_text().splitlines()]
+    assert users == principals
+    for user in principals:
+        file = secrets / "credentials" / f"{user}.env"
+        assert file.stat().st_mode & 0o777 == 0o600
+        assert Credentials.from_file(file).username == user
+    password_lines = (secrets / "passwd").read_text().splitlines()
+    assert all(p not in made.stdout + made.stderr for p in password_lines)
+
+    for folder in (secrets.parent, secrets):
+        folder.chmod(0o755)  # mosquitto, started as root, reads these as the mosquitto user
+    for name in ("passwd", "server.key"):
+        (secrets / name).chmod(0o644)
+    port = free_port()
+    broker = MosquittoProcess(config=CONFIG.replace("{dir}", str(secrets)).replace("{tls_port}", str(port)))
+    broker.start()
+    try:
+        for _ in range(250):
+            if port_open("127.0.0.1", port):
+                break
+            blocking_sleep(0.02)
+        url = BrokerUrl.parse(f"mqtts://localhost:{port}")
+        before = Credentials.from_file(secrets / "credentials" / "ATDome.env")
+        await _connects(before.apply(url))
+        rotated = subprocess.run([str(MAKE_SECRETS), str(secrets), "--rotate", "ATDome"],
+                                 capture_output=True, text=True, env=env, check=False)  # fmt: skip
+        assert rotated.returncode == 0, rotated.stderr
+        after_lines = (secrets / "passwd").read_text().splitlines()
+        changed = [a.split(":")[0] for a, b in zip(password_lines, after_lines, strict=True) if a != b]
+        assert changed == ["ATDome"]  # rotating one principal touches only its line
+        (secrets / "passwd").chmod(0o644)
+        assert broker.process is not None
+        broker.process.send_signal(signal.SIGHUP)  # mosquitto reloads its password file
+        after = Credentials.from_file(secrets / "credentials" / "ATDome.env")
+        assert after.password != before.password
+        await _connects(after.apply(url))
+        with pytest.raises(BusDisconnectedError, match="Not authorized"):
+            await _connects(before.apply(url), timeout_s=2.0)
+    finally:
+        broker.close()
+        shutil.rmtree(secrets.parent, ignore_errors=True)
+
+
+async def _connects(url: BrokerUrl, timeout_s: float = 10.0) -> None:
+    bus = MqttBus(url, connect_timeout_s=timeout_s, clock=LoopClock())
+    await bus.start()
+    await bus.close()
