@@ -28,6 +28,7 @@ from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import Clock, wall_tai
 from obsq.csc.core.codec import decode
 from obsq.csc.core.errors import DecodeError, ObsqError, TopicError
+from obsq.csc.core.principals import PEOPLE, SCRIPTS_PRINCIPAL, principal_user
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId, Topic
 from obsq.csc.injections import injections_for
@@ -48,17 +49,8 @@ OBSERVATORY: tuple[tuple[ComponentId, State], ...] = (
 )
 #: The auxiliary telescope's components (the hardware of the observatory).
 TELESCOPE = tuple(str(cid) for cid, _ in OBSERVATORY[:5])
-#: People's principals on a site broker: operators command, observers only read.
-PEOPLE = ("operator", "observer")
-#: The principal every script process runs as (the queue hands it `$OBSQ_SCRIPT_CREDENTIALS`).
-SCRIPTS_PRINCIPAL = "Script"
 #: The Scheduler that queues the weekly calibrations (issue 14), whose principal exists already.
 SCHEDULER = ComponentId("Scheduler", 2)
-
-
-def principal_user(cid: ComponentId) -> str:
-    """The MQTT user name of a component's principal: `ATDome`, `OCPS-1` (no `:`, which a passwd file separates on)."""
-    return f"{cid.name}-{cid.index}" if cid.index else cid.name
 
 
 def site_principals() -> list[str]:

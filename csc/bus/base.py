@@ -49,6 +49,11 @@ class Bus(Protocol):
     @property
     def connected(self) -> bool: ...
 
+    @property
+    def username(self) -> str | None:
+        """The principal this client is authenticated as on the broker, if any."""
+        ...
+
     def set_will(self, message: Message | None) -> None:
         """The message the broker publishes if this client vanishes; only before `start`."""
         ...

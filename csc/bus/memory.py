@@ -35,8 +35,9 @@ class MemoryBroker:
         check_filter(topic_filter)
         self._denied.append(topic_filter)
 
-    def client(self, client_id: str | None = None) -> MemoryBus:
-        return MemoryBus(self, client_id or f"memory-{next(_ids)}")
+    def client(self, client_id: str | None = None, *, username: str | None = None) -> MemoryBus:
+        """A client; `username` plays an authenticated principal (the memory broker checks no password)."""
+        return MemoryBus(self, client_id or f"memory-{next(_ids)}", username)
 
     def attach(self, client: MemoryBus) -> None:
         self._clients.append(client)
@@ -60,9 +61,10 @@ class MemoryBroker:
 class MemoryBus:
     """One client of a MemoryBroker; implements the Bus protocol."""
 
-    def __init__(self, broker: MemoryBroker, client_id: str) -> None:
+    def __init__(self, broker: MemoryBroker, client_id: str, username: str | None = None) -> None:
         self._broker = broker
         self._client_id = client_id
+        self._username = username
         self._router: TopicRouter[Handler] = TopicRouter()
         self._listeners: list[ConnectionListener] = []
         self._will: Message | None = None
@@ -76,6 +78,10 @@ class MemoryBus:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def username(self) -> str | None:
+        return self._username
 
     def set_will(self, message: Message | None) -> None:
         if self._started:

@@ -125,6 +125,10 @@ class MqttBus:
     def connected(self) -> bool:
         return self._connected
 
+    @property
+    def username(self) -> str | None:
+        return self.url.username
+
     def set_will(self, message: Message | None) -> None:
         if self._task is not None:
             raise RuntimeError("set_will must be called before start")

@@ -32,6 +32,7 @@ from obsq.csc.core.errors import (
 )
 from obsq.csc.core.interface import ComponentInterface, with_defaults
 from obsq.csc.core.ledger import CommandLedger, LedgerStore, Verdict
+from obsq.csc.core.principals import identity_allowed
 from obsq.csc.core.topics import DEFAULT_ROOT, ComponentId, Topic, TopicKind, component_filter
 from obsq.csc.interfaces import load_interface
 from obsq.csc.logs import format_message, make_component_logger
@@ -136,6 +137,7 @@ class BaseComponent:
         self._last_drop_log = -math.inf
         self._events: dict[str, dict[str, Any]] = {}
         self._topic_cache: dict[tuple[TopicKind, str], str] = {}
+        self._command_prefix = component_filter(root, self.id, TopicKind.COMMAND).removesuffix("+")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tg: asyncio.TaskGroup | None = None
         self._log_queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=_LOG_BUFFER)
@@ -214,7 +216,9 @@ class BaseComponent:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 self.bus.add_connection_listener(self._on_connection)
-                await self.bus.subscribe(component_filter(self.root, self.id, TopicKind.COMMAND), self._on_command)
+                commands = component_filter(self.root, self.id, TopicKind.COMMAND)
+                await self.bus.subscribe(commands, self._on_command)
+                await self.bus.subscribe(f"{commands}/+", self._on_command)  # …/cmd/{command}/{user}: authenticated
                 await self._publish_initial_events()
                 self.create_task(self._heartbeat_loop(), "heartbeat")
                 self.create_task(self._log_pump(), "logMessage")
@@ -316,7 +320,8 @@ class BaseComponent:
     # -- internals: commands ------------------------------------------------------------
 
     def _on_command(self, message: Message) -> None:
-        name = message.topic.rpartition("/")[2]  # the filter is {root}/{C}/{i}/cmd/+
+        # the filters are {root}/{C}/{i}/cmd/+ and …/cmd/+/+ (the user the broker authenticated)
+        name, _, user = message.topic[len(self._command_prefix) :].partition("/")
         try:
             envelope = decode(message.payload, self.limits)
         except RefusedError as exc:
@@ -329,6 +334,14 @@ class BaseComponent:
             self._dropped(message.topic, str(exc))
             return
         sender = envelope.sender
+        if user and not identity_allowed(user, sender.identity):
+            self._refuse(
+                sender,
+                name,
+                f"private_identity {sender.identity!r} is not an identity of the authenticated user {user!r}"
+                " (rule: authenticated identity)",
+            )
+            return
         if self._backlog >= MAX_COMMAND_BACKLOG:
             # MQTT 3.1.1 has no flow control from subscriber to publisher: refuse, never drop silently
             self._refuse(sender, name, f"{self._backlog} commands are waiting; try again later (rule: backlog)")

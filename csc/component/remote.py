@@ -152,9 +152,13 @@ class Remote:
         await self.close()
 
     def _command_topic(self, name: str) -> str:
+        """`…/cmd/{name}`, or `…/cmd/{name}/{user}` when the bus is authenticated (the site ACL requires it)."""
         topic = self._command_topics.get(name)
         if topic is None:
-            topic = self._command_topics[name] = str(Topic(self.root, self.id, TopicKind.COMMAND, name))
+            topic = str(Topic(self.root, self.id, TopicKind.COMMAND, name))
+            if self.bus.username:
+                topic = f"{topic}/{self.bus.username}"
+            self._command_topics[name] = topic
         return topic
 
     def event(self, name: str) -> TopicReader:

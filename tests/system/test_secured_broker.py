@@ -19,7 +19,7 @@ from obsq.csc.bus.credentials import Credentials
 from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock, blocking_sleep
-from obsq.csc.component import Remote
+from obsq.csc.component import AckError, Remote
 from obsq.csc.core.errors import BusDisconnectedError
 
 from .conftest import ComponentProcess, run_cli
@@ -247,3 +247,82 @@ async def _connects(url: BrokerUrl, timeout_s: float = 10.0) -> None:
     bus = MqttBus(url, connect_timeout_s=timeout_s, clock=LoopClock())
     await bus.start()
     await bus.close()
+
+
+ACL = """
+user Test-1
+topic read {root}/Test/1/cmd/#
+topic write {root}/Test/1/evt/#
+topic write {root}/Test/1/tel/#
+topic write {root}/Test/1/ackcmd
+
+user operator
+topic read {root}/#
+topic write {root}/+/+/cmd/+/operator
+"""
+
+
+async def test_the_broker_authenticates_who_commands(root: str, tmp_path: Path) -> None:
+    """With the user in the command topic and `…/cmd/+/<user>` the only commands a user may write."""
+    if mosquitto_path() is None or not shutil.which("mosquitto_passwd"):
+        pytest.skip("needs mosquitto and mosquitto_passwd")
+    folder = Path(tempfile.mkdtemp(prefix="obsq-acl-"))
+    folder.chmod(0o755)
+    try:
+        for user in ("Test-1", "operator"):
+            _run(
+                "mosquitto_passwd",
+                *(["-c"] if user == "Test-1" else []),
+                "-b",
+                "passwd",
+                user,
+                f"{user}-pw",
+                cwd=folder,
+            )
+        (folder / "acl").write_text(ACL.replace("{root}", root))
+        for path in folder.iterdir():
+            path.chmod(0o644)
+        config = (
+            f"per_listener_settings false\nallow_anonymous false\npassword_file {folder}/passwd\n"
+            f"acl_file {folder}/acl\nset_tcp_nodelay true\npersistence false\nlistener {{port}} 127.0.0.1\n"
+            "log_dest stderr\n"
+        )
+        broker = MosquittoProcess(config=config)
+        broker.start()
+        url = f"mqtt://127.0.0.1:{broker.port}"
+        component_env = {"OBSQ_USERNAME": "Test-1", "OBSQ_PASSWORD": "Test-1-pw"}
+        process = ComponentProcess("Test:1", url, root, log=tmp_path / "csc.log", env=component_env)
+        try:
+            operator = BrokerUrl.parse(f"mqtt://operator:operator-pw@127.0.0.1:{broker.port}")
+            bus = MqttBus(operator, clock=LoopClock())
+            await bus.start()
+            try:
+                honest = Remote(bus, "Test:1", clock=LoopClock(), root=root, identity="alice@control-room")
+                async with honest:
+                    await wait_alive(honest)
+                    assert (await honest.command("start", timeout_s=10)).result == "Done"
+                impostor = Remote(bus, "Test:1", clock=LoopClock(), root=root, identity="ScriptQueue:2")
+                async with impostor:
+                    with pytest.raises(AckError, match="is not an identity of the authenticated user 'operator'"):
+                        await impostor.command("enable", timeout_s=10)
+                # another user's segment, or none: the broker's ACL drops it, and the component never sees it
+                acks: list[bytes] = []
+                await bus.subscribe(f"{root}/Test/1/ackcmd", lambda m: acks.append(m.payload))
+                forged = b'{"private_seqNum": 7, "private_identity": "ScriptQueue:2"}'
+                await bus.publish(f"{root}/Test/1/cmd/enable/ScriptQueue-2", forged, qos=1)
+                await bus.publish(f"{root}/Test/1/cmd/enable", forged, qos=1)
+                await LoopClock().sleep(1.0)  # long enough for an ack, were one coming
+                assert not [a for a in acks if b'"private_seqNum":7' in a]
+            finally:
+                await bus.close()
+            # the command line, authenticated as the operator, commands through the ACL
+            result = await asyncio.to_thread(
+                run_cli, "cmd", "Test:1", "enable", "--broker", url, "--root", root,
+                env={"OBSQ_USERNAME": "operator", "OBSQ_PASSWORD": "operator-pw"},
+            )  # fmt: skip
+            assert result.returncode == 0, result.stdout + result.stderr
+        finally:
+            process.close()
+            broker.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
