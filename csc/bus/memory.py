@@ -29,6 +29,12 @@ class MemoryBroker:
         self.retained: dict[str, Message] = {}
         self._clients: list[MemoryBus] = []
         self._denied: list[str] = []
+        #: (client id, "read" or "write", filter or topic) of every subscription and publication, once `record()`ed
+        self.accesses: list[tuple[str, str, str]] | None = None
+
+    def record(self) -> None:
+        """Keep every client's subscriptions and publications in `accesses` (to check them against an ACL)."""
+        self.accesses = []
 
     def deny(self, topic_filter: str) -> None:
         """Drop what is published to `topic_filter` without a word, as a broker's ACL does."""
@@ -123,10 +129,14 @@ class MemoryBus:
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         if not self._connected:
             raise BusDisconnectedError(f"{self._client_id}: not connected; {topic} not sent")
+        if self._broker.accesses is not None:
+            self._broker.accesses.append((self._client_id, "write", topic))
         self._broker.route(Message(topic, bytes(payload), qos, retain))
 
     async def subscribe(self, topic_filter: str, handler: Handler) -> Subscription:
         check_filter(topic_filter)
+        if self._broker.accesses is not None:
+            self._broker.accesses.append((self._client_id, "read", topic_filter))
         self._router.add(topic_filter, handler)
         if self._connected:
             self._send_retained(topic_filter, handler)

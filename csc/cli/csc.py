@@ -14,6 +14,7 @@ from obsq.csc.cli.common import (
     positive_float,
     run_async,
 )
+from obsq.csc.core.topics import DEFAULT_ROOT
 
 
 def add(sub: Subparsers) -> None:
@@ -39,6 +40,12 @@ def add(sub: Subparsers) -> None:
     q = actions.add_parser("list", help="list known components", description="Components with an interface.")
     q.set_defaults(handler=run)
     q = actions.add_parser(
+        "acl", help="print a site broker's Mosquitto ACL",
+        description="The ACL of csc/access.py for a topic root (deploy/mosquitto/acl is the one for 'obsq').",
+    )  # fmt: skip
+    q.add_argument("--root", default=DEFAULT_ROOT, help=f"topic root (default {DEFAULT_ROOT})")
+    q.set_defaults(handler=run)
+    q = actions.add_parser(
         "principals", help="list a site broker's principals",
         description="The MQTT user names of a site broker, one a line (deploy/mosquitto/make-secrets reads them).",
     )  # fmt: skip
@@ -50,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
         from obsq.csc.app.listing import list_components
 
         return list_components()
+    if args.action == "acl":
+        from obsq.csc.access import mosquitto_acl
+        from obsq.csc.core.topics import check_root
+
+        print(mosquitto_acl(check_root(args.root)), end="")
+        return 0
     if args.action == "principals":
         from obsq.csc.observatory import site_principals
 
