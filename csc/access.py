@@ -34,7 +34,7 @@ class Grant:
 
     user: str
     serves: str | None = None  # "ATDome/0", "Script/+"
-    observes: tuple[str, ...] = ()  # component places whose events and acks it reads; "+/+" for all
+    observes: tuple[str, ...] = ()  # component places whose events, telemetry and acks it reads; "+/+" for all
     commands: tuple[str, ...] = ()  # component places it may command
     writes: tuple[str, ...] = ()  # further topics (relative to the root) it may write
     reads_everything: bool = False
@@ -50,7 +50,8 @@ class Grant:
                       ("write", f"{base}/ackcmd")]  # fmt: skip
         for place in dict.fromkeys((*self.observes, *self.commands)):
             if not self.reads_everything:
-                rules += [("read", f"{root}/{place}/evt/#"), ("read", f"{root}/{place}/ackcmd")]
+                rules += [("read", f"{root}/{place}/evt/#"), ("read", f"{root}/{place}/tel/#"),
+                          ("read", f"{root}/{place}/ackcmd")]  # fmt: skip
         rules += [("write", f"{root}/{place}/cmd/+/{self.user}") for place in self.commands]
         rules += [("write", f"{root}/{topic}") for topic in self.writes]
         return rules

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from obsq.csc.bus.base import Bus, Message
-from obsq.csc.bus.credentials import child_environment
+from obsq.csc.bus.credentials import SCRIPT_CREDENTIALS_ENV, child_environment
 from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import Clock, wall_tai
 from obsq.csc.core.codec import decode
@@ -130,6 +130,8 @@ class Observatory:
     inject: Sequence[str] = ()
     report: Callable[[str], None] = print
     silent_limit_s: float = SILENT_LIMIT_S
+    #: each member's own principal's credentials file is DIR/PRINCIPAL.env (else all run as this process)
+    credentials_dir: Path | None = None
     children: dict[ComponentId, Child] = field(default_factory=dict)
 
     def plan(self, epoch: float) -> list[Child]:
@@ -137,9 +139,16 @@ class Observatory:
             Child(str(cid), component_argv(cid, broker=str(self.url), root=self.root, ca_file=self.url.ca_file,
                                            speed=self.speed, epoch=epoch, data=self.data, state=state,
                                            inject=self.inject),
-                  self.data / "logs" / log_name(cid), child_environment(self.url))
+                  self.data / "logs" / log_name(cid), self._environment(cid))
             for cid, state in self.members
         ]  # fmt: skip
+
+    def _environment(self, cid: ComponentId) -> dict[str, str]:
+        """A member's credentials, in its environment: its own principal's file, or this process's."""
+        if self.credentials_dir is None:
+            return child_environment(self.url)
+        env = child_environment(self.url, self.credentials_dir / f"{principal_user(cid)}.env")
+        return env | {SCRIPT_CREDENTIALS_ENV: str(self.credentials_dir / f"{SCRIPTS_PRINCIPAL}.env")}
 
     @contextlib.asynccontextmanager
     async def running(self, bus: Bus, wall: Clock) -> AsyncIterator[Supervisor]:

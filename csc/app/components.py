@@ -90,6 +90,7 @@ class UpOptions:
     only: Sequence[str]
     data: Path
     inject: Sequence[str]
+    credentials_dir: Path | None = None
 
 
 def plan_members(only: Sequence[str], states: Sequence[str]) -> list[tuple[ComponentId, State]]:
@@ -127,7 +128,7 @@ async def run_up(options: UpOptions) -> int:
     async with broker_for(options.connection) as url, connected_bus(options.connection, url, clock=wall) as bus:
         observatory = Observatory(
             url, root, options.data, options.speed, members, options.inject,
-            report=lambda line: print(f"obsq up: {line}", flush=True),
+            report=lambda line: print(f"obsq up: {line}", flush=True), credentials_dir=options.credentials_dir,
         )  # fmt: skip
         names = ", ".join(f"{cid} ({state.name})" for cid, state in members)
         print(f"obsq up: {names} on {url} (root {root}, speed {options.speed:g}, data {options.data})", flush=True)

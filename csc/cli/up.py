@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from obsq.csc.cli.common import (
     Subparsers,
@@ -28,6 +29,11 @@ def add(sub: Subparsers) -> None:
         help="initial state, standby (default), disabled or enabled; NAME=STATE for one component (repeatable)",
     )  # fmt: skip
     p.add_argument("--only", help="comma-separated subset, e.g. ATCamera,ATSpectrograph,ScriptQueue")
+    p.add_argument(
+        "--credentials-dir", type=Path, metavar="DIR",
+        help="each member runs as its own principal, DIR/PRINCIPAL.env (make-secrets' credentials/ folder);"
+        " the queue's scripts as DIR/Script.env",
+    )  # fmt: skip
     add_simulation_options(p, data_help="raws, registries, repository and logs")
     add_connection_options(p)
     p.set_defaults(handler=run)
@@ -37,5 +43,5 @@ def run(args: argparse.Namespace) -> int:
     from obsq.csc.app.components import UpOptions, run_up
 
     only = [name for name in (args.only or "").split(",") if name]
-    options = UpOptions(connection(args), args.speed, args.state, only, args.data, args.inject)
+    options = UpOptions(connection(args), args.speed, args.state, only, args.data, args.inject, args.credentials_dir)
     return run_async(run_up(options))
