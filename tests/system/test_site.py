@@ -15,12 +15,19 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from obsq.csc.access import mosquitto_acl
 from obsq.csc.bus.brokers import MosquittoProcess, mosquitto_path
+from obsq.csc.bus.credentials import Credentials
+from obsq.csc.bus.mqtt import MqttBus
+from obsq.csc.bus.url import BrokerUrl
+from obsq.csc.clock import LoopClock
+from obsq.csc.core.errors import BusDisconnectedError
 
 from .test_components import until
 from .test_weekly import planned_images
@@ -28,6 +35,7 @@ from .test_weekly import planned_images
 pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+CLI = [sys.executable, "-m", "obsq.csc.cli"]
 
 
 def site_config(secrets: Path) -> str:
@@ -44,13 +52,36 @@ def site_config(secrets: Path) -> str:
     return text
 
 
-async def test_the_weekly_runs_on_the_site_broker_with_each_principal(root: str, tmp_path: Path) -> None:
+@dataclass
+class SiteBroker:
+    """Mosquitto on site.conf with make-secrets' secrets and the ACL for one test's root."""
+
+    broker: MosquittoProcess
+    secrets: Path
+
+    @property
+    def url(self) -> str:
+        return f"mqtts://localhost:{self.broker.port}"
+
+    def credentials(self, principal: str) -> Path:
+        return self.secrets / "credentials" / f"{principal}.env"
+
+    async def bus(self, principal: str | None, url: str | None = None, timeout_s: float = 10.0) -> MqttBus:
+        target = BrokerUrl.parse(url or self.url, ca_file=str(self.secrets / "ca.crt"))
+        if principal is not None:
+            target = Credentials.from_file(self.credentials(principal)).apply(target)
+        bus = MqttBus(target, connect_timeout_s=timeout_s, clock=LoopClock())
+        await bus.start()
+        return bus
+
+
+@pytest.fixture
+def site(root: str) -> Iterator[SiteBroker]:
     if mosquitto_path() is None or not shutil.which("openssl") or not shutil.which("mosquitto_passwd"):
         pytest.skip("needs mosquitto, mosquitto_passwd and openssl")
     folder = Path(tempfile.mkdtemp(prefix="obsq-site-"))  # mosquitto (its own user) must reach it
     secrets = folder / "secrets"
-    cli = [sys.executable, "-m", "obsq.csc.cli"]
-    env = {**os.environ, "OBSQ": " ".join(cli)}
+    env = {**os.environ, "OBSQ": " ".join(CLI)}
     subprocess.run([str(DEPLOY / "make-secrets"), str(secrets), "--host", "localhost"], env=env, check=True,
                    capture_output=True)  # fmt: skip
     (secrets / "acl").write_text(mosquitto_acl(root))
@@ -61,8 +92,45 @@ async def test_the_weekly_runs_on_the_site_broker_with_each_principal(root: str,
         (secrets / name).chmod(0o644)
     broker = MosquittoProcess(config=site_config(secrets))
     broker.start()
-    credentials = secrets / "credentials"
-    url = f"mqtts://localhost:{broker.port}"
+    try:
+        yield SiteBroker(broker, secrets)
+    finally:
+        broker.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_each_principal_gets_only_its_job_through(site: SiteBroker, root: str) -> None:
+    observer = await site.bus("operator")  # reads everything: sees whatever gets through
+    seen: list[str] = []
+    await observer.subscribe(f"{root}/#", lambda m: seen.append(m.topic))
+    dome = await site.bus("ATDome")
+    try:
+        for topic in (
+            f"{root}/ATDome/0/evt/summaryState",  # its own: the legitimate path
+            f"{root}/ATCamera/0/evt/summaryState",  # another component's events
+            f"{root}/ATDome/5/evt/summaryState",  # another index of its name
+            f"{root}/ATCamera/0/cmd/takeImages/ATDome",  # a component commanding another
+            f"{root}/ATCamera/0/cmd/takeImages/operator",  # as another user
+        ):
+            await dome.publish(topic, b'{"private_seqNum": 1, "private_identity": "ATDome"}', qos=1)
+        await LoopClock().sleep(1.0)
+        assert [t for t in seen if "/ATDome/" in t or "/ATCamera/" in t] == [f"{root}/ATDome/0/evt/summaryState"]
+    finally:
+        await dome.close()
+        await observer.close()
+    with pytest.raises(BusDisconnectedError, match="Not authorized"):
+        await site.bus(None, timeout_s=2.0)  # no password
+    plain = f"mqtt://localhost:{site.broker.port}"
+    with pytest.raises(BusDisconnectedError):
+        await site.bus("operator", url=plain, timeout_s=2.0)  # plain TCP to the TLS listener
+
+
+async def test_the_weekly_runs_on_the_site_broker_with_each_principal(
+    site: SiteBroker, root: str, tmp_path: Path
+) -> None:
+    credentials = site.secrets / "credentials"
+    url = site.url
+    cli = CLI
     data = tmp_path / "up"
     logs = [(tmp_path / "up.log").open("w"), (tmp_path / "weekly.log").open("w")]
     as_operator = {**os.environ, "OBSQ_CREDENTIALS": str(credentials / "operator.env")}
@@ -103,5 +171,3 @@ async def test_the_weekly_runs_on_the_site_broker_with_each_principal(root: str,
                     process.wait()
         for log in logs:
             log.close()
-        broker.close()
-        shutil.rmtree(folder, ignore_errors=True)
