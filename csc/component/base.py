@@ -32,9 +32,9 @@ from obsq.csc.core.errors import (
 )
 from obsq.csc.core.interface import ComponentInterface, with_defaults
 from obsq.csc.core.ledger import CommandLedger, LedgerStore, Verdict
-from obsq.csc.core.principals import identity_allowed
+from obsq.csc.core.principals import identity_allowed, is_principal
 from obsq.csc.core.topics import DEFAULT_ROOT, ComponentId, Topic, TopicKind, component_filter
-from obsq.csc.interfaces import load_interface
+from obsq.csc.interfaces import interface_names, load_interface
 from obsq.csc.logs import format_message, make_component_logger
 
 HEARTBEAT_INTERVAL_S = 1.0
@@ -334,7 +334,7 @@ class BaseComponent:
             self._dropped(message.topic, str(exc))
             return
         sender = envelope.sender
-        if user and not identity_allowed(user, sender.identity):
+        if user and is_principal(user, interface_names()) and not identity_allowed(user, sender.identity):
             self._refuse(
                 sender,
                 name,

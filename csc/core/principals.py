@@ -12,10 +12,14 @@ not one of that user's identities:
 - people (`operator`, `observer`) claim `user@host` identities, never a component's.
 
 Without the user segment (a development broker, `mosquitto_pub` by hand) nothing is
-authenticated: the identity is what the sender says.
+authenticated: the identity is what the sender says. Nor is it for a user that is no site
+principal (one shared user on a broker with passwords but no per-principal users): the site
+ACL gives such a user no rights at all, so on a site broker it cannot command anything.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 from obsq.csc.core.errors import TopicError
 from obsq.csc.core.topics import ComponentId
@@ -29,6 +33,12 @@ SCRIPTS_PRINCIPAL = "Script"
 def principal_user(cid: ComponentId) -> str:
     """The MQTT user name of a component's principal: `ATDome`, `OCPS-1` (no `:`, which passwd files split on)."""
     return f"{cid.name}-{cid.index}" if cid.index else cid.name
+
+
+def is_principal(user: str, component_names: Collection[str]) -> bool:
+    """Whether `user` names a site principal (a component's, the scripts', a person's), bound to identities."""
+    name, _, index = user.partition("-")
+    return user in PEOPLE or user == SCRIPTS_PRINCIPAL or (name in component_names and (not index or index.isdigit()))
 
 
 def identity_allowed(user: str, identity: str) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from obsq.csc.component import AckError, Remote
-from obsq.csc.core.principals import identity_allowed, principal_user
+from obsq.csc.core.principals import identity_allowed, is_principal, principal_user
 from obsq.csc.core.topics import ComponentId
 from obsq.csc.testcsc import TestCsc
 from obsq.csc.testing import Rig, component_rig
@@ -60,3 +60,12 @@ async def test_an_authenticated_commander_cannot_claim_another_identity(rig: Rig
         assert rig.remote.event("summaryState").get()["summaryState"] == 1  # DISABLED: run once, by alice
     finally:
         await operator_bus.close()
+
+
+@pytest.mark.parametrize(
+    ("user", "bound"),
+    [("ATDome", True), ("OCPS-1", True), ("Test-1", True), ("Script", True), ("operator", True),
+     ("camera", False), ("obsq-shared", False), ("ATDome-x", False)],
+)  # fmt: skip
+def test_only_site_principals_are_bound_to_identities(user: str, bound: bool) -> None:
+    assert is_principal(user, ["ATDome", "OCPS", "Test"]) is bound
