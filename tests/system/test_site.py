@@ -44,7 +44,7 @@ def site_config(secrets: Path) -> str:
         ("/etc/mosquitto/obsq/acl", str(secrets / "acl")),
         ("/etc/mosquitto/obsq/", f"{secrets}/"),
         ("/var/lib/mosquitto/", f"{secrets}/persistence/"),
-        ("listener 8883\n", "listener {port} 127.0.0.1\n"),
+        ("listener 8883 127.0.0.1\n", "listener {port} 127.0.0.1\n"),
         ("log_dest syslog", "log_dest stderr"),
     ]:
         assert shipped in text, shipped
