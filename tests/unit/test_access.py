@@ -19,6 +19,7 @@ from obsq.csc.atspectrograph.csc import ATSpectrographCsc
 from obsq.csc.atspectrograph.sim import SimSpectrograph
 from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import ManualClock
+from obsq.csc.compose import build_component
 from obsq.csc.core.states import State
 from obsq.csc.observatory import site_principals
 from obsq.csc.scriptqueue.store import MemoryQueueStore
@@ -111,3 +112,44 @@ async def test_the_cameras_illumination_model_reads_only_what_its_grant_allows()
     await bus.close()
     assert broker.accesses
     assert _check(BY_USER["ATCamera"], root, [(a, t) for _, a, t in broker.accesses]) == []
+
+
+async def test_the_setup_and_shutdown_blocks_do_only_what_the_acl_allows(tmp_path: Path) -> None:
+    """BLOCK-309 and BLOCK-310 against the real lamp, dome and mount services on their simulated drivers."""
+    broker, clock, root = MemoryBroker(), ManualClock(), unique_root()
+    broker.record()
+    common = {"clock": clock, "root": root, "heartbeat_s": HEARTBEAT_S}
+    members = {
+        "whitelight": build_component("ATWhiteLight", index=0, simulate=True, inject=[], data_dir=tmp_path,
+                                      bus=broker.client("whitelight"), initial_state=State.STANDBY, **common),
+        "dome": build_component("ATDome", index=0, simulate=True, inject=[], data_dir=tmp_path,
+                                bus=broker.client("dome"), initial_state=State.ENABLED, **common),
+        "mount": build_component("ATMCS", index=0, simulate=True, inject=[], data_dir=tmp_path,
+                                 bus=broker.client("mount"), initial_state=State.ENABLED, **common),
+        "ocps": ReductionDouble(bus=broker.client("ocps"), initial_state=State.STANDBY, **common),
+    }  # fmt: skip
+    async with contextlib.AsyncExitStack() as stack:
+        for csc in members.values():
+            await csc.bus.start()
+            stack.push_async_callback(csc.bus.close)
+            await stack.enter_async_context(csc)
+        queue = await stack.enter_async_context(queue_rig(broker, clock, MemoryQueueStore(), root))
+        for block in ("BLOCK-309", "BLOCK-310"):
+            indices = json.loads((await queue.rig.command("addBlock", {"id": block})).result)
+            await queue.until(lambda i=indices: all(queue.items().get(n, {}).get("area") == "history" for n in i))
+            assert [queue.items()[n]["state"] for n in indices] == ["DONE"] * len(indices), block
+    assert broker.accesses is not None
+    by_client: dict[str, list[tuple[str, str]]] = {}
+    for client, access, topic in broker.accesses:
+        by_client.setdefault(client, []).append((access, topic))
+    scripts = [c for c in by_client if c.startswith("Script-")]
+    assert len(scripts) == 7
+    denied = [d for c in scripts for d in _check(BY_USER["Script"], root, by_client[c])]
+    for client, user in (
+        ("whitelight", "ATWhiteLight"),
+        ("dome", "ATDome"),
+        ("mount", "ATMCS"),
+        ("csc", "ScriptQueue-2"),
+    ):
+        denied += _check(BY_USER[user], root, by_client[client])
+    assert denied == []
