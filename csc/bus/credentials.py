@@ -44,7 +44,11 @@ class Credentials:
     source: str = "none"
 
     def __repr__(self) -> str:  # never print a password
-        return f"Credentials(username={self.username!r}, password={'***' if self.password else None}, ca_file={self.ca_file!r}, source={self.source!r})"  # noqa: E501
+        password = "'***'" if self.password else "None"
+        return (
+            f"Credentials(username={self.username!r}, password={password}, ca_file={self.ca_file!r},"
+            f" source={self.source!r})"
+        )
 
     @classmethod
     def from_file(cls, path: Path) -> Credentials:
