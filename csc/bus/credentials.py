@@ -69,7 +69,10 @@ class Credentials:
                 raise CredentialsError(
                     f"credentials file {path}, line {number}: expected one of {', '.join(_KEYS)} as KEY=value"
                 )
-            values[key.strip()] = value.strip().strip('"')
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":  # quoted, as systemd allows
+                value = value[1:-1]
+            values[key.strip()] = value
         return cls(values.get(USERNAME_ENV), values.get(PASSWORD_ENV), values.get(CA_FILE_ENV), str(path))
 
     @classmethod

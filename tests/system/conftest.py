@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,6 +153,18 @@ class ComponentProcess:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+
+
+def stop_processes(*processes: subprocess.Popen[Any] | None) -> None:
+    """Terminate what still runs (SIGTERM, then SIGKILL after 30 s), in the order given."""
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def run_cli(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

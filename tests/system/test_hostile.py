@@ -302,7 +302,9 @@ async def test_hostile_input_to_test_component(
     await wire.send("setScalars", command(s, int0=888_888))
     await until(lambda: len(wire.acks[(ME, s)]) >= 2, ANSWER_LIMIT_S)
     assert "already executed" in wire.acks[(ME, s)][-1]["result"]
-    await CLOCK.sleep(0.5)  # any second scalars event would be out by now
+    barrier = wire.next_seq()  # setScalars run one at a time: once this one's event is in, any earlier one is
+    await wire.send("setScalars", command(barrier, int0=999_999))
+    await until(lambda: any(e["int0"] == 999_999 for e in wire.events["scalars"]), ANSWER_LIMIT_S)
     for marker in (777_777, 888_888):
         assert [e["int0"] for e in wire.events["scalars"]].count(marker) == 1
 

@@ -18,6 +18,7 @@ import pytest
 from obsq.csc.bus.brokers import MosquittoProcess
 from obsq.csc.clock import LoopClock
 
+from .conftest import stop_processes
 from .test_components import until
 from .test_weekly import planned_images
 
@@ -72,13 +73,6 @@ async def test_weekly_survives_two_broker_restarts(own_mosquitto: MosquittoProce
         db.close()
         assert taken == planned_images()  # exactly: nothing taken twice, nothing missing
     finally:
-        for process in (weekly, up):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        stop_processes(weekly, up)
         for log in logs:
             log.close()

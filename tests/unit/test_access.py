@@ -15,8 +15,6 @@ import pytest
 
 from obsq.csc.access import Grant, allowed, grants, mosquitto_acl
 from obsq.csc.atcamera.sim import BusObservatory
-from obsq.csc.atspectrograph.csc import ATSpectrographCsc
-from obsq.csc.atspectrograph.sim import SimSpectrograph
 from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import ManualClock
 from obsq.csc.compose import build_component
@@ -25,7 +23,7 @@ from obsq.csc.observatory import site_principals
 from obsq.csc.scriptqueue.store import MemoryQueueStore
 from obsq.csc.testing import unique_root
 
-from .test_queue_inprocess import HEARTBEAT_S, CameraDouble, ReductionDouble, queue_rig
+from .test_queue_inprocess import HEARTBEAT_S, ReductionDouble, queue_rig, run_block
 
 ACL_FILE = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "acl"
 BY_USER = {g.user: g for g in grants()}
@@ -73,25 +71,19 @@ def _check(grant: Grant, root: str, accesses: list[tuple[str, str]]) -> list[str
     return denied
 
 
-async def test_a_whole_block_does_only_what_the_acl_allows() -> None:
-    broker, clock, root = MemoryBroker(), ManualClock(), unique_root()
-    broker.record()
-    common = {"clock": clock, "root": root, "initial_state": State.ENABLED, "heartbeat_s": HEARTBEAT_S}
-    camera = CameraDouble(bus=broker.client("camera"), **common)
-    reduction = ReductionDouble(bus=broker.client("ocps"), **common)
-    spectrograph = ATSpectrographCsc(driver=SimSpectrograph(), bus=broker.client("spectrograph"), **common)
-    async with contextlib.AsyncExitStack() as stack:
-        for csc in (camera, reduction, spectrograph):
-            await csc.bus.start()
-            stack.push_async_callback(csc.bus.close)
-            await stack.enter_async_context(csc)
-        queue = await stack.enter_async_context(queue_rig(broker, clock, MemoryQueueStore(), root))
-        indices = json.loads((await queue.rig.command("addBlock", {"id": "BLOCK-295"})).result)
-        await queue.until(lambda: all(queue.items().get(i, {}).get("area") == "history" for i in indices))
+def _by_client(broker: MemoryBroker) -> dict[str, list[tuple[str, str]]]:
     assert broker.accesses is not None
     by_client: dict[str, list[tuple[str, str]]] = {}
     for client, access, topic in broker.accesses:
         by_client.setdefault(client, []).append((access, topic))
+    return by_client
+
+
+async def test_a_whole_block_does_only_what_the_acl_allows() -> None:
+    broker, root = MemoryBroker(), unique_root()
+    broker.record()
+    await run_block("BLOCK-295", broker, ManualClock(), root)
+    by_client = _by_client(broker)
     scripts = [c for c in by_client if c.startswith("Script-")]
     assert len(scripts) == 6
     denied = _check(BY_USER["ScriptQueue-2"], root, by_client["csc"])
@@ -138,10 +130,7 @@ async def test_the_setup_and_shutdown_blocks_do_only_what_the_acl_allows(tmp_pat
             indices = json.loads((await queue.rig.command("addBlock", {"id": block})).result)
             await queue.until(lambda i=indices: all(queue.items().get(n, {}).get("area") == "history" for n in i))
             assert [queue.items()[n]["state"] for n in indices] == ["DONE"] * len(indices), block
-    assert broker.accesses is not None
-    by_client: dict[str, list[tuple[str, str]]] = {}
-    for client, access, topic in broker.accesses:
-        by_client.setdefault(client, []).append((access, topic))
+    by_client = _by_client(broker)
     scripts = [c for c in by_client if c.startswith("Script-")]
     assert len(scripts) == 7
     denied = [d for c in scripts for d in _check(BY_USER["Script"], root, by_client[c])]

@@ -85,3 +85,9 @@ def test_children_get_credentials_in_their_environment_not_their_argv(tmp_path: 
     assert SECRET not in str(url)  # what goes on the child's command line
     own = tmp_path / "Script.env"
     assert child_environment(url, own) == {CREDENTIALS_ENV: str(own)}
+
+
+def test_a_file_written_for_systemd_reads_the_same(tmp_path: Path) -> None:
+    text = f"OBSQ_USERNAME='ATDome'\r\nOBSQ_PASSWORD=\"{SECRET}\"\r\n\r\n# rotated 2026-12-01\r\n"
+    credentials = Credentials.from_file(write(tmp_path / "ATDome.env", text))
+    assert (credentials.username, credentials.password) == ("ATDome", SECRET)

@@ -278,8 +278,20 @@ class ReductionDouble(BaseCsc):
         )
 
 
-async def test_block_295_runs_through_the_queue_with_the_in_process_runner() -> None:
-    broker, clock, root = MemoryBroker(), ManualClock(), unique_root()
+@dataclass
+class BlockRun:
+    """A block run through the queue: the services it ran against, and the queue's items at the end."""
+
+    camera: CameraDouble
+    reduction: ReductionDouble
+    spectrograph: ATSpectrographCsc
+    indices: list[int]
+    items: dict[int, dict[str, Any]]
+    past: list[int]
+
+
+async def run_block(block: str, broker: MemoryBroker, clock: ManualClock, root: str) -> BlockRun:
+    """`block` through the queue against the real ATSpectrograph and doubles of the camera and OCPS."""
     common = {"clock": clock, "root": root, "initial_state": State.ENABLED, "heartbeat_s": HEARTBEAT_S}
     camera = CameraDouble(bus=broker.client("camera"), **common)
     reduction = ReductionDouble(bus=broker.client("ocps"), **common)
@@ -289,16 +301,26 @@ async def test_block_295_runs_through_the_queue_with_the_in_process_runner() -> 
             await csc.bus.start()
             stack.push_async_callback(csc.bus.close)
             await stack.enter_async_context(csc)
-        store = MemoryQueueStore()
-        queue = await stack.enter_async_context(queue_rig(broker, clock, store, root))
-        ack = await queue.rig.command("addBlock", {"id": "BLOCK-295"})
-        indices = json.loads(ack.result)
-        assert len(indices) == 6
+        queue = await stack.enter_async_context(queue_rig(broker, clock, MemoryQueueStore(), root))
+        indices = json.loads((await queue.rig.command("addBlock", {"id": block})).result)
         await queue.until(lambda: all(queue.items().get(i, {}).get("area") == "history" for i in indices))
-        items = queue.items()
-        assert [items[i]["state"] for i in indices] == ["DONE"] * 6, [items[i]["reason"] for i in indices]
-        assert [items[i]["block"] for i in indices] == ["BLOCK-295"] * 6
-        assert queue.rig.remote.event("queue").get()["pastSalIndices"][:6] == indices[::-1]  # in block order
+        past = list(queue.rig.remote.event("queue").get()["pastSalIndices"])
+        return BlockRun(camera, reduction, spectrograph, indices, queue.items(), past)
+
+
+async def test_block_295_runs_through_the_queue_with_the_in_process_runner() -> None:
+    run = await run_block("BLOCK-295", MemoryBroker(), ManualClock(), unique_root())
+    camera, reduction, spectrograph, indices, items = (
+        run.camera,
+        run.reduction,
+        run.spectrograph,
+        run.indices,
+        run.items,
+    )
+    assert len(indices) == 6
+    assert [items[i]["state"] for i in indices] == ["DONE"] * 6, [items[i]["reason"] for i in indices]
+    assert [items[i]["block"] for i in indices] == ["BLOCK-295"] * 6
+    assert run.past[:6] == indices[::-1]  # in block order
     taken = Counter(image["type"] for image in camera.images)
     assert taken == {
         "BIAS": 20,
