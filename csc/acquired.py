@@ -1,8 +1,9 @@
-"""The acquired-images registry: one SQLite row per raw file the camera wrote (others read it through here).
+"""The acquired-images registry: one row per raw file the camera wrote (others read it through here).
 
 Later issues read it: the flats automation counts what was taken, and the reduction service
 ingests raws from it. A row is added only after its file is in place under its final name,
-and sequence numbers are unique per observing day, also across restarts of the camera.
+and sequence numbers are unique per observing day, also across restarts of the camera. It
+lives in an SQLite file, or in the site's PostgreSQL database (`obsq.csc.database`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from obsq.csc import sqlite
+from obsq.csc.database import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS acquired_images (
@@ -19,8 +20,8 @@ CREATE TABLE IF NOT EXISTS acquired_images (
     seqnum    INTEGER NOT NULL,
     path      TEXT NOT NULL,
     imgtype   TEXT NOT NULL,
-    exptime   REAL NOT NULL,
-    darktime  REAL NOT NULL,
+    exptime   DOUBLE PRECISION NOT NULL,
+    darktime  DOUBLE PRECISION NOT NULL,
     filter    TEXT NOT NULL,
     grating   TEXT NOT NULL,
     groupid   TEXT NOT NULL,
@@ -28,8 +29,8 @@ CREATE TABLE IF NOT EXISTS acquired_images (
     reason    TEXT NOT NULL,
     note      TEXT NOT NULL,
     date_obs  TEXT NOT NULL,
-    mjd_obs   REAL NOT NULL,
-    byte_size INTEGER NOT NULL,
+    mjd_obs   DOUBLE PRECISION NOT NULL,
+    byte_size BIGINT NOT NULL,
     md5       TEXT NOT NULL,
     UNIQUE (dayobs, seqnum)
 );
@@ -65,22 +66,19 @@ _COLUMNS = [f.name for f in fields(AcquiredImage)]
 
 
 class AcquiredImages:
-    """The registry file; every method opens its own connection, so any thread may call it."""
+    """The registry: a file path or a database URL (`obsq.csc.database`); any thread may call it."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        sqlite.create(path, SCHEMA)
+    def __init__(self, target: str | Path) -> None:
+        self.db = Database(target, SCHEMA)
 
     def next_seqnum(self, dayobs: int) -> int:
-        with sqlite.transaction(self.path) as db:
-            (last,) = db.execute(
-                "SELECT COALESCE(MAX(seqnum), 0) FROM acquired_images WHERE dayobs = ?", (dayobs,)
-            ).fetchone()
-        return int(last) + 1
+        with self.db.transaction() as db:
+            last = db.execute("SELECT MAX(seqnum) FROM acquired_images WHERE dayobs = ?", (dayobs,)).scalar()
+        return int(last or 0) + 1
 
     def record(self, image: AcquiredImage) -> None:
         placeholders = ", ".join("?" for _ in _COLUMNS)
-        with sqlite.transaction(self.path) as db:
+        with self.db.transaction() as db:
             db.execute(
                 f"INSERT INTO acquired_images ({', '.join(_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
                 tuple(asdict(image).values()),
@@ -91,8 +89,8 @@ class AcquiredImages:
         unknown = set(where) - set(_COLUMNS)
         if unknown:
             raise ValueError(f"unknown registry columns: {', '.join(sorted(unknown))}")
-        clause = " AND ".join(f"{column} = ?" for column in where) or "1"
-        with sqlite.transaction(self.path) as db:
+        clause = " AND ".join(f"{column} = ?" for column in where) or "TRUE"
+        with self.db.transaction() as db:
             rows = db.execute(
                 f"SELECT {', '.join(_COLUMNS)} FROM acquired_images WHERE {clause} ORDER BY dayobs, seqnum",  # noqa: S608
                 tuple(where.values()),

@@ -14,6 +14,7 @@ from typing import Any
 
 from obsq.csc.build import HARDWARE, RUNNABLE
 from obsq.csc.component import BaseCsc
+from obsq.csc.database import DatabaseError, Registries
 from obsq.csc.injections import INJECTIONS, InjectionError, parse_injections
 
 
@@ -68,12 +69,12 @@ def _mount(kw: dict[str, Any]) -> tuple[BaseCsc, Any]:
     return ATMCSCsc(driver=driver, **kw), driver
 
 
-def _camera(kw: dict[str, Any], data_dir: Path) -> tuple[BaseCsc, Any]:
+def _camera(kw: dict[str, Any], registries: Registries) -> tuple[BaseCsc, Any]:
     from obsq.csc.atcamera.csc import ATCameraCsc
     from obsq.csc.atcamera.sim import BusObservatory, SimCamera
 
     driver = SimCamera(BusObservatory(kw["bus"], kw["clock"], kw.get("root", "obsq")))
-    return ATCameraCsc(driver=driver, data_dir=data_dir, **kw), driver
+    return ATCameraCsc(driver=driver, data_dir=registries.data_dir, registry=registries.acquired, **kw), driver
 
 
 _HARDWARE_BUILDERS: dict[str, Callable[[dict[str, Any]], tuple[BaseCsc, Any]]] = {
@@ -91,13 +92,17 @@ def build_component(
     simulate: bool,
     inject: list[str],
     data_dir: Path,
+    database: str | None = None,
     broker_url: str = "",
     epoch: float | None = None,
     ca_file: str | None = None,
     child_env: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> BaseCsc:
-    """The component `name` with its driver; `kwargs` go to BaseCsc (bus, clock, root, ...)."""
+    """The component `name` with its driver; `kwargs` go to BaseCsc (bus, clock, root, ...).
+
+    Its registries are SQLite files in `data_dir`, or tables in `database` (a URL) if one is given.
+    """
     if name in HARDWARE and not simulate:
         raise CompositionError(f"{name} has only a simulated driver in this build: run it with --simulate")
     try:
@@ -109,10 +114,14 @@ def build_component(
         raise CompositionError(f"injection {wrong[0]!r} is for {INJECTIONS[wrong[0]].component}, not {name}")
     if name not in RUNNABLE:
         raise CompositionError(f"no component service for {name!r} in this build; runnable: {', '.join(RUNNABLE)}")
+    try:
+        registries = Registries.at(data_dir, database)
+    except DatabaseError as exc:
+        raise CompositionError(f"--database: {exc}") from None
     mode = 1 if simulate else 0
     driver: Any = None
     if name == "ATCamera":
-        csc, driver = _camera({"simulation_mode": mode, "index": index, **kwargs}, data_dir)
+        csc, driver = _camera({"simulation_mode": mode, "index": index, **kwargs}, registries)
     elif name in HARDWARE:
         csc, driver = _HARDWARE_BUILDERS[name]({"simulation_mode": mode, "index": index, **kwargs})
     elif name == "OCPS":
@@ -121,19 +130,21 @@ def build_component(
 
         index = index or 1
         ledger = SqliteLedgerStore(data_dir / "repo" / f"OCPS-{index}-commands.sqlite3")
-        csc = OCPSCsc(data_dir=data_dir, simulation_mode=mode, index=index, ledger_store=ledger, **kwargs)
+        csc = OCPSCsc(
+            data_dir=data_dir, database=database, simulation_mode=mode, index=index, ledger_store=ledger, **kwargs
+        )
     elif name == "ScriptQueue":
         from obsq.csc.component.ledger import SqliteLedgerStore
         from obsq.csc.scriptqueue.csc import ScriptQueueCsc
         from obsq.csc.scriptqueue.runner import ProcessRunner
-        from obsq.csc.scriptqueue.store import SqliteQueueStore
+        from obsq.csc.scriptqueue.store import DatabaseQueueStore
 
         index = index or 2
         runner = ProcessRunner(
             broker=broker_url, root=kwargs.get("root", "obsq"), speed=kwargs["clock"].speed, epoch=epoch,
             ca_file=ca_file, log_dir=data_dir / "logs" / "scripts", env=dict(child_env or {}),
         )  # fmt: skip
-        store = SqliteQueueStore(data_dir / "scriptqueue" / f"ScriptQueue-{index}.sqlite3")
+        store = DatabaseQueueStore(registries.queue(index), f"ScriptQueue:{index}")
         ledger = SqliteLedgerStore(data_dir / "scriptqueue" / f"ScriptQueue-{index}-commands.sqlite3")
         csc = ScriptQueueCsc(runner=runner, store=store, index=index, ledger_store=ledger, **kwargs)
     else:

@@ -88,6 +88,7 @@ def component_argv(
     speed: float = 1.0,
     epoch: float | None = None,
     data: Path | None = None,
+    database: str | None = None,
     state: State = State.STANDBY,
     inject: Sequence[str] = (),
     simulate: bool = True,
@@ -103,6 +104,8 @@ def component_argv(
         argv += ["--epoch", repr(epoch)]
     if data is not None:
         argv += ["--data", str(data)]
+    if database:
+        argv += ["--database", database]
     return argv + [f"--inject={i}" for i in injections_for(cid.name, list(inject))]
 
 
@@ -132,13 +135,15 @@ class Observatory:
     silent_limit_s: float = SILENT_LIMIT_S
     #: each member's own principal's credentials file is DIR/PRINCIPAL.env (else all run as this process)
     credentials_dir: Path | None = None
+    #: the site's database for every member's registries (else SQLite files in `data`)
+    database: str | None = None
     children: dict[ComponentId, Child] = field(default_factory=dict)
 
     def plan(self, epoch: float) -> list[Child]:
         return [
             Child(str(cid), component_argv(cid, broker=str(self.url), root=self.root, ca_file=self.url.ca_file,
-                                           speed=self.speed, epoch=epoch, data=self.data, state=state,
-                                           inject=self.inject),
+                                           speed=self.speed, epoch=epoch, data=self.data, database=self.database,
+                                           state=state, inject=self.inject),
                   self.data / "logs" / log_name(cid), self._environment(cid))
             for cid, state in self.members
         ]  # fmt: skip

@@ -41,6 +41,7 @@ class RunOptions:
     inject: Sequence[str]
     epoch: float | None
     max_payload_bytes: int | None = None
+    database: str | None = None
 
 
 async def run_component(options: RunOptions) -> int:
@@ -56,7 +57,8 @@ async def run_component(options: RunOptions) -> int:
         try:
             csc = build_component(
                 cid.name, index=cid.index, simulate=options.simulate, inject=list(options.inject),
-                data_dir=options.data, broker_url=str(url), epoch=options.epoch, ca_file=url.ca_file, bus=bus,
+                data_dir=options.data, database=options.database, broker_url=str(url), epoch=options.epoch,
+                ca_file=url.ca_file, bus=bus,
                 child_env=child_environment(url, script_credentials()),
                 clock=clock, root=root,
                 initial_state=options.state, override=options.override, config_root=options.config_dir,
@@ -91,6 +93,7 @@ class UpOptions:
     data: Path
     inject: Sequence[str]
     credentials_dir: Path | None = None
+    database: str | None = None
 
 
 def plan_members(only: Sequence[str], states: Sequence[str]) -> list[tuple[ComponentId, State]]:
@@ -129,6 +132,7 @@ async def run_up(options: UpOptions) -> int:
         observatory = Observatory(
             url, root, options.data, options.speed, members, options.inject,
             report=lambda line: print(f"obsq up: {line}", flush=True), credentials_dir=options.credentials_dir,
+            database=options.database,
         )  # fmt: skip
         names = ", ".join(f"{cid} ({state.name})" for cid, state in members)
         print(f"obsq up: {names} on {url} (root {root}, speed {options.speed:g}, data {options.data})", flush=True)

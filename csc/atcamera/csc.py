@@ -3,7 +3,7 @@
 Each exposure publishes startIntegration, waits its exposure time on the clock, publishes
 startReadout, waits the readout time, then (in a worker thread, so the event loop never
 blocks) simulates the pixels, writes the FITS file atomically under
-`{data}/raw/{DAYOBS}/{OBSID}.fits` and records it in `{data}/registry.sqlite3`; endReadout and
+`{data}/raw/{DAYOBS}/{OBSID}.fits` and records it in `{data}/registry.sqlite3` (or the site's database); endReadout and
 largeFileObjectAvailable follow once the file is in place.
 """
 
@@ -129,10 +129,14 @@ def amplifier_header(detector: DetectorModel, amp: int) -> dict[str, Any]:
 class ATCameraCsc(BaseCsc):
     """The LATISS camera."""
 
-    def __init__(self, *, driver: CameraDriver, data_dir: Path, index: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self, *, driver: CameraDriver, data_dir: Path, index: int = 0, registry: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__("ATCamera", index=index, **kwargs)
         self.driver = driver
         self.data_dir = Path(data_dir).absolute()
+        #: the acquired-images registry: a path or the site's database URL
+        self.registry_target = registry or str(self.data_dir / "registry.sqlite3")
         self.registry: AcquiredImages | None = None
         self.readout_time_s = 2.0
         self.lamp_warmup_s = 900.0
@@ -147,7 +151,7 @@ class ATCameraCsc(BaseCsc):
     async def handle_summary_state(self) -> None:
         if self.summary_state in (State.DISABLED, State.ENABLED):
             if self.registry is None:
-                self.registry = await asyncio.to_thread(AcquiredImages, self.data_dir / "registry.sqlite3")
+                self.registry = await asyncio.to_thread(AcquiredImages, self.registry_target)
             if not self._observing:
                 await self.driver.observatory.start()
                 self._observing = True

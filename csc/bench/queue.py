@@ -26,7 +26,7 @@ from obsq.csc.core.states import State
 from obsq.csc.interfaces import wire_limits
 from obsq.csc.scriptqueue.csc import ScriptQueueCsc
 from obsq.csc.scriptqueue.runner import ProcessRunner
-from obsq.csc.scriptqueue.store import SqliteQueueStore
+from obsq.csc.scriptqueue.store import DatabaseQueueStore
 from obsq.scripts.states import ScriptState
 
 
@@ -65,7 +65,7 @@ async def run_queue_benchmark(options: QueueBenchOptions) -> int:
         async with private_broker() as url:
             bus = MqttBus(url, clock=clock)
             runner = ProcessRunner(broker=str(url), root=root, env=child_environment(url))
-            store = SqliteQueueStore(Path(tmp) / "queue.sqlite3")
+            store = DatabaseQueueStore(Path(tmp) / "queue.sqlite3", "ScriptQueue:2")
             csc = ScriptQueueCsc(
                 runner=runner, store=store, bus=bus, clock=clock, root=root, initial_state=State.ENABLED
             )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from obsq.csc.bus.url import BROKER_ENV, DEFAULT_BROKER_URL
 from obsq.csc.core.topics import DEFAULT_ROOT
+from obsq.csc.database import DATABASE_ENV
 
 if TYPE_CHECKING:
     from obsq.csc.app.connection import Connection
@@ -77,6 +78,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def database_url(text: str) -> str:
+    """An argument type: an SQLite path or URL, or a PostgreSQL URL without a password."""
+    from obsq.csc.database import DatabaseError, check_target
+
+    try:
+        return check_target(text)
+    except DatabaseError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def absolute(text: str) -> Path:
     """A path argument made absolute, as child processes may run elsewhere."""
     return Path(text).absolute()
@@ -87,6 +98,11 @@ def add_simulation_options(parser: argparse.ArgumentParser, *, data_help: str) -
     from obsq.csc.injections import INJECTIONS
 
     parser.add_argument("--data", type=absolute, default=DEFAULT_DATA_DIR, help=f"{data_help} (default obsq-data)")
+    parser.add_argument(
+        "--database", type=database_url, default=os.environ.get(DATABASE_ENV) or None, metavar="URL",
+        help="the registries' database, shared by the site's hosts: postgresql://USER@HOST:PORT/DBNAME, password in"
+        f" PGPASSWORD or ~/.pgpass (default ${DATABASE_ENV}, else SQLite files in the data folder)",
+    )  # fmt: skip
     faults = "; ".join(f"{n} ({i.component}: {i.help})" for n, i in INJECTIONS.items())
     parser.add_argument(
         "--inject", action="append", default=[], metavar="NAME[=VALUE]", help=f"fault injection, repeatable: {faults}"

@@ -77,6 +77,6 @@ def run(args: argparse.Namespace) -> int:
     options = RunOptions(
         connection(args), args.component, args.simulate, args.speed, State[args.state.upper()], args.override,
         args.config_dir, args.site, args.log_level, args.data, args.inject, float(epoch) if epoch is not None else None,
-        args.max_payload_bytes,
+        args.max_payload_bytes, args.database,
     )  # fmt: skip
     return run_async(run_component(options))

@@ -43,5 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from obsq.csc.app.components import UpOptions, run_up
 
     only = [name for name in (args.only or "").split(",") if name]
-    options = UpOptions(connection(args), args.speed, args.state, only, args.data, args.inject, args.credentials_dir)
+    options = UpOptions(
+        connection(args), args.speed, args.state, only, args.data, args.inject, args.credentials_dir, args.database
+    )
     return run_async(run_up(options))

@@ -40,5 +40,6 @@ def run(args: argparse.Namespace) -> int:
         connection(args), speed=args.speed, data=args.data,
         blocks=args.blocks.split(",") if args.blocks else BLOCKS, skip_setup=args.skip_setup,
         skip_shutdown=args.skip_shutdown, inject=args.inject, timeout_s=args.timeout,
+        database=args.database,
     )  # fmt: skip
     return run_async(run_weekly(options, ConsoleView()))

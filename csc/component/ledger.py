@@ -4,6 +4,8 @@ ScriptQueue:2 and OCPS:1 use it, so a command delivered again after their restar
 redelivery, a Remote asking again, a replay) is still recognised and not run a second time. Rows
 are appended as commands are admitted (WAL, one connection, no fsync per command: it survives
 the process being killed, which is what a restart is) and pruned to each sender's last window.
+It stays a local SQLite file on a site with a shared database: it is the process's own memory,
+read by nothing else.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from obsq.csc import sqlite
 from obsq.csc.core.ledger import DEFAULT_WINDOW, Admitted
+from obsq.csc.database import BUSY_TIMEOUT_S, Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS admitted (
@@ -31,8 +33,8 @@ class SqliteLedgerStore:
     def __init__(self, path: Path, *, window: int = DEFAULT_WINDOW) -> None:
         self.path = path
         self.window = window
-        sqlite.create(path, SCHEMA)
-        self._db = sqlite3.connect(path, timeout=sqlite.BUSY_TIMEOUT_S, isolation_level=None)
+        Database(path, SCHEMA)
+        self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._added = 0
 

@@ -24,6 +24,7 @@ from typing import Any
 from obsq.csc.clock import wall_tai
 from obsq.csc.component import BaseCsc, Command
 from obsq.csc.core.errors import ExpectedError
+from obsq.csc.database import Registries
 from obsq.csc.ocps.catalog import parse_request
 from obsq.csc.ocps.jobs import Job, JobStore
 
@@ -48,11 +49,14 @@ class _Worker:
 class OCPSCsc(BaseCsc):
     """The reduction service."""
 
-    def __init__(self, *, data_dir: Path, index: int = 1, max_jobs: int = 2, **kwargs: Any) -> None:
+    def __init__(
+        self, *, data_dir: Path, index: int = 1, max_jobs: int = 2, database: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__("OCPS", index=index, **kwargs)
         self.data_dir = Path(data_dir).absolute()
         self.repo_dir = self.data_dir / "repo"
-        self.store = JobStore(self.repo_dir / "jobs.sqlite3")
+        self.registries = Registries.at(self.data_dir, database)
+        self.store = JobStore(self.registries.jobs)
         self.max_jobs = max_jobs
         self._wakeup = asyncio.Event()
         self._workers: list[_Worker] = []
@@ -71,7 +75,7 @@ class OCPSCsc(BaseCsc):
     async def _do_execute(self, command: Command) -> str:
         config = parse_request(command.data["pipeline"], command.data["config"])
         if command.data["pipeline"] == "cpVerifyCounts":  # the camera's registry, in the same data folder
-            config.setdefault("registry", str(self.data_dir / "registry.sqlite3"))
+            config.setdefault("registry", self.registries.acquired)
         job = self.store.add(command.data["pipeline"], config, wall_tai())
         await command.in_progress(ACCEPT_TIMEOUT_S, result=job.id)
         self.log.info("job_queued", job=job.id, pipeline=job.pipeline)
@@ -99,7 +103,8 @@ class OCPSCsc(BaseCsc):
 
     async def _spawn_worker(self) -> None:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "obsq.csc.ocps.worker", str(self.repo_dir), str(self.store.path),
+            sys.executable, "-m", "obsq.csc.ocps.worker", str(self.repo_dir), self.registries.jobs,
+            self.registries.calibration,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         worker = _Worker(process)

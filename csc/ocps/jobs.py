@@ -1,25 +1,25 @@
-"""The OCPS job table: every job, its configuration, state and result, in SQLite next to the repository.
+"""The OCPS job table: every job, its configuration, state and result, next to the repository.
 
 A job is QUEUED when accepted, RUNNING while its worker process lives, then DONE or FAILED with
 its result. The table outlives the service: at start, jobs left QUEUED or RUNNING (their worker
-died with the old service) are queued again, and finished results stay readable.
+died with the old service) are queued again, and finished results stay readable. It is an SQLite
+file, or a table in the site's PostgreSQL database (`obsq.csc.database`).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from obsq.csc import sqlite
+from obsq.csc.database import Database, Row, Transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, number INTEGER NOT NULL, pipeline TEXT NOT NULL, config TEXT NOT NULL,
-    state TEXT NOT NULL, created REAL NOT NULL, started REAL, finished REAL,
+    state TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, started DOUBLE PRECISION, finished DOUBLE PRECISION,
     exit_code INTEGER, result TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT 0
 );
 """
@@ -49,16 +49,15 @@ class Job:
 class JobStore:
     """The job table; any process may open it (the service and its workers do)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        sqlite.create(path, SCHEMA)
+    def __init__(self, target: str | Path) -> None:
+        self.db = Database(target, SCHEMA)
 
-    def connect(self) -> AbstractContextManager[sqlite3.Connection]:
-        return sqlite.transaction(self.path, named_rows=True)
+    def connect(self) -> AbstractContextManager[Transaction]:
+        return self.db.transaction()
 
     def add(self, pipeline: str, config: dict[str, Any], now: float) -> Job:
         with self.connect() as db:
-            number = (db.execute("SELECT MAX(number) FROM jobs").fetchone()[0] or 0) + 1
+            number = int(db.execute("SELECT MAX(number) FROM jobs").scalar() or 0) + 1
             job_id = f"ocps-{number:06d}"
             db.execute(
                 "INSERT INTO jobs (id, number, pipeline, config, state, created) VALUES (?, ?, ?, ?, 'QUEUED', ?)",
@@ -71,12 +70,12 @@ class JobStore:
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise KeyError(f"no job {job_id!r}")
-        return Job(**(dict(row) | {"config": json.loads(row["config"])}))
+        return _job(row)
 
     def jobs(self, *states: str) -> list[Job]:
         with self.connect() as db:
-            rows = db.execute("SELECT id FROM jobs ORDER BY number").fetchall()
-        found = [self.get(r["id"]) for r in rows]
+            rows = db.execute("SELECT * FROM jobs ORDER BY number").fetchall()
+        found = [_job(r) for r in rows]
         return [j for j in found if not states or j.state in states]
 
     def start(self, job_id: str, now: float) -> None:
@@ -98,3 +97,7 @@ class JobStore:
             rows = db.execute("SELECT id FROM jobs WHERE state IN ('QUEUED', 'RUNNING') ORDER BY number").fetchall()
             db.execute("UPDATE jobs SET state = 'QUEUED' WHERE state = 'RUNNING'")
         return [r["id"] for r in rows]
+
+
+def _job(row: Row) -> Job:
+    return Job(**(dict(row) | {"config": json.loads(row["config"])}))

@@ -3,15 +3,15 @@
 Layout of a repository folder:
 
 - `registry.sqlite3`: products, certifications (the CALIBRATION collection with validity
-  ranges), their history, and verification checks;
+  ranges), their history, and verification checks; or these tables in the site's PostgreSQL
+  database when the repository is given one (`obsq.csc.database`), its files on a shared folder;
 - `calib/<type>/<signature>/<filter>/<type>_v<N>.<ext>`: the product files, written under a
   temporary name and renamed into place; a file is never overwritten (a rebuild is version N+1).
 
 Lookup follows filabres (exact signature, then time) with Rubin's certification on top: a
 certified product whose validity range holds the time comes first; otherwise the nearest
 product in time of the same signature is returned flagged as uncertified with its distance in
-days, never a silent substitute. The SQL lives in `SqliteRegistry`; another database can stand
-in for it by giving the same methods.
+days, never a silent substitute.
 """
 
 from __future__ import annotations
@@ -21,39 +21,39 @@ import datetime
 import json
 import math
 import os
-import sqlite3
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from obsq.csc import sqlite
+from obsq.csc.database import Database, Row, Transaction
 from obsq.csc.ocps.catalog import PRODUCT_TYPES
 from obsq.csc.reduction.frames import safe_name, signature_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {auto_id},
     type TEXT NOT NULL, sigkey TEXT NOT NULL, signature TEXT NOT NULL, filter TEXT NOT NULL,
     version INTEGER NOT NULL, path TEXT NOT NULL, collection TEXT NOT NULL,
-    mjd_first REAL NOT NULL, mjd_last REAL NOT NULL, mjd_mean REAL NOT NULL,
+    mjd_first DOUBLE PRECISION NOT NULL, mjd_last DOUBLE PRECISION NOT NULL, mjd_mean DOUBLE PRECISION NOT NULL,
     inputs TEXT NOT NULL, config TEXT NOT NULL, software TEXT NOT NULL, created TEXT NOT NULL,
     stats TEXT NOT NULL, verified TEXT NOT NULL DEFAULT 'not verified',
     UNIQUE (type, sigkey, filter, version)
 );
 CREATE TABLE IF NOT EXISTS certifications (
-    product_id INTEGER NOT NULL REFERENCES products(id), begin_mjd REAL NOT NULL, end_mjd REAL NOT NULL,
+    product_id BIGINT NOT NULL REFERENCES products(id), begin_mjd DOUBLE PRECISION NOT NULL,
+    end_mjd DOUBLE PRECISION NOT NULL,
     certified TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS certification_history (
-    product_id INTEGER NOT NULL, action TEXT NOT NULL, begin_mjd REAL NOT NULL, end_mjd REAL NOT NULL,
+    product_id BIGINT NOT NULL, action TEXT NOT NULL, begin_mjd DOUBLE PRECISION NOT NULL,
+    end_mjd DOUBLE PRECISION NOT NULL,
     at TEXT NOT NULL, detail TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS checks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, product_id INTEGER, kind TEXT NOT NULL,
+    id {auto_id}, job TEXT NOT NULL, product_id BIGINT, kind TEXT NOT NULL,
     name TEXT NOT NULL, amp TEXT NOT NULL, exposure TEXT NOT NULL, passed INTEGER NOT NULL,
-    value REAL NOT NULL, limit_value REAL NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL
+    value DOUBLE PRECISION NOT NULL, limit_value DOUBLE PRECISION NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL
 );
 """
 
@@ -122,25 +122,17 @@ def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         os.close(fd)
 
 
-class SqliteRegistry:
-    """The registry in SQLite; one connection per call, so threads and processes may share it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        sqlite.create(path, SCHEMA)
-
-    def connect(self) -> AbstractContextManager[sqlite3.Connection]:
-        return sqlite.transaction(self.path, named_rows=True)
-
-
 class Repository:
-    """A calibration repository folder; `now` gives the wall clock (UTC unix seconds) for its records."""
+    """A calibration repository folder; `now` gives the wall clock (UTC unix seconds) for its records.
 
-    def __init__(self, root: str | os.PathLike[str], *, now: Callable[[], float]) -> None:
+    Its registry is `root/registry.sqlite3` unless `database` names another (a path or URL).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, now: Callable[[], float], database: str | None = None) -> None:
         self.now = now
         self.root = Path(root).absolute()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.registry = SqliteRegistry(self.root / "registry.sqlite3")
+        self.registry = Database(database or self.root / "registry.sqlite3", SCHEMA)
 
     # --- products ---------------------------------------------------------------------------
 
@@ -177,34 +169,34 @@ class Repository:
             )
         folder = self.root / "calib" / type_ / safe_name(sigkey) / safe_name(filter_)
         folder.mkdir(parents=True, exist_ok=True)
-        with self.registry.connect() as db:
-            row = db.execute(
+        with self.registry.transaction() as db:
+            last = db.execute(
                 "SELECT MAX(version) FROM products WHERE type = ? AND sigkey = ? AND filter = ?",
                 (type_, sigkey, filter_),
-            ).fetchone()
-        version = (row[0] or 0) + 1
+            ).scalar()
+        version = int(last or 0) + 1
         while (folder / f"{type_}_v{version}.{suffix}").exists():  # a file a crashed job left unregistered
             version += 1
         path = folder / f"{type_}_v{version}.{suffix}"
         _write_atomically(path, write)
         try:
-            with self.registry.connect() as db:
-                cursor = db.execute(
+            with self.registry.transaction() as db:
+                added = db.execute(
                     "INSERT INTO products (type, sigkey, signature, filter, version, path, collection, mjd_first, "
                     "mjd_last, mjd_mean, inputs, config, software, created, stats) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (type_, sigkey, json.dumps(signature, sort_keys=True), filter_, version,
                      str(path.relative_to(self.root)), collection, min(mjds), max(mjds), sum(mjds) / len(mjds),
                      json.dumps(inputs), json.dumps(config, sort_keys=True), software, iso_stamp(self.now()),
                      json.dumps(stats)),
                 )  # fmt: skip
-                product_id = int(cursor.lastrowid or 0)
+                product_id = int(added.scalar())
         except Exception:
             path.unlink(missing_ok=True)
             raise
         return self.product(product_id)
 
-    def _product(self, db: sqlite3.Connection, row: sqlite3.Row) -> Product:
+    def _product(self, db: Transaction, row: Row) -> Product:
         ranges = db.execute(
             "SELECT begin_mjd, end_mjd FROM certifications WHERE product_id = ? ORDER BY begin_mjd", (row["id"],)
         ).fetchall()
@@ -218,7 +210,7 @@ class Repository:
         )  # fmt: skip
 
     def product(self, product_id: int) -> Product:
-        with self.registry.connect() as db:
+        with self.registry.transaction() as db:
             row = db.execute("SELECT * FROM products WHERE id = ?", (product_id,)).fetchone()
             if row is None:
                 raise RepositoryError(f"no product {product_id} in {self.root}")
@@ -226,10 +218,11 @@ class Repository:
 
     def products(self, *, type_: str | None = None, where: str | None = None) -> list[Product]:
         """Products, oldest first; `where` is an expression over a product's fields (see `matches`)."""
-        with self.registry.connect() as db:
-            rows = db.execute(
-                "SELECT * FROM products WHERE (? IS NULL OR type = ?) ORDER BY id", (type_, type_)
-            ).fetchall()
+        with self.registry.transaction() as db:
+            if type_ is None:
+                rows = db.execute("SELECT * FROM products ORDER BY id").fetchall()
+            else:
+                rows = db.execute("SELECT * FROM products WHERE type = ? ORDER BY id", (type_,)).fetchall()
             found = [self._product(db, r) for r in rows]
         if where:
             test = compile_filter(where)
@@ -240,7 +233,7 @@ class Repository:
         return self.root / product.path
 
     def set_verified(self, product_id: int, verdict: str) -> None:
-        with self.registry.connect() as db:
+        with self.registry.transaction() as db:
             db.execute("UPDATE products SET verified = ? WHERE id = ?", (verdict, product_id))
 
     # --- certification ----------------------------------------------------------------------
@@ -258,22 +251,25 @@ class Repository:
         if product.verified.startswith("failed") and not force:
             raise RepositoryError(f"product {product_id} failed verification ({product.verified}); --force to certify")
         actions = []
-        with self.registry.connect() as db:
+        with self.registry.transaction() as db:
             overlapping = db.execute(
-                "SELECT c.rowid, c.product_id, c.begin_mjd, c.end_mjd FROM certifications c "
+                "SELECT c.product_id, c.begin_mjd, c.end_mjd FROM certifications c "
                 "JOIN products p ON p.id = c.product_id "
                 "WHERE p.type = ? AND p.sigkey = ? AND p.filter = ? AND c.begin_mjd < ? AND c.end_mjd > ?",
                 (product.type, product.sigkey, product.filter, end_mjd, begin_mjd),
             ).fetchall()
             if overlapping and not force:
-                names = ", ".join(f"product {r[1]} [{r[2]:.5f}, {r[3]:.5f})" for r in overlapping)
+                names = ", ".join(f"product {r[0]} [{r[1]:.5f}, {r[2]:.5f})" for r in overlapping)
                 raise RepositoryError(
                     f"product {product_id}'s range [{begin_mjd:.5f}, {end_mjd:.5f}) overlaps {names}; "
                     "--force supersedes them over that range"
                 )
             stamp = iso_stamp(self.now())
-            for rowid, other, begin, end in overlapping:
-                db.execute("DELETE FROM certifications WHERE rowid = ?", (rowid,))
+            for other, begin, end in overlapping:
+                db.execute(
+                    "DELETE FROM certifications WHERE product_id = ? AND begin_mjd = ? AND end_mjd = ?",
+                    (other, begin, end),
+                )
                 for piece in ((begin, begin_mjd), (end_mjd, end)):
                     if piece[1] > piece[0]:
                         db.execute("INSERT INTO certifications VALUES (?, ?, ?, ?)", (other, piece[0], piece[1], stamp))
@@ -292,7 +288,7 @@ class Repository:
         return actions
 
     def history(self, product_id: int) -> list[dict[str, Any]]:
-        with self.registry.connect() as db:
+        with self.registry.transaction() as db:
             rows = db.execute("SELECT * FROM certification_history WHERE product_id = ?", (product_id,)).fetchall()
         return [dict(r) for r in rows]
 
@@ -320,7 +316,7 @@ class Repository:
 
     def record_checks(self, job: str, kind: str, product_id: int | None, checks: list[dict[str, Any]]) -> None:
         stamp = iso_stamp(self.now())
-        with self.registry.connect() as db:
+        with self.registry.transaction() as db:
             db.executemany(
                 "INSERT INTO checks (job, product_id, kind, name, amp, exposure, passed, value, limit_value, detail, "
                 "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -329,7 +325,7 @@ class Repository:
             )  # fmt: skip
 
     def checks(self, *, since: str = "") -> list[dict[str, Any]]:
-        with self.registry.connect() as db:
+        with self.registry.transaction() as db:
             rows = db.execute("SELECT * FROM checks WHERE at >= ? ORDER BY id", (since,)).fetchall()
         return [dict(r) for r in rows]
 

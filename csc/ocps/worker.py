@@ -1,4 +1,6 @@
-"""An OCPS worker process: `python -m obsq.csc.ocps.worker REPO JOBS_DB`, one job at a time.
+"""An OCPS worker process: `python -m obsq.csc.ocps.worker REPO JOBS REGISTRY`, one job at a time.
+
+JOBS and REGISTRY are the job table and the calibration registry, each a path or a URL.
 
 The reduction service keeps a few of these running, so a job starts at once instead of paying
 for the numeric stack's imports. The worker reads job ids from stdin, one per line; for each it
@@ -16,7 +18,6 @@ import os
 import sys
 import threading
 import traceback
-from pathlib import Path
 
 from obsq.csc.clock import blocking_sleep, utc_now_unix, wall_tai
 from obsq.csc.ocps import catalog, pipelines
@@ -58,9 +59,9 @@ def run_job(store: JobStore, repo: Repository, job_id: str) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    repo_dir, jobs_db = argv
-    store = JobStore(Path(jobs_db))
-    repo = Repository(repo_dir, now=utc_now_unix)
+    repo_dir, jobs, calibration = argv
+    store = JobStore(jobs)
+    repo = Repository(repo_dir, now=utc_now_unix, database=calibration)
     threading.Thread(target=_exit_with_parent, daemon=True).start()
     print("ready", flush=True)
     for line in sys.stdin:

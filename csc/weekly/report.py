@@ -18,6 +18,7 @@ import numpy as np
 from astropy.io import fits
 
 from obsq.csc.clock import utc_now_unix
+from obsq.csc.database import Registries
 from obsq.csc.ocps.jobs import JobStore
 from obsq.csc.ocps.pipelines import summarise
 from obsq.csc.ocps.repository import Repository
@@ -26,9 +27,9 @@ from obsq.csc.ocps.repository import Repository
 PTC_GAIN_TOLERANCE = 0.02
 
 
-def collect(repo_dir: Path) -> dict[str, Any]:
+def collect(registries: Registries) -> dict[str, Any]:
     """Everything the repository and the job table say about the run."""
-    repo = Repository(repo_dir, now=utc_now_unix)
+    repo = Repository(registries.data_dir / "repo", now=utc_now_unix, database=registries.calibration)
     checks = repo.checks()
     kinds = sorted({row["kind"] for row in checks})
     verification = {kind: summarise([row for row in checks if row["kind"] == kind]) for kind in kinds}
@@ -53,7 +54,7 @@ def collect(repo_dir: Path) -> dict[str, Any]:
                 "gain_ok": ratio is not None and abs(ratio - 1) <= PTC_GAIN_TOLERANCE,
             }
         ptc = {"product": latest.id, "plot": str(repo.path_of(latest)), "amps": amps, "n_inputs": len(latest.inputs)}
-    jobs = JobStore(repo_dir / "jobs.sqlite3").jobs()
+    jobs = JobStore(registries.jobs).jobs()
     failed_jobs = [{"id": j.id, "pipeline": j.pipeline, "result": j.result} for j in jobs if j.state == "FAILED"]
     passed = not failures and not failed_jobs and (ptc is None or all(a["gain_ok"] for a in ptc["amps"].values()))
     return {

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from obsq.csc.acquired import AcquiredImages
 from obsq.csc.app.connection import Connection, connected_bus
 from obsq.csc.bus.brokers import private_broker
 from obsq.csc.clock import LoopClock, perf_counter, utc_now_unix
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.errors import UsageError
+from obsq.csc.database import DatabaseError, Registries, describe, exists
 from obsq.csc.injections import InjectionError, parse_injections
 from obsq.csc.observatory import Observatory
 from obsq.csc.weekly.follow import Progress, QueueFollower, add_blocks, follow
@@ -57,6 +59,8 @@ class WeeklyOptions:
     skip_shutdown: bool = False
     inject: Sequence[str] = ()
     timeout_s: float = 1800.0
+    #: the simulated observatory's registries in this database (one of its own) instead of SQLite files
+    database: str | None = None
 
     def chosen_blocks(self) -> list[str]:
         blocks = list(self.blocks)
@@ -65,6 +69,19 @@ class WeeklyOptions:
         if self.skip_shutdown:
             blocks = [b for b in blocks if b != "BLOCK-310"]
         return blocks
+
+
+def check_empty(database: str) -> None:
+    """A simulated run's database must be its own: its summary counts every image the registry holds."""
+    try:
+        taken = len(AcquiredImages(database).images())
+    except DatabaseError as exc:
+        raise UsageError(f"--database: {exc}") from None
+    if taken:
+        raise UsageError(
+            f"--database {describe(database)} holds {taken} acquired images already; a simulated weekly needs an "
+            "empty database of its own (its summary and report count everything in the registries)"
+        )
 
 
 async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
@@ -77,6 +94,9 @@ async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
     stamp = datetime.datetime.fromtimestamp(utc_now_unix(), tz=datetime.UTC).strftime("%Y%m%dT%H%M%S")
     data = options.data / f"weekly-{stamp}"
     simulate = not options.connection.given
+    registries = Registries.at(data, options.database)
+    if simulate and options.database:
+        check_empty(options.database)
     root = f"weekly-{os.getpid()}" if simulate else options.connection.checked_root()
     clock = LoopClock()  # the run works in wall time: processes and files do not speed up with the simulation
     t0 = perf_counter()
@@ -89,7 +109,9 @@ async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
             view.line(f"obsq weekly: driving {QUEUE} on {url} (root {root})")
         bus = await stack.enter_async_context(connected_bus(options.connection, url, clock=clock))
         if simulate:
-            observatory = Observatory(url, root, data, options.speed, inject=options.inject, report=view.line)
+            observatory = Observatory(
+                url, root, data, options.speed, inject=options.inject, report=view.line, database=options.database
+            )
             await stack.enter_async_context(observatory.running(bus, clock))
             view.line(f"obsq weekly: observatory ready after {perf_counter() - t0:.1f} s")
         remote = await stack.enter_async_context(Remote(bus, QUEUE, clock=clock, root=root))
@@ -101,7 +123,7 @@ async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
             view.line(f"obsq weekly: {exc}")
         lamp = await lamp_state(bus, root, clock)
         if simulate:
-            view.line(await run_ptc(bus, root, clock, ptc_inputs(data / "registry.sqlite3")))
+            view.line(await run_ptc(bus, root, clock, ptc_inputs(registries.acquired)))
         scripts = [
             {"index": i["index"], "block": i["block"], "path": i["path"], "state": i["state"], "reason": i["reason"]}
             for i in follower.ours()
@@ -114,12 +136,12 @@ async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
             "outcome": "all scripts DONE" if ok else "FAILED: not every script is DONE",
             "wall_time_s": perf_counter() - t0,
             "scripts": scripts,
-            "images": image_summary(data / "registry.sqlite3"),
+            "images": image_summary(registries.acquired) if simulate else [],
             "lamp": lamp,
             "file": str(data / "weekly-summary.json"),
         }
-        if (data / "repo" / "registry.sqlite3").is_file():
-            results = collect(data / "repo")
+        if simulate and exists(registries.calibration):
+            results = collect(registries)
             summary["calibration"] = results
             summary["report"] = str(data / "report" / "report.html")
             write_report(data / "report", results, summary)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from obsq.csc.acquired import AcquiredImages
@@ -13,15 +12,16 @@ from obsq.csc.clock import Clock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.core.states import State
+from obsq.csc.database import exists
 from obsq.scripts.ocps import Ocps
 
 #: The reason BLOCK-295's take_image_latiss gives its PTC flats.
 PTC_REASON = "weekly_PTC"
 
 
-def image_summary(registry: Path) -> list[dict[str, Any]]:
-    """Images per type, filter, grating and exposure time in the registry."""
-    if not registry.is_file():
+def image_summary(registry: str) -> list[dict[str, Any]]:
+    """Images per type, filter, grating and exposure time in the registry (a path or URL)."""
+    if not exists(registry):
         return []
     counts = Counter((i.imgtype, i.filter, i.grating, i.exptime) for i in AcquiredImages(registry).images())
     return [
@@ -30,9 +30,9 @@ def image_summary(registry: Path) -> list[dict[str, Any]]:
     ]
 
 
-def ptc_inputs(registry: Path, reason: str = PTC_REASON) -> list[str]:
+def ptc_inputs(registry: str, reason: str = PTC_REASON) -> list[str]:
     """The PTC flats of the run (take_image_latiss with BLOCK-295's reason), in sequence order."""
-    if not registry.is_file():
+    if not exists(registry):
         return []
     return [i.path for i in AcquiredImages(registry).images(reason=reason)]
 

@@ -95,7 +95,7 @@ async def test_bad_requests_are_refused_at_the_door(rig: Rig) -> None:
         await rig.remote.command(
             "execute", {"pipeline": "cpVerifyCounts", "config": '{"planned": ["r"], "groupid": "g"}'}
         )
-    assert JobStore(rig.csc.store.path).jobs() == []  # type: ignore[attr-defined]
+    assert rig.csc.store.jobs() == []  # type: ignore[attr-defined]
 
 
 async def test_a_killed_worker_is_a_failed_job(rig: Rig, tmp_path: Path, detector: DetectorModel) -> None:

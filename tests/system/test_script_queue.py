@@ -22,7 +22,7 @@ from obsq.csc.core.topics import ComponentId
 from obsq.csc.observatory import component_argv
 from obsq.csc.scriptqueue.csc import ScriptQueueCsc
 from obsq.csc.scriptqueue.runner import ProcessRunner
-from obsq.csc.scriptqueue.store import SqliteQueueStore
+from obsq.csc.scriptqueue.store import DatabaseQueueStore
 from obsq.scripts.library import SITE_ROOTS_ENV, ScriptRoots
 
 from .test_components import until
@@ -67,7 +67,8 @@ async def start_queue(url: str, root: str, store: Path) -> tuple[ScriptQueueCsc,
     bus = MqttBus(BrokerUrl.parse(url), clock=CLOCK)
     roots = ScriptRoots(ScriptRoots.default().standard, ScriptRoots.default().external, (SITE,))
     csc = ScriptQueueCsc(
-        runner=ProcessRunner(broker=url, root=root, log_dir=store.parent / "logs"), store=SqliteQueueStore(store),
+        runner=ProcessRunner(broker=url, root=root, log_dir=store.parent / "logs"),
+        store=DatabaseQueueStore(store, "ScriptQueue:2"),
         roots=roots, bus=bus, clock=CLOCK, root=root, initial_state=State.ENABLED,
     )  # fmt: skip
     await bus.start()

@@ -8,7 +8,7 @@ import pytest
 
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.scriptqueue.model import FailureStrategy, Location, ProcessState, QueueItem, QueueModel
-from obsq.csc.scriptqueue.store import MemoryQueueStore, QueueStore, SqliteQueueStore
+from obsq.csc.scriptqueue.store import DatabaseQueueStore, MemoryQueueStore, QueueStore
 from obsq.scripts.states import ScriptState
 
 
@@ -163,7 +163,9 @@ async def test_store_round_trip_and_lost_running_script(tmp_path: Path, kind: st
     model.add([a, b])
     ready(model, a, b)
     model.start(a, 0)
-    store: QueueStore = SqliteQueueStore(tmp_path / "queue.sqlite3") if kind == "sqlite" else MemoryQueueStore()
+    store: QueueStore = MemoryQueueStore()
+    if kind == "sqlite":
+        store = DatabaseQueueStore(tmp_path / "queue.sqlite3", "ScriptQueue:2")
     await store.save(model)
     again = store.load(first_index=200_000)
     assert (again.current.index if again.current else None, indices(again), again.next_index) == (
