@@ -12,12 +12,13 @@ PGPASSWORD or the PGPASSFILE file (~/.pgpass by default) of the process.
 
 `Database.transaction()` is one transaction: it commits on success and rolls back on an
 exception. SQLite opens a connection per transaction, so threads and processes share a file;
-PostgreSQL keeps one connection per Database (transactions take turns on it, and a connection the
-server dropped is opened again at the next transaction).
+PostgreSQL keeps one connection per database per process (transactions take turns on it, and a
+connection the server dropped is opened again at the next transaction).
 """
 
 from __future__ import annotations
 
+import atexit
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -184,8 +185,6 @@ class Database:
             check_target(self.target)
         else:
             raise DatabaseError(f"database {describe(target)}: scheme must be sqlite:// or postgresql://")
-        self._lock = threading.Lock()
-        self._connection: Any = None
         self._create(schema.replace("{auto_id}", _AUTO_ID[self.dialect]))
 
     def __repr__(self) -> str:
@@ -198,10 +197,13 @@ class Database:
                 tx.execute("PRAGMA journal_mode=WAL")
                 tx._connection.executescript(schema)  # noqa: SLF001 - a script is SQLite's own call
             return
+        if (self.target, schema) in _APPLIED:
+            return
         with self.transaction() as tx:
             tx.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
             for statement in filter(None, (s.strip() for s in schema.split(";"))):
                 tx.execute(statement)
+        _APPLIED.add((self.target, schema))
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -213,14 +215,21 @@ class Database:
             finally:
                 db.close()
             return
-        with self._lock:
-            connection = self._postgresql()
-            with connection.transaction():
-                yield Transaction(connection, "postgresql")
+        with _server(self.target) as connection, connection.transaction():
+            yield Transaction(connection, "postgresql")
 
-    def _postgresql(self) -> Any:
-        if self._connection is not None and not (self._connection.closed or self._connection.broken):
-            return self._connection
+
+class _Server:
+    """One connection per server database per process, shared by every Database on it; turns by a lock."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.lock = threading.Lock()
+        self.connection: Any = None
+
+    def connect(self) -> Any:
+        if self.connection is not None and not (self.connection.closed or self.connection.broken):
+            return self.connection
         try:
             import psycopg
         except ImportError:
@@ -229,16 +238,41 @@ class Database:
                 " (pip install 'obsq[postgresql]')"
             ) from None
         try:
-            self._connection = psycopg.connect(self.target, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+            self.connection = psycopg.connect(self.target, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
         except psycopg.OperationalError as exc:
             raise DatabaseError(f"database {describe(self.target)}: {str(exc).strip()}") from None
-        return self._connection
+        return self.connection
 
     def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+        with self.lock:
+            if self.connection is not None:
+                self.connection.close()
+                self.connection = None
+
+
+_SERVERS: dict[str, _Server] = {}
+#: (target, schema) pairs applied on a server by this process: a registry opened again costs nothing.
+_APPLIED: set[tuple[str, str]] = set()
+_SERVERS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _server(target: str) -> Iterator[Any]:
+    with _SERVERS_LOCK:
+        server = _SERVERS.setdefault(target, _Server(target))
+    with server.lock:
+        yield server.connect()
+
+
+@atexit.register
+def close_connections() -> None:
+    """Close this process's connections to database servers (at exit, and when a test drops its database)."""
+    with _SERVERS_LOCK:
+        servers = list(_SERVERS.values())
+        _SERVERS.clear()
+        _APPLIED.clear()
+    for server in servers:
+        server.close()
 
 
 @dataclass(frozen=True)

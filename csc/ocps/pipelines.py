@@ -363,7 +363,7 @@ def count_check(repo: Repository, config: dict[str, Any], job: str = "local") ->
     planned: Counter[tuple[str, str, float]] = Counter()
     for item in config["planned"]:
         planned[(item["imgtype"], item["filter"], round(float(item["exptime"]), 3))] += int(item["count"])
-    images = AcquiredImages(Path(config["registry"])).images(groupid=config["groupid"])
+    images = AcquiredImages(config["registry"]).images(groupid=config["groupid"])
     taken: Counter[tuple[str, str, float]] = Counter(
         (i.imgtype, i.filter, round(i.exptime, 3)) for i in images if Path(i.path).exists()
     )

@@ -22,7 +22,10 @@ from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock, blocking_sleep
 from obsq.csc.core.topics import ComponentId
+from obsq.csc.database import close_connections
 from obsq.csc.observatory import component_argv
+
+from .postgres import PostgresServer
 
 pytestmark = pytest.mark.system
 
@@ -44,6 +47,24 @@ def start_mosquitto(port: int | None = None) -> MosquittoProcess:
     except OSError as exc:
         pytest.fail(f"mosquitto could not start: {exc}")
     return broker
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server of the tests' own for the session (each test takes its own database)."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A new, empty database on the tests' server (this process's connections to it closed after)."""
+    yield postgres_server.database()
+    close_connections()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from obsq.csc.bus.brokers import mosquitto_path
@@ -129,3 +130,39 @@ def test_weekly_with_a_drifting_dome_fails_and_names_the_flats(tmp_path: Path) -
     # no master is made of the misaligned SDSSr flat, so none is certified
     assert not [m for m in summary["calibration"]["masters"] if m["filter"].startswith("SDSSr")]
     assert "calibration FAILED" in result.stdout
+
+
+def test_weekly_with_its_registries_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    """The same weekly with every registry in a PostgreSQL database: images, jobs, queue, masters."""
+    if mosquitto_path() is None and not REQUIRE_MOSQUITTO:
+        pytest.skip("mosquitto not installed: obsq weekly would use the embedded broker")
+    result = subprocess.run(
+        [sys.executable, "-m", "obsq.csc.cli", "weekly", "--data", str(tmp_path), "--speed", "600",
+         "--database", postgres_url],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run,) = tmp_path.glob("weekly-*")
+    assert not list(run.rglob("registry.sqlite3"))
+    assert not list(run.rglob("jobs.sqlite3"))
+    assert not list(run.rglob("ScriptQueue-2.sqlite3"))
+    with psycopg.connect(postgres_url) as db:
+        taken = Counter(db.execute("SELECT imgtype, filter, grating, exptime FROM acquired_images").fetchall())
+        certified = db.execute("SELECT COUNT(*) FROM certifications").fetchone()
+        jobs = dict(db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
+        history = db.execute("SELECT COUNT(*) FROM queue_items WHERE queue = 'ScriptQueue:2'").fetchone()
+    assert taken == planned_images()
+    assert certified is not None
+    assert certified[0] >= 4
+    assert set(jobs) == {"DONE"}, jobs
+    assert history is not None
+    assert history[0] >= 13
+    summary = json.loads((run / "weekly-summary.json").read_text())
+    assert summary["calibration"]["passed"]
+    assert sum(i["count"] for i in summary["images"]) == 205
+    again = subprocess.run(
+        [sys.executable, "-m", "obsq.csc.cli", "weekly", "--data", str(tmp_path), "--database", postgres_url],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert again.returncode == 2
+    assert "holds 205 acquired images already" in again.stderr
