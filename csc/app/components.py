@@ -20,6 +20,7 @@ from obsq.csc.compose import CompositionError, build_component
 from obsq.csc.core.errors import BusDisconnectedError, UsageError
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId
+from obsq.csc.database import DatabaseError
 from obsq.csc.injections import InjectionError, parse_injections
 from obsq.csc.observatory import OBSERVATORY, Observatory, member
 
@@ -42,6 +43,8 @@ class RunOptions:
     epoch: float | None
     max_payload_bytes: int | None = None
     database: str | None = None
+    #: the credentials file the queue hands its scripts (else $OBSQ_SCRIPT_CREDENTIALS)
+    script_credentials: Path | None = None
 
 
 async def run_component(options: RunOptions) -> int:
@@ -59,13 +62,13 @@ async def run_component(options: RunOptions) -> int:
                 cid.name, index=cid.index, simulate=options.simulate, inject=list(options.inject),
                 data_dir=options.data, database=options.database, broker_url=str(url), epoch=options.epoch,
                 ca_file=url.ca_file, bus=bus,
-                child_env=child_environment(url, script_credentials()),
+                child_env=child_environment(url, options.script_credentials or script_credentials()),
                 clock=clock, root=root,
                 initial_state=options.state, override=options.override, config_root=options.config_dir,
                 site=options.site, log_level=logging.getLevelNamesMapping()[options.log_level.upper()],
                 max_payload_bytes=options.max_payload_bytes,
             )  # fmt: skip
-        except CompositionError as exc:
+        except (CompositionError, DatabaseError) as exc:
             raise UsageError(str(exc)) from None
         try:
             await bus.start()

@@ -27,6 +27,8 @@ PASSWORD_ENV = "OBSQ_PASSWORD"  # noqa: S105 — the name of a variable, not a p
 CA_FILE_ENV = "OBSQ_CA_FILE"
 #: On a queue's host: the credentials file of the principal its scripts run as (default: the queue's own).
 SCRIPT_CREDENTIALS_ENV = "OBSQ_SCRIPT_CREDENTIALS"
+#: On a site host: the folder of make-secrets' credentials files, one per principal (`obsq csc run`).
+CREDENTIALS_DIR_ENV = "OBSQ_CREDENTIALS_DIR"
 _KEYS = (USERNAME_ENV, PASSWORD_ENV, CA_FILE_ENV)
 
 

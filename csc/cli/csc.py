@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
+from obsq.csc.bus.credentials import CREDENTIALS_DIR_ENV
 from obsq.csc.cli.common import (
     Subparsers,
     add_connection_options,
@@ -33,6 +35,11 @@ def add(sub: Subparsers) -> None:
     q.add_argument(
         "--max-payload-bytes", type=payload_bytes, default=None, metavar="N",
         help="largest command payload accepted (default: maxPayloadBytes of schemas/interfaces/generics.json, 1 MB)",
+    )  # fmt: skip
+    q.add_argument(
+        "--credentials-dir", type=Path, default=os.environ.get(CREDENTIALS_DIR_ENV) or None, metavar="DIR",
+        help="run as this component's own principal, DIR/PRINCIPAL.env, and hand the queue's scripts DIR/Script.env"
+        f" (make-secrets' credentials/ folder; default ${CREDENTIALS_DIR_ENV}); --credentials wins if given",
     )  # fmt: skip
     add_simulation_options(q, data_help="where the camera writes raws and its registry")
     add_connection_options(q)
@@ -68,15 +75,24 @@ def run(args: argparse.Namespace) -> int:
 
         print("\n".join(site_principals()))
         return 0
-    import os
+    import dataclasses
 
+    from obsq.csc.app.bus_tools import component_id
     from obsq.csc.app.components import RunOptions, run_component
+    from obsq.csc.core.principals import SCRIPTS_PRINCIPAL, principal_user
     from obsq.csc.core.states import State
 
     epoch = args.epoch if args.epoch is not None else os.environ.get("OBSQ_EPOCH")
+    link = connection(args)
+    script_credentials = None
+    if args.credentials_dir is not None:
+        if link.credentials is None:
+            own = args.credentials_dir / f"{principal_user(component_id(args.component))}.env"
+            link = dataclasses.replace(link, credentials=own)
+        script_credentials = args.credentials_dir / f"{SCRIPTS_PRINCIPAL}.env"
     options = RunOptions(
-        connection(args), args.component, args.simulate, args.speed, State[args.state.upper()], args.override,
+        link, args.component, args.simulate, args.speed, State[args.state.upper()], args.override,
         args.config_dir, args.site, args.log_level, args.data, args.inject, float(epoch) if epoch is not None else None,
-        args.max_payload_bytes, args.database,
+        args.max_payload_bytes, args.database, script_credentials,
     )  # fmt: skip
     return run_async(run_component(options))

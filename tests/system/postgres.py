@@ -51,10 +51,15 @@ def require_binaries() -> Path:
 class PostgresServer:
     """`postgres` on `host:port` with its data in a temporary folder; `database()` makes an empty database."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int | None = None, *, clients: str = "", password: str = ""
+    ) -> None:
+        """`clients`: a network (CIDR) whose hosts may connect with `password` (scram-sha-256)."""
         self.bin = require_binaries()
         self.host = host
         self.port = port or free_port()
+        self.clients = clients
+        self.password = password
         self.folder = Path(tempfile.mkdtemp(prefix="obsq-pg-"))
         self.process: subprocess.Popen[bytes] | None = None
         self._as: list[str] = []
@@ -70,6 +75,9 @@ class PostgresServer:
             [*self._as, str(self.bin / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8",
              "--no-sync"], check=True, capture_output=True,
         )  # fmt: skip
+        if self.clients:
+            with (data / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {self.clients} scram-sha-256\n")
         log = self.folder / "server.log"
         argv = [*(wrap or []), *self._as, str(self.bin / "postgres"), "-D", str(data), "-p", str(self.port),
                 "-k", str(self.folder), "-c", f"listen_addresses={self.host}", "-c", "fsync=off",
@@ -84,6 +92,12 @@ class PostgresServer:
                 check=False, capture_output=True,
             )  # fmt: skip
             if ready.returncode == 0:
+                if self.password:
+                    subprocess.run(
+                        [str(self.bin / "psql"), "-h", str(self.folder), "-p", str(self.port), "-U", USER,
+                         "-d", "postgres", "-c", f"ALTER USER {USER} PASSWORD '{self.password}'"],
+                        check=True, capture_output=True,
+                    )  # fmt: skip
                 return
             blocking_sleep(0.1)
         raise RuntimeError(f"postgres did not accept connections in 30 s: {log.read_text()[-2000:]}")
