@@ -16,9 +16,7 @@ into a temporary folder and itemises its wall time from what the run left behind
 
 from __future__ import annotations
 
-import json
 import re
-import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,9 @@ from typing import Any
 
 from obsq.csc.app.connection import Connection
 from obsq.csc.clock import perf_counter
+from obsq.csc.database import Registries
+from obsq.csc.ocps.jobs import JobStore
+from obsq.csc.scriptqueue.store import DatabaseQueueStore
 from obsq.csc.weekly.follow import Progress
 from obsq.csc.weekly.run import WeeklyOptions, run_weekly
 
@@ -67,30 +68,23 @@ def _write_ms(log: Path) -> list[float]:
     return [float(m.group(1)) for m in _WRITE_MS.finditer(log.read_text(errors="replace"))] if log.is_file() else []
 
 
-def _job_seconds(jobs: Path) -> tuple[int, float]:
-    db = sqlite3.connect(jobs)
-    try:
-        count, total = db.execute("SELECT COUNT(*), COALESCE(SUM(finished - started), 0) FROM jobs").fetchone()
-    finally:
-        db.close()
-    return int(count), float(total)
+def _job_seconds(registries: Registries) -> tuple[int, float]:
+    jobs = JobStore(registries.jobs).jobs()
+    return len(jobs), sum((j.finished or 0.0) - (j.started or 0.0) for j in jobs if j.started is not None)
 
 
-def _simulated_s(run: Path, speed: float) -> float:
+def _simulated_s(registries: Registries, speed: float) -> float:
     """The scripts' estimated simulated durations (their metadata, kept in the queue's store), in real seconds."""
-    db = sqlite3.connect(run / "scriptqueue" / "ScriptQueue-2.sqlite3")
-    try:
-        items = [json.loads(text) for (text,) in db.execute("SELECT item FROM items")]
-    finally:
-        db.close()
-    return sum(float(item.get("duration_s", 0.0)) for item in items) / speed
+    model = DatabaseQueueStore(registries.queue(2), "ScriptQueue:2").load(first_index=0)
+    return sum(item.duration_s for item in model.items()) / speed
 
 
 def _left_behind(folder: Path, speed: float) -> tuple[list[float], int, float, float]:
     """FITS write times, the number of jobs and their seconds, and the simulated waits, from the run's folder."""
     (run,) = folder.glob("weekly-*")
-    jobs, job_s = _job_seconds(run / "repo" / "jobs.sqlite3")
-    return _write_ms(run / "logs" / "ATCamera.log"), jobs, job_s, _simulated_s(run, speed)
+    registries = Registries.at(run)
+    jobs, job_s = _job_seconds(registries)
+    return _write_ms(run / "logs" / "ATCamera.log"), jobs, job_s, _simulated_s(registries, speed)
 
 
 async def run_weekly_benchmark(options: WeeklyBenchOptions) -> int:
