@@ -1,8 +1,10 @@
 """`obsq calib` (the calibration repository) and `obsq reduce` (masters and PTC from any folder of FITS).
 
-`obsq reduce` works offline, without a broker or the services: it opens the inputs, groups
-them as filabres does (image type, signature, filter for flats, a time window anchored on the
-first frame), and runs the same pipelines OCPS runs, with a progress bar on stderr.
+`obsq reduce` works offline, without a broker or the services: it surveys the inputs from their
+headers (`obsq.csc.reduction.survey`: groups as filabres makes them, and an account of every
+file), refuses what needs no pixels to refuse, then builds each group on its own with the same
+pipelines OCPS runs (a progress bar on stderr), and ends with a table of the groups and the
+account of the files.
 """
 
 from __future__ import annotations
@@ -17,9 +19,8 @@ from typing import Any
 from obsq.csc.clock import utc_now_unix
 from obsq.csc.ocps import catalog, pipelines
 from obsq.csc.ocps.repository import Repository, RepositoryError
-from obsq.csc.reduction.frames import FrameError, open_frame
-
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".FITS", ".FIT")
+from obsq.csc.reduction.frames import FrameError
+from obsq.csc.reduction.survey import DEFAULT_MIN_FRAMES, Account, Group, SurveyError, survey
 
 
 class ProgressBar:
@@ -45,20 +46,6 @@ class ProgressBar:
             self.last = ""
 
 
-def expand_inputs(items: list[str]) -> list[str]:
-    """Files as given; folders as the FITS files in them and below, sorted."""
-    paths: list[str] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            paths += sorted(str(p) for p in path.rglob("*") if p.suffix in FITS_SUFFIXES and p.is_file())
-        elif path.exists():
-            paths.append(str(path))
-        else:
-            raise pipelines.PipelineError(f"{item}: no such file or folder")
-    return paths
-
-
 @dataclass(frozen=True)
 class ReduceOptions:
     """`obsq reduce KIND INPUTS... --repo DIR`."""
@@ -74,51 +61,147 @@ class ReduceOptions:
     force: bool = False
     progress: bool = False
     json: bool = False
+    min_frames: int = DEFAULT_MIN_FRAMES
+
+
+@dataclass
+class Outcome:
+    """What became of one group: built, exists (already built), refused (before any pixel) or failed."""
+
+    group: Group
+    status: str
+    detail: str
+    result: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("built", "exists")
 
 
 def run_reduce(options: ReduceOptions) -> int:
-    repo = Repository(options.repo, now=utc_now_unix)
-    bar = ProgressBar(sys.stderr.isatty() or options.progress)
-    kind = options.kind
+    """Each group built or refused on its own, then a summary and an account of every file; 1 if any failed."""
+    override = options.type_override.upper() if options.type_override else None
     try:
-        paths = expand_inputs(list(options.inputs))
-        frames = [open_frame(p, imgtype=options.type_override) for p in paths]
+        plan = survey(options.inputs, options.kind, type_override=override, window_hours=options.window_hours,
+                      min_frames=options.min_frames)  # fmt: skip
+    except SurveyError as exc:
+        print(f"obsq reduce: {exc}; nothing was built", file=sys.stderr)
+        return 2
+    repo = Repository(options.repo, now=utc_now_unix)
+    outcomes = [_precheck(repo, group, options) for group in plan.groups]  # refusals that need no pixels first
+    bar = ProgressBar(sys.stderr.isatty() or options.progress)
+    for outcome in outcomes:
+        if outcome.status == "pending":
+            _build(repo, outcome, options, override, bar)
+            bar.close()
+    if options.json:
+        for outcome in outcomes:
+            print(json.dumps({"group": outcome.group.name, "label": outcome.group.label, "status": outcome.status,
+                              "detail": outcome.detail, "frames": len(outcome.group.frames),
+                              "result": outcome.result}))  # fmt: skip
+        for account in plan.accounts:
+            print(json.dumps({"file": account.path, "group": account.group, "reason": account.reason,
+                              "hint": account.hint}))  # fmt: skip
+    else:
+        print(summary_table(outcomes, options.kind))
+        print(account_lines(plan.accounts))
+    return 0 if outcomes and all(o.ok for o in outcomes) else 1
+
+
+def _precheck(repo: Repository, group: Group, options: ReduceOptions) -> Outcome:
+    if group.refusal:
+        return Outcome(group, "refused", group.refusal)
+    first = group.frames[0]
+    type_ = "ptc" if options.kind == "ptc" else options.kind
+    filter_ = first.filter if type_ in ("flat", "ptc") else ""
+    inputs = [str(f.path) for f in [*group.frames, *group.bias]]
+    existing = repo.built_from(type_, first.signature, filter_, inputs)
+    if existing and not options.force:
+        last = existing[-1]
+        return Outcome(group, "exists", f"product {last.id} v{last.version} from these frames (--force builds again)")
+    if type_ != "ptc":
+        try:
+            pipelines.masters_for(repo, group.frames, type_)
+        except pipelines.PipelineError as exc:
+            return Outcome(group, "refused", str(exc))
+    return Outcome(group, "pending", "")
+
+
+def _build(repo: Repository, outcome: Outcome, options: ReduceOptions, override: str | None, bar: ProgressBar) -> None:
+    group, kind = outcome.group, options.kind
+    inputs = [str(f.path) for f in group.frames]
+    try:
         if kind == "ptc":
-            chosen = [f for f in frames if f.imgtype in ("FLAT", "BIAS")]
-            results = [
-                catalog.run("cpPtc", repo, {"inputs": [str(f.path) for f in chosen], "force": options.force}, bar)
-            ]
+            config: dict[str, Any] = {"inputs": inputs, "bias": [str(f.path) for f in group.bias], "force": True}
+            result = catalog.run("cpPtc", repo, config, bar)
+            outcome.status, outcome.detail = "built", _describe(result)
         else:
-            wanted = [f for f in frames if f.imgtype == kind.upper()]
-            if not wanted:
-                raise pipelines.PipelineError(f"the input set is empty: no {kind} frames among {len(frames)} files")
-            results = []
-            for group in pipelines.group_frames(wanted, options.window_hours):
-                config: dict[str, Any] = {"inputs": [str(f.path) for f in group], "force": options.force,
-                                          "iterations": options.iterations, "method": options.method}  # fmt: skip
-                built = catalog.run(f"cp{kind.capitalize()}", repo, config, bar)
-                if options.verify:
-                    verdict = catalog.run(f"cpVerify{kind.capitalize()}", repo,
-                                          {"product": built["product"], "inputs": config["inputs"]}, bar)  # fmt: skip
-                    built["verification"] = verdict["verdict"]
-                results.append(built)
+            config = {"inputs": inputs, "force": options.force, "iterations": options.iterations,
+                      "method": options.method, "min_frames": options.min_frames}  # fmt: skip
+            if override:
+                config["imgtype"] = override
+            result = catalog.run(f"cp{kind.capitalize()}", repo, config, bar)
+            outcome.status, outcome.detail = "built", _describe(result)
+            if options.verify:
+                verify = {"product": result["product"], "inputs": inputs} | ({"imgtype": override} if override else {})
+                verdict = catalog.run(f"cpVerify{kind.capitalize()}", repo, verify, bar)
+                result["verification"] = verdict
+                outcome.detail = _describe(result)
+                if verdict["verdict"] != "passed":
+                    outcome.status = "failed"
+        outcome.result = result
     except (pipelines.PipelineError, FrameError, RepositoryError) as exc:
-        bar.close()
-        print(f"obsq reduce: {exc}", file=sys.stderr)
-        return 1
-    bar.close()
-    for result in results:
-        print(json.dumps(result) if options.json else _describe(result))
-    return 0
+        outcome.status, outcome.detail = "failed", str(exc)
+
+
+def summary_table(outcomes: list[Outcome], kind: str) -> str:
+    """One row per group: name, frames, outcome and what it made or why not."""
+    if not outcomes:
+        return f"no {kind} groups: nothing to build (see the files below)"
+    rows = [("GROUP", "FRAMES", "OUTCOME", "WHAT"), *[(o.group.name, str(len(o.group.frames)), o.status,
+            f"{o.group.label}: {o.detail}") for o in outcomes]]  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join([*(r[i].ljust(widths[i]) for i in range(3)), r[3]]) for r in rows]
+    failed = sum(not o.ok for o in outcomes)
+    lines.append(f"{len(outcomes)} groups: {len(outcomes) - failed} built or already built, {failed} not")
+    return "\n".join(lines)
+
+
+def account_lines(accounts: list[Account]) -> str:
+    """Every file: used (per group), or skipped, by folder and reason, with the hint where there is one."""
+    used = [a for a in accounts if a.used and not a.reason]
+    lines = [f"files: {len(accounts)}, {len(used)} used, {len(accounts) - len(used)} not used"]
+    by_group: dict[str, list[str]] = {}
+    for account in used:
+        by_group.setdefault(account.group, []).append(Path(account.path).name)
+    for group, names in by_group.items():
+        lines.append(f"  used in {group}: {_names(names)}")
+    skipped: dict[tuple[str, str, str], list[str]] = {}
+    for account in accounts:
+        if account.reason:
+            key = (str(Path(account.path).parent), account.reason, account.hint)
+            skipped.setdefault(key, []).append(Path(account.path).name)
+    for (folder, reason, hint), names in skipped.items():
+        lines.append(f"  not used: {folder}/ {_names(names)}: {reason}" + (f" — {hint}" if hint else ""))
+    return "\n".join(lines)
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:6]) + (f", … ({len(names)} files)" if len(names) > 6 else "")
+    return shown if len(names) > 1 else names[0]
 
 
 def _describe(result: dict[str, Any]) -> str:
     if result.get("type") == "ptc":
         amps = ", ".join(f"{k} g={a['gain']:.3f} e-/ADU RN={a['noise_e']:.2f} e-" for k, a in result["amps"].items())
         return f"ptc product {result['product']}: {amps}; plot {result['plot']}"
-    extra = f", verification {result['verification']}" if "verification" in result else ""
-    return (f"{result['type']} product {result['product']} v{result['version']} {result['filter'] or ''} from "
-            f"{result['n_inputs']} frames{extra}: {result['path']}")  # fmt: skip
+    verification = result.get("verification")
+    extra = ""
+    if verification:
+        extra = f", verification {verification['verdict']}"
+        if verification.get("noise_reference"):
+            extra += f" ({verification['noise_reference']})"
+    return f"product {result['product']} v{result['version']} from {result['n_inputs']} frames{extra}: {result['path']}"
 
 
 @dataclass(frozen=True)

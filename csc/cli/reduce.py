@@ -7,12 +7,18 @@ from pathlib import Path
 
 from obsq.csc.cli.common import Subparsers, positive_float
 
+#: as obsq.csc.reduction.survey.DEFAULT_MIN_FRAMES (not imported: the command line loads no numeric stack)
+DEFAULT_MIN_FRAMES = 3
+
 
 def add(sub: Subparsers) -> None:
     p = sub.add_parser(
         "reduce", help="build masters or a PTC from FITS files",
-        description="Group the inputs (type, signature, filter, time window) and build a master per group, or a PTC "
-        "from flat pairs, into --repo. Works on any folder of FITS, offline (no broker).",
+        description="Survey the inputs from their headers, group them (type, signature, filter, time window) and "
+        "build a master per group, or a PTC per signature and filter, into --repo; each group is built or refused on "
+        "its own, then a table of the groups and an account of every file. Files named one by one must all be of "
+        "KIND and one signature. Exit 0 if every group was built (or already was), 1 if not, 2 if the request "
+        "itself is refused. Works on any folder of FITS, offline (no broker).",
     )  # fmt: skip
     p.add_argument("kind", choices=["bias", "dark", "flat", "ptc"], help="what to build")
     p.add_argument("inputs", nargs="+", help="FITS files or folders")
@@ -20,7 +26,14 @@ def add(sub: Subparsers) -> None:
     p.add_argument("--window-hours", type=positive_float, default=12.0, help="group frames within this span (12)")
     p.add_argument("--method", choices=["clipped_mean", "median"], default="clipped_mean", help="combine method")
     p.add_argument("--iterations", type=int, default=3, help="clipping iterations (1 = ccdproc's single pass)")
-    p.add_argument("--type", dest="type_override", help="treat every input as this image type")
+    p.add_argument(
+        "--type", dest="type_override", type=str.lower, choices=["bias", "dark", "flat"],
+        help="treat every input given as this image type (e.g. flats the camera software typed 'Light Frame')",
+    )  # fmt: skip
+    p.add_argument(
+        "--min-frames", type=int, default=DEFAULT_MIN_FRAMES,
+        help=f"fewest frames a master is built from (default {DEFAULT_MIN_FRAMES})",
+    )  # fmt: skip
     p.add_argument("--verify", action="store_true", help="verify each master on its inputs (cp_verify)")
     p.add_argument("--force", action="store_true", help="build a new version even if these inputs were built")
     p.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
@@ -33,6 +46,6 @@ def run(args: argparse.Namespace) -> int:
 
     options = ReduceOptions(
         args.kind, args.inputs, args.repo, args.window_hours, args.method, args.iterations, args.type_override,
-        args.verify, args.force, args.progress, args.json,
+        args.verify, args.force, args.progress, args.json, args.min_frames,
     )  # fmt: skip
     return run_reduce(options)

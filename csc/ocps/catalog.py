@@ -54,17 +54,21 @@ def _schema(required: list[str], **properties: Any) -> dict[str, Any]:
     }
 
 
+_IMGTYPE = {"enum": ["BIAS", "DARK", "FLAT"], "description": "treat every input as this image type"}
 _MASTER = _schema(
     ["inputs"],
     inputs=_PATHS,
+    imgtype=_IMGTYPE,
+    min_frames={"type": "integer", "minimum": 1, "maximum": 100_000, "description": "fewest inputs (default 3)"},
     method={"enum": ["clipped_mean", "median"]},
     sigma={"type": "number", "exclusiveMinimum": 0, "maximum": 100},
     iterations={"type": "integer", "minimum": 1, "maximum": 50},
     saturation={"type": "number", "exclusiveMinimum": 0},
 )
 _VERIFY = _schema(
-    ["product", "inputs"], product=_PRODUCT, inputs=_PATHS, max_failures={"type": "integer", "minimum": 0}
-)
+    ["product", "inputs"], product=_PRODUCT, inputs=_PATHS, imgtype=_IMGTYPE,
+    max_failures={"type": "integer", "minimum": 0},
+)  # fmt: skip
 _PLANNED = {
     "type": "array",
     "maxItems": 10_000,

@@ -48,14 +48,18 @@ def _quiet(_stage: str, _done: int, _total: int) -> None:
 # --- inputs ------------------------------------------------------------------------------------
 
 
-def load_frames(paths: Sequence[str | Path], kind: str | None = None) -> list[Frame]:
-    """Open every input; all must be readable, of `kind` when given, and of one signature."""
+def load_frames(
+    paths: Sequence[str | Path], kind: str | None = None, *, imgtype: str | None = None, min_frames: int = 1
+) -> list[Frame]:
+    """Open every input (as `imgtype` if given); all must be readable, of `kind` when given, and of one signature."""
     if not paths:
         raise PipelineError(f"the input set is empty: no {kind.lower() if kind else 'frame'}s to process")
+    if len(paths) < min_frames:
+        raise PipelineError(f"{len(paths)} frames, fewer than the minimum {min_frames} for a master")
     frames = []
     for path in paths:
         try:
-            frames.append(open_frame(path))
+            frames.append(open_frame(path, imgtype=imgtype))
         except FrameError as exc:
             raise PipelineError(str(exc)) from None
     if kind is not None:
@@ -120,6 +124,19 @@ def corrected_plane(frame: Frame, plane: Plane, masters: dict[str, dict[str, Arr
 def read_master(repo: Repository, product: Product) -> dict[str, Array]:
     with fits.open(repo.path_of(product)) as hdul:
         return {hdu.header["AMPNAME"]: np.asarray(hdu.data, np.float32) for hdu in hdul[1:]}
+
+
+#: Per master type: the masters its frames are corrected with, and which of them must exist.
+NEEDS: dict[str, tuple[list[str], list[str]]] = {
+    "bias": ([], []),
+    "dark": (["bias"], ["bias"]),
+    "flat": (["bias", "dark"], ["bias"]),
+}
+
+
+def masters_for(repo: Repository, frames: list[Frame], type_: str) -> dict[str, Any]:
+    """The masters a `type_` master of these frames is corrected with (PipelineError if a required one is missing)."""
+    return _masters_for(repo, frames, *NEEDS[type_])
 
 
 def _masters_for(
@@ -218,10 +235,11 @@ def build_master(repo: Repository, config: dict[str, Any], progress: Progress = 
     type_ = config["type"]
     if type_ not in ("bias", "dark", "flat"):
         raise PipelineError(f"master type {type_!r} is not one of bias, dark, flat")
-    frames = load_frames(config["inputs"], type_.upper())
+    frames = load_frames(
+        config["inputs"], type_.upper(), imgtype=config.get("imgtype"), min_frames=int(config.get("min_frames", 3))
+    )
     first = frames[0]
-    needs = {"bias": ([], []), "dark": (["bias"], ["bias"]), "flat": (["bias", "dark"], ["bias"])}[type_]
-    used = _masters_for(repo, frames, *needs)
+    used = masters_for(repo, frames, type_)
     masters = {name: read_master(repo, lookup.product) for name, lookup in used.items()}
     method = config.get("method", "clipped_mean")
     options = {
@@ -305,7 +323,7 @@ def verify_master(
 ) -> dict[str, Any]:
     """cp_verify: the exposures corrected with the candidate master, per amplifier; the verdict is stored."""
     product = repo.product(int(config["product"]))
-    frames = load_frames(config["inputs"], product.type.upper())
+    frames = load_frames(config["inputs"], product.type.upper(), imgtype=config.get("imgtype"))
     if signature_key(frames[0].signature) != product.sigkey:
         raise PipelineError(f"product {product.id} is for signature {product.sigkey}, the exposures are not")
     masters: dict[str, dict[str, Array]] = {product.type: read_master(repo, product)}

@@ -136,6 +136,15 @@ class Repository:
 
     # --- products ---------------------------------------------------------------------------
 
+    def built_from(self, type_: str, signature: dict[str, Any], filter_: str, inputs: list[str]) -> list[Product]:
+        """Products of this type, signature and filter made from exactly these inputs (oldest first)."""
+        sigkey = signature_key(signature)
+        return [
+            p
+            for p in self.products(type_=type_)
+            if p.sigkey == sigkey and p.filter == filter_ and sorted(p.inputs) == sorted(inputs)
+        ]
+
     def add_product(
         self,
         *,

@@ -5,8 +5,13 @@ Two kinds of file are understood:
 - the obsq camera's files (LATISS style): a primary header and one image extension per
   amplifier with DATASEC/BIASSEC, AMPNAME, GAIN and RDNOISE;
 - a plain single-image FITS from any camera, with the common amateur and observatory header
-  words (IMAGETYP/IMGTYPE, EXPTIME/EXPOSURE, FILTER, GAIN, OFFSET, XBINNING/YBINNING,
-  CCD-TEMP, DATE-OBS/MJD-OBS, READOUTM).
+  words (IMAGETYP/IMGTYPE/FRAMETYP, EXPTIME/EXPOSURE, FILTER, EGAIN, GAIN and OFFSET settings,
+  XBINNING/YBINNING, CCD-TEMP, DATE-OBS (+TIME-OBS)/MJD-OBS, READOUTM), 8/16-bit with BZERO.
+
+On a plain file GAIN is the camera's gain *setting* (N.I.N.A., SharpCap and ASI write 0…600
+there), part of the signature; the conversion factor in e-/ADU is EGAIN (CCDSoft, MaxIm DL,
+N.I.N.A.). A product rather than a raw — a master with MASK/UNCERT/provenance extensions, or
+NCOMBINE/IMCMB/CALSTAT-style keywords — is a `ProductError`, named as such.
 
 A file is opened once, its headers parsed, and its pixel data read later with `os.pread` at the
 data's byte offset, so a band costs one read per plane and never the whole image. Everything
@@ -35,15 +40,24 @@ Array = npt.NDArray[np.float32]
 IMAGE_TYPES = {
     "BIAS": "BIAS", "ZERO": "BIAS", "BIAS FRAME": "BIAS", "OFFSET": "BIAS",
     "DARK": "DARK", "DARK FRAME": "DARK",
-    "FLAT": "FLAT", "FLAT FIELD": "FLAT", "FLATFIELD": "FLAT", "SKYFLAT": "FLAT", "DOMEFLAT": "FLAT",
+    "FLAT": "FLAT", "FLAT FIELD": "FLAT", "FLAT FRAME": "FLAT", "FLATFIELD": "FLAT", "SKYFLAT": "FLAT",
+    "DOMEFLAT": "FLAT", "TWILIGHT FLAT": "FLAT", "SKY FLAT": "FLAT", "DOME FLAT": "FLAT",
     "LIGHT": "OBJECT", "LIGHT FRAME": "OBJECT", "OBJECT": "OBJECT", "SCIENCE": "OBJECT",
 }  # fmt: skip
+#: Type words that name a product, not a raw (MaxIm DL, PixInsight, Siril, ccdproc users).
+PRODUCT_TYPES = ("MASTER", "SUPER", "INTEGRATION", "STACK")
+#: Extension names of a product's planes besides the image (ccdproc's CCDData, obsq, LSST calibs).
+PRODUCT_EXTENSIONS = {"MASK", "UNCERT", "UNCERTAINTY", "ERR", "ERROR", "VARIANCE", "WEIGHT", "PROVENANCE", "HISTORY"}
 _BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 TEMPERATURE_BAND_C = 5.0
 
 
 class FrameError(ValueError):
     """A file that cannot be used as a raw frame; the message names the file and the reason."""
+
+
+class ProductError(FrameError):
+    """A calibration product or stack (a master, an integration), not a raw frame."""
 
 
 @dataclass(frozen=True)
@@ -135,13 +149,46 @@ def _mjd(path: Path, header: Any) -> float:
     date = _first(header, "DATE-OBS", "DATE")
     if date is None:
         raise FrameError(f"{path}: no observation time (MJD-OBS or DATE-OBS)")
+    text = str(date).strip().rstrip("Z")
+    if "T" not in text and "TIME-OBS" in header:  # the old convention: the date here, the time there
+        text = f"{text}T{str(header['TIME-OBS']).strip()}"
     try:
-        return float(Time(str(date), format="isot", scale="utc").mjd)
+        return float(Time(text, format="isot" if "T" in text else "iso", scale="utc").mjd)
     except ValueError:
         raise FrameError(f"{path}: DATE-OBS={date!r} is not an ISO date") from None
 
 
-def _plane(path: Path, name: str, header: Any, offset: int, file_size: int, *, trust_sections: bool) -> Plane:
+def _product_reason(headers: list[Any]) -> str | None:
+    """Why a file is a product rather than a raw, or None."""
+    primary = headers[0]
+    extensions = {str(h.get("EXTNAME", "")).strip().upper() for h in headers[1:]} & PRODUCT_EXTENSIONS
+    if extensions:
+        return f"a processed product with {', '.join(sorted(extensions))} extensions"
+    for word in ("NCOMBINE", "STACKCNT", "NSTACK"):
+        if word in primary and _is_more_than_one(primary[word]):
+            return f"a combined product ({word}={primary[word]})"
+    for word in ("IMCMB001", "COMBINED", "ZEROCOR", "DARKCOR", "FLATCOR", "BIASCORR"):
+        if word in primary:
+            return f"a processed product ({word} is set)"
+    if str(primary.get("CALSTAT", "")).strip():  # MaxIm DL: the calibrations applied, e.g. 'BDF'
+        return f"a calibrated frame (CALSTAT={str(primary['CALSTAT']).strip()!r})"
+    kind = str(_first(primary, "IMGTYPE", "IMAGETYP", "OBSTYPE", "FRAMETYP", "FRAME", default="")).upper()
+    comment = str(primary.comments["OBSTYPE"]).lower() if "OBSTYPE" in primary else ""
+    if any(word in kind for word in PRODUCT_TYPES) or "master" in comment:
+        return f"a product (type {kind.strip() or 'master calibration'!r})"
+    return None
+
+
+def _is_more_than_one(value: Any) -> bool:
+    try:
+        return float(value) > 1
+    except (TypeError, ValueError):
+        return False
+
+
+def _plane(
+    path: Path, name: str, header: Any, offset: int, file_size: int, *, trust_sections: bool, camera_layout: bool
+) -> Plane:
     if header.get("NAXIS", 0) != 2:
         raise FrameError(f"{path}: image {name} has NAXIS={header.get('NAXIS')}, not 2")
     bitpix = header["BITPIX"]
@@ -164,7 +211,7 @@ def _plane(path: Path, name: str, header: Any, offset: int, file_size: int, *, t
     for label, region in (("DATASEC", data), ("BIASSEC", overscan)):
         if region is not None and (region[0].stop > shape[0] or region[1].stop > shape[1]):
             raise FrameError(f"{path}: image {name}: {label} reaches outside the {shape[1]}x{shape[0]} image")
-    gain = _number(path, header, ("GAIN", "EGAIN"), None)
+    gain = _number(path, header, ("GAIN", "EGAIN") if camera_layout else ("EGAIN",), None)
     noise = _number(path, header, ("RDNOISE", "RON", "READNOIS"), None)
     return Plane(name, offset, shape, _BITPIX[bitpix], float(header.get("BSCALE", 1.0)),
                  float(header.get("BZERO", 0.0)), data, overscan, gain, noise)  # fmt: skip
@@ -176,9 +223,8 @@ def _physical_filter(primary: Any) -> str:
     return f"{name}~{str(primary['GRATING']).strip()}" if "GRATING" in primary else name
 
 
-def open_frame(path: str | os.PathLike[str], *, imgtype: str | None = None) -> Frame:
-    """Parse a raw file's headers (the pixels are read later, band by band)."""
-    path = Path(path)
+def read_headers(path: Path) -> tuple[list[Any], list[int], int]:
+    """Every HDU's header, the byte offset of each one's data, and the file's size (FrameError if unreadable)."""
     try:
         file_size = path.stat().st_size
     except OSError as exc:
@@ -194,7 +240,17 @@ def open_frame(path: str | os.PathLike[str], *, imgtype: str | None = None) -> F
             offsets = [hdul.fileinfo(i)["datLoc"] for i in range(len(hdul))]
     except (OSError, ValueError, IndexError, KeyError, fits.VerifyError) as exc:
         raise FrameError(f"{path}: not a readable FITS file ({exc})") from None
+    return headers, offsets, file_size
+
+
+def open_frame(path: str | os.PathLike[str], *, imgtype: str | None = None) -> Frame:
+    """Parse a raw file's headers (the pixels are read later, band by band); `imgtype` overrides the header's."""
+    path = Path(path)
+    headers, offsets, file_size = read_headers(path)
     primary = headers[0]
+    product = _product_reason(headers)
+    if product is not None:
+        raise ProductError(f"{path}: {product}, not a raw frame")
     images = [(i, h) for i, h in enumerate(headers) if h.get("NAXIS", 0) == 2 and h.get("XTENSION", "IMAGE") == "IMAGE"]
     if not images:
         raise FrameError(f"{path}: holds no two-dimensional image")
@@ -202,14 +258,15 @@ def open_frame(path: str | os.PathLike[str], *, imgtype: str | None = None) -> F
     planes = []
     for index, header in images:
         name = str(header.get("AMPNAME", header.get("EXTNAME", "IMAGE"))) if camera_layout else "IMAGE"
+        trust = camera_layout or "BIASSEC" in header
         planes.append(
-            _plane(path, name, header, offsets[index], file_size, trust_sections=camera_layout or "BIASSEC" in header)
+            _plane(path, name, header, offsets[index], file_size, trust_sections=trust, camera_layout=camera_layout)
         )
     if len({p.name for p in planes}) != len(planes):
         raise FrameError(f"{path}: two amplifiers share a name")
-    kind_word = imgtype or _first(primary, "IMGTYPE", "IMAGETYP", "OBSTYPE", "FRAME")
+    kind_word = imgtype or _first(primary, "IMGTYPE", "IMAGETYP", "OBSTYPE", "FRAMETYP", "FRAME")
     if kind_word is None:
-        raise FrameError(f"{path}: no image type (IMGTYPE, IMAGETYP or OBSTYPE); give one with --type")
+        raise FrameError(f"{path}: no image type (IMGTYPE, IMAGETYP, OBSTYPE or FRAMETYP); give one with --type")
     kind = IMAGE_TYPES.get(str(kind_word).strip().upper())
     if kind is None:
         raise FrameError(

@@ -1,0 +1,231 @@
+"""What a request to reduce a set of files will do, decided from headers alone, before any pixel is read.
+
+`survey` opens every file's headers and accounts for each one: used in a named group, or
+skipped with the reason (unreadable, a product rather than a raw, another image type, too few
+frames in its group, …) and a hint where the user probably meant something else (a 'Light
+Frame' in a folder called FLAT). Files named one by one are a claim: one of another type, a
+product, an unreadable file, or a second image size among them refuses the whole request by
+name. Files found in folders are sorted into groups (image type, signature, filter for flats, a
+time window anchored on the first frame); each group is built or refused on its own.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from obsq.csc.reduction.frames import Frame, FrameError, ProductError, describe_difference, open_frame, signature_key
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts")
+#: Folder names that say what a file probably is (a hint only, never applied).
+FOLDER_WORDS = {
+    "BIAS": ("bias", "biases", "zero", "zeros", "offset", "offsets"),
+    "DARK": ("dark", "darks", "darkframes"),
+    "FLAT": ("flat", "flats", "flatfield", "flatfields", "skyflat", "skyflats", "domeflat", "domeflats", "twilight"),
+    "OBJECT": ("light", "lights", "science", "object", "objects"),
+}
+DEFAULT_MIN_FRAMES = 3
+
+
+class SurveyError(ValueError):
+    """The request as a whole is refused (files named one by one that do not go together)."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """One file: the group it is used in, or why it is skipped (and a hint)."""
+
+    path: str
+    group: str = ""
+    reason: str = ""
+    hint: str = ""
+
+    @property
+    def used(self) -> bool:
+        return bool(self.group)
+
+
+@dataclass
+class Group:
+    """Frames to become one product; `refusal` says why it will not be built (no pixels needed)."""
+
+    name: str
+    kind: str
+    frames: list[Frame]
+    label: str
+    refusal: str = ""
+    bias: list[Frame] = field(default_factory=list)  # for a PTC: the biases of its signature
+
+
+@dataclass
+class Survey:
+    """Every file accounted for, and the groups to build."""
+
+    groups: list[Group]
+    accounts: list[Account]
+
+    def skipped(self) -> list[Account]:
+        return [a for a in self.accounts if not a.used]
+
+
+def folder_hint(path: Path) -> str | None:
+    """The image type a file's folders suggest (BIAS/, Darks/, FLAT/, flats_r/ …), or None."""
+    for folder in reversed(path.parent.parts[-3:]):
+        words = re.split(r"[^a-z]+", folder.lower())
+        for kind, names in FOLDER_WORDS.items():
+            if any(word in names for word in words):
+                return kind
+    return None
+
+
+def expand(items: Sequence[str]) -> list[tuple[Path, bool]]:
+    """Each file with whether it was named (True) or found in a folder (False); folders sorted, recursively."""
+    found: list[tuple[Path, bool]] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found += [(p, False) for p in sorted(path.rglob("*")) if p.suffix.lower() in FITS_SUFFIXES and p.is_file()]
+        elif path.exists():
+            found.append((path, True))
+        else:
+            raise SurveyError(f"{item}: no such file or folder")
+    return found
+
+
+def _label(frame: Frame, kind: str) -> str:
+    sig = frame.signature
+    size = (
+        sig["layout"].split(";")[0].split(":")[-1]
+        if ";" not in sig["layout"]
+        else f"{sig['layout'].count(';') + 1} amps"
+    )
+    parts = [sig["detector"], size, f"bin {sig['binning']}"]
+    if kind in ("FLAT", "PTC"):
+        parts.append(frame.filter)
+    if "temperature_band" in sig:
+        parts.append(f"{sig['temperature_band']:g} C")
+    if "gain" in sig:
+        parts.append(f"gain {sig['gain']:g}")
+    day = datetime.date(1858, 11, 17) + datetime.timedelta(days=int(frame.mjd))
+    return " ".join([*parts, day.isoformat()])
+
+
+def _windows(frames: list[Frame], window_hours: float) -> list[list[Frame]]:
+    rest, windows = sorted(frames, key=lambda f: f.mjd), []
+    while rest:
+        anchor = rest[0].mjd
+        window = [f for f in rest if f.mjd - anchor < window_hours / 24.0]
+        windows.append(window)
+        rest = rest[len(window) :]
+    return windows
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
+def _hint(frame_kind: str | None, path: Path, wanted: str) -> str:
+    folder = folder_hint(path)
+    if folder == wanted and frame_kind != wanted:
+        return f"its folder suggests a {wanted.lower()}: if it is one, give --type {wanted.lower()} with it"
+    return ""
+
+
+def survey(  # noqa: PLR0912 - one pass over the files, each branch one kind of account
+    items: Sequence[str],
+    kind: str,
+    *,
+    type_override: str | None = None,
+    window_hours: float = 12.0,
+    min_frames: int = DEFAULT_MIN_FRAMES,
+) -> Survey:
+    """Account for every file and group what `kind` (bias|dark|flat|ptc) will use; SurveyError refuses it all."""
+    wanted = {"bias": "BIAS", "dark": "DARK", "flat": "FLAT", "ptc": "FLAT"}[kind]
+    usable = {"BIAS", "FLAT"} if kind == "ptc" else {wanted}
+    accounts: dict[Path, Account] = {}
+    frames: list[Frame] = []
+    named_refusals: list[str] = []
+    listing = expand(items)
+    named_paths = {path for path, named in listing if named}
+    for path, named in listing:
+        try:
+            frame = open_frame(path, imgtype=type_override)
+        except ProductError as exc:
+            accounts[path] = Account(str(path), reason=str(exc).removeprefix(f"{path}: "))
+            if named:
+                named_refusals.append(str(exc))
+            continue
+        except FrameError as exc:
+            reason = str(exc).removeprefix(f"{path}: ")
+            hint = _hint(None, path, wanted) if "no image type" in reason else ""
+            accounts[path] = Account(str(path), reason=f"unusable: {reason}", hint=hint)
+            if named:
+                named_refusals.append(str(exc))
+            continue
+        if frame.imgtype not in usable:
+            accounts[path] = Account(
+                str(path), reason=f"{_a(frame.imgtype.lower())}, not a {kind}", hint=_hint(frame.imgtype, path, wanted)
+            )
+            if named:
+                named_refusals.append(f"{path}: is a {frame.imgtype}, not a {wanted}")
+            continue
+        frames.append(frame)
+    if named_refusals:
+        more = f" (and {len(named_refusals) - 3} more)" if len(named_refusals) > 3 else ""
+        raise SurveyError("; ".join(named_refusals[:3]) + more)
+    _refuse_mixed_named([f for f in frames if f.path in named_paths], kind)
+    groups = _group(frames, kind, wanted, window_hours, min_frames)
+    for group in groups:
+        for frame in [*group.frames, *group.bias]:
+            accounts[frame.path] = Account(str(frame.path), group=group.name)
+        if group.refusal:
+            for frame in group.frames:
+                accounts[frame.path] = Account(str(frame.path), group=group.name, reason=group.refusal)
+    for frame in frames:  # a PTC's biases whose signature has no flats
+        accounts.setdefault(frame.path, Account(str(frame.path), reason="a bias with no flats of its signature"))
+    ordered = [accounts[path] for path, _ in listing]
+    return Survey(groups, ordered)
+
+
+def _refuse_mixed_named(frames: list[Frame], kind: str) -> None:
+    """Files named one by one for one master must be one signature (and one filter for flats)."""
+    if kind == "ptc" or len(frames) < 2:
+        return
+    first = frames[0]
+    for frame in frames[1:]:
+        if frame.signature != first.signature:
+            raise SurveyError(
+                f"{frame.path} and {first.path} cannot make one {kind}: "
+                f"{describe_difference(frame.signature, first.signature)}"
+            )
+        if kind == "flat" and frame.filter != first.filter:
+            raise SurveyError(f"{frame.path} ({frame.filter}) and {first.path} ({first.filter}): one filter per flat")
+
+
+def _group(frames: list[Frame], kind: str, wanted: str, window_hours: float, min_frames: int) -> list[Group]:
+    keyed: dict[tuple[str, str], list[Frame]] = defaultdict(list)
+    biases: dict[str, list[Frame]] = defaultdict(list)
+    for frame in frames:
+        sig = signature_key(frame.signature)
+        if kind == "ptc" and frame.imgtype == "BIAS":
+            biases[sig].append(frame)
+        else:
+            keyed[(sig, frame.filter if wanted == "FLAT" else "")].append(frame)
+    groups: list[Group] = []
+    counter: Counter[str] = Counter()
+    for (sig, _), members in sorted(keyed.items(), key=lambda item: min(f.mjd for f in item[1])):
+        windows = [members] if kind == "ptc" else _windows(members, window_hours)
+        for window in windows:
+            counter[kind] += 1
+            group = Group(f"{kind}#{counter[kind]}", kind, window, _label(window[0], kind.upper()))
+            if kind == "ptc":
+                group.bias = biases.get(sig, [])
+            elif len(window) < min_frames:
+                group.refusal = f"{len(window)} frame{'s' * (len(window) != 1)}, fewer than the minimum {min_frames}"
+                group.refusal += " (--min-frames)"
+            groups.append(group)
+    return groups
