@@ -197,6 +197,12 @@ def _master_writer(  # noqa: PLR0917 - one call site, every argument a part of t
         header = fits.Header()
         header["OBSTYPE"] = (type_.upper(), "master calibration")
         header["FILTER"] = first.filter if type_ == "flat" else "NONE"
+        header["INSTRUME"] = (first.instrument or first.signature["detector"], "of the inputs")
+        header["DATE-OBS"] = (_iso(min(f.mjd for f in frames)), "the first input's start (UTC)")
+        header["DATE-BEG"] = (_iso(min(f.mjd for f in frames)), "the inputs' range: first")
+        header["DATE-END"] = (_iso(max(f.mjd for f in frames)), "the inputs' range: last")
+        header["MJD-OBS"] = min(f.mjd for f in frames)
+        header["EXPTIME"] = (float(np.mean([f.exptime for f in frames])), "mean of the inputs (s)")
         header["NCOMBINE"] = len(frames)
         header["CMETHOD"] = method
         header["SOFTWARE"] = SOFTWARE
@@ -221,6 +227,12 @@ def _master_writer(  # noqa: PLR0917 - one call site, every argument a part of t
         fits.HDUList(hdus).writeto(path)
 
     return write
+
+
+def _iso(mjd: float) -> str:
+    from astropy.time import Time
+
+    return str(Time(mjd, format="mjd", scale="utc").isot)
 
 
 def _band_progress(progress: Progress, stage: str, index: int, total: int) -> Callable[[int, int], None]:

@@ -93,6 +93,7 @@ class Frame:
     mjd: float
     signature: dict[str, Any]
     planes: tuple[Plane, ...]
+    instrument: str = ""
 
     def plane(self, name: str) -> Plane:
         for plane in self.planes:
@@ -292,7 +293,7 @@ def open_frame(path: str | os.PathLike[str], *, imgtype: str | None = None) -> F
     if temperature is not None:
         signature["temperature_band"] = TEMPERATURE_BAND_C * round(temperature / TEMPERATURE_BAND_C)
     return Frame(path, kind, float(exptime), float(darktime or 0.0), filter_, _mjd(path, primary), signature,
-                 tuple(planes))  # fmt: skip
+                 tuple(planes), str(_first(primary, "INSTRUME", "CAMERA", "DETECTOR", default="")).strip())  # fmt: skip
 
 
 def signature_key(signature: dict[str, Any], *, with_filter: str | None = None) -> str:
@@ -312,4 +313,5 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def safe_name(text: str) -> str:
-    return _SAFE.sub("_", text).strip("_") or "x"
+    """A folder name from any text: `SDSSr_65mm~empty_1` -> `SDSSr_65mm_empty_1`; nothing -> `none`."""
+    return _SAFE.sub("_", text).strip("_") or "none"
