@@ -200,7 +200,9 @@ def _describe(result: dict[str, Any]) -> str:
     if verification:
         extra = f", verification {verification['verdict']}"
         if verification.get("noise_reference"):
-            extra += f" ({verification['noise_reference']})"
+            extra += f" (noise reference {verification['noise_reference']})"
+        if verification.get("failures"):
+            extra += "; " + "; ".join(verification["failures"][:3])
     return f"product {result['product']} v{result['version']} from {result['n_inputs']} frames{extra}: {result['path']}"
 
 

@@ -12,9 +12,10 @@ frame, a frame of another type, mixed signatures, or a flat without a bias all r
 from __future__ import annotations
 
 import io
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,15 @@ from obsq.csc.reduction import ptc as ptc_core
 from obsq.csc.reduction.combine import clipped_stats
 from obsq.csc.reduction.frames import Frame, FrameError, Plane, describe_difference, open_frame, signature_key
 from obsq.csc.reduction.stack import Corrections, Input, combine_plane
-from obsq.csc.reduction.verify import Check, check_flat_level, verify_bias_or_dark, verify_counts, verify_flat
+from obsq.csc.reduction.verify import (
+    Check,
+    check_flat_level,
+    check_header,
+    shot_noise_reference,
+    verify_bias_or_dark,
+    verify_counts,
+    verify_flat,
+)
 
 Array = npt.NDArray[np.float32]
 Progress = Callable[[str, int, int], None]
@@ -293,6 +302,9 @@ def build_master(repo: Repository, config: dict[str, Any], progress: Progress = 
         stats["amps"][plane.name] = _stats(result.data) | {"n_bad": result.n_bad}
     stats["n_rejected"] = rejected
     stats["n_inputs"] = len(frames)
+    if type_ == "bias":  # the read noise, measured: verification of darks and flats uses it where headers lack it
+        for amp, (sigma, _) in measured_noise(frames, {}).items():
+            stats["amps"][amp]["read_noise_adu"] = sigma
     if type_ == "flat":
         level = float(np.mean([1.0 / s for s in scales.values()]))
         stats["input_level_adu"] = level
@@ -317,13 +329,88 @@ def build_master(repo: Repository, config: dict[str, Any], progress: Progress = 
 # --- verification ------------------------------------------------------------------------------
 
 
-def _nominal(frame: Frame) -> tuple[dict[str, float], dict[str, float]]:
-    gains, noise = {}, {}
-    for plane in frame.planes:
-        if plane.gain is None or plane.read_noise_e is None:
-            raise PipelineError(f"{frame.path}: amplifier {plane.name} has no GAIN/RDNOISE header to verify against")
-        gains[plane.name], noise[plane.name] = plane.gain, plane.read_noise_e
-    return gains, noise
+#: At most this many pairs of inputs measure the noise reference.
+MAX_NOISE_PAIRS = 4
+
+
+def noise_pairs(frames: Sequence[Frame]) -> list[tuple[Frame, Frame]]:
+    """Consecutive inputs of equal dark time, as pairs (1st and 2nd, 3rd and 4th, …), at most MAX_NOISE_PAIRS."""
+    by_time: dict[float, list[Frame]] = defaultdict(list)
+    for frame in sorted(frames, key=lambda f: f.mjd):
+        by_time[round(frame.darktime, 2)].append(frame)
+    pairs = [pair for members in by_time.values() for pair in zip(members[0::2], members[1::2], strict=False)]
+    return pairs[:MAX_NOISE_PAIRS]
+
+
+def measured_noise(frames: Sequence[Frame], masters: dict[str, dict[str, Array]]) -> dict[str, tuple[float, float]]:
+    """Per amplifier: one exposure's noise (ADU) and its mean signal (ADU), from pairs of the frames.
+
+    A pair's difference holds only what changes from exposure to exposure — read noise, and the
+    shot noise of the dark current or the light — so it measures what a single corrected
+    exposure's noise should be, with no header and no model (the PTC's pair statistics).
+    """
+    variances: dict[str, list[float]] = defaultdict(list)
+    means: dict[str, list[float]] = defaultdict(list)
+    for first, second in noise_pairs(frames):
+        for plane in first.planes:
+            a = corrected_plane(first, plane, masters)
+            b = corrected_plane(second, second.plane(plane.name), masters)
+            point = ptc_core.pair_point(a, b, first.exptime)
+            variances[plane.name].append(point.variance)
+            means[plane.name].append(point.mean)
+    return {amp: (float(np.sqrt(np.mean(v))), float(np.mean(means[amp]))) for amp, v in variances.items()}
+
+
+@dataclass
+class NoiseReference:
+    """What each amplifier's corrected exposures are checked against, where it came from, and the header checks."""
+
+    adu: dict[str, float]
+    source: str
+    checks: list[Check]
+    gains: dict[str, str]
+
+
+def noise_reference(
+    type_: str, frames: list[Frame], masters: dict[str, dict[str, Array]], bias_stats: dict[str, Any] | None
+) -> NoiseReference:
+    """Measured from pairs of the inputs when there are pairs, else modelled from GAIN/RDNOISE headers."""
+    others = {k: v for k, v in masters.items() if k not in (type_, "flat")}  # the signal before this correction
+    measured = measured_noise(frames, others)
+    reference: dict[str, float] = {}
+    checks: list[Check] = []
+    gains: dict[str, str] = {}
+    for plane in frames[0].planes:
+        amp, gain, header_noise_e = plane.name, plane.gain, plane.read_noise_e
+        read_noise_adu = (bias_stats or {}).get("amps", {}).get(amp, {}).get("read_noise_adu")
+        if read_noise_adu is None and gain and header_noise_e is not None:
+            read_noise_adu = header_noise_e / gain
+        if amp in measured:
+            sigma, signal = measured[amp]
+            reference[amp] = sigma
+            if type_ == "bias" and gain and header_noise_e is not None:
+                checks.append(check_header("READ_NOISE", amp, header_noise_e, sigma * gain, "e-"))
+            if type_ == "dark" and gain and read_noise_adu is not None:
+                checks.append(check_header("DARK_NOISE", amp, shot_noise_reference(read_noise_adu, signal, gain),
+                                           sigma, "ADU (modelled: read and dark shot noise)"))  # fmt: skip
+            if type_ == "flat":
+                shot = sigma**2 - (read_noise_adu or 0.0) ** 2
+                measured_gain = signal / shot if shot > 0 else math.nan
+                gains[amp] = f"measured {measured_gain:.4g} e-/ADU from flat pairs"
+                if gain:
+                    checks.append(check_header("GAIN", amp, gain, measured_gain, "e-/ADU"))
+                    gains[amp] += f"; header {gain:.4g}"
+            continue
+        signal = float(np.mean([clipped_stats(corrected_plane(f, f.plane(amp), others))[0] for f in frames]))
+        if not gain or read_noise_adu is None:
+            raise PipelineError(
+                f"{frames[0].path}: amplifier {amp}: no pair of inputs of equal exposure to measure the noise, and "
+                "no GAIN and RDNOISE headers to model it: give at least two exposures of each time"
+            )
+        reference[amp] = shot_noise_reference(read_noise_adu, 0.0 if type_ == "bias" else signal, gain)
+    pairs = len(noise_pairs(frames))
+    source = f"measured from {pairs} pair{'s' * (pairs != 1)} of the inputs" if measured else "modelled from headers"
+    return NoiseReference(reference, source, checks, gains)
 
 
 def _check_row(check: Check, exposure: str) -> dict[str, Any]:
@@ -340,16 +427,17 @@ def verify_master(
         raise PipelineError(f"product {product.id} is for signature {product.sigkey}, the exposures are not")
     masters: dict[str, dict[str, Array]] = {product.type: read_master(repo, product)}
     required = {"bias": [], "dark": ["bias"], "flat": ["bias"]}[product.type]
-    for type_, lookup in _masters_for(repo, frames, required, required).items():
+    used = _masters_for(repo, frames, required, required)
+    for type_, lookup in used.items():
         masters[type_] = read_master(repo, lookup.product)
-    rows: list[dict[str, Any]] = []
+    reference = noise_reference(product.type, frames, masters, used["bias"].product.stats if "bias" in used else None)
+    rows: list[dict[str, Any]] = [_check_row(c, "inputs") for c in reference.checks]
     for index, frame in enumerate(frames):
         amps = {p.name: corrected_plane(frame, p, masters) for p in frame.planes}
-        gains, noise = _nominal(frame)
         if product.type in ("bias", "dark"):
-            checks = verify_bias_or_dark(amps, gains, noise)
+            checks = verify_bias_or_dark(amps, reference.adu, reference.source)
         else:
-            checks = verify_flat(amps, gains)
+            checks = verify_flat(amps, reference.adu, reference.source)
         rows.extend(_check_row(c, frame.path.name) for c in checks)
         progress(f"verify {product.type}", index + 1, len(frames))
     failed = [r for r in rows if not r["passed"]]
@@ -358,7 +446,9 @@ def verify_master(
     repo.record_checks(job, f"verify_{product.type}", product.id, rows)
     repo.set_verified(product.id, verdict)
     return {"product": product.id, "type": product.type, "verdict": verdict, "n_checks": len(rows),
-            "n_failed": len(failed), "summary": summarise(rows)}  # fmt: skip
+            "n_failed": len(failed), "summary": summarise(rows), "noise_reference": reference.source,
+            "gains": reference.gains, "failures": [f"{r['name']} {r['amp']} {r['exposure']}: {r['detail']}"
+                                                   for r in failed[:5]]}  # fmt: skip
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:

@@ -178,3 +178,32 @@ def test_the_command_line_default_is_the_surveys() -> None:
     from obsq.csc.reduction.survey import DEFAULT_MIN_FRAMES
 
     assert CLI_DEFAULT == DEFAULT_MIN_FRAMES
+
+
+def test_verification_without_noise_headers(ccdsoft: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """CCDSoft writes EGAIN but no RDNOISE: the noise is measured from pairs; darks carry their shot noise."""
+    repo = str(tmp_path / "repo")
+    for kind, folder, extra in (("bias", ccdsoft / "BIAS", []), ("dark", ccdsoft / "DARK", []),
+                                ("flat", ccdsoft / "FLAT", ["--type", "flat"])):  # fmt: skip
+        code, rows, _ = reduce(capsys, kind, str(folder), "--repo", repo, "--verify", *extra)
+        (group,) = [r for r in rows if "status" in r]
+        assert (code, group["status"]) == (0, "built"), group
+        verification = group["result"]["verification"]  # type: ignore[index]
+        assert verification["verdict"] == "passed"
+        assert verification["noise_reference"] == "measured from 2 pairs of the inputs"
+    assert verification["gains"]["IMAGE"].startswith("measured 2.")  # the flats' gain, from their pairs
+    assert "header 2.3" in verification["gains"]["IMAGE"]
+
+
+def test_a_header_that_disagrees_with_the_measurement_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    camera = Acquisition("maxim", tmp_path / "night", Sensor(gain=2.3))
+    for _ in range(4):
+        camera.take("BIAS", 0.0, "bias")
+    for _ in range(4):
+        camera.take("FLAT", 3.0, "flat", flux=5000.0, EGAIN=4.6)  # the header says twice the true gain
+    repo = str(tmp_path / "repo")
+    assert reduce(capsys, "bias", str(tmp_path / "night" / "bias"), "--repo", repo)[0] == 0
+    code, rows, _ = reduce(capsys, "flat", str(tmp_path / "night" / "flat"), "--repo", repo, "--verify")
+    (group,) = [r for r in rows if "status" in r]
+    assert (code, group["status"]) == (1, "failed")
+    assert "GAIN IMAGE inputs: header 4.6 e-/ADU, measured 2." in group["detail"]

@@ -11,7 +11,13 @@ from obsq.csc.atcamera.model import GEOMETRIES, DetectorModel
 from obsq.csc.reduction.combine import clip_mask, clipped_stats, mean_combine, median_combine
 from obsq.csc.reduction.isr import overscan_correct, section
 from obsq.csc.reduction.ptc import fit_ptc, pair_point, pair_up
-from obsq.csc.reduction.verify import check_flat_level, verify_bias_or_dark, verify_counts, verify_flat
+from obsq.csc.reduction.verify import (
+    check_flat_level,
+    shot_noise_reference,
+    verify_bias_or_dark,
+    verify_counts,
+    verify_flat,
+)
 
 PTC_TIMES = [0.25, 1.42, 6.53, 4.23, 30.04, 12.56, 57.75, 8.13, 2.73, 3.40, 1.77, 111.03, 37.35, 0.48, 0.59, 10.10,
              1.14, 0.20, 89.29, 71.81, 0.38, 0.31, 19.43, 2.20, 15.62, 0.92, 0.74, 24.16, 5.25, 46.44]  # fmt: skip
@@ -55,14 +61,17 @@ def test_clipping_rejects_a_cosmic_ray() -> None:
 def test_verification_of_bias_and_flats(detector: DetectorModel) -> None:
     names = [f"C{i:02d}" for i in range(detector.geometry.n_amps)]
     gains = {n: a.gain_e_per_adu for n, a in zip(names, detector.amplifiers, strict=True)}
-    noise = {n: a.read_noise_e for n, a in zip(names, detector.amplifiers, strict=True)}
+    noise_adu = {n: a.read_noise_e / a.gain_e_per_adu for n, a in zip(names, detector.amplifiers, strict=True)}
     bias = dict(zip(names, corrected(detector, detector.expose(99, 0.0, 0.0, 0.0)), strict=True))
-    assert all(c.passed for c in verify_bias_or_dark(bias, gains, noise))
+    assert all(c.passed for c in verify_bias_or_dark(bias, noise_adu, "from the model's truth"))
+    halved = {n: v / 2 for n, v in noise_adu.items()}  # a reference half the true noise: NOISE fails
+    assert {c.name for c in verify_bias_or_dark(bias, halved, "too low") if not c.passed} == {"NOISE"}
     flats = [corrected(detector, detector.expose(200 + i, 4700.0, 6.0, 8.0)) for i in range(11)]
     masters = [mean_combine(np.stack([f[a] for f in flats[:10]]), np.zeros((10, 256, 256), bool)) for a in range(4)]
     # the exposure corrected with the candidate master: the flat pattern divides out, the level stays
     test = {n: flats[10][a] / (masters[a] / np.float32(masters[a].mean())) for a, n in enumerate(names)}
-    checks = verify_flat(test, gains)
+    reference = {n: shot_noise_reference(noise_adu[n], float(np.mean(test[n])), gains[n]) for n in names}
+    checks = verify_flat(test, reference, "from the model's truth")
     assert all(c.passed for c in checks), [c for c in checks if not c.passed]
     assert check_flat_level(27_000, 6.0, "SDSSr_65mm").passed
     assert not check_flat_level(400, 6.0, "SDSSr_65mm").passed
