@@ -60,9 +60,7 @@ def verify_bias_or_dark(
     return checks
 
 
-def verify_flat(
-    amps: dict[str, npt.NDArray[np.floating]], reference_adu: dict[str, float], source: str
-) -> list[Check]:
+def verify_flat(amps: dict[str, npt.NDArray[np.floating]], reference_adu: dict[str, float], source: str) -> list[Check]:
     """On flat-corrected flats (ADU): noise at the reference (shot and read noise), amplifiers within 5 %."""
     checks = []
     means = {}
