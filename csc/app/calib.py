@@ -194,7 +194,8 @@ def _names(names: list[str]) -> str:
 def _describe(result: dict[str, Any]) -> str:
     if result.get("type") == "ptc":
         amps = ", ".join(f"{k} g={a['gain']:.3f} e-/ADU RN={a['noise_e']:.2f} e-" for k, a in result["amps"].items())
-        return f"ptc product {result['product']}: {amps}; plot {result['plot']}"
+        return (f"ptc product {result['product']} from {result['n_flats']} flats (bias: {result['bias']}): {amps}; "
+                f"range {result['range']}; plot {result['plot']}")  # fmt: skip
     verification = result.get("verification")
     extra = ""
     if verification:

@@ -123,6 +123,7 @@ def amplifier_header(detector: DetectorModel, amp: int) -> dict[str, Any]:
         "DETSEC": g.detsec(amp),
         "GAIN": round(truth.gain_e_per_adu, 5),
         "RDNOISE": round(truth.read_noise_e, 4),
+        "SATURATE": round(truth.bias_adu + truth.full_well_e / truth.gain_e_per_adu),  # raw ADU: the full well
     }
 
 

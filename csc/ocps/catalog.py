@@ -147,7 +147,9 @@ PIPELINES: dict[str, Pipeline] = {
         ),
         _counts,
     ),
-    "cpPtc": Pipeline("photon transfer curve from flat pairs", _schema(["inputs"], inputs=_PATHS), _ptc),
+    "cpPtc": Pipeline(
+        "photon transfer curve from flat pairs (biases as bias)", _schema(["inputs"], inputs=_PATHS, bias=_PATHS), _ptc
+    ),
     "certify": Pipeline(
         "certify a product for a validity range",
         _schema(["product", "begin_mjd", "end_mjd"], product=_PRODUCT, begin_mjd=_MJD, end_mjd=_MJD),

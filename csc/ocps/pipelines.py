@@ -525,25 +525,72 @@ def _ptc_plot(results: dict[str, ptc_core.PtcResult]) -> bytes:
     return buffer.getvalue()
 
 
+#: A PTC "covers the range" when its brightest kept pair reaches this fraction of saturation (or the turnoff).
+PTC_COVERAGE = 0.5
+
+
+def _ptc_bias(repo: Repository, flats: list[Frame], biases: list[Frame]) -> tuple[dict[str, Array], str]:
+    """The bias to subtract from the flats beyond their overscan: the biases' mean, a master, or none needed."""
+    if biases:
+        planes = {p.name: np.mean([corrected_plane(b, b.plane(p.name), {}) for b in biases], axis=0).astype(np.float32)
+                  for p in flats[0].planes}  # fmt: skip
+        return planes, f"the mean of {len(biases)} bias frames"
+    if all(p.overscan is not None for p in flats[0].planes):
+        return {}, "the overscan"
+    try:
+        lookup = repo.find("bias", flats[0].signature, float(np.mean([f.mjd for f in flats])))
+    except RepositoryError:
+        raise PipelineError(
+            f"{flats[0].path}: no overscan, and no bias frames or master bias of its signature: the bias level "
+            "cannot be removed (give bias frames with the flats, or build a master bias first)"
+        ) from None
+    return read_master(repo, lookup.product), f"master bias {lookup.product.id} ({lookup.note})"
+
+
 def run_ptc(repo: Repository, config: dict[str, Any], progress: Progress = _quiet) -> dict[str, Any]:
-    """Pairs of flats (and biases) of equal exposure time -> gain, read noise, a00, turnoff per amplifier."""
-    frames = [f for f in load_frames(config["inputs"]) if f.imgtype in ("FLAT", "BIAS")]
-    frames.sort(key=lambda f: f.mjd)
-    by_amp: dict[str, list[tuple[float, Array]]] = defaultdict(list)
-    for index, frame in enumerate(frames):
-        for plane in frame.planes:
-            by_amp[plane.name].append((frame.exptime, corrected_plane(frame, plane, {})))
-        progress("ptc read", index + 1, len(frames))
+    """Every consecutive pair of flats of equal exposure time -> gain, read noise, a00, turnoff per amplifier.
+
+    Biases (among the inputs or in `bias`) are used as bias and to measure the read noise, never
+    as points. A fit that cannot be trusted is a PipelineError with its reason (`ptc.PtcError`).
+    """
+    frames = load_frames([*config["inputs"], *config.get("bias", [])], imgtype=None)
+    others = sorted({f.imgtype for f in frames} - {"FLAT", "BIAS"})
+    if others:
+        raise PipelineError(f"a PTC is made of flats and biases, not {', '.join(o.lower() for o in others)} frames")
+    flats = sorted((f for f in frames if f.imgtype == "FLAT"), key=lambda f: f.mjd)
+    biases = [f for f in frames if f.imgtype == "BIAS"]
+    if not flats:
+        raise PipelineError(f"a PTC needs pairs of flats: none among {len(frames)} inputs")
+    filters = sorted({f.filter for f in flats})
+    if len(filters) > 1:
+        raise PipelineError(f"one filter per PTC, these flats have {', '.join(filters)} (obsq reduce ptc groups them)")
+    bias, bias_source = _ptc_bias(repo, flats, biases)
+    read_noise = {amp: sigma for amp, (sigma, _) in measured_noise(biases, {}).items()} if len(biases) >= 2 else {}
     results: dict[str, ptc_core.PtcResult] = {}
-    for name, exposures in by_amp.items():
-        pairs = ptc_core.pair_up(exposures)
-        if len(pairs) < 4:
-            raise PipelineError(f"PTC needs at least 4 pairs of equal exposure time; amplifier {name} has {len(pairs)}")
-        results[name] = ptc_core.fit_ptc([ptc_core.pair_point(a, b, t) for t, a, b in pairs])
-    first = frames[0]
-    amps = {
+    coverage: dict[str, float] = {}
+    for index, plane in enumerate(flats[0].planes):
+        masters = {"bias": {plane.name: bias[plane.name]}} if bias else {}
+        exposures = [(f.exptime, corrected_plane(f, f.plane(plane.name), masters)) for f in flats]
+        points = [ptc_core.pair_point(a, b, t) for t, a, b in ptc_core.pair_up(exposures)]
+        try:
+            fit = ptc_core.fit_ptc(points, read_noise_adu=read_noise.get(plane.name))
+        except ptc_core.PtcError as exc:
+            raise PipelineError(f"no PTC for amplifier {plane.name} ({len(points)} pairs of {len(flats)} flats): "
+                                f"{exc}") from None  # fmt: skip
+        results[plane.name] = fit
+        if plane.saturation is not None:
+            level = float(np.median(flats[0].read(plane)[plane.data])) - float(np.median(exposures[0][1]))
+            coverage[plane.name] = fit.turnoff / max(plane.saturation - level, 1.0)
+        progress("ptc", index + 1, len(flats[0].planes))
+    first = flats[0]
+    reached = {name: any(not k and p.mean > r.turnoff for p, k in zip(r.points, r.kept, strict=True))
+               for name, r in results.items()}  # fmt: skip
+    covered = all(reached[name] or coverage.get(name, 0.0) >= PTC_COVERAGE for name in results)
+    amps: dict[str, dict[str, Any]] = {
         name: {"gain": r.gain, "noise_e": r.noise_e, "a00": r.a00, "turnoff_adu": r.turnoff,
-               "n_pairs": len(r.points), "n_kept": sum(r.kept),
+               "n_pairs": len(r.points), "n_kept": sum(r.kept), "coverage": coverage.get(name),
+               "turnoff_reached": reached[name],
+               "read_noise_from": "bias pairs" if name in read_noise else "the fit",
                "nominal_gain": first.plane(name).gain, "nominal_noise_e": first.plane(name).read_noise_e,
                "points": [[p.exptime_s, p.mean, p.variance, k] for p, k in zip(r.points, r.kept, strict=True)]}
         for name, r in results.items()
@@ -554,12 +601,16 @@ def run_ptc(repo: Repository, config: dict[str, Any], progress: Progress = _quie
         path.write_bytes(png)
 
     product = repo.add_product(
-        type_="ptc", signature=first.signature, filter_=first.filter, inputs=[str(f.path) for f in frames],
-        mjds=[f.mjd for f in frames], config={"fit": "EXPAPPROXIMATION"}, software=SOFTWARE, stats={"amps": amps},
-        collection=config.get("collection", "u/obsq/reduce"), suffix="png", write=write,
-        force=bool(config.get("force", False)),
+        type_="ptc", signature=first.signature, filter_=first.filter, inputs=[str(f.path) for f in [*flats, *biases]],
+        mjds=[f.mjd for f in flats], config={"fit": "EXPAPPROXIMATION", "bias": bias_source}, software=SOFTWARE,
+        stats={"amps": amps, "covers_range": covered}, collection=config.get("collection", "u/obsq/reduce"),
+        suffix="png", write=write, force=bool(config.get("force", False)),
     )  # fmt: skip
-    return {"product": product.id, "type": "ptc", "plot": str(repo.path_of(product)),
+    top = max(coverage.values(), default=0.0)
+    return {"product": product.id, "type": "ptc", "plot": str(repo.path_of(product)), "n_flats": len(flats),
+            "n_biases": len(biases), "bias": bias_source, "covers_range": covered,
+            "range": "to the turnoff" if covered else f"below the turnoff: the brightest pairs reach {top:.0%} of "
+            "saturation (misaligned or too faint a light?)",
             "amps": {k: {f: v for f, v in a.items() if f != "points"} for k, a in amps.items()}}  # fmt: skip
 
 

@@ -74,6 +74,7 @@ class Plane:
     overscan: tuple[slice, slice] | None
     gain: float | None
     read_noise_e: float | None
+    saturation: float | None = None  # raw ADU: SATURATE, else the integer format's largest value
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -214,8 +215,11 @@ def _plane(
             raise FrameError(f"{path}: image {name}: {label} reaches outside the {shape[1]}x{shape[0]} image")
     gain = _number(path, header, ("GAIN", "EGAIN") if camera_layout else ("EGAIN",), None)
     noise = _number(path, header, ("RDNOISE", "RON", "READNOIS"), None)
-    return Plane(name, offset, shape, _BITPIX[bitpix], float(header.get("BSCALE", 1.0)),
-                 float(header.get("BZERO", 0.0)), data, overscan, gain, noise)  # fmt: skip
+    bscale, bzero = float(header.get("BSCALE", 1.0)), float(header.get("BZERO", 0.0))
+    saturation = _number(path, header, ("SATURATE",), None)
+    if saturation is None and bitpix in (8, 16):
+        saturation = (255 if bitpix == 8 else 32767) * bscale + bzero
+    return Plane(name, offset, shape, _BITPIX[bitpix], bscale, bzero, data, overscan, gain, noise, saturation)
 
 
 def _physical_filter(primary: Any) -> str:

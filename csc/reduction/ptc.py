@@ -4,7 +4,13 @@ For each pair of flats of one exposure time: clipped means mu1, mu2; the symmetr
 (mu2*I1 - mu1*I2)/mu; its clipped variance corrected for the clipping, halved. The model
 C(mu) = (exp(2 a00 mu g) - 1) / (2 a00 g^2) + n / g^2 gives the gain g (e-/ADU), the read
 noise sqrt(n) (e-) and a00. Points that leave the model by more than 5 sigma are rejected,
-and the turnoff is the highest mean still kept. A pair of biases (mean 0) pins the noise.
+and the turnoff is the highest mean still kept. Biases are never points: the read noise they
+measure (pairs of biases) is held fixed in the fit, and only the flats' pairs make the curve.
+
+A fit that cannot be trusted is a `PtcError` with its reason, never a number: fewer than
+MIN_LEVELS exposure levels, a parameter at a bound of the fit, too few points kept, or flats
+that never leave the read-noise regime (at the brightest kept pair the shot noise must be
+SHOT_DOMINANCE times the read noise variance).
 """
 
 from __future__ import annotations
@@ -20,6 +26,17 @@ from scipy import optimize, stats
 from obsq.csc.reduction.combine import MAD_TO_SIGMA
 
 CLIP_SIGMA = 5.5
+#: A PTC needs pairs at this many exposure levels at least.
+MIN_LEVELS = 4
+#: At the brightest kept pair, shot variance / read variance must reach this.
+SHOT_DOMINANCE = 10.0
+GAIN_BOUNDS = (0.01, 100.0)  # e-/ADU
+NOISE_SQ_BOUNDS = (0.0, 1.0e6)  # e-^2
+A00_BOUNDS = (-1.0e-4, 0.0)
+
+
+class PtcError(ValueError):
+    """Pairs that cannot give a photon transfer curve; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -80,43 +97,93 @@ def model(mu: npt.NDArray[np.float64], a00: float, gain: float, noise_sq: float)
     return shot + noise_sq / gain**2
 
 
-def fit_ptc(points: list[PairPoint], max_iterations: int = 3, sigma_cut: float = 5.0) -> PtcResult:
-    """Fit one amplifier's pairs; reject outliers and everything past the turnoff."""
+def _at(value: float, bound: float, scale: float) -> bool:
+    """Whether a fitted value sits on a bound (least_squares leaves an active bound exactly or nearly on it)."""
+    return abs(value - bound) <= 1e-6 * scale
+
+
+def fit_ptc(
+    points: list[PairPoint], read_noise_adu: float | None = None, max_iterations: int = 3, sigma_cut: float = 5.0
+) -> PtcResult:
+    """Fit one amplifier's pairs; reject outliers and everything past the turnoff; PtcError if it cannot be trusted.
+
+    With `read_noise_adu` (measured from biases) the noise term is held at it; else it is fitted.
+    """
+    levels = {round(p.exptime_s, 3) for p in points}
+    if len(levels) < MIN_LEVELS:
+        raise PtcError(f"pairs at {len(levels)} exposure level{'s' * (len(levels) != 1)}; a PTC needs {MIN_LEVELS}")
     ordered = sorted(points, key=lambda p: p.mean)
     mean = np.array([p.mean for p in ordered])
     var = np.array([p.variance for p in ordered])
     npix = np.array([p.n_pixels for p in ordered], float)
-    positive = var > 0
-    approx_gain = float(np.median(mean[positive & (mean > 100)] / var[positive & (mean > 100)]))
+    positive = (var > 0) & (mean > 0)
+    upper = positive & (mean >= np.median(mean[positive])) if positive.any() else positive
+    if not upper.any():
+        raise PtcError("no pair has a positive mean and variance")
+    approx_gain = float(np.clip(np.median(mean[upper] / var[upper]), *GAIN_BOUNDS))
     keep = positive & (mean * approx_gain < 50_000)  # the initial fit stays well below saturation
-    params = np.array([-1e-7, approx_gain, 25.0])
+    if keep.sum() < MIN_LEVELS:
+        keep = positive.copy()
+    fixed = read_noise_adu is not None
+    params = np.array([-1e-7, approx_gain] + ([] if fixed else [25.0]))
+    low = [A00_BOUNDS[0], GAIN_BOUNDS[0]] + ([] if fixed else [NOISE_SQ_BOUNDS[0]])
+    high = [A00_BOUNDS[1], GAIN_BOUNDS[1]] + ([] if fixed else [NOISE_SQ_BOUNDS[1]])
+
+    def full(p: npt.NDArray[np.float64]) -> tuple[float, float, float]:
+        noise_sq = (read_noise_adu * p[1]) ** 2 if read_noise_adu is not None else p[2]
+        return float(p[0]), float(p[1]), float(noise_sq)
+
     for _ in range(max_iterations):
-        sigma = np.sqrt(2.0 / npix) * np.maximum(var, 1.0)
+        sigma = np.sqrt(2.0 / npix) * np.maximum(var, 1e-6)
 
         def residuals(
             p: npt.NDArray[np.float64], k: npt.NDArray[np.bool_] = keep, s: npt.NDArray[np.float64] = sigma
         ) -> npt.NDArray[np.float64]:
-            return np.asarray((var[k] - model(mean[k], p[0], p[1], p[2])) / s[k], np.float64)
+            return np.asarray((var[k] - model(mean[k], *full(p))) / s[k], np.float64)
 
-        params = optimize.least_squares(residuals, params, bounds=([-1e-4, 0.1, 0.0], [0.0, 10.0, 2000.0])).x
-        deviation = np.abs(var - model(mean, *params)) / sigma
+        params = optimize.least_squares(residuals, params, bounds=(low, high)).x
+        deviation = np.abs(var - model(mean, *full(params))) / sigma
         new = positive & (deviation < sigma_cut)
         first_bad = next((i for i in range(len(new)) if not new[i] and mean[i] > 0), len(new))
         new[first_bad:] = False  # past the first point that leaves the model: saturation
         if (new == keep).all():
             break
         keep = new
-    kept = [bool(k) for k in keep]
-    turnoff = float(mean[keep].max()) if keep.any() else math.nan
-    return PtcResult(gain=float(params[1]), noise_e=float(math.sqrt(max(params[2], 0.0))), a00=float(params[0]),
-                     turnoff=turnoff, points=ordered, kept=kept)  # fmt: skip
+    a00, gain, noise_sq = full(params)
+    _trust(params, fixed=fixed, keep=keep, mean=mean, gain=gain, noise_sq=noise_sq)
+    return PtcResult(gain=gain, noise_e=float(math.sqrt(max(noise_sq, 0.0))), a00=a00,
+                     turnoff=float(mean[keep].max()), points=ordered, kept=[bool(k) for k in keep])  # fmt: skip
+
+
+def _trust(
+    params: npt.NDArray[np.float64], *, fixed: bool, keep: npt.NDArray[np.bool_], mean: npt.NDArray[np.float64],
+    gain: float, noise_sq: float,
+) -> None:  # fmt: skip
+    """PtcError unless the fit is a measurement: inside its bounds, enough points, the shot-noise regime reached."""
+    if any(_at(params[1], bound, bound) for bound in GAIN_BOUNDS):
+        raise PtcError(f"the gain fit ended at its bound ({gain:.4g} e-/ADU): the pairs do not constrain it")
+    if not fixed and any(_at(params[2], bound, NOISE_SQ_BOUNDS[1]) for bound in NOISE_SQ_BOUNDS):
+        raise PtcError(f"the read noise fit ended at its bound ({math.sqrt(noise_sq):.3g} e-): give bias frames")
+    if _at(params[0], A00_BOUNDS[0], -A00_BOUNDS[0]):  # (0, the other bound, is a curve without brighter-fatter)
+        raise PtcError(f"a00 ended at its bound ({params[0]:.3g}): the curve bends more than brighter-fatter can")
+    if keep.sum() < MIN_LEVELS:
+        raise PtcError(f"only {int(keep.sum())} pairs follow the model; a PTC needs {MIN_LEVELS}")
+    top = float(mean[keep].max())
+    shot, read = top / gain, noise_sq / gain**2
+    if shot < SHOT_DOMINANCE * read:
+        raise PtcError(
+            f"the flats never leave the read-noise regime: at the brightest kept pair ({top:.1f} ADU) the shot "
+            f"variance is {shot / read if read else math.inf:.1f}× the read variance, below {SHOT_DOMINANCE:g}×"
+        )
 
 
 def pair_up(
     exposures: list[tuple[float, npt.NDArray[np.floating]]],
 ) -> list[tuple[float, npt.NDArray[np.floating], npt.NDArray[np.floating]]]:
-    """Consecutive exposures of equal exposure time (within 5 ms) as pairs; odd ones left out."""
+    """Every consecutive pair of exposures of equal time (within 5 ms): 1st and 2nd, 3rd and 4th, …; an odd one out."""
     by_time: dict[float, list[npt.NDArray[np.floating]]] = defaultdict(list)
     for exptime, image in exposures:
         by_time[round(exptime / 0.005) * 0.005].append(image)
-    return [(t, images[0], images[1]) for t, images in sorted(by_time.items()) if len(images) >= 2]
+    return [
+        (t, images[i], images[i + 1]) for t, images in sorted(by_time.items()) for i in range(0, len(images) - 1, 2)
+    ]

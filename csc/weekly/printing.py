@@ -92,4 +92,10 @@ def print_calibration(results: dict[str, Any]) -> None:
         for name, a in sorted(ptc["amps"].items()):
             ratio = f"{a['gain_ratio'] - 1:+.2%}" if a["gain_ratio"] is not None else "n/a"
             print(f"  {name}  {a['gain']:.4f}       {ratio:>8}    {a['noise_e']:.2f}          {a['turnoff_adu']:.0f}")
+        if not ptc["covers_range"]:
+            print("  the PTC flats stop below the turnoff (the upper half of the range never reached): not a PASS")
     print(f"\ncalibration {'PASSED' if results['passed'] else 'FAILED'}")
+    if results.get("recovery"):
+        print("recovery (the flats show the dome and the white light misaligned):")
+        for number, step in enumerate(results["recovery"], 1):
+            print(f"  {number}. {step}")

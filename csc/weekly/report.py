@@ -27,6 +27,14 @@ from obsq.csc.ocps.repository import Repository
 PTC_GAIN_TOLERANCE = 0.02
 
 
+#: What the LATISS procedure says to do when the flats show the dome and the white light misaligned.
+RECOVERY = [
+    "home the dome: obsq queue add auxtel/atdome/home_dome.py",
+    "run the setup again, whose prepare_for/flat moves the dome to the screen: obsq queue add-block BLOCK-309",
+    "take the calibrations again: obsq queue add-block BLOCK-295",
+]
+
+
 def collect(registries: Registries) -> dict[str, Any]:
     """Everything the repository and the job table say about the run."""
     repo = Repository(registries.data_dir / "repo", now=utc_now_unix, database=registries.calibration)
@@ -53,12 +61,16 @@ def collect(registries: Registries) -> dict[str, Any]:
                 "gain_ratio": ratio,
                 "gain_ok": ratio is not None and abs(ratio - 1) <= PTC_GAIN_TOLERANCE,
             }
-        ptc = {"product": latest.id, "plot": str(repo.path_of(latest)), "amps": amps, "n_inputs": len(latest.inputs)}
+        ptc = {"product": latest.id, "plot": str(repo.path_of(latest)), "amps": amps, "n_inputs": len(latest.inputs),
+               "covers_range": bool(latest.stats.get("covers_range", True))}  # fmt: skip
     jobs = JobStore(registries.jobs).jobs()
     failed_jobs = [{"id": j.id, "pipeline": j.pipeline, "result": j.result} for j in jobs if j.state == "FAILED"]
-    passed = not failures and not failed_jobs and (ptc is None or all(a["gain_ok"] for a in ptc["amps"].values()))
+    ptc_ok = ptc is None or (ptc["covers_range"] and all(a["gain_ok"] for a in ptc["amps"].values()))
+    passed = not failures and not failed_jobs and ptc_ok
+    misaligned = any(f["name"] == "FLAT_LEVEL" for f in failures) or (ptc is not None and not ptc["covers_range"])
     return {
         "passed": passed,
+        "recovery": RECOVERY if misaligned else [],
         "verification": verification,
         "failures": failures,
         "masters": masters,
@@ -160,9 +172,17 @@ def render_html(results: dict[str, Any], summary: dict[str, Any]) -> str:
                 for name, a in sorted(ptc["amps"].items())]  # fmt: skip
         parts.append(_table(["amp", "gain e-/ADU", "nominal", "difference", "read noise e-", "a00", "turnoff ADU",
                              "pairs kept", "gain within 2 %"], rows, "ptc"))  # fmt: skip
+        if not ptc["covers_range"]:
+            parts.append("<p class='fail'>The PTC flats stop below the turnoff: they never reached the upper half of "
+                         "the detector's range, so the curve is not a PASS whatever its gain.</p>")  # fmt: skip
         plot = Path(ptc["plot"])
         if plot.exists():
             parts.append(f"<p><img id='ptc-plot' alt='PTC' src='{_png_uri(plot.read_bytes())}'></p>")
+    if results.get("recovery"):
+        parts.append("<h2 id='recovery'>Recovery</h2><p>The flats show the dome and the white light misaligned. "
+                     "The procedure's recovery:</p><ol>")  # fmt: skip
+        parts += [f"<li>{e(step)}</li>" for step in results["recovery"]]
+        parts.append("</ol>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -130,6 +130,19 @@ def test_weekly_with_a_drifting_dome_fails_and_names_the_flats(tmp_path: Path) -
     # no master is made of the misaligned SDSSr flat, so none is certified
     assert not [m for m in summary["calibration"]["masters"] if m["filter"].startswith("SDSSr")]
     assert "calibration FAILED" in result.stdout
+    # the PTC of the misaligned flats measures a gain, but never reaches the turnoff: not a PASS
+    ptc = summary["calibration"]["ptc"]
+    assert ptc is not None
+    assert not ptc["covers_range"]
+    assert "the PTC flats stop below the turnoff" in result.stdout
+    # the recovery, at the end of the output and in the report
+    tail = result.stdout[result.stdout.index("calibration FAILED") :]
+    assert "1. home the dome: obsq queue add auxtel/atdome/home_dome.py" in tail
+    assert "2. run the setup again" in tail
+    assert "3. take the calibrations again: obsq queue add-block BLOCK-295" in tail
+    page = Path(summary["report"]).read_text()
+    assert "<h2 id='recovery'>Recovery</h2>" in page
+    assert "obsq queue add-block BLOCK-309" in page
 
 
 def test_weekly_with_its_registries_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
