@@ -18,6 +18,7 @@ general masked path for the further iterations.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -114,6 +115,72 @@ def nan_median_rows(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.where(count > 0, (low + high) / 2, np.nan)
 
 
+def iterate_sorted(
+    s: npt.NDArray[np.float64], lo: npt.NDArray[np.intp], hi: npt.NDArray[np.intp], sigma: float, iterations: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Further clipping passes in the sorted domain: column j's kept values are s[lo[j]:hi[j], j] (s: (n, M)).
+
+    A pass keeps the values within sigma x MAD_STD x MAD of the median, an interval, so the kept
+    values of a sorted stack stay one contiguous run. Columns sharing a run (most lost one value
+    at one end) are done together at fixed positions, by the first pass's sort-free median and
+    MAD; the few others by a partial selection of their deviations. A column whose run did not
+    change is done. No sort and no masked arrays, and the decisions of astropy's sigma_clip.
+    """
+    n = s.shape[0]
+    lo, hi = lo.copy(), hi.copy()
+    active = np.arange(s.shape[1])
+    for _ in range(iterations):
+        if not active.size:
+            break
+        keys = lo[active] * (n + 1) + hi[active]
+        order = np.argsort(keys, kind="stable")
+        columns, keys = active[order], keys[order]
+        block = s[:, columns]  # each run's columns side by side
+        first, last = lo[columns], hi[columns]
+        new_lo, new_hi = first.copy(), last.copy()
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(keys)) + 1, [keys.size]))
+        rest = np.ones(keys.size, bool)
+        for a, b in itertools.pairwise(starts):
+            if b - a < max(512, keys.size // 16):
+                continue
+            rest[a:b] = False
+            run_lo, run_hi = int(first[a]), int(last[a])
+            part = block[:, a:b]
+            centre, mad = _median_mad_sorted(list(part[run_lo:run_hi]))
+            std = mad * MAD_STD
+            new_lo[a:b] = np.maximum(run_lo, (part < centre - std * sigma).sum(axis=0))
+            new_hi[a:b] = np.minimum(run_hi, n - (part > centre + std * sigma).sum(axis=0))
+        if rest.any():
+            new_lo[rest], new_hi[rest] = _clip_runs(block[:, rest].T.copy(), first[rest], last[rest], sigma)
+        changed = (new_lo != first) | (new_hi != last)
+        lo[columns], hi[columns] = new_lo, new_hi
+        active = columns[changed]
+    return lo, hi
+
+
+def _clip_runs(
+    rows: npt.NDArray[np.float64], first: npt.NDArray[np.intp], last: npt.NDArray[np.intp], sigma: float
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """One pass over rows (each ascending) whose kept runs differ: median read off, MAD by partial selection."""
+    n = rows.shape[1]
+    m = last - first
+    index = np.arange(rows.shape[0])
+    centre = (rows[index, first + (m - 1) // 2] + rows[index, first + m // 2]) / 2
+    deviation = np.abs(rows - centre[:, None])
+    positions = np.arange(n)
+    deviation[(positions < first[:, None]) | (positions >= last[:, None])] = np.inf
+    mad = np.empty(rows.shape[0])
+    for size in np.unique(m):
+        same = m == size
+        k = int(size) // 2
+        picked = np.partition(deviation[same], [k - 1, k] if size % 2 == 0 else [k], axis=1)
+        mad[same] = picked[:, k] if size % 2 else (picked[:, k - 1] + picked[:, k]) / 2
+    std = mad * MAD_STD
+    new_first = np.maximum(first, (rows < (centre - std * sigma)[:, None]).sum(axis=1))
+    new_last = np.minimum(last, n - (rows > (centre + std * sigma)[:, None]).sum(axis=1))
+    return new_first, new_last
+
+
 def _clip_general(values: npt.NDArray[np.float64], invalid: Mask, sigma: float, iterations: int) -> Mask:
     """Rejected values of M stacks of N, shaped (M, N), some values masked already: the plain loop."""
     rejected = invalid.copy()
@@ -129,6 +196,14 @@ def _clip_general(values: npt.NDArray[np.float64], invalid: Mask, sigma: float, 
     return rejected
 
 
+def _float32_bound(bound: npt.NDArray[np.float64], *, up: bool) -> Array:
+    """The float32 nearest `bound` on its inner side: v >= bound iff v >= ceil (up), v <= bound iff v <= floor."""
+    near = bound.astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        outside = near < bound if up else near > bound
+    return np.where(outside, np.nextafter(near, np.float32(np.inf if up else -np.inf)), near)
+
+
 @dataclass
 class BandResult:
     """One band combined: the values, how many inputs each pixel kept, how many values were rejected."""
@@ -139,9 +214,18 @@ class BandResult:
 
 
 def combine_band(
-    rows: Sequence[Array], invalid: Sequence[Mask] | None, method: str, sigma: float, iterations: int
+    rows: Sequence[Array],
+    invalid: Sequence[Mask] | None,
+    method: str,
+    sigma: float,
+    iterations: int,
+    *,
+    overwrite: bool = False,
 ) -> BandResult:
-    """Combine N corrected arrays of one band: `clipped_mean` or `median`; masked values never count."""
+    """Combine N corrected arrays of one band: `clipped_mean` or `median`; masked values never count.
+
+    With `overwrite` the rows (float32, the caller's own) are sorted in place instead of copied.
+    """
     n = len(rows)
     shape = rows[0].shape
     bad = np.zeros(shape, bool)
@@ -153,8 +237,8 @@ def combine_band(
         if invalid
         else list(rows)
     )
-    # the sort reuses its arrays: copy the caller's rows (the masked ones are fresh already)
-    s = sort_stack(work if invalid else [np.array(r, np.float32, copy=True) for r in work])
+    # the sort reuses its arrays: copy the caller's rows unless they may be overwritten (masked ones are fresh)
+    s = sort_stack(work if invalid or overwrite else [np.array(r, np.float32, copy=True) for r in work])
     with np.errstate(invalid="ignore"):  # inf - inf where a masked value sits; those pixels are redone below
         median, mad = _median_mad_sorted(s)
     total = np.zeros(shape, np.float64)
@@ -165,14 +249,16 @@ def combine_band(
     elif method == "clipped_mean":
         std = mad * MAD_STD
         lower, upper = median - std * sigma, median + std * sigma
+        # float32 bounds that decide exactly as the float64 ones do for float32 values (no upcast per value)
+        lower32, upper32 = _float32_bound(lower, up=True), _float32_bound(upper, up=False)
         for value in s:
-            keep = (value >= lower) & (value <= upper)
-            total += np.where(keep, value, 0.0)
+            keep = (value >= lower32) & (value <= upper32)
+            total += np.where(keep, value, np.float32(0))
             used += keep
         with np.errstate(invalid="ignore", divide="ignore"):
             combined = total / used
         if iterations > 1:
-            bad |= used < n
+            _further_passes(s, lower, upper, ~bad & (used < n), combined, used, sigma, iterations - 1)
     else:
         raise ValueError(f"combine method {method!r} is not one of clipped_mean, median")
     if bad.any():
@@ -190,6 +276,30 @@ def combine_band(
         used[where] = (~rejected).sum(axis=1)
     out = np.where(used > 0, combined, 0.0).astype(np.float32)
     return BandResult(out, used, int(n * out.size - used.sum(dtype=np.int64)))
+
+
+def _further_passes(  # noqa: PLR0917 - the band's arrays, updated in place
+    s: list[Array], lower: npt.NDArray[np.float64], upper: npt.NDArray[np.float64], changed: Mask,
+    combined: npt.NDArray[np.float64], used: npt.NDArray[np.int16], sigma: float, iterations: int,
+) -> None:  # fmt: skip
+    """The pixels that lost a value in the first pass, clipped again in the sorted domain; means from prefix sums."""
+    where = np.nonzero(changed)
+    if not where[0].size:
+        return
+    n = len(s)
+    stack = np.empty((n, where[0].size))  # (n, M): each column a pixel's values, ascending
+    for i, values in enumerate(s):
+        stack[i] = values[where]
+    lo = (stack < lower[where]).sum(axis=0)
+    hi = n - (stack > upper[where]).sum(axis=0)
+    lo, hi = iterate_sorted(stack, lo, hi, sigma, iterations)
+    prefix = np.zeros((n + 1, stack.shape[1]))
+    np.cumsum(stack, axis=0, out=prefix[1:])
+    columns = np.arange(stack.shape[1])
+    count = hi - lo
+    with np.errstate(invalid="ignore", divide="ignore"):
+        combined[where] = (prefix[hi, columns] - prefix[lo, columns]) / count
+    used[where] = count
 
 
 @dataclass(frozen=True)
@@ -221,6 +331,30 @@ class PlaneResult:
     n_used: npt.NDArray[np.int16]
     n_rejected: int
     n_bad: int
+
+
+def _corrected_band(item: Input, corrections: Corrections, band: tuple[int, int], fd: int) -> tuple[Array, Mask | None]:
+    """Rows [r0, r1) of one input's data section, corrected; the mask of values that never count (None: none)."""
+    r0, r1 = band
+    data_rows, data_cols = item.plane.data
+    raw = item.frame.read(item.plane, (data_rows.start + r0, data_rows.start + r1), fd=fd)
+    value = np.ascontiguousarray(raw[:, data_cols])  # a fresh float32 array of ours
+    mask = None
+    if not np.isfinite(value.sum()):  # NaN or inf somewhere (or a float32 overflow): find them
+        mask = ~np.isfinite(value)
+    if corrections.saturation is not None:
+        mask = (value >= corrections.saturation) | (False if mask is None else mask)
+    if corrections.defects is not None:
+        mask = corrections.defects[r0:r1] | (False if mask is None else mask)
+    if item.offset:
+        value -= np.float32(item.offset)
+    if corrections.bias is not None:
+        value -= corrections.bias[r0:r1]
+    if corrections.dark_per_s is not None:
+        value -= corrections.dark_per_s[r0:r1] * np.float32(item.darktime)
+    if item.scale != 1.0:
+        value *= np.float32(item.scale)
+    return value, mask
 
 
 def combine_plane(
@@ -261,28 +395,16 @@ def combine_plane(
 
         def one(band: tuple[int, int]) -> int:
             r0, r1 = band
-            rows, invalid = [], []
+            rows: list[Array] = []
+            invalid: list[Mask | None] = []
             for item in inputs:
-                data_rows, data_cols = item.plane.data
-                raw = item.frame.read(
-                    item.plane, (data_rows.start + r0, data_rows.start + r1), fd=descriptors[item.frame.path]
-                )
-                raw = raw[:, data_cols]
-                mask = ~np.isfinite(raw)
-                if corrections.saturation is not None:
-                    mask |= raw >= corrections.saturation
-                if corrections.defects is not None:
-                    mask |= corrections.defects[r0:r1]
-                value = raw - np.float32(item.offset)
-                if corrections.bias is not None:
-                    value -= corrections.bias[r0:r1]
-                if corrections.dark_per_s is not None:
-                    value -= corrections.dark_per_s[r0:r1] * np.float32(item.darktime)
-                if item.scale != 1.0:
-                    value *= np.float32(item.scale)
+                value, mask = _corrected_band(item, corrections, (r0, r1), descriptors[item.frame.path])
                 rows.append(value)
                 invalid.append(mask)
-            result = combine_band(rows, invalid if any(m.any() for m in invalid) else None, method, sigma, iterations)
+            masks = None
+            if any(m is not None and m.any() for m in invalid):
+                masks = [np.zeros(value.shape, bool) if m is None else m for m in invalid]
+            result = combine_band(rows, masks, method, sigma, iterations, overwrite=True)
             out[r0:r1] = result.combined
             used[r0:r1] = result.n_used
             return result.n_rejected
