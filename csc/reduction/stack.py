@@ -148,8 +148,9 @@ def iterate_sorted(
             part = block[:, a:b]
             centre, mad = _median_mad_sorted(list(part[run_lo:run_hi]))
             std = mad * MAD_STD
-            new_lo[a:b] = np.maximum(run_lo, (part < centre - std * sigma).sum(axis=0))
-            new_hi[a:b] = np.minimum(run_hi, n - (part > centre + std * sigma).sum(axis=0))
+            middle = (run_lo + run_hi) // 2  # below the run's middle only values can fall under, above only over
+            new_lo[a:b] = run_lo + (part[run_lo:middle] < centre - std * sigma).sum(axis=0)
+            new_hi[a:b] = middle + (part[middle:run_hi] <= centre + std * sigma).sum(axis=0)
         if rest.any():
             new_lo[rest], new_hi[rest] = _clip_runs(block[:, rest].T.copy(), first[rest], last[rest], sigma)
         changed = (new_lo != first) | (new_hi != last)
@@ -194,14 +195,6 @@ def _clip_general(values: npt.NDArray[np.float64], invalid: Mask, sigma: float, 
             break
         rejected = new
     return rejected
-
-
-def _float32_bound(bound: npt.NDArray[np.float64], *, up: bool) -> Array:
-    """The float32 nearest `bound` on its inner side: v >= bound iff v >= ceil (up), v <= bound iff v <= floor."""
-    near = bound.astype(np.float32)
-    with np.errstate(invalid="ignore"):
-        outside = near < bound if up else near > bound
-    return np.where(outside, np.nextafter(near, np.float32(np.inf if up else -np.inf)), near)
 
 
 @dataclass
@@ -249,16 +242,13 @@ def combine_band(
     elif method == "clipped_mean":
         std = mad * MAD_STD
         lower, upper = median - std * sigma, median + std * sigma
-        # float32 bounds that decide exactly as the float64 ones do for float32 values (no upcast per value)
-        lower32, upper32 = _float32_bound(lower, up=True), _float32_bound(upper, up=False)
-        for value in s:
-            keep = (value >= lower32) & (value <= upper32)
-            total += np.where(keep, value, np.float32(0))
-            used += keep
-        with np.errstate(invalid="ignore", divide="ignore"):
-            combined = total / used
-        if iterations > 1:
-            _further_passes(s, lower, upper, ~bad & (used < n), combined, used, sigma, iterations - 1)
+        for value in s:  # most pixels keep every value: their sum, and the few others corrected below
+            total += value
+        used += np.int16(n)
+        combined = total / n
+        with np.errstate(invalid="ignore"):  # sorted: a value is clipped iff the smallest or the largest is
+            clipped = ~bad & ((s[0] < lower) | (s[-1] > upper))
+        _further_passes(s, lower, upper, clipped, total, combined, used, sigma, iterations - 1)
     else:
         raise ValueError(f"combine method {method!r} is not one of clipped_mean, median")
     if bad.any():
@@ -280,26 +270,34 @@ def combine_band(
 
 def _further_passes(  # noqa: PLR0917 - the band's arrays, updated in place
     s: list[Array], lower: npt.NDArray[np.float64], upper: npt.NDArray[np.float64], changed: Mask,
-    combined: npt.NDArray[np.float64], used: npt.NDArray[np.int16], sigma: float, iterations: int,
+    total: npt.NDArray[np.float64], combined: npt.NDArray[np.float64], used: npt.NDArray[np.int16],
+    sigma: float, iterations: int,
 ) -> None:  # fmt: skip
-    """The pixels that lost a value in the first pass, clipped again in the sorted domain; means from prefix sums."""
-    where = np.nonzero(changed)
-    if not where[0].size:
+    """The pixels that lost a value in the first pass: their kept run, `iterations` more passes, the run's mean.
+
+    The run is counted against the first pass's bounds and clipped again in the sorted domain;
+    its sum is the pixel's `total` less the few values cut off at either end.
+    """
+    flat = np.flatnonzero(changed)
+    if not flat.size:
         return
-    n = len(s)
-    stack = np.empty((n, where[0].size))  # (n, M): each column a pixel's values, ascending
+    n, h = len(s), len(s) // 2
+    stack = np.empty((n, flat.size))  # (n, M): each column a pixel's values, ascending
     for i, values in enumerate(s):
-        stack[i] = values[where]
-    lo = (stack < lower[where]).sum(axis=0)
-    hi = n - (stack > upper[where]).sum(axis=0)
+        stack[i] = np.take(values, flat)
+    # sorted, and lower <= median <= upper: only the lower half can fall below, the upper half above
+    lo = (stack[:h] < lower.ravel()[flat]).sum(axis=0)
+    hi = n - (stack[h:] > upper.ravel()[flat]).sum(axis=0)
     lo, hi = iterate_sorted(stack, lo, hi, sigma, iterations)
-    prefix = np.zeros((n + 1, stack.shape[1]))
-    np.cumsum(stack, axis=0, out=prefix[1:])
-    columns = np.arange(stack.shape[1])
+    kept = total.ravel()[flat]
+    for i in range(int(lo.max())):
+        kept -= np.where(i < lo, stack[i], 0.0)
+    for i in range(int(hi.min()), n):
+        kept -= np.where(i >= hi, stack[i], 0.0)
     count = hi - lo
     with np.errstate(invalid="ignore", divide="ignore"):
-        combined[where] = (prefix[hi, columns] - prefix[lo, columns]) / count
-    used[where] = count
+        combined.ravel()[flat] = kept / count
+    used.ravel()[flat] = count
 
 
 @dataclass(frozen=True)
