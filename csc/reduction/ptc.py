@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize, stats
 
 from obsq.csc.reduction.combine import MAD_TO_SIGMA
 
@@ -75,7 +74,8 @@ def _clip(values: npt.NDArray[np.float64], sigma: float = CLIP_SIGMA, iters: int
 
 def clipping_variance_factor(k: float) -> float:
     """Variance of a Gaussian truncated at +-k sigma, relative to sigma^2."""
-    phi, cdf = stats.norm.pdf(k), stats.norm.cdf(k) - stats.norm.cdf(-k)
+    phi = math.exp(-k * k / 2) / math.sqrt(2 * math.pi)  # the normal density and probability, without scipy
+    cdf = math.erf(k / math.sqrt(2))
     return float(1 - 2 * k * phi / cdf)
 
 
@@ -109,6 +109,8 @@ def fit_ptc(
 
     With `read_noise_adu` (measured from biases) the noise term is held at it; else it is fitted.
     """
+    from scipy import optimize  # here: 1 s of imports that every other reduction command need not pay
+
     levels = {round(p.exptime_s, 3) for p in points}
     if len(levels) < MIN_LEVELS:
         raise PtcError(f"pairs at {len(levels)} exposure level{'s' * (len(levels) != 1)}; a PTC needs {MIN_LEVELS}")
