@@ -45,8 +45,11 @@ def add(sub: Subparsers) -> None:
     q.add_argument("--frames", type=int, default=20, help="how many frames (default %(default)s)")
     q.add_argument("--size", type=int, default=4096, help="frame side in pixels (default %(default)s)")
     q.add_argument("--dir", default=None, help="where the frames are written and kept (default: temporary folder)")
-    q.add_argument("--no-ccdproc", action="store_true", help="skip ccdproc (it needs ~8 GB at 4096x4096)")
+    q.add_argument("--no-ccdproc", action="store_true", help="skip ccdproc (it needs ~11 GB at 4096x4096)")
     q.add_argument("--json", dest="json_out", type=Path, help="also write the results as JSON to this file")
+    q.add_argument(
+        "--repeat", type=int, default=3, help="runs of each quick case, the fastest kept (default %(default)s)"
+    )
     q = what.add_parser(
         "startup",
         help="obsq --help, obsq csc list and the processes' imports vs python -c pass",
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         from obsq.csc.bench.combine import CombineBenchOptions, run_combine_benchmark
 
         return run_combine_benchmark(
-            CombineBenchOptions(args.frames, args.size, args.dir, not args.no_ccdproc, args.json_out)
+            CombineBenchOptions(args.frames, args.size, args.dir, not args.no_ccdproc, args.json_out, args.repeat)
         )
     if args.action == "weekly":
         from obsq.csc.bench.weekly import WeeklyBenchOptions, run_weekly_benchmark

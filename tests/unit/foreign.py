@@ -19,6 +19,7 @@ each program's conventions:
 from __future__ import annotations
 
 import datetime
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
+_SERIAL = itertools.count(1)
 TYPE_WORDS = {
     "ccdsoft": {"BIAS": "Bias Frame", "DARK": "Dark Frame", "FLAT": "Light Frame", "LIGHT": "Light Frame"},
     "maxim": {"BIAS": "Bias Frame", "DARK": "Dark Frame", "FLAT": "Flat Field", "LIGHT": "Light Frame"},
@@ -124,8 +126,7 @@ class Acquisition:
             header[key.replace("_", "-")] = value
         folder = self.folder / subfolder
         folder.mkdir(parents=True, exist_ok=True)
-        camera = "".join(c for c in self.instrument if c.isalnum())[-8:]
-        path = folder / f"{kind.lower()}_{exptime:g}s_{camera}_{self.count:04d}.fit"
+        path = folder / f"{kind.lower()}_{exptime:g}s_{next(_SERIAL):04d}.fit"  # unique however many cameras write
         fits.PrimaryHDU(data, header).writeto(path)
         return path
 
