@@ -11,9 +11,14 @@ each pixel's stack is sorted with a sorting network (element-wise minimum/maximu
 band, exact in float32), the median is read off the middle, and the median absolute deviation
 comes from the sorted values without a second sort (the deviations below and above the median
 are two sorted runs, and the k-th smallest of two sorted runs is min over i of max(A_i, B_k-i)).
-Centre, width and bounds are computed in float64 as astropy does. Only the few pixels that lose
-a value to the clip, or that hold a masked value (saturated, defect, not finite), go through a
-general masked path for the further iterations.
+Centre, width and bounds are computed in float64 as astropy does.
+
+A clip keeps an interval of values, so in a sorted stack the kept values are one contiguous run
+and a pixel loses a value only if its smallest or largest one is out: the first pass sums every
+value, and only those pixels (about a fifth) are revisited — their runs counted, clipped again
+in the sorted domain (`iterate_sorted`), and their sums corrected by the few values cut off at
+the ends. Pixels holding a masked value (saturated, defect, not finite) take a general masked
+path.
 """
 
 from __future__ import annotations
