@@ -83,17 +83,20 @@ def folder_hint(path: Path) -> str | None:
 
 
 def expand(items: Sequence[str]) -> list[tuple[Path, bool]]:
-    """Each file with whether it was named (True) or found in a folder (False); folders sorted, recursively."""
-    found: list[tuple[Path, bool]] = []
+    """Each file once, with whether it was named (True) or only found in a folder; folders sorted, recursively."""
+    found: dict[Path, tuple[Path, bool]] = {}
     for item in items:
         path = Path(item)
         if path.is_dir():
-            found += [(p, False) for p in sorted(path.rglob("*")) if p.suffix.lower() in FITS_SUFFIXES and p.is_file()]
+            files = [(p, False) for p in sorted(path.rglob("*")) if p.suffix.lower() in FITS_SUFFIXES and p.is_file()]
         elif path.exists():
-            found.append((path, True))
+            files = [(path, True)]
         else:
             raise SurveyError(f"{item}: no such file or folder")
-    return found
+        for file, named in files:  # a file given twice (by name and in its folder) is one input
+            key = file.resolve()
+            found[key] = (found[key][0], found[key][1] or named) if key in found else (file, named)
+    return list(found.values())
 
 
 def _label(frame: Frame, kind: str) -> str:

@@ -207,3 +207,9 @@ def test_a_header_that_disagrees_with_the_measurement_fails(tmp_path: Path, caps
     (group,) = [r for r in rows if "status" in r]
     assert (code, group["status"]) == (1, "failed")
     assert "GAIN IMAGE inputs: header 4.6 e-/ADU, measured 2." in group["detail"]
+
+
+def test_a_file_given_twice_is_one_input(ccdsoft: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = sorted((ccdsoft / "BIAS").glob("bias_*.fit"))[0]
+    code, rows, _ = reduce(capsys, "bias", str(ccdsoft / "BIAS"), str(first), "--repo", str(tmp_path / "repo"))
+    assert (code, groups(rows)) == (0, {"bias#1": ("built", 5)})
