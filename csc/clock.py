@@ -19,8 +19,8 @@ import contextlib
 import heapq
 import itertools
 import time
-from collections.abc import Awaitable
-from typing import Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 #: TAI - UTC in seconds, valid since 2017-01-01 (no leap second announced since).
 TAI_MINUS_UTC_S = 37.0
@@ -54,6 +54,10 @@ class Clock(Protocol):
 
     async def wait_for(self, awaitable: Awaitable[T], timeout_s: float) -> T:
         """Await `awaitable`, raising TimeoutError after `timeout_s` of clock time."""
+        ...
+
+    async def to_thread(self, function: Callable[..., T], /, *args: Any) -> T:
+        """Run blocking work (files, a database) in a worker thread; a virtual clock waits for it."""
         ...
 
 
@@ -142,6 +146,9 @@ class LoopClock:
         except TimeoutError:
             raise TimeoutError(f"timed out after {timeout_s:g} s") from None
 
+    async def to_thread(self, function: Callable[..., T], /, *args: Any) -> T:
+        return await asyncio.to_thread(function, *args)
+
 
 class ManualClock:
     """Virtual time that moves only when a test calls `advance` (or `run_until_idle`)."""
@@ -151,6 +158,7 @@ class ManualClock:
         self._now = 0.0
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._counter = itertools.count()
+        self._threads: set[asyncio.Future[Any]] = set()
 
     @property
     def speed(self) -> float:
@@ -186,22 +194,32 @@ class ManualClock:
         while self._sleepers and self._sleepers[0][2].done():
             heapq.heappop(self._sleepers)
 
+    async def to_thread(self, function: Callable[..., T], /, *args: Any) -> T:
+        """The work in a thread; until it ends the loop is not idle, so virtual time does not run past it."""
+        future = asyncio.ensure_future(asyncio.to_thread(function, *args))
+        self._threads.add(future)
+        try:
+            return await future
+        finally:
+            self._threads.discard(future)
+
     async def settle(self, max_rounds: int = 1000) -> None:
         """Let ready tasks run, without moving time, until the loop has nothing left to run.
 
-        Idle means the loop's run queue stayed empty for two iterations in a row; work waiting
-        on a thread or a socket is not seen (unit tests use the memory bus and in-memory stores).
+        Idle means the loop's run queue stayed empty for two iterations in a row and no work
+        started with `to_thread` is still running (it is waited for in real time); work waiting
+        on a socket is not seen (unit tests use the memory bus and in-memory stores).
         """
         ready = getattr(asyncio.get_running_loop(), "_ready", None)  # CPython's run queue (a deque)
-        if ready is None:  # a loop that does not show its run queue: a fixed number of rounds
-            for _ in range(min(max_rounds, 20)):
-                await asyncio.sleep(0)
-            return
         idle = 0
         for _ in range(max_rounds):
+            if self._threads:  # blocking work in flight: wait for it in real time, then look again
+                await asyncio.wait(set(self._threads))
+                idle = 0
+                continue
             await asyncio.sleep(0)
-            idle = idle + 1 if not ready else 0
-            if idle >= 2:
+            idle = idle + 1 if ready is None or not ready else 0
+            if idle >= (2 if ready is not None else 20):  # a loop hiding its run queue: a fixed number of rounds
                 return
 
     async def advance(self, seconds: float) -> None:

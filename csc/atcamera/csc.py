@@ -9,7 +9,6 @@ largeFileObjectAvailable follow once the file is in place.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -145,14 +144,14 @@ class ATCameraCsc(BaseCsc):
         self.register_command("takeImages", self._do_take_images)
 
     async def configure(self, config: dict[str, Any]) -> None:
-        await asyncio.to_thread(self.driver.configure, config["detector"], config["seed"])
+        await self.clock.to_thread(self.driver.configure, config["detector"], config["seed"])
         self.readout_time_s = config["readout_time"]
         self.lamp_warmup_s = config["lamp_warmup"]
 
     async def handle_summary_state(self) -> None:
         if self.summary_state in (State.DISABLED, State.ENABLED):
             if self.registry is None:
-                self.registry = await asyncio.to_thread(AcquiredImages, self.registry_target)
+                self.registry = await self.clock.to_thread(AcquiredImages, self.registry_target)
             if not self._observing:
                 await self.driver.observatory.start()
                 self._observing = True
@@ -171,7 +170,7 @@ class ATCameraCsc(BaseCsc):
     async def _take_one(self, request: ExposureRequest, index: int, count: int) -> str:
         assert self.registry is not None
         dayobs = day_obs(self.clock.tai())
-        seqnum = await asyncio.to_thread(self.registry.next_seqnum, dayobs)
+        seqnum = await self.clock.to_thread(self.registry.next_seqnum, dayobs)
         start = self.clock.tai()
         exposure = Exposure(request, f"AT_O_{dayobs}_{seqnum:06d}", dayobs, seqnum, start)
         obsid = exposure.obsid
@@ -192,7 +191,7 @@ class ATCameraCsc(BaseCsc):
         exposure = replace(exposure, darktime_s=self.clock.tai() - start)
         flux = flat_flux_e_s(state, self.lamp_warmup_s) if request.shutter else 0.0
         t0 = perf_counter()
-        image = await asyncio.to_thread(self._write, exposure, state, flux)
+        image = await self.clock.to_thread(self._write, exposure, state, flux)
         write_ms = (perf_counter() - t0) * 1e3
         await self.publish_event(
             "endReadout",

@@ -63,8 +63,6 @@ def load_frames(
     """Open every input (as `imgtype` if given); all must be readable, of `kind` when given, and of one signature."""
     if not paths:
         raise PipelineError(f"the input set is empty: no {kind.lower() if kind else 'frame'}s to process")
-    if len(paths) < min_frames:
-        raise PipelineError(f"{len(paths)} frames, fewer than the minimum {min_frames} for a master")
     frames = []
     for path in paths:
         try:
@@ -75,6 +73,8 @@ def load_frames(
         for frame in frames:
             if frame.imgtype != kind:
                 raise PipelineError(f"{frame.path}: is a {frame.imgtype}, not a {kind}")
+    if len(frames) < min_frames:
+        raise PipelineError(f"{len(frames)} frames, fewer than the minimum {min_frames} for a master")
     first = frames[0]
     for frame in frames[1:]:
         if frame.signature != first.signature:
