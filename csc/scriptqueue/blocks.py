@@ -49,10 +49,10 @@ def block_folders(site: list[Path] | None = None) -> list[Path]:
 
 
 def available_blocks(folders: list[Path]) -> dict[str, Path]:
-    """Program -> file, for every block file in `folders` (later folders override earlier ones)."""
+    """Program -> file, for every block file in `folders` and their subfolders (later folders override earlier ones)."""
     found: dict[str, Path] = {}
     for folder in folders:
-        for file in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        for file in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
             try:
                 program = json.loads(file.read_text()).get("program")
             except (json.JSONDecodeError, AttributeError):

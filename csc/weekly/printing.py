@@ -61,6 +61,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"  {script['index']} {script['block']:<9} {script['path']:<45} {script['state']}{reason}")
     lamp = summary["lamp"]
     print(f"\nATWhiteLight {lamp['summaryState']}, lamp {lamp['lamp']}")
+    for note in summary.get("processing", []):
+        print(f"processing: {note}")
     results = summary.get("calibration")
     if results is not None:
         print_calibration(results)

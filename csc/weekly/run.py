@@ -20,16 +20,25 @@ from typing import Any, Protocol
 
 from obsq.csc.acquired import AcquiredImages
 from obsq.csc.app.connection import Connection, connected_bus
+from obsq.csc.bus.base import Bus
 from obsq.csc.bus.brokers import private_broker
-from obsq.csc.clock import LoopClock, perf_counter, utc_now_unix
+from obsq.csc.clock import Clock, LoopClock, perf_counter, utc_now_unix
 from obsq.csc.component import AckError, Remote
-from obsq.csc.core.errors import UsageError
+from obsq.csc.core.errors import UsageError, ValidationError
 from obsq.csc.database import DatabaseError, Registries, describe, exists
 from obsq.csc.injections import InjectionError, parse_injections
 from obsq.csc.observatory import Observatory
+from obsq.csc.scriptqueue.blocks import block_folders, read_block
 from obsq.csc.weekly.follow import Progress, QueueFollower, add_blocks, follow
 from obsq.csc.weekly.report import collect, write_report
-from obsq.csc.weekly.summary import image_summary, lamp_state, ptc_inputs, run_ptc
+from obsq.csc.weekly.summary import (
+    image_summary,
+    lamp_state,
+    processing_notes,
+    ptc_inputs,
+    ptc_requests,
+    run_ptc,
+)
 
 QUEUE = "ScriptQueue:2"
 BLOCKS = ("BLOCK-309", "BLOCK-295", "BLOCK-310")
@@ -84,6 +93,27 @@ def check_empty(database: str) -> None:
         )
 
 
+def read_blocks(blocks: list[str]) -> list[dict[str, Any]]:
+    """The blocks' contents (shipped ids, or files), for what they ask of the reduction.
+
+    A block this process cannot read (a site block only the queue knows) is left out here; the
+    queue itself judges every block when it is added.
+    """
+    contents = []
+    for block in blocks:
+        with contextlib.suppress(ValidationError):
+            contents.append(read_block(block, block_folders())[0])
+    return contents
+
+
+async def _ptcs(bus: Bus, root: str, clock: Clock, contents: list[dict[str, Any]], acquired: str) -> list[str]:
+    """Each PTC the blocks ask for, through OCPS:1, from the flats taken for it; a line each."""
+    requests = ptc_requests(contents)
+    if not requests:
+        return ["PTC: no block asks for one (no take_image_latiss of flats in pairs)"]
+    return [await run_ptc(bus, root, clock, ptc_inputs(acquired, request)) for request in requests]
+
+
 async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
     """The `obsq weekly` command; 0 if every script is DONE and every check passed."""
     try:
@@ -91,6 +121,7 @@ async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
     except InjectionError as exc:
         raise UsageError(str(exc)) from None
     blocks = options.chosen_blocks()
+    contents = read_blocks(blocks)
     stamp = datetime.datetime.fromtimestamp(utc_now_unix(), tz=datetime.UTC).strftime("%Y%m%dT%H%M%S")
     data = options.data / f"weekly-{stamp}"
     simulate = not options.connection.given
@@ -123,7 +154,8 @@ async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
             view.line(f"obsq weekly: {exc}")
         lamp = await lamp_state(bus, root, clock)
         if simulate:
-            view.line(await run_ptc(bus, root, clock, ptc_inputs(registries.acquired)))
+            for line in await _ptcs(bus, root, clock, contents, registries.acquired):
+                view.line(line)
         scripts = [
             {"index": i["index"], "block": i["block"], "path": i["path"], "state": i["state"], "reason": i["reason"]}
             for i in follower.ours()
@@ -138,6 +170,7 @@ async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
             "scripts": scripts,
             "images": image_summary(registries.acquired) if simulate else [],
             "lamp": lamp,
+            "processing": processing_notes(contents),
             "file": str(data / "weekly-summary.json"),
         }
         if simulate and exists(registries.calibration):

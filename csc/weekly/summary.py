@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from obsq.csc.acquired import AcquiredImages
@@ -15,8 +16,59 @@ from obsq.csc.core.states import State
 from obsq.csc.database import exists
 from obsq.scripts.ocps import Ocps
 
-#: The reason BLOCK-295's take_image_latiss gives its PTC flats.
-PTC_REASON = "weekly_PTC"
+#: A PTC needs pairs at this many exposure times at least (as obsq.csc.reduction.ptc.MIN_LEVELS).
+PTC_MIN_LEVELS = 4
+
+
+@dataclass(frozen=True)
+class PtcRequest:
+    """Flats a block asks for as a PTC: a take_image_latiss of FLATs whose exposure times come in pairs."""
+
+    program: str
+    reason: str
+    filter: str
+    grating: str
+    exp_times: frozenset[float]
+
+
+def ptc_requests(blocks: list[dict[str, Any]]) -> list[PtcRequest]:
+    """Each PTC the blocks ask for, found by what the script takes (not by a reason string)."""
+    found = []
+    for data in blocks:
+        for script in data.get("scripts", []):
+            parameters = script.get("parameters") or {}
+            times = parameters.get("exp_times")
+            if not str(script.get("name", "")).endswith("take_image_latiss.py") or not isinstance(times, list):
+                continue
+            if str(parameters.get("image_type", "")).upper() != "FLAT" or len(times) % 2:
+                continue
+            pairs = list(zip(times[0::2], times[1::2], strict=True))
+            if all(a == b for a, b in pairs) and len({a for a, _ in pairs}) >= PTC_MIN_LEVELS:
+                found.append(PtcRequest(
+                    program=str(parameters.get("program", data.get("program", ""))),
+                    reason=str(parameters.get("reason", "")), filter=str(parameters.get("filter", "")),
+                    grating=str(parameters.get("grating", "")), exp_times=frozenset(float(t) for t in times),
+                ))  # fmt: skip
+    return found
+
+
+def processing_notes(blocks: list[dict[str, Any]]) -> list[str]:
+    """What the blocks ask the reduction service for, in words: above all when they ask for nothing."""
+    notes = []
+    for data in blocks:
+        calibrations = [s for s in data.get("scripts", []) if str(s.get("name", "")).endswith(
+            "make_latiss_calibrations.py")]  # fmt: skip
+        built = [s for s in calibrations if (s.get("parameters") or {}).get("generate_calibrations") is True]
+        if calibrations and not built:
+            notes.append(
+                f"{data.get('program', '?')} asks for no processing: its {len(calibrations)} "
+                "make_latiss_calibrations scripts leave generate_calibrations false (Rubin's default), so the "
+                "images are taken and counted but no master is built"
+            )
+        elif calibrations:
+            notes.append(f"{data.get('program', '?')}: {len(built)} of {len(calibrations)} calibration sets "
+                         "build masters (generate_calibrations true)")  # fmt: skip
+    return notes
 
 
 def image_summary(registry: str) -> list[dict[str, Any]]:
@@ -30,11 +82,16 @@ def image_summary(registry: str) -> list[dict[str, Any]]:
     ]
 
 
-def ptc_inputs(registry: str, reason: str = PTC_REASON) -> list[str]:
-    """The PTC flats of the run (take_image_latiss with BLOCK-295's reason), in sequence order."""
+def ptc_inputs(registry: str, request: PtcRequest) -> list[str]:
+    """The flats a PTC request was answered with (program, reason, filter, grating, times), in sequence order."""
     if not exists(registry):
         return []
-    return [i.path for i in AcquiredImages(registry).images(reason=reason)]
+    where: dict[str, str] = {"imgtype": "FLAT"}
+    for column in ("program", "reason", "filter", "grating"):
+        if getattr(request, column):
+            where[column] = getattr(request, column)
+    images = AcquiredImages(registry).images(**where)
+    return [i.path for i in images if round(i.exptime, 3) in {round(t, 3) for t in request.exp_times}]
 
 
 async def run_ptc(bus: Bus, root: str, clock: Clock, inputs: list[str]) -> str:

@@ -179,3 +179,30 @@ def test_weekly_with_its_registries_on_postgresql(tmp_path: Path, postgres_url: 
     )  # fmt: skip
     assert again.returncode == 2
     assert "holds 205 acquired images already" in again.stderr
+
+
+RUBIN_BLOCKS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "rubin-blocks"
+
+
+def test_rubins_three_blocks_give_a_ptc_from_their_daily_ptc_flats(tmp_path: Path) -> None:
+    """Rubin's own block files, verbatim: every script DONE, the PTC from the flats its BLOCK-295 asks for."""
+    if not RUBIN_BLOCKS.is_dir():
+        pytest.skip("the reference Rubin blocks are not beside this checkout")
+    if mosquitto_path() is None and not REQUIRE_MOSQUITTO:
+        pytest.skip("mosquitto not installed: obsq weekly would use the embedded broker")
+    files = [str(next(RUBIN_BLOCKS.glob(f"block-{n}-*.json"))) for n in (309, 295, 310)]
+    result = subprocess.run(
+        [sys.executable, "-m", "obsq.csc.cli", "weekly", "--data", str(tmp_path), "--speed", "600",
+         "--blocks", ",".join(files)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run,) = tmp_path.glob("weekly-*")
+    summary = json.loads((run / "weekly-summary.json").read_text())
+    assert [s["state"] for s in summary["scripts"]] == ["DONE"] * 10
+    ptc = summary["calibration"]["ptc"]
+    assert ptc["n_inputs"] == 60  # Rubin tags them daily_PTC: found by what the block asks for
+    assert all(a["gain_ok"] for a in ptc["amps"].values())
+    (note,) = summary["processing"]
+    assert note.startswith("BLOCK-295 asks for no processing")
+    assert "processing: BLOCK-295 asks for no processing" in result.stdout

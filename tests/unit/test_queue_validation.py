@@ -75,7 +75,8 @@ async def test_add_refuses(rig: Rig, data: dict[str, Any], message: str) -> None
 
 
 def block(**changes: Any) -> str:
-    data = {"name": "t", "program": "BLOCK-T1", "scripts": [{"name": "auxtel/stop_tracking.py", "standard": True}]}
+    data = {"name": "t", "program": "BLOCK-T1",
+            "scripts": [{"name": "auxtel/stop_tracking.py", "standard": True, "parameters": {}}]}  # fmt: skip
     data.update(changes)
     return json.dumps(data)
 
@@ -86,8 +87,11 @@ def block(**changes: Any) -> str:
         ({"id": "BLOCK-999"}, "unknown block 'BLOCK-999'; available: BLOCK-295, BLOCK-309, BLOCK-310"),
         ({"id": "{not json"}, "the block given as JSON is not valid JSON"),
         ({"id": block(program="295")}, "field 'program': '295' does not match"),
+        ({"id": block(program="XBLOCK-295")}, "field 'program': 'XBLOCK-295' does not match"),
+        ({"id": block(scripts=[{"name": "auxtel/stop_tracking.py", "standard": True}])},
+         "field 'scripts/0/parameters' is required \\(rule: required\\)"),
         ({"id": block(scripts=[])}, "field 'scripts': \\[\\] should be non-empty"),
-        ({"id": block(scripts=[{"name": "auxtel/nope.py", "standard": True}])},
+        ({"id": block(scripts=[{"name": "auxtel/nope.py", "standard": True, "parameters": {}}])},
          "block BLOCK-T1 script 1 \\(auxtel/nope.py\\): unknown standard script"),
         ({"id": block(scripts=[{"name": "auxtel/take_image_latiss.py", "standard": True,
                                 "parameters": {"image_type": "FLAT", "exp_times": "$exptime"}}])},
@@ -151,3 +155,20 @@ def test_rubins_blocks_are_accepted_verbatim() -> None:
         for script in data["scripts"]:
             cls = load_script_class(roots.resolve(script["name"], script["standard"]))
             cls.validate_configuration(yaml.safe_dump(script.get("parameters", {})))
+
+
+@pytest.mark.parametrize("program", ["BLOCK-271_1", "BLOCK-T40_HD104304", "BLOCK-295"])
+def test_sub_programs_are_programs(program: str) -> None:
+    from obsq.csc.scriptqueue.blocks import expand_block
+
+    expanded = expand_block(json.loads(block(program=program)), "the block given as JSON", {}, lambda *_: None)
+    assert expanded.program == program
+
+
+def test_blocks_are_found_in_subfolders(tmp_path: Path) -> None:
+    nested = tmp_path / "auxtel" / "calibrations"
+    nested.mkdir(parents=True)
+    (nested / "BLOCK-T40_HD104304.json").write_text(block(program="BLOCK-T40_HD104304"))
+    found = available_blocks([*BLOCKS, tmp_path])
+    assert found["BLOCK-T40_HD104304"] == nested / "BLOCK-T40_HD104304.json"
+    assert "BLOCK-295" in found
