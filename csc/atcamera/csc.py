@@ -43,20 +43,51 @@ class ExposureRequest:
     note: str
 
 
+#: Rubin's camera image types (ts_observatory_control BaseCamera.get_image_types); the first two keep the shutter shut.
+IMAGE_TYPES = ("BIAS", "DARK", "FLAT", "OBJECT", "ENGTEST", "ACQ", "CWFS", "FOCUS", "STUTTERED", "INDOME", "CBP",
+               "SFLAT", "DFLAT")  # fmt: skip
+
+
+def parse_key_value_map(text: str) -> dict[str, str]:
+    """Rubin's keyValueMap, `imageType: FLAT, groupId: 2026-12-02T10:00:00.000, reason: x`, as a dict."""
+    found: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, colon, value = part.partition(":")
+        if not colon or not key.strip():
+            raise ExpectedError(f"takeImages: keyValueMap entry {part[:80]!r} is not 'key: value' (rule: keyValueMap)")
+        found[key.strip()] = value.strip()
+    return found
+
+
 def check_request(data: dict[str, Any]) -> ExposureRequest:
-    """The rules of image types; ExpectedError names the broken one."""
-    kind, exptime, shutter = data["imageType"], data["expTime"], data["shutter"]
+    """The rules of image types; ExpectedError names the broken one.
+
+    Rubin's clients give imageType, groupId, reason and program in keyValueMap and the note as
+    obsNote; obsq's own fields say the same. A field wins over keyValueMap.
+    """
+    extra = parse_key_value_map(data.get("keyValueMap", ""))
+    kind = (data.get("imageType") or extra.get("imageType", "")).upper()
+    if not kind:
+        raise ExpectedError("takeImages: no image type: give imageType, or 'imageType: FLAT' in keyValueMap")
+    if kind not in IMAGE_TYPES:
+        raise ExpectedError(f"takeImages: image type {kind!r} is not one of {', '.join(IMAGE_TYPES)}")
+    exptime, shutter = data["expTime"], data["shutter"]
     if kind == "BIAS" and (exptime != 0 or shutter):
         raise ExpectedError(
             f"a BIAS needs expTime 0 and the shutter closed (got expTime {exptime:g}, shutter {shutter})"
         )
     if kind == "DARK" and shutter:
         raise ExpectedError("a DARK needs the shutter closed (shutter=false)")
-    if kind in ("FLAT", "OBJECT") and (exptime <= 0 or not shutter):
+    if kind not in ("BIAS", "DARK") and (exptime <= 0 or not shutter):
         raise ExpectedError(
             f"a {kind} needs expTime > 0 and the shutter open (got expTime {exptime:g}, shutter {shutter})"
         )
-    return ExposureRequest(kind, exptime, shutter, data["groupId"], data["program"], data["reason"], data["note"])
+
+    def field(name: str) -> str:
+        return str(data.get(name) or extra.get(name, ""))[:64]
+
+    note = data.get("note") or data.get("obsNote", "")
+    return ExposureRequest(kind, exptime, shutter, field("groupId"), field("program"), field("reason"), note)
 
 
 def tai_to_utc(tai: float) -> datetime.datetime:

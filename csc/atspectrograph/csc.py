@@ -13,6 +13,21 @@ from obsq.csc.core.states import State
 WHEEL_STUCK = 10
 
 
+def target_name(data: dict[str, Any], wheel: WheelDriver, field: str) -> str:
+    """The slot a change command asks for, by name or (Rubin's other way) by slot number; ExpectedError if both."""
+    name, slot = data.get("name", ""), data.get(field, 0)
+    if name and slot:
+        raise ExpectedError(f"change{field.capitalize()}: give a name or a slot ({field}), not both ({name!r}, {slot})")
+    if name:
+        return str(name)
+    if slot >= len(wheel.names):
+        raise ExpectedError(
+            f"change{field.capitalize()}: slot {slot} is empty: the {wheel.kind} wheel has {len(wheel.names)} slots "
+            f"(0-{len(wheel.names) - 1}: {', '.join(wheel.names)})"
+        )
+    return str(wheel.names[slot])
+
+
 class ATSpectrographCsc(BaseCsc):
     """LATISS filter and disperser wheels."""
 
@@ -49,7 +64,7 @@ class ATSpectrographCsc(BaseCsc):
         await self.publish_event(f"{which.lower()}InPosition", {"inPosition": wheel.in_position(now)})
 
     async def _change(self, command: Command, wheel: WheelDriver, which: str) -> str:
-        name = command.data["name"]
+        name = target_name(command.data, wheel, which.lower())
         arrives = wheel.start_move(name, self.clock.tai())
         wait = min(arrives - self.clock.tai(), self.change_timeout_s)
         await command.in_progress(self.change_timeout_s + 1, f"moving {wheel.kind} wheel to {name}")
@@ -70,6 +85,6 @@ class ATSpectrographCsc(BaseCsc):
 
     async def _do_home(self, command: Command) -> str:
         for wheel, which in ((self.driver.filter_wheel, "Filter"), (self.driver.disperser_wheel, "Disperser")):
-            command.data = {"name": wheel.names[0]}
+            command.data = {"name": wheel.names[0], which.lower(): 0}
             await self._change(command, wheel, which)
         return "wheels homed"

@@ -43,6 +43,9 @@ IMAGE_TYPES = {
     "FLAT": "FLAT", "FLAT FIELD": "FLAT", "FLAT FRAME": "FLAT", "FLATFIELD": "FLAT", "SKYFLAT": "FLAT",
     "DOMEFLAT": "FLAT", "TWILIGHT FLAT": "FLAT", "SKY FLAT": "FLAT", "DOME FLAT": "FLAT",
     "LIGHT": "OBJECT", "LIGHT FRAME": "OBJECT", "OBJECT": "OBJECT", "SCIENCE": "OBJECT",
+    # Rubin's other image types: dome and sky flats, and the on-sky engineering kinds
+    "SFLAT": "FLAT", "DFLAT": "FLAT", "ENGTEST": "OBJECT", "ACQ": "OBJECT", "CWFS": "OBJECT", "FOCUS": "OBJECT",
+    "STUTTERED": "OBJECT", "INDOME": "OBJECT", "CBP": "OBJECT",
 }  # fmt: skip
 #: Type words that name a product, not a raw (MaxIm DL, PixInsight, Siril, ccdproc users).
 PRODUCT_TYPES = ("MASTER", "SUPER", "INTEGRATION", "STACK")

@@ -74,6 +74,8 @@ class ScriptQueueCsc(BaseCsc):
         self.store = store
         self.model = QueueModel(first_index=index * 100_000)
         self._scripts: dict[int, _Running] = {}
+        #: what the last `script` event of each script showed (one is sent whenever that changes)
+        self._published_scripts: dict[int, tuple[Any, ...]] = {}
         self._classes: dict[tuple[Path, float], type[BaseScript]] = {}
         self._advance_lock = asyncio.Lock()
         self.pause_on_failure = True
@@ -156,6 +158,7 @@ class ScriptQueueCsc(BaseCsc):
         self.create_task(self._watch_process(item.index), f"script.{item.index}")
         try:
             await wall.wait_for(self._wait_listening(remote, handle), LOAD_TIMEOUT_S)
+            item.configure_start_tai = self.clock.tai()
             await remote.command(
                 "configure",
                 {"config": item.config, "logLevel": log_level, "pauseCheckpoint": pause, "stopCheckpoint": stop,
@@ -171,6 +174,7 @@ class ScriptQueueCsc(BaseCsc):
             await self._kill(item.index)
             raise ExpectedError(f"script {item.path}: {reason}") from None
         # its reports came before the item was in the model: record where it stands
+        item.configure_end_tai = self.clock.tai()
         item.script_state = ScriptState.CONFIGURED
         item.process_state = ProcessState.CONFIGURED
         metadata = remote.event("metadata").get()
@@ -250,6 +254,7 @@ class ScriptQueueCsc(BaseCsc):
         await self._advance()
         await self.store.save(self.model)
         await self._publish_queue()
+        await self._publish_changed_scripts()
 
     async def _advance(self) -> None:
         async with self._advance_lock:
@@ -316,7 +321,8 @@ class ScriptQueueCsc(BaseCsc):
         self.check_script(d["path"], d["isStandard"], d["config"])
         item = QueueItem(
             index=self.model.allocate(), path=d["path"], standard=d["isStandard"], config=d["config"], descr=d["descr"],
-            added_tai=self.clock.tai(),
+            added_tai=self.clock.tai(), block_id=d["block"], block_size=d["blockSize"], cmd_id=command.seq_num,
+            execution_id=d["executionId"],
         )  # fmt: skip
         await command.in_progress(LOAD_TIMEOUT_S + CONFIGURE_TIMEOUT_S, f"starting script {item.index}")
         await self._launch(item, log_level=d["logLevel"], pause=d["pauseCheckpoint"], stop=d["stopCheckpoint"])
@@ -382,7 +388,14 @@ class ScriptQueueCsc(BaseCsc):
     async def _do_stop_scripts(self, command: Command) -> str:
         await command.in_progress(STOP_TIMEOUT_S + 5, "stopping")
         now = self.clock.tai()
-        indices = list(dict.fromkeys(command.data["salIndices"]))  # each once, in the order given
+        given = command.data["salIndices"]
+        length = command.data.get("length")
+        if length is not None and length > len(given):
+            raise ExpectedError(f"stopScripts: length {length} is more than the {len(given)} salIndices given")
+        # Rubin's clients send 400 slots, zero-terminated, and the number of valid ones in length
+        indices = list(dict.fromkeys(i for i in given[: length if length is not None else len(given)] if i))
+        if not indices:
+            raise ExpectedError("stopScripts: no script index among the salIndices given (rule: one at least)")
         queued = [i for i in indices if any(item.index == i for item in self.model.queue)]
         current = [i for i in indices if self.model.current is not None and self.model.current.index == i]
         # the queued ones leave the queue before the current one ends, so none of them can take its place
@@ -424,14 +437,38 @@ class ScriptQueueCsc(BaseCsc):
         item = self.model.find(command.data["scriptSalIndex"])
         if item is None:
             raise ExpectedError(f"no script {command.data['scriptSalIndex']} in queue, current slot or history")
-        await self.publish_event(
-            "script",
-            {"scriptSalIndex": item.index, "path": item.path, "isStandard": item.standard,
-             "processState": int(item.process_state), "scriptState": int(item.script_state), "blockId": item.block_id,
-             "scriptBlockIndex": item.block_index, "blockSize": item.block_size, "lastCheckpoint": item.last_checkpoint,
-             "reason": item.reason, "requeuedFrom": item.requeued_from, "groupId": item.group_id},
-            force=True,
-        )  # fmt: skip
+        await self._publish_script(item, force=True)
+
+    async def _publish_script(self, item: QueueItem, *, force: bool = False) -> None:
+        """Rubin's `script` event for one script: published on every change of it, and when asked for."""
+        data = {
+            "cmdId": item.cmd_id, "scriptSalIndex": item.index, "path": item.path, "isStandard": item.standard,
+            "timestampProcessStart": item.added_tai, "timestampConfigureStart": item.configure_start_tai,
+            "timestampConfigureEnd": item.configure_end_tai, "timestampRunStart": item.run_start_tai,
+            "timestampProcessEnd": item.end_tai, "processState": int(item.process_state),
+            "scriptState": int(item.script_state), "blockId": item.block_id, "scriptBlockIndex": item.block_index,
+            "blockSize": item.block_size, "executionId": item.execution_id, "lastCheckpoint": item.last_checkpoint,
+            "reason": item.reason, "requeuedFrom": item.requeued_from, "groupId": item.group_id,
+        }  # fmt: skip
+        self._published_scripts[item.index] = tuple(data.values())
+        await self.publish_event("script", data, force=force)
+
+    async def _publish_changed_scripts(self) -> None:
+        """A `script` event for every script whose state, timestamps or anything else shown changed."""
+        for item in self.model.items():
+            seen = self._published_scripts.get(item.index)
+            if seen is None or seen[1:] != self._script_signature(item):
+                await self._publish_script(item)
+        kept = {item.index for item in self.model.items()}
+        for index in [i for i in self._published_scripts if i not in kept]:
+            del self._published_scripts[index]
+
+    @staticmethod
+    def _script_signature(item: QueueItem) -> tuple[Any, ...]:
+        return (item.index, item.path, item.standard, item.added_tai, item.configure_start_tai,
+                item.configure_end_tai, item.run_start_tai, item.end_tai, int(item.process_state),
+                int(item.script_state), item.block_id, item.block_index, item.block_size, item.execution_id,
+                item.last_checkpoint, item.reason, item.requeued_from, item.group_id)  # fmt: skip
 
     async def _do_show_available(self, command: Command) -> None:
         await self._publish_available()

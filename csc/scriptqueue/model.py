@@ -83,6 +83,11 @@ class QueueItem:
     added_tai: float = 0.0
     run_start_tai: float = 0.0
     end_tai: float = 0.0
+    #: Rubin's script event: the queueing command's seqNum, the test execution id, and when configuring began/ended
+    cmd_id: int = 0
+    execution_id: str = ""
+    configure_start_tai: float = 0.0
+    configure_end_tai: float = 0.0
 
     @property
     def runnable(self) -> bool:
