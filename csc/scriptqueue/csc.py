@@ -76,6 +76,7 @@ class ScriptQueueCsc(BaseCsc):
         self._scripts: dict[int, _Running] = {}
         #: what the last `script` event of each script showed (one is sent whenever that changes)
         self._published_scripts: dict[int, tuple[Any, ...]] = {}
+        self._script_tail: asyncio.Task[None] | None = None
         self._classes: dict[tuple[Path, float], type[BaseScript]] = {}
         self._advance_lock = asyncio.Lock()
         self.pause_on_failure = True
@@ -225,6 +226,8 @@ class ScriptQueueCsc(BaseCsc):
         item = self.model.update(
             index, script_state=state, last_checkpoint=data.get("lastCheckpoint", ""), reason=data.get("reason", "")
         )
+        if item is not None and self._tg is not None:
+            self._queue_script_event(item)  # every state, in order, even those a later change overtakes
         if item is not None and state.is_final:
             self._end_unrun(self.model.finished(index, state, data.get("reason", ""), self.clock.tai()))
             if state == ScriptState.FAILED and not self.pause_on_failure:
@@ -254,7 +257,7 @@ class ScriptQueueCsc(BaseCsc):
         await self._advance()
         await self.store.save(self.model)
         await self._publish_queue()
-        await self._publish_changed_scripts()
+        self._publish_changed_scripts()
 
     async def _advance(self) -> None:
         async with self._advance_lock:
@@ -440,8 +443,25 @@ class ScriptQueueCsc(BaseCsc):
         await self._publish_script(item, force=True)
 
     async def _publish_script(self, item: QueueItem, *, force: bool = False) -> None:
-        """Rubin's `script` event for one script: published on every change of it, and when asked for."""
-        data = {
+        """Rubin's `script` event for one script, now (showScript)."""
+        await self.publish_event("script", self._script_data(item), force=force)
+
+    def _queue_script_event(self, item: QueueItem) -> None:
+        """A `script` event of the script as it is now, sent after every one queued before it (in order)."""
+        data = self._script_data(item)
+        self._published_scripts[item.index] = self._script_signature(item)
+        previous = self._script_tail
+
+        async def send() -> None:
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    await previous
+            await self.publish_event("script", data)
+
+        self._script_tail = self.create_task(send(), f"script_event.{item.index}")
+
+    def _script_data(self, item: QueueItem) -> dict[str, Any]:
+        return {
             "cmdId": item.cmd_id, "scriptSalIndex": item.index, "path": item.path, "isStandard": item.standard,
             "timestampProcessStart": item.added_tai, "timestampConfigureStart": item.configure_start_tai,
             "timestampConfigureEnd": item.configure_end_tai, "timestampRunStart": item.run_start_tai,
@@ -450,15 +470,14 @@ class ScriptQueueCsc(BaseCsc):
             "blockSize": item.block_size, "executionId": item.execution_id, "lastCheckpoint": item.last_checkpoint,
             "reason": item.reason, "requeuedFrom": item.requeued_from, "groupId": item.group_id,
         }  # fmt: skip
-        self._published_scripts[item.index] = tuple(data.values())
-        await self.publish_event("script", data, force=force)
 
-    async def _publish_changed_scripts(self) -> None:
+    def _publish_changed_scripts(self) -> None:
         """A `script` event for every script whose state, timestamps or anything else shown changed."""
+        if self._tg is None:
+            return
         for item in self.model.items():
-            seen = self._published_scripts.get(item.index)
-            if seen is None or seen[1:] != self._script_signature(item):
-                await self._publish_script(item)
+            if self._published_scripts.get(item.index) != self._script_signature(item):
+                self._queue_script_event(item)
         kept = {item.index for item in self.model.items()}
         for index in [i for i in self._published_scripts if i not in kept]:
             del self._published_scripts[index]
