@@ -23,6 +23,14 @@ from obsq.scripts.states import ScriptState, ScriptStateMachine
 
 #: How long a finished script keeps its process so the last events reach everyone (s of wall time).
 FINAL_STATE_DELAY_S = 0.3
+#: A script's heartbeat interval, as Rubin's BaseScript (components beat every second).
+SCRIPT_HEARTBEAT_S = 5.0
+#: Rubin's block execution id, e.g. BL123_O_20231205_000001: the dayObs and the execution's index in it.
+_BLOCK_EXECUTION = re.compile(r"^BL[^_]*_O_(\d{8})_(\d+)$")
+#: Rubin's metadata enums: MetadataCoordSys.NONE, MetadataRotSys.NONE, MetadataDome.EITHER.
+_COORDSYS_NONE, _ROTSYS_NONE, _DOME_EITHER = 1, 1, 3
+#: The states in which setCheckpoints is taken, as Rubin's BaseScript.
+_SET_CHECKPOINTS_STATES = (ScriptState.UNCONFIGURED, ScriptState.CONFIGURED, ScriptState.RUNNING, ScriptState.PAUSED)
 
 
 class BaseScript(BaseComponent):
@@ -34,10 +42,12 @@ class BaseScript(BaseComponent):
     def __init__(self, *, index: int, **kwargs: Any) -> None:
         if index <= 0:
             raise ValueError("a script's index must be > 0 (index 0 would answer every script's commands)")
+        kwargs.setdefault("heartbeat_s", SCRIPT_HEARTBEAT_S)
         super().__init__("Script", index=index, **kwargs)
         self.machine = ScriptStateMachine()
         self.group_id = ""
         self.block_id = ""
+        self.execution_id = ""
         self.config: dict[str, Any] = {}
         self.metadata: dict[str, Any] = {}
         self.last_checkpoint = ""
@@ -154,6 +164,8 @@ class BaseScript(BaseComponent):
                 "lastCheckpoint": self.last_checkpoint,
                 "numCheckpoints": self.num_checkpoints,
                 "blockId": self.block_id,
+                **block_execution(self.block_id),
+                "executionId": self.execution_id,
             },
         )
 
@@ -179,11 +191,16 @@ class BaseScript(BaseComponent):
         if data["logLevel"]:
             self._log_level = data["logLevel"]
         self.block_id = data["blockId"]
+        self.execution_id = data.get("executionId", "")
         try:
             self.config = self.validate_configuration(data["config"])
             self._pause_re, self._stop_re = _pattern(data["pauseCheckpoint"]), _pattern(data["stopCheckpoint"])
             await self.configure(self.config)
-            metadata: dict[str, Any] = {"duration": 0.0, "nimages": 0, "filters": "", "instrument": "", "survey": ""}
+            metadata: dict[str, Any] = {
+                "duration": 0.0, "nimages": 0, "filters": "", "instrument": "", "survey": "", "totalCheckpoints": 0,
+                "coordinateSystem": _COORDSYS_NONE, "position": [0.0, 0.0], "rotationSystem": _ROTSYS_NONE,
+                "cameraAngle": 0.0, "dome": _DOME_EITHER,
+            }  # fmt: skip
             self.set_metadata(metadata)
             self.metadata = metadata
             await self.publish_event("metadata", metadata)
@@ -265,8 +282,15 @@ class BaseScript(BaseComponent):
         return "stopped"
 
     async def _do_set_checkpoints(self, command: Command) -> None:
+        self.machine.require(*_SET_CHECKPOINTS_STATES, action="setCheckpoints")
         self._pause_re, self._stop_re = _pattern(command.data["pause"]), _pattern(command.data["stop"])
         await self.publish_event("checkpoints", {"pause": self._pause_re, "stop": self._stop_re})
+
+
+def block_execution(block_id: str) -> dict[str, int]:
+    """The dayObs and blockExecution of a Rubin block execution id (BL123_O_20231205_000001); 0 and 0 otherwise."""
+    match = _BLOCK_EXECUTION.match(block_id)
+    return {"dayObs": int(match[1]), "blockExecution": int(match[2])} if match else {"dayObs": 0, "blockExecution": 0}
 
 
 def _pattern(text: str) -> str:

@@ -54,6 +54,17 @@ def _tai_iso(tai: float) -> str:
     return datetime.datetime.fromtimestamp(tai - TAI_MINUS_UTC_S, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
 
 
+def block_execution_id(program: str, tai: float, first_index: int) -> str:
+    """Rubin's block execution id, BL295_O_20261202_200017: program number, dayObs, and (here) the first script's index.
+
+    Scripts read dayObs and blockExecution from it for their state event.
+    """
+    day_obs = (datetime.datetime.fromtimestamp(tai - TAI_MINUS_UTC_S, tz=datetime.UTC)
+               - datetime.timedelta(hours=12)).strftime("%Y%m%d")  # fmt: skip
+    number = program.removeprefix("BLOCK-").split("_")[0]
+    return f"BL{number}_O_{day_obs}_{first_index % 1_000_000:06d}"
+
+
 class ScriptQueueCsc(BaseCsc):
     """Runs scripts, one at a time, each started by `runner` (a process per script in production)."""
 
@@ -342,8 +353,7 @@ class ScriptQueueCsc(BaseCsc):
             raise ValidationError(f"addBlock {d['id']}: override must be a mapping")
         data, label = read_block(d["id"], self.block_folders_all())
         block = expand_block(data, label, override, self.check_script)
-        first = self.model.next_index
-        execution = f"{block.program}_{first}"
+        execution = block_execution_id(block.program, self.clock.tai(), self.model.next_index)
         items = [
             QueueItem(
                 index=self.model.allocate(), path=s.path, standard=s.standard, config=s.config, descr=block.name,

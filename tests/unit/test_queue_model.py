@@ -177,3 +177,14 @@ async def test_store_round_trip_and_lost_running_script(tmp_path: Path, kind: st
     assert lost is not None
     assert again.history[0].process_state == ProcessState.LOST
     assert "not run again" in again.history[0].reason
+
+
+def test_block_execution_ids_as_rubin_writes_them() -> None:
+    from obsq.csc.scriptqueue.csc import block_execution_id
+    from obsq.scripts.base import block_execution
+
+    tai = 1_796_212_800.0 + 37  # 2026-12-02T12:00:00 UTC: dayObs 20261202
+    assert block_execution_id("BLOCK-295", tai, 200_017) == "BL295_O_20261202_200017"
+    assert block_execution_id("BLOCK-T40_HD104304", tai - 3600, 200_001) == "BLT40_O_20261201_200001"
+    assert block_execution("BL123_O_20231205_000001") == {"dayObs": 20231205, "blockExecution": 1}
+    assert block_execution("") == {"dayObs": 0, "blockExecution": 0}
