@@ -54,6 +54,11 @@ def _tai_iso(tai: float) -> str:
     return datetime.datetime.fromtimestamp(tai - TAI_MINUS_UTC_S, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
 
 
+#: The script metadata a nextVisit event carries (Rubin's field list).
+_VISIT_FIELDS = ("coordinateSystem", "position", "rotationSystem", "cameraAngle", "filters", "dome", "duration",
+                 "nimages", "instrument", "survey", "totalCheckpoints")  # fmt: skip
+
+
 def block_execution_id(program: str, tai: float, first_index: int) -> str:
     """Rubin's block execution id, BL295_O_20261202_200017: program number, dayObs, and (here) the first script's index.
 
@@ -113,6 +118,9 @@ class ScriptQueueCsc(BaseCsc):
         for item in list(self.model.queue):  # they never ran: start their processes again
             item.script_state, item.process_state, item.group_id = ScriptState.UNKNOWN, ProcessState.LOADING, ""
             self.create_task(self._relaunch(item), f"relaunch.{item.index}")
+        await self.publish_event(
+            "rootDirectories", {"standard": str(self.roots.standard), "external": str(self.roots.external)}
+        )
         await self._changed()
         await super()._on_started()
 
@@ -275,6 +283,7 @@ class ScriptQueueCsc(BaseCsc):
             if self.summary_state != State.ENABLED or not self.model.running:
                 return
             top = self.model.queue[0] if self.model.queue else None
+            await self._cancel_visits(top)
             if top is not None and top.script_state == ScriptState.CONFIGURED and not top.group_id:
                 running = self._scripts.get(top.index)
                 if running is not None:
@@ -285,7 +294,11 @@ class ScriptQueueCsc(BaseCsc):
                         self.log.warning("set_group_id_failed", index=top.index, reason=str(exc))
                         return
                     self.model.update(top.index, group_id=group_id)
-                    await self.publish_event("nextVisit", {"scriptSalIndex": top.index, "groupId": group_id})
+                    metadata = {k: v for k, v in running.remote.event("metadata").get().items() if k in _VISIT_FIELDS}
+                    await self.publish_event(
+                        "nextVisit",
+                        {"scriptSalIndex": top.index, "groupId": group_id, "startTime": self.clock.tai(), **metadata},
+                    )
             item = self.model.next_to_run()
             if item is None:
                 return
@@ -294,6 +307,20 @@ class ScriptQueueCsc(BaseCsc):
                 await self._scripts[item.index].remote.command("run", timeout_s=10)
             except (ObsqError, KeyError) as exc:
                 self.model.finished(item.index, ScriptState.FAILED, f"could not be started: {exc}", self.clock.tai())
+
+    async def _cancel_visits(self, top: QueueItem | None) -> None:
+        """A queued script given a group id that is no longer at the top loses it (nextVisitCanceled), as Rubin's."""
+        for item in list(self.model.queue):
+            if item is top or not item.group_id:
+                continue
+            running = self._scripts.get(item.index)
+            if running is not None:
+                try:
+                    await running.remote.command("setGroupId", {"groupId": ""}, timeout_s=5)
+                except ObsqError as exc:
+                    self.log.warning("clear_group_id_failed", index=item.index, reason=str(exc))
+            await self.publish_event("nextVisitCanceled", {"scriptSalIndex": item.index, "groupId": item.group_id})
+            self.model.update(item.index, group_id="")
 
     async def _publish_queue(self) -> None:
         m = self.model

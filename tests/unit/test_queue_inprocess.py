@@ -333,3 +333,27 @@ async def test_block_295_runs_through_the_queue_with_the_in_process_runner() -> 
         "cpVerifyFlat": 5, "certify": 15, "cpVerifyCounts": 5,
     }  # fmt: skip
     assert spectrograph.driver.filter_wheel.names[spectrograph.driver.filter_wheel.slot] == "SDSSr_65mm"  # the PTC's
+
+
+async def test_a_script_that_leaves_the_top_loses_its_group_id(queue: Queue) -> None:
+    """As Rubin's queue: nextVisit for the script at the top, nextVisitCanceled when another takes its place."""
+    visits: list[tuple[str, dict[str, Any]]] = []
+    for name in ("nextVisit", "nextVisitCanceled"):
+        queue.rig.remote.event(name).callback = lambda envelope, name=name: visits.append((name, envelope.data))
+    running = await queue.add("wait_time: 1000")
+    await queue.until(lambda: queue.items()[running]["area"] == "current")
+    first = await queue.add("wait_time: 1")
+    await queue.until(lambda: any(name == "nextVisit" and d["scriptSalIndex"] == first for name, d in visits))
+    (_, visit) = next(v for v in visits if v[1]["scriptSalIndex"] == first)
+    assert visit["groupId"]
+    assert visit["duration"] == 1.0  # the script's metadata travels with it
+    jumped = await queue.add("wait_time: 1", location=1)  # FIRST: it is next now
+    await queue.until(lambda: any(name == "nextVisit" and d["scriptSalIndex"] == jumped for name, d in visits))
+    assert ("nextVisitCanceled", {"scriptSalIndex": first, "groupId": visit["groupId"]}) in [
+        (n, {k: d[k] for k in ("scriptSalIndex", "groupId")}) for n, d in visits
+    ]
+    shown = await queue.rig.command("showScript", {"scriptSalIndex": first})
+    assert shown is not None
+    await queue.until(lambda: queue.rig.remote.event("script").get().get("scriptSalIndex") == first)
+    assert queue.rig.remote.event("script").get()["groupId"] == ""
+    assert queue.rig.remote.event("rootDirectories").get()["standard"].endswith("standard")
