@@ -1,0 +1,48 @@
+"""enable_atcs and enable_latiss take Rubin's configurations: a key per configurable component, and ignore."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import pytest
+
+from obsq.csc.bus.memory import MemoryBroker
+from obsq.csc.clock import ManualClock
+from obsq.csc.component import AckError, Remote
+from obsq.csc.compose import build_component
+from obsq.csc.core.states import State
+from obsq.csc.scriptqueue.store import MemoryQueueStore
+from obsq.csc.testing import unique_root
+
+from .test_queue_inprocess import HEARTBEAT_S, queue_rig
+
+
+def block(parameters: dict[str, object]) -> str:
+    return json.dumps({"name": "enable", "program": "BLOCK-T3", "scripts": [
+        {"name": "auxtel/enable_atcs.py", "standard": True, "parameters": parameters}]})  # fmt: skip
+
+
+async def test_rubins_enable_atcs_configuration_enables_what_is_here(tmp_path: Path) -> None:
+    broker, clock, root = MemoryBroker(), ManualClock(), unique_root()
+    common = {"clock": clock, "root": root, "heartbeat_s": HEARTBEAT_S, "simulate": True, "inject": [],
+              "data_dir": tmp_path, "initial_state": State.STANDBY, "index": 0}  # fmt: skip
+    members = [build_component(name, bus=broker.client(name), **common) for name in ("ATDome", "ATMCS")]
+    async with contextlib.AsyncExitStack() as stack:
+        for csc in members:
+            await csc.bus.start()
+            stack.push_async_callback(csc.bus.close)
+            await stack.enter_async_context(csc)
+        queue = await stack.enter_async_context(queue_rig(broker, clock, MemoryQueueStore(), root))
+        rubin = {"atdome": "", "ataos": "ataos_config.yaml", "atdometrajectory": None, "ignore": ["athexapod"]}
+        (index,) = json.loads((await queue.rig.command("addBlock", {"id": block(rubin)})).result)
+        await queue.until(lambda: queue.items().get(index, {}).get("area") == "history")
+        assert queue.items()[index]["state"] == "DONE", queue.items()[index]
+        for name in ("ATDome", "ATMCS"):
+            async with Remote(queue.rig.remote_bus, name, clock=clock, root=root) as remote:
+                assert (await remote.event("summaryState").aget(timeout_s=1))["summaryState"] == State.ENABLED
+        with pytest.raises(AckError, match=r"ignore: atfoo not in the group \(atmcs, atptg, ataos"):
+            await queue.rig.command("addBlock", {"id": block({"ignore": ["atfoo"]})})
+        with pytest.raises(AckError, match="overrides"):  # obsq's former key is not Rubin's: refused by name
+            await queue.rig.command("addBlock", {"id": block({"overrides": {"ATDome": ""}})})
