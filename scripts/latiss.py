@@ -6,14 +6,18 @@ from typing import Any
 
 from obsq.csc.component import Remote
 from obsq.csc.core.errors import ExpectedError
+from obsq.csc.core.images import SHUTTER_CLOSED_TYPES
 from obsq.scripts.base import BaseScript
 
 READOUT_TIME_S = 2.0
 SHUTTER_TIME_S = 1.0
-SHUTTER_CLOSED_TYPES = ("BIAS", "DARK")
 #: Schema of a filter or grating option: a name, a slot number, or null for "leave as is".
 NAME_OR_SLOT: dict[str, Any] = {
-    "anyOf": [{"type": "string"}, {"type": "integer", "minimum": 1}, {"type": "null"}],
+    "anyOf": [
+        {"type": "string"},
+        {"type": "integer", "minimum": 1, "maximum": 3},
+        {"type": "null"},
+    ],  # slots 1-3 (Rubin)
     "default": None,
 }
 
@@ -59,12 +63,12 @@ class Latiss:
     def remotes(self) -> tuple[Remote, Remote]:
         return self.camera, self.spectrograph
 
-    async def setup_instrument(self, filter_: str | None, grating: str | None) -> None:
-        """Move the wheels where asked (None = leave as is); a name not installed fails with the list."""
-        if filter_ is not None:
-            await self.spectrograph.command("changeFilter", {"name": filter_}, timeout_s=120)
-        if grating is not None:
-            await self.spectrograph.command("changeDisperser", {"name": grating}, timeout_s=120)
+    async def setup_instrument(self, filter_: str | int | None, grating: str | int | None) -> None:
+        """Move the wheels where asked (None = leave as is), by name or slot; an unknown name fails with the list."""
+        for command, field, target in (("changeFilter", "filter", filter_), ("changeDisperser", "disperser", grating)):
+            if target is not None:
+                data = {field: target} if isinstance(target, int) else {"name": target}
+                await self.spectrograph.command(command, data, timeout_s=120)
 
     async def take_image(
         self, image_type: str, exptime_s: float, *, group_id: str, program: str = "", reason: str = "", note: str = ""

@@ -22,6 +22,7 @@ from obsq.csc.atcamera.model import DetectorModel
 from obsq.csc.clock import TAI_MINUS_UTC_S, perf_counter
 from obsq.csc.component import BaseCsc, Command
 from obsq.csc.core.errors import ExpectedError
+from obsq.csc.core.images import IMAGE_TYPES
 from obsq.csc.core.states import State
 
 #: Fault code of a failed readout.
@@ -41,11 +42,6 @@ class ExposureRequest:
     program: str
     reason: str
     note: str
-
-
-#: Rubin's camera image types (ts_observatory_control BaseCamera.get_image_types); the first two keep the shutter shut.
-IMAGE_TYPES = ("BIAS", "DARK", "FLAT", "OBJECT", "ENGTEST", "ACQ", "CWFS", "FOCUS", "STUTTERED", "INDOME", "CBP",
-               "SFLAT", "DFLAT")  # fmt: skip
 
 
 def parse_key_value_map(text: str) -> dict[str, str]:

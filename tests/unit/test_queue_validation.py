@@ -172,3 +172,15 @@ def test_blocks_are_found_in_subfolders(tmp_path: Path) -> None:
     found = available_blocks([*BLOCKS, tmp_path])
     assert found["BLOCK-T40_HD104304"] == nested / "BLOCK-T40_HD104304.json"
     assert "BLOCK-295" in found
+
+
+def test_take_image_latiss_takes_rubins_configuration() -> None:
+    roots = ScriptRoots.default()
+    cls = load_script_class(roots.resolve("auxtel/take_image_latiss.py", True))
+    config = cls.validate_configuration(yaml.safe_dump({
+        "image_type": "ENGTEST", "exp_times": [1.0, 2.0], "filter": 2, "grating": "empty_1",
+        "visit_metadata": {"ra": 1.5, "dec": -30.0, "rot_sky": 0.0}, "ignore": ["atdome"], "reason": "r",
+    }))  # fmt: skip
+    assert (config["filter"], config["image_type"]) == (2, "ENGTEST")
+    with pytest.raises(Exception, match="filter"):
+        cls.validate_configuration(yaml.safe_dump({"image_type": "FLAT", "filter": 7}))  # no slot 7 on the wheel

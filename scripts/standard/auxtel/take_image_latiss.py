@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from obsq.csc.core.errors import ExpectedError
+from obsq.csc.core.images import IMAGE_TYPES
 from obsq.scripts.base import BaseScript
 from obsq.scripts.latiss import NAME_OR_SLOT, READOUT_TIME_S, SHUTTER_TIME_S, Latiss, fill_metadata
 
@@ -28,7 +29,7 @@ class LatissTakeImage(BaseScript):
                     ],
                     "default": 0,
                 },
-                "image_type": {"type": "string", "enum": ["BIAS", "DARK", "FLAT", "OBJECT"]},
+                "image_type": {"type": "string", "enum": list(IMAGE_TYPES)},
                 "reason": {"type": "string"},
                 "program": {"type": "string"},
                 "note": {"type": "string"},
@@ -36,7 +37,27 @@ class LatissTakeImage(BaseScript):
                 "sleep_between_exposures": {"type": "number", "minimum": 0, "default": 0},
                 "filter": NAME_OR_SLOT,
                 "grating": NAME_OR_SLOT,
-                "linear_stage": {"anyOf": [{"type": "number"}, {"type": "null"}], "default": None},
+                "linear_stage": {
+                    "anyOf": [{"type": "number"}, {"type": "null"}],
+                    "default": None,
+                    "description": "linear stage position; LATISS here has none: a value is refused",
+                },
+                "visit_metadata": {
+                    "type": "object",
+                    "description": "where the visit points, for the queue's metadata only (Rubin's): ra (h), dec (deg)",
+                    "properties": {
+                        "ra": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 24}, {"type": "string"}]},
+                        "dec": {"anyOf": [{"type": "number", "minimum": -90, "maximum": 90}, {"type": "string"}]},
+                        "rot_sky": {"type": "number"},
+                    },
+                    "required": ["ra", "dec", "rot_sky"],
+                },
+                "ignore": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "default": [],
+                    "description": "components to leave out of the status check (Rubin's), e.g. atdome",
+                },
             },
         }
 
@@ -51,6 +72,8 @@ class LatissTakeImage(BaseScript):
             self.exp_times = [float(exp_times)] * (nimages or 1)
         if config["image_type"] == "BIAS" and any(self.exp_times):
             raise ExpectedError("exp_times: a BIAS has exposure time 0")
+        if config["linear_stage"] is not None:
+            raise ExpectedError("linear_stage: this LATISS has no linear stage to move (rule: hardware present)")
         self.latiss = Latiss(self)
 
     def set_metadata(self, metadata: dict[str, Any]) -> None:
