@@ -46,3 +46,36 @@ async def test_rubins_enable_atcs_configuration_enables_what_is_here(tmp_path: P
             await queue.rig.command("addBlock", {"id": block({"ignore": ["atfoo"]})})
         with pytest.raises(AckError, match="overrides"):  # obsq's former key is not Rubin's: refused by name
             await queue.rig.command("addBlock", {"id": block({"overrides": {"ATDome": ""}})})
+
+
+async def test_set_summary_state_names_and_skips_what_is_not_here(tmp_path: Path) -> None:
+    """Rubin's blocks list ESS:201 and the like: skipped by name; a name no one has is refused."""
+    broker, clock, root = MemoryBroker(), ManualClock(), unique_root()
+    dome = build_component(
+        "ATDome",
+        bus=broker.client("ATDome"),
+        clock=clock,
+        root=root,
+        heartbeat_s=HEARTBEAT_S,
+        simulate=True,
+        inject=[],
+        data_dir=tmp_path,
+        initial_state=State.STANDBY,
+        index=0,
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        await dome.bus.start()
+        stack.push_async_callback(dome.bus.close)
+        await stack.enter_async_context(dome)
+        queue = await stack.enter_async_context(queue_rig(broker, clock, MemoryQueueStore(), root))
+        data = {"data": [["ESS:201", "ENABLED"], ["ATDome", "ENABLED"], ["ATPtg", "ENABLED"]]}
+        script = {"name": "set_summary_state.py", "standard": True, "parameters": data}
+        added = {"name": "s", "program": "BLOCK-T4", "scripts": [script]}
+        (index,) = json.loads((await queue.rig.command("addBlock", {"id": json.dumps(added)})).result)
+        await queue.until(lambda: queue.items().get(index, {}).get("area") == "history")
+        assert queue.items()[index]["state"] == "DONE", queue.items()[index]
+        async with Remote(queue.rig.remote_bus, "ATDome", clock=clock, root=root) as remote:
+            assert (await remote.event("summaryState").aget(timeout_s=1))["summaryState"] == State.ENABLED
+        script["parameters"] = {"data": [["ATDomee", "ENABLED"]]}
+        with pytest.raises(AckError, match="'ATDomee' is no component of this observatory"):
+            await queue.rig.command("addBlock", {"id": json.dumps(added)})
