@@ -89,24 +89,6 @@ def load_frames(
     return frames
 
 
-def group_frames(frames: Sequence[Frame], window_hours: float) -> list[list[Frame]]:
-    """Group as filabres does: per type, signature (and filter for flats), windows anchored on the first frame."""
-    keyed: dict[tuple[str, str, str], list[Frame]] = defaultdict(list)
-    for frame in sorted(frames, key=lambda f: f.mjd):
-        keyed[(frame.imgtype, signature_key(frame.signature), frame.filter if frame.imgtype == "FLAT" else "")].append(
-            frame
-        )
-    groups = []
-    for members in keyed.values():
-        rest = members
-        while rest:
-            anchor = rest[0].mjd
-            window = [f for f in rest if f.mjd - anchor < window_hours / 24.0]
-            groups.append(window)
-            rest = rest[len(window) :]
-    return groups
-
-
 def _overscan(raw: Array, plane: Plane) -> float:
     return float(np.median(raw[plane.overscan])) if plane.overscan is not None else 0.0
 

@@ -68,9 +68,6 @@ class Survey:
     groups: list[Group]
     accounts: list[Account]
 
-    def skipped(self) -> list[Account]:
-        return [a for a in self.accounts if not a.used]
-
 
 def folder_hint(path: Path) -> str | None:
     """The image type a file's folders suggest (BIAS/, Darks/, FLAT/, flats_r/ …), or None."""

@@ -14,10 +14,8 @@ from obsq.csc.component import AckError, Remote
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.core.states import State
 from obsq.csc.database import exists
+from obsq.csc.reduction.ptc import MIN_LEVELS
 from obsq.scripts.ocps import Ocps
-
-#: A PTC needs pairs at this many exposure times at least (as obsq.csc.reduction.ptc.MIN_LEVELS).
-PTC_MIN_LEVELS = 4
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ def ptc_requests(blocks: list[dict[str, Any]]) -> list[PtcRequest]:
             if str(parameters.get("image_type", "")).upper() != "FLAT" or len(times) % 2:
                 continue
             pairs = list(zip(times[0::2], times[1::2], strict=True))
-            if all(a == b for a, b in pairs) and len({a for a, _ in pairs}) >= PTC_MIN_LEVELS:
+            if all(a == b for a, b in pairs) and len({a for a, _ in pairs}) >= MIN_LEVELS:
                 found.append(PtcRequest(
                     program=str(parameters.get("program", data.get("program", ""))),
                     reason=str(parameters.get("reason", "")), filter=str(parameters.get("filter", "")),

@@ -199,3 +199,20 @@ def test_exposures_are_reproducible_and_darks_have_cosmic_rays_and_hot_pixels() 
     amp = detector.amplifiers[0]
     signal = (a[0][: g.ny, : g.nx] - amp.bias_adu) * amp.gain_e_per_adu
     assert (signal > 400).sum() > 10  # hot pixels and cosmic-ray hits stand out of a 300 s dark
+
+
+def test_rubins_key_value_map_is_read_and_a_bad_one_refused_by_name() -> None:
+    from obsq.csc.atcamera.csc import check_request
+    from obsq.csc.core.errors import ExpectedError
+
+    base = {"numImages": 1, "expTime": 2.0, "shutter": True, "keyValueMap": "", "obsNote": ""}
+    request = check_request(base | {"keyValueMap": "imageType: sflat, groupId: g1, reason: r, program: p",
+                                    "obsNote": "n"})  # fmt: skip
+    assert (request.image_type, request.group_id, request.reason, request.program, request.note) == (
+        "SFLAT", "g1", "r", "p", "n"
+    )  # fmt: skip
+    assert check_request(base | {"imageType": "FLAT", "keyValueMap": "imageType: BIAS"}).image_type == "FLAT"
+    for kvm, rule in (("imageType FLAT", "is not 'key: value'"), (": x", "is not 'key: value'"),
+                      ("groupId: g", "no image type"), ("imageType: SELFIE", "is not one of BIAS")):  # fmt: skip
+        with pytest.raises(ExpectedError, match=rule):
+            check_request(base | {"keyValueMap": kvm})
