@@ -31,6 +31,26 @@ _BLOCK_EXECUTION = re.compile(r"^BL[^_]*_O_(\d{8})_(\d+)$")
 _COORDSYS_NONE, _ROTSYS_NONE, _DOME_EITHER = 1, 1, 3
 #: The states in which setCheckpoints is taken, as Rubin's BaseScript.
 _SET_CHECKPOINTS_STATES = (ScriptState.UNCONFIGURED, ScriptState.CONFIGURED, ScriptState.RUNNING, ScriptState.PAUSED)
+#: The configuration Rubin's BaseBlockScript gives its scripts (take_image_latiss,
+#: make_latiss_calibrations...): the program and reason an image is taken for, and the test case
+#: an execution belongs to (deprecated at Rubin, still in its schemas and configurations).
+BLOCK_SCRIPT_PROPERTIES: dict[str, Any] = {
+    "program": {"type": "string", "description": "program this script is run for, e.g. BLOCK-295"},
+    "reason": {"type": "string", "description": "reason for running this script, e.g. daily_PTC"},
+    "test_case": {
+        "type": "object",
+        "description": "the test case this execution belongs to (logged when the script runs)",
+        "additionalProperties": False,
+        "required": ["name", "execution", "version"],
+        "properties": {
+            "name": {"type": "string", "description": "test case, e.g. LVV-T2716"},
+            "execution": {"type": "string", "description": "test case execution, e.g. LVV-E1234"},
+            "version": {"type": "string", "description": "version of the test case"},
+            "initial_step": {"type": "integer", "minimum": 1, "default": 1, "description": "first step"},
+            "project": {"type": "string", "default": "LVV", "description": "project hosting the test cases"},
+        },
+    },
+}
 
 
 class BaseScript(BaseComponent):
@@ -238,6 +258,9 @@ class BaseScript(BaseComponent):
         self.machine.require(ScriptState.CONFIGURED, action="run")
         if not self.group_id:
             raise ExpectedError("run needs a group id (setGroupId first)")
+        test_case = self.config.get("test_case")
+        if test_case:
+            self.log.info("test_case", **test_case)
         await self._set_state(ScriptState.RUNNING)
         self._run_task = self.create_task(self._run_and_end(), "run")
         return "running"

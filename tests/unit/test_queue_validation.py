@@ -184,3 +184,17 @@ def test_take_image_latiss_takes_rubins_configuration() -> None:
     assert (config["filter"], config["image_type"]) == (2, "ENGTEST")
     with pytest.raises(Exception, match="filter"):
         cls.validate_configuration(yaml.safe_dump({"image_type": "FLAT", "filter": 7}))  # no slot 7 on the wheel
+
+
+@pytest.mark.parametrize("script", ["auxtel/take_image_latiss.py", "auxtel/make_latiss_calibrations.py"])
+def test_block_scripts_take_rubins_test_case(script: str) -> None:
+    roots = ScriptRoots.default()
+    cls = load_script_class(roots.resolve(script, script.startswith("auxtel/take")))
+    given = {"image_type": "BIAS"} if "take_image" in script else {"script_mode": "BIAS"}
+    case = {"name": "LVV-T2716", "execution": "LVV-E3321", "version": "1"}
+    config = cls.validate_configuration(yaml.safe_dump({**given, "program": "BLOCK-295", "test_case": case}))
+    assert config["test_case"] == {**case, "initial_step": 1, "project": "LVV"}  # Rubin's defaults
+    with pytest.raises(Exception, match=r"test_case.*version"):
+        cls.validate_configuration(yaml.safe_dump({**given, "test_case": {"name": "LVV-T1", "execution": "E"}}))
+    with pytest.raises(Exception, match=r"test_case.*step"):
+        cls.validate_configuration(yaml.safe_dump({**given, "test_case": {**case, "step": 2}}))

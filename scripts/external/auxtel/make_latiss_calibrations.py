@@ -18,7 +18,7 @@ import asyncio
 from typing import Any
 
 from obsq.csc.core.errors import ExpectedError
-from obsq.scripts.base import BaseScript
+from obsq.scripts.base import BLOCK_SCRIPT_PROPERTIES, BaseScript
 from obsq.scripts.latiss import NAME_OR_SLOT, READOUT_TIME_S, SHUTTER_TIME_S, Latiss, fill_metadata
 from obsq.scripts.ocps import JobFailedError, Ocps, date_to_mjd
 
@@ -46,7 +46,6 @@ class MakeLatissCalibrations(BaseScript):
 
     @classmethod
     def get_schema(cls) -> dict[str, Any]:
-        text = {"type": "string"}
         properties: dict[str, Any] = {
             "script_mode": {"type": "string", "enum": list(MODES)},
             "n_bias": _count(20, 1), "n_discard_bias": _count(1, 0),
@@ -70,8 +69,9 @@ class MakeLatissCalibrations(BaseScript):
             "grating": NAME_OR_SLOT,
             "calib_collection": {"type": "string", "default": "LATISS/calib/daily"},
             "repo": {"type": "string", "default": "/repo/LATISS/butler+sasquatch.yaml"},
-            "note": text, "program": text, "reason": text,
+            "note": {"type": "string"},
         }  # fmt: skip
+        properties.update(BLOCK_SCRIPT_PROPERTIES)
         for kind in ("bias", "dark", "flat", "defects", "ptc"):
             properties[f"config_options_{kind}"] = {"type": "string", "default": " "}
         for kind in ("bias", "verify_bias", "dark", "verify_dark", "flat", "verify_flat", "defects", "ptc"):

@@ -6,7 +6,7 @@ from typing import Any
 
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.core.images import IMAGE_TYPES
-from obsq.scripts.base import BaseScript
+from obsq.scripts.base import BLOCK_SCRIPT_PROPERTIES, BaseScript
 from obsq.scripts.latiss import NAME_OR_SLOT, READOUT_TIME_S, SHUTTER_TIME_S, Latiss, fill_metadata
 
 
@@ -30,8 +30,7 @@ class LatissTakeImage(BaseScript):
                     "default": 0,
                 },
                 "image_type": {"type": "string", "enum": list(IMAGE_TYPES)},
-                "reason": {"type": "string"},
-                "program": {"type": "string"},
+                **BLOCK_SCRIPT_PROPERTIES,
                 "note": {"type": "string"},
                 "slew_time": {"type": "number", "minimum": 0, "default": 0},
                 "sleep_between_exposures": {"type": "number", "minimum": 0, "default": 0},
