@@ -1,17 +1,55 @@
-"""ATDome service: azimuth moves at the drive's speed, homing, stopping a move, and the drifting encoder."""
+"""ATDome service: azimuth moves and homing, the shutter doors, stopping, and the drifting encoder.
+
+Motions take their real durations on the injected clock; `stopMotion` stops every motion
+where it is. As Rubin's ATDome: azimuth moves need the axis homed since start-up and are
+refused while homing; homing when already homed and on the home switch does nothing;
+`openShutter`/`closeShutter` stop an azimuth move and sequence the doors (model.py), and a
+new shutter command supersedes one in progress. Events follow Rubin's (azimuthState,
+door states and commanded states, in-position events); `position` telemetry is sampled once a
+second of motion and at every start and end.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
-from obsq.csc.atdome.model import DomeDriver
+from obsq.csc.atdome.model import (
+    DROPOUT,
+    ENCODER_COUNTS_PER_360,
+    MAIN,
+    AzimuthCommandedState,
+    AzimuthState,
+    DomeDriver,
+    DoorCommandedState,
+    DoorState,
+    shortest,
+)
 from obsq.csc.component import BaseCsc, Command
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.core.states import State
 
-GOTOPOSITION, HOME, STOP = 2, 3, 1
+#: Seconds of (clock) time between `position` samples during a motion.
+SAMPLE_S = 1.0
+
+
+class _Motion:
+    """One axis's motion in progress, which `stop` ends where it is."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.why = ""
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def halt(self, why: str) -> bool:
+        if self.idle.is_set():
+            return False
+        self.why = why
+        self.stop.set()
+        return True
 
 
 class ATDomeCsc(BaseCsc):
@@ -20,20 +58,46 @@ class ATDomeCsc(BaseCsc):
     def __init__(self, *, driver: DomeDriver, index: int = 0, **kwargs: Any) -> None:
         super().__init__("ATDome", index=index, **kwargs)
         self.driver = driver
-        self._stop = asyncio.Event()
-        self._moving = False
-        self.register_command("moveAzimuth", self._do_move)
-        self.register_command("homeAzimuth", self._do_home)
-        self.register_command("stopMotion", self._do_stop)
+        self._azimuth = _Motion()
+        self._shutter = _Motion()
+        self._homing = False
+        self._home_switch = False
+        self._azimuth_state = AzimuthState.NOTINMOTION
+        self._door_motion: dict[str, DoorState | None] = {MAIN: None, DROPOUT: None}
+        self._door_commanded = {MAIN: DoorCommandedState.UNKNOWN, DROPOUT: DoorCommandedState.UNKNOWN}
+        self._az_in_position = False
+        #: Where the axes are as `position` reports them: the driver's at rest, interpolated in motion.
+        self._encoder_deg = 0.0
+        self._door_pct = {MAIN: 0.0, DROPOUT: 0.0}
+        for name, handler in (
+            ("moveAzimuth", self._do_move),
+            ("homeAzimuth", self._do_home),
+            ("stopMotion", self._do_stop),
+            ("openShutter", self._do_open_shutter),
+            ("closeShutter", self._do_close_shutter),
+            ("moveShutterMainDoor", self._do_move_main_door),
+            ("moveShutterDropoutDoor", self._do_move_dropout_door),
+        ):
+            # homeAzimuth may overlap itself, to answer "Already homing" (Rubin's allow_multiple_callbacks)
+            self.register_command(name, handler, concurrent=name == "homeAzimuth")
 
     async def configure(self, config: dict[str, Any]) -> None:
-        self.driver.configure(config["azimuth_speed"], config["settle_time"], config["drift_per_degree"])
+        self.driver.configure(
+            config["azimuth_speed"], config["settle_time"], config["drift_per_degree"],
+            config["main_door_time"], config["dropout_door_time"],
+        )  # fmt: skip
 
     async def handle_summary_state(self) -> None:
         if self.summary_state in (State.DISABLED, State.ENABLED):
+            self._at_rest()
             await self._publish_position()
-        else:
-            self._stop.set()  # leaving ENABLED stops a move in progress
+            await self._publish_azimuth_state()
+            await self._publish_doors()
+        else:  # leaving ENABLED stops every motion
+            self._azimuth.halt(f"ATDome went to {self.summary_state.name}")
+            self._shutter.halt(f"ATDome went to {self.summary_state.name}")
+
+    # -- publishing -------------------------------------------------------------------------
 
     async def _publish_position(self) -> None:
         await self.publish_event(
@@ -42,49 +106,225 @@ class ATDomeCsc(BaseCsc):
         truth = self.driver.true_azimuth_deg
         if truth is not None:
             await self.publish_event("simulationTruth", {"azimuth": round(truth, 4)})
+        await self._sample()
 
-    async def _travel(self, duration_s: float) -> float:
-        """Wait out a motion of `duration_s`; the fraction of it done (below 1 if stopMotion came)."""
-        self._stop.clear()
-        self._moving = True
+    def _at_rest(self) -> None:
+        """The reported positions are the driver's (after a motion ends)."""
+        self._encoder_deg = self.driver.azimuth_deg
+        self._door_pct = {door: self.driver.shutter.door(door).percent for door in (MAIN, DROPOUT)}
+
+    async def _sample(self) -> None:
+        await self.publish_telemetry("position", {
+            "azimuthPosition": round(self._encoder_deg, 4),
+            "azimuthEncoderPosition": round(self._encoder_deg / 360.0 * ENCODER_COUNTS_PER_360),
+            "mainDoorOpeningPercentage": round(self._door_pct[MAIN], 2),
+            "dropoutDoorOpeningPercentage": round(self._door_pct[DROPOUT], 2),
+        })  # fmt: skip
+
+    async def _publish_azimuth_state(self) -> None:
+        await self.publish_event("azimuthState", {
+            "state": int(self._azimuth_state), "homing": self._homing,
+            "homed": self.driver.homed, "homeSwitch": self._home_switch,
+        })  # fmt: skip
+        await self._publish_all_in_position()
+
+    async def _publish_doors(self) -> None:
+        shutter = self.driver.shutter
+        for door, event in ((MAIN, "mainDoorState"), (DROPOUT, "dropoutDoorState")):
+            state = self._door_motion[door] or shutter.door(door).state
+            await self.publish_event(event, {"state": int(state)})
+            await self.publish_event(f"{door}DoorCommandedState", {"commandedState": int(self._door_commanded[door])})
+        await self.publish_event("shutterInPosition", {"inPosition": self._shutter_in_position()})
+        await self._publish_all_in_position()
+
+    def _shutter_in_position(self) -> bool:
+        """Both doors at rest where they were commanded (false until commanded, as Rubin's)."""
+        reached = {DoorCommandedState.OPENED: DoorState.OPENED, DoorCommandedState.CLOSED: DoorState.CLOSED}
+        for door in (MAIN, DROPOUT):
+            commanded = self._door_commanded[door]
+            if self._door_motion[door] or commanded == DoorCommandedState.UNKNOWN:
+                return False
+            if commanded in reached and self.driver.shutter.door(door).state != reached[commanded]:
+                return False
+        return True
+
+    async def _publish_all_in_position(self) -> None:
+        shutter_ok = self._shutter_in_position()
+        azimuth_ok = self._az_in_position and self._azimuth.idle.is_set()
+        await self.publish_event("allAxesInPosition", {"inPosition": shutter_ok and azimuth_ok})
+
+    async def _set_az_in_position(self, value: bool) -> None:
+        self._az_in_position = value
+        await self.publish_event("azimuthInPosition", {"inPosition": value})
+
+    # -- motion -----------------------------------------------------------------------------
+
+    async def _travel(self, motion: _Motion, duration_s: float, at: Callable[[float], None]) -> float:
+        """Wait out a motion of `duration_s`, sampling `position` (after `at(fraction)`) once a second.
+
+        Returns the fraction done: 1, or less if the motion was halted.
+        """
         start = self.clock.monotonic()
-        try:
+        while True:
+            done = self.clock.monotonic() - start
+            if done >= duration_s:
+                fraction = 1.0
+                break
             with contextlib.suppress(TimeoutError):
-                await self.clock.wait_for(self._stop.wait(), duration_s)
-                return min(1.0, (self.clock.monotonic() - start) / duration_s) if duration_s > 0 else 1.0
-            return 1.0
+                await self.clock.wait_for(motion.stop.wait(), min(SAMPLE_S, duration_s - done))
+                fraction = min(1.0, (self.clock.monotonic() - start) / duration_s)
+                break
+            at(min(1.0, (self.clock.monotonic() - start) / duration_s))
+            await self._sample()
+        at(fraction)
+        return fraction
+
+    @contextlib.asynccontextmanager
+    async def _taking(self, motion: _Motion, why: str) -> Any:
+        """Own `motion`: one in progress is halted first (superseded, as `why` says)."""
+        if motion.halt(why):
+            await motion.idle.wait()
+        motion.stop.clear()
+        motion.idle.clear()
+        try:
+            yield
         finally:
-            self._moving = False
+            motion.idle.set()
+
+    def _azimuth_sampler(self, from_deg: float, to_deg: float) -> Callable[[float], None]:
+        delta = shortest(from_deg, to_deg)
+
+        def at(fraction: float) -> None:
+            self._encoder_deg = (from_deg + delta * fraction) % 360.0
+
+        return at
+
+    # -- azimuth ----------------------------------------------------------------------------
 
     async def _do_move(self, command: Command) -> str:
         azimuth = command.data["azimuth"]
+        if self._homing:
+            raise ExpectedError("Cannot move azimuth while homing")
+        if not self.driver.homed:
+            raise ExpectedError("The azimuth axis is not homed (homeAzimuth first)")
         duration = self.driver.move_time(azimuth)
         await command.in_progress(duration + 5, f"moving to {azimuth:g} deg")
-        await self.publish_event("azimuthCommandedState", {"azimuth": azimuth, "commandedState": GOTOPOSITION})
-        await self.publish_event("azimuthInPosition", {"inPosition": False})
-        fraction = await self._travel(duration)
-        self.driver.move(azimuth, fraction)
+        async with self._taking(self._azimuth, "superseded by a new moveAzimuth"):
+            start = self.driver.azimuth_deg
+            await self.publish_event("azimuthCommandedState", {
+                "azimuth": azimuth, "commandedState": int(AzimuthCommandedState.GOTOPOSITION)})  # fmt: skip
+            await self.publish_event("lastAzimuthGoTo", {"position": azimuth})
+            await self._set_az_in_position(False)
+            self._home_switch = False
+            direction = shortest(start, azimuth)
+            self._azimuth_state = AzimuthState.MOVINGCW if direction >= 0 else AzimuthState.MOVINGCCW
+            await self._publish_azimuth_state()
+            fraction = await self._travel(self._azimuth, duration, self._azimuth_sampler(start, azimuth))
+            self.driver.move(azimuth, fraction)
+            self._at_rest()
+            self._azimuth_state = AzimuthState.NOTINMOTION
+            stopped = fraction < 1.0
+            if stopped:
+                await self.publish_event("azimuthCommandedState", {
+                    "azimuth": self.driver.azimuth_deg, "commandedState": int(AzimuthCommandedState.STOP)})  # fmt: skip
+            else:
+                self._az_in_position = True
         await self._publish_position()
-        if fraction < 1.0:
-            at = self.driver.azimuth_deg
-            await self.publish_event("azimuthCommandedState", {"azimuth": at, "commandedState": STOP})
-            raise ExpectedError(f"the move to {azimuth:g} deg was stopped at {at:.2f} deg")
-        await self.publish_event("azimuthInPosition", {"inPosition": True})
+        await self._publish_azimuth_state()
+        if stopped:
+            raise ExpectedError(
+                f"the move to {azimuth:g} deg was stopped at {self.driver.azimuth_deg:.2f} deg ({self._azimuth.why})"
+            )
+        await self._set_az_in_position(True)
         return f"at {azimuth:g} deg"
 
     async def _do_home(self, command: Command) -> str:
+        if self._homing:
+            raise ExpectedError("Already homing")
+        if self.driver.homed and self._home_switch:
+            self.log.warning("not_homing", reason="already homed and on the home switch")
+            return "already homed and on the home switch"
         duration = self.driver.home_time()
         await command.in_progress(duration + 5, "homing")
-        await self.publish_event("azimuthCommandedState", {"azimuth": 0.0, "commandedState": HOME})
-        await self.publish_event("azimuthInPosition", {"inPosition": False})
-        await self.clock.sleep(duration)
-        self.driver.home()
-        await self.publish_event("azimuthInPosition", {"inPosition": True})
+        async with self._taking(self._azimuth, "superseded by homeAzimuth"):
+            start = self.driver.azimuth_deg
+            await self.publish_event("azimuthCommandedState", {
+                "azimuth": 0.0, "commandedState": int(AzimuthCommandedState.HOME)})  # fmt: skip
+            await self._set_az_in_position(False)
+            self._homing, self._azimuth_state = True, AzimuthState.MOVINGCCW
+            await self._publish_azimuth_state()
+            fraction = await self._travel(self._azimuth, duration, self._azimuth_sampler(start, 0.0))
+            self._homing, self._azimuth_state = False, AzimuthState.NOTINMOTION
+            if fraction >= 1.0:
+                self.driver.home()
+                self._home_switch = True
+                self._az_in_position = True
+            else:
+                self.driver.move(0.0, fraction)
+            self._at_rest()
+            await self.publish_event("azimuthCommandedState", {
+                "azimuth": self.driver.azimuth_deg, "commandedState": int(AzimuthCommandedState.STOP)})  # fmt: skip
         await self._publish_position()
+        await self._publish_azimuth_state()
+        if fraction < 1.0:
+            raise ExpectedError(f"homing was stopped at {self.driver.azimuth_deg:.2f} deg ({self._azimuth.why})")
+        await self._set_az_in_position(True)
         return "homed at 0 deg"
 
     async def _do_stop(self, command: Command) -> str:
-        if not self._moving:
+        stopped = [name for name, motion in (("azimuth", self._azimuth), ("shutter", self._shutter))
+                   if motion.halt("stopMotion")]  # fmt: skip
+        self._door_commanded = {MAIN: DoorCommandedState.STOP, DROPOUT: DoorCommandedState.STOP}
+        await self._publish_doors()
+        if not stopped:
             return f"not moving; at {self.driver.azimuth_deg:.2f} deg"
-        self._stop.set()
-        return "stopping"
+        return f"stopping the {' and the '.join(stopped)}"
+
+    # -- shutter ----------------------------------------------------------------------------
+
+    async def _do_open_shutter(self, command: Command) -> str:
+        return await self._move_doors(command, "shutter", True)
+
+    async def _do_close_shutter(self, command: Command) -> str:
+        return await self._move_doors(command, "shutter", False)
+
+    async def _do_move_main_door(self, command: Command) -> str:
+        return await self._move_doors(command, MAIN, command.data["open"])
+
+    async def _do_move_dropout_door(self, command: Command) -> str:
+        return await self._move_doors(command, DROPOUT, command.data["open"])
+
+    async def _move_doors(self, command: Command, action: str, open_: bool) -> str:
+        what = {"shutter": "the shutter", MAIN: "the main door", DROPOUT: "the dropout door"}[action]
+        way = "open" if open_ else "closed"
+        if action == "shutter":
+            self._azimuth.halt(f"{command.name} stops the azimuth")
+        async with self._taking(self._shutter, f"superseded by {command.name}"):
+            shutter = self.driver.shutter
+            steps = shutter.plan(action, open_)
+            commanded = DoorCommandedState.OPENED if open_ else DoorCommandedState.CLOSED
+            for door in [MAIN, DROPOUT] if action == "shutter" else [action]:
+                self._door_commanded[door] = commanded
+            await self._publish_doors()
+            total = sum(shutter.door(door).time_to(way_) for door, way_ in steps)
+            await command.in_progress(total + 10, f"{what} to {way}")
+            for door, door_open in steps:
+                self._door_motion[door] = DoorState.OPENING if door_open else DoorState.CLOSING
+                await self._publish_doors()
+                duration = shutter.door(door).time_to(door_open)
+                start = shutter.door(door).percent
+                target = 100.0 if door_open else 0.0
+
+                def at(fraction: float, door: str = door, start: float = start, target: float = target) -> None:
+                    self._door_pct[door] = start + (target - start) * fraction
+
+                fraction = await self._travel(self._shutter, duration, at)
+                self.driver.move_door(door, door_open, fraction)
+                self._at_rest()
+                self._door_motion[door] = None
+                await self._publish_doors()
+                await self._sample()
+                if fraction < 1.0:
+                    pct = shutter.door(door).percent
+                    raise ExpectedError(f"the {door} door was stopped at {pct:.0f}% open ({self._shutter.why})")
+        return f"{what} {way}"

@@ -1,17 +1,32 @@
-"""The dome azimuth drive, pure: slews at a fixed speed; its encoder drifts with use.
+"""The dome, pure: an azimuth drive whose encoder drifts with use, and a two-door shutter.
 
-Invariants: `encoder_deg` is what the drive believes; `true_deg` = encoder + drift is where
+Azimuth invariants: `encoder_deg` is what the drive believes; `true_deg` = encoder + drift is where
 the dome (and its flat screen) really points. Every degree travelled adds
 `drift_per_degree` to the drift (the LATISS procedure: "constant use … can result in a loss
 of a couple of degrees of positioning in its encoder"); homing drives to the home switch
 (true azimuth 0) and zeroes the drift; a move stopped part way arrives at that fraction of
-its path. `sim.py` makes it the simulated drive.
+its path.
+
+Shutter: a main door and a dropout door, each with its opening percentage and full-travel time.
+Their sequencing is Rubin's ATDome's: opening the shutter opens the main door, then the dropout
+door; closing closes the dropout door, then the main door; the dropout door moves only with the
+main door fully open, and the main door closes only with the dropout door fully closed or fully
+open. `sim.py` makes both the simulated hardware.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
+
+from obsq.csc.core.enums import AzimuthCommandedState, AzimuthState, DoorCommandedState, DoorState
+from obsq.csc.core.errors import ExpectedError
+
+__all__ = ["AzimuthCommandedState", "AzimuthState", "DoorCommandedState", "DoorState"]
+
+MAIN, DROPOUT = "main", "dropout"
+#: Rubin's mock controller's encoder counts per turn (ATDome settingsAppliedDomeController).
+ENCODER_COUNTS_PER_360 = 4018143232
 
 
 def wrap(deg: float) -> float:
@@ -70,6 +85,65 @@ class DomeModel:
         self.pending_slip_deg += deg
 
 
+@dataclass
+class Door:
+    """One shutter door: how far open (0-100 %) and how long a full travel takes."""
+
+    travel_s: float
+    percent: float = 0.0
+
+    @property
+    def state(self) -> DoorState:
+        """The state at rest (OPENING/CLOSING are the service's to say)."""
+        if self.percent <= 0.0:
+            return DoorState.CLOSED
+        return DoorState.OPENED if self.percent >= 100.0 else DoorState.PARTIALLYOPENED
+
+    def time_to(self, open_: bool) -> float:
+        return abs((100.0 if open_ else 0.0) - self.percent) / 100.0 * self.travel_s
+
+    def move(self, open_: bool, fraction: float = 1.0) -> None:
+        target = 100.0 if open_ else 0.0
+        self.percent += (target - self.percent) * min(1.0, max(0.0, fraction))
+        if abs(self.percent - target) < 1e-9:
+            self.percent = target
+
+
+@dataclass
+class ShutterModel:
+    """The main and dropout doors (closed at start-up, as Rubin's simulator)."""
+
+    main: Door = field(default_factory=lambda: Door(travel_s=75.0))
+    dropout: Door = field(default_factory=lambda: Door(travel_s=40.0))
+
+    def door(self, name: str) -> Door:
+        return self.main if name == MAIN else self.dropout
+
+    def plan(self, action: str, open_: bool = True) -> list[tuple[str, bool]]:
+        """The door moves (door, open) that `action` makes, in order; ExpectedError if the rules forbid it.
+
+        `action` is "shutter" (both doors, `open_` says which way), "main" or "dropout".
+        """
+        if action == "shutter":
+            steps = [(MAIN, True), (DROPOUT, True)] if open_ else [(DROPOUT, False), (MAIN, False)]
+        elif action == DROPOUT:
+            if self.main.state != DoorState.OPENED:
+                raise ExpectedError("Cannot move the dropout door until the main door is fully open.")
+            steps = [(DROPOUT, open_)]
+        elif action == MAIN:
+            if not open_ and self.dropout.state not in (DoorState.CLOSED, DoorState.OPENED):
+                raise ExpectedError("Cannot close the main door until the dropout door is fully closed or fully open.")
+            steps = [(MAIN, open_)]
+        else:
+            raise ValueError(f"unknown shutter action {action!r}")
+        return [(door, way) for door, way in steps if self.door(door).time_to(way) > 0.0]
+
+    @property
+    def in_position(self) -> bool:
+        """Both doors at rest fully open or fully closed."""
+        return all(d.state in (DoorState.OPENED, DoorState.CLOSED) for d in (self.main, self.dropout))
+
+
 class DomeDriver(Protocol):
     """The dome drive as the service uses it (sim.py simulates it)."""
 
@@ -86,7 +160,9 @@ class DomeDriver(Protocol):
         """Where the dome really points, if the driver can know (only a simulation can)."""
         ...
 
-    def configure(self, speed_deg_s: float, settle_s: float, drift_per_degree: float) -> None: ...
+    def configure(
+        self, speed_deg_s: float, settle_s: float, drift_per_degree: float, main_door_s: float, dropout_door_s: float
+    ) -> None: ...
 
     def move_time(self, azimuth_deg: float) -> float: ...
 
@@ -97,3 +173,12 @@ class DomeDriver(Protocol):
     def home_time(self) -> float: ...
 
     def home(self) -> None: ...
+
+    @property
+    def shutter(self) -> ShutterModel:
+        """The doors: where each is and the rules of moving them."""
+        ...
+
+    def move_door(self, door: str, open_: bool, fraction: float = 1.0) -> None:
+        """Arrive (`fraction` 1) or stop part way on the way to open or closed."""
+        ...

@@ -1,4 +1,4 @@
-"""The simulated dome drive: the pure DomeModel as hardware, with its drift-slip fault hook.
+"""The simulated dome: the pure DomeModel and ShutterModel as hardware, with the drift-slip fault hook.
 
 It knows where the dome really points (`true_azimuth_deg`), which only a simulation can:
 the service publishes that as `simulationTruth` for the simulated camera.
@@ -6,7 +6,7 @@ the service publishes that as `simulationTruth` for the simulated camera.
 
 from __future__ import annotations
 
-from obsq.csc.atdome.model import DomeModel
+from obsq.csc.atdome.model import DomeModel, ShutterModel
 
 
 class SimDome:
@@ -14,11 +14,23 @@ class SimDome:
 
     def __init__(self, model: DomeModel | None = None) -> None:
         self.model = model or DomeModel()
+        self._shutter = ShutterModel()
 
-    def configure(self, speed_deg_s: float, settle_s: float, drift_per_degree: float) -> None:
+    def configure(
+        self, speed_deg_s: float, settle_s: float, drift_per_degree: float, main_door_s: float, dropout_door_s: float
+    ) -> None:
         self.model.speed_deg_s = speed_deg_s
         self.model.settle_s = settle_s
         self.model.drift_per_degree = drift_per_degree
+        self._shutter.main.travel_s = main_door_s
+        self._shutter.dropout.travel_s = dropout_door_s
+
+    @property
+    def shutter(self) -> ShutterModel:
+        return self._shutter
+
+    def move_door(self, door: str, open_: bool, fraction: float = 1.0) -> None:
+        self._shutter.door(door).move(open_, fraction)
 
     @property
     def azimuth_deg(self) -> float:

@@ -124,6 +124,7 @@ def flat_level(path: str) -> list[float]:
 
 async def prepare_flat_position(up: Telescope) -> None:
     await up.ok("ATSpectrograph", "changeFilter", "name=SDSSr_65mm")
+    await up.ok("ATDome", "homeAzimuth")  # moves need the axis homed since start-up (Rubin's rule)
     await up.ok("ATDome", "moveAzimuth", "azimuth=3.0")
     await up.ok("ATMCS", "moveToPosition", "azimuth=188.7", "elevation=39.0")
 

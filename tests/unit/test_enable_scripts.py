@@ -19,6 +19,19 @@ from obsq.csc.testing import unique_root
 from .test_queue_inprocess import HEARTBEAT_S, queue_rig
 
 
+async def start_components(
+    stack: contextlib.AsyncExitStack, broker: MemoryBroker, clock: ManualClock, root: str, data_dir: Path, *names: str
+) -> None:
+    """The named simulated components on the memory bus, in STANDBY, closed with `stack`."""
+    common = {"clock": clock, "root": root, "heartbeat_s": HEARTBEAT_S, "simulate": True, "inject": [],
+              "data_dir": data_dir, "initial_state": State.STANDBY, "index": 0}  # fmt: skip
+    for name in names:
+        csc = build_component(name, bus=broker.client(name), **common)
+        await csc.bus.start()
+        stack.push_async_callback(csc.bus.close)
+        await stack.enter_async_context(csc)
+
+
 def block(parameters: dict[str, object]) -> str:
     return json.dumps({"name": "enable", "program": "BLOCK-T3", "scripts": [
         {"name": "auxtel/enable_atcs.py", "standard": True, "parameters": parameters}]})  # fmt: skip
@@ -26,14 +39,8 @@ def block(parameters: dict[str, object]) -> str:
 
 async def test_rubins_enable_atcs_configuration_enables_what_is_here(tmp_path: Path) -> None:
     broker, clock, root = MemoryBroker(), ManualClock(), unique_root()
-    common = {"clock": clock, "root": root, "heartbeat_s": HEARTBEAT_S, "simulate": True, "inject": [],
-              "data_dir": tmp_path, "initial_state": State.STANDBY, "index": 0}  # fmt: skip
-    members = [build_component(name, bus=broker.client(name), **common) for name in ("ATDome", "ATMCS")]
     async with contextlib.AsyncExitStack() as stack:
-        for csc in members:
-            await csc.bus.start()
-            stack.push_async_callback(csc.bus.close)
-            await stack.enter_async_context(csc)
+        await start_components(stack, broker, clock, root, tmp_path, "ATDome", "ATMCS")
         queue = await stack.enter_async_context(queue_rig(broker, clock, MemoryQueueStore(), root))
         rubin = {"atdome": "", "ataos": "ataos_config.yaml", "atdometrajectory": None, "ignore": ["athexapod"]}
         (index,) = json.loads((await queue.rig.command("addBlock", {"id": block(rubin)})).result)
@@ -51,22 +58,8 @@ async def test_rubins_enable_atcs_configuration_enables_what_is_here(tmp_path: P
 async def test_set_summary_state_names_and_skips_what_is_not_here(tmp_path: Path) -> None:
     """Rubin's blocks list ESS:201 and the like: skipped by name; a name no one has is refused."""
     broker, clock, root = MemoryBroker(), ManualClock(), unique_root()
-    dome = build_component(
-        "ATDome",
-        bus=broker.client("ATDome"),
-        clock=clock,
-        root=root,
-        heartbeat_s=HEARTBEAT_S,
-        simulate=True,
-        inject=[],
-        data_dir=tmp_path,
-        initial_state=State.STANDBY,
-        index=0,
-    )
     async with contextlib.AsyncExitStack() as stack:
-        await dome.bus.start()
-        stack.push_async_callback(dome.bus.close)
-        await stack.enter_async_context(dome)
+        await start_components(stack, broker, clock, root, tmp_path, "ATDome")
         queue = await stack.enter_async_context(queue_rig(broker, clock, MemoryQueueStore(), root))
         data = {"data": [["ESS:201", "ENABLED"], ["ATDome", "ENABLED"], ["ATPtg", "ENABLED"]]}
         script = {"name": "set_summary_state.py", "standard": True, "parameters": data}
@@ -79,3 +72,24 @@ async def test_set_summary_state_names_and_skips_what_is_not_here(tmp_path: Path
         script["parameters"] = {"data": [["ATDomee", "ENABLED"]]}
         with pytest.raises(AckError, match="'ATDomee' is no component of this observatory"):
             await queue.rig.command("addBlock", {"id": json.dumps(added)})
+
+
+async def test_prepare_for_flat_homes_and_closes_the_dome_as_rubins_does(tmp_path: Path) -> None:
+    """The dome left open (main and dropout doors): prepare_for/flat homes it, closes it, points both at the screen."""
+    broker, clock, root = MemoryBroker(), ManualClock(), unique_root()
+    async with contextlib.AsyncExitStack() as stack:
+        await start_components(stack, broker, clock, root, tmp_path, "ATDome", "ATMCS")
+        queue = await stack.enter_async_context(queue_rig(broker, clock, MemoryQueueStore(), root))
+        enable = {"name": "set_summary_state.py", "standard": True,
+                  "parameters": {"data": [["ATDome", "ENABLED"], ["ATMCS", "ENABLED"]]}}  # fmt: skip
+        scripts = [enable] + [{"name": f"auxtel/{name}.py", "standard": True, "parameters": {}} for name in (
+            "atdome/open_dome", "atdome/open_dropout_door", "atdome/open_dome", "prepare_for/flat")]  # fmt: skip
+        added = {"name": "flat", "program": "BLOCK-T5", "scripts": scripts}
+        indices = json.loads((await queue.rig.command("addBlock", {"id": json.dumps(added)})).result)
+        await queue.until(lambda: queue.items().get(indices[-1], {}).get("area") == "history")
+        assert [queue.items()[i]["state"] for i in indices] == ["DONE"] * 5, [queue.items()[i] for i in indices]
+        async with Remote(queue.rig.remote_bus, "ATDome", clock=clock, root=root, telemetry=True) as dome:
+            for event, value in (("mainDoorState", {"state": 1}), ("dropoutDoorState", {"state": 1}),
+                                 ("azimuthPosition", {"azimuth": 3.0, "homed": True}),
+                                 ("allAxesInPosition", {"inPosition": True})):  # fmt: skip
+                assert await dome.event(event).aget(timeout_s=1) == value, event

@@ -26,6 +26,9 @@ def test_the_field_lists_name_their_source() -> None:
     assert RUBIN["source"] == "lsst-ts/ts_xml"
     assert len(RUBIN["commit"]) == 40
     assert RUBIN["components"]["ScriptQueue"]["commands"]["file"].endswith("ScriptQueue/ScriptQueue_Commands.xml")
+    # topics are named as obsq names them: ATDome_position is "position", ATDome_command_openShutter "openShutter"
+    assert "position" in RUBIN["components"]["ATDome"]["telemetry"]["topics"]
+    assert "openShutter" in RUBIN["components"]["ATDome"]["commands"]["topics"]
 
 
 @pytest.mark.parametrize("component", sorted(RUBIN["components"]))

@@ -77,6 +77,9 @@ async def test_stuck_filter_wheel_faults() -> None:
 async def test_dome_moves_at_its_speed_and_drifts_with_use() -> None:
     async with component_rig(dome, "ATDome") as rig:
         await rig.enable()
+        with pytest.raises(AckError, match="The azimuth axis is not homed"):
+            await rig.command("moveAzimuth", {"azimuth": 180.0})  # Rubin's rule: homed since start-up
+        await rig.command("homeAzimuth")
         t0 = rig.clock.tai()
         await rig.command("moveAzimuth", {"azimuth": 180.0})
         assert rig.clock.tai() - t0 == pytest.approx(180 / 4.0 + 2.0)
@@ -94,19 +97,125 @@ async def test_dome_moves_at_its_speed_and_drifts_with_use() -> None:
 async def test_stop_motion_stops_a_move_where_the_dome_is() -> None:
     async with component_rig(dome, "ATDome") as rig:
         await rig.enable()
+        await rig.command("homeAzimuth")
         move = asyncio.ensure_future(rig.remote.command("moveAzimuth", {"azimuth": 90.0}))
         await rig.clock.advance(10.0)  # 40 of 90 degrees at 4 deg/s
         ack = await rig.remote.command("stopMotion")
-        assert ack.result == "stopping"
-        with pytest.raises(AckError, match=r"the move to 90 deg was stopped at 3\d\.\d+ deg"):
+        assert ack.result == "stopping the azimuth"
+        with pytest.raises(AckError, match=r"the move to 90 deg was stopped at 3\d\.\d+ deg \(stopMotion\)"):
             await move
         position = rig.remote.event("azimuthPosition").get()["azimuth"]
         assert 30.0 < position < 45.0  # where it was, not where it was going
         assert rig.remote.event("azimuthInPosition").get() == {"inPosition": False}
-        assert rig.remote.event("azimuthCommandedState").get()["commandedState"] == 1  # STOP
+        assert rig.remote.event("azimuthCommandedState").get()["commandedState"] == 4  # STOP
         assert (await rig.remote.command("stopMotion")).result.startswith("not moving")
         await rig.command("moveAzimuth", {"azimuth": 90.0})  # and it moves again from there
         assert rig.remote.event("azimuthPosition").get()["azimuth"] == 90.0
+
+
+def record(rig: Any, *names: str) -> list[tuple[str, Any]]:
+    """Every sample of the named events and telemetry, in arrival order, as (topic, value)."""
+    seen: list[tuple[str, Any]] = []
+    for name in names:
+        reader = rig.remote.telemetry(name) if name == "position" else rig.remote.event(name)
+
+        def keep(envelope: Any, name: str = name) -> None:
+            data = envelope.data
+            seen.append((name, data if name == "position" else data.get("state", data.get("inPosition"))))
+
+        reader.callback = keep
+    return seen
+
+
+async def test_shutter_opens_main_then_dropout_and_closes_the_other_way() -> None:
+    async with component_rig(dome, "ATDome") as rig:
+        await rig.enable()
+        assert rig.remote.event("mainDoorState").get() == {"state": 1}  # CLOSED at start-up
+        assert rig.remote.event("shutterInPosition").get() == {"inPosition": False}  # until commanded (Rubin's)
+        seen = record(rig, "mainDoorState", "dropoutDoorState", "shutterInPosition", "position")
+        t0 = rig.clock.tai()
+        await rig.command("openShutter")
+        assert rig.clock.tai() - t0 == pytest.approx(75.0 + 40.0)  # main door, then dropout door
+        states = [(n, v) for n, v in seen if n != "position"]
+        assert states == [
+            ("mainDoorState", 4), ("mainDoorState", 2), ("dropoutDoorState", 4), ("dropoutDoorState", 2),
+            ("shutterInPosition", True),  # OPENING, OPENED; in position when both are where commanded
+        ]  # fmt: skip
+        main = [v["mainDoorOpeningPercentage"] for n, v in seen if n == "position"]
+        assert main == sorted(main)
+        assert main[-1] == 100.0
+        assert len(main) > 75  # sampled every second of travel
+        assert rig.remote.event("mainDoorCommandedState").get() == {"commandedState": 3}  # OPENED
+        seen.clear()
+        await rig.command("closeShutter")
+        states = [(n, v) for n, v in seen if n not in ("position", "shutterInPosition")]
+        assert states == [("dropoutDoorState", 5), ("dropoutDoorState", 1), ("mainDoorState", 5), ("mainDoorState", 1)]
+        assert rig.remote.event("allAxesInPosition").get() == {"inPosition": False}  # azimuth never commanded
+        await rig.command("homeAzimuth")
+        assert rig.remote.event("allAxesInPosition").get() == {"inPosition": True}
+
+
+async def test_door_rules_refuse_by_name_and_move_nothing() -> None:
+    async with component_rig(dome, "ATDome") as rig:
+        await rig.enable()
+        with pytest.raises(AckError, match="Cannot move the dropout door until the main door is fully open"):
+            await rig.command("moveShutterDropoutDoor", {"open": True})
+        assert rig.remote.event("dropoutDoorState").get() == {"state": 1}
+        assert rig.remote.event("dropoutDoorCommandedState").get() == {"commandedState": 1}  # UNKNOWN: not commanded
+        await rig.command("moveShutterMainDoor", {"open": True})
+        move = asyncio.ensure_future(rig.remote.command("moveShutterDropoutDoor", {"open": True}))
+        await rig.clock.advance(10.0)  # a quarter of the dropout door's 40 s
+        assert (await rig.remote.command("stopMotion")).result == "stopping the shutter"
+        with pytest.raises(AckError, match=r"the dropout door was stopped at 2\d% open \(stopMotion\)"):
+            await move
+        assert rig.remote.event("dropoutDoorState").get() == {"state": 3}  # PARTIALLYOPENED
+        with pytest.raises(AckError, match="Cannot close the main door until the dropout door is fully closed"):
+            await rig.command("moveShutterMainDoor", {"open": False})
+        await rig.command("closeShutter")  # sequences the doors: dropout first
+        assert rig.remote.telemetry("position").get()["mainDoorOpeningPercentage"] == 0.0
+
+
+async def test_close_shutter_supersedes_an_opening_and_stops_the_azimuth() -> None:
+    async with component_rig(dome, "ATDome") as rig:
+        await rig.enable()
+        await rig.command("homeAzimuth")
+        slew = asyncio.ensure_future(rig.remote.command("moveAzimuth", {"azimuth": 180.0}))
+        opening = asyncio.ensure_future(rig.remote.command("openShutter"))
+        await rig.clock.advance(30.0)
+        with pytest.raises(AckError, match=r"stopped at .* deg \(openShutter stops the azimuth\)"):
+            await slew
+        closing = asyncio.ensure_future(rig.remote.command("closeShutter"))
+        with pytest.raises(AckError, match=r"the main door was stopped at 40% open \(superseded by closeShutter\)"):
+            await opening
+        await rig.run(closing)
+        assert rig.remote.event("mainDoorState").get() == {"state": 1}
+        assert rig.remote.event("mainDoorCommandedState").get() == {"commandedState": 2}  # CLOSED
+
+
+async def test_homing_is_published_as_rubins_home_dome_waits_for_it() -> None:
+    async with component_rig(dome, "ATDome") as rig:
+        await rig.enable()
+        assert rig.remote.event("azimuthState").get() == {
+            "state": 1,
+            "homing": False,
+            "homed": False,
+            "homeSwitch": False,
+        }
+        states: list[dict[str, Any]] = []
+        rig.remote.event("azimuthState").callback = lambda envelope: states.append(envelope.data)
+        homing = asyncio.ensure_future(rig.remote.command("homeAzimuth"))
+        await rig.clock.advance(1.0)
+        with pytest.raises(AckError, match="Cannot move azimuth while homing"):
+            await rig.command("moveAzimuth", {"azimuth": 3.0})
+        with pytest.raises(AckError, match="Already homing"):
+            await rig.command("homeAzimuth")
+        await rig.run(homing)
+        assert [(s["homing"], s["homed"]) for s in states] == [(True, False), (False, True)]
+        assert states[-1] == {"state": 1, "homing": False, "homed": True, "homeSwitch": True}
+        assert (await rig.remote.command("homeAzimuth")).result == "already homed and on the home switch"
+        await rig.command("moveAzimuth", {"azimuth": 3.0})
+        assert rig.remote.event("azimuthState").get()["homeSwitch"] is False
+        assert rig.remote.event("lastAzimuthGoTo").get() == {"position": 3.0}
 
 
 async def test_dome_azimuth_out_of_range_is_refused_before_sending() -> None:

@@ -1,0 +1,41 @@
+"""Rubin's enumerations of field values, as ts_xml's enums define them, for components and scripts alike."""
+
+from __future__ import annotations
+
+import enum
+
+
+class AzimuthCommandedState(enum.IntEnum):
+    """Rubin's ATDome.AzimuthCommandedState."""
+
+    UNKNOWN = 1
+    GOTOPOSITION = 2
+    HOME = 3
+    STOP = 4
+
+
+class AzimuthState(enum.IntEnum):
+    """Rubin's ATDome.AzimuthState."""
+
+    NOTINMOTION = 1
+    MOVINGCW = 2
+    MOVINGCCW = 3
+
+
+class DoorCommandedState(enum.IntEnum):
+    """Rubin's ATDome.ShutterDoorCommandedState."""
+
+    UNKNOWN = 1
+    CLOSED = 2
+    OPENED = 3
+    STOP = 4
+
+
+class DoorState(enum.IntEnum):
+    """Rubin's ATDome.ShutterDoorState."""
+
+    CLOSED = 1
+    OPENED = 2
+    PARTIALLYOPENED = 3
+    OPENING = 4
+    CLOSING = 5

@@ -1,0 +1,24 @@
+"""atdome/close_dome.py: close the dome shutter (Rubin's close_dome)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from obsq.scripts.base import BaseScript
+from obsq.scripts.dome import Dome
+
+
+class CloseDome(BaseScript):
+    description = "Close the dome shutter: the dropout door, then the main door."
+
+    async def configure(self, config: dict[str, Any]) -> None:
+        self.dome = Dome(self)
+
+    def set_metadata(self, metadata: dict[str, Any]) -> None:
+        metadata["duration"] = 240.0
+
+    async def run_script(self) -> None:
+        await self.start_remotes()
+        await self.assert_enabled(self.dome.remote)
+        await self.checkpoint("Closing the dome shutter")
+        await self.dome.close()
