@@ -26,6 +26,7 @@ class CompositionError(ValueError):
 HOOKS: dict[str, Callable[[Any, str], None]] = {
     "lamp-no-strike": lambda d, v: d.fail_next_strikes(int(v or 3)),
     "chiller-alarm": lambda d, v: d.alarm_after_start(float(v or 60)),
+    "coolant-flow": lambda d, v: d.restrict_coolant_flow(float(v or 0.4)),
     "lamp-stuck-on": lambda d, v: d.stick_lamp_on(),
     "dome-drift": lambda d, v: d.inject_drift(float(v or 3.0)),
     "filter-stuck": lambda d, v: d.stick_filter_wheel(),

@@ -73,6 +73,30 @@ def _read_yaml(path: Path, component: str) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True)
+class AvailableConfigurations:
+    """What `start` may name: the override files of a component's folder (Rubin's configurationsAvailable)."""
+
+    overrides: list[str]
+    url: str
+    schema_version: str
+
+
+def _schema_version(interface: ComponentInterface) -> str:
+    title = str(interface.configuration_schema.get("title", ""))
+    return title.rsplit(" ", 1)[-1] if " v" in title else ""
+
+
+def available_configurations(interface: ComponentInterface, *, config_root: Path | None) -> AvailableConfigurations:
+    """The override files in the component's folder (not starting with '_' or '.'), sorted."""
+    folder = config_root / interface.name if config_root else None
+    if folder is None or not folder.is_dir():
+        return AvailableConfigurations([], "", _schema_version(interface))
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix in (".yaml", ".yml")
+                   and not p.name.startswith(("_", ".")))  # fmt: skip
+    return AvailableConfigurations(names, folder.resolve().as_uri(), _schema_version(interface))
+
+
 def load_configuration(
     interface: ComponentInterface,
     *,
@@ -104,10 +128,9 @@ def load_configuration(
     except ValidationError as exc:
         files = ", ".join(p.name for p in paths) or "defaults"
         raise ConfigurationError(f"{exc} (files: {files})") from None
-    title = str(interface.configuration_schema.get("title", ""))
     return AppliedConfiguration(
         values=values,
         files=[p.name for p in paths],
         url=folder.resolve().as_uri() if folder is not None and folder.is_dir() else "",
-        schema_version=title.rsplit(" ", 1)[-1] if " v" in title else "",
+        schema_version=_schema_version(interface),
     )

@@ -25,6 +25,7 @@ class Injection:
 INJECTIONS: dict[str, Injection] = {
     "lamp-no-strike": Injection("ATWhiteLight", "the next N strikes (default 3) give no light"),
     "chiller-alarm": Injection("ATWhiteLight", "a chiller alarm S clock seconds (default 60) after the chiller starts"),
+    "coolant-flow": Injection("ATWhiteLight", "the coolant flows at FRACTION (default 0.4) of its rate: a warning"),
     "lamp-stuck-on": Injection("ATWhiteLight", "the lamp keeps its light when turned off"),
     "dome-drift": Injection("ATDome", "the encoder slips DEG degrees (default 3) in the next move"),
     "filter-stuck": Injection("ATSpectrograph", "the filter wheel's next change never arrives"),

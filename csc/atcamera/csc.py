@@ -1,10 +1,13 @@
 """ATCamera service: takeImages as integrate -> read out -> write the file -> record it.
 
-Each exposure publishes startIntegration, waits its exposure time on the clock, publishes
-startReadout, waits the readout time, then (in a worker thread, so the event loop never
-blocks) simulates the pixels, writes the FITS file atomically under
-`{data}/raw/{DAYOBS}/{OBSID}.fits` and records it in `{data}/registry.sqlite3` (or the site's database); endReadout and
-largeFileObjectAvailable follow once the file is in place.
+A sequence begins with notReadyToTakeImage and ends with readyToTakeImage. Each exposure
+publishes, as Rubin's camera does: startIntegration, startShutterOpen and endShutterOpen (with
+the shutter), waits its exposure time on the clock, startShutterClose and endShutterClose,
+endTakeImage, startReadout and imageReadoutParameters; waits the readout time, then (in a
+worker thread, so the event loop never blocks) simulates the pixels, writes the FITS file
+atomically under `{data}/raw/{DAYOBS}/{OBSID}.fits` and records it in
+`{data}/registry.sqlite3` (or the site's database); endReadout, imageStored,
+largeFileObjectAvailable and endOfImageTelemetry follow once the file is in place.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from obsq.csc.core.states import State
 
 #: Fault code of a failed readout.
 READOUT_ERROR = 1
+#: Rubin's ATCamera.CCDType of LATISS's sensor.
+CCD_TYPE_ITL = 2
 
 UNIX_EPOCH_MJD = 40587.0
 
@@ -42,6 +47,17 @@ class ExposureRequest:
     program: str
     reason: str
     note: str
+    #: Rubin's keyValueMap as given, with the image type, group id, program and reason in effect.
+    additional: tuple[tuple[str, str], ...] = ()
+
+    def additional_fields(self) -> dict[str, str]:
+        r"""Rubin's additionalKeys/additionalValues: ':'-delimited, a ':' inside one written '\:'."""
+
+        def join(items: list[str]) -> str:
+            return ":".join(item.replace(":", "\\:") for item in items)
+
+        return {"additionalKeys": join([k for k, _ in self.additional]),
+                "additionalValues": join([v for _, v in self.additional])}  # fmt: skip
 
 
 def parse_key_value_map(text: str) -> dict[str, str]:
@@ -83,7 +99,12 @@ def check_request(data: dict[str, Any]) -> ExposureRequest:
         return str(data.get(name) or extra.get(name, ""))[:64]
 
     note = data.get("note") or data.get("obsNote", "")
-    return ExposureRequest(kind, exptime, shutter, field("groupId"), field("program"), field("reason"), note)
+    labels = {"imageType": kind, "groupId": field("groupId"), "program": field("program"), "reason": field("reason")}
+    additional = {**extra, **{key: value for key, value in labels.items() if value}}
+    return ExposureRequest(
+        kind, exptime, shutter, labels["groupId"], labels["program"], labels["reason"], note,
+        tuple(additional.items()),
+    )  # fmt: skip
 
 
 def tai_to_utc(tai: float) -> datetime.datetime:
@@ -182,6 +203,8 @@ class ATCameraCsc(BaseCsc):
             if not self._observing:
                 await self.driver.observatory.start()
                 self._observing = True
+            if self.summary_state == State.ENABLED:
+                await self._mark("readyToTakeImage")
         elif self._observing and self.summary_state == State.STANDBY:
             await self.driver.observatory.close()
             self._observing = False
@@ -191,8 +214,25 @@ class ATCameraCsc(BaseCsc):
         count = command.data["numImages"]
         per_image = request.exptime_s + self.readout_time_s + 10.0
         await command.in_progress(count * per_image, f"taking {count} {request.image_type}")
-        names = [await self._take_one(request, index, count) for index in range(1, count + 1)]
+        await self._mark("notReadyToTakeImage")
+        try:
+            names = [await self._take_one(request, index, count) for index in range(1, count + 1)]
+        finally:
+            await self._mark("readyToTakeImage")
         return f"took {count} {request.image_type}: {names[0]}" + (f" .. {names[-1]}" if count > 1 else "")
+
+    async def _mark(self, event: str) -> None:
+        """One of Rubin's camera events that carry only the time of the transition."""
+        await self.publish_event(event, {"timestampTransition": self.clock.tai()}, force=True)
+
+    def _image_fields(self, exposure: Exposure, index: int, count: int) -> dict[str, Any]:
+        """The fields Rubin's camera gives every event about one image of a sequence."""
+        return {
+            "imageName": exposure.obsid, "imageIndex": index, "imagesInSequence": count,
+            "imageSource": "AT", "imageController": "O", "imageDate": str(exposure.dayobs),
+            "imageNumber": exposure.seqnum, "timestampAcquisitionStart": exposure.start_tai,
+            **exposure.request.additional_fields(),
+        }  # fmt: skip
 
     async def _take_one(self, request: ExposureRequest, index: int, count: int) -> str:
         assert self.registry is not None
@@ -201,14 +241,26 @@ class ATCameraCsc(BaseCsc):
         start = self.clock.tai()
         exposure = Exposure(request, f"AT_O_{dayobs}_{seqnum:06d}", dayobs, seqnum, start)
         obsid = exposure.obsid
+        fields = self._image_fields(exposure, index, count)
         await self.publish_event(
             "startIntegration",
-            {"imageName": obsid, "imageIndex": index, "imagesInSequence": count, "exposureTime": request.exptime_s,
-             "imageType": request.image_type, "groupId": request.group_id},
+            {**fields, "exposureTime": request.exptime_s, "imageType": request.image_type,
+             "groupId": request.group_id, "mode": "NORMAL", "timeout": request.exptime_s + self.readout_time_s},
         )  # fmt: skip
         state = self.driver.observatory.snapshot(start + request.exptime_s / 2)  # the light at mid-exposure
+        if request.shutter:
+            await self._mark("startShutterOpen")
+            await self._mark("endShutterOpen")
         await self.clock.sleep(request.exptime_s)
-        await self.publish_event("startReadout", {"imageName": obsid})
+        if request.shutter:
+            await self._mark("startShutterClose")
+            await self._mark("endShutterClose")
+        end_tai = self.clock.tai()
+        await self._mark("endTakeImage")
+        await self.publish_event(
+            "startReadout", {**fields, "exposureTime": request.exptime_s, "timestampStartOfReadout": end_tai}
+        )
+        await self.publish_event("imageReadoutParameters", self._readout_parameters(obsid))
         await self.clock.sleep(self.readout_time_s)
         try:
             self.driver.check_readout()
@@ -222,19 +274,35 @@ class ATCameraCsc(BaseCsc):
         write_ms = (perf_counter() - t0) * 1e3
         await self.publish_event(
             "endReadout",
-            {"imageName": obsid, "requestedExposureTime": request.exptime_s, "imageIndex": index,
-             "imagesInSequence": count},
-        )  # fmt: skip
+            {**fields, "requestedExposureTime": request.exptime_s, "timestampEndOfReadout": self.clock.tai()},
+        )
+        await self.publish_event("imageStored", {"imageName": obsid, "timestampImageStored": self.clock.tai()})
         await self.publish_event(
             "largeFileObjectAvailable",
             {"url": f"file://{image.path}", "generator": "ATCamera", "version": 1, "byteSize": image.byte_size,
              "checkSum": image.md5, "mimeType": "image/fits", "id": obsid},
         )  # fmt: skip
+        await self.publish_event("endOfImageTelemetry", {
+            **fields, "exposureTime": request.exptime_s, "imageTag": "", "emulatedImage": "",
+            "timestampDateObs": start, "timestampDateEnd": end_tai,
+            "measuredShutterOpenTime": request.exptime_s if request.shutter else 0.0,
+            "darkTime": exposure.darktime_s,
+        })  # fmt: skip
         self.log.info(
             "image_written", obsid=obsid, imgtype=request.image_type, exptime=request.exptime_s, flux=round(flux, 1),
             write_ms=round(write_ms, 1),
         )  # fmt: skip
         return obsid
+
+    def _readout_parameters(self, obsid: str) -> dict[str, Any]:
+        """Rubin's imageReadoutParameters for the one ITL CCD of LATISS, from the simulated geometry."""
+        geometry = self.driver.detector.geometry
+        return {
+            "imageName": obsid, "ccdLocation": "R00S00", "raftBay": "R00", "ccdSlot": "S00", "ccdType": CCD_TYPE_ITL,
+            "readRows": geometry.ny, "readCols": geometry.nx, "readCols2": 0,
+            "overRows": geometry.parallel_overscan, "overCols": geometry.serial_overscan,
+            "preRows": 0, "preCols": 0, "postCols": 0, "underCols": 0, "daqFolder": "raw", "daqAnnotation": "",
+        }  # fmt: skip
 
     def _write(self, exposure: Exposure, state: ObservatoryState, flux_e_s: float) -> AcquiredImage:
         """Simulate the pixels, write the file, record it (runs in a worker thread)."""

@@ -18,6 +18,7 @@ from obsq.csc.atwhitelight.model import (
     LampControllerState,
     LampRules,
     WhiteLightDriver,
+    chiller_warnings,
 )
 from obsq.csc.component import BaseCsc, Command
 from obsq.csc.core.errors import ExpectedError
@@ -182,6 +183,8 @@ class ATWhiteLightCsc(BaseCsc):
 
     async def _publish_lamp_state(self, basic: LampBasicState | None = None) -> None:
         now = self.clock.tai()
+        if not self.rules.commanded_on:  # while the lamp is on its hours grow: published when it goes off
+            await self.publish_event("lampOnHours", {"hours": round(self.rules.on_hours(now), 4)})
         light = self.driver.light(now)
         state = basic if basic is not None else self.rules.basic_state(now, light)
         controller = (
@@ -206,15 +209,22 @@ class ATWhiteLightCsc(BaseCsc):
         now = self.clock.tai()
         await self._publish_lamp_state()
         status = self.driver.chiller_status(now)
+        warnings = chiller_warnings(
+            running=status.running, flow_l_min=self.driver.coolant_flow(now),
+            supply_c=self.driver.supply_temperature(now),
+            low_c=self.settings.get("low_supply_temperature_warning", 5.0),
+            high_c=self.settings.get("high_supply_temperature_warning", 50.0),
+        )  # fmt: skip
         await self.publish_event(
             "chillerWatchdog",
             {
                 "controllerState": int(self.driver.chiller_controller_state(now)),
                 "pumpRunning": status.pump_on,
                 "alarmsPresent": status.alarms,
-                "warningsPresent": False,
+                "warningsPresent": warnings != 0,
             },
         )
+        await self.publish_event("chillerWarnings", {"warnings": warnings})
         await self.publish_event("chillerAlarms", {"level1": self.driver.alarm_level1(now), "level21": 0, "level22": 0})
         shutter = self.driver.shutter_state(now)
         await self.publish_event(
@@ -247,21 +257,26 @@ class ATWhiteLightCsc(BaseCsc):
         elif basic == LampBasicState.UNEXPECTEDLY_OFF:
             await self.fault(ErrorCode.LAMP_UNEXPECTEDLY_OFF, "the lamp went out while commanded on")
 
+    async def _sample_chiller(self, now: float) -> None:
+        supply = self.driver.supply_temperature(now)
+        await self.publish_telemetry("chillerTemperatures", {
+            "setTemperature": self.driver.set_temperature_c, "supplyTemperature": round(supply, 3),
+            "returnTemperature": round(supply + 0.8, 3), "ambientTemperature": self.driver.ambient_c,
+        })  # fmt: skip
+        await self.publish_telemetry("chillerCoolantFlow", {"flow": round(self.driver.coolant_flow(now), 3)})
+        fans = self.driver.fan_speeds(now)
+        await self.publish_telemetry("chillerFanSpeeds", {f"fan{i}": round(v, 2) for i, v in enumerate(fans, 1)})
+        cooling, level = self.driver.tec_drive(now)
+        await self.publish_telemetry("chillerTECDrive", {"isCooling": cooling, "level": round(level, 2)})
+        bank1, bank2 = self.driver.tec_currents(now)
+        await self.publish_telemetry("chillerTECBankCurrents", {"bank1": round(bank1, 3), "bank2": round(bank2, 3)})
+
     async def _telemetry(self) -> None:
         wall = self.clock.unscaled()
         while True:
             if self.driver.connected:
                 now = self.clock.tai()
-                supply = self.driver.supply_temperature(now)
-                await self.publish_telemetry(
-                    "chillerTemperatures",
-                    {
-                        "setTemperature": self.driver.set_temperature_c,
-                        "supplyTemperature": round(supply, 3),
-                        "returnTemperature": round(supply + 0.8, 3),
-                        "ambientTemperature": self.driver.ambient_c,
-                    },
-                )
+                await self._sample_chiller(now)
             # the interval is simulated time, but never less than MIN_TELEMETRY_WALL_S of real time
             interval = self.settings.get("telemetry_interval", 7.0)
             await wall.sleep(max(interval / self.clock.speed, MIN_TELEMETRY_WALL_S))

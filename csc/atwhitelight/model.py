@@ -63,6 +63,34 @@ class ChillerControllerState(enum.IntEnum):
     TEST = 4
 
 
+class ChillerWarnings(enum.IntFlag):
+    """The chiller's warnings, as Rubin's ATWhiteLight.ChillerWarnings bits."""
+
+    LOW_COOLANT_FLOW = 0x1
+    COOLANT_FLUID_LEVEL = 0x2
+    SWITCH_TO_SUPPLY_TEMP_AS_CONTROL_TEMP = 0x4
+    HIGH_CONTROL_TEMP = 0x10
+    LOW_CONTROL_TEMP = 0x20
+    HIGH_AMBIENT_TEMP = 0x40
+    LOW_AMBIENT_TEMP = 0x80
+
+
+#: Below this coolant flow (L/min) a running chiller warns LOW_COOLANT_FLOW.
+LOW_FLOW_WARNING_L_MIN = 2.0
+
+
+def chiller_warnings(*, running: bool, flow_l_min: float, supply_c: float, low_c: float, high_c: float) -> int:
+    """The warning bits of a chiller: flow too low while it runs, supply beyond the warning limits."""
+    warnings = ChillerWarnings(0)
+    if running and flow_l_min < LOW_FLOW_WARNING_L_MIN:
+        warnings |= ChillerWarnings.LOW_COOLANT_FLOW
+    if supply_c > high_c:
+        warnings |= ChillerWarnings.HIGH_CONTROL_TEMP
+    if supply_c < low_c:
+        warnings |= ChillerWarnings.LOW_CONTROL_TEMP
+    return int(warnings)
+
+
 class ErrorCode(enum.IntEnum):
     """ATWhiteLight fault codes, as SAL's."""
 
@@ -127,6 +155,8 @@ class LampRules:
         self.set_power_w = 0.0
         self.lit_at: float | None = None
         self.off_at: float | None = None
+        #: Seconds the lamp was on before the current lighting (since the component started).
+        self.on_seconds_before = 0.0
 
     # -- times ---------------------------------------------------------------------------
 
@@ -143,6 +173,11 @@ class LampRules:
 
     def cooldown_remaining(self, now: float) -> float:
         return 0.0 if self.commanded_on else max(0.0, self.cooldown_end() - now)
+
+    def on_hours(self, now: float) -> float:
+        """Estimated hours the lamp has been on (from lighting to being commanded off)."""
+        current = now - self.lit_at if self.commanded_on and self.lit_at is not None else 0.0
+        return (self.on_seconds_before + max(0.0, current)) / 3600.0
 
     # -- checks (raise ExpectedError with the reason) ---------------------------------------
 
@@ -208,6 +243,8 @@ class LampRules:
         """The lamp was commanded off (light may linger up to max_lamp_off_delay)."""
         if self.commanded_on:
             self.off_at = now
+            if self.lit_at is not None:
+                self.on_seconds_before += max(0.0, now - self.lit_at)
         self.commanded_on = False
         self.striking = False
         self.set_power_w = 0.0
@@ -240,6 +277,22 @@ class WhiteLightDriver(Protocol):
     def chiller_status(self, now: float) -> ChillerStatus: ...
     def chiller_controller_state(self, now: float) -> ChillerControllerState: ...
     def supply_temperature(self, now: float) -> float: ...
+    def coolant_flow(self, now: float) -> float:
+        """L/min; 0 with the pump off."""
+        ...
+
+    def fan_speeds(self, now: float) -> tuple[float, float, float, float]:
+        """Hz of the four fans."""
+        ...
+
+    def tec_drive(self, now: float) -> tuple[bool, float]:
+        """(cooling, level %) of the thermo-electric coolers."""
+        ...
+
+    def tec_currents(self, now: float) -> tuple[float, float]:
+        """A in TEC banks 1 and 2."""
+        ...
+
     def start_chiller(self, now: float) -> None: ...
     def stop_chiller(self, now: float) -> None: ...
     def set_temperature(self, temperature_c: float, now: float) -> None: ...

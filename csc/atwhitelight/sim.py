@@ -5,6 +5,9 @@
 - The lamp gives light `strike_delay_s` after power is applied (unless a strike is made to
   fail) and stops `off_delay_s` after power is removed.
 - The shutter takes `shutter_travel_s` to move; it reads UNKNOWN while moving.
+- While the chiller runs its pump moves `nominal_flow_l_min` of coolant; the thermo-electric
+  coolers are driven in proportion to the supply's distance from the set point plus the lamp's
+  heat, cooling when the supply is warmer than the set point; the fans follow the drive.
 
 Faults are injected through the named methods at the bottom, never by touching attributes.
 """
@@ -37,6 +40,10 @@ class SimWhiteLight:
     off_delay_s = 0.5
     shutter_travel_s = 3.0
     chiller_tau_s = 120.0
+    nominal_flow_l_min = 3.6
+    #: TEC drive (%) the lit lamp's heat needs, and per degree C of supply error.
+    lamp_load_pct, idle_load_pct, drive_per_degree_pct = 35.0, 8.0, 20.0
+    tec_full_current_a = 9.0
 
     def __init__(self, ambient_c: float = 18.0) -> None:
         self.ambient_c = ambient_c
@@ -54,6 +61,7 @@ class SimWhiteLight:
         self._stuck_on = False
         self._shutter_open = False
         self._shutter_arrives = 0.0
+        self._flow_fraction = 1.0
 
     # -- connection -----------------------------------------------------------------------
 
@@ -84,6 +92,27 @@ class SimWhiteLight:
 
     def supply_temperature(self, now: float) -> float:
         return self._supply.at(now)
+
+    def coolant_flow(self, now: float) -> float:
+        return self.nominal_flow_l_min * self._flow_fraction if self.chiller_running else 0.0
+
+    def tec_drive(self, now: float) -> tuple[bool, float]:
+        if not self.chiller_running:
+            return False, 0.0
+        error = self.supply_temperature(now) - self.set_temperature_c
+        load = self.lamp_load_pct if self.light(now) else self.idle_load_pct
+        return error >= 0.0, min(100.0, load + self.drive_per_degree_pct * abs(error))
+
+    def tec_currents(self, now: float) -> tuple[float, float]:
+        level = self.tec_drive(now)[1]
+        current = self.tec_full_current_a * level / 100.0
+        return current, current * 0.97  # the two banks are not quite matched
+
+    def fan_speeds(self, now: float) -> tuple[float, float, float, float]:
+        if not self.chiller_running:
+            return 0.0, 0.0, 0.0, 0.0
+        speed = 15.0 + 0.3 * self.tec_drive(now)[1]
+        return speed, speed, speed * 0.98, speed * 1.02
 
     def _relax(self, now: float, target: float) -> None:
         self._supply = _Relaxation(now, self._supply.at(now), target, self.chiller_tau_s)
@@ -160,6 +189,10 @@ class SimWhiteLight:
     def alarm_after_start(self, seconds: float) -> None:
         """A chiller alarm `seconds` of clock time after the chiller is next started."""
         self._alarm_after_start_s = seconds
+
+    def restrict_coolant_flow(self, fraction: float) -> None:
+        """The coolant flows at `fraction` of its nominal rate (a kinked hose): a LOW_COOLANT_FLOW warning."""
+        self._flow_fraction = fraction
 
     def clear_chiller_alarm(self) -> None:
         self._alarm_level1 = 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from obsq.csc.component.base import BaseComponent, Command
-from obsq.csc.config import AppliedConfiguration, default_config_root, load_configuration
+from obsq.csc.config import AppliedConfiguration, available_configurations, default_config_root, load_configuration
 from obsq.csc.core.errors import (
     ExpectedError,
 )
@@ -112,6 +112,19 @@ class BaseCsc(BaseComponent):
         await self.publish_event("simulationMode", {"mode": self.simulation_mode})
         await self.publish_event("errorCode", {"errorCode": 0, "errorReport": "", "traceback": ""})
         await self.publish_event("summaryState", {"summaryState": int(self.summary_state)})
+        await self._publish_configurations_available()
+
+    async def _publish_configurations_available(self) -> None:
+        """The overrides `start` may name, as Rubin's configurable CSCs say at start-up and in STANDBY."""
+        try:
+            available = available_configurations(self.interface, config_root=self.config_root)
+        except OSError as exc:
+            self.log.warning("configurations_unreadable", error=str(exc))
+            return
+        await self.publish_event("configurationsAvailable", {
+            "overrides": ",".join(available.overrides), "version": self.version,
+            "url": available.url, "schemaVersion": available.schema_version,
+        })  # fmt: skip
 
     async def _on_started(self) -> None:
         path = {
@@ -162,3 +175,5 @@ class BaseCsc(BaseComponent):
         if transition.new != State.FAULT:
             await self.publish_event("errorCode", {"errorCode": 0, "errorReport": "", "traceback": ""})
         await self.publish_event("summaryState", {"summaryState": int(transition.new)})
+        if transition.new == State.STANDBY:
+            await self._publish_configurations_available()

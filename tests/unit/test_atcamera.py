@@ -6,6 +6,7 @@ import functools
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -153,6 +154,40 @@ async def test_files_registry_and_events(rig: Rig, tmp_path: Path) -> None:
         assert hdus[0].header["OBSID"] == images[0].obsid
         assert hdus[0].header["DAYOBS"] == images[0].dayobs
         assert hdus[0].header["REASON"] == "weekly"
+
+
+SEQUENCE_EVENTS = (
+    "notReadyToTakeImage", "startIntegration", "startShutterOpen", "endShutterOpen", "startShutterClose",
+    "endShutterClose", "endTakeImage", "startReadout", "imageReadoutParameters", "endReadout", "imageStored",
+    "largeFileObjectAvailable", "endOfImageTelemetry", "readyToTakeImage",
+)  # fmt: skip
+
+
+async def test_an_image_sequence_publishes_rubins_camera_events_in_order(rig: Rig) -> None:
+    await rig.enable()
+    seen: list[tuple[str, dict[str, Any]]] = []
+    for name in SEQUENCE_EVENTS:
+        rig.remote.event(name).callback = lambda envelope, name=name: seen.append((name, envelope.data))
+    t0 = rig.clock.tai()
+    key_value_map = "imageType: FLAT, groupId: 2026-12-02T14:00:00.000, reason: daily_PTC, filterBand: r"
+    await rig.command("takeImages", {"numImages": 2, "expTime": 6, "shutter": True, "keyValueMap": key_value_map})
+    one_image = list(SEQUENCE_EVENTS[1:-1])
+    assert [name for name, _ in seen] == ["notReadyToTakeImage", *one_image, *one_image, "readyToTakeImage"]
+    data = dict(seen)  # the last of each: the second image
+    end = data["endOfImageTelemetry"]
+    assert (end["imageIndex"], end["imagesInSequence"], end["imageSource"], end["imageController"]) == (2, 2, "AT", "O")
+    assert end["imageName"] == f"AT_O_{end['imageDate']}_{end['imageNumber']:06d}"
+    assert end["timestampDateEnd"] - end["timestampDateObs"] == pytest.approx(6.0)
+    assert end["measuredShutterOpenTime"] == 6.0
+    assert end["darkTime"] == pytest.approx(8.0)  # exposure and readout
+    assert end["additionalKeys"] == "imageType:groupId:reason:filterBand"
+    assert end["additionalValues"] == "FLAT:2026-12-02T14\\:00\\:00.000:daily_PTC:r"  # a ':' in a value escaped
+    shutter = [data[name]["timestampTransition"] - t0 for name in ("startShutterOpen", "startShutterClose")]
+    assert shutter[1] - shutter[0] == pytest.approx(6.0)
+    readout = data["imageReadoutParameters"]
+    assert (readout["ccdType"], readout["readRows"], readout["readCols"]) == (2, 256, 256)  # ITL, small geometry
+    await rig.command("takeImages", {"numImages": 1, "expTime": 0, "shutter": False, "imageType": "BIAS"})
+    assert "startShutterOpen" not in [name for name, _ in seen[len(one_image) * 2 + 2 :]]  # a BIAS: shutter closed
 
 
 @pytest.mark.parametrize(

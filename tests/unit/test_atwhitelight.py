@@ -198,3 +198,41 @@ async def test_shutter_moves(rig: Rig) -> None:
     assert rig.remote.event("shutterState").get()["actualState"] == ShutterState.OPEN
     await rig.command("closeShutter")
     assert rig.remote.event("shutterState").get()["actualState"] == ShutterState.CLOSED
+
+
+async def test_chiller_telemetry_and_a_low_flow_warning(rig: Rig) -> None:
+    assert isinstance(rig.csc.driver, SimWhiteLight)
+    await rig.enable()
+    await rig.command("startChiller")
+    await rig.clock.advance(700)  # the supply settles at its 20 C set point
+    flow = await rig.remote.telemetry("chillerCoolantFlow").aget(timeout_s=0)
+    assert flow == {"flow": 3.6}
+    drive = await rig.remote.telemetry("chillerTECDrive").aget(timeout_s=0)
+    assert drive["level"] == pytest.approx(8.0, abs=0.5)  # idle: the lamp is off
+    await rig.command("turnLampOn", {"power": 0})
+    await rig.clock.advance(10)
+    lit = rig.remote.telemetry("chillerTECDrive").get()
+    assert lit["level"] > 30  # the lamp's heat
+    currents = rig.remote.telemetry("chillerTECBankCurrents").get()
+    assert currents["bank1"] == pytest.approx(9.0 * lit["level"] / 100, rel=0.01)
+    assert all(speed > 15 for speed in rig.remote.telemetry("chillerFanSpeeds").get().values())
+    assert rig.remote.event("chillerWarnings").get() == {"warnings": 0}
+    rig.csc.driver.restrict_coolant_flow(0.4)  # 1.44 L/min: below the 2 L/min warning
+    await rig.clock.advance(1)
+    assert rig.remote.event("chillerWarnings").get() == {"warnings": 0x1}  # LOW_COOLANT_FLOW
+    assert rig.remote.event("chillerWatchdog").get()["warningsPresent"] is True
+    assert rig.csc.summary_state == State.ENABLED  # a warning is not an alarm
+
+
+async def test_lamp_hours_count_the_time_it_was_on(rig: Rig) -> None:
+    await lamp_on(rig)
+    assert rig.remote.event("lampOnHours").get() == {"hours": 0.0}
+    await rig.clock.advance(3600)
+    await rig.command("turnLampOff", {"force": False})
+    first = rig.remote.event("lampOnHours").get()["hours"]
+    assert first == pytest.approx(1.0, abs=0.01)
+    await rig.clock.advance(900)  # cool-down: not counted
+    await rig.command("turnLampOn", {"power": 0})
+    await rig.clock.advance(1800)
+    await rig.command("turnLampOff", {"force": False})
+    assert rig.remote.event("lampOnHours").get()["hours"] == pytest.approx(1.5, abs=0.01)

@@ -82,6 +82,17 @@ async def test_start_applies_site_files_and_override(rig: Rig) -> None:
     assert rig.csc.telemetry_interval_s == 0.5
 
 
+async def test_configurations_available_lists_the_overrides_start_may_name(rig: Rig, tmp_path: Path) -> None:
+    available = await rig.remote.event("configurationsAvailable").aget(timeout_s=1)
+    assert available["overrides"] == "bad.yaml,broken.yaml,fast.yaml,unknown.yaml"  # not _init.yaml
+    assert available["url"] == (tmp_path / "Test").resolve().as_uri()
+    assert available["schemaVersion"] == "v1"
+    (tmp_path / "Test" / "slow.yaml").write_text("telemetry_interval_s: 5\n")
+    await rig.remote.command("start", {"configurationOverride": "slow.yaml"})
+    await rig.remote.command("standby")  # back in STANDBY: the folder is read again
+    assert "slow.yaml" in rig.remote.event("configurationsAvailable").get()["overrides"]
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
