@@ -78,6 +78,7 @@ async def test_rubin_shaped_commands_complete(
     queue = await start("ScriptQueue:2", own_mosquitto, root, tmp_path, wire_factory, targets)
     camera = await start("ATCamera", own_mosquitto, root, tmp_path, wire_factory, targets)
     spectrograph = await start("ATSpectrograph", own_mosquitto, root, tmp_path, wire_factory, targets)
+    dome = await start("ATDome", own_mosquitto, root, tmp_path, wire_factory, targets)
 
     add = {"isStandard": False, "path": WAIT, "config": "wait_time: 600", "descr": "from a Rubin client",
            "location": 2, "locationSalIndex": 0, "logLevel": 20, "pauseCheckpoint": "", "stopCheckpoint": "",
@@ -105,6 +106,16 @@ async def test_rubin_shaped_commands_complete(
     assert ack["ack"] == AckCode.COMPLETE, ack
     started = camera.events["startIntegration"][-1]
     assert (started["imageType"], started["groupId"]) == ("BIAS", "2026-12-02T10:00:00.000")
+    await until(lambda: bool(camera.events["endOfImageTelemetry"]), 30)
+    keys = camera.events["endOfImageTelemetry"][-1]["additionalKeys"].split(":")
+    assert {"testType", "stutterRows", "imageType", "groupId"} <= set(keys)  # Rubin's keyValueMap comes back
+
+    assert rubin_fields("ATDome", "closeShutter") == []
+    ack = await dome.final_ack(mosquitto_pub(own_mosquitto, dome, "closeShutter", {}))
+    assert ack["ack"] == AckCode.COMPLETE, ack  # closed already: nothing moves
+    ack = await dome.final_ack(mosquitto_pub(own_mosquitto, dome, "moveShutterDropoutDoor", {"open": True}))
+    assert ack["ack"] == AckCode.FAILED
+    assert "Cannot move the dropout door until the main door is fully open" in ack["result"]
 
     change = {"filter": 1, "name": ""}
     assert sorted(change) == sorted(rubin_fields("ATSpectrograph", "changeFilter"))
