@@ -1,0 +1,156 @@
+"""The schedule as data: a site and rules, read from YAML and validated at the door.
+
+`deploy/schedule.yaml` (or `--schedule FILE`, `$OBSQ_SCHEDULE`) is checked against
+`schemas/schedule.json`, then each rule's cron expression (croniter), the site's time zone
+(IANA, zoneinfo), unique rule names and, where the block folders are given, that each block
+exists. A refusal names the file, the rule and the field.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from croniter import croniter
+
+from obsq.csc.core.errors import ValidationError
+from obsq.csc.core.interface import make_validator, with_defaults
+from obsq.csc.core.yamltext import load_yaml
+
+SCHEDULE_SCHEMA: dict[str, Any] = json.loads(resources.files("obsq.schemas").joinpath("schedule.json").read_text())
+_VALIDATOR = make_validator(SCHEDULE_SCHEMA)
+SCHEDULE_ENV = "OBSQ_SCHEDULE"
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where the observatory is: for its time zone and its Sun."""
+
+    name: str
+    latitude: float
+    longitude: float
+    elevation: float
+    timezone: str
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def local(self, unix_s: float) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(unix_s, tz=self.zone)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One thing the Scheduler does by itself: when (cron, site time), what, and its guards."""
+
+    name: str
+    cron: str
+    blocks: tuple[str, ...]
+    estimated_duration_h: float
+    enabled: bool
+    window_h: float
+    retry_min: float
+    daylight_margin_min: float
+    needs_enabled: tuple[str, ...]
+    no_fault: tuple[str, ...]
+    skip_if_certified: tuple[str, ...]
+
+    def occurrences(self, site: Site, start_unix: float, end_unix: float) -> list[float]:
+        """Unix times of the rule's occurrences in [start, end), in the site's time zone."""
+        first = datetime.datetime.fromtimestamp(start_unix, tz=site.zone) - datetime.timedelta(seconds=1)
+        times: list[float] = []
+        for moment in croniter(self.cron, first).all_next(datetime.datetime):
+            stamp = moment.timestamp()
+            if stamp >= end_unix:
+                break
+            if stamp >= start_unix:
+                times.append(stamp)
+        return times
+
+    def latest(self, site: Site, now_unix: float) -> float | None:
+        """The last occurrence at or before `now` (None if there is none in the past year)."""
+        moment = croniter(self.cron, datetime.datetime.fromtimestamp(now_unix + 1, tz=site.zone)).get_prev(
+            datetime.datetime
+        )
+        stamp: float = moment.timestamp()
+        return stamp if now_unix - stamp < 366 * 86400 else None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A validated schedule file."""
+
+    site: Site
+    check_interval_s: float
+    rules: tuple[Rule, ...]
+    source: str
+
+    def rule(self, name: str) -> Rule:
+        for rule in self.rules:
+            if rule.name == name:
+                return rule
+        raise KeyError(name)
+
+
+def default_schedule_path() -> Path | None:
+    """$OBSQ_SCHEDULE, else `deploy/schedule.yaml` of the source checkout if there is one."""
+    if env := os.environ.get(SCHEDULE_ENV):
+        return Path(env)
+    candidate = Path(__file__).resolve().parents[2] / "deploy" / "schedule.yaml"
+    return candidate if candidate.is_file() else None
+
+
+def read_schedule(path: Path, known_blocks: Iterable[str] | None = None) -> Schedule:
+    """The schedule in `path`; ValidationError naming the file, the rule and the field if it is not right."""
+    label = f"schedule {path}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError(f"{label}: cannot be read ({exc.strerror or exc})") from None
+    return parse_schedule(text, label, known_blocks)
+
+
+def parse_schedule(text: str, label: str, known_blocks: Iterable[str] | None = None) -> Schedule:
+    data = load_yaml(text, label)
+    if not isinstance(data, dict):
+        raise ValidationError(f"{label}: must be a mapping with 'site' and 'rules'")
+    data = with_defaults(SCHEDULE_SCHEMA, data)
+    _VALIDATOR.validate(label, data)
+    site = Site(**data["site"])
+    try:
+        site.zone  # noqa: B018  (resolving the zone is the check)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{label}: field 'site/timezone': {site.timezone!r} is not an IANA time zone") from None
+    known = set(known_blocks) if known_blocks is not None else None
+    rule_schema = SCHEDULE_SCHEMA["properties"]["rules"]["items"]
+    rules: list[Rule] = []
+    for i, given in enumerate(data["rules"]):
+        raw = with_defaults(rule_schema, given)
+        where = f"{label}: rule {raw['name']!r} (rules[{i}])"
+        if any(r.name == raw["name"] for r in rules):
+            raise ValidationError(f"{where}: field 'name': {raw['name']!r} is used by another rule")
+        if not croniter.is_valid(raw["cron"]):
+            raise ValidationError(f"{where}: field 'cron': {raw['cron']!r} is not a cron expression")
+        if known is not None:
+            for block in raw["blocks"]:
+                if block not in known:
+                    raise ValidationError(
+                        f"{where}: field 'blocks': unknown block {block!r}; available: {', '.join(sorted(known))}"
+                    )
+        rule = Rule(
+            name=raw["name"], cron=raw["cron"], blocks=tuple(raw["blocks"]),
+            estimated_duration_h=raw["estimated_duration"], enabled=raw["enabled"], window_h=raw["window"],
+            retry_min=raw["retry"], daylight_margin_min=raw["daylight_margin"],
+            needs_enabled=tuple(raw["needs_enabled"]), no_fault=tuple(raw["no_fault"]),
+            skip_if_certified=tuple(raw["skip_if_certified"]),
+        )  # fmt: skip
+        rules.append(rule)
+    return Schedule(site, data["check_interval"], tuple(rules), label)

@@ -1,0 +1,102 @@
+"""What the Scheduler has decided and queued, kept across restarts (SQLite or the site's database).
+
+Every decision is a row; a run (an occurrence whose blocks were queued) is a row with the
+indices of its scripts and its outcome. An occurrence with a run is never queued again, so a
+Scheduler restarted mid-week does not queue the week's blocks twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from obsq.csc.database import Database
+from obsq.csc.scheduler.model import Action, Decision
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    id {auto_id}, rule TEXT NOT NULL, occurrence DOUBLE PRECISION NOT NULL, at DOUBLE PRECISION NOT NULL,
+    action TEXT NOT NULL, blocks TEXT NOT NULL, reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    rule TEXT NOT NULL, occurrence DOUBLE PRECISION NOT NULL, started DOUBLE PRECISION NOT NULL,
+    indices TEXT NOT NULL, outcome TEXT NOT NULL, ended DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (rule, occurrence)
+);
+"""
+
+#: A run's outcome while its scripts are queued or running.
+RUNNING = "running"
+
+
+@dataclass(frozen=True)
+class Run:
+    """An occurrence whose blocks were queued: its scripts and how it ended."""
+
+    rule: str
+    occurrence: float
+    started: float
+    indices: list[int]
+    outcome: str
+    ended: float
+
+
+class SchedulerStore:
+    """The decisions and runs table."""
+
+    def __init__(self, target: str | Path) -> None:
+        self.db = Database(target, SCHEMA)
+
+    def record(self, decision: Decision) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO decisions (rule, occurrence, at, action, blocks, reason) VALUES (?, ?, ?, ?, ?, ?)",
+                (decision.rule, decision.occurrence, decision.time, str(decision.action),
+                 json.dumps(list(decision.blocks)), decision.reason),
+            )  # fmt: skip
+
+    def final(self, rule: str, occurrence: float) -> Decision | None:
+        """The occurrence's queue or skip decision, if it had one (a postponement is not final)."""
+        with self.db.transaction() as tx:
+            row = tx.execute(
+                "SELECT rule, occurrence, at, action, blocks, reason FROM decisions WHERE rule = ? AND occurrence = ?"
+                " AND action <> ? ORDER BY id DESC",
+                (rule, occurrence, str(Action.POSTPONE)),
+            ).fetchone()
+        if row is None:
+            return None
+        return Decision(row["rule"], row["occurrence"], row["at"], Action(row["action"]),
+                        tuple(json.loads(row["blocks"])), row["reason"])  # fmt: skip
+
+    def decisions(self, since: float = 0.0) -> list[Decision]:
+        with self.db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT rule, occurrence, at, action, blocks, reason FROM decisions WHERE at >= ? ORDER BY id", (since,)
+            ).fetchall()
+        return [Decision(r["rule"], r["occurrence"], r["at"], Action(r["action"]), tuple(json.loads(r["blocks"])),
+                         r["reason"]) for r in rows]  # fmt: skip
+
+    def start_run(self, rule: str, occurrence: float, started: float, indices: list[int]) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO runs (rule, occurrence, started, indices, outcome, ended) VALUES (?, ?, ?, ?, ?, ?)",
+                (rule, occurrence, started, json.dumps(indices), RUNNING, 0.0),
+            )
+
+    def end_run(self, rule: str, occurrence: float, outcome: str, ended: float) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(
+                "UPDATE runs SET outcome = ?, ended = ? WHERE rule = ? AND occurrence = ?",
+                (outcome, ended, rule, occurrence),
+            )
+
+    def runs(self, *, unfinished: bool = False) -> list[Run]:
+        sql = "SELECT rule, occurrence, started, indices, outcome, ended FROM runs"
+        params: tuple[str, ...] = ()
+        if unfinished:
+            sql, params = sql + " WHERE outcome = ?", (RUNNING,)
+        with self.db.transaction() as tx:
+            rows = tx.execute(sql + " ORDER BY started", params).fetchall()
+        return [Run(r["rule"], r["occurrence"], r["started"], json.loads(r["indices"]), r["outcome"], r["ended"])
+                for r in rows]  # fmt: skip
