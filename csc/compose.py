@@ -78,6 +78,24 @@ def _camera(kw: dict[str, Any], registries: Registries) -> tuple[BaseCsc, Any]:
     return ATCameraCsc(driver=driver, data_dir=registries.data_dir, registry=registries.acquired, **kw), driver
 
 
+def _scheduler(registries: Registries, kw: dict[str, Any]) -> BaseCsc:
+    from obsq.csc.clock import utc_now_unix
+    from obsq.csc.ocps.repository import Repository
+    from obsq.csc.scheduler.csc import SchedulerCsc
+    from obsq.csc.scheduler.store import SchedulerStore
+
+    repo = registries.data_dir / "repo"
+
+    def calibrations() -> list[Any]:
+        """The calibration repository's products (none before the reduction service made one)."""
+        if registries.database is None and not (repo / "registry.sqlite3").exists():
+            return []
+        return Repository(repo, now=utc_now_unix, database=registries.calibration).products()
+
+    store = SchedulerStore(registries.scheduler(kw["index"]))
+    return SchedulerCsc(store=store, calibrations=calibrations, **kw)
+
+
 _HARDWARE_BUILDERS: dict[str, Callable[[dict[str, Any]], tuple[BaseCsc, Any]]] = {
     "ATWhiteLight": _whitelight,
     "ATSpectrograph": _spectrograph,
@@ -148,6 +166,8 @@ def build_component(
         store = DatabaseQueueStore(registries.queue(index), f"ScriptQueue:{index}")
         ledger = SqliteLedgerStore(data_dir / "scriptqueue" / f"ScriptQueue-{index}-commands.sqlite3")
         csc = ScriptQueueCsc(runner=runner, store=store, index=index, ledger_store=ledger, **kwargs)
+    elif name == "Scheduler":
+        csc = _scheduler(registries, {"index": index or 2, **kwargs})
     else:
         from obsq.csc.testcsc import TestCsc
 

@@ -304,6 +304,10 @@ class Registries:
         """The reduction service's job table."""
         return self._or(self.data_dir / "repo" / "jobs.sqlite3")
 
+    def scheduler(self, index: int) -> str:
+        """Scheduler:`index`'s decisions and runs."""
+        return self._or(self.data_dir / "scheduler" / f"Scheduler-{index}.sqlite3")
+
     def queue(self, index: int) -> str:
         """ScriptQueue:`index`'s store."""
         return self._or(self.data_dir / "scriptqueue" / f"ScriptQueue-{index}.sqlite3")

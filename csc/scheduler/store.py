@@ -69,6 +69,11 @@ class SchedulerStore:
         return Decision(row["rule"], row["occurrence"], row["at"], Action(row["action"]),
                         tuple(json.loads(row["blocks"])), row["reason"])  # fmt: skip
 
+    def knows(self, rule: str) -> bool:
+        """Has the rule had any decision (is the Scheduler's history with it older than now)?"""
+        with self.db.transaction() as tx:
+            return tx.execute("SELECT 1 FROM decisions WHERE rule = ? LIMIT 1", (rule,)).fetchone() is not None
+
     def decisions(self, since: float = 0.0) -> list[Decision]:
         with self.db.transaction() as tx:
             rows = tx.execute(

@@ -380,7 +380,7 @@ class ScriptQueueCsc(BaseCsc):
             raise ValidationError(f"addBlock {d['id']}: override must be a mapping")
         data, label = read_block(d["id"], self.block_folders_all())
         block = expand_block(data, label, override, self.check_script)
-        execution = block_execution_id(block.program, self.clock.tai(), self.model.next_index)
+        execution = d["executionId"] or block_execution_id(block.program, self.clock.tai(), self.model.next_index)
         items = [
             QueueItem(
                 index=self.model.allocate(), path=s.path, standard=s.standard, config=s.config, descr=block.name,

@@ -1,0 +1,393 @@
+"""Scheduler:2: queues blocks on ScriptQueue:2 — Rubin's addBlock, and the schedule's rules by itself.
+
+`addBlock` validates the block in full at the door (the block file, its templates, each
+script's configuration against the script's schema), queues it with the queue's `addBlock`
+and follows the queue's `script` events to its end, publishing Rubin's `blockStatus`
+(STARTED, EXECUTING, COMPLETED or ERROR).
+
+Running (from ENABLED unless `autostart` is false; `stop` and `resume` as Rubin's), it looks at
+its rules every `check_interval` s of clock time: the latest occurrence of each rule that has
+no final decision is decided by the guards (model.py) — queue, skip or postpone — and every
+decision is a `decision` event, a log line and a row of the store. An occurrence that was
+queued or skipped is never decided again, so a restart mid-week queues nothing twice; the runs
+still going when it stopped are followed again (the queue shows their scripts).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from obsq.csc.clock import TAI_MINUS_UTC_S
+from obsq.csc.component import BaseCsc, Command, Remote
+from obsq.csc.core.errors import ExpectedError, ValidationError
+from obsq.csc.core.states import State
+from obsq.csc.core.topics import ComponentId
+from obsq.csc.core.yamltext import load_yaml
+from obsq.csc.scheduler.model import Action, Conditions, Decision, certified_this_week, decide, iso_utc
+from obsq.csc.scheduler.schedule import Rule, Schedule, default_schedule_path, read_schedule
+from obsq.csc.scheduler.store import SchedulerStore
+from obsq.csc.scheduler.sun import Sun
+from obsq.csc.scriptqueue.blocks import available_blocks, block_folders, expand_block, read_block
+from obsq.scripts.library import ScriptRoots, load_script_class
+from obsq.scripts.states import ScriptState
+
+QUEUE = ComponentId("ScriptQueue", 2)
+#: Rubin's Scheduler DetailedState and BlockStatus values.
+IDLE, RUNNING = 1, 2
+STARTED, EXECUTING, COMPLETED, ERROR = 3, 4, 5, 6
+_BLOCK_STATUS = {STARTED: "STARTED", EXECUTING: "EXECUTING", COMPLETED: "COMPLETED", ERROR: "ERROR"}
+#: The queue's process states that end a script (DONE, LOADFAILED, CONFIGURE_FAILED, TERMINATED, LOST).
+_ENDED_PROCESS = {4, 5, 6, 7, 8}
+#: How long the queue may take to accept a block (it starts and configures every script first).
+ADD_BLOCK_TIMEOUT_S = 120.0
+MANUAL = "addBlock"
+
+
+@dataclass
+class _Script:
+    index: int
+    block: str
+    state: int = 0
+    path: str = ""
+    reason: str = ""
+    ended: bool = False
+
+
+@dataclass
+class _Run:
+    """Blocks the Scheduler queued, followed to their end."""
+
+    rule: str
+    occurrence: float
+    blocks: tuple[str, ...]
+    executions: dict[str, str]
+    failure_strategy: int
+    scripts: dict[int, _Script] = field(default_factory=dict)
+    executing: set[str] = field(default_factory=set)
+
+    def running_text(self) -> str:
+        going = [s for s in self.scripts.values() if not s.ended]
+        if not going:
+            return ""
+        first = going[0]
+        return f"{first.block} script {first.index} {ScriptState(first.state).name if first.state else 'queued'}"
+
+
+class SchedulerCsc(BaseCsc):
+    """Scheduler:`index` (2, the auxiliary telescope's)."""
+
+    def __init__(
+        self,
+        *,
+        store: SchedulerStore,
+        calibrations: Callable[[], list[Any]],
+        index: int = 2,
+        roots: ScriptRoots | None = None,
+        block_dirs: list[Path] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__("Scheduler", index=index, **kwargs)
+        self.store = store
+        self.calibrations = calibrations
+        self.roots = roots or ScriptRoots.default()
+        self.block_dirs = block_folders(block_dirs)
+        self.schedule: Schedule | None = None
+        self.sun: Sun | None = None
+        self.autostart = True
+        self._running = False
+        self._loop_started = False
+        self._remotes: dict[str, Remote] = {}
+        self._runs: dict[tuple[str, float], _Run] = {}
+        self._next_look: dict[tuple[str, float], float] = {}
+        self._completed: dict[str, int] = {}
+        for name, handler in (("addBlock", self._do_add_block), ("resume", self._do_resume), ("stop", self._do_stop)):
+            self.register_command(name, handler)
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def configure(self, config: dict[str, Any]) -> None:
+        path = Path(config["schedule"]) if config["schedule"] else default_schedule_path()
+        if path is None:
+            raise ValidationError("Scheduler: no schedule file (configuration 'schedule', $OBSQ_SCHEDULE)")
+        known = available_blocks(self.block_dirs)
+        self.schedule = await self.clock.to_thread(read_schedule, path, list(known))
+        self.sun = Sun(self.schedule.site)
+        self.autostart = config["autostart"]
+
+    async def handle_summary_state(self) -> None:
+        if self.summary_state in (State.DISABLED, State.ENABLED) and not self._remotes:
+            await self._start_remotes()
+        if self.summary_state == State.ENABLED:
+            if self.autostart:
+                self._running = True
+            if not self._loop_started:
+                self._loop_started = True
+                self.create_task(self._loop(), "rules")
+            await self._recover_runs()
+        else:
+            self._running = False
+        await self._publish_state()
+
+    async def _start_remotes(self) -> None:
+        assert self.schedule is not None
+        names = {str(QUEUE)} | {n for rule in self.schedule.rules for n in (*rule.needs_enabled, *rule.no_fault)}
+        for name in sorted(names):
+            remote = Remote(self.bus, name, clock=self.clock, root=self.root, identity=self.identity)
+            await remote.start()
+            self._remotes[name] = remote
+        self._remotes[str(QUEUE)].event("script").callback = lambda envelope: self._on_script(envelope.data)
+        await self._publish_schedule()
+
+    async def _publish_state(self) -> None:
+        await self.publish_event("detailedState", {"substate": RUNNING if self._running else IDLE})
+
+    async def _publish_schedule(self) -> None:
+        assert self.schedule is not None
+        now = self.clock.tai() - TAI_MINUS_UTC_S
+        lines = []
+        for rule in self.schedule.rules:
+            upcoming = rule.occurrences(self.schedule.site, now, now + 400 * 86400)[:1]
+            when = iso_utc(upcoming[0]) if upcoming and rule.enabled else "never (disabled)"
+            lines.append(f"{rule.name}: '{rule.cron}' -> {', '.join(rule.blocks)}; next {when}")
+        site = self.schedule.site
+        await self.publish_event("schedule", {"source": self.schedule.source, "site": site.name,
+                                              "timezone": site.timezone, "rules": "\n".join(lines)})  # fmt: skip
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def _do_resume(self, command: Command) -> str:
+        self._running = True
+        await self._publish_state()
+        return "running the schedule's rules"
+
+    async def _do_stop(self, command: Command) -> str:
+        self._running = False
+        await self._publish_state()
+        if not command.data["abort"]:
+            return "stopped: no rule is looked at until resume"
+        going = [s.index for run in self._runs.values() for s in run.scripts.values() if not s.ended]
+        if going:
+            indices = (going + [0] * 400)[:400]
+            await self._remotes[str(QUEUE)].command(
+                "stopScripts", {"salIndices": indices, "length": len(going), "terminate": False}, timeout_s=60
+            )
+        return f"stopped; {len(going)} queued or running scripts stopped"
+
+    async def _do_add_block(self, command: Command) -> str:
+        d = command.data
+        await command.in_progress(ADD_BLOCK_TIMEOUT_S + 30, f"validating and queueing {d['id'][:64]}")
+        override = load_yaml(d["override"], f"addBlock {d['id'][:64]}: override") if d["override"].strip() else {}
+        if not isinstance(override, dict):
+            raise ValidationError(f"addBlock {d['id'][:64]}: override must be a mapping")
+        await self.clock.to_thread(self.check_block, d["id"], override)
+        now = self.clock.tai() - TAI_MINUS_UTC_S
+        run = _Run(MANUAL, now, (d["id"],), {}, d["failureStrategy"])
+        await self._queue(run, override=d["override"], execution=d["executionId"])
+        return json.dumps(sorted(run.scripts))
+
+    def check_block(self, block_id: str, override: dict[str, Any]) -> None:
+        """Raise ValidationError naming the block, the script and the field unless the block would queue."""
+
+        def check_script(path: str, standard: bool, config: str) -> None:
+            cls = load_script_class(self.roots.resolve(path, standard))
+            try:
+                cls.validate_configuration(config)
+            except ValidationError as exc:
+                raise ValidationError(f"script {path}: {exc}") from None
+
+        data, label = read_block(block_id, self.block_dirs)
+        expand_block(data, label, override, check_script)
+
+    # -- queueing and following ------------------------------------------------------------
+
+    async def _queue(self, run: _Run, *, override: str = "", execution: str = "") -> None:
+        """Queue every block of `run` on ScriptQueue:2, in order, and follow it."""
+        key = (run.rule, run.occurrence)
+        self._runs[key] = run
+        queue = self._remotes[str(QUEUE)]
+        for block in run.blocks:
+            ack = await queue.command(
+                "addBlock",
+                {"id": block, "override": override, "failureStrategy": run.failure_strategy, "executionId": execution},
+                timeout_s=ADD_BLOCK_TIMEOUT_S,
+            )
+            for index in json.loads(ack.result):
+                run.scripts.setdefault(index, _Script(index, block))
+            await self._block_status(block, STARTED, run)
+        indices = sorted(run.scripts)
+        await self.clock.to_thread(self.store.start_run, run.rule, run.occurrence, self.clock.tai(), indices)
+        await self._publish_run(run, "running")
+        self.log.info("run_queued", rule=run.rule, blocks=",".join(run.blocks), scripts=len(indices))
+
+    async def _recover_runs(self) -> None:
+        """Follow again the runs that were going when the Scheduler stopped: the queue shows their scripts."""
+        for stored in await self.clock.to_thread(functools.partial(self.store.runs, unfinished=True)):
+            key = (stored.rule, stored.occurrence)
+            if key in self._runs:
+                continue
+            rule = self.schedule.rule(stored.rule) if self.schedule and self._has_rule(stored.rule) else None
+            blocks = rule.blocks if rule else ("?",)
+            run = _Run(stored.rule, stored.occurrence, blocks, {}, 1)
+            run.scripts = {i: _Script(i, "?") for i in stored.indices}
+            self._runs[key] = run
+            for index in stored.indices:
+                try:
+                    await self._remotes[str(QUEUE)].command("showScript", {"salIndex": index}, timeout_s=30)
+                except Exception as exc:  # the queue no longer knows it: it ended while we were away
+                    lost = {"scriptSalIndex": index, "processState": 8, "scriptState": 0, "path": "",
+                            "reason": f"not known to the queue: {exc}"}  # fmt: skip
+                    self._on_script(lost)
+
+    def _has_rule(self, name: str) -> bool:
+        return self.schedule is not None and any(r.name == name for r in self.schedule.rules)
+
+    def _on_script(self, data: dict[str, Any]) -> None:
+        index = data["scriptSalIndex"]
+        for run in self._runs.values():
+            script = run.scripts.get(index)
+            if script is None or script.ended:
+                continue
+            script.state, script.path, script.reason = data["scriptState"], data["path"], data["reason"]
+            script.ended = data["processState"] in _ENDED_PROCESS or ScriptState(data["scriptState"]).is_final
+            if data["scriptState"] == ScriptState.RUNNING and script.block not in run.executing:
+                run.executing.add(script.block)
+                self.create_task(self._block_status(script.block, EXECUTING, run), "block status")
+            if all(s.ended for s in run.scripts.values()):
+                self.create_task(self._finish(run), "run end")
+
+    async def _finish(self, run: _Run) -> None:
+        key = (run.rule, run.occurrence)
+        if self._runs.pop(key, None) is None:
+            return
+        failed = [s for s in sorted(run.scripts.values(), key=lambda s: s.index) if s.state != ScriptState.DONE]
+        if failed:
+            first = failed[0]
+            state = ScriptState(first.state).name if first.state else "ended"
+            outcome = f"ERROR: script {first.index} ({first.path}) {state}" + (
+                f": {first.reason}" if first.reason else ""
+            )
+        else:
+            outcome = "COMPLETED"
+        await self.clock.to_thread(self.store.end_run, run.rule, run.occurrence, outcome, self.clock.tai())
+        for block in run.blocks:
+            mine = [s for s in run.scripts.values() if s.block == block]
+            ok = bool(mine) and all(s.state == ScriptState.DONE for s in mine)
+            if ok:
+                self._completed[block] = self._completed.get(block, 0) + 1
+            await self._block_status(block, COMPLETED if ok else ERROR, run)
+        await self._publish_run(run, outcome)
+        self.log.info("run_ended", rule=run.rule, blocks=",".join(run.blocks), outcome=outcome)
+
+    async def _block_status(self, block: str, status: int, run: _Run) -> None:
+        await self.publish_event("blockStatus", {
+            "id": block, "statusId": status, "status": _BLOCK_STATUS[status],
+            "executionsCompleted": self._completed.get(block, 0), "executionsTotal": 1,
+            "hash": run.executions.get(block, ""), "definition": "", "failureStrategy": run.failure_strategy,
+        }, force=True)  # fmt: skip
+
+    async def _publish_run(self, run: _Run, outcome: str) -> None:
+        await self.publish_event("run", {
+            "rule": run.rule, "occurrence": iso_utc(run.occurrence), "blocks": ",".join(run.blocks),
+            "salIndices": ",".join(map(str, sorted(run.scripts))), "outcome": outcome,
+        }, force=True)  # fmt: skip
+
+    # -- the rules -------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while True:
+            if self._running and self.summary_state == State.ENABLED and self.schedule is not None:
+                try:
+                    await self._look()
+                except Exception:
+                    self.log.exception("look_failed")
+            interval = self.schedule.check_interval_s if self.schedule else 60.0
+            await self.clock.sleep(interval)
+
+    async def _look(self) -> None:
+        assert self.schedule is not None
+        now = self.clock.tai() - TAI_MINUS_UTC_S
+        for rule in self.schedule.rules:
+            if not rule.enabled:
+                continue
+            occurrence = rule.latest(self.schedule.site, now)
+            if occurrence is None:
+                continue
+            key = (rule.name, occurrence)
+            if self._next_look.get(key, 0.0) > now:
+                continue
+            if await self.clock.to_thread(self.store.final, rule.name, occurrence) is not None:
+                continue
+            if now > occurrence + rule.window_h * 3600:
+                # missed while the Scheduler was down: said once, for a rule it was already running
+                if await self.clock.to_thread(self.store.knows, rule.name):
+                    reason = "its window passed with no decision (the Scheduler was not running)"
+                    await self._announce(Decision(rule.name, occurrence, now, Action.SKIP, rule.blocks, reason))
+                else:
+                    self._next_look[key] = occurrence + 400 * 86400
+                continue
+            await self._decide(rule, occurrence, now)
+
+    async def _decide(self, rule: Rule, occurrence: float, now: float) -> None:
+        assert self.schedule is not None
+        assert self.sun is not None
+        seen = await self._conditions(rule, now)
+        guards = functools.partial(decide, rule, self.schedule.site, self.sun, occurrence, now=now, seen=seen)
+        made = await self.clock.to_thread(guards)  # the first look at the Sun computes its year
+        if made.action == Action.POSTPONE:
+            self._next_look[(rule.name, occurrence)] = now + rule.retry_min * 60
+        await self._announce(made)
+        if made.action == Action.QUEUE:
+            run = _Run(rule.name, occurrence, rule.blocks, {}, 1)
+            try:
+                for block in rule.blocks:
+                    await self.clock.to_thread(self.check_block, block, {})
+                await self._queue(run)
+            except Exception as exc:
+                self._runs.pop((rule.name, occurrence), None)
+                reason = (
+                    str(exc) if isinstance(exc, ValidationError | ExpectedError) else f"{type(exc).__name__}: {exc}"
+                )
+                self.log.error("run_not_queued", rule=rule.name, reason=reason)
+                if not run.scripts:
+                    await self.clock.to_thread(self.store.start_run, rule.name, occurrence, self.clock.tai(), [])
+                await self.clock.to_thread(self.store.end_run, rule.name, occurrence, f"ERROR: {reason}",
+                                           self.clock.tai())  # fmt: skip
+                await self._publish_run(run, f"ERROR: not queued: {reason}")
+
+    async def _conditions(self, rule: Rule, now: float) -> Conditions:
+        states: dict[str, str | None] = {}
+        for name in (*rule.needs_enabled, *rule.no_fault):
+            remote = self._remotes.get(name)
+            states[name] = _state_of(remote) if remote is not None else None
+        queue = self._remotes[str(QUEUE)].event("queue").get()
+        running = bool(queue["running"]) if queue else None
+        in_progress = "; ".join(
+            text for (name, _), run in self._runs.items() if name == rule.name and (text := run.running_text())
+        )
+        certified: dict[str, list[str]] = {}
+        if rule.skip_if_certified and self.schedule is not None:
+            products = await self.clock.to_thread(self.calibrations)
+            certified = certified_this_week(products, self.schedule.site, now, rule.skip_if_certified)
+        return Conditions(states=states, queue_running=running, run_in_progress=in_progress,
+                          certified_this_week=certified)  # fmt: skip
+
+    async def _announce(self, made: Decision) -> None:
+        await self.clock.to_thread(self.store.record, made)
+        row = made.row()
+        await self.publish_event("decision", {**row, "blocks": ",".join(made.blocks)}, force=True)
+        self.log.info("decision", rule=made.rule, occurrence=row["occurrence"], action=row["action"],
+                      blocks=",".join(made.blocks), reason=made.reason)  # fmt: skip
+
+
+def _state_of(remote: Remote) -> str | None:
+    """The component's summary state's name, or None when it is gone (its liveness says so) or never seen."""
+    liveness = remote.event("liveness").get()
+    if liveness and not liveness.get("alive", True):
+        return None
+    data = remote.event("summaryState").get()
+    return State(data["summaryState"]).name if data else None
