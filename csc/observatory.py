@@ -49,8 +49,11 @@ OBSERVATORY: tuple[tuple[ComponentId, State], ...] = (
 )
 #: The auxiliary telescope's components (the hardware of the observatory).
 TELESCOPE = tuple(str(cid) for cid, _ in OBSERVATORY[:5])
-#: The Scheduler that queues the weekly calibrations (issue 14), whose principal exists already.
+#: The Scheduler that queues blocks on ScriptQueue:2 (Rubin's addBlock) and runs the schedule's rules.
 SCHEDULER = ComponentId("Scheduler", 2)
+#: What `obsq up` brings up by default: the observatory and its Scheduler (`obsq weekly` queues
+#: its blocks itself, so it runs without one).
+SITE: tuple[tuple[ComponentId, State], ...] = (*OBSERVATORY, (SCHEDULER, State.ENABLED))
 
 
 def site_principals() -> list[str]:
@@ -72,10 +75,10 @@ class BringUpError(ObsqError):
 def member(text: str) -> ComponentId:
     """A member of the observatory by name (`ScriptQueue`) or name and index (`ScriptQueue:2`)."""
     name, _, index = text.partition(":")
-    for cid, _ in OBSERVATORY:
+    for cid, _ in SITE:
         if cid.name == name and (not index or index == str(cid.index)):
             return cid
-    known = ", ".join(str(cid) for cid, _ in OBSERVATORY)
+    known = ", ".join(str(cid) for cid, _ in SITE)
     raise ValueError(f"unknown component {text!r}; the observatory has {known}")
 
 
@@ -137,7 +140,17 @@ class Observatory:
     credentials_dir: Path | None = None
     #: the site's database for every member's registries (else SQLite files in `data`)
     database: str | None = None
+    #: the simulated TAI at bring-up (default: now); needs a speed other than 1
+    start_tai: float | None = None
     children: dict[ComponentId, Child] = field(default_factory=dict)
+
+    def epoch(self, now_tai: float) -> float:
+        """The epoch every member's clock is given: sim(t) = epoch + (t - epoch) * speed, so sim(now) = start."""
+        if self.start_tai is None:
+            return now_tai
+        if self.speed == 1.0:
+            raise BringUpError("a simulated start time needs a clock speed other than 1 (--speed)")
+        return (self.start_tai - self.speed * now_tai) / (1.0 - self.speed)
 
     def plan(self, epoch: float) -> list[Child]:
         return [
@@ -168,7 +181,7 @@ class Observatory:
             await bus.subscribe(f"{self.root}/+/+/evt/{event}", self._observer(seen))
             for event in ("heartbeat", "summaryState")
         ]
-        children = self.plan(wall_tai())
+        children = self.plan(self.epoch(wall_tai()))
         self.children = {cid: child for (cid, _), child in zip(self.members, children, strict=True)}
         task = asyncio.create_task(supervisor.run(children), name="observatory.supervisor")
         ready = asyncio.create_task(self._wait_ready(seen, wall), name="observatory.ready")

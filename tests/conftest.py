@@ -1,13 +1,23 @@
-"""Shared fixtures: a unique topic root per test, and no task left running after a test."""
+"""Shared fixtures: a unique topic root per test, and no task left running after a test.
+
+Every test process, and each component it starts, gets the schedule `tests/data/schedule-off.yaml`
+(its rule switched off) unless a test gives its own: a test run at 14:00 site time on a Monday
+must not find the Scheduler queueing the weekly calibrations beside it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from obsq.csc.scheduler.schedule import SCHEDULE_ENV
 from obsq.csc.testing import unique_root
+
+os.environ.setdefault(SCHEDULE_ENV, str(Path(__file__).parent / "data" / "schedule-off.yaml"))
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import os
 import signal
@@ -15,14 +16,14 @@ from obsq.csc.app.bus_tools import component_id, wait_for_signal
 from obsq.csc.app.connection import Connection, broker_for, connected_bus
 from obsq.csc.bus.credentials import child_environment, script_credentials
 from obsq.csc.bus.mqtt import MqttBus
-from obsq.csc.clock import LoopClock
+from obsq.csc.clock import TAI_MINUS_UTC_S, LoopClock
 from obsq.csc.compose import CompositionError, build_component
 from obsq.csc.core.errors import BusDisconnectedError, UsageError
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId
 from obsq.csc.database import DatabaseError
 from obsq.csc.injections import InjectionError, parse_injections
-from obsq.csc.observatory import OBSERVATORY, Observatory, member
+from obsq.csc.observatory import SITE, Observatory, member
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,31 @@ class UpOptions:
     inject: Sequence[str]
     credentials_dir: Path | None = None
     database: str | None = None
+    #: the simulated time to start at (ISO-8601; UTC unless it has an offset)
+    start: str | None = None
+
+
+def start_tai(text: str | None, speed: float) -> float | None:
+    """`--start` as TAI unix seconds; UsageError naming the rule if it cannot be."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--start: {text!r} is not an ISO-8601 time, e.g. 2026-12-07T13:30-03:00") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    if speed == 1.0:
+        raise UsageError(
+            "--start: a simulated start time needs --speed other than 1 (at speed 1 the clock is the wall's)"
+        )
+    return moment.timestamp() + TAI_MINUS_UTC_S
 
 
 def plan_members(only: Sequence[str], states: Sequence[str]) -> list[tuple[ComponentId, State]]:
     """The members asked for (all by default) and their initial states (`STATE` or `NAME=STATE`)."""
     try:
-        chosen = [member(text) for text in only] if only else [cid for cid, _ in OBSERVATORY]
+        chosen = [member(text) for text in only] if only else [cid for cid, _ in SITE]
     except ValueError as exc:
         raise UsageError(f"--only: {exc}") from None
     default, per_member = State.STANDBY, {}
@@ -129,13 +149,14 @@ async def run_up(options: UpOptions) -> int:
     except InjectionError as exc:
         raise UsageError(str(exc)) from None
     members = plan_members(options.only, options.states)
+    start = start_tai(options.start, options.speed)
     root = options.connection.checked_root()
     wall = LoopClock()
     async with broker_for(options.connection) as url, connected_bus(options.connection, url, clock=wall) as bus:
         observatory = Observatory(
             url, root, options.data, options.speed, members, options.inject,
             report=lambda line: print(f"obsq up: {line}", flush=True), credentials_dir=options.credentials_dir,
-            database=options.database,
+            database=options.database, start_tai=start,
         )  # fmt: skip
         names = ", ".join(f"{cid} ({state.name})" for cid, state in members)
         print(f"obsq up: {names} on {url} (root {root}, speed {options.speed:g}, data {options.data})", flush=True)

@@ -20,8 +20,9 @@ def add(sub: Subparsers) -> None:
         "up",
         help="the simulated observatory, each component its own process",
         description="Embedded broker (unless --broker) and the observatory: ATWhiteLight, ATSpectrograph, ATDome, "
-        "ATMCS, ATCamera, the reduction service OCPS:1 and ScriptQueue:2, each a supervised process (restarted if "
-        "it dies; logs in DATA/logs), ready once each shows its heartbeat and state. Ctrl-C stops everything.",
+        "ATMCS, ATCamera, the reduction service OCPS:1, ScriptQueue:2 and the Scheduler:2 that runs the schedule "
+        "(deploy/schedule.yaml), each a supervised process (restarted if it dies; logs in DATA/logs), ready once "
+        "each shows its heartbeat and state. Ctrl-C stops everything.",
     )
     p.add_argument("--speed", type=positive_float, default=1.0, help="clock speed of every component (default 1)")
     p.add_argument(
@@ -29,6 +30,11 @@ def add(sub: Subparsers) -> None:
         help="initial state, standby (default), disabled or enabled; NAME=STATE for one component (repeatable)",
     )  # fmt: skip
     p.add_argument("--only", help="comma-separated subset, e.g. ATCamera,ATSpectrograph,ScriptQueue")
+    p.add_argument(
+        "--start", metavar="TIME",
+        help="the simulated time to start at, ISO-8601 (UTC unless it has an offset), e.g. 2026-12-07T13:30-03:00; "
+        "needs --speed other than 1",
+    )  # fmt: skip
     p.add_argument(
         "--credentials-dir", type=Path, metavar="DIR",
         help="each member runs as its own principal, DIR/PRINCIPAL.env (make-secrets' credentials/ folder);"
@@ -44,6 +50,14 @@ def run(args: argparse.Namespace) -> int:
 
     only = [name for name in (args.only or "").split(",") if name]
     options = UpOptions(
-        connection(args), args.speed, args.state, only, args.data, args.inject, args.credentials_dir, args.database
+        connection(args),
+        args.speed,
+        args.state,
+        only,
+        args.data,
+        args.inject,
+        args.credentials_dir,
+        args.database,
+        args.start,
     )
     return run_async(run_up(options))

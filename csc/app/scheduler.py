@@ -1,0 +1,83 @@
+"""`obsq scheduler`: what the Scheduler would do and why, without a bus; and checking a schedule file."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from obsq.csc.clock import utc_now_unix
+from obsq.csc.core.errors import UsageError, ValidationError
+from obsq.csc.database import Registries, exists
+from obsq.csc.scheduler.model import certified_this_week, plan
+from obsq.csc.scheduler.schedule import Schedule, default_schedule_path, read_schedule
+from obsq.csc.scheduler.sun import Sun
+from obsq.csc.scriptqueue.blocks import available_blocks, block_folders
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """`obsq scheduler plan`: from which day (site time), for how many, how shown, from which files."""
+
+    start: str
+    days: int
+    json: bool
+    schedule: Path | None
+    data: Path
+    database: str | None
+
+
+def load(path: Path | None) -> Schedule:
+    path = path or default_schedule_path()
+    if path is None:
+        raise UsageError("no schedule file: give --schedule FILE (or set $OBSQ_SCHEDULE)")
+    return read_schedule(path, list(available_blocks(block_folders())))
+
+
+def run_check(path: Path | None) -> int:
+    schedule = load(path)
+    print(f"{schedule.source}: valid; site {schedule.site.name} ({schedule.site.timezone}); "
+          f"{len(schedule.rules)} rule(s): {', '.join(r.name for r in schedule.rules)}")  # fmt: skip
+    return 0
+
+
+def _products(options: PlanOptions) -> list[Any]:
+    from obsq.csc.ocps.repository import Repository
+
+    registries = Registries.at(options.data, options.database)
+    if not exists(registries.calibration):
+        return []
+    return Repository(options.data / "repo", now=utc_now_unix, database=registries.calibration).products()
+
+
+def run_plan(options: PlanOptions) -> int:
+    schedule = load(options.schedule)
+    site = schedule.site
+    try:
+        day = datetime.date.fromisoformat(options.start)
+    except ValueError:
+        raise ValidationError(f"--from: {options.start!r} is not a date (YYYY-MM-DD, site time)") from None
+    if not 1 <= options.days <= 366:
+        raise ValidationError(f"--days: {options.days} is not between 1 and 366")
+    start = datetime.datetime.combine(day, datetime.time(), tzinfo=site.zone).timestamp()
+    end = datetime.datetime.combine(day + datetime.timedelta(days=options.days), datetime.time(),
+                                    tzinfo=site.zone).timestamp()  # fmt: skip
+    products = _products(options)
+    decisions = plan(
+        schedule.rules, site, Sun(site), start=start, end=end,
+        certified=lambda t, types: certified_this_week(products, site, t, types),
+    )  # fmt: skip
+    rows = [{key: d.row()[key] for key in ("time", "action", "blocks", "reason")} for d in decisions]
+    if options.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{schedule.source}: {site.name}, {options.days} day(s) from {day} ({site.timezone}); "
+          f"{len(rows)} occurrence(s)")  # fmt: skip
+    for decision, row in zip(decisions, rows, strict=True):
+        local = site.local(decision.time).strftime("%a %Y-%m-%d %H:%M %Z")
+        print(f"{local}  {row['action']:<8} {decision.rule}: {', '.join(row['blocks'])}")
+        for reason in row["reason"].split("; "):
+            print(f"    {reason}")
+    return 0
