@@ -104,6 +104,7 @@ class SchedulerCsc(BaseCsc):
         self._remotes: dict[str, Remote] = {}
         self._runs: dict[tuple[str, float], _Run] = {}
         self._next_look: dict[tuple[str, float], float] = {}
+        self._postponed: dict[tuple[str, float], str] = {}  # the last reason of each postponed occurrence
         self._completed: dict[str, int] = {}
         for name, handler in (("addBlock", self._do_add_block), ("resume", self._do_resume), ("stop", self._do_stop)):
             self.register_command(name, handler)
@@ -323,8 +324,11 @@ class SchedulerCsc(BaseCsc):
             if await self.clock.to_thread(self.store.final, rule.name, occurrence) is not None:
                 continue
             if now > occurrence + rule.window_h * 3600:
+                if key in self._postponed:  # postponed until the window closed: the last reason stands
+                    reason = f"{self._postponed.pop(key)}; its window closed"
+                    await self._announce(Decision(rule.name, occurrence, now, Action.SKIP, rule.blocks, reason))
                 # missed while the Scheduler was down: said once, for a rule it was already running
-                if await self.clock.to_thread(self.store.knows, rule.name):
+                elif await self.clock.to_thread(self.store.knows, rule.name):
                     reason = "its window passed with no decision (the Scheduler was not running)"
                     await self._announce(Decision(rule.name, occurrence, now, Action.SKIP, rule.blocks, reason))
                 else:
@@ -340,6 +344,7 @@ class SchedulerCsc(BaseCsc):
         made = await self.clock.to_thread(guards)  # the first look at the Sun computes its year
         if made.action == Action.POSTPONE:
             self._next_look[(rule.name, occurrence)] = now + rule.retry_min * 60
+            self._postponed[(rule.name, occurrence)] = made.reason.split("; looking again")[0]
         await self._announce(made)
         if made.action == Action.QUEUE:
             run = _Run(rule.name, occurrence, rule.blocks, {}, 1)
