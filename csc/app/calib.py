@@ -240,3 +240,65 @@ def run_calib(options: CalibOptions) -> int:
         print(f"obsq calib: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+@dataclass(frozen=True)
+class DueOptions:
+    """`obsq calib due`: the repository, the raw frames whose setups are in use, the policy."""
+
+    repo: Path
+    raws: Path
+    days: float
+    json: bool
+    policy: Path | None
+
+
+def default_policy_path() -> Path | None:
+    candidate = Path(__file__).resolve().parents[2] / "deploy" / "calibration-policy.yaml"
+    return candidate if candidate.is_file() else None
+
+
+def run_due(options: DueOptions) -> int:
+    """What the calibration policy makes due for the setups of the last days' raw frames, and why."""
+    import datetime
+
+    from obsq.csc.reduction.frames import open_frame
+    from obsq.csc.scheduler.library import Master, due, read_policy
+
+    path = options.policy or default_policy_path()
+    if path is None:
+        raise RepositoryError("no calibration policy: give --policy FILE")
+    policy = read_policy(path)
+    now = utc_now_unix()
+    since = now - options.days * 86400
+    setups: dict[str, tuple[dict[str, Any], str]] = {}
+    unread = 0
+    for file in sorted(options.raws.rglob("*.fits")) if options.raws.is_dir() else []:
+        if file.stat().st_mtime < since:
+            continue
+        try:
+            frame = open_frame(file)
+        except (FrameError, OSError):
+            unread += 1
+            continue
+        setups.setdefault(f"{sorted(frame.signature.items())}{frame.filter}", (frame.signature, frame.filter))
+    repo = Repository(options.repo, now=utc_now_unix)
+    masters = [Master(p.id, p.type, p.signature, p.filter, p.mjd_mean, p.stats) for p in repo.products() if p.certified]
+
+    def month_of(mjd: float) -> int:
+        return datetime.datetime.fromtimestamp((mjd - 40587.0) * 86400, tz=datetime.UTC).month
+
+    found = due(policy, masters, setups.values(), now / 86400 + 40587.0, month_of)
+    if options.json:
+        print(json.dumps([d.row() for d in found], indent=2))
+        return 0
+    print(
+        f"{len(setups)} setup(s) in the raws of the last {options.days:g} days under {options.raws}"
+        + (f" ({unread} file(s) not readable as frames)" if unread else "")
+        + f"; {len(masters)} certified master(s)"
+    )
+    if not found:
+        print("nothing is due")
+    for item in found:
+        print(f"{item.type:<5} {item.setup}{', filter ' + item.filter if item.filter else ''}\n    {item.reason}")
+    return 0

@@ -27,6 +27,17 @@ def add(sub: Subparsers) -> None:
     q.add_argument("--begin", type=float, required=True, help="validity start (MJD)")
     q.add_argument("--end", type=float, required=True, help="validity end (MJD, exclusive)")
     q.add_argument("--force", action="store_true", help="supersede overlapping certifications over this range")
+    q = actions.add_parser(
+        "due", help="which masters the calibration policy makes due, and why",
+        description="For the setups of recent raw frames (detector, binning, readout, gain, offset, temperature), "
+        "what the policy (deploy/calibration-policy.yaml) makes due: a new setup at once, a refresh by age or "
+        "season, or early when a master drifted more than 10 % from the one before it.",
+    )  # fmt: skip
+    q.add_argument("--raws", type=Path, help="raw frames whose setups are in use (default REPO/../raw)")
+    q.add_argument("--days", type=float, default=30.0, help="how recent the raws are (default %(default)s days)")
+    q.add_argument("--policy", type=Path, help="the policy file (default deploy/calibration-policy.yaml)")
+    q.add_argument("--json", action="store_true", help='a JSON list of {"type", "setup", "filter", "reason", "last"}')
+    q.set_defaults(handler=run_due)
     p.set_defaults(handler=run)
 
 
@@ -39,3 +50,11 @@ def run(args: argparse.Namespace) -> int:
         force=getattr(args, "force", False),
     )  # fmt: skip
     return run_calib(options)
+
+
+def run_due(args: argparse.Namespace) -> int:
+    from obsq.csc.app.calib import DueOptions
+    from obsq.csc.app.calib import run_due as due
+
+    raws = args.raws or args.repo.parent / "raw"
+    return due(DueOptions(args.repo, raws, args.days, args.json, args.policy))
