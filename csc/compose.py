@@ -82,6 +82,7 @@ def _scheduler(registries: Registries, kw: dict[str, Any]) -> BaseCsc:
     from obsq.csc.clock import utc_now_unix
     from obsq.csc.ocps.repository import Repository
     from obsq.csc.scheduler.csc import SchedulerCsc
+    from obsq.csc.scheduler.library import default_policy_path
     from obsq.csc.scheduler.store import SchedulerStore
 
     repo = registries.data_dir / "repo"
@@ -92,8 +93,21 @@ def _scheduler(registries: Registries, kw: dict[str, Any]) -> BaseCsc:
             return []
         return Repository(repo, now=utc_now_unix, database=registries.calibration).products()
 
+    def library_due() -> list[Any]:
+        """What the calibration policy makes due for the setups of the last 30 days' raws."""
+        from obsq.csc.scheduler.library import LOOKBACK_DAYS, Master, due, month_of_mjd, read_policy, setups_in_use
+
+        policy_file = default_policy_path()
+        if policy_file is None:
+            return []
+        now = utc_now_unix()
+        setups, _ = setups_in_use(registries.data_dir / "raw", now - LOOKBACK_DAYS * 86400)
+        masters = [Master(p.id, p.type, p.signature, p.filter, p.mjd_mean, p.stats)
+                   for p in calibrations() if p.certified]  # fmt: skip
+        return due(read_policy(policy_file), masters, setups, now / 86400 + 40587.0, month_of_mjd)
+
     store = SchedulerStore(registries.scheduler(kw["index"]))
-    return SchedulerCsc(store=store, calibrations=calibrations, **kw)
+    return SchedulerCsc(store=store, calibrations=calibrations, library_due=library_due, **kw)
 
 
 _HARDWARE_BUILDERS: dict[str, Callable[[dict[str, Any]], tuple[BaseCsc, Any]]] = {

@@ -253,42 +253,19 @@ class DueOptions:
     policy: Path | None
 
 
-def default_policy_path() -> Path | None:
-    candidate = Path(__file__).resolve().parents[2] / "deploy" / "calibration-policy.yaml"
-    return candidate if candidate.is_file() else None
-
-
 def run_due(options: DueOptions) -> int:
     """What the calibration policy makes due for the setups of the last days' raw frames, and why."""
-    import datetime
-
-    from obsq.csc.reduction.frames import open_frame
-    from obsq.csc.scheduler.library import Master, due, read_policy
+    from obsq.csc.scheduler.library import Master, default_policy_path, due, month_of_mjd, read_policy, setups_in_use
 
     path = options.policy or default_policy_path()
     if path is None:
         raise RepositoryError("no calibration policy: give --policy FILE")
     policy = read_policy(path)
     now = utc_now_unix()
-    since = now - options.days * 86400
-    setups: dict[str, tuple[dict[str, Any], str]] = {}
-    unread = 0
-    for file in sorted(options.raws.rglob("*.fits")) if options.raws.is_dir() else []:
-        if file.stat().st_mtime < since:
-            continue
-        try:
-            frame = open_frame(file)
-        except (FrameError, OSError):
-            unread += 1
-            continue
-        setups.setdefault(f"{sorted(frame.signature.items())}{frame.filter}", (frame.signature, frame.filter))
+    setups, unread = setups_in_use(options.raws, now - options.days * 86400)
     repo = Repository(options.repo, now=utc_now_unix)
     masters = [Master(p.id, p.type, p.signature, p.filter, p.mjd_mean, p.stats) for p in repo.products() if p.certified]
-
-    def month_of(mjd: float) -> int:
-        return datetime.datetime.fromtimestamp((mjd - 40587.0) * 86400, tz=datetime.UTC).month
-
-    found = due(policy, masters, setups.values(), now / 86400 + 40587.0, month_of)
+    found = due(policy, masters, setups, now / 86400 + 40587.0, month_of_mjd)
     if options.json:
         print(json.dumps([d.row() for d in found], indent=2))
         return 0

@@ -52,6 +52,28 @@ def _products(options: PlanOptions) -> list[Any]:
     return Repository(options.data / "repo", now=utc_now_unix, database=registries.calibration).products()
 
 
+def _library_due(options: PlanOptions, products: list[Any]) -> dict[str, list[str]]:
+    """What the calibration policy makes due now, by type (for rules queued only when due)."""
+    from obsq.csc.scheduler.library import (
+        LOOKBACK_DAYS,
+        Master,
+        default_policy_path,
+        due,
+        month_of_mjd,
+        read_policy,
+        setups_in_use,
+    )
+    from obsq.csc.scheduler.model import due_by_type
+
+    policy_file = default_policy_path()
+    if policy_file is None:
+        return {}
+    now = utc_now_unix()
+    setups, _ = setups_in_use(options.data / "raw", now - LOOKBACK_DAYS * 86400)
+    masters = [Master(p.id, p.type, p.signature, p.filter, p.mjd_mean, p.stats) for p in products if p.certified]
+    return due_by_type(due(read_policy(policy_file), masters, setups, now / 86400 + 40587.0, month_of_mjd))
+
+
 def run_plan(options: PlanOptions) -> int:
     schedule = load(options.schedule)
     site = schedule.site
@@ -65,9 +87,12 @@ def run_plan(options: PlanOptions) -> int:
     end = datetime.datetime.combine(day + datetime.timedelta(days=options.days), datetime.time(),
                                     tzinfo=site.zone).timestamp()  # fmt: skip
     products = _products(options)
+    due: dict[str, list[str]] = {}
+    if any(rule.only_when_due for rule in schedule.rules):
+        due = _library_due(options, products)
     decisions = plan(
         schedule.rules, site, Sun(site), start=start, end=end,
-        certified=lambda t, types: certified_this_week(products, site, t, types),
+        certified=lambda t, types: certified_this_week(products, site, t, types), due=due,
     )  # fmt: skip
     rows = [{key: d.row()[key] for key in ("time", "action", "blocks", "reason")} for d in decisions]
     if options.json:

@@ -28,7 +28,15 @@ from obsq.csc.core.errors import ExpectedError, ValidationError
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId
 from obsq.csc.core.yamltext import load_yaml
-from obsq.csc.scheduler.model import Action, Conditions, Decision, certified_this_week, decide, iso_utc
+from obsq.csc.scheduler.model import (
+    Action,
+    Conditions,
+    Decision,
+    certified_this_week,
+    decide,
+    due_by_type,
+    iso_utc,
+)
 from obsq.csc.scheduler.schedule import Rule, Schedule, default_schedule_path, read_schedule
 from obsq.csc.scheduler.store import SchedulerStore
 from obsq.csc.scheduler.sun import Sun
@@ -86,6 +94,7 @@ class SchedulerCsc(BaseCsc):
         *,
         store: SchedulerStore,
         calibrations: Callable[[], list[Any]],
+        library_due: Callable[[], list[Any]] | None = None,
         index: int = 2,
         roots: ScriptRoots | None = None,
         block_dirs: list[Path] | None = None,
@@ -94,6 +103,7 @@ class SchedulerCsc(BaseCsc):
         super().__init__("Scheduler", index=index, **kwargs)
         self.store = store
         self.calibrations = calibrations
+        self.library_due = library_due
         self.roots = roots or ScriptRoots.default()
         self.block_dirs = block_folders(block_dirs)
         self.schedule: Schedule | None = None
@@ -378,8 +388,11 @@ class SchedulerCsc(BaseCsc):
         if rule.skip_if_certified and self.schedule is not None:
             products = await self.clock.to_thread(self.calibrations)
             certified = certified_this_week(products, self.schedule.site, now, rule.skip_if_certified)
+        due: dict[str, list[str]] = {}
+        if rule.only_when_due and self.library_due is not None:
+            due = due_by_type(await self.clock.to_thread(self.library_due))
         return Conditions(states=states, queue_running=running, run_in_progress=in_progress,
-                          certified_this_week=certified)  # fmt: skip
+                          certified_this_week=certified, due=due)  # fmt: skip
 
     async def _announce(self, made: Decision) -> None:
         await self.clock.to_thread(self.store.record, made)

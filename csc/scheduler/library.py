@@ -14,7 +14,9 @@ per-filter type) are looked at:
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -29,6 +31,17 @@ POLICY_SCHEMA: dict[str, Any] = json.loads(
     resources.files("obsq.schemas").joinpath("calibration-policy.json").read_text()
 )
 _VALIDATOR = make_validator(POLICY_SCHEMA)
+#: How recent the raws are whose setups count as in use (days).
+LOOKBACK_DAYS = 30
+POLICY_ENV = "OBSQ_CALIBRATION_POLICY"
+
+
+def default_policy_path() -> Path | None:
+    """$OBSQ_CALIBRATION_POLICY, else `deploy/calibration-policy.yaml` of the source checkout if there is one."""
+    if env := os.environ.get(POLICY_ENV):
+        return Path(env)
+    candidate = Path(__file__).resolve().parents[2] / "deploy" / "calibration-policy.yaml"
+    return candidate if candidate.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -172,3 +185,29 @@ def due(
         if reasons:
             result.append(Due(type_, setup, filter_, f"#{newest.id}: " + "; ".join(reasons), newest.id))
     return result
+
+
+def month_of_mjd(mjd: float) -> int:
+    """The UTC month of an MJD (a season is months long: the site's offset does not matter)."""
+    return datetime.datetime.fromtimestamp((mjd - 40587.0) * 86400, tz=datetime.UTC).month
+
+
+def setups_in_use(folder: Path, since_unix: float) -> tuple[list[tuple[dict[str, Any], str]], int]:
+    """The (signature, filter) of each setup of the raws under `folder` written since `since_unix`.
+
+    Only headers are read; the second value counts the files that could not be read as frames.
+    """
+    from obsq.csc.reduction.frames import FrameError, open_frame
+
+    found: dict[str, tuple[dict[str, Any], str]] = {}
+    unread = 0
+    for file in sorted(folder.rglob("*.fits")) if folder.is_dir() else []:
+        try:
+            if file.stat().st_mtime < since_unix:
+                continue
+            frame = open_frame(file)
+        except (FrameError, OSError):
+            unread += 1
+            continue
+        found.setdefault(f"{sorted(frame.signature.items())}|{frame.filter}", (frame.signature, frame.filter))
+    return list(found.values()), unread

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,8 @@ class Conditions:
     run_in_progress: str = ""
     #: master type -> the certified masters of that type taken this week (descriptions)
     certified_this_week: Mapping[str, list[str]] = field(default_factory=dict)
+    #: master type -> why the calibration policy makes it due (for rules queued only when due)
+    due: Mapping[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,17 @@ def _certified(look: _Look, passed: list[str]) -> Verdict:
     return None
 
 
+def _library(look: _Look, passed: list[str]) -> Verdict:
+    types = look.rule.only_when_due
+    if not types:
+        return None
+    hits = [f"{t} ({'; '.join(look.seen.due[t])})" for t in types if look.seen.due.get(t)]
+    if not hits:
+        return Action.SKIP, f"nothing is due by the calibration policy for {', '.join(types)}"
+    passed.append(f"due by the calibration policy: {', '.join(hits)}")
+    return None
+
+
 def _daylight(look: _Look, passed: list[str]) -> Verdict:
     rule, site, sun, now = look.rule, look.site, look.sun, look.now
     if not sun.is_up(now):
@@ -162,7 +175,7 @@ def _components(look: _Look, passed: list[str]) -> Verdict:
     return None
 
 
-GUARDS = (_certified, _daylight, _previous_run, _queue, _components)
+GUARDS = (_certified, _library, _daylight, _previous_run, _queue, _components)
 
 
 def decide(rule: Rule, site: Site, sun: Sun, occurrence: float, *, now: float, seen: Conditions) -> Decision:
@@ -201,11 +214,21 @@ def certified_this_week(products: list[Any], site: Site, now: float, types: tupl
 ASSUMED = "components and queue assumed ready (a plan sees no bus)"
 
 
-def plan(rules: tuple[Rule, ...], site: Site, sun: Sun, *, start: float, end: float, certified: Any) -> list[Decision]:
+def plan(
+    rules: tuple[Rule, ...],
+    site: Site,
+    sun: Sun,
+    *,
+    start: float,
+    end: float,
+    certified: Any,
+    due: Mapping[str, list[str]] | None = None,
+) -> list[Decision]:
     """What the rules would do in [start, end) and why, assuming the observatory ready.
 
     `certified(unix_s, types)` gives the certified masters of the week of `unix_s` (see
-    `certified_this_week`); the daylight and the repository are checked as the Scheduler does.
+    `certified_this_week`), `due` what the calibration policy makes due now; the daylight and
+    the repository are checked as the Scheduler does.
     """
     decisions = []
     for rule in rules:
@@ -214,7 +237,7 @@ def plan(rules: tuple[Rule, ...], site: Site, sun: Sun, *, start: float, end: fl
         for occurrence in rule.occurrences(site, start, end):
             seen = Conditions(
                 states=dict.fromkeys(rule.needs_enabled, "ENABLED"), queue_running=True,
-                certified_this_week=certified(occurrence, rule.skip_if_certified),
+                certified_this_week=certified(occurrence, rule.skip_if_certified), due=due or {},
             )  # fmt: skip
             made = decide(rule, site, sun, occurrence, now=occurrence, seen=seen)
             if made.action == Action.QUEUE:
@@ -222,3 +245,12 @@ def plan(rules: tuple[Rule, ...], site: Site, sun: Sun, *, start: float, end: fl
                                 f"{made.reason}; {ASSUMED}")  # fmt: skip
             decisions.append(made)
     return sorted(decisions, key=lambda d: (d.time, d.rule))
+
+
+def due_by_type(items: Iterable[Any]) -> dict[str, list[str]]:
+    """The calibration policy's due items (`library.Due`) as type -> reasons."""
+    found: dict[str, list[str]] = {}
+    for item in items:
+        where = item.setup + (f", filter {item.filter}" if item.filter else "")
+        found.setdefault(item.type, []).append(f"{where}: {item.reason}")
+    return found

@@ -62,6 +62,7 @@ class Rule:
     needs_enabled: tuple[str, ...]
     no_fault: tuple[str, ...]
     skip_if_certified: tuple[str, ...]
+    only_when_due: tuple[str, ...] = ()
 
     def occurrences(self, site: Site, start_unix: float, end_unix: float) -> list[float]:
         """Unix times of the rule's occurrences in [start, end), in the site's time zone."""
@@ -150,7 +151,7 @@ def parse_schedule(text: str, label: str, known_blocks: Iterable[str] | None = N
             estimated_duration_h=raw["estimated_duration"], enabled=raw["enabled"], window_h=raw["window"],
             retry_min=raw["retry"], daylight_margin_min=raw["daylight_margin"],
             needs_enabled=tuple(raw["needs_enabled"]), no_fault=tuple(raw["no_fault"]),
-            skip_if_certified=tuple(raw["skip_if_certified"]),
+            skip_if_certified=tuple(raw["skip_if_certified"]), only_when_due=tuple(raw["only_when_due"]),
         )  # fmt: skip
         rules.append(rule)
     return Schedule(site, data["check_interval"], tuple(rules), label)

@@ -11,10 +11,10 @@ import pytest
 
 from obsq.csc.core.errors import ValidationError
 from obsq.csc.scheduler.model import Action, Conditions, certified_this_week, decide, plan, week_bounds
-from obsq.csc.scheduler.schedule import default_schedule_path, parse_schedule, read_schedule
+from obsq.csc.scheduler.schedule import parse_schedule, read_schedule
 from obsq.csc.scheduler.sun import Sun
 
-SCHEDULE = read_schedule(default_schedule_path() or Path("deploy/schedule.yaml"))
+SCHEDULE = read_schedule(Path(__file__).resolve().parents[2] / "deploy" / "schedule.yaml")  # the site's, as deployed
 SITE = SCHEDULE.site
 RULE = SCHEDULE.rule("weekly-calibrations")
 SUN = Sun(SITE)
@@ -143,3 +143,20 @@ def test_plan_for_two_weeks_shows_two_runs() -> None:
 def test_a_bad_schedule_is_refused_naming_the_field(text: str, message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)):
         parse_schedule(text, "schedule test.yaml", known_blocks=["BLOCK-309", "BLOCK-295", "BLOCK-310"])
+
+
+def test_a_library_rule_queues_only_what_the_calibration_policy_makes_due() -> None:
+    library = parse_schedule(
+        "site: {name: x, latitude: -30.2446, longitude: -70.7494, elevation: 2663, timezone: America/Santiago}\n"
+        "rules: [{name: library, cron: '0 10 * * *', blocks: [BLOCK-295], estimated_duration: 1,"
+        " only_when_due: [bias, dark], needs_enabled: [], no_fault: [], skip_if_certified: []}]",
+        "schedule test.yaml",
+    ).rule("library")
+    morning = at("2026-12-08 10:00")
+    quiet = decide(library, SITE, SUN, morning, now=morning, seen=Conditions())
+    assert quiet.action == Action.SKIP
+    assert quiet.reason == "nothing is due by the calibration policy for bias, dark"
+    due = {"dark": ["gain=1.0: #5: the season turned: taken in the warm season, now cold"]}
+    made = decide(library, SITE, SUN, morning, now=morning, seen=Conditions(due=due))
+    assert made.action == Action.QUEUE
+    assert made.reason.startswith("due by the calibration policy: dark (gain=1.0: #5: the season turned")
