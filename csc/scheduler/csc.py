@@ -123,12 +123,15 @@ class SchedulerCsc(BaseCsc):
 
     async def configure(self, config: dict[str, Any]) -> None:
         path = Path(config["schedule"]) if config["schedule"] else default_schedule_path()
-        if path is None:
-            raise ValidationError("Scheduler: no schedule file (configuration 'schedule', $OBSQ_SCHEDULE)")
+        self.autostart = config["autostart"]
+        if path is None:  # an installed obsq without a site schedule: addBlock only
+            self.log.warning("no_schedule", detail="no schedule file ($OBSQ_SCHEDULE, configuration 'schedule'): "
+                             "only addBlock is served")  # fmt: skip
+            self.schedule, self.sun = None, None
+            return
         known = available_blocks(self.block_dirs)
         self.schedule = await self.clock.to_thread(read_schedule, path, list(known))
         self.sun = Sun(self.schedule.site)
-        self.autostart = config["autostart"]
 
     async def handle_summary_state(self) -> None:
         if self.summary_state in (State.DISABLED, State.ENABLED) and not self._remotes:
@@ -145,8 +148,8 @@ class SchedulerCsc(BaseCsc):
         await self._publish_state()
 
     async def _start_remotes(self) -> None:
-        assert self.schedule is not None
-        names = {str(QUEUE)} | {n for rule in self.schedule.rules for n in (*rule.needs_enabled, *rule.no_fault)}
+        rules = self.schedule.rules if self.schedule else ()
+        names = {str(QUEUE)} | {n for rule in rules for n in (*rule.needs_enabled, *rule.no_fault)}
         for name in sorted(names):
             remote = Remote(self.bus, name, clock=self.clock, root=self.root, identity=self.identity)
             await remote.start()
@@ -158,7 +161,9 @@ class SchedulerCsc(BaseCsc):
         await self.publish_event("detailedState", {"substate": RUNNING if self._running else IDLE})
 
     async def _publish_schedule(self) -> None:
-        assert self.schedule is not None
+        if self.schedule is None:
+            await self.publish_event("schedule", {"source": "none", "site": "", "timezone": "", "rules": ""})
+            return
         now = self.clock.tai() - TAI_MINUS_UTC_S
         lines = []
         for rule in self.schedule.rules:
