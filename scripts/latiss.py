@@ -60,6 +60,12 @@ class Latiss:
         return str(data["name"]) if data else "UNKNOWN"
 
     @property
+    def grating_name(self) -> str:
+        """The grating in the beam, as the spectrograph reports it."""
+        data = self.spectrograph.event("reportedDisperserPosition").get()
+        return str(data["name"]) if data else "UNKNOWN"
+
+    @property
     def remotes(self) -> tuple[Remote, Remote]:
         return self.camera, self.spectrograph
 

@@ -130,3 +130,12 @@ def flats_due(
             reason = f"{'; '.join(why)}; covers the nights of {covered}; {exposure:g} s trained exposure"
         sets.append(FlatSet(params, sessions, exposure, reason))
     return sets
+
+
+def trained_from(table: Mapping[str, Mapping[str, object]]) -> dict[Params, float]:
+    """The flat wizard's trained table (`DATA/flats/trained.json`) as trained key -> exposure (s)."""
+    trained: dict[Params, float] = {}
+    for entry in table.values():
+        params = {name: str(entry.get(name, "")) for name in TRAINED_KEY}
+        trained[key_of(params)] = float(str(entry["exposure_s"]))
+    return trained
