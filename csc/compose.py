@@ -14,7 +14,7 @@ from typing import Any
 
 from obsq.csc.build import HARDWARE, RUNNABLE
 from obsq.csc.component import BaseCsc
-from obsq.csc.database import DatabaseError, Registries
+from obsq.csc.database import DatabaseError, Registries, exists
 from obsq.csc.injections import INJECTIONS, InjectionError, parse_injections
 
 
@@ -106,8 +106,20 @@ def _scheduler(registries: Registries, kw: dict[str, Any]) -> BaseCsc:
                    for p in calibrations() if p.certified]  # fmt: skip
         return due(read_policy(policy_file), masters, setups, now / 86400 + 40587.0, month_of_mjd)
 
+    def flats_source() -> tuple[list[Any], dict[Any, float]]:
+        """The acquired images (for the lights) and the flat wizard's trained exposures."""
+        import json
+
+        from obsq.csc.acquired import AcquiredImages
+        from obsq.csc.scheduler.flats import trained_from
+
+        images = AcquiredImages(registries.acquired).images(imgtype="OBJECT") if exists(registries.acquired) else []
+        table = registries.data_dir / "flats" / "trained.json"
+        return images, trained_from(json.loads(table.read_text())) if table.is_file() else {}
+
     store = SchedulerStore(registries.scheduler(kw["index"]))
-    return SchedulerCsc(store=store, calibrations=calibrations, library_due=library_due, **kw)
+    return SchedulerCsc(store=store, calibrations=calibrations, library_due=library_due, flats_source=flats_source,
+                        **kw)  # fmt: skip
 
 
 _HARDWARE_BUILDERS: dict[str, Callable[[dict[str, Any]], tuple[BaseCsc, Any]]] = {

@@ -22,12 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from obsq.csc.clock import TAI_MINUS_UTC_S
 from obsq.csc.component import BaseCsc, Command, Remote
 from obsq.csc.core.errors import ExpectedError, ValidationError
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId
 from obsq.csc.core.yamltext import load_yaml
+from obsq.csc.scheduler.flats import FlatSet, Program, flats_due, lights_from
 from obsq.csc.scheduler.model import (
     Action,
     Conditions,
@@ -77,6 +80,10 @@ class _Run:
     failure_strategy: int
     scripts: dict[int, _Script] = field(default_factory=dict)
     executing: set[str] = field(default_factory=set)
+    #: each block's configuration override (YAML), where it has one
+    overrides: tuple[str, ...] = ()
+    #: the (session, parameters) flats history this run adds once it completes
+    flats: tuple[tuple[Any, Any], ...] = ()
 
     def running_text(self) -> str:
         going = [s for s in self.scripts.values() if not s.ended]
@@ -95,6 +102,7 @@ class SchedulerCsc(BaseCsc):
         store: SchedulerStore,
         calibrations: Callable[[], list[Any]],
         library_due: Callable[[], list[Any]] | None = None,
+        flats_source: Callable[[], tuple[list[Any], dict[Any, float]]] | None = None,
         index: int = 2,
         roots: ScriptRoots | None = None,
         block_dirs: list[Path] | None = None,
@@ -104,6 +112,8 @@ class SchedulerCsc(BaseCsc):
         self.store = store
         self.calibrations = calibrations
         self.library_due = library_due
+        #: the acquired images and the flat wizard's trained exposures, for flats by cadence
+        self.flats_source = flats_source
         self.roots = roots or ScriptRoots.default()
         self.block_dirs = block_folders(block_dirs)
         self.schedule: Schedule | None = None
@@ -226,10 +236,11 @@ class SchedulerCsc(BaseCsc):
         key = (run.rule, run.occurrence)
         self._runs[key] = run
         queue = self._remotes[str(QUEUE)]
-        for block in run.blocks:
+        for i, block in enumerate(run.blocks):
+            given = run.overrides[i] if i < len(run.overrides) else override
             ack = await queue.command(
                 "addBlock",
-                {"id": block, "override": override, "failureStrategy": run.failure_strategy, "executionId": execution},
+                {"id": block, "override": given, "failureStrategy": run.failure_strategy, "executionId": execution},
                 timeout_s=ADD_BLOCK_TIMEOUT_S,
             )
             for index in json.loads(ack.result):
@@ -289,6 +300,8 @@ class SchedulerCsc(BaseCsc):
             )
         else:
             outcome = "COMPLETED"
+            if run.flats:
+                await self.clock.to_thread(self.store.add_flats, list(run.flats))
         await self.clock.to_thread(self.store.end_run, run.rule, run.occurrence, outcome, self.clock.tai())
         for block in run.blocks:
             mine = [s for s in run.scripts.values() if s.block == block]
@@ -362,10 +375,12 @@ class SchedulerCsc(BaseCsc):
             self._postponed[(rule.name, occurrence)] = made.reason.split("; looking again")[0]
         await self._announce(made)
         if made.action == Action.QUEUE:
-            run = _Run(rule.name, occurrence, rule.blocks, {}, 1)
+            run = _flats_run(rule, occurrence, seen) if rule.cadence_flats else _Run(rule.name, occurrence,
+                                                                                      rule.blocks, {}, 1)  # fmt: skip
             try:
-                for block in rule.blocks:
-                    await self.clock.to_thread(self.check_block, block, {})
+                for i, block in enumerate(run.blocks):
+                    given = load_yaml(run.overrides[i], "override") if i < len(run.overrides) else {}
+                    await self.clock.to_thread(self.check_block, block, given)
                 await self._queue(run)
             except Exception as exc:
                 self._runs.pop((rule.name, occurrence), None)
@@ -396,8 +411,23 @@ class SchedulerCsc(BaseCsc):
         due: dict[str, list[str]] = {}
         if rule.only_when_due and self.library_due is not None:
             due = due_by_type(await self.clock.to_thread(self.library_due))
+        flat_sets: tuple[FlatSet, ...] = ()
+        if rule.cadence_flats is not None and self.flats_source is not None and self.schedule is not None:
+            flat_sets = tuple(await self.clock.to_thread(self._flats_due, rule, now))
         return Conditions(states=states, queue_running=running, run_in_progress=in_progress,
-                          certified_this_week=certified, due=due)  # fmt: skip
+                          certified_this_week=certified, due=due, flat_sets=flat_sets)  # fmt: skip
+
+    def _flats_due(self, rule: Rule, now: float) -> list[FlatSet]:
+        """The flat sets due by the rule's cadences (runs in a thread: it reads the registry and the table)."""
+        assert self.schedule is not None
+        assert self.flats_source is not None
+        assert rule.cadence_flats is not None
+        images, trained = self.flats_source()
+        site = self.schedule.site
+        lights = lights_from(images, site.zone)
+        completed = frozenset(rule.cadence_flats["completed_targets"])
+        programs = {name: Program(name, cadence, completed) for name, cadence in rule.cadence_flats["programs"].items()}
+        return flats_due(lights, programs, self.store.flats(), trained, site.local(now).date())
 
     async def _announce(self, made: Decision) -> None:
         await self.clock.to_thread(self.store.record, made)
@@ -405,6 +435,19 @@ class SchedulerCsc(BaseCsc):
         await self.publish_event("decision", {**row, "blocks": ",".join(made.blocks)}, force=True)
         self.log.info("decision", rule=made.rule, occurrence=row["occurrence"], action=row["action"],
                       blocks=",".join(made.blocks), reason=made.reason)  # fmt: skip
+
+
+def _flats_run(rule: Rule, occurrence: float, seen: Conditions) -> _Run:
+    """A flats rule's run: its block once per flat set due and trained, each with its configuration."""
+    assert rule.cadence_flats is not None
+    taken = [s for s in seen.flat_sets if s.taken]
+    overrides = tuple(
+        yaml.safe_dump({"filter": dict(s.params)["filter"], "grating": dict(s.params)["grating"] or "empty_1",
+                        "exposure": s.exposure_s, "count": rule.cadence_flats["count"]})
+        for s in taken
+    )  # fmt: skip
+    flats = tuple((session, s.params) for s in taken for session in s.sessions)
+    return _Run(rule.name, occurrence, tuple(rule.blocks[0] for _ in taken), {}, 1, overrides=overrides, flats=flats)
 
 
 def _state_of(remote: Remote) -> str | None:

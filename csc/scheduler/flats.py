@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 #: The cadences a program may ask for (days), "off", or "completion" (target completion).
 CADENCES = (1, 2, 3, 5, 7, 10, 14)
@@ -139,3 +140,15 @@ def trained_from(table: Mapping[str, Mapping[str, object]]) -> dict[Params, floa
         params = {name: str(entry.get(name, "")) for name in TRAINED_KEY}
         trained[key_of(params)] = float(str(entry["exposure_s"]))
     return trained
+
+
+def lights_from(images: Iterable[Any], zone: datetime.tzinfo) -> list[Light]:
+    """The acquired-images registry's OBJECT images as lights (LATISS: binning 1x1; the group id is the target)."""
+    lights = []
+    for image in images:
+        if image.imgtype != "OBJECT":
+            continue
+        local = datetime.datetime.fromtimestamp((image.mjd_obs - 40587.0) * 86400, tz=zone)
+        params = {"filter": image.filter, "grating": image.grating, "binning": "1x1"}
+        lights.append(Light(local.replace(tzinfo=None), image.program, image.groupid, params))
+    return lights

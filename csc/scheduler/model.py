@@ -51,6 +51,8 @@ class Conditions:
     certified_this_week: Mapping[str, list[str]] = field(default_factory=dict)
     #: master type -> why the calibration policy makes it due (for rules queued only when due)
     due: Mapping[str, list[str]] = field(default_factory=dict)
+    #: the flat sets due by cadence (for flats rules): `flats.FlatSet`s
+    flat_sets: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,21 @@ def _library(look: _Look, passed: list[str]) -> Verdict:
     return None
 
 
+def _cadence(look: _Look, passed: list[str]) -> Verdict:
+    if look.rule.cadence_flats is None:
+        return None
+    sets = look.seen.flat_sets
+    taken = [s for s in sets if s.taken]
+    skipped = [s.reason for s in sets if not s.taken]
+    if not taken:
+        why = f" ({'; '.join(skipped)})" if skipped else ""
+        return Action.SKIP, f"no flats are due by cadence{why}"
+    passed.append(f"{len(taken)} flat set(s) due by cadence: "
+                  + "; ".join(f"{dict(s.params)['filter']}: {s.reason}" for s in taken))  # fmt: skip
+    passed.extend(skipped)
+    return None
+
+
 def _daylight(look: _Look, passed: list[str]) -> Verdict:
     rule, site, sun, now = look.rule, look.site, look.sun, look.now
     if not sun.is_up(now):
@@ -175,7 +192,7 @@ def _components(look: _Look, passed: list[str]) -> Verdict:
     return None
 
 
-GUARDS = (_certified, _library, _daylight, _previous_run, _queue, _components)
+GUARDS = (_certified, _library, _cadence, _daylight, _previous_run, _queue, _components)
 
 
 def decide(rule: Rule, site: Site, sun: Sun, occurrence: float, *, now: float, seen: Conditions) -> Decision:

@@ -12,7 +12,7 @@ import datetime
 import json
 import os
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -63,6 +63,8 @@ class Rule:
     no_fault: tuple[str, ...]
     skip_if_certified: tuple[str, ...]
     only_when_due: tuple[str, ...] = ()
+    #: flats by cadence: program -> cadence, the complete targets and the flats per set (None: not a flats rule)
+    cadence_flats: Mapping[str, Any] | None = None
 
     def occurrences(self, site: Site, start_unix: float, end_unix: float) -> list[float]:
         """Unix times of the rule's occurrences in [start, end), in the site's time zone."""
@@ -152,6 +154,8 @@ def parse_schedule(text: str, label: str, known_blocks: Iterable[str] | None = N
             retry_min=raw["retry"], daylight_margin_min=raw["daylight_margin"],
             needs_enabled=tuple(raw["needs_enabled"]), no_fault=tuple(raw["no_fault"]),
             skip_if_certified=tuple(raw["skip_if_certified"]), only_when_due=tuple(raw["only_when_due"]),
+            cadence_flats=with_defaults(rule_schema["properties"]["cadence_flats"], raw["cadence_flats"])
+            if "cadence_flats" in raw else None,
         )  # fmt: skip
         rules.append(rule)
     return Schedule(site, data["check_interval"], tuple(rules), label)

@@ -7,6 +7,7 @@ Scheduler restarted mid-week does not queue the week's blocks twice.
 
 from __future__ import annotations
 
+import datetime
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,9 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
     id {auto_id}, rule TEXT NOT NULL, occurrence DOUBLE PRECISION NOT NULL, at DOUBLE PRECISION NOT NULL,
     action TEXT NOT NULL, blocks TEXT NOT NULL, reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS flats_history (
+    session TEXT NOT NULL, params TEXT NOT NULL, PRIMARY KEY (session, params)
 );
 CREATE TABLE IF NOT EXISTS runs (
     rule TEXT NOT NULL, occurrence DOUBLE PRECISION NOT NULL, started DOUBLE PRECISION NOT NULL,
@@ -81,6 +85,21 @@ class SchedulerStore:
             ).fetchall()
         return [Decision(r["rule"], r["occurrence"], r["at"], Action(r["action"]), tuple(json.loads(r["blocks"])),
                          r["reason"]) for r in rows]  # fmt: skip
+
+    def add_flats(self, taken: list[tuple[datetime.date, tuple[tuple[str, str], ...]]]) -> None:
+        """Record that flats were taken for these (session, parameters)."""
+        with self.db.transaction() as tx:
+            for session, params in taken:
+                key = (session.isoformat(), json.dumps([list(p) for p in params]))
+                if tx.execute("SELECT 1 FROM flats_history WHERE session = ? AND params = ?", key).fetchone() is None:
+                    tx.execute("INSERT INTO flats_history (session, params) VALUES (?, ?)", key)
+
+    def flats(self) -> list[tuple[datetime.date, tuple[tuple[str, str], ...]]]:
+        """The flats history: the (session, parameters) flats were taken for."""
+        with self.db.transaction() as tx:
+            rows = tx.execute("SELECT session, params FROM flats_history").fetchall()
+        return [(datetime.date.fromisoformat(r["session"]), tuple((k, v) for k, v in json.loads(r["params"])))
+                for r in rows]  # fmt: skip
 
     def start_run(self, rule: str, occurrence: float, started: float, indices: list[int]) -> None:
         with self.db.transaction() as tx:

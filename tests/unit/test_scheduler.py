@@ -77,6 +77,8 @@ class Site:
     store: SchedulerStore
     stack: contextlib.AsyncExitStack
     products: list[Any] = field(default_factory=list)
+    images: list[Any] = field(default_factory=list)
+    trained: dict[Any, float] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     scheduler: SchedulerCsc | None = None
@@ -91,6 +93,7 @@ class Site:
     async def start_scheduler(self) -> SchedulerCsc:
         scheduler = SchedulerCsc(
             store=self.store, calibrations=lambda: list(self.products), roots=roots(), block_dirs=[self.blocks],
+            flats_source=lambda: (list(self.images), dict(self.trained)),
             bus=self.broker.client(f"scheduler-{len(self.decisions)}"), clock=self.clock, root=self.root,
             heartbeat_s=HEARTBEAT_S, initial_state=State.ENABLED,
         )  # fmt: skip
@@ -122,13 +125,36 @@ class Site:
         return [d for d in self.decisions if d["action"] == action and d["time"] >= start[:19]]
 
 
+FLATS_SCHEDULE = """
+site: {name: Cerro Pachón, latitude: -30.2446, longitude: -70.7494, elevation: 2663, timezone: America/Santiago}
+check_interval: 300
+rules:
+  - name: flats
+    cron: "0 9 * * *"
+    blocks: [BLOCK-T912]
+    estimated_duration: 0.5
+    needs_enabled: []
+    no_fault: []
+    skip_if_certified: []
+    cadence_flats: {programs: {survey: 1}, count: 3}
+"""
+#: A flats block as BLOCK-312 is, with the wait script in place of the camera: its exposure is the wait.
+FLATS_BLOCK = json.dumps({
+    "name": "flats", "program": "BLOCK-T912",
+    "configuration_schema": "type: object\nadditionalProperties: false\nproperties:\n  filter: {type: string}\n"
+                            "  grating: {type: string}\n  exposure: {type: number}\n  count: {type: integer}\n",
+    "scripts": [{"name": "testing/wait.py", "standard": False, "parameters": {"wait_time": "$exposure"}}],
+})  # fmt: skip
+
+
 @pytest.fixture
-async def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Site]:
+async def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> AsyncIterator[Site]:
     blocks = tmp_path / "blocks"
     blocks.mkdir()
     (blocks / "BLOCK-T901.json").write_text(block("BLOCK-T901", 1200))
     (blocks / "BLOCK-T902.json").write_text(block("BLOCK-T902", 600))
-    (tmp_path / "schedule.yaml").write_text(SCHEDULE)
+    (blocks / "BLOCK-T912.json").write_text(FLATS_BLOCK)
+    (tmp_path / "schedule.yaml").write_text(getattr(request, "param", SCHEDULE))
     monkeypatch.setenv(SCHEDULE_ENV, str(tmp_path / "schedule.yaml"))
     broker, root = MemoryBroker(), unique_root()
     clock = ManualClock(tai=unix("12-01 08:00") + TAI_MINUS_UTC_S)
@@ -229,3 +255,29 @@ async def test_add_block_is_validated_at_the_door(site: Site, tmp_path: Path) ->
         await scheduler.command("addBlock", {"id": "BLOCK-T903"})
     queue = await site.remote("ScriptQueue:2")
     assert json.loads(queue.event("queue").get().get("items") or "[]") == []  # nothing queued
+
+
+@pytest.mark.parametrize("site", [FLATS_SCHEDULE], indirect=True)
+async def test_flats_by_cadence_are_queued_the_morning_after_and_not_again(site: Site) -> None:
+    from obsq.csc.scheduler.flats import key_of
+
+    r = {"filter": "SDSSr_65mm", "grating": "empty_1", "binning": "1x1"}
+    site.trained[key_of(r)] = 6.0
+    for when, filter_ in (("12-01 23:00", "SDSSr_65mm"), ("12-02 02:00", "SDSSr_65mm"), ("12-02 03:00", "SDSSg_65mm")):
+        mjd = unix(when) / 86400 + 40587.0
+        site.images.append(SimpleNamespace(imgtype="OBJECT", mjd_obs=mjd, program="survey", groupid="M42",
+                                           filter=filter_, grating="empty_1"))  # fmt: skip
+    await site.until("12-01 09:30")
+    (first,) = site.said("skip")
+    assert first["reason"] == "no flats are due by cadence"  # the lights are not taken yet
+    await site.until("12-02 10:00")
+    (queued,) = site.said("queue")
+    assert "survey's 1-day cadence has elapsed since the night of 2026-12-01" in queued["reason"]
+    assert "6 s trained exposure" in queued["reason"]
+    assert "skipped: no trained flat exposure for filter=SDSSg_65mm" in queued["reason"]  # said, not taken
+    assert site.runs[-1]["outcome"] == "COMPLETED"
+    assert site.runs[-1]["blocks"] == "BLOCK-T912"
+    assert [s.isoformat() for s, _ in site.store.flats()] == ["2026-12-01"]
+    await site.until("12-03 10:00")
+    assert len(site.said("queue")) == 1  # the night is covered: not again
+    assert site.said("skip")[-1]["reason"].startswith("no flats are due by cadence (skipped: no trained flat")
