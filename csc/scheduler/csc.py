@@ -144,7 +144,7 @@ class SchedulerCsc(BaseCsc):
         self.sun = Sun(self.schedule.site)
 
     async def handle_summary_state(self) -> None:
-        if self.summary_state in (State.DISABLED, State.ENABLED) and not self._remotes:
+        if self.summary_state in (State.DISABLED, State.ENABLED):
             await self._start_remotes()
         if self.summary_state == State.ENABLED:
             if self.autostart:
@@ -158,13 +158,15 @@ class SchedulerCsc(BaseCsc):
         await self._publish_state()
 
     async def _start_remotes(self) -> None:
+        """A remote for the queue and every component the rules look at (those a new schedule adds, too)."""
         rules = self.schedule.rules if self.schedule else ()
         names = {str(QUEUE)} | {n for rule in rules for n in (*rule.needs_enabled, *rule.no_fault)}
-        for name in sorted(names):
+        for name in sorted(names - set(self._remotes)):
             remote = Remote(self.bus, name, clock=self.clock, root=self.root, identity=self.identity)
             await remote.start()
             self._remotes[name] = remote
-        self._remotes[str(QUEUE)].event("script").callback = lambda envelope: self._on_script(envelope.data)
+            if name == str(QUEUE):
+                remote.event("script").callback = lambda envelope: self._on_script(envelope.data)
         await self._publish_schedule()
 
     async def _publish_state(self) -> None:

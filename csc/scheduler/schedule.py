@@ -23,6 +23,7 @@ from croniter import croniter
 from obsq.csc.core.errors import ValidationError
 from obsq.csc.core.interface import make_validator, with_defaults
 from obsq.csc.core.yamltext import load_yaml
+from obsq.csc.interfaces import interface_names
 
 SCHEDULE_SCHEMA: dict[str, Any] = json.loads(resources.files("obsq.schemas").joinpath("schedule.json").read_text())
 _VALIDATOR = make_validator(SCHEDULE_SCHEMA)
@@ -142,6 +143,12 @@ def parse_schedule(text: str, label: str, known_blocks: Iterable[str] | None = N
             raise ValidationError(f"{where}: field 'name': {raw['name']!r} is used by another rule")
         if not croniter.is_valid(raw["cron"]):
             raise ValidationError(f"{where}: field 'cron': {raw['cron']!r} is not a cron expression")
+        components = set(interface_names())
+        for field_name in ("needs_enabled", "no_fault"):
+            for name in raw[field_name]:
+                if name.partition(":")[0] not in components:
+                    raise ValidationError(f"{where}: field '{field_name}': {name!r} is no component; "
+                                          f"known: {', '.join(sorted(components))}")  # fmt: skip
         if known is not None:
             for block in raw["blocks"]:
                 if block not in known:

@@ -136,6 +136,10 @@ def test_plan_for_two_weeks_shows_two_runs() -> None:
          "rules: [{name: a, cron: '0 14 * * MON', blocks: [BLOCK-999], estimated_duration: 1}]",
          "rule 'a' (rules[0]): field 'blocks': unknown block 'BLOCK-999'"),
         ("site: {name: x, latitude: -30, longitude: -70, elevation: 0, timezone: UTC}\n"
+         "rules: [{name: a, cron: '0 14 * * MON', blocks: [BLOCK-309], estimated_duration: 1,"
+         " needs_enabled: [ATDomee]}]",
+         "rule 'a' (rules[0]): field 'needs_enabled': 'ATDomee' is no component"),
+        ("site: {name: x, latitude: -30, longitude: -70, elevation: 0, timezone: UTC}\n"
          "rules: [{name: a, cron: '0 14 * * MON', blocks: [BLOCK-309], estimated_duration: 1, colour: red}]",
          "field 'rules/0/colour' is not allowed"),
     ],
