@@ -24,7 +24,7 @@ from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import TAI_MINUS_UTC_S, LoopClock
 from obsq.csc.component import Remote
 from obsq.csc.core.status import StatusBoard
-from obsq.csc.observatory import OBSERVATORY
+from obsq.csc.observatory import SITE
 from obsq.csc.status import collect_status
 
 from .conftest import run_cli
@@ -105,7 +105,7 @@ async def telescope(
 
 def all_enabled(board: StatusBoard) -> bool:
     rows = {row.component: row for row in board.rows(CLOCK.tai())}
-    names = [str(cid) for cid, _ in OBSERVATORY]
+    names = [str(cid) for cid, _ in SITE]  # what obsq up brings up: the observatory and its Scheduler
     return all(name in rows and rows[name].state == "ENABLED" and rows[name].health == "alive" for name in names)
 
 
@@ -190,7 +190,8 @@ async def test_bad_input_is_refused_by_name_and_state_unchanged(telescope: Teles
     status = await asyncio.to_thread(run_cli, "status", "--broker", up.url, "--root", up.root)
     states = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines()[1:]}
     assert states == {"ATCamera": "ENABLED", "ATDome": "ENABLED", "ATMCS": "ENABLED", "ATSpectrograph": "ENABLED",
-                      "ATWhiteLight": "DISABLED", "OCPS:1": "ENABLED", "ScriptQueue:2": "ENABLED"}  # fmt: skip
+                      "ATWhiteLight": "DISABLED", "OCPS:1": "ENABLED", "ScriptQueue:2": "ENABLED",
+                      "Scheduler:2": "ENABLED"}  # fmt: skip
 
 
 async def test_a_killed_component_is_restarted(telescope: Telescope, board: StatusBoard) -> None:
