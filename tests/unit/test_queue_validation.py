@@ -131,18 +131,25 @@ async def test_templates_take_the_block_configuration_defaults_and_override(rig:
 
 
 def test_every_shipped_block_and_its_script_configurations_are_valid() -> None:
-    from obsq.csc.core.interface import make_validator
-    from obsq.csc.scriptqueue.blocks import BLOCK_SCHEMA, read_block
+    from obsq.csc.scriptqueue.blocks import expand_block, read_block
 
     roots = ScriptRoots.default()
     blocks = available_blocks(BLOCKS)
-    assert set(blocks) == {"BLOCK-295", "BLOCK-309", "BLOCK-310"}
+    assert set(blocks) == {"BLOCK-295", "BLOCK-309", "BLOCK-310", "BLOCK-312"}
+
+    def check(path: str, standard: bool, config: str) -> None:
+        load_script_class(roots.resolve(path, standard)).validate_configuration(config)
+
+    # BLOCK-312 (flats by cadence) is configured by the Scheduler with each flat set's filter and exposure
+    configured = {"BLOCK-312": {"filter": "SDSSr_65mm", "exposure": 6.0}}
     for program in blocks:
         data, label = read_block(program, BLOCKS)
-        make_validator(BLOCK_SCHEMA).validate(label, data)
-        for script in data["scripts"]:
-            cls = load_script_class(roots.resolve(script["name"], script["standard"]))
-            cls.validate_configuration(yaml.safe_dump(script.get("parameters", {})))
+        block = expand_block(data, label, configured.get(program, {}), check)
+        assert block.program == program
+    flats = expand_block(*read_block("BLOCK-312", BLOCKS), configured["BLOCK-312"], check)
+    assert yaml.safe_load(flats.scripts[0].config) == {
+        "image_type": "FLAT", "nimages": 10, "exp_times": 6.0, "filter": "SDSSr_65mm", "grating": "empty_1",
+        "program": "BLOCK-312", "reason": "flats_by_cadence"}  # fmt: skip
 
 
 def test_rubins_blocks_are_accepted_verbatim() -> None:
