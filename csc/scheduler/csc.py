@@ -15,6 +15,7 @@ still going when it stopped are followed again (the queue shows their scripts).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import Callable
@@ -57,6 +58,8 @@ _ENDED_PROCESS = {4, 5, 6, 7, 8}
 #: How long the queue may take to accept a block (it starts and configures every script first).
 ADD_BLOCK_TIMEOUT_S = 120.0
 MANUAL = "addBlock"
+#: How many script events of unknown scripts are kept (for a run whose addBlock ack is still coming).
+EARLY_KEPT = 500
 
 
 @dataclass
@@ -82,8 +85,12 @@ class _Run:
     executing: set[str] = field(default_factory=set)
     #: each block's configuration override (YAML), where it has one
     overrides: tuple[str, ...] = ()
+    #: each block's program as shown in blockStatus (a block given as JSON is sent as given, shown by program)
+    labels: tuple[str, ...] = ()
     #: the (session, parameters) flats history this run adds once it completes
     flats: tuple[tuple[Any, Any], ...] = ()
+    #: set once the run is in the store and announced: its end waits for it
+    recorded: asyncio.Event = field(default_factory=asyncio.Event)
 
     def running_text(self) -> str:
         going = [s for s in self.scripts.values() if not s.ended]
@@ -126,6 +133,7 @@ class SchedulerCsc(BaseCsc):
         self._next_look: dict[tuple[str, float], float] = {}
         self._postponed: dict[tuple[str, float], str] = {}  # the last reason of each postponed occurrence
         self._completed: dict[str, int] = {}
+        self._early: dict[int, dict[str, Any]] = {}  # script events not yet known to belong to a run
         for name, handler in (("addBlock", self._do_add_block), ("resume", self._do_resume), ("stop", self._do_stop)):
             self.register_command(name, handler)
 
@@ -212,14 +220,18 @@ class SchedulerCsc(BaseCsc):
         override = load_yaml(d["override"], f"addBlock {d['id'][:64]}: override") if d["override"].strip() else {}
         if not isinstance(override, dict):
             raise ValidationError(f"addBlock {d['id'][:64]}: override must be a mapping")
-        await self.clock.to_thread(self.check_block, d["id"], override)
+        program = await self.clock.to_thread(self.check_block, d["id"], override)
         now = self.clock.tai() - TAI_MINUS_UTC_S
-        run = _Run(MANUAL, now, (d["id"],), {}, d["failureStrategy"])
-        await self._queue(run, override=d["override"], execution=d["executionId"])
+        run = _Run(MANUAL, now, (d["id"],), {}, d["failureStrategy"], labels=(program,))
+        try:
+            await self._queue(run, override=d["override"], execution=d["executionId"])
+        except BaseException:
+            self._runs.pop((run.rule, run.occurrence), None)  # refused by the queue: nothing to follow
+            raise
         return json.dumps(sorted(run.scripts))
 
-    def check_block(self, block_id: str, override: dict[str, Any]) -> None:
-        """Raise ValidationError naming the block, the script and the field unless the block would queue."""
+    def check_block(self, block_id: str, override: dict[str, Any]) -> str:
+        """The block's program; ValidationError naming the block, the script and the field unless it would queue."""
 
         def check_script(path: str, standard: bool, config: str) -> None:
             cls = load_script_class(self.roots.resolve(path, standard))
@@ -229,7 +241,7 @@ class SchedulerCsc(BaseCsc):
                 raise ValidationError(f"script {path}: {exc}") from None
 
         data, label = read_block(block_id, self.block_dirs)
-        expand_block(data, label, override, check_script)
+        return expand_block(data, label, override, check_script).program
 
     # -- queueing and following ------------------------------------------------------------
 
@@ -245,12 +257,17 @@ class SchedulerCsc(BaseCsc):
                 {"id": block, "override": given, "failureStrategy": run.failure_strategy, "executionId": execution},
                 timeout_s=ADD_BLOCK_TIMEOUT_S,
             )
+            label = run.labels[i] if i < len(run.labels) else block
             for index in json.loads(ack.result):
-                run.scripts.setdefault(index, _Script(index, block))
-            await self._block_status(block, STARTED, run)
+                run.scripts.setdefault(index, _Script(index, label))
+            await self._block_status(label, STARTED, run)
+            for index in json.loads(ack.result):  # what the queue said of them before its ack came
+                if (early := self._early.pop(index, None)) is not None:
+                    self._on_script(early)
         indices = sorted(run.scripts)
         await self.clock.to_thread(self.store.start_run, run.rule, run.occurrence, self.clock.tai(), indices)
         await self._publish_run(run, "running")
+        run.recorded.set()
         self.log.info("run_queued", rule=run.rule, blocks=",".join(run.blocks), scripts=len(indices))
 
     async def _recover_runs(self) -> None:
@@ -263,6 +280,7 @@ class SchedulerCsc(BaseCsc):
             blocks = rule.blocks if rule else ("?",)
             run = _Run(stored.rule, stored.occurrence, blocks, {}, 1)
             run.scripts = {i: _Script(i, "?") for i in stored.indices}
+            run.recorded.set()  # it is in the store already
             self._runs[key] = run
             for index in stored.indices:
                 try:
@@ -277,6 +295,11 @@ class SchedulerCsc(BaseCsc):
 
     def _on_script(self, data: dict[str, Any]) -> None:
         index = data["scriptSalIndex"]
+        if not any(index in run.scripts for run in self._runs.values()):
+            self._early[index] = data  # perhaps a script of a block whose addBlock ack has not come yet
+            while len(self._early) > EARLY_KEPT:
+                self._early.pop(next(iter(self._early)))
+            return
         for run in self._runs.values():
             script = run.scripts.get(index)
             if script is None or script.ended:
@@ -290,6 +313,7 @@ class SchedulerCsc(BaseCsc):
                 self.create_task(self._finish(run), "run end")
 
     async def _finish(self, run: _Run) -> None:
+        await run.recorded.wait()  # its scripts may end before the Scheduler has written it down
         key = (run.rule, run.occurrence)
         if self._runs.pop(key, None) is None:
             return
@@ -305,7 +329,7 @@ class SchedulerCsc(BaseCsc):
             if run.flats:
                 await self.clock.to_thread(self.store.add_flats, list(run.flats))
         await self.clock.to_thread(self.store.end_run, run.rule, run.occurrence, outcome, self.clock.tai())
-        for block in run.blocks:
+        for block in run.labels or run.blocks:
             mine = [s for s in run.scripts.values() if s.block == block]
             ok = bool(mine) and all(s.state == ScriptState.DONE for s in mine)
             if ok:
@@ -390,8 +414,9 @@ class SchedulerCsc(BaseCsc):
                     str(exc) if isinstance(exc, ValidationError | ExpectedError) else f"{type(exc).__name__}: {exc}"
                 )
                 self.log.error("run_not_queued", rule=rule.name, reason=reason)
-                if not run.scripts:
-                    await self.clock.to_thread(self.store.start_run, rule.name, occurrence, self.clock.tai(), [])
+                if not run.recorded.is_set():  # not queued, or queued in part: what was queued is written down
+                    await self.clock.to_thread(self.store.start_run, rule.name, occurrence, self.clock.tai(),
+                                               sorted(run.scripts))  # fmt: skip
                 await self.clock.to_thread(self.store.end_run, rule.name, occurrence, f"ERROR: {reason}",
                                            self.clock.tai())  # fmt: skip
                 await self._publish_run(run, f"ERROR: not queued: {reason}")

@@ -170,3 +170,29 @@ async def test_a_display_sees_every_state_of_every_script(
         assert 0 < last["timestampProcessStart"] <= last["timestampConfigureStart"] <= last["timestampConfigureEnd"]
         assert last["timestampConfigureEnd"] <= last["timestampRunStart"] <= last["timestampProcessEnd"]
         assert (last["blockId"], last["blockSize"]) == ("BLOCK-T2", 3)
+
+
+async def test_rubins_add_block_to_the_scheduler_runs_the_block(
+    own_mosquitto: MosquittoProcess, root: str, tmp_path: Path, wire_factory: Callable[[str], Any],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch, pub_or_skip: None, targets: list[Target],
+) -> None:  # fmt: skip
+    """Scheduler:2 addBlock with exactly Rubin's fields, by mosquitto_pub: validated, queued, followed to its end."""
+    monkeypatch.setenv(SITE_ROOTS_ENV, str(SITE))
+    await start("ScriptQueue:2", own_mosquitto, root, tmp_path, wire_factory, targets)
+    scheduler = await start("Scheduler:2", own_mosquitto, root, tmp_path, wire_factory, targets)
+    block = {"name": "rubin", "program": "BLOCK-T41", "scripts": [
+        {"name": WAIT, "standard": False, "parameters": {"wait_time": 0.5}} for _ in range(2)]}  # fmt: skip
+    add = {"id": json.dumps(block), "executionId": "BL41_O_20261207_000001", "override": "", "failureStrategy": 1}
+    assert sorted(add) == sorted(rubin_fields("Scheduler", "addBlock"))
+    ack = await scheduler.final_ack(mosquitto_pub(own_mosquitto, scheduler, "addBlock", add))
+    assert ack["ack"] == AckCode.COMPLETE, ack
+    assert len(json.loads(ack["result"])) == 2
+    await until(lambda: any(s["status"] in ("COMPLETED", "ERROR") for s in scheduler.events["blockStatus"]), 120)
+    statuses = [(s["id"], s["status"]) for s in scheduler.events["blockStatus"]]
+    assert statuses[-1] == ("BLOCK-T41", "COMPLETED"), statuses
+    assert ("BLOCK-T41", "STARTED") in statuses
+    bad = dict(add, id=json.dumps({**block, "scripts": [{"name": WAIT, "standard": False,
+                                                          "parameters": {"wait_time": -1}}]}))  # fmt: skip
+    refused = await scheduler.final_ack(mosquitto_pub(own_mosquitto, scheduler, "addBlock", bad))
+    assert refused["ack"] == AckCode.FAILED
+    assert "wait_time" in refused["result"]
