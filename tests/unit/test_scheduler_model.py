@@ -34,6 +34,8 @@ def test_the_weekly_rule_falls_on_mondays_at_14_site_time_across_the_daylight_sa
     (april,) = RULE.occurrences(SITE, at("2027-04-05 00:00"), at("2027-04-06 00:00"))
     assert SITE.local(april).strftime("%H:%M %z") == "14:00 -0400"
     assert RULE.latest(SITE, at("2026-12-09 10:00")) == at("2026-12-07 14:00")
+    assert RULE.latest(SITE, at("2026-12-07 14:00")) == at("2026-12-07 14:00")  # on the dot: this one
+    assert RULE.latest(SITE, at("2026-12-07 14:00") - 0.6) == at("2026-11-30 14:00")  # 0.6 s early: not yet
 
 
 def test_the_suns_set_at_the_site_is_where_an_almanac_puts_it() -> None:
