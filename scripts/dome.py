@@ -6,6 +6,8 @@ does nothing, saying so, when it is already there.
 
 from __future__ import annotations
 
+from typing import Any
+
 from obsq.csc.component import Remote
 from obsq.csc.core.enums import DoorState
 from obsq.csc.core.errors import ExpectedError
@@ -14,6 +16,8 @@ from obsq.scripts.base import BaseScript
 #: How long a shutter motion may take (Rubin's ATCS open_dome_shutter_time).
 SHUTTER_TIMEOUT_S = 600.0
 HOME_TIMEOUT_S = 300.0
+#: What a shutter script says it takes (Rubin's open_dome metadata).
+SHUTTER_METADATA_S = 240.0
 EVENT_TIMEOUT_S = 10.0
 
 
@@ -69,3 +73,24 @@ class Dome:
             self.log.info("dropout_door_already_there", open=open_)
             return
         await self.remote.command("moveShutterDropoutDoor", {"open": open_}, timeout_s=SHUTTER_TIMEOUT_S)
+
+
+class DomeShutterScript(BaseScript):
+    """A script that moves the dome's shutter one way: say what (`checkpoint_text`), do it (`move`)."""
+
+    checkpoint_text = ""
+
+    async def configure(self, config: dict[str, Any]) -> None:
+        self.dome = Dome(self)
+
+    def set_metadata(self, metadata: dict[str, Any]) -> None:
+        metadata["duration"] = SHUTTER_METADATA_S
+
+    async def run_script(self) -> None:
+        await self.start_remotes()
+        await self.assert_enabled(self.dome.remote)
+        await self.checkpoint(self.checkpoint_text)
+        await self.move()
+
+    async def move(self) -> None:
+        raise NotImplementedError

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from obsq.scripts.base import BaseScript
-from obsq.scripts.dome import Dome
+from obsq.scripts.dome import DomeShutterScript
 
 
-class CloseDome(BaseScript):
+class CloseDome(DomeShutterScript):
     description = "Close the dome shutter: the dropout door, then the main door."
+    checkpoint_text = "Closing the dome shutter"
 
-    async def configure(self, config: dict[str, Any]) -> None:
-        self.dome = Dome(self)
-
-    def set_metadata(self, metadata: dict[str, Any]) -> None:
-        metadata["duration"] = 240.0
-
-    async def run_script(self) -> None:
-        await self.start_remotes()
-        await self.assert_enabled(self.dome.remote)
-        await self.checkpoint("Closing the dome shutter")
+    async def move(self) -> None:
         await self.dome.close()
