@@ -95,16 +95,13 @@ def _scheduler(registries: Registries, kw: dict[str, Any]) -> BaseCsc:
 
     def library_due() -> list[Any]:
         """What the calibration policy makes due for the setups of the last 30 days' raws."""
-        from obsq.csc.scheduler.library import LOOKBACK_DAYS, Master, due, month_of_mjd, read_policy, setups_in_use
+        from obsq.csc.scheduler.library import due_now, read_policy
 
         policy_file = default_policy_path()
         if policy_file is None:
             return []
-        now = utc_now_unix()
-        setups, _ = setups_in_use(registries.data_dir / "raw", now - LOOKBACK_DAYS * 86400)
-        masters = [Master(p.id, p.type, p.signature, p.filter, p.mjd_mean, p.stats)
-                   for p in calibrations() if p.certified]  # fmt: skip
-        return due(read_policy(policy_file), masters, setups, now / 86400 + 40587.0, month_of_mjd)
+        found = due_now(read_policy(policy_file), calibrations(), registries.data_dir / "raw", now_unix=utc_now_unix())
+        return found.items
 
     def flats_source() -> tuple[list[Any], dict[Any, float]]:
         """The acquired images (for the lights) and the flat wizard's trained exposures."""

@@ -255,25 +255,20 @@ class DueOptions:
 
 def run_due(options: DueOptions) -> int:
     """What the calibration policy makes due for the setups of the last days' raw frames, and why."""
-    from obsq.csc.scheduler.library import Master, default_policy_path, due, month_of_mjd, read_policy, setups_in_use
+    from obsq.csc.scheduler.library import default_policy_path, due_now, read_policy
 
     path = options.policy or default_policy_path()
     if path is None:
         raise RepositoryError("no calibration policy: give --policy FILE")
-    policy = read_policy(path)
-    now = utc_now_unix()
-    setups, unread = setups_in_use(options.raws, now - options.days * 86400)
-    repo = Repository(options.repo, now=utc_now_unix)
-    masters = [Master(p.id, p.type, p.signature, p.filter, p.mjd_mean, p.stats) for p in repo.products() if p.certified]
-    found = due(policy, masters, setups, now / 86400 + 40587.0, month_of_mjd)
+    products = Repository(options.repo, now=utc_now_unix).products()
+    result = due_now(read_policy(path), products, options.raws, now_unix=utc_now_unix(), days=options.days)
+    found = result.items
     if options.json:
         print(json.dumps([d.row() for d in found], indent=2))
         return 0
-    print(
-        f"{len(setups)} setup(s) in the raws of the last {options.days:g} days under {options.raws}"
-        + (f" ({unread} file(s) not readable as frames)" if unread else "")
-        + f"; {len(masters)} certified master(s)"
-    )
+    unread = f" ({result.unread} file(s) not readable as frames)" if result.unread else ""
+    print(f"{result.setups} setup(s) in the raws of the last {options.days:g} days under {options.raws}{unread}; "
+          f"{result.masters} certified master(s)")  # fmt: skip
     if not found:
         print("nothing is due")
     for item in found:

@@ -54,24 +54,13 @@ def _products(options: PlanOptions) -> list[Any]:
 
 def _library_due(options: PlanOptions, products: list[Any]) -> dict[str, list[str]]:
     """What the calibration policy makes due now, by type (for rules queued only when due)."""
-    from obsq.csc.scheduler.library import (
-        LOOKBACK_DAYS,
-        Master,
-        default_policy_path,
-        due,
-        month_of_mjd,
-        read_policy,
-        setups_in_use,
-    )
+    from obsq.csc.scheduler.library import default_policy_path, due_now, read_policy
     from obsq.csc.scheduler.model import due_by_type
 
     policy_file = default_policy_path()
     if policy_file is None:
         return {}
-    now = utc_now_unix()
-    setups, _ = setups_in_use(options.data / "raw", now - LOOKBACK_DAYS * 86400)
-    masters = [Master(p.id, p.type, p.signature, p.filter, p.mjd_mean, p.stats) for p in products if p.certified]
-    return due_by_type(due(read_policy(policy_file), masters, setups, now / 86400 + 40587.0, month_of_mjd))
+    return due_by_type(due_now(read_policy(policy_file), products, options.data / "raw", now_unix=utc_now_unix()).items)
 
 
 def run_plan(options: PlanOptions) -> int:

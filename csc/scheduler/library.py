@@ -198,16 +198,37 @@ def setups_in_use(folder: Path, since_unix: float) -> tuple[list[tuple[dict[str,
     Only headers are read; the second value counts the files that could not be read as frames.
     """
     from obsq.csc.reduction.frames import FrameError, open_frame
+    from obsq.csc.reduction.survey import FITS_SUFFIXES
 
     found: dict[str, tuple[dict[str, Any], str]] = {}
     unread = 0
-    for file in sorted(folder.rglob("*.fits")) if folder.is_dir() else []:
+    files = [p for p in folder.rglob("*") if p.suffix.lower() in FITS_SUFFIXES] if folder.is_dir() else []
+    for file in sorted(files):
         try:
             if file.stat().st_mtime < since_unix:
                 continue
-            frame = open_frame(file)
+            frame = open_frame(file, imgtype="OBJECT")  # a setup is the same whatever the frame's type (or none)
         except (FrameError, OSError):
             unread += 1
             continue
         found.setdefault(f"{sorted(frame.signature.items())}|{frame.filter}", (frame.signature, frame.filter))
     return list(found.values()), unread
+
+
+@dataclass(frozen=True)
+class DueNow:
+    """What is due now, over how many setups and certified masters, and how many raws could not be read."""
+
+    items: list[Due]
+    setups: int
+    masters: int
+    unread: int
+
+
+def due_now(policy: Policy, products: Iterable[Any], raws: Path, *, now_unix: float,
+            days: float = LOOKBACK_DAYS) -> DueNow:  # fmt: skip
+    """The policy applied to the repository's `products` and the setups of the raws of the last `days` days."""
+    setups, unread = setups_in_use(raws, now_unix - days * 86400)
+    masters = [Master(p.id, p.type, p.signature, p.filter, p.mjd_mean, p.stats) for p in products if p.certified]
+    return DueNow(due(policy, masters, setups, now_unix / 86400 + 40587.0, month_of_mjd), len(setups), len(masters),
+                  unread)  # fmt: skip

@@ -85,3 +85,29 @@ def test_a_bad_policy_is_refused_naming_the_field() -> None:
         parse_policy("seasons: {a: [1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12]}\ntypes: {bias: {refresh_days: 1}}", "p")
     with pytest.raises(ValidationError, match="field 'types/bias/refresh_day' is not allowed"):
         parse_policy("types: {bias: {refresh_day: 1}}", "p")
+
+
+def test_calib_due_over_frames_other_software_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """N.I.N.A.'s and SharpCap's .fit files: each camera setup, with no certified master, is due at once."""
+    import json
+
+    from obsq.csc.app.calib import DueOptions, run_due
+
+    from .foreign import Acquisition
+
+    nina = Acquisition("nina", tmp_path / "raw" / "nina")
+    nina.take("LIGHT", 120.0, flux=50.0, filter_="Ha")
+    nina.take("LIGHT", 120.0, flux=50.0, filter_="OIII")
+    Acquisition("sharpcap", tmp_path / "raw" / "sharpcap").take("DARK", 10.0)
+    (tmp_path / "raw" / "notes.fits").write_text("not a FITS file")
+    assert run_due(DueOptions(tmp_path / "repo", tmp_path / "raw", 30.0, True, None)) == 0
+    found = json.loads(capsys.readouterr().out)
+    setups = {(d["type"], d["setup"], d["filter"]) for d in found}
+    nina_setup = "detector=SBIG STL-1001 3 CCD Camera, binning=1x1, gain=139.0, offset=21.0, temperature_band=-5.0"
+    assert ("flat", nina_setup, "Ha") in setups
+    assert ("flat", nina_setup, "OIII") in setups
+    assert ("bias", nina_setup, "") in setups
+    print(setups)
+    assert all("a new setup needs new calibrations at once" in d["reason"] for d in found)
+    assert run_due(DueOptions(tmp_path / "repo", tmp_path / "raw", 30.0, False, None)) == 0
+    assert "(1 file(s) not readable as frames)" in capsys.readouterr().out
