@@ -225,6 +225,7 @@ class BaseComponent:
                 await self._on_started()
                 self.started.set()
                 await self._closing.wait()
+                await self._on_closing()
                 await self._publish_goodbye()
                 for task in list(self._tasks):
                     task.cancel()
@@ -252,6 +253,9 @@ class BaseComponent:
 
     async def _on_started(self) -> None:
         """Runs once the component serves commands, before `started` is set."""
+
+    async def _on_closing(self) -> None:
+        """Runs once `close()` is asked, before the goodbye: let go of what the component holds (its remotes)."""
 
     # -- internals: events --------------------------------------------------------------
 

@@ -132,6 +132,7 @@ class SchedulerCsc(BaseCsc):
         self._runs: dict[tuple[str, float], _Run] = {}
         self._next_look: dict[tuple[str, float], float] = {}
         self._postponed: dict[tuple[str, float], str] = {}  # the last reason of each postponed occurrence
+        self._decided: set[tuple[str, float]] = set()  # occurrences queued or skipped (the store's, as seen)
         self._completed: dict[str, int] = {}
         self._early: dict[int, dict[str, Any]] = {}  # script events not yet known to belong to a run
         for name, handler in (("addBlock", self._do_add_block), ("resume", self._do_resume), ("stop", self._do_stop)):
@@ -176,6 +177,11 @@ class SchedulerCsc(BaseCsc):
             if name == str(QUEUE):
                 remote.event("script").callback = lambda envelope: self._on_script(envelope.data)
         await self._publish_schedule()
+
+    async def _on_closing(self) -> None:
+        for remote in self._remotes.values():
+            await remote.close()  # no script event reaches a Scheduler that has stopped
+        self._remotes.clear()
 
     async def _publish_state(self) -> None:
         await self.publish_event("detailedState", {"substate": RUNNING if self._running else IDLE})
@@ -284,7 +290,7 @@ class SchedulerCsc(BaseCsc):
             self._runs[key] = run
             for index in stored.indices:
                 try:
-                    await self._remotes[str(QUEUE)].command("showScript", {"salIndex": index}, timeout_s=30)
+                    await self._remotes[str(QUEUE)].command("showScript", {"scriptSalIndex": index}, timeout_s=30)
                 except Exception as exc:  # the queue no longer knows it: it ended while we were away
                     lost = {"scriptSalIndex": index, "processState": 8, "scriptState": 0, "path": "",
                             "reason": f"not known to the queue: {exc}"}  # fmt: skip
@@ -305,6 +311,8 @@ class SchedulerCsc(BaseCsc):
             if script is None or script.ended:
                 continue
             script.state, script.path, script.reason = data["scriptState"], data["path"], data["reason"]
+            if script.block == "?":  # a run followed again after a restart: the queue says whose it is
+                script.block = data.get("blockId") or "?"
             script.ended = data["processState"] in _ENDED_PROCESS or ScriptState(data["scriptState"]).is_final
             if data["scriptState"] == ScriptState.RUNNING and script.block not in run.executing:
                 run.executing.add(script.block)
@@ -375,7 +383,10 @@ class SchedulerCsc(BaseCsc):
             key = (rule.name, occurrence)
             if self._next_look.get(key, 0.0) > now:
                 continue
+            if key in self._decided:
+                continue
             if await self.clock.to_thread(self.store.final, rule.name, occurrence) is not None:
+                self._decided.add(key)  # asked of the store once per occurrence, not at every look
                 continue
             if now > occurrence + rule.window_h * 3600:
                 if key in self._postponed:  # postponed until the window closed: the last reason stands
@@ -458,6 +469,8 @@ class SchedulerCsc(BaseCsc):
 
     async def _announce(self, made: Decision) -> None:
         await self.clock.to_thread(self.store.record, made)
+        if made.action != Action.POSTPONE:
+            self._decided.add((made.rule, made.occurrence))
         row = made.row()
         await self.publish_event("decision", {**row, "blocks": ",".join(made.blocks)}, force=True)
         self.log.info("decision", rule=made.rule, occurrence=row["occurrence"], action=row["action"],

@@ -281,3 +281,22 @@ async def test_flats_by_cadence_are_queued_the_morning_after_and_not_again(site:
     await site.until("12-03 10:00")
     assert len(site.said("queue")) == 1  # the night is covered: not again
     assert site.said("skip")[-1]["reason"].startswith("no flats are due by cadence (skipped: no trained flat")
+
+
+async def test_a_scheduler_restarted_mid_run_follows_the_run_to_its_end(site: Site) -> None:
+    statuses: list[tuple[str, str]] = []
+    (await site.remote("Scheduler:2")).event("blockStatus").callback = lambda e: statuses.append(
+        (e.data["id"], e.data["status"])
+    )
+    await site.until("12-07 14:10")  # the first script of BLOCK-T901 is running
+    assert [r["outcome"] for r in site.runs] == ["running"]
+    assert site.scheduler is not None
+    site.scheduler.close()
+    await site.until("12-07 14:20")
+    await site.start_scheduler()
+    await site.until("12-07 15:30")
+    (run,) = site.store.runs()
+    assert run.outcome == "COMPLETED"  # seen through the queue by the Scheduler that came back
+    assert site.runs[-1]["outcome"] == "COMPLETED"
+    assert len(site.said("queue")) == 1
+    assert statuses[-2:] == [("BLOCK-T901", "COMPLETED"), ("BLOCK-T902", "COMPLETED")]
