@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import heapq
 import itertools
 import time
@@ -64,6 +65,13 @@ class Clock(Protocol):
 def utc_now_unix() -> float:
     """Wall-clock UTC, unix seconds (for file names and human-facing stamps)."""
     return time.time()
+
+
+def tai_iso(tai: float, *, places: int = 3) -> str:
+    """TAI unix seconds as an ISO-8601 UTC time (`2026-12-07T17:02:11.250Z`), as an operator reads it."""
+    moment = datetime.datetime.fromtimestamp(tai - TAI_MINUS_UTC_S, tz=datetime.UTC)
+    timespec = "milliseconds" if places == 3 else "seconds"
+    return moment.isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def perf_counter() -> float:

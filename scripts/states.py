@@ -8,30 +8,10 @@ nothing changes. Only BaseScript changes the state, through `ScriptStateMachine`
 
 from __future__ import annotations
 
-import enum
-
+from obsq.csc.core.enums import ScriptState
 from obsq.csc.core.errors import ExpectedError
 
-
-class ScriptState(enum.IntEnum):
-    """SAL's ScriptState."""
-
-    UNKNOWN = 0
-    UNCONFIGURED = 1
-    CONFIGURED = 2
-    RUNNING = 3
-    PAUSED = 4
-    ENDING = 5
-    STOPPING = 6
-    FAILING = 7
-    DONE = 8
-    STOPPED = 9
-    FAILED = 10
-    CONFIGURE_FAILED = 11
-
-    @property
-    def is_final(self) -> bool:
-        return self in (ScriptState.DONE, ScriptState.STOPPED, ScriptState.FAILED, ScriptState.CONFIGURE_FAILED)
+__all__ = ["ScriptState", "ScriptStateMachine"]
 
 
 _ALLOWED: dict[ScriptState, set[ScriptState]] = {

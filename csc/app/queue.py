@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +14,12 @@ from obsq.csc.app.connection import FIRST_ACK_S, Connection, broker_for, connect
 from obsq.csc.app.scripts import read_config
 from obsq.csc.clock import LoopClock
 from obsq.csc.component import AckError, Remote
-from obsq.csc.core.errors import ObsqError, UsageError
+from obsq.csc.core.errors import ObsqError, UsageError, ValidationError
 from obsq.csc.core.topics import ComponentId
+from obsq.csc.core.yamltext import load_yaml
+from obsq.csc.scriptqueue.blocks import Block, available_blocks, block_folders, expand_block, read_block
 from obsq.csc.scriptqueue.model import FailureStrategy, Location
+from obsq.scripts.library import ScriptRoots, load_script_class
 
 #: How long an operator waits for the queue's answer (s); adding a block starts its processes.
 QUEUE_TIMEOUT_S = 180.0
@@ -55,27 +58,74 @@ class QueueOptions:
     terminate: bool = False
 
 
-def _block_override(pairs: Sequence[str]) -> str:
-    override: dict[str, Any] = {}
+def parse_values(pairs: Iterable[tuple[str, str]], what: str) -> dict[str, Any]:
+    """Fields given as text (`--override k=v`, a form's inputs) read as YAML values: `3` a number, `[a, b]` a list."""
+    values: dict[str, Any] = {}
+    for key, text in pairs:
+        try:
+            values[key] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem", None) or "not YAML"
+            raise ValidationError(f"{what} {key!r}: {text[:60]!r} cannot be read as a value ({mark})") from None
+    return values
+
+
+def _override_pairs(pairs: Sequence[str]) -> list[tuple[str, str]]:
+    out = []
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise UsageError(f"--override {pair!r}: write key=value")
-        override[key] = yaml.safe_load(value)
-    return yaml.safe_dump(override) if override else ""
+        out.append((key, value))
+    return out
+
+
+def check_script(path: str, standard: bool, config: str) -> None:
+    """ValidationError naming the script, the field and the rule unless `config` fits the script at `path`."""
+    cls = load_script_class(ScriptRoots.default().resolve(path, standard))
+    try:
+        cls.validate_configuration(config)
+    except ValidationError as exc:
+        raise ValidationError(f"script {path}: {exc}") from None
+
+
+def validated_block(reference: str, override: dict[str, Any]) -> Block:
+    """The block, its configuration and every script's parameters checked as the queue checks them, before sending."""
+    data, label = read_block(reference, block_folders())
+    return expand_block(data, label, override, check_script)
+
+
+def add_block_request(
+    reference: str, override: dict[str, Any], strategy: FailureStrategy, *, known_here: bool = False
+) -> dict[str, Any]:
+    """The addBlock fields for a block that passed `validated_block` (ValidationError naming what is wrong).
+
+    A block id this host does not know may be one of the queue's site blocks: unless `known_here`
+    is required, it is sent as it is and the queue checks it against its own folders.
+    """
+    text = reference.strip()
+    if known_here or text.startswith("{") or text.endswith(".json") or text in available_blocks(block_folders()):
+        validated_block(reference, override)
+    return {"id": reference, "override": yaml.safe_dump(override) if override else "", "failureStrategy": int(strategy)}
+
+
+def add_script_request(path: str, standard: bool, config: str, location: str) -> dict[str, Any]:
+    """The add fields for one script whose configuration passed `check_script`."""
+    where, index = parse_location(location)
+    load_yaml(config, f"script {path}: configuration") if config.strip() else None
+    check_script(path, standard, config)
+    return {"path": path, "isStandard": standard, "config": config, "location": int(where), "locationSalIndex": index}
 
 
 async def _request(options: QueueOptions) -> tuple[str, dict[str, Any]]:
     """The queue command and its fields for an action other than show and watch."""
     action = options.action
     if action == "add-block":
-        return "addBlock", {"id": options.block, "override": _block_override(options.overrides),
-                            "failureStrategy": int(options.failure_strategy)}  # fmt: skip
+        override = parse_values(_override_pairs(options.overrides), "--override")
+        return "addBlock", add_block_request(options.block, override, options.failure_strategy)
     if action == "add":
-        location, index = parse_location(options.location)
         config = await read_config(options.config) if options.config else ""
-        return "add", {"path": options.path, "isStandard": not options.external, "config": config,
-                       "location": int(location), "locationSalIndex": index}  # fmt: skip
+        return "add", add_script_request(options.path, not options.external, config, options.location)
     if action in ("move", "requeue"):
         location, index = parse_location(options.location)
         return action, {"scriptSalIndex": options.indices[0], "location": int(location), "locationSalIndex": index}

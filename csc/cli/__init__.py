@@ -14,10 +14,25 @@ import sys
 from collections.abc import Sequence
 
 from obsq.csc import __version__
-from obsq.csc.cli import bench, broker, calib, cmd, csc, queue, reduce, scheduler, script, status, up, watch, weekly
+from obsq.csc.cli import (
+    bench,
+    broker,
+    calib,
+    cmd,
+    csc,
+    queue,
+    reduce,
+    scheduler,
+    script,
+    status,
+    up,
+    watch,
+    web,
+    weekly,
+)
 from obsq.csc.core.errors import ObsqError, UsageError
 
-GROUPS = (weekly, queue, script, broker, csc, up, status, cmd, watch, bench, calib, reduce, scheduler)
+GROUPS = (weekly, queue, script, broker, csc, up, web, status, cmd, watch, bench, calib, reduce, scheduler)
 
 
 def build_parser() -> argparse.ArgumentParser:

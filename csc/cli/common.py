@@ -93,8 +93,8 @@ def absolute(text: str) -> Path:
     return Path(text).absolute()
 
 
-def add_simulation_options(parser: argparse.ArgumentParser, *, data_help: str) -> None:
-    """--data (a folder, made absolute) and --inject (fault injection by name, repeatable)."""
+def add_simulation_options(parser: argparse.ArgumentParser, *, data_help: str, inject: bool = True) -> None:
+    """--data (a folder, made absolute), --database and (unless not `inject`) --inject, fault injection by name."""
     from obsq.csc.injections import INJECTIONS
 
     parser.add_argument("--data", type=absolute, default=DEFAULT_DATA_DIR, help=f"{data_help} (default obsq-data)")
@@ -103,6 +103,8 @@ def add_simulation_options(parser: argparse.ArgumentParser, *, data_help: str) -
         help="the registries' database, shared by the site's hosts: postgresql://USER@HOST:PORT/DBNAME, password in"
         f" PGPASSWORD or ~/.pgpass (default ${DATABASE_ENV}, else SQLite files in the data folder)",
     )  # fmt: skip
+    if not inject:
+        return
     faults = "; ".join(f"{n} ({i.component}: {i.help})" for n, i in INJECTIONS.items())
     parser.add_argument(
         "--inject", action="append", default=[], metavar="NAME[=VALUE]", help=f"fault injection, repeatable: {faults}"

@@ -39,3 +39,24 @@ class DoorState(enum.IntEnum):
     PARTIALLYOPENED = 3
     OPENING = 4
     CLOSING = 5
+
+
+class ScriptState(enum.IntEnum):
+    """SAL's ScriptState."""
+
+    UNKNOWN = 0
+    UNCONFIGURED = 1
+    CONFIGURED = 2
+    RUNNING = 3
+    PAUSED = 4
+    ENDING = 5
+    STOPPING = 6
+    FAILING = 7
+    DONE = 8
+    STOPPED = 9
+    FAILED = 10
+    CONFIGURE_FAILED = 11
+
+    @property
+    def is_final(self) -> bool:
+        return self in (ScriptState.DONE, ScriptState.STOPPED, ScriptState.FAILED, ScriptState.CONFIGURE_FAILED)

@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from obsq.csc.core.enums import ScriptState
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId
 
+#: Scripts are components of this name, indexed by the queue.
+SCRIPT = "Script"
 #: A component whose heartbeat (1 s) is older than this is reported as not responding.
 STALE_AFTER_S = 3.0
-WATCHED_EVENTS = ("summaryState", "heartbeat", "errorCode", "liveness")
+WATCHED_EVENTS = ("summaryState", "heartbeat", "errorCode", "liveness", "state")
 
 
 @dataclass
@@ -24,6 +27,8 @@ class ComponentStatus:
 
     id: ComponentId
     state: State | None = None
+    #: a script's state (scripts have no summary state: SAL's Script publishes `state`)
+    script_state: ScriptState | None = None
     heartbeat_tai: float | None = None
     error_code: int = 0
     error_report: str = ""
@@ -55,6 +60,8 @@ class StatusBoard:
         status = self.components.setdefault(component, ComponentStatus(component))
         if event == "summaryState":
             status.state = State(data["summaryState"])
+        elif event == "state" and component.name == SCRIPT:
+            status.script_state = ScriptState(data["state"])
         elif event == "heartbeat":
             status.heartbeat_tai = max(snd_tai, status.heartbeat_tai or 0.0)
             if status.alive is False and status.liveness_tai is not None and snd_tai > status.liveness_tai:
@@ -83,11 +90,8 @@ class StatusBoard:
             status = self.components[cid]
             age = None if status.heartbeat_tai is None else max(0.0, now_tai - status.heartbeat_tai)
             error = f"{status.error_code}: {status.error_report}" if status.error_code else ""
-            rows.append(
-                StatusRow(
-                    str(cid), status.state.name if status.state else "?", age, self.health(status, now_tai), error
-                )
-            )
+            state = status.state or status.script_state
+            rows.append(StatusRow(str(cid), state.name if state else "?", age, self.health(status, now_tai), error))
         return rows
 
 

@@ -99,6 +99,23 @@ class Lookup:
     note: str
 
 
+#: The MJD of 1970-01-01T00:00Z.
+MJD_UNIX_EPOCH = 40587.0
+
+
+def mjd_date(mjd: float) -> str:
+    """An MJD as a UTC date and time to the minute (`2026-12-07 13:00`), as an operator reads a validity range."""
+    moment = datetime.datetime.fromtimestamp((mjd - MJD_UNIX_EPOCH) * 86400.0, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def certification_text(product: Product, superseded: dict[int, str]) -> str:
+    """`2026-12-07 13:00 – 2026-12-14 13:00 UTC`, `superseded by product 12 …`, or `not certified`."""
+    if product.certified:
+        return "; ".join(f"{mjd_date(b)} – {mjd_date(e)} UTC" for b, e in product.certified)
+    return superseded.get(product.id, "not certified")
+
+
 def iso_stamp(unix_s: float) -> str:
     """A record's time stamp: UTC, ISO 8601, to the second."""
     return datetime.datetime.fromtimestamp(unix_s, tz=datetime.UTC).isoformat(timespec="seconds")
@@ -295,6 +312,14 @@ class Repository:
             )
         actions.append(f"product {product_id}: certified in CALIBRATION for [{begin_mjd}, {end_mjd})")
         return actions
+
+    def superseded(self) -> dict[int, str]:
+        """Product id -> what superseded it last (`superseded by product 12 over [a, b)`)."""
+        with self.registry.transaction() as db:
+            rows = db.execute(
+                "SELECT product_id, detail FROM certification_history WHERE action = 'decertify' ORDER BY at"
+            ).fetchall()
+        return {int(r[0]): str(r[1]) for r in rows}
 
     def history(self, product_id: int) -> list[dict[str, Any]]:
         with self.registry.transaction() as db:

@@ -83,15 +83,26 @@ def _png_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
-def preview(path: Path) -> bytes:
-    """A small PNG of a master: its amplifiers tiled in two rows, scaled to the 1st-99th percentile."""
+def preview(path: Path, unit: str = "") -> bytes:
+    """A small PNG of a frame or master: its amplifiers tiled in two rows, with a colour bar and its scale.
+
+    The scale is the 1st-99th percentile; `unit` labels it (else the file's BUNIT, else "counts").
+    Files whose image is in the primary HDU (most cameras' raws) are shown as they are.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    with fits.open(path) as hdul:
-        planes = [np.asarray(h.data, np.float32) for h in hdul[1:]]
+    with fits.open(path, memmap=False) as hdul:
+        planes = [np.asarray(h.data, np.float32) for h in hdul[1:] if getattr(h, "data", None) is not None
+                  and np.ndim(h.data) == 2]  # fmt: skip
+        if not planes and hdul[0].data is not None:
+            planes = [np.asarray(hdul[0].data, np.float32).reshape(-1, np.shape(hdul[0].data)[-1])]
+        unit = unit or str(hdul[0].header.get("BUNIT", "") or (hdul[1].header.get("BUNIT", "") if len(hdul) > 1
+                                                                  else "")) or "counts"  # fmt: skip
+    if not planes:
+        raise ValueError(f"{path.name}: no image data")
     rows = 2 if len(planes) > 1 else 1
     per_row = (len(planes) + rows - 1) // rows
     tiles = [np.hstack(planes[r * per_row : (r + 1) * per_row]) for r in range(rows)]
@@ -99,11 +110,15 @@ def preview(path: Path) -> bytes:
     mosaic = np.vstack([np.pad(t, ((0, 0), (0, width - t.shape[1]))) for t in tiles])
     step = max(1, max(mosaic.shape) // 400)
     mosaic = mosaic[::step, ::step]
-    low, high = np.percentile(mosaic, [1, 99])
-    figure, axes = plt.subplots(figsize=(3.2, 3.2 * mosaic.shape[0] / mosaic.shape[1] + 0.3), dpi=72)
-    axes.imshow(mosaic, origin="lower", cmap="gray", vmin=low, vmax=high if high > low else low + 1)
+    finite = mosaic[np.isfinite(mosaic)]
+    low, high = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
+    figure, axes = plt.subplots(figsize=(3.8, 3.2 * mosaic.shape[0] / mosaic.shape[1] + 0.5), dpi=72)
+    shown = axes.imshow(mosaic, origin="lower", cmap="gray", vmin=low, vmax=high if high > low else low + 1)
     axes.set_axis_off()
-    figure.tight_layout(pad=0.1)
+    bar = figure.colorbar(shown, ax=axes, fraction=0.05, pad=0.02)
+    bar.ax.tick_params(labelsize=7)
+    bar.set_label(f"{unit} (1st–99th percentile)", fontsize=7)
+    figure.tight_layout(pad=0.2)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     plt.close(figure)

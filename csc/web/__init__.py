@@ -1,0 +1,1 @@
+"""`obsq web`: the operator's live page — components, the queue, forms, images, masters, the Scheduler."""

@@ -1,0 +1,141 @@
+"""What the operator's page shows, kept from the bus's events — pure: fed decoded events, read as snapshots.
+
+`ConsoleState.observe` takes one event (component, name, data, when it was sent, now) and
+`snapshot(now)` answers everything the page draws as one JSON-ready dict: every component's
+status row (the same StatusBoard as `obsq status`), its latest log lines and recent events, the
+ScriptQueue's items, the images announced by the camera, and the Scheduler's schedule and
+decisions. The server sends a snapshot whenever `version` moves, and once a second for the
+heartbeat ages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from obsq.csc.clock import tai_iso
+from obsq.csc.core.status import SCRIPT, StatusBoard
+from obsq.csc.core.topics import ComponentId
+
+#: Log lines kept per component.
+LOG_LINES = 30
+#: Recent events kept per component (its "events" link).
+RECENT_EVENTS = 60
+#: Images kept (the newest first).
+IMAGES = 24
+#: Scheduler decisions kept.
+DECISIONS = 30
+#: A field's text in an event listing is cut at this many characters.
+FIELD_CHARS = 400
+#: Events that change every second or carry nothing an operator reads in a list.
+QUIET_EVENTS = frozenset({"heartbeat"})
+
+
+@dataclass(frozen=True)
+class ImageSeen:
+    """One raw file the camera announced."""
+
+    number: int
+    name: str
+    path: str
+    tai: float
+
+
+@dataclass
+class ConsoleState:
+    """Everything the page shows, fed by `observe`."""
+
+    board: StatusBoard = field(default_factory=StatusBoard)
+    logs: dict[ComponentId, deque[dict[str, Any]]] = field(default_factory=dict)
+    events: dict[ComponentId, deque[dict[str, Any]]] = field(default_factory=dict)
+    queue: dict[str, Any] = field(default_factory=dict)
+    images: deque[ImageSeen] = field(default_factory=lambda: deque(maxlen=IMAGES))
+    schedule: dict[str, Any] = field(default_factory=dict)
+    decisions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=DECISIONS))
+    runs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=DECISIONS))
+    version: int = 0
+    _image_count: int = 0
+
+    def observe(self, component: ComponentId, name: str, data: dict[str, Any], snd_tai: float, now_tai: float) -> None:
+        """Record one event; KeyError/ValueError/TypeError for a payload that lacks what it should have."""
+        self.board.observe(component, name, data, snd_tai, now_tai)
+        if name in QUIET_EVENTS:
+            return
+        self.version += 1
+        recent = self.events.setdefault(component, deque(maxlen=RECENT_EVENTS))
+        recent.appendleft({"time": tai_iso(snd_tai), "event": name, "data": _shorten(data)})
+        if name == "logMessage":
+            lines = self.logs.setdefault(component, deque(maxlen=LOG_LINES))
+            lines.appendleft({"time": tai_iso(snd_tai), "level": int(data.get("level", 20)),
+                              "message": str(data.get("message", ""))[:FIELD_CHARS]})  # fmt: skip
+        elif name == "queue" and component.name == "ScriptQueue":
+            self.queue = _queue(data)
+        elif name == "largeFileObjectAvailable" and component.name == "ATCamera":
+            url = urlparse(str(data["url"]))
+            if url.scheme == "file":
+                self._image_count += 1
+                name_ = str(data.get("id") or url.path.rsplit("/", 1)[-1])
+                self.images.appendleft(ImageSeen(self._image_count, name_, unquote(url.path), snd_tai))
+        elif component.name == "Scheduler":
+            if name == "schedule":
+                self.schedule = {k: str(data.get(k, "")) for k in ("source", "site", "timezone", "rules")}
+            elif name == "decision":
+                self.decisions.appendleft({k: str(data.get(k, "")) for k in
+                                           ("rule", "occurrence", "time", "action", "blocks", "reason")})  # fmt: skip
+            elif name == "run":
+                self.runs.appendleft({k: str(data.get(k, "")) for k in ("rule", "occurrence", "blocks", "outcome")})
+
+    def image(self, number: int) -> ImageSeen | None:
+        return next((image for image in self.images if image.number == number), None)
+
+    def recent_events(self, component: ComponentId) -> list[dict[str, Any]]:
+        return list(self.events.get(component, ()))
+
+    def snapshot(self, now_tai: float) -> dict[str, Any]:
+        """The page's data now (heartbeat ages are as of `now_tai`)."""
+        components = []
+        for row in self.board.rows(now_tai):
+            cid = ComponentId.parse(row.component)
+            if cid.name == SCRIPT:
+                continue  # the queue shows its scripts
+            components.append({
+                "id": row.component, "state": row.state, "heartbeatAge": row.heartbeat_age_s, "health": row.health,
+                "error": row.error, "logs": list(self.logs.get(cid, ()))[:8],
+            })  # fmt: skip
+        return {
+            "version": self.version,
+            "time": tai_iso(now_tai),
+            "components": components,
+            "queue": self.queue,
+            "images": [{"number": i.number, "name": i.name, "time": tai_iso(i.tai)} for i in self.images],
+            "scheduler": {"schedule": self.schedule, "decisions": list(self.decisions), "runs": list(self.runs)}
+            if self.schedule or self.decisions
+            else None,
+        }
+
+
+def _queue(data: dict[str, Any]) -> dict[str, Any]:
+    items = json.loads(data.get("items") or "[]")
+    return {
+        "enabled": bool(data.get("enabled")),
+        "running": bool(data["running"]),
+        "current": int(data["currentSalIndex"]),
+        "queued": [i for i in items if i["area"] == "queue"],
+        "running_item": next((i for i in items if i["area"] == "current"), None),
+        "history": [i for i in items if i["area"] == "history"],
+    }
+
+
+def _shorten(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, str) and len(value) > FIELD_CHARS:
+            out[key] = value[:FIELD_CHARS] + "…"
+        elif isinstance(value, list) and len(value) > 20:
+            out[key] = [*value[:20], "…"]
+        else:
+            out[key] = value
+    return out
