@@ -74,6 +74,12 @@ def tai_iso(tai: float, *, places: int = 3) -> str:
     return moment.isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
+def day_obs(tai: float) -> int:
+    """Rubin's observing day of a TAI time: the date at UTC-12 h, as YYYYMMDD."""
+    moment = datetime.datetime.fromtimestamp(tai - TAI_MINUS_UTC_S, tz=datetime.UTC) - datetime.timedelta(hours=12)
+    return int(moment.strftime("%Y%m%d"))
+
+
 def perf_counter() -> float:
     """A high-resolution real-time counter, for benchmarks."""
     return time.perf_counter()

@@ -13,7 +13,7 @@ from typing import Any
 from obsq.csc.app.connection import FIRST_ACK_S, Connection, broker_for, connected_bus, require_live
 from obsq.csc.bus.base import Message
 from obsq.csc.bus.brokers import EmbeddedBroker, MosquittoProcess
-from obsq.csc.clock import LoopClock
+from obsq.csc.clock import LoopClock, tai_iso
 from obsq.csc.component import Ack, AckError, Remote
 from obsq.csc.component.reader import real_seconds
 from obsq.csc.core.codec import decode
@@ -227,7 +227,7 @@ async def run_watch(options: WatchOptions) -> int:
                 return
             fields = json.dumps(envelope.data, separators=(",", ":"))
             label = topic.kind.value if topic.kind is TopicKind.ACK else f"{topic.kind.value}/{topic.name}"
-            print(f"{clock.tai():.3f} {topic.component} {label} {fields}", flush=True)
+            print(f"{tai_iso(clock.tai())} {topic.component} {label} {fields}", flush=True)
 
         await bus.subscribe(topic_filter, show)
         print(f"obsq watch: {topic_filter} on {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)

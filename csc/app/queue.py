@@ -157,21 +157,63 @@ async def run_queue(options: QueueOptions) -> int:
     return 0
 
 
+def item_line(item: dict[str, Any]) -> str:
+    """One queue item as `obsq queue show` prints it (the checkpoint in full)."""
+    progress = f" {item['done']}/{item['total']} images" if item["total"] else ""
+    extra = f" — {item['reason']}" if item["reason"] and item["state"] != "DONE" else ""
+    return (f"{item['area']:<8} {item['index']} {item['block'] or '-':<9} {item['path']:<45} {item['state']:<12}"
+            f" {item['checkpoint']}{progress}{extra}").rstrip()  # fmt: skip
+
+
+def header_line(data: dict[str, Any]) -> str:
+    state = "running" if data["running"] else "PAUSED"
+    return (f"queue {state}; current {data['currentSalIndex'] or '-'}; {data['length']} queued, "
+            f"{data['pastLength']} in history")  # fmt: skip
+
+
+def queue_changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
+    """What changed between two `queue` events, a line each (everything, the first time)."""
+    new_items = {i["index"]: i for i in json.loads(after.get("items") or "[]")}
+    if before is None:
+        return [header_line(after), *(f"  {item_line(i)}" for i in new_items.values())]
+    lines = []
+    if header_line(before) != header_line(after):
+        lines.append(header_line(after))
+    old_items = {i["index"]: i for i in json.loads(before.get("items") or "[]")}
+    for index, item in new_items.items():
+        old = old_items.get(index)
+        if old is None:
+            lines.append(f"+ {item_line(item)}")
+            continue
+        changed = []
+        if old["area"] != item["area"]:
+            changed.append(f"{old['area']} → {item['area']}")
+        if old["state"] != item["state"]:
+            changed.append(f"{old['state']} → {item['state']}")
+        if old["checkpoint"] != item["checkpoint"] and item["checkpoint"]:
+            changed.append(f"checkpoint: {item['checkpoint']}")
+        if (old["done"], old["total"]) != (item["done"], item["total"]) and item["total"]:
+            changed.append(f"{item['done']}/{item['total']} images")
+        if old["reason"] != item["reason"] and item["reason"]:
+            changed.append(f"reason: {item['reason']}")
+        if changed:
+            lines.append(f"~ {index} {item['path']}: {'; '.join(changed)}")
+    lines += [f"- {index} {old_items[index]['path']} (out of the recent history)"
+              for index in old_items if index not in new_items]  # fmt: skip
+    return lines
+
+
 async def show_queue(remote: Remote, *, watch: bool) -> int:
+    """Print the queue; with `watch`, then each change as it comes (`+` added, `~` changed, `-` dropped)."""
     reader = remote.event("queue")
     await remote.command("showQueue", timeout_s=30, first_ack_s=FIRST_ACK_S)
-    last = None
+    last: dict[str, Any] | None = None
     while True:
         data = await reader.aget(timeout_s=10) if last is None else await reader.next(flush=False, timeout_s=3600)
-        if data.get("token") != last:
-            last = data.get("token")
-            state = "running" if data["running"] else "PAUSED"
-            print(f"queue {state}; current {data['currentSalIndex'] or '-'}; {data['length']} queued, "
-                  f"{data['pastLength']} in history", flush=True)  # fmt: skip
-            for item in json.loads(data.get("items") or "[]"):
-                progress = f" {item['done']}/{item['total']} images" if item["total"] else ""
-                extra = f" — {item['reason']}" if item["reason"] and item["state"] != "DONE" else ""
-                print(f"  {item['area']:<8} {item['index']} {item['block']:<9} {item['path']:<45} {item['state']:<12}"
-                      f" {item['checkpoint'][:40]}{progress}{extra}", flush=True)  # fmt: skip
+        if last is not None and data.get("token") == last.get("token"):
+            continue
+        for line in queue_changes(last, data):
+            print(line, flush=True)
+        last = data
         if not watch:
             return 0

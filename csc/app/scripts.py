@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -45,9 +47,43 @@ def list_scripts() -> int:
     return 0
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """YAML without anchors and aliases: a schema part used twice is written out twice, as a reader expects."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _kind(schema: dict[str, Any]) -> str:
+    if "enum" in schema:
+        shown = ", ".join(str(v) for v in schema["enum"][:8])
+        return f"one of {shown}{', …' if len(schema['enum']) > 8 else ''}"
+    if "anyOf" in schema:
+        return " or ".join(dict.fromkeys(_kind(s) for s in schema["anyOf"]))
+    kind = str(schema.get("type", "any"))
+    return f"{kind} of {_kind(schema['items'])}" if kind == "array" and isinstance(schema.get("items"), dict) else kind
+
+
+def schema_text(path: str, cls: type[BaseScript]) -> str:
+    """The script's description, a line per field (type, default, description), then its JSON Schema as YAML."""
+    schema = cls.get_schema()
+    lines = [f"# {path}: {cls.description}"]
+    if not schema:
+        return "\n".join([*lines, "# no configuration"]) + "\n"
+    required = set(schema.get("required", []))
+    properties: dict[str, Any] = schema.get("properties", {})
+    width = max((len(name) for name in properties), default=0) + 2
+    lines.append("# fields (* required):")
+    for name, field in properties.items():
+        default = f", default {json.dumps(field['default'])}" if "default" in field else ""
+        mark = "*" if name in required else " "
+        about = f" — {field['description']}" if field.get("description") else ""
+        lines.append(f"#   {name:<{width}}{mark} {_kind(field)}{default}{about}")
+    return "\n".join(lines) + "\n" + yaml.dump(schema, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True)
+
+
 def print_schema(path: str, *, external: bool) -> int:
-    schema = script_class(path, external=external).get_schema()
-    print(yaml.safe_dump(schema, sort_keys=False) if schema else "# no configuration", end="")
+    print(schema_text(path, script_class(path, external=external)), end="")
     return 0
 
 

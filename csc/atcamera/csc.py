@@ -22,7 +22,7 @@ from obsq.csc.acquired import AcquiredImage, AcquiredImages
 from obsq.csc.atcamera.fits import build_hdus, write_atomic
 from obsq.csc.atcamera.illumination import CameraDriver, ObservatoryState, flat_flux_e_s
 from obsq.csc.atcamera.model import DetectorModel
-from obsq.csc.clock import TAI_MINUS_UTC_S, perf_counter
+from obsq.csc.clock import TAI_MINUS_UTC_S, day_obs, perf_counter
 from obsq.csc.component import BaseCsc, Command
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.core.images import IMAGE_TYPES
@@ -109,11 +109,6 @@ def check_request(data: dict[str, Any]) -> ExposureRequest:
 
 def tai_to_utc(tai: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(tai - TAI_MINUS_UTC_S, tz=datetime.UTC)
-
-
-def day_obs(tai: float) -> int:
-    """Rubin's observing day: the UTC-12h date, as YYYYMMDD."""
-    return int((tai_to_utc(tai) - datetime.timedelta(hours=12)).strftime("%Y%m%d"))
 
 
 @dataclass(frozen=True)

@@ -478,28 +478,57 @@ def count_check(repo: Repository, config: dict[str, Any], job: str = "local") ->
 # --- PTC ---------------------------------------------------------------------------------------
 
 
+#: Markers cycled with ten colours: neighbouring amplifiers (C01, C02) differ in both, and seven markers against
+#: ten colours repeat no pair before the 70th amplifier.
+_PTC_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
 def _ptc_plot(results: dict[str, ptc_core.PtcResult]) -> bytes:
+    """Variance against mean per amplifier: each its own colour and marker; the axes fit the kept points.
+
+    Rejected pairs outside the kept points' range are not allowed to stretch the axes: they are
+    counted in the title instead.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7.5, 4.8), dpi=100)
-    for name, fit in results.items():
+    figure, axes = plt.subplots(figsize=(8.5, 5.2), dpi=100)
+    colours = plt.get_cmap("tab10")  # ten listed colours, called by number
+    kept_x: list[float] = []
+    kept_y: list[float] = []
+    fits = []
+    for number, (name, fit) in enumerate(sorted(results.items())):
         mean = np.array([p.mean for p in fit.points])
         var = np.array([p.variance for p in fit.points])
         kept = np.array(fit.kept, bool)
-        (line,) = axes.plot(mean[kept], var[kept], "o", ms=3, label=f"{name}: g={fit.gain:.3f} e-/ADU")
-        axes.plot(mean[~kept], var[~kept], "x", ms=4, color=line.get_color())
-        grid = np.linspace(max(mean[mean > 0].min(), 1.0), fit.turnoff, 200)
-        axes.plot(grid, ptc_core.model(grid, fit.a00, fit.gain, fit.noise_e**2), "-", lw=0.8, color=line.get_color())
-        axes.axvline(fit.turnoff, ls=":", lw=0.8, color=line.get_color())
+        colour, marker = colours(number % 10), _PTC_MARKERS[number % len(_PTC_MARKERS)]
+        axes.plot(mean[kept], var[kept], marker, ms=4, ls="none", color=colour, mfc="none" if number % 2 else colour,
+                  label=f"{name}: g={fit.gain:.3f} e-/ADU")  # fmt: skip
+        fits.append((mean, var, kept, colour, fit))
+        kept_x += [float(x) for x in mean[kept] if x > 0]
+        kept_y += [float(y) for y in var[kept] if y > 0]
+    outside = 0
+    if kept_x and kept_y:
+        x_low, x_high = min(kept_x) / 1.5, max(kept_x) * 1.5
+        y_low, y_high = min(kept_y) / 1.5, max(kept_y) * 1.5
+        for mean, var, kept, colour, fit in fits:
+            inside = (~kept) & (mean >= x_low) & (mean <= x_high) & (var >= y_low) & (var <= y_high)
+            outside += int(((~kept) & ~inside).sum())
+            axes.plot(mean[inside], var[inside], "x", ms=5, color=colour)
+            grid = np.linspace(max(x_low, 1.0), min(fit.turnoff, x_high), 200)
+            axes.plot(grid, ptc_core.model(grid, fit.a00, fit.gain, fit.noise_e**2), "-", lw=0.8, color=colour)
+            axes.axvline(fit.turnoff, ls=":", lw=0.8, color=colour)
+        axes.set_xlim(x_low, x_high)
+        axes.set_ylim(y_low, y_high)
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("mean signal (ADU)")
     axes.set_ylabel("variance (ADU²)")
-    axes.set_title("Photon transfer curve (EXPAPPROXIMATION fit; x = rejected; dotted = turnoff)")
-    axes.legend(fontsize=7, ncol=2)
+    beyond = f"; {outside} rejected pair(s) beyond the axes" if outside else ""
+    axes.set_title(f"Photon transfer curve (EXPAPPROXIMATION fit; x = rejected; dotted = turnoff{beyond})", fontsize=9)
+    axes.legend(fontsize=6.5, ncol=2, loc="upper left", markerscale=1.2)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

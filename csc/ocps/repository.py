@@ -314,12 +314,13 @@ class Repository:
         return actions
 
     def superseded(self) -> dict[int, str]:
-        """Product id -> what superseded it last (`superseded by product 12 over [a, b)`)."""
+        """Product id -> what superseded it last (`superseded by product 12 for 2026-12-07 13:00 – … UTC`)."""
         with self.registry.transaction() as db:
             rows = db.execute(
-                "SELECT product_id, detail FROM certification_history WHERE action = 'decertify' ORDER BY at"
+                "SELECT product_id, begin_mjd, end_mjd, detail FROM certification_history"
+                " WHERE action = 'decertify' ORDER BY at"
             ).fetchall()
-        return {int(r[0]): str(r[1]) for r in rows}
+        return {int(r[0]): f"{str(r[3]).split(' over ')[0]} for {mjd_date(r[1])} – {mjd_date(r[2])} UTC" for r in rows}
 
     def history(self, product_id: int) -> list[dict[str, Any]]:
         with self.registry.transaction() as db:

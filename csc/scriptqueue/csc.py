@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from obsq.csc.clock import TAI_MINUS_UTC_S
+from obsq.csc.clock import TAI_MINUS_UTC_S, day_obs
 from obsq.csc.component import AckError, BaseCsc, Command, Remote
 from obsq.csc.core.codec import Envelope
 from obsq.csc.core.errors import ExpectedError, ObsqError, ValidationError
@@ -64,10 +64,8 @@ def block_execution_id(program: str, tai: float, first_index: int) -> str:
 
     Scripts read dayObs and blockExecution from it for their state event.
     """
-    day_obs = (datetime.datetime.fromtimestamp(tai - TAI_MINUS_UTC_S, tz=datetime.UTC)
-               - datetime.timedelta(hours=12)).strftime("%Y%m%d")  # fmt: skip
     number = program.removeprefix("BLOCK-").split("_")[0]
-    return f"BL{number}_O_{day_obs}_{first_index % 1_000_000:06d}"
+    return f"BL{number}_O_{day_obs(tai)}_{first_index % 1_000_000:06d}"
 
 
 class ScriptQueueCsc(BaseCsc):

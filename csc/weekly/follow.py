@@ -25,11 +25,9 @@ class Progress:
     images_done: int
     images_total: int
     left_s: float
-    speed: float
-
-    @property
-    def left_real_s(self) -> float:
-        return self.left_s / self.speed
+    #: real seconds left: the simulated time left at the clock's speed, or, once images come, the images left at
+    #: the rate they have come (writing a file takes real time whatever the speed), whichever is longer
+    left_real_s: float
 
 
 @dataclass
@@ -42,6 +40,8 @@ class QueueFollower:
     running: bool = True
     current: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: (real time, images done) when the first image was seen: the rate images come at is measured from it
+    _first_image: tuple[float, int] | None = None
 
     def on_queue(self, data: dict[str, Any]) -> None:
         self.running = data["running"]
@@ -62,8 +62,22 @@ class QueueFollower:
         item = self.items.get(self.current)
         return item if item and item["state"] == "FAILED" and not self.running else None
 
-    def progress(self) -> Progress | None:
-        """Where the run stands now (None before the queue has shown anything of ours)."""
+    def left_real_s(self, left_s: float, done: int, total: int, now: float) -> float:
+        """Real seconds left (see Progress.left_real_s); `now` is real (monotonic) time."""
+        simulated = left_s / self.speed
+        if done and self._first_image is None:
+            self._first_image = (now, done)
+        if self._first_image is None or done - self._first_image[1] < 3:
+            return simulated
+        since, done_then = self._first_image
+        per_image = (now - since) / (done - done_then)
+        return max(simulated, per_image * (total - done))
+
+    def progress(self, now: float, *, adding: bool = False) -> Progress | None:
+        """Where the run stands at real time `now` (None before the queue has shown anything of ours).
+
+        `adding`: more blocks are being queued (so having run every script queued so far is not the end).
+        """
         items = self.ours()
         if not items:
             return None
@@ -73,13 +87,17 @@ class QueueFollower:
             i["duration"] * (1 - (i["done"] / i["total"] if i["total"] else 0.0))
             for i in items if i["area"] != "history"
         )  # fmt: skip
+        left_real = self.left_real_s(left_s, done, total, now)
         current = self.items.get(self.current)
-        if current is None:
-            return Progress("", 0, len(items), "", "idle", done, total, left_s, self.speed)
+        if current is None or current["index"] not in self.indices:
+            waiting = next((i for i in items if i["area"] != "history"), None)
+            step = "waiting for the queue" if waiting else "queueing the next block" if adding else "done"
+            block = waiting["block"] if waiting else ""
+            return Progress(block, 0, len(items), "", step, done, total, left_s, left_real)
         order = [i["index"] for i in items]
-        position = order.index(current["index"]) + 1 if current["index"] in order else 0
+        position = order.index(current["index"]) + 1
         step = current["checkpoint"] or current["state"]
-        return Progress(current["block"], position, len(items), current["path"], step, done, total, left_s, self.speed)
+        return Progress(current["block"], position, len(items), current["path"], step, done, total, left_s, left_real)
 
 
 async def add_blocks(remote: Remote, blocks: list[str], report: Callable[[str, list[int]], None]) -> list[int]:
@@ -93,22 +111,40 @@ async def add_blocks(remote: Remote, blocks: list[str], report: Callable[[str, l
     return indices
 
 
-async def follow(
-    remote: Remote, follower: QueueFollower, clock: Clock, timeout_s: float, show: Callable[[Progress], None]
-) -> None:
-    """Until our scripts are all in history or the current one failed; `show` sees each change."""
+async def start_following(remote: Remote, follower: QueueFollower) -> None:
+    """Feed `follower` from the queue's events from now on (before adding, so no script goes unseen)."""
     remote.event("queue").callback = lambda envelope: follower.on_queue(envelope.data)
+    await remote.command("showQueue", timeout_s=30)
+
+
+async def follow(
+    remote: Remote,
+    follower: QueueFollower,
+    clock: Clock,
+    timeout_s: float,
+    show: Callable[[Progress], None],
+    *,
+    adding: asyncio.Task[list[int]] | None = None,
+) -> None:
+    """Until our scripts are all in history or the current one failed; `show` sees each change.
+
+    With `adding` (the task queueing the blocks, which adds to `follower.indices` as it goes) the
+    run is followed while it is added, and is not over before every block is queued.
+    """
     start = clock.monotonic()
     await remote.command("showQueue", timeout_s=30)
-    while not follower.finished and follower.failed_current is None:
+    while (adding is not None and not adding.done()) or (not follower.finished and follower.failed_current is None):
+        if adding is not None and adding.done():
+            adding.result()  # a block the queue refused ends the run here
+            adding = None
         follower.changed.clear()
-        progress = follower.progress()
+        progress = follower.progress(clock.monotonic(), adding=adding is not None)
         if progress is not None:
             show(progress)
         with contextlib.suppress(TimeoutError):
             await clock.wait_for(follower.changed.wait(), 1.0)
         if clock.monotonic() - start > timeout_s:
             raise TimeoutError(f"the blocks did not finish within {timeout_s:g} s")
-    progress = follower.progress()
+    progress = follower.progress(clock.monotonic())
     if progress is not None:
         show(progress)

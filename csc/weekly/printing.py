@@ -1,14 +1,20 @@
-"""How `obsq weekly` shows a run: a progress line on each change, then the summary."""
+"""How `obsq weekly` shows a run: a progress line on each change, then the summary.
+
+On a terminal the progress line is rewritten in place; into a file or a pipe each change is a
+line of its own, so a log keeps the whole run.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import shutil
+import sys
+from typing import Any, TextIO
 
 from obsq.csc.weekly.follow import Progress
 
 
 def progress_line(p: Progress) -> str:
-    where = "idle"
+    where = f"{p.block} {p.step}" if p.block else p.step
     if p.path:
         block = f"{p.block} " if p.block else ""
         where = f"{block}[{p.position}/{p.scripts}] {p.path}: {p.step}"
@@ -19,24 +25,41 @@ def progress_line(p: Progress) -> str:
 
 
 class ConsoleView:
-    """Prints the run to stdout: each distinct progress line once, and the summary at the end."""
+    """Prints the run: each distinct progress line once (in place on a terminal), and the summary at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, out: TextIO | None = None, *, in_place: bool | None = None) -> None:
+        self.out = out or sys.stdout
+        self.in_place = self.out.isatty() if in_place is None else in_place
         self._last_line = ""
+        self._open = False  # a progress line is on the screen without its newline
 
     def line(self, text: str) -> None:
-        print(text, flush=True)
+        if self._open:
+            self.out.write("\n")
+            self._open = False
+        print(text, file=self.out, flush=True)
 
     def queued(self, block: str, indices: list[int]) -> None:
         self.line(f"queued {block}: scripts {indices[0]}..{indices[-1]}")
 
     def progress(self, progress: Progress) -> None:
         line = progress_line(progress)
-        if line != self._last_line:
+        if line == self._last_line:
+            return
+        self._last_line = line
+        if not self.in_place:
             self.line(line)
-            self._last_line = line
+            return
+        width = shutil.get_terminal_size().columns - 1
+        shown = line if len(line) <= width else line[: width - 1] + "…"
+        self.out.write("\r\033[K" + shown)  # back to the line's start, clear it, write
+        self.out.flush()
+        self._open = True
 
     def summary(self, summary: dict[str, Any]) -> None:
+        if self._open:
+            self.out.write("\n")
+            self._open = False
         print_summary(summary)
 
 
@@ -83,7 +106,7 @@ def print_calibration(results: dict[str, Any]) -> None:
         print(f"  FAILED job {job['id']} ({job['pipeline']}): {job['result']}")
     print("\nmasters")
     for m in results["masters"]:
-        certified = "certified now" if m["certified"] else "not certified"
+        certified = m.get("certification") or ("certified" if m["certified"] else "not certified")
         print(
             f"  {m['id']:>3} {m['type']:<4} v{m['version']:<2} {m['filter'] or '-':<22} {m['verified']:<12} {certified}"
         )

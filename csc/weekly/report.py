@@ -21,11 +21,22 @@ from obsq.csc.clock import utc_now_unix
 from obsq.csc.database import Registries
 from obsq.csc.ocps.jobs import JobStore
 from obsq.csc.ocps.pipelines import summarise
-from obsq.csc.ocps.repository import Repository
+from obsq.csc.ocps.repository import Repository, certification_text
 
 #: The PTC gain must be this close to the camera's nominal (the simulator's truth) per amplifier.
 PTC_GAIN_TOLERANCE = 0.02
 
+
+#: What each verification check tests, for the report's reader (cp_verify's tests, DMTN-101).
+CHECK_MEANINGS = {
+    "MEAN": "the corrected frame's mean is not within its clipped sigma of zero: bias or dark level left over",
+    "NOISE": "the corrected frame is noisier than its noise reference by more than 5 %: extra noise or structure",
+    "AMP_SPREAD": "the amplifiers' means differ by more than 5 %: a gain or illumination problem",
+    "FLAT_LEVEL": "the flats are far too faint: the dome and the white-light screen are misaligned",
+    "COUNT": "the images received differ from those planned: exposures missing or extra",
+    "READ_NOISE": "the header's read noise is more than 10 % from the measured one",
+    "GAIN": "the header's gain is more than 10 % from the measured one",
+}
 
 #: What the LATISS procedure says to do when the flats show the dome and the white light misaligned.
 RECOVERY = [
@@ -43,10 +54,11 @@ def collect(registries: Registries) -> dict[str, Any]:
     verification = {kind: summarise([row for row in checks if row["kind"] == kind]) for kind in kinds}
     fields = ("kind", "name", "amp", "exposure", "value", "limit_value", "detail")
     failures = [{k: row[k] for k in fields} for row in checks if not row["passed"]]
+    superseded = repo.superseded()
     masters = [
         {"id": p.id, "type": p.type, "filter": p.filter, "version": p.version, "n_inputs": len(p.inputs),
-         "verified": p.verified, "certified": p.certified, "path": str(repo.path_of(p)),
-         "amps": p.stats.get("amps", {}) if p.type != "ptc" else {}}
+         "verified": p.verified, "certified": p.certified, "certification": certification_text(p, superseded),
+         "path": str(repo.path_of(p)), "amps": p.stats.get("amps", {}) if p.type != "ptc" else {}}
         for p in repo.products() if p.type != "ptc"
     ]  # fmt: skip
     ptc: dict[str, Any] | None = None
@@ -158,18 +170,16 @@ def render_html(results: dict[str, Any], summary: dict[str, Any]) -> str:
     parts.append(_table(["kind", "check", "passed", ""], rows, "verification"))
     if results["failures"]:
         parts.append("<h3>Failed checks</h3>")
-        rows = [[e(f["kind"]), e(f["name"]), e(f["amp"]), e(f["exposure"]), f"{f['value']:.4g}",
-                 f"{f['limit_value']:.4g}", e(f["detail"])] for f in results["failures"][:50]]  # fmt: skip
-        parts.append(_table(["kind", "check", "amp / set", "exposure", "value", "limit", "detail"], rows, "failures"))
+        parts += _failed_checks(results["failures"])
     if results["jobs"]["failed"]:
         parts.append("<h3>Failed reduction jobs</h3>")
         parts.append(_table(["job", "pipeline", "reason"], [[e(j["id"]), e(j["pipeline"]), e(j["result"])]
                                                             for j in results["jobs"]["failed"]]))  # fmt: skip
     parts.append("<h2>Masters</h2>")
     rows = [[str(m["id"]), e(m["type"]), e(m["filter"] or "-"), str(m["version"]), str(m["n_inputs"]), e(m["verified"]),
-             e(", ".join(f"[{b:.0f}, {t:.0f})" for b, t in m["certified"]) or "not certified")]
+             e(m.get("certification") or "not certified")]
             for m in results["masters"]]  # fmt: skip
-    parts.append(_table(["id", "type", "filter", "version", "inputs", "verification", "certified (MJD)"], rows))
+    parts.append(_table(["id", "type", "filter", "version", "inputs", "verification", "certified for (UTC)"], rows))
     for m in results["masters"]:
         path = Path(m["path"])
         if path.exists():
@@ -193,6 +203,7 @@ def render_html(results: dict[str, Any], summary: dict[str, Any]) -> str:
         plot = Path(ptc["plot"])
         if plot.exists():
             parts.append(f"<p><img id='ptc-plot' alt='PTC' src='{_png_uri(plot.read_bytes())}'></p>")
+    parts += _run_tables(summary)
     if results.get("recovery"):
         parts.append("<h2 id='recovery'>Recovery</h2><p>The flats show the dome and the white light misaligned. "
                      "The procedure's recovery:</p><ol>")  # fmt: skip
@@ -200,6 +211,46 @@ def render_html(results: dict[str, Any], summary: dict[str, Any]) -> str:
         parts.append("</ol>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _failed_checks(failures: list[dict[str, Any]]) -> list[str]:
+    """The failed checks grouped by kind and check: how many, what the check means, then each failure."""
+    e = html.escape
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for failure in failures:
+        groups.setdefault((failure["kind"], failure["name"]), []).append(failure)
+    parts = []
+    for (kind, name), rows in sorted(groups.items()):
+        meaning = CHECK_MEANINGS.get(name, "see the check's detail")
+        parts.append(f"<details class='failed-group'><summary><b>{e(kind)} {e(name)}</b>: {len(rows)} failed — "
+                     f"{e(meaning)}</summary>")  # fmt: skip
+        table = [[e(f["amp"]), e(f["exposure"]), f"{f['value']:.4g}", f"{f['limit_value']:.4g}", e(f["detail"])]
+                 for f in rows[:50]]  # fmt: skip
+        parts.append(_table(["amp / set", "exposure", "value", "limit", "detail"], table, "failures"))
+        parts.append("</details>")
+    return parts
+
+
+def _run_tables(summary: dict[str, Any]) -> list[str]:
+    """The run's scripts and the images it took, as tables."""
+    e = html.escape
+    parts = []
+    if summary.get("scripts"):
+        parts.append("<h2>Scripts</h2>")
+        rows = [[str(s["index"]), e(s["block"]), e(s["path"]), _outcome(s["state"]), e(s["reason"])]
+                for s in summary["scripts"]]  # fmt: skip
+        parts.append(_table(["index", "block", "script", "outcome", "reason"], rows, "scripts"))
+    if summary.get("images"):
+        parts.append("<h2>Images</h2>")
+        rows = [[e(i["imgtype"]), e(i["filter"]), e(i["grating"]), f"{i['exptime']:g}", str(i["count"])]
+                for i in summary["images"]]  # fmt: skip
+        rows.append(["<b>total</b>", "", "", "", f"<b>{sum(i['count'] for i in summary['images'])}</b>"])
+        parts.append(_table(["type", "filter", "grating", "exposure (s)", "images"], rows, "images"))
+    return parts
+
+
+def _outcome(state: str) -> str:
+    return f"<span class='{'pass' if state == 'DONE' else 'fail'}'>{html.escape(state)}</span>"
 
 
 def write_report(folder: Path, results: dict[str, Any], summary: dict[str, Any]) -> Path:

@@ -9,6 +9,7 @@ if every script is DONE and every check passed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import json
@@ -22,14 +23,14 @@ from obsq.csc.acquired import AcquiredImages
 from obsq.csc.app.connection import Connection, connected_bus
 from obsq.csc.bus.base import Bus
 from obsq.csc.bus.brokers import private_broker
-from obsq.csc.clock import Clock, LoopClock, perf_counter, utc_now_unix
+from obsq.csc.clock import TAI_MINUS_UTC_S, Clock, LoopClock, day_obs, perf_counter, tai_iso, utc_now_unix, wall_tai
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.errors import UsageError, ValidationError
 from obsq.csc.database import DatabaseError, Registries, describe, exists
 from obsq.csc.injections import InjectionError, parse_injections
 from obsq.csc.observatory import Observatory
 from obsq.csc.scriptqueue.blocks import block_folders, read_block
-from obsq.csc.weekly.follow import Progress, QueueFollower, add_blocks, follow
+from obsq.csc.weekly.follow import Progress, QueueFollower, add_blocks, follow, start_following
 from obsq.csc.weekly.report import collect, write_report
 from obsq.csc.weekly.summary import (
     image_summary,
@@ -114,6 +115,38 @@ async def _ptcs(bus: Bus, root: str, clock: Clock, contents: list[dict[str, Any]
     return [await run_ptc(bus, root, clock, ptc_inputs(acquired, request)) for request in requests]
 
 
+def run_start_tai(now_tai: float) -> float:
+    """Where a simulated run's clock starts: 13:00 UTC of the current observing day (DAYOBS, UTC-12 h).
+
+    The observing day turns at 12:00 UTC; starting an hour after it leaves 23 simulated hours before
+    the next turn, so all of one run's images share one DAYOBS whatever the wall clock says.
+    """
+    utc = datetime.datetime.fromtimestamp(now_tai - TAI_MINUS_UTC_S, tz=datetime.UTC)
+    day = (utc - datetime.timedelta(hours=12)).date()
+    start = datetime.datetime.combine(day, datetime.time(13), tzinfo=datetime.UTC)
+    return start.timestamp() + TAI_MINUS_UTC_S
+
+
+async def _run_blocks(
+    remote: Remote, blocks: list[str], follower: QueueFollower, clock: Clock, *, timeout_s: float, view: WeeklyView
+) -> None:
+    """Queue the blocks and follow them, BLOCK-309's first scripts included, until they end or fail."""
+    try:
+        await start_following(remote, follower)  # before adding, so no script goes unseen
+
+        def queued(block: str, indices: list[int]) -> None:
+            follower.indices.update(indices)
+            view.queued(block, indices)
+
+        adding = asyncio.get_running_loop().create_task(add_blocks(remote, blocks, queued))
+        try:
+            await follow(remote, follower, clock, timeout_s, view.progress, adding=adding)
+        finally:
+            adding.cancel()
+    except (AckError, TimeoutError) as exc:
+        view.line(f"obsq weekly: {exc}")
+
+
 async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
     """The `obsq weekly` command; 0 if every script is DONE and every check passed."""
     try:
@@ -140,18 +173,23 @@ async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
             view.line(f"obsq weekly: driving {QUEUE} on {url} (root {root})")
         bus = await stack.enter_async_context(connected_bus(options.connection, url, clock=clock))
         if simulate:
+            start = run_start_tai(wall_tai())
+            view.line(f"obsq weekly: simulated clock from {tai_iso(start, places=0)} (DAYOBS {day_obs(start)})")
             observatory = Observatory(
-                url, root, data, options.speed, inject=options.inject, report=view.line, database=options.database
+                url,
+                root,
+                data,
+                options.speed,
+                inject=options.inject,
+                report=view.line,
+                database=options.database,
+                start_tai=start if options.speed != 1.0 else None,
             )
             await stack.enter_async_context(observatory.running(bus, clock))
             view.line(f"obsq weekly: observatory ready after {perf_counter() - t0:.1f} s")
         remote = await stack.enter_async_context(Remote(bus, QUEUE, clock=clock, root=root))
         follower = QueueFollower(options.speed)
-        try:
-            follower.indices = set(await add_blocks(remote, blocks, view.queued))
-            await follow(remote, follower, clock, options.timeout_s, view.progress)
-        except (AckError, TimeoutError) as exc:
-            view.line(f"obsq weekly: {exc}")
+        await _run_blocks(remote, blocks, follower, clock, timeout_s=options.timeout_s, view=view)
         lamp = await lamp_state(bus, root, clock)
         if simulate:
             for line in await _ptcs(bus, root, clock, contents, registries.acquired):

@@ -32,8 +32,16 @@ class SetSummaryState(BaseScript):
                     "description": "[[component[:index], state, override?], ...]",
                     "items": {"type": "array", "minItems": 2, "maxItems": 3, "items": {"type": "string"}},
                 },
-                "mute_alarms": {"type": "boolean", "default": True},
-                "mute_duration": {"type": "number", "default": 30.0},
+                "mute_alarms": {
+                    "type": "boolean",
+                    "default": True,
+                    "description": "mute the components' alarms while they change state (Rubin's)",
+                },
+                "mute_duration": {
+                    "type": "number",
+                    "default": 30.0,
+                    "description": "min the alarms stay muted (Rubin's)",
+                },
             },
         }
 

@@ -16,7 +16,14 @@ class Sleep(BaseScript):
             "title": "Sleep v1",
             "type": "object",
             "additionalProperties": False,
-            "properties": {"sleep_for": {"type": "number", "minimum": 0, "default": 0, "description": "s"}},
+            "properties": {
+                "sleep_for": {
+                    "type": "number",
+                    "minimum": 0,
+                    "default": 0,
+                    "description": "seconds of clock time to sleep",
+                }
+            },
         }
 
     def set_metadata(self, metadata: dict[str, Any]) -> None:

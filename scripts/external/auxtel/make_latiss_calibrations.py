@@ -27,12 +27,14 @@ DEFAULT_DARK_TIMES = [5, 5, 5, 5, 5, 15, 15] + [30] * 16
 PLURAL = {"BIAS": "biases", "DARK": "darks", "FLAT": "flats"}
 
 
-def _count(default: int, minimum: int) -> dict[str, Any]:
-    return {"anyOf": [{"type": "integer", "minimum": minimum}, {"type": "null"}], "default": default}
+def _count(default: int, minimum: int, description: str) -> dict[str, Any]:
+    return {"anyOf": [{"type": "integer", "minimum": minimum}, {"type": "null"}], "default": default,
+            "description": description}  # fmt: skip
 
 
-def _times(default: Any) -> dict[str, Any]:
+def _times(default: Any, description: str) -> dict[str, Any]:
     return {
+        "description": description,
         "anyOf": [
             {"type": "number", "minimum": 0},
             {"type": "array", "minItems": 1, "items": {"type": "number", "minimum": 0}},
@@ -47,35 +49,60 @@ class MakeLatissCalibrations(BaseScript):
     @classmethod
     def get_schema(cls) -> dict[str, Any]:
         properties: dict[str, Any] = {
-            "script_mode": {"type": "string", "enum": list(MODES)},
-            "n_bias": _count(20, 1), "n_discard_bias": _count(1, 0),
-            "n_dark": _count(22, 1), "n_discard_dark": _count(1, 0), "exp_times_dark": _times(DEFAULT_DARK_TIMES),
-            "n_flat": _count(20, 1), "n_discard_flat": _count(1, 0), "exp_times_flat": _times(5),
-            "wait_between_exposures": {"type": "number", "minimum": 0, "default": 0},
-            "generate_calibrations": {"type": "boolean", "default": False},
-            "do_verify": {"type": "boolean", "default": True},
-            "do_defects": {"type": "boolean", "default": False},
-            "do_ptc": {"type": "boolean", "default": False},
-            "do_gain_from_flat_pairs": {"type": "boolean", "default": True},
-            "number_verification_tests_threshold_bias": {"type": "integer", "default": 8},
-            "number_verification_tests_threshold_dark": {"type": "integer", "default": 8},
-            "number_verification_tests_threshold_flat": {"type": "integer", "default": 8},
-            "n_processes": {"type": "integer", "minimum": 1, "default": 8},
-            "certify_calib_begin_date": {"type": "string", "default": "1950-01-01"},
-            "certify_calib_end_date": {"type": "string", "default": "2050-01-01"},
-            "oods_timeout": {"type": "integer", "default": 120},
-            "background_task_timeout": {"type": "integer", "default": 30},
-            "filter": NAME_OR_SLOT,
-            "grating": NAME_OR_SLOT,
-            "calib_collection": {"type": "string", "default": "LATISS/calib/daily"},
-            "repo": {"type": "string", "default": "/repo/LATISS/butler+sasquatch.yaml"},
-            "note": {"type": "string"},
+            "script_mode": {"type": "string", "enum": list(MODES), "description": "the image types to take, in order"},
+            "n_bias": _count(20, 1, "biases to keep"),
+            "n_discard_bias": _count(1, 0, "biases taken first and thrown away (the detector settles)"),
+            "n_dark": _count(22, 1, "darks to keep"),
+            "n_discard_dark": _count(1, 0, "darks taken first and thrown away"),
+            "exp_times_dark": _times(DEFAULT_DARK_TIMES, "dark exposure time (s), or one per dark"),
+            "n_flat": _count(20, 1, "flats to keep"),
+            "n_discard_flat": _count(1, 0, "flats taken first and thrown away"),
+            "exp_times_flat": _times(5, "flat exposure time (s), or one per flat"),
+            "wait_between_exposures": {"type": "number", "minimum": 0, "default": 0,
+                                       "description": "s to wait between two exposures"},
+            "generate_calibrations": {"type": "boolean", "default": False,
+                                      "description": "build a master from each set (OCPS:1) as it is taken"},
+            "do_verify": {"type": "boolean", "default": True, "description": "verify each master built"},
+            "do_defects": {"type": "boolean", "default": False,
+                           "description": "build defects (refused: this reduction service has no defects pipeline)"},
+            "do_ptc": {"type": "boolean", "default": False,
+                       "description": "build a photon transfer curve from the flats (pairs needed)"},
+            "do_gain_from_flat_pairs": {"type": "boolean", "default": True,
+                                        "description": "measure the gain from pairs of flats"},
+            "number_verification_tests_threshold_bias": {"type": "integer", "default": 8,
+                "description": "failed verification tests a bias may have and still be certified"},
+            "number_verification_tests_threshold_dark": {"type": "integer", "default": 8,
+                "description": "failed verification tests a dark may have and still be certified"},
+            "number_verification_tests_threshold_flat": {"type": "integer", "default": 8,
+                "description": "failed verification tests a flat may have and still be certified"},
+            "n_processes": {"type": "integer", "minimum": 1, "default": 8,
+                            "description": "processes the reduction may use (Rubin's; OCPS:1 decides here)"},
+            "certify_calib_begin_date": {"type": "string", "default": "1950-01-01",
+                                         "description": "first day (YYYY-MM-DD) the certified masters are valid"},
+            "certify_calib_end_date": {"type": "string", "default": "2050-01-01",
+                                       "description": "day (YYYY-MM-DD) the certified masters stop being valid"},
+            "oods_timeout": {"type": "integer", "default": 120,
+                             "description": "s to wait for an image to be ingested before building from it"},
+            "background_task_timeout": {"type": "integer", "default": 30,
+                                        "description": "s to wait for the last reductions after the last image"},
+            "filter": {**NAME_OR_SLOT, "description": "filter name or slot (1-3); none: leave it where it is"},
+            "grating": {**NAME_OR_SLOT, "description": "grating (disperser) name or slot (1-3); none: leave it"},
+            "calib_collection": {"type": "string", "default": "LATISS/calib/daily",
+                                 "description": "the collection certified masters go to (Rubin's name)"},
+            "repo": {"type": "string", "default": "/repo/LATISS/butler+sasquatch.yaml",
+                     "description": "Rubin's Butler repository (the reduction service keeps its own here)"},
+            "note": {"type": "string", "description": "free text written into each image's header"},
         }  # fmt: skip
         properties.update(BLOCK_SCRIPT_PROPERTIES)
         for kind in ("bias", "dark", "flat", "defects", "ptc"):
-            properties[f"config_options_{kind}"] = {"type": "string", "default": " "}
+            properties[f"config_options_{kind}"] = {
+                "type": "string", "default": " ", "description": f"pipeline options for the {kind} (Rubin's, passed on)"
+            }  # fmt: skip
         for kind in ("bias", "verify_bias", "dark", "verify_dark", "flat", "verify_flat", "defects", "ptc"):
-            properties[f"input_collections_{kind}"] = {"type": "string", "default": "LATISS/calib"}
+            properties[f"input_collections_{kind}"] = {
+                "type": "string", "default": "LATISS/calib",
+                "description": f"collections the {kind.replace('_', ' ')} step reads (Rubin's, passed on)",
+            }  # fmt: skip
         return {
             "title": "MakeLatissCalibrations v1",
             "type": "object",

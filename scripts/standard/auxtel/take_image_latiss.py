@@ -21,21 +21,36 @@ class LatissTakeImage(BaseScript):
             "additionalProperties": False,
             "required": ["image_type"],
             "properties": {
-                "nimages": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}], "default": None},
+                "nimages": {
+                    "anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}],
+                    "default": None,
+                    "description": "images to take (none: one per exp_times value, else 1)",
+                },
                 "exp_times": {
+                    "description": "exposure time (s) of every image, or one per image",
                     "anyOf": [
                         {"type": "number", "minimum": 0},
                         {"type": "array", "minItems": 1, "items": {"type": "number", "minimum": 0}},
                     ],
                     "default": 0,
                 },
-                "image_type": {"type": "string", "enum": list(IMAGE_TYPES)},
+                "image_type": {"type": "string", "enum": list(IMAGE_TYPES), "description": "Rubin's image type"},
                 **BLOCK_SCRIPT_PROPERTIES,
-                "note": {"type": "string"},
-                "slew_time": {"type": "number", "minimum": 0, "default": 0},
-                "sleep_between_exposures": {"type": "number", "minimum": 0, "default": 0},
-                "filter": NAME_OR_SLOT,
-                "grating": NAME_OR_SLOT,
+                "note": {"type": "string", "description": "free text written into each image's header"},
+                "slew_time": {
+                    "type": "number",
+                    "minimum": 0,
+                    "default": 0,
+                    "description": "s of slew before the first image, for the duration estimate",
+                },
+                "sleep_between_exposures": {
+                    "type": "number",
+                    "minimum": 0,
+                    "default": 0,
+                    "description": "s to wait between two exposures",
+                },
+                "filter": {**NAME_OR_SLOT, "description": "filter name or slot (1-3); none: leave it where it is"},
+                "grating": {**NAME_OR_SLOT, "description": "grating (disperser) name or slot (1-3); none: leave it"},
                 "linear_stage": {
                     "anyOf": [{"type": "number"}, {"type": "null"}],
                     "default": None,

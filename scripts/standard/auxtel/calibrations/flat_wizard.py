@@ -67,14 +67,15 @@ class FlatWizard(BaseScript):
             "required": ["filters"],
             "properties": {
                 "filters": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "by name"},
-                "grating": NAME_OR_SLOT,
+                "grating": {**NAME_OR_SLOT, "description": "grating (disperser) name or slot (1-3); none: leave it"},
                 "target_fraction": {**number, "maximum": 0.95, "default": 0.5,
                                     "description": "of the full well, above the bias"},
                 "tolerance": {**number, "maximum": 0.5, "default": 0.05, "description": "relative to the target"},
                 "min_exposure": {**number, "default": 0.5, "description": "s"},
                 "max_exposure": {**number, "default": 60.0, "description": "s"},
                 "first_exposure": {**number, "default": 2.0, "description": "s, the first test flat"},
-                "max_tries": {"type": "integer", "minimum": 2, "maximum": 20, "default": 8},
+                "max_tries": {"type": "integer", "minimum": 2, "maximum": 20, "default": 8,
+                              "description": "test exposures per filter before giving up"},
                 **BLOCK_SCRIPT_PROPERTIES,
             },
         }  # fmt: skip

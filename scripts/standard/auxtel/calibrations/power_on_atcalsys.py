@@ -26,10 +26,27 @@ class PowerOnATCalSys(BaseScript):
                 "chiller_temperature": {"type": "number", "minimum": 10, "default": 20, "description": "deg C"},
                 "whitelight_power": {"type": "number", "minimum": 0, "default": 910, "description": "W"},
                 "wavelength": {"type": "number", "minimum": 0, "default": 0, "description": "nm; 0 = white light"},
-                "grating_type": {"type": "integer", "enum": [0, 1, 2], "default": 0},
-                "entrance_slit_width": {"type": "number", "default": 5},
-                "exit_slit_width": {"type": "number", "default": 5},
-                "use_atmonochromator": {"type": "boolean", "default": False},
+                "grating_type": {
+                    "type": "integer",
+                    "enum": [0, 1, 2],
+                    "default": 0,
+                    "description": "monochromator grating (Rubin's; used only with the monochromator)",
+                },
+                "entrance_slit_width": {
+                    "type": "number",
+                    "default": 5,
+                    "description": "monochromator entrance slit (mm; with the monochromator)",
+                },
+                "exit_slit_width": {
+                    "type": "number",
+                    "default": 5,
+                    "description": "monochromator exit slit (mm; with the monochromator)",
+                },
+                "use_atmonochromator": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "set up the ATMonochromator too (refused: this site has none)",
+                },
             },
         }
 
