@@ -1,0 +1,254 @@
+"""The console's state and application, in process: the memory bus, virtual time, httpx's ASGI transport."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from obsq.csc.app.connection import Connection
+from obsq.csc.bus.memory import MemoryBroker
+from obsq.csc.bus.url import BrokerUrl
+from obsq.csc.clock import ManualClock
+from obsq.csc.core.topics import ComponentId
+from obsq.csc.testcsc import TestCsc
+from obsq.csc.web.console import Console, Session
+from obsq.csc.web.library import DataFolder
+from obsq.csc.web.server import COOKIE, MAX_BODY_BYTES, build_app
+from obsq.csc.web.state import ConsoleState
+
+T0 = 1_800_000_000.0
+QUEUE_ITEMS = [
+    {"index": 200002, "path": "sleep.py", "state": "CONFIGURED", "process": "CONFIGURED", "checkpoint": "",
+     "done": 0, "total": 0, "block": "", "reason": "", "requeuedFrom": 0, "duration": 10, "area": "queue"},
+    {"index": 200001, "path": "auxtel/take_image_latiss.py", "state": "RUNNING", "process": "RUNNING",
+     "checkpoint": "exposure 2 of 5: a checkpoint text well over forty characters long", "done": 1, "total": 5,
+     "block": "BLOCK-295", "reason": "", "requeuedFrom": 0, "duration": 50, "area": "current"},
+    {"index": 100001, "path": "set_summary_state.py", "state": "FAILED", "process": "DONE", "checkpoint": "",
+     "done": 0, "total": 0, "block": "BLOCK-309", "reason": "ATWhiteLight did not answer", "requeuedFrom": 0,
+     "duration": 1, "area": "history"},
+]  # fmt: skip
+
+
+def queue_event(items: list[dict[str, Any]], *, running: bool = True) -> dict[str, Any]:
+    return {"enabled": True, "running": running, "currentSalIndex": 200001, "length": 1, "salIndices": [200002],
+            "pastLength": 1, "pastSalIndices": [100001], "token": 1, "items": json.dumps(items)}  # fmt: skip
+
+
+def test_the_state_draws_components_queue_images_and_scheduler(tmp_path: Path) -> None:
+    state = ConsoleState()
+    dome, queue, camera = ComponentId("ATDome"), ComponentId("ScriptQueue", 2), ComponentId("ATCamera")
+    state.observe(dome, "summaryState", {"summaryState": 2}, T0, T0)
+    state.observe(dome, "heartbeat", {}, T0 + 1, T0 + 1)
+    state.observe(dome, "logMessage", {"level": 40, "message": "motor stalled"}, T0 + 1, T0 + 1)
+    state.observe(queue, "queue", queue_event(QUEUE_ITEMS), T0, T0)
+    state.observe(camera, "largeFileObjectAvailable", {"url": f"file://{tmp_path}/AT_O_1.fits", "id": "AT_O_1"}, T0, T0)
+    state.observe(ComponentId("Scheduler", 2), "decision", {"rule": "weekly", "action": "skip", "reason": "paused"},
+                  T0, T0)  # fmt: skip
+    state.observe(ComponentId("Script", 200001), "state", {"state": 3}, T0, T0)
+    snapshot = state.snapshot(T0 + 2.5)
+    rows = {c["id"]: c for c in snapshot["components"]}
+    assert set(rows) == {"ATDome", "ScriptQueue:2", "ATCamera", "Scheduler:2"}  # scripts are the queue's
+    assert rows["ATDome"]["state"] == "ENABLED"
+    assert rows["ATDome"]["heartbeatAge"] == pytest.approx(1.5)
+    assert rows["ATDome"]["logs"][0]["message"] == "motor stalled"
+    assert snapshot["queue"]["running_item"]["checkpoint"].endswith("forty characters long")
+    assert [i["index"] for i in snapshot["queue"]["queued"]] == [200002]
+    assert snapshot["queue"]["history"][0]["reason"] == "ATWhiteLight did not answer"
+    assert snapshot["images"] == [{"number": 1, "name": "AT_O_1", "time": "2027-01-15T07:59:23.000Z"}]
+    assert state.image(1) is not None
+    assert state.image(1).path == f"{tmp_path}/AT_O_1.fits"
+    assert snapshot["scheduler"]["decisions"][0]["action"] == "skip"
+    assert [e["event"] for e in state.recent_events(dome)] == ["logMessage", "summaryState"]  # no heartbeats
+    json.dumps(snapshot)  # all of it goes to the page as JSON
+
+
+def test_the_state_refuses_what_lacks_its_fields_and_keeps_the_rest() -> None:
+    state = ConsoleState()
+    queue = ComponentId("ScriptQueue", 2)
+    state.observe(queue, "queue", queue_event(QUEUE_ITEMS), T0, T0)
+    with pytest.raises(KeyError):
+        state.observe(queue, "queue", {"items": "[]"}, T0, T0)  # a careless publisher: no running, no current
+    with pytest.raises(KeyError):
+        state.observe(ComponentId("ATCamera"), "largeFileObjectAvailable", {"id": "x"}, T0, T0)
+    assert state.snapshot(T0)["queue"]["running_item"]["index"] == 200001
+
+
+@pytest.fixture
+async def rig(root: str, tmp_path: Path) -> AsyncIterator[tuple[Console, httpx.AsyncClient, MemoryBroker]]:
+    broker = MemoryBroker()
+    clock = ManualClock()
+    console = Console(Connection(), BrokerUrl.parse("mqtt://127.0.0.1:1"), root, clock=clock)
+    reading = broker.client("web")
+    await reading.start()
+    await console.watch(reading)
+    app = build_app(console, DataFolder(tmp_path / "data"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as client:
+        yield console, client, broker
+    await console.close()
+    await reading.close()
+
+
+async def log_in(console: Console, broker: MemoryBroker, user: str, client: httpx.AsyncClient) -> None:
+    """A session as `/api/login` makes one, on the memory bus (no broker to ask)."""
+    bus = broker.client(f"web-{user}")
+    await bus.start()
+    console.sessions[user] = Session(user, bus, console.clock, console.root)
+    client.cookies.set(COOKIE, user)
+
+
+async def test_the_page_and_its_forms_are_served(rig: tuple[Console, httpx.AsyncClient, MemoryBroker]) -> None:
+    _, client, _ = rig
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert "obsq console" in page.text
+    assert (await client.get("/static/console.js")).status_code == 200
+    me = (await client.get("/api/me")).json()
+    assert me["user"] is None
+    assert me["role"] == "observer"
+    forms = (await client.get("/api/forms")).json()
+    blocks = {b["id"]: b for b in forms["blocks"]}
+    assert blocks["BLOCK-309"]["schema"] is None
+    assert blocks["BLOCK-312"]["schema"]["required"] == ["filter", "exposure"]
+    scripts = {s["path"]: s for s in forms["scripts"]}
+    assert scripts["sleep.py"]["schema"]["properties"]["sleep_for"]["type"] == "number"
+    assert forms["locations"]["before"] == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"block": "BLOCK-312", "fields": {"filter": "SDSSr", "exposure": "-1"}}, 422,
+         "block BLOCK-312 configuration: field 'exposure': -1 is less than or equal to the minimum of 0"
+         " (rule: exclusiveMinimum)"),
+        ({"block": "BLOCK-312", "fields": {"filter": "SDSSr"}}, 422,
+         "block BLOCK-312 configuration: field 'exposure' is required (rule: required)"),
+        ({"block": "BLOCK-312", "fields": {"filter": "SDSSr", "exposure": "2", "colour": "red"}}, 422,
+         "field 'colour' is not allowed (rule: additionalProperties)"),
+        ({"block": "BLOCK-999"}, 422, "unknown block 'BLOCK-999'"),
+        ({"block": "BLOCK-309", "fields": {"x": 3}}, 422, "field 'fields': an object of text values is required"),
+        ({"block": "BLOCK-309", "failureStrategy": "retry"}, 422, "field 'failureStrategy': one of none, "),
+        ({"block": ["BLOCK-309"]}, 422, "field 'block': a string is required"),
+        ({"block": "BLOCK-312", "fields": {"filter": "SDSSr", "exposure": "[1,"}}, 422,
+         "block BLOCK-312 field 'exposure': '[1,' cannot be read as a value"),
+    ],
+)  # fmt: skip
+async def test_a_bad_block_form_is_named_and_nothing_is_sent(
+    rig: tuple[Console, httpx.AsyncClient, MemoryBroker], body: dict[str, Any], status: int, message: str
+) -> None:
+    console, client, broker = rig
+    await log_in(console, broker, "operator", client)
+    sent: list[str] = []
+    watcher = broker.client("watcher")
+    await watcher.start()
+    await watcher.subscribe(f"{console.root}/+/+/cmd/#", lambda m: sent.append(m.topic))
+    answer = await client.post("/api/queue/add-block", json=body)
+    assert answer.status_code == status
+    assert message in answer.json()["error"]
+    assert sent == []
+    await watcher.close()
+
+
+async def test_a_bad_script_form_is_named_as_the_cli_names_it(
+    rig: tuple[Console, httpx.AsyncClient, MemoryBroker],
+) -> None:
+    console, client, broker = rig
+    await log_in(console, broker, "operator", client)
+    answer = await client.post("/api/queue/add", json={"path": "sleep.py", "fields": {"sleep_for": "a while"}})
+    assert answer.status_code == 422
+    assert answer.json()["error"].startswith("script sleep.py: Sleep configuration: field 'sleep_for'")
+    answer = await client.post("/api/queue/add", json={"path": "sleep.py", "yaml": "- a list"})
+    assert answer.json()["error"] == "script sleep.py: configuration must be a mapping"
+    answer = await client.post("/api/queue/add", json={"path": "nowhere.py"})
+    assert answer.status_code == 422
+    assert "nowhere.py" in answer.json()["error"]
+    answer = await client.post("/api/queue/add", json={"path": "sleep.py", "location": "middle"})
+    assert "--location 'middle': use first, last, before:INDEX or after:INDEX" in answer.json()["error"]
+
+
+async def test_hostile_requests_get_a_clear_refusal(rig: tuple[Console, httpx.AsyncClient, MemoryBroker]) -> None:
+    _, client, _ = rig
+    cases = [
+        (client.post("/api/command", content=b"pause", headers={"content-type": "text/plain"}), 415, "send JSON"),
+        (client.post("/api/command", content=b"{", headers={"content-type": "application/json"}), 400, "not JSON"),
+        (client.post("/api/command", json=[1, 2]), 400, "must be a JSON object"),
+        (
+            client.post(
+                "/api/command", content=b"x" * (MAX_BODY_BYTES + 1), headers={"content-type": "application/json"}
+            ),
+            413,
+            "request body over",
+        ),
+        (client.post("/api/command", json={"component": "ScriptQueue:2", "command": "pause"}), 403, "log in"),
+        (client.post("/api/login", json={"user": "a b/c"}), 401, "user name: 1 to 64 letters"),
+        (client.get("/api/images/7.png"), 404, "no such image"),
+        (client.get("/api/events/Not a component!"), 404, ""),
+        (client.get("/api/masters/3.png"), 404, "no calibration repository yet"),
+        (client.get("/api/ptc.png"), 404, "no PTC"),
+        (client.get("/report"), 404, "no weekly report"),
+    ]
+    for request, status, message in cases:
+        answer = await request
+        assert answer.status_code == status, answer.text
+        assert message in answer.json()["error"]
+
+
+async def test_an_observer_session_sends_nothing(rig: tuple[Console, httpx.AsyncClient, MemoryBroker]) -> None:
+    console, client, broker = rig
+    await log_in(console, broker, "observer", client)
+    assert (await client.get("/api/me")).json()["role"] == "observer"
+    answer = await client.post("/api/command", json={"component": "Test:1", "command": "start"})
+    assert answer.status_code == 403
+    assert answer.json()["error"] == "observer observes: its session sends no commands"
+    answer = await client.post("/api/queue/add-block", json={"block": "BLOCK-309"})
+    assert answer.status_code == 403
+
+
+async def test_an_operator_commands_as_its_user_and_sees_every_ack(
+    rig: tuple[Console, httpx.AsyncClient, MemoryBroker], tmp_path: Path
+) -> None:
+    console, client, broker = rig
+    bus = broker.client("csc")
+    csc = TestCsc(index=1, bus=bus, clock=console.clock, root=console.root)
+    await bus.start()
+    identities: list[str] = []
+    async with csc:
+        await log_in(console, broker, "alice", client)
+        await bus.subscribe(f"{console.root}/Test/1/cmd/#", lambda m: identities.append(
+            json.loads(m.payload)["private_identity"]))  # fmt: skip
+        answer = await client.post("/api/command", json={"component": "Test:1", "command": "start"})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["ok"]
+        assert body["acks"][-1]["ack"] == "COMPLETE"
+        assert identities[0].startswith("alice@")
+        answer = await client.post("/api/command", json={"component": "Test:1", "command": "enable", "data": {"x": 1}})
+        assert answer.status_code == 422
+        assert "field 'x'" in answer.json()["error"]
+        answer = await client.post("/api/command", json={"component": "Test:1", "command": "fly"})
+        assert answer.status_code == 422
+    await bus.close()
+
+
+def test_previews_come_only_from_the_data_folder_and_decode(tmp_path: Path) -> None:
+    data = DataFolder(tmp_path / "data")
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    frame = tmp_path / "data" / "raw" / "other_camera.fits"
+    fits.PrimaryHDU(np.random.default_rng(1).normal(1000, 10, (64, 80)).astype(np.uint16)).writeto(frame)
+    png = data.raw_preview(frame)
+    assert png.startswith(b"\x89PNG")
+    outside = tmp_path / "elsewhere.fits"
+    fits.PrimaryHDU(np.zeros((4, 4))).writeto(outside)
+    with pytest.raises(Exception, match="outside the data folder"):
+        data.raw_preview(outside)
+    with pytest.raises(Exception, match="outside the data folder"):
+        data.raw_preview(tmp_path / "data" / ".." / "elsewhere.fits")
+    (tmp_path / "data" / "raw" / "not.fits").write_text("not a FITS file")
+    with pytest.raises(Exception, match=r"not\.fits: cannot be shown"):
+        data.raw_preview(tmp_path / "data" / "raw" / "not.fits")
