@@ -326,3 +326,57 @@ async def test_the_broker_authenticates_who_commands(root: str, tmp_path: Path) 
             broker.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_the_console_logs_users_in_through_the_broker_and_commands_as_them(
+    secured: SecuredMosquitto, root: str, tmp_path: Path
+) -> None:
+    import httpx
+
+    from obsq.csc.app.connection import Connection
+    from obsq.csc.web.console import Console
+    from obsq.csc.web.library import DataFolder
+    from obsq.csc.web.server import build_app
+
+    for user, password in (("operator", "operator-secret"), ("observer", "observer-secret")):
+        _run("mosquitto_passwd", "-b", "passwd", user, password, cwd=secured.dir)
+    (secured.dir / "passwd").chmod(0o644)
+    assert secured.broker.process is not None
+    secured.broker.process.send_signal(signal.SIGHUP)  # mosquitto reads its password file again
+    env = {"OBSQ_CREDENTIALS": str(secured.credentials)}
+    process = ComponentProcess("Test:1", secured.tls_no_password, root, log=tmp_path / "csc.log", env=env)
+    # the console reads the bus with its own credentials, as every client does
+    connection = Connection(broker=secured.tls_no_password, credentials=secured.credentials, ca_file=secured.ca_file,
+                            root=root)  # fmt: skip
+    console = Console(connection, connection.url(), root)
+    reading = MqttBus(connection.url(), clock=LoopClock())
+    await reading.start()
+    await console.watch(reading)
+    app = build_app(console, DataFolder(tmp_path / "data"))
+    identities: list[str] = []
+    reading_commands = await reading.subscribe(f"{root}/Test/1/cmd/#", lambda m: identities.append(
+        json.loads(m.payload)["private_identity"]))  # fmt: skip
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as client:
+            await until(lambda: any(c["id"] == "Test:1" and c["health"] == "alive"
+                                    for c in console.state.snapshot(LoopClock().tai())["components"]), 30)  # fmt: skip
+            refused = await client.post("/api/login", json={"user": "operator", "password": "wrong"})
+            assert refused.status_code == 401
+            assert "refused user 'operator'" in refused.json()["error"]
+            assert "wrong" not in refused.json()["error"]
+            login = await client.post("/api/login", json={"user": "operator", "password": "operator-secret"})
+            assert login.status_code == 200, login.text
+            answer = await client.post("/api/command", json={"component": "Test:1", "command": "start"})
+            assert answer.json()["acks"][-1]["ack"] == "COMPLETE", answer.text
+            assert identities[-1].startswith("operator@")
+            await client.post("/api/logout", json={})
+            login = await client.post("/api/login", json={"user": "observer", "password": "observer-secret"})
+            assert login.json()["role"] == "observer"
+            answer = await client.post("/api/command", json={"component": "Test:1", "command": "enable"})
+            assert answer.status_code == 403
+            assert len(identities) == 1  # the observer's command never reached the bus
+    finally:
+        await reading.unsubscribe(reading_commands)
+        await console.close()
+        await reading.close()
+        process.close()
