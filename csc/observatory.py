@@ -26,13 +26,13 @@ from obsq.csc.bus.base import Bus, Message
 from obsq.csc.bus.credentials import SCRIPT_CREDENTIALS_ENV, child_environment
 from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import Clock, wall_tai
-from obsq.csc.core.codec import decode
-from obsq.csc.core.errors import DecodeError, ObsqError, TopicError
+from obsq.csc.core.codec import Envelope
+from obsq.csc.core.errors import ObsqError
 from obsq.csc.core.principals import PEOPLE, SCRIPTS_PRINCIPAL, principal_user
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId, Topic
 from obsq.csc.injections import injections_for
-from obsq.csc.interfaces import wire_limits
+from obsq.csc.status import decoded
 from obsq.csc.supervisor import Child, Supervisor, process_cpu_s
 
 #: Every member of the simulated observatory, in start order, with the state `obsq weekly`
@@ -206,12 +206,7 @@ class Observatory:
             await task
 
     def _observer(self, seen: dict[ComponentId, _Seen]) -> Callable[[Message], None]:
-        def on_event(message: Message) -> None:
-            try:
-                topic = Topic.parse(message.topic)
-                envelope = decode(message.payload, wire_limits())
-            except (TopicError, DecodeError):
-                return  # includes the empty payloads that clear retained topics
+        def on_event(topic: Topic, envelope: Envelope) -> None:
             child = self.children.get(topic.component)
             status = seen.get(topic.component)
             if child is None or status is None or envelope.origin != child.pid:
@@ -222,7 +217,7 @@ class Observatory:
                 with contextlib.suppress(KeyError, ValueError, TypeError):
                     status.state = State(envelope.data["summaryState"])
 
-        return on_event
+        return decoded(on_event)
 
     async def _wait_ready(self, seen: dict[ComponentId, _Seen], wall: Clock) -> None:
         wanted = dict(self.members)

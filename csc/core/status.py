@@ -16,6 +16,8 @@ from obsq.csc.core.topics import ComponentId
 
 #: Scripts are components of this name, indexed by the queue.
 SCRIPT = "Script"
+#: Scripts send a heartbeat every 5 s (Rubin's Script): one is not responding after two missed.
+SCRIPT_STALE_AFTER_S = 12.0
 #: A component whose heartbeat (1 s) is older than this is reported as not responding.
 STALE_AFTER_S = 3.0
 WATCHED_EVENTS = ("summaryState", "heartbeat", "errorCode", "liveness", "state")
@@ -80,7 +82,8 @@ class StatusBoard:
             return f"gone ({status.liveness_reason})" if status.liveness_reason else "gone"
         if status.heartbeat_tai is None:
             return "no heartbeat"
-        if now_tai - status.heartbeat_tai > self.stale_after_s:
+        stale_after_s = SCRIPT_STALE_AFTER_S if status.id.name == SCRIPT else self.stale_after_s
+        if now_tai - status.heartbeat_tai > stale_after_s:
             return "not responding"
         return "alive"
 

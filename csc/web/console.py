@@ -18,16 +18,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from obsq.csc.app.connection import FIRST_ACK_S, Connection, connected_bus
-from obsq.csc.bus.base import Bus, Message
+from obsq.csc.bus.base import Bus
 from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import Clock, LoopClock
 from obsq.csc.component import Ack, AckError, Remote
-from obsq.csc.core.codec import decode
-from obsq.csc.core.errors import BusDisconnectedError, DecodeError, ObsqError, TopicError, ValidationError
+from obsq.csc.core.codec import Envelope
+from obsq.csc.core.errors import BusDisconnectedError, ObsqError, TopicError, ValidationError
 from obsq.csc.core.principals import PEOPLE
 from obsq.csc.core.topics import ComponentId, Topic
-from obsq.csc.interfaces import interface_names, wire_limits
+from obsq.csc.interfaces import interface_names
+from obsq.csc.status import decoded
 from obsq.csc.web.state import ConsoleState
 
 #: The principal that sees everything and commands nothing.
@@ -93,12 +94,7 @@ class Console:
     async def watch(self, bus: Bus) -> None:
         """Feed the state from every component's events under the root."""
 
-        def on_event(message: Message) -> None:
-            try:
-                topic = Topic.parse(message.topic)
-                envelope = decode(message.payload, wire_limits())
-            except (TopicError, DecodeError):
-                return  # includes the empty payloads that clear retained topics
+        def on_event(topic: Topic, envelope: Envelope) -> None:
             before = self.state.version
             with contextlib.suppress(KeyError, ValueError, TypeError):
                 self.state.observe(topic.component, topic.name, envelope.data, envelope.snd_stamp, self.clock.tai())
@@ -106,7 +102,7 @@ class Console:
                 self._changed.set()  # wakes every page waiting; the next waiters get a fresh event
                 self._changed = asyncio.Event()
 
-        await bus.subscribe(f"{self.root}/+/+/evt/+", on_event)
+        await bus.subscribe(f"{self.root}/+/+/evt/+", decoded(on_event))
 
     async def wait_change(self, timeout_s: float) -> None:
         """Until the state changes or `timeout_s` real seconds pass."""

@@ -160,7 +160,9 @@ def test_scripts_show_their_state_in_the_status_table() -> None:
     board.observe(script, "heartbeat", {}, 10.0, 10.0)
     board.observe(script, "state", {"state": 3}, 10.0, 10.0)
     (row,) = board.rows(10.5)
-    assert (row.component, row.state) == ("Script:200001", "RUNNING")
+    assert (row.component, row.state, row.health) == ("Script:200001", "RUNNING", "alive")
+    assert board.rows(14.0)[0].health == "alive"  # a script's heartbeat comes every 5 s
+    assert board.rows(23.0)[0].health == "not responding"
 
 
 def test_superseded_masters_say_so() -> None:
