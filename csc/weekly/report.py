@@ -98,7 +98,8 @@ def _png_uri(data: bytes) -> str:
 def preview(path: Path, unit: str = "") -> bytes:
     """A small PNG of a frame or master: its amplifiers tiled in two rows, with a colour bar and its scale.
 
-    The scale is the 1st-99th percentile; `unit` labels it (else the file's BUNIT, else "counts").
+    The scale is the 1st-99th percentile; `unit` labels it (else the file's BUNIT or, as the masters
+    write it, UNITS; else "counts").
     Files whose image is in the primary HDU (most cameras' raws) are shown as they are.
     """
     import matplotlib
@@ -111,8 +112,8 @@ def preview(path: Path, unit: str = "") -> bytes:
                   and np.ndim(h.data) == 2]  # fmt: skip
         if not planes and hdul[0].data is not None:
             planes = [np.asarray(hdul[0].data, np.float32).reshape(-1, np.shape(hdul[0].data)[-1])]
-        unit = unit or str(hdul[0].header.get("BUNIT", "") or (hdul[1].header.get("BUNIT", "") if len(hdul) > 1
-                                                                  else "")) or "counts"  # fmt: skip
+        header = hdul[0].header
+        unit = unit or str(header.get("BUNIT") or header.get("UNITS") or "") or "counts"
     if not planes:
         raise ValueError(f"{path.name}: no image data")
     rows = 2 if len(planes) > 1 else 1
