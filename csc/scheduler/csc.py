@@ -275,6 +275,8 @@ class SchedulerCsc(BaseCsc):
         await self._publish_run(run, "running")
         run.recorded.set()
         self.log.info("run_queued", rule=run.rule, blocks=",".join(run.blocks), scripts=len(indices))
+        if all(s.ended for s in run.scripts.values()):  # every block ran to its end while the later ones were added
+            await self._finish(run)
 
     async def _recover_runs(self) -> None:
         """Follow again the runs that were going when the Scheduler stopped: the queue shows their scripts."""
@@ -322,6 +324,8 @@ class SchedulerCsc(BaseCsc):
 
     async def _finish(self, run: _Run) -> None:
         await run.recorded.wait()  # its scripts may end before the Scheduler has written it down
+        if not all(s.ended for s in run.scripts.values()):
+            return  # an earlier block ended while a later one was being added: the run goes on
         key = (run.rule, run.occurrence)
         if self._runs.pop(key, None) is None:
             return
