@@ -41,6 +41,8 @@ from obsq.csc.web.console import MIN_INTERVAL_S, CommandRefusedError, Console, L
 from obsq.csc.web.library import DataFolder, NotFoundError
 
 COOKIE = "obsq_session"
+#: A raw image's number and a product's id name one file for the server's life: their previews are kept by the browser.
+CACHED = {"Cache-Control": "private, max-age=3600"}
 #: The largest request body read (bytes): a script's YAML configuration fits many times over.
 MAX_BODY_BYTES = 256 * 1024
 
@@ -179,14 +181,15 @@ class ConsoleApp:
         seen = self.console.state.image(int(request.path_params["number"]))
         if seen is None:
             raise RequestError("no such image (the page keeps the latest ones)", 404)
-        return Response(await asyncio.to_thread(self.data.raw_preview, Path(seen.path)), media_type="image/png")
+        png = await asyncio.to_thread(self.data.raw_preview, Path(seen.path))
+        return Response(png, media_type="image/png", headers=CACHED)
 
     async def masters(self, request: Request) -> Response:
         return JSONResponse(await asyncio.to_thread(self.data.masters))
 
     async def master_preview(self, request: Request) -> Response:
         png = await asyncio.to_thread(self.data.master_preview, int(request.path_params["product"]))
-        return Response(png, media_type="image/png")
+        return Response(png, media_type="image/png", headers=CACHED)
 
     async def ptc(self, request: Request) -> Response:
         plot = await asyncio.to_thread(self.data.ptc_plot)

@@ -238,13 +238,29 @@ function renderQueue(queue) {
 }
 
 function renderImages(images) {
-  const key = images.map((i) => i.number).join(",");
+  // incremental: a figure already shown stays (its preview is not fetched again); new ones go first
+  const wanted = images.slice(0, 12);
+  const key = wanted.map((i) => i.number).join(",");
   if (key === imagesShown) return;
   imagesShown = key;
-  $("#images").innerHTML = images.slice(0, 12).map((i) =>
-    `<figure><img src="/api/images/${i.number}.png" alt="${esc(i.name)}" loading="lazy">`
-    + `<figcaption>${esc(i.name)}<br>${esc(i.time.slice(11, 19))} UTC</figcaption></figure>`).join("")
-    || "<p class='hint'>no image yet</p>";
+  const box = $("#images");
+  const shown = new Map([...box.querySelectorAll("figure[data-number]")].map((f) => [Number(f.dataset.number), f]));
+  const keep = new Set(wanted.map((i) => i.number));
+  for (const [number, figure] of shown) if (!keep.has(number)) figure.remove();
+  box.querySelector(".hint")?.remove();
+  let before = box.firstChild;
+  for (const image of wanted) {
+    let figure = shown.get(image.number);
+    if (!figure) {
+      figure = document.createElement("figure");
+      figure.dataset.number = image.number;
+      figure.innerHTML = `<img src="/api/images/${image.number}.png" alt="${esc(image.name)}">`
+        + `<figcaption>${esc(image.name)}<br>${esc(image.time.slice(11, 19))} UTC</figcaption>`;
+    }
+    if (figure !== before) box.insertBefore(figure, before);
+    before = figure.nextSibling;
+  }
+  if (!wanted.length) box.innerHTML = "<p class='hint'>no image yet</p>";
 }
 
 function renderScheduler(scheduler) {
@@ -265,16 +281,21 @@ function render(data) {
   renderScheduler(data.scheduler);
 }
 
+let mastersShown = "";
 async function loadMasters() {
-  const { masters, ptc } = await api("/api/masters");
+  const answer = await api("/api/masters");
+  const text = JSON.stringify(answer);
+  if (text === mastersShown) return;  // unchanged: the previews are not fetched again
+  mastersShown = text;
+  const { masters, ptc } = answer;
   $("#masters tbody").innerHTML = masters.map((m) =>
     `<tr><td>${m.id}</td><td>${esc(m.type)}</td><td>${esc(m.filter || "-")}</td><td>${m.version}</td><td>${m.inputs}</td>`
     + `<td>${esc(m.verified)}</td><td class="${m.certified ? "" : "hint"}">${esc(m.certification)}</td>`
-    + `<td><img src="/api/masters/${m.id}.png" alt="master ${m.id}" loading="lazy" width="160"></td></tr>`).join("")
+    + `<td><img src="/api/masters/${m.id}.png" alt="master ${m.id}" loading="lazy"></td></tr>`).join("")
     || `<tr><td colspan="8"><i>no master yet</i></td></tr>`;
   const plot = $("#ptc-plot");
   if (!ptc) return;
-  plot.onload = () => { plot.hidden = false; };
+  plot.onload = () => { plot.hidden = false; $("#ptc").hidden = false; };
   plot.src = `/api/ptc.png?t=${masters.length}`;
 }
 $("#masters-refresh").addEventListener("click", loadMasters);
@@ -336,4 +357,4 @@ function connect() {
 
 loadMe().then(loadForms).then(loadMasters).catch((error) => { $("#login-error").textContent = error.message; });
 connect();
-setInterval(loadMasters, 30000);
+setInterval(loadMasters, 5000);
