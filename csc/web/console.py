@@ -89,6 +89,8 @@ class Console:
     clock: Clock = field(default_factory=LoopClock)
     state: ConsoleState = field(default_factory=ConsoleState)
     sessions: dict[str, Session] = field(default_factory=dict)
+    #: whether the server is stopping (its pages' streams then end)
+    stopping: Callable[[], bool] = lambda: False
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def watch(self, bus: Bus) -> None:

@@ -34,6 +34,7 @@ from starlette.staticfiles import StaticFiles
 
 from obsq.csc.app.connection import Connection
 from obsq.csc.app.queue import add_block_request, add_script_request, parse_values, strategy_names
+from obsq.csc.bus.brokers import port_open
 from obsq.csc.core.errors import ObsqError, TopicError, UsageError, ValidationError
 from obsq.csc.core.topics import ComponentId
 from obsq.csc.core.yamltext import load_yaml
@@ -96,7 +97,7 @@ class ConsoleApp:
 
         async def events() -> AsyncIterator[str]:
             last_sent = -MIN_INTERVAL_S
-            while not await request.is_disconnected():
+            while not console.stopping() and not await request.is_disconnected():
                 wait = MIN_INTERVAL_S - (console.clock.monotonic() - last_sent)
                 if wait > 0:
                     await console.clock.sleep(wait)
@@ -271,15 +272,14 @@ def _fields(value: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def build_app(console: Console, data: DataFolder, *, queue: int = 2) -> Starlette:
-    """The application; its lifespan connects the console's reading bus and closes the sessions."""
+    """The application over `console`, whose reading bus the caller runs; its lifespan closes the sessions."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with reading_bus(console):
-            try:
-                yield
-            finally:
-                await console.close()
+        try:
+            yield
+        finally:
+            await console.close()
 
     handlers: dict[Any, Any] = {ObsqError: _refused}
     return Starlette(routes=ConsoleApp(console, data, queue=queue).routes(), exception_handlers=handlers,
@@ -298,16 +298,19 @@ async def run_web(options: WebOptions) -> int:
 
     root = options.connection.checked_root()
     url = options.connection.url()
+    if port_open(options.host, options.port):
+        raise UsageError(f"--port {options.port}: something listens on {options.host}:{options.port} already")
     console = Console(options.connection, url, root)
     app = build_app(console, DataFolder(options.data, options.database), queue=options.queue)
-    config = uvicorn.Config(app, host=options.host, port=options.port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host=options.host, port=options.port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+    )  # open pages (their streams) do not hold up Ctrl-C
     server = uvicorn.Server(config)
-    print(f"obsq web: http://{options.host}:{options.port}/ — the bus at {url} (root {root}), data {options.data}",
-          flush=True)  # fmt: skip
-    try:
+    console.stopping = lambda: server.should_exit  # open pages' streams end at Ctrl-C
+    async with reading_bus(console):  # an unreachable broker is named here, before anything listens
+        print(f"obsq web: http://{options.host}:{options.port}/ — the bus at {url} (root {root}), data {options.data}",
+              flush=True)  # fmt: skip
         await server.serve()
-    except OSError as exc:
-        raise UsageError(f"--port {options.port}: {exc.strerror or exc}") from None
     if not server.started:
-        raise UsageError(f"obsq web could not listen on {options.host}:{options.port} (or reach the broker at {url})")
+        raise UsageError(f"--port {options.port}: obsq web could not listen on {options.host}:{options.port}")
     return 0
