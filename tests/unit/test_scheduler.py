@@ -153,6 +153,7 @@ async def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.
     blocks.mkdir()
     (blocks / "BLOCK-T901.json").write_text(block("BLOCK-T901", 1200))
     (blocks / "BLOCK-T902.json").write_text(block("BLOCK-T902", 600))
+    (blocks / "BLOCK-T903.json").write_text(block("BLOCK-T903", 5))
     (blocks / "BLOCK-T912.json").write_text(FLATS_BLOCK)
     (tmp_path / "schedule.yaml").write_text(getattr(request, "param", SCHEDULE))
     monkeypatch.setenv(SCHEDULE_ENV, str(tmp_path / "schedule.yaml"))
@@ -228,6 +229,24 @@ async def test_a_month_of_mondays_with_the_sites_sun_and_every_guard(site: Site)
     assert certified["reason"] == "this week's masters are already certified (bias: #7 v2)"
     assert len(site.said("queue")) == 2  # Dec 7 and Dec 14, nothing twice
     assert [d.action for d in site.store.decisions() if d.action != "postpone"] == ["queue", "queue", "skip", "skip"]
+
+
+@pytest.mark.parametrize("site", [SCHEDULE.replace("BLOCK-T901, BLOCK-T902", "BLOCK-T903, BLOCK-T902")],
+                         indirect=True)  # fmt: skip
+async def test_a_run_goes_on_when_its_first_block_ends_before_the_next_is_added(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    launch = ScriptQueueCsc._launch
+
+    async def slow_for_the_second_block(self: ScriptQueueCsc, item: Any, **kwargs: Any) -> None:
+        if item.block_id == "BLOCK-T902":
+            await self.clock.sleep(60)  # the first block's two 5 s scripts end meanwhile
+        await launch(self, item, **kwargs)
+
+    monkeypatch.setattr(ScriptQueueCsc, "_launch", slow_for_the_second_block)
+    await site.until("12-07 14:30")
+    assert [r["outcome"] for r in site.runs] == ["running", "COMPLETED"]  # not ERROR with T902's first script going
+    assert len(site.runs[-1]["salIndices"].split(",")) == 4
 
 
 async def test_rubins_add_block_script_queues_the_block_through_the_scheduler(site: Site) -> None:
