@@ -62,6 +62,14 @@ class ScriptRoots:
         return sorted(names)
 
 
+def check_configuration(cls: type[BaseScript], path: str, config: str) -> None:
+    """ValidationError naming the script, the field and the rule unless `config` (YAML text) fits the script."""
+    try:
+        cls.validate_configuration(config)
+    except ValidationError as exc:
+        raise ValidationError(f"script {path}: {exc}") from None
+
+
 def load_script_class(file: Path) -> type[BaseScript]:
     """The one BaseScript subclass defined in `file`."""
     name = "obsq_script_" + hashlib.sha1(str(file).encode(), usedforsecurity=False).hexdigest()[:12]

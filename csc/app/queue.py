@@ -16,10 +16,9 @@ from obsq.csc.clock import LoopClock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.errors import ObsqError, UsageError, ValidationError
 from obsq.csc.core.topics import ComponentId
-from obsq.csc.core.yamltext import load_yaml
 from obsq.csc.scriptqueue.blocks import Block, available_blocks, block_folders, expand_block, read_block
 from obsq.csc.scriptqueue.model import FailureStrategy, Location
-from obsq.scripts.library import ScriptRoots, load_script_class
+from obsq.scripts.library import ScriptRoots, check_configuration, load_script_class
 
 #: How long an operator waits for the queue's answer (s); adding a block starts its processes.
 QUEUE_TIMEOUT_S = 180.0
@@ -82,11 +81,7 @@ def _override_pairs(pairs: Sequence[str]) -> list[tuple[str, str]]:
 
 def check_script(path: str, standard: bool, config: str) -> None:
     """ValidationError naming the script, the field and the rule unless `config` fits the script at `path`."""
-    cls = load_script_class(ScriptRoots.default().resolve(path, standard))
-    try:
-        cls.validate_configuration(config)
-    except ValidationError as exc:
-        raise ValidationError(f"script {path}: {exc}") from None
+    check_configuration(load_script_class(ScriptRoots.default().resolve(path, standard)), path, config)
 
 
 def validated_block(reference: str, override: dict[str, Any]) -> Block:
@@ -112,7 +107,6 @@ def add_block_request(
 def add_script_request(path: str, standard: bool, config: str, location: str) -> dict[str, Any]:
     """The add fields for one script whose configuration passed `check_script`."""
     where, index = parse_location(location)
-    load_yaml(config, f"script {path}: configuration") if config.strip() else None
     check_script(path, standard, config)
     return {"path": path, "isStandard": standard, "config": config, "location": int(where), "locationSalIndex": index}
 

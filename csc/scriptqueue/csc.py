@@ -33,7 +33,7 @@ from obsq.csc.scriptqueue.model import FailureStrategy, Location, ProcessState, 
 from obsq.csc.scriptqueue.runner import ScriptHandle, ScriptRunner
 from obsq.csc.scriptqueue.store import QueueStore
 from obsq.scripts.base import BaseScript
-from obsq.scripts.library import ScriptRoots, load_script_class
+from obsq.scripts.library import ScriptRoots, check_configuration, load_script_class
 from obsq.scripts.states import ScriptState
 
 #: Wall-clock limits: starting a process does not get faster with a fast simulated clock.
@@ -148,11 +148,7 @@ class ScriptQueueCsc(BaseCsc):
 
     def check_script(self, path: str, standard: bool, config: str) -> None:
         """Raise ValidationError naming the script, field and rule unless `config` fits `path`."""
-        cls = self.script_class(path, standard)
-        try:
-            cls.validate_configuration(config)
-        except ValidationError as exc:
-            raise ValidationError(f"script {path}: {exc}") from None
+        check_configuration(self.script_class(path, standard), path, config)
 
     # -- launching -----------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from obsq.csc.app.bus_tools import component_id
 from obsq.csc.app.connection import FIRST_ACK_S, Connection, connected_bus
 from obsq.csc.bus.base import Bus
 from obsq.csc.bus.mqtt import MqttBus
@@ -24,10 +25,9 @@ from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import Clock, LoopClock
 from obsq.csc.component import Ack, AckError, Remote
 from obsq.csc.core.codec import Envelope
-from obsq.csc.core.errors import BusDisconnectedError, ObsqError, TopicError, ValidationError
+from obsq.csc.core.errors import BusDisconnectedError, ObsqError
 from obsq.csc.core.principals import PEOPLE
 from obsq.csc.core.topics import ComponentId, Topic
-from obsq.csc.interfaces import interface_names
 from obsq.csc.status import decoded
 from obsq.csc.web.state import ConsoleState
 
@@ -147,15 +147,12 @@ class Console:
             raise CommandRefusedError("log in to send commands")
         if session.role == "observer":
             raise CommandRefusedError(f"{session.user} observes: its session sends no commands")
-        try:
-            cid = ComponentId.parse(component)
-        except TopicError as exc:
-            raise ValidationError(str(exc)) from None
-        if cid.name not in interface_names():
-            raise ValidationError(f"unknown component {cid.name!r}")
-        remote = await session.remote(cid)
+        remote = await session.remote(component_id(component))  # as `obsq cmd` names an unknown one
         acks: list[dict[str, Any]] = []
-        record: Callable[[Ack], None] = lambda ack: acks.append(_ack_row(ack))  # noqa: E731
+
+        def record(ack: Ack) -> None:
+            acks.append(_ack_row(ack))
+
         try:
             await remote.command(command, data, timeout_s=COMMAND_TIMEOUT_S, first_ack_s=FIRST_ACK_S, on_ack=record)
         except AckError as exc:

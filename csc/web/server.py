@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -287,8 +288,6 @@ def build_app(console: Console, data: DataFolder, *, queue: int = 2) -> Starlett
 
 
 def _dump(config: dict[str, Any]) -> str:
-    import yaml
-
     return yaml.safe_dump(config, sort_keys=False) if config else ""
 
 

@@ -95,12 +95,19 @@ def _png_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
+def _is_image(data: Any, *dims: int) -> bool:
+    """Numbers with one of `dims` axes, each at least 2 long (tables, random groups and single rows are not)."""
+    return (isinstance(data, np.ndarray) and data.dtype.kind in "iuf" and data.ndim in dims
+            and min(data.shape) >= 2)  # fmt: skip
+
+
 def preview(path: Path, unit: str = "") -> bytes:
     """A small PNG of a frame or master: its amplifiers tiled in two rows, with a colour bar and its scale.
 
     The scale is the 1st-99th percentile; `unit` labels it (else the file's BUNIT or, as the masters
     write it, UNITS; else "counts").
-    Files whose image is in the primary HDU (most cameras' raws) are shown as they are.
+    Files whose image is in the primary HDU (most cameras' raws) are shown as they are, a cube by its
+    first plane; a file with no image (tables, random groups) is a ValueError.
     """
     import matplotlib
 
@@ -108,10 +115,9 @@ def preview(path: Path, unit: str = "") -> bytes:
     from matplotlib import pyplot as plt
 
     with fits.open(path, memmap=False) as hdul:
-        planes = [np.asarray(h.data, np.float32) for h in hdul[1:] if getattr(h, "data", None) is not None
-                  and np.ndim(h.data) == 2]  # fmt: skip
-        if not planes and hdul[0].data is not None:
-            planes = [np.asarray(hdul[0].data, np.float32).reshape(-1, np.shape(hdul[0].data)[-1])]
+        planes = [np.asarray(h.data, np.float32) for h in hdul[1:] if _is_image(getattr(h, "data", None), 2)]
+        if not planes and _is_image(hdul[0].data, 2, 3):  # a cube shows its first plane
+            planes = [np.asarray(hdul[0].data, np.float32).reshape(-1, *np.shape(hdul[0].data)[-2:])[0]]
         header = hdul[0].header
         unit = unit or str(header.get("BUNIT") or header.get("UNITS") or "") or "counts"
     if not planes:

@@ -21,6 +21,7 @@ import pytest
 
 from obsq.csc.bus.brokers import MosquittoProcess, free_port
 
+from .conftest import stop_processes
 from .test_telescope import Telescope, telescope_broker  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
@@ -63,13 +64,7 @@ class WebProcess:
                 time.sleep(0.2)
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_processes(self.process)
 
 
 @pytest.fixture

@@ -233,6 +233,9 @@ async def test_an_operator_commands_as_its_user_and_sees_every_ack(
         assert "field 'x'" in answer.json()["error"]
         answer = await client.post("/api/command", json={"component": "Test:1", "command": "fly"})
         assert answer.status_code == 422
+        answer = await client.post("/api/command", json={"component": "Nope:1", "command": "start"})
+        assert answer.status_code == 422
+        assert answer.json()["error"].startswith("unknown component 'Nope'; known: ")  # as `obsq cmd` says it
     await bus.close()
 
 
@@ -249,6 +252,18 @@ def test_previews_come_only_from_the_data_folder_and_decode(tmp_path: Path) -> N
         data.raw_preview(outside)
     with pytest.raises(Exception, match="outside the data folder"):
         data.raw_preview(tmp_path / "data" / ".." / "elsewhere.fits")
+    cube = tmp_path / "data" / "raw" / "cube.fits"
+    fits.PrimaryHDU(np.ones((3, 16, 20), np.float32)).writeto(cube)
+    assert data.raw_preview(cube).startswith(b"\x89PNG")  # its first plane
+    table = tmp_path / "data" / "raw" / "table.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("x", "E", array=[1.0])])]).writeto(table)
+    with pytest.raises(Exception, match=r"table\.fits: cannot be shown \(table\.fits: no image data\)"):
+        data.raw_preview(table)
+    groups = tmp_path / "data" / "raw" / "groups.fits"
+    fits.GroupsHDU(fits.GroupData(np.ones((2, 1, 4, 4), np.float32), parnames=["UU"],
+                                  pardata=[np.zeros(2, np.float32)])).writeto(groups)  # fmt: skip
+    with pytest.raises(Exception, match="no image data"):
+        data.raw_preview(groups)
     (tmp_path / "data" / "raw" / "not.fits").write_text("not a FITS file")
     with pytest.raises(Exception, match=r"not\.fits: cannot be shown"):
         data.raw_preview(tmp_path / "data" / "raw" / "not.fits")
