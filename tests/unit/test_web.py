@@ -256,7 +256,8 @@ def test_previews_come_only_from_the_data_folder_and_decode(tmp_path: Path) -> N
     fits.PrimaryHDU(np.ones((3, 16, 20), np.float32)).writeto(cube)
     assert data.raw_preview(cube).startswith(b"\x89PNG")  # its first plane
     table = tmp_path / "data" / "raw" / "table.fits"
-    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("x", "E", array=[1.0])])]).writeto(table)
+    columns = fits.BinTableHDU.from_columns([fits.Column("x", "E", array=[1.0])])
+    fits.HDUList([fits.PrimaryHDU(), columns]).writeto(table)
     with pytest.raises(Exception, match=r"table\.fits: cannot be shown \(table\.fits: no image data\)"):
         data.raw_preview(table)
     groups = tmp_path / "data" / "raw" / "groups.fits"
