@@ -32,8 +32,9 @@ from obsq.csc.core.principals import PEOPLE, SCRIPTS_PRINCIPAL, principal_user
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId, Topic
 from obsq.csc.injections import injections_for
+from obsq.csc.procstat import process_cpu_s
 from obsq.csc.status import decoded
-from obsq.csc.supervisor import Child, Supervisor, process_cpu_s
+from obsq.csc.supervisor import Child, Supervisor
 
 #: Every member of the simulated observatory, in start order, with the state `obsq weekly`
 #: wants it in: ATCS and LATISS enabled (as the procedure leaves them), the lamp and the

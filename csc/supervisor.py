@@ -20,7 +20,6 @@ from pathlib import Path
 from obsq.csc.clock import Clock
 
 #: Clock ticks per second of /proc/<pid>/stat's CPU times.
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 @dataclass
@@ -50,15 +49,6 @@ class Child:
         except OSError:
             return []
         return text.rstrip("\n").splitlines()[-lines:] if text.strip() else []
-
-
-def process_cpu_s(pid: int) -> float | None:
-    """CPU time (user + system) a process has used so far, or None where /proc cannot tell."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14 and 15)
 
 
 class Supervisor:

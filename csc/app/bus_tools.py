@@ -15,7 +15,6 @@ from obsq.csc.bus.base import Message
 from obsq.csc.bus.brokers import EmbeddedBroker, MosquittoProcess
 from obsq.csc.clock import LoopClock, tai_iso
 from obsq.csc.component import Ack, AckError, Remote
-from obsq.csc.component.reader import real_seconds
 from obsq.csc.core.codec import decode
 from obsq.csc.core.errors import DecodeError, ObsqError, TopicError, UsageError
 from obsq.csc.core.status import StatusBoard, format_table
@@ -181,9 +180,8 @@ async def run_cmd(options: CmdOptions) -> int:
 
         try:
             await require_live(remote, url)
-            first_ack_s = min(FIRST_ACK_S, real_seconds(clock, options.timeout_s))
             await remote.command(
-                options.command, data, timeout_s=options.timeout_s, first_ack_s=first_ack_s, on_ack=show
+                options.command, data, timeout_s=options.timeout_s, first_ack_s=FIRST_ACK_S, on_ack=show
             )
         except AckError as exc:
             if exc.ack.ack.name == "NOACK":

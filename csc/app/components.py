@@ -120,12 +120,19 @@ def start_tai(text: str | None, speed: float) -> float | None:
 
 
 def plan_members(only: Sequence[str], states: Sequence[str]) -> list[tuple[ComponentId, State]]:
-    """The members asked for (all by default) and their initial states (`STATE` or `NAME=STATE`)."""
+    """The members asked for (all by default) and their initial states (`STATE` or `NAME=STATE`).
+
+    Without `--state` each member starts as a site runs it day to day (`SITE`): the telescope and
+    camera ENABLED, the lamp and OCPS:1 STANDBY (BLOCK-309 enables them, BLOCK-310 puts the lamp
+    back), ScriptQueue:2 and Scheduler:2 ENABLED — so blocks can be added at once and the schedule
+    runs. Rubin's CSCs start STANDBY; `--state standby` starts every member so.
+    """
     try:
         chosen = [member(text) for text in only] if only else [cid for cid, _ in SITE]
     except ValueError as exc:
         raise UsageError(f"--only: {exc}") from None
-    default, per_member = State.STANDBY, {}
+    default: State | None = None
+    per_member: dict[ComponentId, State] = {}
     for text in states:
         name, sep, value = text.rpartition("=")
         try:
@@ -139,7 +146,8 @@ def plan_members(only: Sequence[str], states: Sequence[str]) -> list[tuple[Compo
         except (KeyError, ValueError) as exc:
             detail = exc.args[0] if isinstance(exc, ValueError) else f"{value!r} is not standby, disabled or enabled"
             raise UsageError(f"--state {text!r}: {detail}") from None
-    return [(cid, per_member.get(cid, default)) for cid in chosen]
+    site = dict(SITE)
+    return [(cid, per_member.get(cid, default or site.get(cid, State.STANDBY))) for cid in chosen]
 
 
 async def run_up(options: UpOptions) -> int:

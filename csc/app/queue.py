@@ -200,7 +200,12 @@ def queue_changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[
 async def show_queue(remote: Remote, *, watch: bool) -> int:
     """Print the queue; with `watch`, then each change as it comes (`+` added, `~` changed, `-` dropped)."""
     reader = remote.event("queue")
-    await remote.command("showQueue", timeout_s=30, first_ack_s=FIRST_ACK_S)
+    try:
+        await remote.command("showQueue", timeout_s=30, first_ack_s=FIRST_ACK_S)
+    except AckError as exc:  # not ENABLED (Rubin's showQueue needs it): the queue as it last published it
+        if "not allowed in state" not in exc.ack.result:
+            raise
+        print(f"{remote.id}: {exc.ack.result.removeprefix('Failed: ')}; the queue as it last published it:", flush=True)
     last: dict[str, Any] | None = None
     while True:
         data = await reader.aget(timeout_s=10) if last is None else await reader.next(flush=False, timeout_s=3600)

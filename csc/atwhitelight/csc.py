@@ -86,6 +86,11 @@ class ATWhiteLightCsc(BaseCsc):
         now = self.clock.tai()
         power = self.rules.check_turn_on(command.data["power"], now, self.driver.chiller_status(now))
         config = self.rules.config
+        if self.rules.commanded_on:
+            self.rules.repowered(power)
+            await self._publish_lamp_state()
+            left = self.rules.warmup_remaining(now)
+            return f"the lamp is on; power set to {power:g} W" + (f"; warm-up ends in {left:.0f} s" if left else "")
         await command.in_progress(config.max_strike_s + 2, f"striking at {power:g} W")
         self.rules.strike_started(power)
         await self._publish_lamp_state()

@@ -5,7 +5,9 @@ Invariants (the bulb-life rules of ts_atwhitelight and the LATISS procedure):
 - for `warmup_s` after it lights, turning it off needs `force`;
 - for `cooldown_s` after it goes off, it may not be struck again, the chiller may not be
   stopped, and the component may not go to STANDBY;
-- STANDBY is refused while the lamp is on (turn it off first).
+- STANDBY is refused while the lamp is on (turn it off first);
+- turning on a lamp that is lit sets its power and nothing else (Rubin's turnLampOn "turns the lamp
+  on or changes the power"), so a set-up run again with the lamp on completes.
 
 Only the ATWhiteLight service changes this object, through the methods below; times are TAI
 seconds passed in by the caller, so the rules are tested without a clock.
@@ -197,7 +199,7 @@ class LampRules:
         if self.striking:
             raise ExpectedError("the lamp is already turning on")
         if self.commanded_on:
-            raise ExpectedError(f"the lamp is already on at {self.set_power_w:g} W")
+            return power  # as Rubin's: a lit lamp takes the new power, its warm-up goes on (see `repowered`)
         if (left := self.cooldown_remaining(now)) > 0:
             raise ExpectedError(f"the lamp is cooling down: {left:.0f} s left before it may be struck again")
         if not chiller.running or not chiller.pump_on:
@@ -225,6 +227,10 @@ class LampRules:
             raise ExpectedError(f"the lamp is cooling down: {left:.0f} s left before STANDBY is allowed")
 
     # -- changes --------------------------------------------------------------------------
+
+    def repowered(self, power_w: float) -> None:
+        """A turnLampOn of a lamp already lit: only its power changes."""
+        self.set_power_w = power_w
 
     def strike_started(self, power_w: float) -> None:
         self.striking = True

@@ -27,7 +27,9 @@ def add(sub: Subparsers) -> None:
     p.add_argument("--speed", type=positive_float, default=1.0, help="clock speed of every component (default 1)")
     p.add_argument(
         "--state", action="append", default=[], metavar="[NAME=]STATE",
-        help="initial state, standby (default), disabled or enabled; NAME=STATE for one component (repeatable)",
+        help="initial state of every member, standby, disabled or enabled; NAME=STATE for one component "
+        "(repeatable). Default: as a site runs — the telescope and camera ENABLED, ATWhiteLight and OCPS:1 "
+        "STANDBY (BLOCK-309 enables them), ScriptQueue:2 and Scheduler:2 ENABLED",
     )  # fmt: skip
     p.add_argument("--only", help="comma-separated subset, e.g. ATCamera,ATSpectrograph,ScriptQueue")
     p.add_argument(

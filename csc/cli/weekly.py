@@ -26,7 +26,11 @@ def add(sub: Subparsers) -> None:
     p.add_argument("--blocks", help="comma-separated blocks instead of BLOCK-309,BLOCK-295,BLOCK-310")
     p.add_argument("--skip-setup", action="store_true", help="leave out BLOCK-309")
     p.add_argument("--skip-shutdown", action="store_true", help="leave out BLOCK-310")
-    p.add_argument("--timeout", type=positive_float, default=1800.0, help="real seconds to wait for the blocks")
+    p.add_argument(
+        "--timeout", type=positive_float, default=1800.0,
+        help="real seconds the queue may show no progress (beyond the running script's own estimate) "
+        "before the run is given up",
+    )  # fmt: skip
     add_simulation_options(p, data_help="parent of this run's data folder")
     add_connection_options(p)
     p.set_defaults(handler=run)

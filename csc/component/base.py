@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import math
 import os
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -38,6 +38,10 @@ from obsq.csc.interfaces import interface_names, load_interface
 from obsq.csc.logs import format_message, make_component_logger
 
 HEARTBEAT_INTERVAL_S = 1.0
+#: Work done in real time (processes, files) that is still going sends INPROGRESS this often (real s) ...
+KEEPALIVE_S = 5.0
+#: ... each allowing the caller this many real seconds more.
+PROGRESS_S = 30.0
 _LOG_BUFFER = 100
 #: A log record's text fields are cut to this many characters (within the wire's string limit).
 _LOG_FIELD_CHARS = 8000
@@ -57,6 +61,8 @@ class Command:
     identity: str
     origin: int
     _send_ack: Callable[[Command, AckCode, str, float], Awaitable[None]] = field(repr=False)
+    #: the component's clock speed (clock seconds per real second)
+    speed: float = 1.0
 
     @property
     def sender(self) -> Sender:
@@ -65,6 +71,14 @@ class Command:
     async def in_progress(self, timeout_s: float, result: str = "") -> None:
         """Send INPROGRESS: the caller extends its deadline to `timeout_s` from now."""
         await self._send_ack(self, AckCode.INPROGRESS, result, timeout_s)
+
+    async def working(self, real_s: float, result: str = "") -> None:
+        """INPROGRESS for work done in real time (processes, files): `real_s` real seconds from now.
+
+        SAL's ack timeout is in the component's clock seconds; at a clock speed above 1 the
+        caller divides it by the speed, so real work states its allowance times the speed.
+        """
+        await self.in_progress(real_s * self.speed, result)
 
 
 CommandHandler = Callable[[Command], Awaitable[str | None]]
@@ -207,6 +221,30 @@ class BaseComponent:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    @contextlib.asynccontextmanager
+    async def keep_alive(self, command: Command, describe: Callable[[], str]) -> AsyncIterator[None]:
+        """While the body runs, INPROGRESS every KEEPALIVE_S real seconds (`describe()` its text).
+
+        For work whose time is real and cannot be predicted (starting processes, writing files):
+        the caller's deadline moves on while this component says it is still at it, so a busy
+        machine makes the work slower, not failed. The work itself judges its own progress (a
+        child process that uses no CPU, a write that raises) and fails by name.
+        """
+        wall = self.clock.unscaled()
+
+        async def beat() -> None:
+            while True:
+                await command.working(PROGRESS_S, describe())
+                await wall.sleep(KEEPALIVE_S)
+
+        task = self.create_task(beat(), f"{command.name}.keepalive")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # -- running ------------------------------------------------------------------------
 
@@ -362,7 +400,9 @@ class BaseComponent:
                 f" last {self.ledger.window} commands: a replay, not run (rule: exactly once)",
             )
             return
-        command = Command(name, envelope.data, envelope.seq_num, envelope.identity, envelope.origin, self._send_ack)
+        command = Command(
+            name, envelope.data, envelope.seq_num, envelope.identity, envelope.origin, self._send_ack, self.clock.speed
+        )
         self._backlog += 1
         task = self.create_task(self._execute(command), f"cmd.{name[:64]}.{envelope.seq_num}")
         task.add_done_callback(self._command_done)
@@ -375,7 +415,7 @@ class BaseComponent:
         if self._backlog >= 2 * MAX_COMMAND_BACKLOG:  # even refusals would pile up: drop, and say so
             self._dropped(f"{self.root}/{self.id.name}/{self.id.index}/cmd/{name[:64]}", f"not answered: {reason}")
             return
-        command = Command(name, {}, sender.seq_num, sender.identity, sender.origin, self._send_ack)
+        command = Command(name, {}, sender.seq_num, sender.identity, sender.origin, self._send_ack, self.clock.speed)
         text = f"Failed: {self.id.name} command {name[:64]}: {reason}"
         self._backlog += 1
         task = self.create_task(self._publish_ack(command, AckCode.FAILED, text), "refuse")

@@ -16,7 +16,7 @@ from obsq.csc.config import AppliedConfiguration, available_configurations, defa
 from obsq.csc.core.errors import (
     ExpectedError,
 )
-from obsq.csc.core.states import State, SummaryStateMachine, Transition
+from obsq.csc.core.states import State, SummaryStateMachine, Transition, what_to_send
 
 
 class BaseCsc(BaseComponent):
@@ -67,12 +67,14 @@ class BaseCsc(BaseComponent):
         if state == State.ENABLED:
             return
         what = f"{action} not allowed" if action else "not allowed"
+        how = what_to_send(state, State.ENABLED)
         if state == State.FAULT:
             error = self._events.get("errorCode", {})
             raise ExpectedError(
-                f"{what} in state FAULT (errorCode={error.get('errorCode')}: {error.get('errorReport', '')})"
+                f"{what} in state FAULT (errorCode={error.get('errorCode')}: {error.get('errorReport', '')});"
+                f" to recover, {how}"
             )
-        raise ExpectedError(f"{what} in state {state.name}; the component must be ENABLED")
+        raise ExpectedError(f"{what} in state {state.name}; the component must be ENABLED: {how}")
 
     async def fault(self, code: int, report: str, traceback: str = "") -> None:
         """Go to FAULT: errorCode, summaryState, then `handle_summary_state` to make hardware safe."""

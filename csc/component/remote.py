@@ -12,7 +12,7 @@ import structlog
 
 from obsq.csc.bus.base import Bus, Message
 from obsq.csc.clock import Clock, wait_for
-from obsq.csc.component.reader import TopicReader, real_seconds
+from obsq.csc.component.reader import Deadline, Life, TopicReader, overdue_text
 from obsq.csc.component.stamp import Stamper, command_seq, user_identity
 from obsq.csc.core.acks import AckCode
 from obsq.csc.core.codec import Envelope, decode
@@ -96,6 +96,15 @@ class _Pending:
     answered: bool = True
 
 
+def _link_changed(link: _Link, down_since: float | None, deadline: Deadline, now: float) -> float | None:
+    """When the link went down (None: it is up); an outage is left out of the command's deadline."""
+    if not link.up:
+        return now if down_since is None else down_since
+    if down_since is not None:
+        deadline.shift(now - down_since)
+    return None
+
+
 class Remote:
     """Talk to one component: send commands and await their acks; read its events and telemetry."""
 
@@ -122,6 +131,8 @@ class Remote:
         self._readers: dict[tuple[TopicKind, str], TopicReader] = {}
         self._command_topics: dict[str, str] = {}
         self._subscriptions: list[Any] = []
+        #: the component's life as its heartbeats show it: what waits on it are measured against
+        self.life = Life(clock)
         self.log = structlog.get_logger("obsq.remote").bind(component=str(self.id))
 
     @property
@@ -173,14 +184,12 @@ class Remote:
         self.interface.get(kind, name)
         key = (kind, name)
         if key not in self._readers:
-            self._readers[key] = TopicReader(name, self.clock)
+            self._readers[key] = TopicReader(name, self.clock, life=self.life, owner=str(self.id))
         return self._readers[key]
 
     def heartbeat_age_s(self) -> float | None:
         """Real seconds since the component's last heartbeat was sent, or None if none was seen."""
-        reader = self._readers.get((TopicKind.EVENT, "heartbeat"))
-        envelope = reader.get_envelope() if reader is not None else None
-        return None if envelope is None else self.clock.unscaled().tai() - envelope.snd_stamp
+        return self.life.age_s()
 
     def is_live(self) -> bool:
         """Whether the component's heartbeat is fresh (it sends one each second)."""
@@ -196,8 +205,8 @@ class Remote:
             remaining = deadline - wall.monotonic()
             if remaining <= 0:
                 return False
-            with contextlib.suppress(TimeoutError):
-                await reader.next(flush=False, timeout_s=remaining * self.clock.speed)
+            with contextlib.suppress(TimeoutError):  # the wall clock decides here, not the component's life
+                await wait_for(wall, reader.next(flush=False, timeout_s=1e9), remaining)
         return True
 
     async def command(
@@ -264,35 +273,36 @@ class Remote:
         on_ack: Callable[[Ack], None] | None,
     ) -> Ack:
         wall = self.clock.unscaled()
-        deadline = wall.monotonic() + real_seconds(self.clock, timeout_s)
-        if first_ack_s is not None:
-            deadline = min(deadline, wall.monotonic() + first_ack_s)
+        deadline = Deadline(self.life, self.clock, timeout_s)
+        first_by = None if first_ack_s is None else wall.monotonic() + first_ack_s
         down_since: float | None = None
         last: Ack | None = None
         while True:
             now = wall.monotonic()
-            remaining = deadline - now if down_since is None else down_since + LINK_GRACE_S - now
+            if down_since is not None:
+                wait_s = down_since + LINK_GRACE_S - now
+            else:
+                wait_s = deadline.wait_s() if first_by is None or last else min(deadline.wait_s(), first_by - now)
             try:
-                item = await wait_for(wall, queue.get(), max(0.0, remaining))
+                item = await wait_for(wall, queue.get(), max(0.0, wait_s))
             except TimeoutError:
-                raise self._timed_out(name, seq, timeout_s, last, link_down=down_since is not None) from None
+                error = self._overdue(name, seq, deadline, last, link_down=down_since is not None, first_by=first_by)
+                if error is None:
+                    continue  # the budget is spent for us, not yet for the component (a busy machine): wait on
+                raise error from None
             if isinstance(item, _Link):
-                if not item.up and down_since is None:
-                    down_since = wall.monotonic()
-                elif item.up and down_since is not None:
-                    deadline += wall.monotonic() - down_since  # the outage does not count against the command
-                    down_since = None
+                down_since = _link_changed(item, down_since, deadline, wall.monotonic())
                 continue
             if isinstance(item, _Abandoned):
                 ack = Ack.synthesized(name, seq, AckCode.NOACK, item.reason)
                 raise CommandLinkLostError(f"{self.id} {name}: {item.reason}; it may or may not have run", ack)
-            if last is None and first_ack_s is not None:
-                deadline = wall.monotonic() + real_seconds(self.clock, timeout_s)  # answered: the full timeout
+            if last is None and first_by is not None:
+                deadline.extend(timeout_s)  # answered: the full timeout from now
             last = item
             if on_ack is not None:
                 on_ack(item)
             if item.ack == AckCode.INPROGRESS:
-                deadline = max(deadline, wall.monotonic() + real_seconds(self.clock, item.timeout_s))
+                deadline.extend(item.timeout_s)
                 if not wait_done:
                     return item
                 continue
@@ -300,8 +310,14 @@ class Remote:
                 return item
             raise AckError(f"{self.id} {name} {item.ack.name}: {item.result}", item)
 
-    def _timed_out(self, name: str, seq: int, timeout_s: float, last: Ack | None, *, link_down: bool) -> AckError:
-        """The error for a wait that ran out: link down too long, no ack at all, or no final ack."""
+    def _overdue(
+        self, name: str, seq: int, deadline: Deadline, last: Ack | None, *, link_down: bool, first_by: float | None
+    ) -> AckError | None:
+        """The error that ends a wait that timed out, or None if the wait goes on.
+
+        The link down too long, no first ack in time, or the budget lived by the component (or the
+        component silent).
+        """
         if link_down:
             ack = Ack.synthesized(name, seq, AckCode.NOACK, "link to the broker lost")
             return CommandLinkLostError(
@@ -309,10 +325,22 @@ class Remote:
                 " it may or may not have run",
                 ack,
             )
+        if first_by is not None and last is None and self.clock.unscaled().monotonic() >= first_by:
+            return self._timed_out(name, seq, deadline.budget_s, None, "")
+        why = deadline.overdue()
+        return None if why is None else self._timed_out(name, seq, deadline.budget_s, last, why)
+
+    def _timed_out(self, name: str, seq: int, timeout_s: float, last: Ack | None, why: str) -> AckError:
+        """The error for a wait that ran out: no ack at all, or no final ack (`why`: see Deadline.overdue)."""
         if last is None:
-            why = self._why_no_ack()
-            return AckTimeoutError(f"{self.id} {name}: {why}", Ack.synthesized(name, seq, AckCode.NOACK, why))
-        return AckTimeoutError(f"{self.id} {name} timed out after {timeout_s:g} s (last ack {last.ack.name})", last)
+            text = self._why_no_ack()
+            return AckTimeoutError(f"{self.id} {name}: {text}", Ack.synthesized(name, seq, AckCode.NOACK, text))
+        detail = overdue_text(why, str(self.id), self.life)
+        return AckTimeoutError(
+            f"{self.id} {name} timed out after {timeout_s:g} s (last ack {last.ack.name})"
+            + (f": {detail}" if detail else ""),
+            last,
+        )
 
     def _why_no_ack(self) -> str:
         age = self.heartbeat_age_s()
@@ -407,4 +435,6 @@ class Remote:
             return
         envelope = self._decode(message, kind, name)
         if envelope is not None:
+            if name == "heartbeat" and kind is TopicKind.EVENT:
+                self.life.beat(envelope.snd_stamp)
             reader.receive(envelope)

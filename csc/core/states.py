@@ -42,6 +42,19 @@ TRANSITIONS: dict[tuple[State, str], State] = {
 }
 
 
+#: Where each transition command leads, whatever the state it is sent in.
+TARGETS: dict[str, State] = {command: new for (_, command), new in TRANSITIONS.items()}
+
+
+def what_to_send(state: State, target: State) -> str:
+    """Words for the commands that bring a component from `state` to `target` ("send start, then enable")."""
+    try:
+        path = command_path(state, target)
+    except ValueError:  # OFFLINE: the process is ending
+        return "the component is going OFFLINE"
+    return f"send {', then '.join(path)}" if path else ""
+
+
 @dataclass(frozen=True)
 class Transition:
     """A state change the machine decided; the service carries it out."""
@@ -70,7 +83,9 @@ class SummaryStateMachine:
         try:
             return TRANSITIONS[(self._state, command)]
         except KeyError:
-            raise StateTransitionError(f"{command} not allowed in state {self._state.name}") from None
+            first = command_path(self._state, TARGETS[command])[:-1] if self._state != State.OFFLINE else []
+            hint = f": send {', then '.join(first)} first" if first else ""
+            raise StateTransitionError(f"{command} not allowed in state {self._state.name}{hint}") from None
 
     def handle(self, command: str) -> Transition:
         """Apply a transition command; raise StateTransitionError if the table forbids it."""

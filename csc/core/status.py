@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from obsq.csc.core.enums import ScriptState
-from obsq.csc.core.states import State
+from obsq.csc.core.states import State, what_to_send
 from obsq.csc.core.topics import ComponentId
 
 #: Scripts are components of this name, indexed by the queue.
@@ -20,7 +20,10 @@ SCRIPT = "Script"
 SCRIPT_STALE_AFTER_S = 12.0
 #: A component whose heartbeat (1 s) is older than this is reported as not responding.
 STALE_AFTER_S = 3.0
-WATCHED_EVENTS = ("summaryState", "heartbeat", "errorCode", "liveness", "state")
+WATCHED_EVENTS = ("summaryState", "heartbeat", "errorCode", "liveness", "state", "detailedState")
+#: The component that queues by itself, and its detailedState substate when it runs its rules (Rubin's RUNNING).
+SCHEDULER = "Scheduler"
+SCHEDULER_RUNNING = 2
 
 
 @dataclass
@@ -37,6 +40,8 @@ class ComponentStatus:
     alive: bool | None = None
     liveness_reason: str = ""
     liveness_tai: float | None = None
+    #: the Scheduler's detailedState substate (RUNNING: it runs its rules)
+    substate: int | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class StatusRow:
     heartbeat_age_s: float | None
     health: str
     error: str
+    #: what the state means for the site, where it matters (a Scheduler that will queue nothing)
+    note: str = ""
 
 
 @dataclass
@@ -68,6 +75,8 @@ class StatusBoard:
             status.heartbeat_tai = max(snd_tai, status.heartbeat_tai or 0.0)
             if status.alive is False and status.liveness_tai is not None and snd_tai > status.liveness_tai:
                 status.alive = True  # restarted: a heartbeat newer than the death notice
+        elif event == "detailedState" and component.name == SCHEDULER:
+            status.substate = int(data.get("substate", 0))
         elif event == "errorCode":
             status.error_code = int(data.get("errorCode", 0))
             status.error_report = str(data.get("errorReport", ""))
@@ -94,8 +103,20 @@ class StatusBoard:
             age = None if status.heartbeat_tai is None else max(0.0, now_tai - status.heartbeat_tai)
             error = f"{status.error_code}: {status.error_report}" if status.error_code else ""
             state = status.state or status.script_state
-            rows.append(StatusRow(str(cid), state.name if state else "?", age, self.health(status, now_tai), error))
+            rows.append(StatusRow(str(cid), state.name if state else "?", age, self.health(status, now_tai), error,
+                                  _note(status)))  # fmt: skip
         return rows
+
+
+def _note(status: ComponentStatus) -> str:
+    """A Scheduler that will queue nothing says so, and what to send."""
+    if status.id.name != SCHEDULER or status.state is None or status.alive is False:
+        return ""
+    if status.state != State.ENABLED:
+        return f"nothing will be queued: {what_to_send(status.state, State.ENABLED)}"
+    if status.substate is not None and status.substate != SCHEDULER_RUNNING:
+        return "stopped: nothing will be queued until resume"
+    return ""
 
 
 def format_table(rows: list[StatusRow]) -> str:
@@ -107,7 +128,7 @@ def format_table(rows: list[StatusRow]) -> str:
             r.state,
             "-" if r.heartbeat_age_s is None else f"{r.heartbeat_age_s:.1f} s ago",
             r.health,
-            r.error,
+            "; ".join(x for x in (r.error, r.note) if x),
         )
         for r in rows
     ]

@@ -119,6 +119,12 @@ def _ptc(repo: Repository, config: dict[str, Any], progress: Progress, job: str)
     return pipelines.run_ptc(repo, config, progress)
 
 
+def _report(repo: Repository, config: dict[str, Any], progress: Progress, job: str) -> Any:
+    from obsq.csc.ocps import report
+
+    return report.build_report(repo, config, job)
+
+
 def _certify(repo: Repository, config: dict[str, Any], progress: Progress, job: str) -> Any:
     from obsq.csc.ocps import pipelines
 
@@ -126,6 +132,18 @@ def _certify(repo: Repository, config: dict[str, Any], progress: Progress, job: 
 
 
 _MJD = {"type": "number", "minimum": 0, "maximum": 1_000_000}
+_TEXT = {"type": "string", "maxLength": 200}
+_SELECT = {
+    "type": "object", "additionalProperties": False,
+    "description": "flats of the acquired-images registry, by what each field names (all when absent)",
+    "properties": {
+        "program": _TEXT, "reason": _TEXT, "filter": _TEXT, "grating": _TEXT,
+        "exptimes": {"type": "array", "maxItems": 10_000, "items": {"type": "number", "minimum": 0}},
+        "groupids": {"type": "array", "maxItems": 10_000, "items": _TEXT},
+    },
+}  # fmt: skip
+#: Pipelines that read the service's own registries: the service sets where (a client cannot point them elsewhere).
+READS_REGISTRIES = ("cpReport", "cpPtc")
 
 PIPELINES: dict[str, Pipeline] = {
     "cpBias": Pipeline("master bias from raw biases", _MASTER, _master("bias")),
@@ -148,7 +166,21 @@ PIPELINES: dict[str, Pipeline] = {
         _counts,
     ),
     "cpPtc": Pipeline(
-        "photon transfer curve from flat pairs (biases as bias)", _schema(["inputs"], inputs=_PATHS, bias=_PATHS), _ptc
+        "photon transfer curve from flat pairs (biases as bias): the `inputs`, or the flats the acquired-images"
+        " registry holds that match `select`",
+        _schema([], inputs=_PATHS, bias=_PATHS, select=_SELECT),
+        _ptc,
+    ),
+    "cpReport": Pipeline(
+        "the calibration report of a run: its images (by its group ids), the masters, checks and jobs since it "
+        "began, the PTC; writes repo/reports/JOB/report.html",
+        _schema(
+            [],
+            since={"type": "number", "minimum": 0, "description": "UTC unix s when the run began"},
+            groupids={"type": "array", "maxItems": 10_000, "items": _TEXT},
+            summary={"type": "object"},
+        ),
+        _report,
     ),
     "certify": Pipeline(
         "certify a product for a validity range",
@@ -185,6 +217,10 @@ def parse_request(pipeline: str, text: str) -> dict[str, Any]:
         make_validator(spec.schema).validate(f"execute: {pipeline} config", config)
     except ValidationError as exc:
         raise RequestError(str(exc)) from None
+    if pipeline == "cpPtc" and ("inputs" in config) == ("select" in config):
+        raise RequestError(
+            "execute: cpPtc config: give the flats as 'inputs' or as 'select', one of them (rule: oneOf)"
+        )
     if pipeline == "certify" and not config["begin_mjd"] < config["end_mjd"]:
         raise RequestError("execute: certify config: begin_mjd must be before end_mjd (rule: range)")
     return config

@@ -25,7 +25,7 @@ from obsq.csc.clock import wall_tai
 from obsq.csc.component import BaseCsc, Command
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.database import Registries
-from obsq.csc.ocps.catalog import parse_request
+from obsq.csc.ocps.catalog import READS_REGISTRIES, parse_request
 from obsq.csc.ocps.jobs import Job, JobStore
 
 #: How long a caller should wait for a job's acknowledgement to complete (s).
@@ -76,6 +76,8 @@ class OCPSCsc(BaseCsc):
         config = parse_request(command.data["pipeline"], command.data["config"])
         if command.data["pipeline"] == "cpVerifyCounts":  # the camera's registry, in the same data folder
             config.setdefault("registry", self.registries.acquired)
+        if command.data["pipeline"] in READS_REGISTRIES:  # this service's own registries, never a client's path
+            config |= {"registry": self.registries.acquired, "jobs": self.registries.jobs}
         job = self.store.add(command.data["pipeline"], config, wall_tai())
         await command.in_progress(ACCEPT_TIMEOUT_S, result=job.id)
         self.log.info("job_queued", job=job.id, pipeline=job.pipeline)

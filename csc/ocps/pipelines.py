@@ -12,6 +12,7 @@ frame, a frame of another type, mixed signatures, or a flat without a bias all r
 from __future__ import annotations
 
 import io
+import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -558,13 +559,28 @@ def _ptc_bias(repo: Repository, flats: list[Frame], biases: list[Frame]) -> tupl
     return read_master(repo, lookup.product), f"master bias {lookup.product.id} ({lookup.note})"
 
 
+def selected_flats(registry: str, select: dict[str, Any]) -> list[str]:
+    """The flats of the acquired-images registry a PTC request names, in sequence order.
+
+    By program, reason, filter, grating, group ids and exposure times, each only if given.
+    """
+    where = {"imgtype": "FLAT"} | {k: select[k] for k in ("program", "reason", "filter", "grating") if select.get(k)}
+    times = {round(float(t), 3) for t in select.get("exptimes", [])}
+    groups = set(select.get("groupids", []))
+    return [i.path for i in AcquiredImages(registry).images(**where)
+            if (not times or round(i.exptime, 3) in times) and (not groups or i.groupid in groups)]  # fmt: skip
+
+
 def run_ptc(repo: Repository, config: dict[str, Any], progress: Progress = _quiet) -> dict[str, Any]:
     """Every consecutive pair of flats of equal exposure time -> gain, read noise, a00, turnoff per amplifier.
 
     Biases (among the inputs or in `bias`) are used as bias and to measure the read noise, never
     as points. A fit that cannot be trusted is a PipelineError with its reason (`ptc.PtcError`).
     """
-    frames = load_frames([*config["inputs"], *config.get("bias", [])], imgtype=None)
+    inputs = config["inputs"] if "inputs" in config else selected_flats(config["registry"], config["select"])
+    if not inputs:
+        raise PipelineError(f"no flats in the acquired-images registry match {json.dumps(config['select'])}")
+    frames = load_frames([*inputs, *config.get("bias", [])], imgtype=None)
     others = sorted({f.imgtype for f in frames} - {"FLAT", "BIAS"})
     if others:
         raise PipelineError(f"a PTC is made of flats and biases, not {', '.join(o.lower() for o in others)} frames")

@@ -15,18 +15,16 @@ still going when it stopped are followed again (the queue shows their scripts).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from obsq.csc.clock import TAI_MINUS_UTC_S
-from obsq.csc.component import BaseCsc, Command, Remote
+from obsq.csc.component import AckError, AckTimeoutError, BaseCsc, Command, CommandLinkLostError, Remote
 from obsq.csc.core.errors import ExpectedError, ValidationError
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId
@@ -41,6 +39,7 @@ from obsq.csc.scheduler.model import (
     due_by_type,
     iso_utc,
 )
+from obsq.csc.scheduler.runs import BlockState, Effects, PlannedBlock, Run, execution_id
 from obsq.csc.scheduler.schedule import Rule, Schedule, default_schedule_path, read_schedule
 from obsq.csc.scheduler.store import SchedulerStore
 from obsq.csc.scheduler.sun import Sun
@@ -53,51 +52,14 @@ QUEUE = ComponentId("ScriptQueue", 2)
 IDLE, RUNNING = 1, 2
 STARTED, EXECUTING, COMPLETED, ERROR = 3, 4, 5, 6
 _BLOCK_STATUS = {STARTED: "STARTED", EXECUTING: "EXECUTING", COMPLETED: "COMPLETED", ERROR: "ERROR"}
-#: The queue's process states that end a script (DONE, LOADFAILED, CONFIGURE_FAILED, TERMINATED, LOST).
-_ENDED_PROCESS = {4, 5, 6, 7, 8}
-#: How long the queue may take to accept a block (it starts and configures every script first).
-ADD_BLOCK_TIMEOUT_S = 120.0
+#: How long (real s) the queue may go without a word while it accepts a block: it says INPROGRESS every few
+#: seconds while it starts and configures the block's scripts, so this is no limit on that work.
+ADD_BLOCK_SILENCE_S = 120.0
+#: How many times a block is added when the queue did not answer (each time after asking the queue whether
+#: it holds the block's execution id already), and how long (real s) to wait for the queue to be back.
+ADD_ATTEMPTS = 3
+QUEUE_BACK_S = 120.0
 MANUAL = "addBlock"
-#: How many script events of unknown scripts are kept (for a run whose addBlock ack is still coming).
-EARLY_KEPT = 500
-
-
-@dataclass
-class _Script:
-    index: int
-    block: str
-    state: int = 0
-    path: str = ""
-    reason: str = ""
-    ended: bool = False
-
-
-@dataclass
-class _Run:
-    """Blocks the Scheduler queued, followed to their end."""
-
-    rule: str
-    occurrence: float
-    blocks: tuple[str, ...]
-    executions: dict[str, str]
-    failure_strategy: int
-    scripts: dict[int, _Script] = field(default_factory=dict)
-    executing: set[str] = field(default_factory=set)
-    #: each block's configuration override (YAML), where it has one
-    overrides: tuple[str, ...] = ()
-    #: each block's program as shown in blockStatus (a block given as JSON is sent as given, shown by program)
-    labels: tuple[str, ...] = ()
-    #: the (session, parameters) flats history this run adds once it completes
-    flats: tuple[tuple[Any, Any], ...] = ()
-    #: set once the run is in the store and announced: its end waits for it
-    recorded: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def running_text(self) -> str:
-        going = [s for s in self.scripts.values() if not s.ended]
-        if not going:
-            return ""
-        first = going[0]
-        return f"{first.block} script {first.index} {ScriptState(first.state).name if first.state else 'queued'}"
 
 
 class SchedulerCsc(BaseCsc):
@@ -129,12 +91,11 @@ class SchedulerCsc(BaseCsc):
         self._running = False
         self._loop_started = False
         self._remotes: dict[str, Remote] = {}
-        self._runs: dict[tuple[str, float], _Run] = {}
+        self._runs: dict[tuple[str, float], Run] = {}
         self._next_look: dict[tuple[str, float], float] = {}
         self._postponed: dict[tuple[str, float], str] = {}  # the last reason of each postponed occurrence
         self._decided: set[tuple[str, float]] = set()  # occurrences queued or skipped (the store's, as seen)
         self._completed: dict[str, int] = {}
-        self._early: dict[int, dict[str, Any]] = {}  # script events not yet known to belong to a run
         for name, handler in (("addBlock", self._do_add_block), ("resume", self._do_resume), ("stop", self._do_stop)):
             self.register_command(name, handler)
 
@@ -212,29 +173,33 @@ class SchedulerCsc(BaseCsc):
         await self._publish_state()
         if not command.data["abort"]:
             return "stopped: no rule is looked at until resume"
-        going = [s.index for run in self._runs.values() for s in run.scripts.values() if not s.ended]
-        if going:
-            indices = (going + [0] * 400)[:400]
-            await self._remotes[str(QUEUE)].command(
-                "stopScripts", {"salIndices": indices, "length": len(going), "terminate": False}, timeout_s=60
-            )
-        return f"stopped; {len(going)} queued or running scripts stopped"
+        stopped: list[int] = []
+        for run in list(self._runs.values()):
+            effects = run.abandon(f"stopped by {command.identity} (Scheduler stop, abort)")
+            stopped += effects.stop
+            await self._carry_out(run, effects)
+        safe = [b.label for run in self._runs.values() for b in run.blocks if b.safe]
+        return f"stopped; {len(stopped)} queued or running scripts stopped" + (
+            f"; the safe blocks still run: {', '.join(safe)}" if safe else ""
+        )
 
     async def _do_add_block(self, command: Command) -> str:
         d = command.data
-        await command.in_progress(ADD_BLOCK_TIMEOUT_S + 30, f"validating and queueing {d['id'][:64]}")
         override = load_yaml(d["override"], f"addBlock {d['id'][:64]}: override") if d["override"].strip() else {}
         if not isinstance(override, dict):
             raise ValidationError(f"addBlock {d['id'][:64]}: override must be a mapping")
         program = await self.clock.to_thread(self.check_block, d["id"], override)
         now = self.clock.tai() - TAI_MINUS_UTC_S
-        run = _Run(MANUAL, now, (d["id"],), {}, d["failureStrategy"], labels=(program,))
-        try:
-            await self._queue(run, override=d["override"], execution=d["executionId"])
-        except BaseException:
-            self._runs.pop((run.rule, run.occurrence), None)  # refused by the queue: nothing to follow
-            raise
-        return json.dumps(sorted(run.scripts))
+        execution = d["executionId"] or execution_id(program, self.clock.tai(), f"{command.identity}|{command.seq_num}")
+        block = PlannedBlock(d["id"], program, execution, override=d["override"])
+        run = Run(MANUAL, now, [block], d["failureStrategy"])
+        progress = f"validating and queueing {d['id'][:64]} ({execution})"
+        async with self.keep_alive(command, lambda: progress):
+            await self._queue(run, record=False)
+        if block.state == BlockState.NOT_QUEUED:
+            self._runs.pop(run.key, None)  # refused by the queue: nothing to follow
+            raise ExpectedError(block.reason)
+        return json.dumps(block.scripts)
 
     def check_block(self, block_id: str, override: dict[str, Any]) -> str:
         """The block's program; ValidationError naming the block, the script and the field unless it would queue."""
@@ -251,116 +216,165 @@ class SchedulerCsc(BaseCsc):
 
     # -- queueing and following ------------------------------------------------------------
 
-    async def _queue(self, run: _Run, *, override: str = "", execution: str = "") -> None:
-        """Queue every block of `run` on ScriptQueue:2, in order, and follow it."""
-        key = (run.rule, run.occurrence)
-        self._runs[key] = run
-        queue = self._remotes[str(QUEUE)]
-        for i, block in enumerate(run.blocks):
-            given = run.overrides[i] if i < len(run.overrides) else override
-            ack = await queue.command(
-                "addBlock",
-                {"id": block, "override": given, "failureStrategy": run.failure_strategy, "executionId": execution},
-                timeout_s=ADD_BLOCK_TIMEOUT_S,
-            )
-            label = run.labels[i] if i < len(run.labels) else block
-            for index in json.loads(ack.result):
-                run.scripts.setdefault(index, _Script(index, label))
-            await self._block_status(label, STARTED, run)
-            for index in json.loads(ack.result):  # what the queue said of them before its ack came
-                if (early := self._early.pop(index, None)) is not None:
-                    self._on_script(early)
-        indices = sorted(run.scripts)
-        await self.clock.to_thread(self.store.start_run, run.rule, run.occurrence, self.clock.tai(), indices)
-        await self._publish_run(run, "running")
-        run.recorded.set()
-        self.log.info("run_queued", rule=run.rule, blocks=",".join(run.blocks), scripts=len(indices))
-        if all(s.ended for s in run.scripts.values()):  # every block ran to its end while the later ones were added
+    async def _queue(self, run: Run, *, record: bool = True) -> None:
+        """Add the run's blocks to ScriptQueue:2 in order (runs.py's policy) and follow them to their end."""
+        self._runs[run.key] = run
+        if record:
+            await self.clock.to_thread(self.store.start_run, run.rule, run.occurrence, self.clock.tai(),
+                                       run.plan_json())  # fmt: skip
+        while (position := run.next_to_add()) is not None:
+            await self._add(run, position)
+            if record:
+                await self.clock.to_thread(self.store.update_run, run.rule, run.occurrence, run.plan_json())
+        labels = ",".join(run.labels)
+        self.log.info("run_queued", rule=run.rule, blocks=labels, scripts=len(run.scripts))
+        await self._publish_run(run, self._going(run))
+        if run.over:  # every block ran to its end while the later ones were added
             await self._finish(run)
 
+    async def _add(self, run: Run, position: int) -> None:
+        """Add one block; after a timeout or a lost link, ask the queue whether it holds the block already."""
+        block = run.blocks[position]
+        queue = self._remotes[str(QUEUE)]
+        data = {"id": block.block, "override": block.override, "failureStrategy": run.failure_strategy,
+                "executionId": block.execution}  # fmt: skip
+        for attempt in range(1, ADD_ATTEMPTS + 1):
+            try:
+                ack = await queue.command("addBlock", data, timeout_s=ADD_BLOCK_SILENCE_S * self.clock.speed)
+            except AckTimeoutError as exc:  # the queue went silent or away: what does it hold now?
+                reason = str(exc)
+            except CommandLinkLostError as exc:
+                reason = str(exc)
+            except AckError as exc:  # the queue refused it, and said why
+                await self._carry_out(run, run.not_queued(position, exc.ack.result.removeprefix("Failed: ")))
+                return
+            else:
+                await self._carry_out(run, run.queued(position, json.loads(ack.result)))
+                await self._block_status(block.label, STARTED, run)
+                return
+            self.log.warning("add_block_unanswered", block=block.label, execution=block.execution, attempt=attempt,
+                             reason=reason)  # fmt: skip
+            held = await self._held(block.execution)
+            if held:
+                self.log.info("add_block_found", block=block.label, execution=block.execution, scripts=held)
+                await self._carry_out(run, run.queued(position, held))
+                await self._block_status(block.label, STARTED, run)
+                return
+        await self._carry_out(run, run.not_queued(position, f"no answer from the queue in {ADD_ATTEMPTS} tries: "
+                                                            f"{reason}"))  # fmt: skip
+
+    async def _held(self, execution: str) -> list[int]:
+        """The scripts ScriptQueue:2 holds (queued, current or recent) with this execution id, once it answers."""
+        queue = self._remotes[str(QUEUE)]
+        if not await queue.wait_live(QUEUE_BACK_S):
+            return []
+        try:
+            await queue.command("showQueue", timeout_s=60 * self.clock.speed)
+        except AckError:
+            return []
+        data = queue.event("queue").get()
+        items = json.loads(data["items"]) if data else []
+        return [i["index"] for i in items if i.get("execution") == execution]
+
+    async def _carry_out(self, run: Run, effects: Effects) -> None:
+        """Stop the scripts a failed run drops; resume a queue paused by the failure, so the safe blocks run."""
+        if not effects.stop and not effects.resume:
+            return
+        queue = self._remotes[str(QUEUE)]
+        self.log.warning("run_failing", rule=run.rule, failure=run.failure or "", stopping=len(effects.stop),
+                         safe=",".join(b.label for b in run.blocks if b.safe))  # fmt: skip
+        await self._publish_run(run, self._going(run))
+        try:
+            if effects.stop:
+                indices = list(effects.stop)
+                await queue.command("stopScripts", {"salIndices": (indices + [0] * 400)[:400], "length": len(indices),
+                                                    "terminate": False}, timeout_s=60 * self.clock.speed)  # fmt: skip
+            state = queue.event("queue").get()
+            if effects.resume and state and not state["running"]:
+                await queue.command("resume", timeout_s=60 * self.clock.speed)
+                self.log.info("queue_resumed", rule=run.rule, why="the run failed: its safe blocks run")
+        except AckError as exc:
+            self.log.error("run_recovery_failed", rule=run.rule, reason=str(exc))
+
+    def _going(self, run: Run) -> str:
+        """The run's outcome while it goes on: running, or failing with what happens next."""
+        if run.failure is None:
+            return "running"
+        safe = [b.label for b in run.blocks if b.safe]
+        then = f"running the safe blocks {', '.join(safe)}" if safe else "no safe block to run"
+        return f"failing: {run.failure}; {then}"
+
     async def _recover_runs(self) -> None:
-        """Follow again the runs that were going when the Scheduler stopped: the queue shows their scripts."""
+        """Follow again the runs that were going when the Scheduler stopped; add the blocks not yet added."""
         for stored in await self.clock.to_thread(functools.partial(self.store.runs, unfinished=True)):
-            key = (stored.rule, stored.occurrence)
-            if key in self._runs:
+            if (stored.rule, stored.occurrence) in self._runs:
                 continue
-            rule = self.schedule.rule(stored.rule) if self.schedule and self._has_rule(stored.rule) else None
-            blocks = rule.blocks if rule else ("?",)
-            run = _Run(stored.rule, stored.occurrence, blocks, {}, 1)
-            run.scripts = {i: _Script(i, "?") for i in stored.indices}
-            run.recorded.set()  # it is in the store already
-            self._runs[key] = run
-            for index in stored.indices:
+            run = Run(stored.rule, stored.occurrence, [])
+            if stored.plan is not None:
+                run.restore(stored.plan)
+            else:  # a run stored by an older obsq: its script indices only
+                run.blocks = [PlannedBlock("?", "?", "", state=BlockState.QUEUED, scripts=stored.indices)]
+                run.restore({"blocks": [run.blocks[0].to_json()]})
+            self._runs[run.key] = run
+            for index in [s.index for s in run.scripts.values() if not s.ended]:
                 try:
-                    await self._remotes[str(QUEUE)].command("showScript", {"scriptSalIndex": index}, timeout_s=30)
-                except Exception as exc:  # the queue no longer knows it: it ended while we were away
+                    await self._remotes[str(QUEUE)].command("showScript", {"scriptSalIndex": index},
+                                                            timeout_s=30 * self.clock.speed)  # fmt: skip
+                except AckError as exc:  # the queue no longer knows it: it ended while we were away
                     lost = {"scriptSalIndex": index, "processState": 8, "scriptState": 0, "path": "",
                             "reason": f"not known to the queue: {exc}"}  # fmt: skip
                     self._on_script(lost)
-
-    def _has_rule(self, name: str) -> bool:
-        return self.schedule is not None and any(r.name == name for r in self.schedule.rules)
+            if run.next_to_add() is not None:
+                self.create_task(self._queue(run), f"resume run {run.rule}")
+            elif run.over:
+                await self._finish(run)
 
     def _on_script(self, data: dict[str, Any]) -> None:
-        index = data["scriptSalIndex"]
-        if not any(index in run.scripts for run in self._runs.values()):
-            self._early[index] = data  # perhaps a script of a block whose addBlock ack has not come yet
-            while len(self._early) > EARLY_KEPT:
-                self._early.pop(next(iter(self._early)))
-            return
-        for run in self._runs.values():
-            script = run.scripts.get(index)
-            if script is None or script.ended:
+        for run in list(self._runs.values()):
+            seen, effects = run.script(data)
+            if seen is None:
                 continue
-            script.state, script.path, script.reason = data["scriptState"], data["path"], data["reason"]
-            if script.block == "?":  # a run followed again after a restart: the queue says whose it is
-                script.block = data.get("blockId") or "?"
-            script.ended = data["processState"] in _ENDED_PROCESS or ScriptState(data["scriptState"]).is_final
-            if data["scriptState"] == ScriptState.RUNNING and script.block not in run.executing:
-                run.executing.add(script.block)
-                self.create_task(self._block_status(script.block, EXECUTING, run), "block status")
-            if all(s.ended for s in run.scripts.values()):
+            block = run.blocks[seen.block]
+            if seen.state == ScriptState.RUNNING and seen.block in run.executing and not block.reason:
+                block.reason = "executing"  # said once per block
+                self.create_task(self._block_status(block.label, EXECUTING, run), "block status")
+            if effects.stop or effects.resume:
+                self.create_task(self._carry_out(run, effects), "run failing")
+            if run.over:
                 self.create_task(self._finish(run), "run end")
-
-    async def _finish(self, run: _Run) -> None:
-        await run.recorded.wait()  # its scripts may end before the Scheduler has written it down
-        if not all(s.ended for s in run.scripts.values()):
-            return  # an earlier block ended while a later one was being added: the run goes on
-        key = (run.rule, run.occurrence)
-        if self._runs.pop(key, None) is None:
             return
-        failed = [s for s in sorted(run.scripts.values(), key=lambda s: s.index) if s.state != ScriptState.DONE]
-        if failed:
-            first = failed[0]
-            state = ScriptState(first.state).name if first.state else "ended"
-            outcome = f"ERROR: script {first.index} ({first.path}) {state}" + (
-                f": {first.reason}" if first.reason else ""
-            )
-        else:
-            outcome = "COMPLETED"
-            if run.flats:
-                await self.clock.to_thread(self.store.add_flats, list(run.flats))
-        await self.clock.to_thread(self.store.end_run, run.rule, run.occurrence, outcome, self.clock.tai())
-        for block in run.labels or run.blocks:
-            mine = [s for s in run.scripts.values() if s.block == block]
-            ok = bool(mine) and all(s.state == ScriptState.DONE for s in mine)
-            if ok:
-                self._completed[block] = self._completed.get(block, 0) + 1
-            await self._block_status(block, COMPLETED if ok else ERROR, run)
-        await self._publish_run(run, outcome)
-        self.log.info("run_ended", rule=run.rule, blocks=",".join(run.blocks), outcome=outcome)
 
-    async def _block_status(self, block: str, status: int, run: _Run) -> None:
+    async def _finish(self, run: Run) -> None:
+        if self._runs.pop(run.key, None) is None:
+            return  # finished already
+        outcome = run.outcome()
+        if outcome == "COMPLETED" and run.flats:
+            await self.clock.to_thread(self.store.add_flats, list(run.flats))
+        if run.rule != MANUAL or run.scripts:
+            await self.clock.to_thread(self.store.end_run, run.rule, run.occurrence, outcome, self.clock.tai(),
+                                       run.plan_json())  # fmt: skip
+        for position, block in enumerate(run.blocks):
+            if block.state in (BlockState.DROPPED, BlockState.NOT_QUEUED) and not block.scripts:
+                continue
+            ok = run.block_ok(position)
+            if ok:
+                self._completed[block.label] = self._completed.get(block.label, 0) + 1
+            await self._block_status(block.label, COMPLETED if ok else ERROR, run)
+        await self._publish_run(run, outcome)
+        log = self.log.info if outcome == "COMPLETED" else self.log.error
+        log("run_ended", rule=run.rule, blocks=",".join(run.labels), outcome=outcome)
+
+    async def _block_status(self, block: str, status: int, run: Run) -> None:
         await self.publish_event("blockStatus", {
             "id": block, "statusId": status, "status": _BLOCK_STATUS[status],
             "executionsCompleted": self._completed.get(block, 0), "executionsTotal": 1,
-            "hash": run.executions.get(block, ""), "definition": "", "failureStrategy": run.failure_strategy,
+            "hash": "", "definition": "", "failureStrategy": run.failure_strategy,
         }, force=True)  # fmt: skip
 
-    async def _publish_run(self, run: _Run, outcome: str) -> None:
+    async def _publish_run(self, run: Run, outcome: str) -> None:
         await self.publish_event("run", {
-            "rule": run.rule, "occurrence": iso_utc(run.occurrence), "blocks": ",".join(run.blocks),
-            "salIndices": ",".join(map(str, sorted(run.scripts))), "outcome": outcome,
+            "rule": run.rule, "occurrence": iso_utc(run.occurrence), "blocks": ",".join(run.labels),
+            "salIndices": ",".join(map(str, run.indices())), "outcome": outcome,
         }, force=True)  # fmt: skip
 
     # -- the rules -------------------------------------------------------------------------
@@ -416,25 +430,22 @@ class SchedulerCsc(BaseCsc):
             self._postponed[(rule.name, occurrence)] = made.reason.split("; looking again")[0]
         await self._announce(made)
         if made.action == Action.QUEUE:
-            run = _flats_run(rule, occurrence, seen) if rule.cadence_flats else _Run(rule.name, occurrence,
-                                                                                      rule.blocks, {}, 1)  # fmt: skip
+            run = _flats_run(rule, occurrence, seen, self.clock.tai()) if rule.cadence_flats else _rule_run(
+                rule, occurrence, self.clock.tai())  # fmt: skip
             try:
-                for i, block in enumerate(run.blocks):
-                    given = load_yaml(run.overrides[i], "override") if i < len(run.overrides) else {}
-                    await self.clock.to_thread(self.check_block, block, given)
-                await self._queue(run)
-            except Exception as exc:
-                self._runs.pop((rule.name, occurrence), None)
-                reason = (
-                    str(exc) if isinstance(exc, ValidationError | ExpectedError) else f"{type(exc).__name__}: {exc}"
-                )
-                self.log.error("run_not_queued", rule=rule.name, reason=reason)
-                if not run.recorded.is_set():  # not queued, or queued in part: what was queued is written down
-                    await self.clock.to_thread(self.store.start_run, rule.name, occurrence, self.clock.tai(),
-                                               sorted(run.scripts))  # fmt: skip
-                await self.clock.to_thread(self.store.end_run, rule.name, occurrence, f"ERROR: {reason}",
-                                           self.clock.tai())  # fmt: skip
-                await self._publish_run(run, f"ERROR: not queued: {reason}")
+                for block in run.blocks:
+                    given = load_yaml(block.override, "override") if block.override else {}
+                    await self.clock.to_thread(self.check_block, block.block, given)
+            except (ValidationError, ExpectedError) as exc:  # a block that no longer validates: nothing is queued
+                self.log.error("run_not_queued", rule=rule.name, reason=str(exc))
+                for position in range(len(run.blocks)):
+                    run.not_queued(position, str(exc))
+                await self.clock.to_thread(self.store.start_run, rule.name, occurrence, self.clock.tai(),
+                                           run.plan_json())  # fmt: skip
+                self._runs[run.key] = run
+                await self._finish(run)
+                return
+            await self._queue(run)
 
     async def _conditions(self, rule: Rule, now: float) -> Conditions:
         states: dict[str, str | None] = {}
@@ -481,17 +492,27 @@ class SchedulerCsc(BaseCsc):
                       blocks=",".join(made.blocks), reason=made.reason)  # fmt: skip
 
 
-def _flats_run(rule: Rule, occurrence: float, seen: Conditions) -> _Run:
+def _rule_run(rule: Rule, occurrence: float, tai: float) -> Run:
+    """A rule's run: its blocks in order, the safe ones last, each with an execution id of its own."""
+    order = [b for b in rule.blocks if b not in rule.safe] + list(rule.safe)
+    blocks = [PlannedBlock(b, b, execution_id(b, tai, f"{rule.name}|{occurrence}|{i}"), safe=b in rule.safe)
+              for i, b in enumerate(order)]  # fmt: skip
+    return Run(rule.name, occurrence, blocks)
+
+
+def _flats_run(rule: Rule, occurrence: float, seen: Conditions, tai: float) -> Run:
     """A flats rule's run: its block once per flat set due and trained, each with its configuration."""
     assert rule.cadence_flats is not None
     taken = [s for s in seen.flat_sets if s.taken]
-    overrides = tuple(
-        yaml.safe_dump({"filter": dict(s.params)["filter"], "grating": dict(s.params)["grating"] or "empty_1",
-                        "exposure": s.exposure_s, "count": rule.cadence_flats["count"]})
-        for s in taken
-    )  # fmt: skip
+    block = rule.blocks[0]
+    blocks = [
+        PlannedBlock(block, block, execution_id(block, tai, f"{rule.name}|{occurrence}|{i}"), override=yaml.safe_dump(
+            {"filter": dict(s.params)["filter"], "grating": dict(s.params)["grating"] or "empty_1",
+             "exposure": s.exposure_s, "count": rule.cadence_flats["count"]}))
+        for i, s in enumerate(taken)
+    ]  # fmt: skip
     flats = tuple((session, s.params) for s in taken for session in s.sessions)
-    return _Run(rule.name, occurrence, tuple(rule.blocks[0] for _ in taken), {}, 1, overrides=overrides, flats=flats)
+    return Run(rule.name, occurrence, blocks, flats=flats)
 
 
 def _state_of(remote: Remote) -> str | None:

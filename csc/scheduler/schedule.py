@@ -66,6 +66,8 @@ class Rule:
     only_when_due: tuple[str, ...] = ()
     #: flats by cadence: program -> cadence, the complete targets and the flats per set (None: not a flats rule)
     cadence_flats: Mapping[str, Any] | None = None
+    #: blocks that end every run of the rule whatever happens to the others (the shutdown): runs.py's policy
+    safe: tuple[str, ...] = ()
 
     def occurrences(self, site: Site, start_unix: float, end_unix: float) -> list[float]:
         """Unix times of the rule's occurrences in [start, end), in the site's time zone."""
@@ -153,8 +155,13 @@ def parse_schedule(text: str, label: str, known_blocks: Iterable[str] | None = N
                 if name.partition(":")[0] not in components:
                     raise ValidationError(f"{where}: field '{field_name}': {name!r} is no component; "
                                           f"known: {', '.join(sorted(components))}")  # fmt: skip
+        safe = tuple(raw["safe"])
+        tail = tuple(raw["blocks"][len(raw["blocks"]) - len(safe) :])
+        if safe and any(b in raw["blocks"] for b in safe) and tail != safe:
+            raise ValidationError(f"{where}: field 'safe': {list(safe)} must be the last of 'blocks' "
+                                  f"({list(raw['blocks'])}), or not in it: they run after the others")  # fmt: skip
         if known is not None:
-            for block in raw["blocks"]:
+            for block in (*raw["blocks"], *safe):
                 if block not in known:
                     raise ValidationError(
                         f"{where}: field 'blocks': unknown block {block!r}; available: {', '.join(sorted(known))}"
@@ -166,7 +173,7 @@ def parse_schedule(text: str, label: str, known_blocks: Iterable[str] | None = N
             needs_enabled=tuple(raw["needs_enabled"]), no_fault=tuple(raw["no_fault"]),
             skip_if_certified=tuple(raw["skip_if_certified"]), only_when_due=tuple(raw["only_when_due"]),
             cadence_flats=with_defaults(rule_schema["properties"]["cadence_flats"], raw["cadence_flats"])
-            if "cadence_flats" in raw else None,
+            if "cadence_flats" in raw else None, safe=safe,
         )  # fmt: skip
         rules.append(rule)
     return Schedule(site, data["check_interval"], tuple(rules), label)

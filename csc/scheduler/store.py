@@ -1,7 +1,7 @@
 """What the Scheduler has decided and queued, kept across restarts (SQLite or the site's database).
 
-Every decision is a row; a run (an occurrence whose blocks were queued) is a row with the
-indices of its scripts and its outcome. An occurrence with a run is never queued again, so a
+Every decision is a row; a run (an occurrence whose blocks were queued) is a row with its plan
+(blocks, execution ids, scripts) and its outcome. An occurrence with a run is never queued again, so a
 Scheduler restarted mid-week does not queue the week's blocks twice.
 """
 
@@ -11,6 +11,7 @@ import datetime
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from obsq.csc.database import Database
 from obsq.csc.scheduler.model import Action, Decision
@@ -44,6 +45,8 @@ class Run:
     indices: list[int]
     outcome: str
     ended: float
+    #: its plan (blocks, execution ids, scripts as last seen: `runs.Run.plan_json`); None for a run of an older obsq
+    plan: dict[str, Any] | None = None
 
 
 class SchedulerStore:
@@ -101,19 +104,30 @@ class SchedulerStore:
         return [(datetime.date.fromisoformat(r["session"]), tuple((k, v) for k, v in json.loads(r["params"])))
                 for r in rows]  # fmt: skip
 
-    def start_run(self, rule: str, occurrence: float, started: float, indices: list[int]) -> None:
+    def start_run(self, rule: str, occurrence: float, started: float, plan: str) -> None:
+        """A run begins (its plan as `runs.Run.plan_json` gives it; kept in the `indices` column)."""
         with self.db.transaction() as tx:
             tx.execute(
                 "INSERT INTO runs (rule, occurrence, started, indices, outcome, ended) VALUES (?, ?, ?, ?, ?, ?)",
-                (rule, occurrence, started, json.dumps(indices), RUNNING, 0.0),
+                (rule, occurrence, started, plan, RUNNING, 0.0),
             )
 
-    def end_run(self, rule: str, occurrence: float, outcome: str, ended: float) -> None:
+    def update_run(self, rule: str, occurrence: float, plan: str) -> None:
         with self.db.transaction() as tx:
-            tx.execute(
-                "UPDATE runs SET outcome = ?, ended = ? WHERE rule = ? AND occurrence = ?",
-                (outcome, ended, rule, occurrence),
-            )
+            tx.execute("UPDATE runs SET indices = ? WHERE rule = ? AND occurrence = ?", (plan, rule, occurrence))
+
+    def end_run(self, rule: str, occurrence: float, outcome: str, ended: float, plan: str | None = None) -> None:
+        with self.db.transaction() as tx:
+            if plan is None:
+                tx.execute(
+                    "UPDATE runs SET outcome = ?, ended = ? WHERE rule = ? AND occurrence = ?",
+                    (outcome, ended, rule, occurrence),
+                )
+            else:
+                tx.execute(
+                    "UPDATE runs SET outcome = ?, ended = ?, indices = ? WHERE rule = ? AND occurrence = ?",
+                    (outcome, ended, plan, rule, occurrence),
+                )
 
     def runs(self, *, unfinished: bool = False) -> list[Run]:
         sql = "SELECT rule, occurrence, started, indices, outcome, ended FROM runs"
@@ -122,5 +136,13 @@ class SchedulerStore:
             sql, params = sql + " WHERE outcome = ?", (RUNNING,)
         with self.db.transaction() as tx:
             rows = tx.execute(sql + " ORDER BY started", params).fetchall()
-        return [Run(r["rule"], r["occurrence"], r["started"], json.loads(r["indices"]), r["outcome"], r["ended"])
-                for r in rows]  # fmt: skip
+        return [_run(r) for r in rows]
+
+
+def _run(row: Any) -> Run:
+    """A runs row: `indices` holds the run's plan (a JSON object), or only its script indices (a list, older)."""
+    stored = json.loads(row["indices"])
+    if isinstance(stored, list):
+        return Run(row["rule"], row["occurrence"], row["started"], stored, row["outcome"], row["ended"])
+    indices = sorted({i for block in stored["blocks"] for i in block["scripts"]})
+    return Run(row["rule"], row["occurrence"], row["started"], indices, row["outcome"], row["ended"], stored)

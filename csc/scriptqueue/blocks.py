@@ -9,6 +9,7 @@ that script's configuration schema. Refusals name the block, the script, the fie
 from __future__ import annotations
 
 import json
+import os
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,8 +45,15 @@ class Block:
     scripts: list[BlockScript]
 
 
+#: A site's own block folders (os.pathsep-separated), after the shipped blocks: read by the queue, the
+#: Scheduler and the command line alike (as Rubin's Scheduler reads its observing-blocks folder).
+SITE_BLOCKS_ENV = "OBSQ_BLOCKS"
+
+
 def block_folders(site: list[Path] | None = None) -> list[Path]:
-    return [Path(str(resources.files("obsq.blocks"))), *(site or [])]
+    """The shipped blocks, the site's (`$OBSQ_BLOCKS`), then `site`; a later folder's block overrides."""
+    env = [Path(p) for p in os.environ.get(SITE_BLOCKS_ENV, "").split(os.pathsep) if p]
+    return [Path(str(resources.files("obsq.blocks"))), *env, *(site or [])]
 
 
 def available_blocks(folders: list[Path]) -> dict[str, Path]:

@@ -36,10 +36,16 @@ from obsq.scripts.base import BaseScript
 from obsq.scripts.library import ScriptRoots, check_configuration, load_script_class
 from obsq.scripts.states import ScriptState
 
-#: Wall-clock limits: starting a process does not get faster with a fast simulated clock.
-LOAD_TIMEOUT_S = 60.0
+#: Real-time limits on starting scripts, which no simulated clock speeds up. None is a limit on work
+#: that shows progress: a starting process that has used no CPU time for LOAD_STALL_S has hung (where
+#: CPU time cannot be told, a script run as a task, it is the limit from the start); `configure` is
+#: measured against the script's own life (its heartbeats); add and addBlock keep their callers
+#: waiting (INPROGRESS) while scripts start.
+LOAD_STALL_S = 60.0
 CONFIGURE_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+#: How often (real s) a starting script's CPU time is read.
+CPU_POLL_S = 0.5
 RECENT_HISTORY = 50
 
 
@@ -171,7 +177,7 @@ class ScriptQueueCsc(BaseCsc):
         await remote.start()
         self.create_task(self._watch_process(item.index), f"script.{item.index}")
         try:
-            await wall.wait_for(self._wait_listening(remote, handle), LOAD_TIMEOUT_S)
+            await self._wait_listening(remote, handle)
             item.configure_start_tai = self.clock.tai()
             await remote.command(
                 "configure",
@@ -179,12 +185,8 @@ class ScriptQueueCsc(BaseCsc):
                  "blockId": item.block_execution},
                 timeout_s=CONFIGURE_TIMEOUT_S,
             )  # fmt: skip
-        except (AckError, TimeoutError) as exc:
-            reason = (
-                exc.ack.result.removeprefix("Failed: ")
-                if isinstance(exc, AckError)
-                else f"did not start within {LOAD_TIMEOUT_S:g} s"
-            )
+        except (AckError, ExpectedError) as exc:
+            reason = exc.ack.result.removeprefix("Failed: ") if isinstance(exc, AckError) else str(exc)
             await self._kill(item.index)
             raise ExpectedError(f"script {item.path}: {reason}") from None
         # its reports came before the item was in the model: record where it stands
@@ -195,12 +197,28 @@ class ScriptQueueCsc(BaseCsc):
         item.duration_s, item.total = metadata.get("duration", 0.0), metadata.get("nimages", 0)
 
     async def _wait_listening(self, remote: Remote, handle: ScriptHandle) -> None:
-        """Until the script has published its first state (it then serves commands)."""
+        """Until the script has published its first state (it then serves commands).
+
+        ExpectedError if its process exits first, or has used no CPU time for LOAD_STALL_S real
+        seconds: a busy machine only makes a start slower.
+        """
         wall = self.clock.unscaled()
         reader = remote.event("state")
+        last_cpu, progress_at, polled_at = -1.0, wall.monotonic(), -CPU_POLL_S
         while (envelope := reader.get_envelope()) is None or envelope.origin != handle.origin:
             if handle.returncode is not None:
                 raise ExpectedError(f"the script process exited with status {handle.returncode} while loading")
+            now = wall.monotonic()
+            if now - polled_at >= CPU_POLL_S:
+                polled_at, cpu = now, handle.cpu_s()
+                if cpu is not None and cpu > last_cpu:
+                    last_cpu, progress_at = cpu, now
+                elif now - progress_at > LOAD_STALL_S:
+                    raise ExpectedError(
+                        f"did not start: its process used no CPU time for {LOAD_STALL_S:g} s"
+                        if cpu is not None
+                        else f"did not start within {LOAD_STALL_S:g} s"
+                    )
             await wall.sleep(0.005)
 
     async def _kill(self, index: int) -> None:
@@ -323,6 +341,7 @@ class ScriptQueueCsc(BaseCsc):
             {"index": i.index, "path": i.path, "state": i.script_state.name, "process": i.process_state.name,
              "checkpoint": i.last_checkpoint, "done": i.done, "total": i.total, "block": i.block_id,
              "reason": i.reason, "requeuedFrom": i.requeued_from, "duration": i.duration_s,
+             "execution": i.block_execution or i.execution_id, "group": i.group_id,
              "area": "queue" if i in m.queue else "current" if i is m.current else "history"}
             for i in items
         ]  # fmt: skip
@@ -359,8 +378,8 @@ class ScriptQueueCsc(BaseCsc):
             added_tai=self.clock.tai(), block_id=d["block"], block_size=d["blockSize"], cmd_id=command.seq_num,
             execution_id=d["executionId"],
         )  # fmt: skip
-        await command.in_progress(LOAD_TIMEOUT_S + CONFIGURE_TIMEOUT_S, f"starting script {item.index}")
-        await self._launch(item, log_level=d["logLevel"], pause=d["pauseCheckpoint"], stop=d["stopCheckpoint"])
+        async with self.keep_alive(command, lambda: f"starting script {item.index} ({item.path})"):
+            await self._launch(item, log_level=d["logLevel"], pause=d["pauseCheckpoint"], stop=d["stopCheckpoint"])
         self.model.add([item], location, d["locationSalIndex"])
         await self._changed()
         return str(item.index)
@@ -380,15 +399,21 @@ class ScriptQueueCsc(BaseCsc):
                 index=self.model.allocate(), path=s.path, standard=s.standard, config=s.config, descr=block.name,
                 block_id=block.program, block_index=i, block_size=len(block.scripts), block_execution=execution,
                 failure_strategy=FailureStrategy(d["failureStrategy"]), added_tai=self.clock.tai(),
+                execution_id=execution,
             )
             for i, s in enumerate(block.scripts)
         ]  # fmt: skip
-        await command.in_progress(
-            LOAD_TIMEOUT_S + CONFIGURE_TIMEOUT_S, f"starting {len(items)} scripts of {block.program}"
-        )
-        results = await asyncio.gather(
-            *(self._launch(i, log_level=0, pause="", stop="") for i in items), return_exceptions=True
-        )
+        configured: list[int] = []
+
+        async def launch(item: QueueItem) -> None:
+            await self._launch(item, log_level=0, pause="", stop="")
+            configured.append(item.index)
+
+        def describe() -> str:
+            return f"starting {len(items)} scripts of {block.program}: {len(configured)} configured"
+
+        async with self.keep_alive(command, describe):
+            results = await asyncio.gather(*(launch(i) for i in items), return_exceptions=True)
         failures = [(i, r) for i, r in zip(items, results, strict=True) if isinstance(r, BaseException)]
         if failures:
             for item in items:
@@ -413,8 +438,8 @@ class ScriptQueueCsc(BaseCsc):
         self.model.check_location(location, d["locationSalIndex"])
         item = self.model.requeue_copy(d["scriptSalIndex"])
         item.added_tai = self.clock.tai()
-        await command.in_progress(LOAD_TIMEOUT_S + CONFIGURE_TIMEOUT_S, f"starting script {item.index}")
-        await self._launch(item, log_level=0, pause="", stop="")
+        async with self.keep_alive(command, lambda: f"starting script {item.index} ({item.path})"):
+            await self._launch(item, log_level=0, pause="", stop="")
         self.model.add([item], location, d["locationSalIndex"])
         await self._changed()
         return str(item.index)

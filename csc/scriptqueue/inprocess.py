@@ -87,3 +87,6 @@ class _TaskHandle:
         if not self.task.done():
             self.bus.kill()
             self.task.cancel()
+
+    def cpu_s(self) -> float | None:
+        return None  # a task in this process: its start is not a process's to measure

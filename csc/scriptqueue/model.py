@@ -8,7 +8,12 @@ Invariants:
 - a script that FAILED while current pauses the queue and stays current until `resume`;
   one that fails configuration or is stopped goes to history without pausing;
 - a block's items are contiguous; a failure in a block applies its failure strategy;
-- every change bumps `token`, so clients can poll for "anything new?".
+- every change bumps `token`, so clients can poll for "anything new?"; the items a change
+  touched are recorded with it (`changed_since`), so the store saves only those;
+- history keeps the newest MAX_HISTORY items; each has a history position (its rank among all
+  that ever entered history, the newest highest) that never changes, so a store can keep it as a
+  key; an item that falls off leaves nothing behind: the model keeps no per-script data beyond
+  the queue, the current slot and the history.
 
 Only the ScriptQueue service changes this model; it has no I/O and no clock (times are passed in).
 """
@@ -16,8 +21,9 @@ Only the ScriptQueue service changes this model; it has no I/O and no clock (tim
 from __future__ import annotations
 
 import enum
-from collections import deque
-from dataclasses import asdict, dataclass, field
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from dataclasses import InitVar, dataclass, field, fields
 from typing import Any
 
 from obsq.csc.core.errors import ExpectedError
@@ -57,7 +63,7 @@ class FailureStrategy(enum.IntEnum):
     KEEP_GOING = 3  # ignore the failure: do not even pause
 
 
-@dataclass
+@dataclass(eq=False)  # an item is one script: compared by identity (a field-by-field == made `in` cost O(fields))
 class QueueItem:
     """One script, from its addition to its place in history."""
 
@@ -94,7 +100,7 @@ class QueueItem:
         return self.script_state == ScriptState.CONFIGURED and bool(self.group_id)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in _ITEM_FIELDS}  # every field is a scalar: no deep copy
         data["failure_strategy"] = int(self.failure_strategy)
         data["script_state"] = self.script_state.name
         data["process_state"] = self.process_state.name
@@ -109,31 +115,71 @@ class QueueItem:
         return cls(**data)
 
 
+_ITEM_FIELDS = tuple(f.name for f in fields(QueueItem))
+
+
 @dataclass
 class QueueModel:
-    """Queue, current slot and history."""
+    """Queue, current slot and history (newest first).
+
+    `history_total` counts every item that ever entered history; `history_positions` gives the
+    history position of each item given in `history` (newest first; by default the positions
+    a history of that length has at `history_total`).
+    """
 
     first_index: int = 200_000
     queue: list[QueueItem] = field(default_factory=list)
     current: QueueItem | None = None
-    history: deque[QueueItem] = field(default_factory=lambda: deque(maxlen=MAX_HISTORY))
+    history: deque[QueueItem] = field(default_factory=deque)
     running: bool = True
     token: int = 0
     next_index: int = 0
+    history_total: int = 0
+    history_positions: InitVar[list[int] | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, history_positions: list[int] | None) -> None:
         self.next_index = self.next_index or self.first_index + 1
+        self.history = deque(list(self.history)[:MAX_HISTORY])
+        self.history_total = max(self.history_total, len(self.history))
+        positions = history_positions or [self.history_total - 1 - i for i in range(len(self.history))]
+        self.history_total = max(self.history_total, positions[0] + 1 if positions else 0)
+        #: every item by SAL index (queue, current slot, history): `find` without a scan
+        self._by_index: dict[int, QueueItem] = {i.index: i for i in self.items()}
+        #: the history position of each item in history (see the class docstring)
+        self._history_position: dict[int, int] = {
+            item.index: position for item, position in zip(self.history, positions, strict=False)
+        }
+        #: SAL index -> token of the last change that touched the item, oldest change first
+        self._journal: OrderedDict[int, int] = OrderedDict()
 
     # -- look-ups ---------------------------------------------------------------------------
 
     def find(self, index: int) -> QueueItem | None:
-        for item in self.items():
-            if item.index == index:
-                return item
-        return None
+        return self._by_index.get(index)
 
     def items(self) -> list[QueueItem]:
         return [*self.queue, *([self.current] if self.current else []), *self.history]
+
+    def in_history(self, item: QueueItem) -> bool:
+        return self._history_position.get(item.index) is not None and self._by_index.get(item.index) is item
+
+    def history_position(self, item: QueueItem) -> int | None:
+        """The item's history position (stable while it stays in history), or None if it is not in history."""
+        return self._history_position.get(item.index) if self.in_history(item) else None
+
+    def changed_since(self, token: int) -> list[QueueItem]:
+        """The items that a change after `token` touched and that are still in the model (newest change first).
+
+        The cost is that of the changes since `token`, whatever the length of history.
+        """
+        changed = []
+        for index, at in reversed(self._journal.items()):
+            if at <= token:
+                break
+            item = self._by_index.get(index)
+            if item is not None:
+                changed.append(item)
+        return changed
 
     def _queued_position(self, index: int, what: str) -> int:
         for position, item in enumerate(self.queue):
@@ -160,8 +206,11 @@ class QueueModel:
         """Raise ExpectedError now if adding at `location` would fail (before starting anything)."""
         self._insert_position(location, location_index)
 
-    def _changed(self) -> None:
+    def _changed(self, *touched: QueueItem) -> None:
         self.token += 1
+        for item in touched:
+            self._journal[item.index] = self.token
+            self._journal.move_to_end(item.index)
 
     # -- changes ----------------------------------------------------------------------------
 
@@ -174,7 +223,8 @@ class QueueModel:
         """Insert `items` (one script, or a whole block) together at `location`."""
         position = self._insert_position(location, location_index)
         self.queue[position:position] = items
-        self._changed()
+        self._by_index.update((item.index, item) for item in items)
+        self._changed(*items)
 
     def move(self, index: int, location: Location, location_index: int = 0) -> None:
         item = self.queue[self._queued_position(index, "move")]
@@ -189,7 +239,7 @@ class QueueModel:
             self.queue.insert(0, item)
             raise
         self.queue.insert(position, item)
-        self._changed()
+        self._changed(item)
 
     def requeue_copy(self, index: int) -> QueueItem:
         """A new item with the same script and configuration, linked to the original."""
@@ -212,8 +262,19 @@ class QueueModel:
         item.process_state = state
         item.reason = item.reason or reason
         item.end_tai = now
+        if len(self.history) >= MAX_HISTORY:
+            self._forget(self.history.pop())
         self.history.appendleft(item)
-        self._changed()
+        self._by_index[item.index] = item
+        self._history_position[item.index] = self.history_total
+        self.history_total += 1
+        self._changed(item)
+
+    def _forget(self, item: QueueItem) -> None:
+        """The oldest item fell off history: nothing of it stays in the model."""
+        self._by_index.pop(item.index, None)
+        self._history_position.pop(item.index, None)
+        self._journal.pop(item.index, None)
 
     def update(self, index: int, **fields: Any) -> QueueItem | None:
         """Record news about a script (state, checkpoint, progress...)."""
@@ -226,7 +287,7 @@ class QueueModel:
                 setattr(item, name, value)
                 changed = True
         if changed:
-            self._changed()
+            self._changed(item)
         return item
 
     def pause(self) -> None:
@@ -255,7 +316,7 @@ class QueueModel:
         self.current = item
         item.process_state = ProcessState.RUNNING
         item.run_start_tai = now
-        self._changed()
+        self._changed(item)
 
     def finished(self, index: int, final: ScriptState, reason: str, now: float) -> list[QueueItem]:
         """A script reached a final state or its process ended; return block items removed as a result."""
@@ -263,7 +324,9 @@ class QueueModel:
         item = self.find(index)
         if item is None:
             return removed
-        item.script_state = final if final.is_final else item.script_state
+        if final.is_final and item.script_state != final:
+            item.script_state = final
+            self._changed(item)
         if self.current is item:
             failed = final == ScriptState.FAILED
             strategy = item.failure_strategy if item.block_id else FailureStrategy.NONE
@@ -272,7 +335,7 @@ class QueueModel:
             if failed and strategy != FailureStrategy.KEEP_GOING:
                 item.reason = reason
                 self.running = False  # pause; the failed script stays current for inspection
-                self._changed()
+                self._changed(item)
                 return removed
             self.current = None
             self._to_history(item, ProcessState.DONE, reason, now)
@@ -286,7 +349,7 @@ class QueueModel:
     def process_ended(self, index: int, code: int, now: float) -> list[QueueItem]:
         """The process of `index` ended; a script that never reported a final state is FAILED or terminated."""
         item = self.find(index)
-        if item is None or item in self.history or item.script_state.is_final:
+        if item is None or self.in_history(item) or item.script_state.is_final:
             if item is not None and item is self.current and item.script_state.is_final:
                 return self.finished(index, item.script_state, item.reason, now)
             return []

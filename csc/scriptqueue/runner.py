@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from obsq.csc.procstat import process_cpu_s
+
 
 class ScriptHandle(Protocol):
     """One running script, as the queue sees it."""
@@ -43,6 +45,10 @@ class ScriptHandle(Protocol):
 
     def kill(self) -> None:
         """End it at once."""
+        ...
+
+    def cpu_s(self) -> float | None:
+        """CPU time it has used so far (its progress while it starts), or None if that cannot be told."""
         ...
 
 
@@ -117,3 +123,6 @@ class _ProcessHandle:
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
+
+    def cpu_s(self) -> float | None:
+        return process_cpu_s(self.process.pid) if self.process.returncode is None else None

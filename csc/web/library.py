@@ -16,9 +16,9 @@ from obsq.csc.clock import utc_now_unix
 from obsq.csc.core.errors import ObsqError, ValidationError
 from obsq.csc.core.yamltext import load_yaml
 from obsq.csc.database import Registries, exists
+from obsq.csc.ocps.report import preview
 from obsq.csc.scriptqueue.blocks import available_blocks, block_folders
 from obsq.csc.scriptqueue.model import Location
-from obsq.csc.weekly.report import preview
 from obsq.scripts.library import ScriptRoots, load_script_class
 
 #: Previews kept in memory (each a few tens of kB).
@@ -128,5 +128,6 @@ class DataFolder:
         return plot if plot is not None and plot.exists() else None
 
     def latest_report(self) -> Path | None:
-        pages = sorted(self.root.glob("weekly-*/report/report.html"), key=lambda p: p.stat().st_mtime)
+        found = [*self.root.glob("repo/reports/*/report.html"), *self.root.glob("weekly-*/report/report.html")]
+        pages = sorted(found, key=lambda p: p.stat().st_mtime)  # OCPS:1 writes them; older runs wrote their own
         return pages[-1] if pages else None

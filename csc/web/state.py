@@ -86,7 +86,10 @@ class ConsoleState:
                 self.decisions.appendleft({k: str(data.get(k, "")) for k in
                                            ("rule", "occurrence", "time", "action", "blocks", "reason")})  # fmt: skip
             elif name == "run":
-                self.runs.appendleft({k: str(data.get(k, "")) for k in ("rule", "occurrence", "blocks", "outcome")})
+                run = {k: str(data.get(k, "")) for k in ("rule", "occurrence", "blocks", "outcome")}
+                for old in [r for r in self.runs if (r["rule"], r["occurrence"]) == (run["rule"], run["occurrence"])]:
+                    self.runs.remove(old)  # one row a run: its latest outcome (running, failing, how it ended)
+                self.runs.appendleft(run)
 
     def image(self, number: int) -> ImageSeen | None:
         return next((image for image in self.images if image.number == number), None)
@@ -97,13 +100,16 @@ class ConsoleState:
     def snapshot(self, now_tai: float) -> dict[str, Any]:
         """The page's data now (heartbeat ages are as of `now_tai`)."""
         components = []
+        scheduler = None
         for row in self.board.rows(now_tai):
+            if row.component.partition(":")[0] == "Scheduler":
+                scheduler = row
             cid = ComponentId.parse(row.component)
             if cid.name == SCRIPT:
                 continue  # the queue shows its scripts
             components.append({
                 "id": row.component, "state": row.state, "heartbeatAge": row.heartbeat_age_s, "health": row.health,
-                "error": row.error, "logs": list(self.logs.get(cid, ()))[:8],
+                "error": row.error, "note": row.note, "logs": list(self.logs.get(cid, ()))[:8],
             })  # fmt: skip
         return {
             "version": self.version,
@@ -111,8 +117,14 @@ class ConsoleState:
             "components": components,
             "queue": self.queue,
             "images": [{"number": i.number, "name": i.name, "time": tai_iso(i.tai)} for i in self.images],
-            "scheduler": {"schedule": self.schedule, "decisions": list(self.decisions), "runs": list(self.runs)}
-            if self.schedule or self.decisions
+            "scheduler": {
+                "schedule": self.schedule,
+                "decisions": list(self.decisions),
+                "runs": list(self.runs),
+                "state": scheduler.state if scheduler else "",
+                "note": scheduler.note if scheduler else "",
+            }
+            if self.schedule or self.decisions or scheduler
             else None,
         }
 

@@ -57,6 +57,11 @@ class QueueFollower:
     def finished(self) -> bool:
         return bool(self.indices) and all(self.items.get(i, {}).get("area") == "history" for i in self.indices)
 
+    def current_duration_s(self) -> float:
+        """The running script's own estimate of its duration (simulated s; 0 when none runs)."""
+        item = self.items.get(self.current)
+        return float(item["duration"]) if item else 0.0
+
     @property
     def failed_current(self) -> dict[str, Any] | None:
         item = self.items.get(self.current)
@@ -128,10 +133,13 @@ async def follow(
 ) -> None:
     """Until our scripts are all in history or the current one failed; `show` sees each change.
 
+    No limit on the run's length: it fails only when the queue shows no change for `timeout_s`
+    real seconds plus the running script's own estimate of its duration.
+
     With `adding` (the task queueing the blocks, which adds to `follower.indices` as it goes) the
     run is followed while it is added, and is not over before every block is queued.
     """
-    start = clock.monotonic()
+    changed_at = clock.monotonic()
     await remote.command("showQueue", timeout_s=30)
     while (adding is not None and not adding.done()) or (not follower.finished and follower.failed_current is None):
         if adding is not None and adding.done():
@@ -143,8 +151,11 @@ async def follow(
             show(progress)
         with contextlib.suppress(TimeoutError):
             await clock.wait_for(follower.changed.wait(), 1.0)
-        if clock.monotonic() - start > timeout_s:
-            raise TimeoutError(f"the blocks did not finish within {timeout_s:g} s")
+        if follower.changed.is_set():
+            changed_at = clock.monotonic()
+        quiet_s = clock.monotonic() - changed_at
+        if quiet_s > timeout_s + follower.current_duration_s() / follower.speed:
+            raise TimeoutError(f"the queue has shown no progress of the blocks for {quiet_s:.0f} s")
     progress = follower.progress(clock.monotonic())
     if progress is not None:
         show(progress)

@@ -1,10 +1,12 @@
 """Running the weekly calibration: bring-up (unless a broker is given), the blocks, the PTC, the summary.
 
 The scripts have the reduction service (OCPS:1) build, verify and certify the masters as they
-go; at the end the PTC flats go to OCPS for the photon transfer curve. The summary (images,
-scripts, verification per check, masters, PTC per amplifier) is shown, written as JSON beside
-the data, and as a report folder with one self-contained HTML page. The exit status is 0 only
-if every script is DONE and every check passed.
+go; at the end the PTC flats go to OCPS for the photon transfer curve, and OCPS reports on the
+run (the images of its scripts' group ids, verification per check, masters, PTC per amplifier)
+and writes the report page. The same code path serves a private observatory and a running site
+(`--broker`): the client asks the services, never reads their files. The summary is shown and
+written as JSON beside the data. The exit status is 0 only if every script is DONE, every check
+passed, and OCPS:1 accounted for the run.
 """
 
 from __future__ import annotations
@@ -25,20 +27,19 @@ from obsq.csc.bus.base import Bus
 from obsq.csc.bus.brokers import private_broker
 from obsq.csc.clock import TAI_MINUS_UTC_S, Clock, LoopClock, day_obs, perf_counter, tai_iso, utc_now_unix, wall_tai
 from obsq.csc.component import AckError, Remote
-from obsq.csc.core.errors import UsageError, ValidationError
-from obsq.csc.database import DatabaseError, Registries, describe, exists
+from obsq.csc.core.errors import ExpectedError, UsageError, ValidationError
+from obsq.csc.database import DatabaseError, describe
 from obsq.csc.injections import InjectionError, parse_injections
 from obsq.csc.observatory import Observatory
 from obsq.csc.scriptqueue.blocks import block_folders, read_block
 from obsq.csc.weekly.follow import Progress, QueueFollower, add_blocks, follow, start_following
-from obsq.csc.weekly.report import collect, write_report
 from obsq.csc.weekly.summary import (
-    image_summary,
     lamp_state,
     processing_notes,
-    ptc_inputs,
     ptc_requests,
+    ptc_select,
     run_ptc,
+    run_report,
 )
 
 QUEUE = "ScriptQueue:2"
@@ -107,12 +108,12 @@ def read_blocks(blocks: list[str]) -> list[dict[str, Any]]:
     return contents
 
 
-async def _ptcs(bus: Bus, root: str, clock: Clock, contents: list[dict[str, Any]], acquired: str) -> list[str]:
-    """Each PTC the blocks ask for, through OCPS:1, from the flats taken for it; a line each."""
+async def _ptcs(bus: Bus, root: str, clock: Clock, contents: list[dict[str, Any]], groupids: list[str]) -> list[str]:
+    """Each PTC the blocks ask for, through OCPS:1, from the run's flats taken for it; a line each."""
     requests = ptc_requests(contents)
     if not requests:
         return ["PTC: no block asks for one (no take_image_latiss of flats in pairs)"]
-    return [await run_ptc(bus, root, clock, ptc_inputs(acquired, request)) for request in requests]
+    return [await run_ptc(bus, root, clock, ptc_select(request, groupids)) for request in requests]
 
 
 def run_start_tai(now_tai: float) -> float:
@@ -147,6 +148,51 @@ async def _run_blocks(
         view.line(f"obsq weekly: {exc}")
 
 
+async def _summarise(
+    bus: Bus,
+    root: str,
+    clock: Clock,
+    follower: QueueFollower,
+    *,
+    contents: list[dict[str, Any]],
+    header: dict[str, Any],
+    since: float,
+    t0: float,
+    view: WeeklyView,
+) -> tuple[dict[str, Any], bool]:
+    """The run's summary as the services give it (the lamp, the PTC, OCPS:1's report), and whether it passed."""
+    lamp = await lamp_state(bus, root, clock)
+    groupids = sorted({i["group"] for i in follower.ours() if i.get("group")})
+    for line in await _ptcs(bus, root, clock, contents, groupids):
+        view.line(line)
+    scripts = [
+        {"index": i["index"], "block": i["block"], "path": i["path"], "state": i["state"], "reason": i["reason"]}
+        for i in follower.ours()
+    ]  # fmt: skip
+    ok = bool(scripts) and all(s["state"] == "DONE" for s in scripts) and len(scripts) == len(follower.indices)
+    summary: dict[str, Any] = {
+        **header,
+        "outcome": "all scripts DONE" if ok else "FAILED: not every script is DONE",
+        "scripts": scripts,
+        "images": [],
+        "lamp": lamp,
+        "processing": processing_notes(contents),
+        "wall_time_s": perf_counter() - t0,
+    }
+    try:
+        report = await run_report(bus, root, clock, since_unix=since, groupids=groupids, summary=summary)
+    except ExpectedError as exc:  # what ran cannot be accounted for: not a success
+        summary["outcome"] = f"FAILED: {exc}"
+        return summary, False
+    summary["images"] = report["images"]
+    results = report["calibration"]
+    if results["masters"] or results["verification"] or results["ptc"] or results["jobs"]["total"]:
+        summary["calibration"] = results
+        summary["report"] = report["report"]
+        ok = ok and results["passed"]
+    return summary, ok
+
+
 async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
     """The `obsq weekly` command; 0 if every script is DONE and every check passed."""
     try:
@@ -158,7 +204,6 @@ async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
     stamp = datetime.datetime.fromtimestamp(utc_now_unix(), tz=datetime.UTC).strftime("%Y%m%dT%H%M%S")
     data = options.data / f"weekly-{stamp}"
     simulate = not options.connection.given
-    registries = Registries.at(data, options.database)
     if simulate and options.database:
         check_empty(options.database)
     root = f"weekly-{os.getpid()}" if simulate else options.connection.checked_root()
@@ -189,34 +234,13 @@ async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
             view.line(f"obsq weekly: observatory ready after {perf_counter() - t0:.1f} s")
         remote = await stack.enter_async_context(Remote(bus, QUEUE, clock=clock, root=root))
         follower = QueueFollower(options.speed)
+        since = utc_now_unix()
         await _run_blocks(remote, blocks, follower, clock, timeout_s=options.timeout_s, view=view)
-        lamp = await lamp_state(bus, root, clock)
-        if simulate:
-            for line in await _ptcs(bus, root, clock, contents, registries.acquired):
-                view.line(line)
-        scripts = [
-            {"index": i["index"], "block": i["block"], "path": i["path"], "state": i["state"], "reason": i["reason"]}
-            for i in follower.ours()
-        ]  # fmt: skip
-        ok = bool(scripts) and all(s["state"] == "DONE" for s in scripts) and len(scripts) == len(follower.indices)
+        header = {"blocks": blocks, "speed": options.speed, "file": str(data / "weekly-summary.json")}
+        summary, ok = await _summarise(
+            bus, root, clock, follower, contents=contents, header=header, since=since, t0=t0, view=view
+        )
         data.mkdir(parents=True, exist_ok=True)
-        summary: dict[str, Any] = {
-            "blocks": blocks,
-            "speed": options.speed,
-            "outcome": "all scripts DONE" if ok else "FAILED: not every script is DONE",
-            "wall_time_s": perf_counter() - t0,
-            "scripts": scripts,
-            "images": image_summary(registries.acquired) if simulate else [],
-            "lamp": lamp,
-            "processing": processing_notes(contents),
-            "file": str(data / "weekly-summary.json"),
-        }
-        if simulate and exists(registries.calibration):
-            results = collect(registries)
-            summary["calibration"] = results
-            summary["report"] = str(data / "report" / "report.html")
-            write_report(data / "report", results, summary)
-            ok = ok and results["passed"]
         (data / "weekly-summary.json").write_text(json.dumps(summary, indent=2))
         view.summary(summary)
     return 0 if ok else 1

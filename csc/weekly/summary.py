@@ -1,19 +1,16 @@
-"""What a weekly run produced: images per set (the camera's registry), the lamp's end state, the PTC."""
+"""What a weekly run asks of the services at its end: the lamp's state, the PTC and the report (OCPS:1)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from obsq.csc.acquired import AcquiredImages
 from obsq.csc.atwhitelight.model import LampBasicState
 from obsq.csc.bus.base import Bus
 from obsq.csc.clock import Clock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.core.states import State
-from obsq.csc.database import exists
 from obsq.csc.reduction.ptc import MIN_LEVELS
 from obsq.scripts.ocps import Ocps
 
@@ -69,39 +66,39 @@ def processing_notes(blocks: list[dict[str, Any]]) -> list[str]:
     return notes
 
 
-def image_summary(registry: str) -> list[dict[str, Any]]:
-    """Images per type, filter, grating and exposure time in the registry (a path or URL)."""
-    if not exists(registry):
-        return []
-    counts = Counter((i.imgtype, i.filter, i.grating, i.exptime) for i in AcquiredImages(registry).images())
-    return [
-        {"imgtype": t, "filter": f, "grating": g, "exptime": e, "count": n}
-        for (t, f, g, e), n in sorted(counts.items())
-    ]
-
-
-def ptc_inputs(registry: str, request: PtcRequest) -> list[str]:
-    """The flats a PTC request was answered with (program, reason, filter, grating, times), in sequence order."""
-    if not exists(registry):
-        return []
-    where: dict[str, str] = {"imgtype": "FLAT"}
+def ptc_select(request: PtcRequest, groupids: list[str]) -> dict[str, Any]:
+    """The flats of a PTC request as OCPS:1 selects them from its registry: the run's group ids, the request."""
+    select: dict[str, Any] = {"exptimes": sorted(request.exp_times), "groupids": groupids}
     for column in ("program", "reason", "filter", "grating"):
         if getattr(request, column):
-            where[column] = getattr(request, column)
-    images = AcquiredImages(registry).images(**where)
-    return [i.path for i in images if round(i.exptime, 3) in {round(t, 3) for t in request.exp_times}]
+            select[column] = getattr(request, column)
+    return select
 
 
-async def run_ptc(bus: Bus, root: str, clock: Clock, inputs: list[str]) -> str:
-    """The PTC of the run's flat pairs, through OCPS:1; a line saying what happened."""
-    if not inputs:
-        return "PTC: no PTC flats in this run"
+async def run_ptc(bus: Bus, root: str, clock: Clock, select: dict[str, Any]) -> str:
+    """The PTC of the run's flat pairs, through OCPS:1 (it selects them from its registry); a line on what happened."""
     async with Remote(bus, "OCPS:1", clock=clock, root=root) as remote:
         try:
-            result = await Ocps(remote).run("cpPtc", {"inputs": inputs, "force": True}, timeout_s=600)
+            result = await Ocps(remote).run("cpPtc", {"select": select, "force": True}, timeout_s=600)
         except (ExpectedError, AckError) as exc:
-            return f"PTC: {exc}"
-    return f"PTC: product {result['product']} from {len(inputs)} flats"
+            none = "no flats in the acquired-images registry" in str(exc)
+            return "PTC: no PTC flats in this run" if none else f"PTC: {exc}"
+    return f"PTC: product {result['product']} from {result['n_flats']} flats"
+
+
+async def run_report(
+    bus: Bus, root: str, clock: Clock, *, since_unix: float, groupids: list[str], summary: dict[str, Any]
+) -> dict[str, Any]:
+    """The run's images, verification, masters, PTC and report, as OCPS:1 collects and writes them.
+
+    ExpectedError naming why when the reduction service cannot account for the run.
+    """
+    config = {"since": since_unix, "groupids": groupids, "summary": summary}
+    async with Remote(bus, "OCPS:1", clock=clock, root=root) as remote:
+        try:
+            return await Ocps(remote).run("cpReport", config, timeout_s=600)
+        except AckError as exc:
+            raise ExpectedError(f"OCPS:1 cannot report on the run: {exc.ack.result.removeprefix('Failed: ')}") from None
 
 
 async def lamp_state(bus: Bus, root: str, clock: Clock) -> dict[str, str]:

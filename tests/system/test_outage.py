@@ -68,6 +68,11 @@ async def test_weekly_survives_two_broker_restarts(own_mosquitto: MosquittoProce
         output = (tmp_path / "weekly.log").read_text()
         assert weekly.returncode == 0, output[-4000:]
         assert "all scripts DONE" in output
+        # the summary of a running site is the standalone run's: asked of the services, not read from their files
+        assert "total: 205 images" in output
+        assert "calibration PASSED" in output
+        assert "PTC (product" in output
+        assert "/repo/reports/" in output  # the report OCPS:1 wrote
         db = sqlite3.connect(registry)
         taken = Counter(db.execute("SELECT imgtype, filter, grating, exptime FROM acquired_images").fetchall())
         db.close()

@@ -62,6 +62,20 @@ async def test_strike_then_warm_up_of_900_s(rig: Rig) -> None:
     assert lamp(rig) == LampBasicState.ON
 
 
+async def test_turning_on_a_lit_lamp_sets_its_power_and_keeps_its_warm_up(rig: Rig) -> None:
+    """As Rubin's turnLampOn ("turn the lamp on or change the power"): a set-up run twice completes."""
+    await lamp_on(rig)
+    warm_end = rig.remote.event("lampState").get()["warmupEndTime"]
+    await rig.clock.advance(300)
+    ack = await rig.command("turnLampOn", {"power": 910})
+    assert ack.result == "the lamp is on; power set to 910 W; warm-up ends in 600 s"
+    state = rig.remote.event("lampState").get()
+    assert (state["setPower"], state["warmupEndTime"]) == (910, warm_end)
+    await rig.clock.advance(600)
+    assert lamp(rig) == LampBasicState.ON
+    assert (await rig.command("turnLampOn", {"power": 910})).result == "the lamp is on; power set to 910 W"
+
+
 @pytest.mark.parametrize(("power", "message"), [(700, "outside 800-1200 W"), (1300, "outside 800-1200 W")])
 async def test_power_limits(rig: Rig, power: float, message: str) -> None:
     await rig.enable()

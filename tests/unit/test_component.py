@@ -13,6 +13,7 @@ import pytest
 from obsq.csc.bus.memory import MemoryBroker, MemoryBus
 from obsq.csc.clock import ManualClock
 from obsq.csc.component import AckError, AckTimeoutError, CommandLinkLostError, Remote
+from obsq.csc.component.reader import LIFE_GRACE_S, UNSEEN_S
 from obsq.csc.component.remote import LINK_GRACE_S
 from obsq.csc.core.acks import AckCode
 from obsq.csc.core.errors import ValidationError
@@ -148,8 +149,10 @@ async def test_no_ack_times_out_with_noack(rig: Rig) -> None:
     nobody = Remote(rig.remote_bus, "Test:2", clock=rig.clock, root=rig.root)
     async with nobody:
         task = asyncio.create_task(nobody.command("enable", timeout_s=2))
-        await rig.clock.advance(2)
-        with pytest.raises(AckTimeoutError, match="no ack") as info:
+        await rig.clock.advance(2 + LIFE_GRACE_S)
+        assert not task.done()  # a component never heard from (no heartbeat at all) is given UNSEEN_S
+        await rig.clock.advance(UNSEEN_S)
+        with pytest.raises(AckTimeoutError, match="no heartbeat of Test:2 was seen") as info:
             await task
     assert info.value.ack.ack == AckCode.NOACK
 

@@ -154,6 +154,7 @@ async def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.
     (blocks / "BLOCK-T901.json").write_text(block("BLOCK-T901", 1200))
     (blocks / "BLOCK-T902.json").write_text(block("BLOCK-T902", 600))
     (blocks / "BLOCK-T903.json").write_text(block("BLOCK-T903", 5))
+    (blocks / "BLOCK-T904.json").write_text(block("BLOCK-T904", 60, fail=True))
     (blocks / "BLOCK-T912.json").write_text(FLATS_BLOCK)
     (tmp_path / "schedule.yaml").write_text(getattr(request, "param", SCHEDULE))
     monkeypatch.setenv(SCHEDULE_ENV, str(tmp_path / "schedule.yaml"))
@@ -319,3 +320,56 @@ async def test_a_scheduler_restarted_mid_run_follows_the_run_to_its_end(site: Si
     assert site.runs[-1]["outcome"] == "COMPLETED"
     assert len(site.said("queue")) == 1
     assert statuses[-2:] == [("BLOCK-T901", "COMPLETED"), ("BLOCK-T902", "COMPLETED")]
+
+
+SAFE_SCHEDULE = SCHEDULE.replace("blocks: [BLOCK-T901, BLOCK-T902]", "blocks: [BLOCK-T904, BLOCK-T902, BLOCK-T903]\n"
+                                 "    safe: [BLOCK-T903]")  # fmt: skip
+
+
+@pytest.mark.parametrize("site", [SAFE_SCHEDULE], indirect=True)
+async def test_a_failed_block_drops_the_rest_and_the_safe_block_still_runs(site: Site) -> None:
+    queue = await site.remote("ScriptQueue:2")
+    await site.until("12-07 15:00")
+    outcome = site.runs[-1]["outcome"]
+    assert outcome.startswith("ERROR: script "), outcome
+    assert "of BLOCK-T904 FAILED" in outcome
+    assert "not completed: BLOCK-T902" in outcome
+    assert outcome.endswith("safe block BLOCK-T903 COMPLETED (the site is safe)")
+    assert any(r["outcome"].startswith("failing: ") and "running the safe blocks BLOCK-T903" in r["outcome"]
+               for r in site.runs)  # said while it happened  # fmt: skip
+    items = json.loads(queue.event("queue").get()["items"])
+    states = {(i["block"], i["state"]) for i in items}
+    assert ("BLOCK-T903", "DONE") in states
+    assert not any(b == "BLOCK-T902" and s == "DONE" for b, s in states)  # dropped: stopped before it ran
+    assert queue.event("queue").get()["running"]  # the Scheduler resumed the queue the failure paused
+    (run,) = site.store.runs()
+    assert run.outcome == outcome
+
+
+@pytest.mark.parametrize("site", [SAFE_SCHEDULE], indirect=True)
+async def test_a_run_stopped_by_the_operator_still_runs_its_safe_block(site: Site) -> None:
+    (site.blocks / "BLOCK-T904.json").write_text(block("BLOCK-T904", 1200))
+    scheduler = await site.remote("Scheduler:2")
+    await site.until("12-07 14:05")  # BLOCK-T904's first script is running
+    ack = await site.run(scheduler.command("stop", {"abort": True}))
+    assert "the safe blocks still run: BLOCK-T903" in ack.result
+    await site.until("12-07 15:00")
+    outcome = site.runs[-1]["outcome"]
+    assert "stopped by" in outcome
+    assert outcome.endswith("safe block BLOCK-T903 COMPLETED (the site is safe)")
+
+
+async def test_an_add_block_whose_ack_is_lost_is_found_by_its_execution_id(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_block = ScriptQueueCsc._do_add_block
+
+    async def never_answered(self: ScriptQueueCsc, command: Any) -> str:
+        await add_block(self, command)  # the block is queued ...
+        await asyncio.Event().wait()  # ... and its final ack never comes
+        return ""
+
+    monkeypatch.setattr(ScriptQueueCsc, "_do_add_block", never_answered)
+    await site.until("12-07 15:30")
+    assert [r["outcome"] for r in site.runs] == ["running", "COMPLETED"]
+    assert len(site.runs[-1]["salIndices"].split(",")) == 4

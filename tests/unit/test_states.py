@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from obsq.csc.core.errors import StateTransitionError
-from obsq.csc.core.states import TRANSITION_COMMANDS, State, SummaryStateMachine, command_path
+from obsq.csc.core.states import TRANSITION_COMMANDS, State, SummaryStateMachine, command_path, what_to_send
 
 # The expected table, written out independently of TRANSITIONS (SAL's rules, rubin-facts §1.2).
 EXPECTED = {
@@ -90,3 +90,11 @@ def test_command_paths() -> None:
         command_path(State.STANDBY, State.FAULT)
     with pytest.raises(ValueError):
         command_path(State.OFFLINE, State.STANDBY)
+
+
+def test_a_refused_transition_says_what_to_send_first() -> None:
+    machine = SummaryStateMachine(State.STANDBY)
+    with pytest.raises(StateTransitionError, match=r"enable not allowed in state STANDBY: send start first$"):
+        machine.check("enable")
+    assert what_to_send(State.FAULT, State.ENABLED) == "send standby, then start, then enable"
+    assert what_to_send(State.DISABLED, State.ENABLED) == "send enable"

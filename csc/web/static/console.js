@@ -186,7 +186,7 @@ function renderComponents(components) {
     const log = c.logs[0] ? `${c.logs[0].time.slice(11, 19)} ${c.logs[0].message}` : "";
     return `<tr data-component="${esc(c.id)}"><td>${esc(c.id)}</td><td class="state state-${esc(c.state)}">${esc(c.state)}</td>`
       + `<td>${esc(age)}</td><td class="health ${healthClass(c.health)}">${esc(c.health)}</td>`
-      + `<td class="error">${esc(c.error)}</td><td class="hint">${esc(log)}</td>`
+      + `<td class="error">${esc([c.error, c.note].filter(Boolean).join("; "))}</td><td class="hint">${esc(log)}</td>`
       + `<td><a href="/api/events/${encodeURIComponent(c.id)}" data-events="${esc(c.id)}">events</a></td></tr>`;
   }).join("");
   const logs = components.flatMap((c) => c.logs.map((line) => ({ ...line, id: c.id })))
@@ -267,10 +267,18 @@ function renderScheduler(scheduler) {
   $("#scheduler-section").hidden = !scheduler;
   if (!scheduler) return;
   const s = scheduler.schedule;
-  $("#schedule").textContent = s.source ? `${s.source} — ${s.site} (${s.timezone})\n${s.rules}` : "(no schedule)";
+  const note = $("#scheduler-note");
+  note.textContent = scheduler.note ? `Scheduler ${scheduler.state}: ${scheduler.note}` : "";
+  note.hidden = !scheduler.note;
+  $("#schedule").textContent = s && s.source ? `${s.source} — ${s.site} (${s.timezone})\n${s.rules}` : "(no schedule)";
   $("#decisions tbody").innerHTML = scheduler.decisions.map((d) =>
     `<tr><td>${esc(d.time)}</td><td>${esc(d.rule)}</td><td>${esc(d.action)}</td><td>${esc(d.blocks)}</td>`
     + `<td>${esc(d.reason)}</td></tr>`).join("");
+  $("#runs tbody").innerHTML = scheduler.runs.map((r) => {
+    const bad = r.outcome.startsWith("ERROR") || r.outcome.startsWith("failing");
+    return `<tr><td>${esc(r.occurrence)}</td><td>${esc(r.rule)}</td><td>${esc(r.blocks)}</td>`
+      + `<td class="${bad ? "error" : ""}">${esc(r.outcome)}</td></tr>`;
+  }).join("");
 }
 
 function render(data) {

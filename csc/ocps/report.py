@@ -1,8 +1,11 @@
-"""The calibration report of a run: results from the repository as JSON and one self-contained HTML page.
+"""The calibration report of a run, written by the reduction service: results as JSON and one HTML page.
 
-The page has the verification table per check, the masters built (with a preview each, and
-whether each is the certified one now), and the PTC per amplifier with its plot; images are
-embedded as data: URLs so the file can be mailed or archived alone.
+`cpReport` (a job like any other) collects what a run produced — the images of its scripts'
+group ids in the acquired-images registry, the masters, checks and jobs since it began, the
+latest PTC among them — writes `report.html` (with a preview of every master, embedded as data:
+URLs so the file can be mailed or archived alone) and `results.json` under `repo/reports/JOB/`,
+and answers the numbers. Clients (`obsq weekly`, standalone or against a running site) ask for
+it over the bus; they never read the service's registries or files themselves.
 """
 
 from __future__ import annotations
@@ -11,17 +14,19 @@ import base64
 import html
 import io
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from astropy.io import fits
 
-from obsq.csc.clock import utc_now_unix
-from obsq.csc.database import Registries
+from obsq.csc.acquired import AcquiredImages
+from obsq.csc.clock import TAI_MINUS_UTC_S
+from obsq.csc.database import exists
 from obsq.csc.ocps.jobs import JobStore
 from obsq.csc.ocps.pipelines import summarise
-from obsq.csc.ocps.repository import Repository, certification_text
+from obsq.csc.ocps.repository import Repository, certification_text, iso_stamp
 
 #: The PTC gain must be this close to the camera's nominal (the simulator's truth) per amplifier.
 PTC_GAIN_TOLERANCE = 0.02
@@ -46,23 +51,42 @@ RECOVERY = [
 ]
 
 
-def collect(registries: Registries) -> dict[str, Any]:
-    """Everything the repository and the job table say about the run."""
-    repo = Repository(registries.data_dir / "repo", now=utc_now_unix, database=registries.calibration)
-    checks = repo.checks()
+#: Failed checks sent back in a job's result (the report lists them all).
+FAILURES_RETURNED = 200
+
+
+def image_summary(registry: str, groupids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Images per type, filter, grating and exposure time in the registry (of these group ids, if given)."""
+    if not exists(registry):
+        return []
+    images = AcquiredImages(registry).images()
+    wanted = None if groupids is None else set(groupids)
+    counts = Counter((i.imgtype, i.filter, i.grating, i.exptime) for i in images
+                     if wanted is None or i.groupid in wanted)  # fmt: skip
+    return [
+        {"imgtype": t, "filter": f, "grating": g, "exptime": e, "count": n}
+        for (t, f, g, e), n in sorted(counts.items())
+    ]
+
+
+def collect(repo: Repository, jobs: JobStore, since_unix: float = 0.0) -> dict[str, Any]:
+    """Everything the repository and the job table say about a run that began at `since_unix` (UTC)."""
+    stamp = iso_stamp(since_unix) if since_unix else ""
+    checks = repo.checks(since=stamp)
     kinds = sorted({row["kind"] for row in checks})
     verification = {kind: summarise([row for row in checks if row["kind"] == kind]) for kind in kinds}
     fields = ("kind", "name", "amp", "exposure", "value", "limit_value", "detail")
     failures = [{k: row[k] for k in fields} for row in checks if not row["passed"]]
     superseded = repo.superseded()
+    products = [p for p in repo.products() if p.created >= stamp]
     masters = [
         {"id": p.id, "type": p.type, "filter": p.filter, "version": p.version, "n_inputs": len(p.inputs),
          "verified": p.verified, "certified": p.certified, "certification": certification_text(p, superseded),
          "path": str(repo.path_of(p)), "amps": p.stats.get("amps", {}) if p.type != "ptc" else {}}
-        for p in repo.products() if p.type != "ptc"
+        for p in products if p.type != "ptc"
     ]  # fmt: skip
     ptc: dict[str, Any] | None = None
-    ptcs = repo.products(type_="ptc")
+    ptcs = [p for p in products if p.type == "ptc"]
     if ptcs:
         latest = ptcs[-1]
         amps: dict[str, dict[str, Any]] = {}
@@ -75,8 +99,8 @@ def collect(registries: Registries) -> dict[str, Any]:
             }
         ptc = {"product": latest.id, "plot": str(repo.path_of(latest)), "amps": amps, "n_inputs": len(latest.inputs),
                "covers_range": bool(latest.stats.get("covers_range", True))}  # fmt: skip
-    jobs = JobStore(registries.jobs).jobs()
-    failed_jobs = [{"id": j.id, "pipeline": j.pipeline, "result": j.result} for j in jobs if j.state == "FAILED"]
+    run_jobs = [j for j in jobs.jobs() if j.created >= since_unix + TAI_MINUS_UTC_S and j.pipeline != "cpReport"]
+    failed_jobs = [{"id": j.id, "pipeline": j.pipeline, "result": j.result} for j in run_jobs if j.state == "FAILED"]
     ptc_ok = ptc is None or (ptc["covers_range"] and all(a["gain_ok"] for a in ptc["amps"].values()))
     passed = not failures and not failed_jobs and ptc_ok
     misaligned = any(f["name"] == "FLAT_LEVEL" for f in failures) or (ptc is not None and not ptc["covers_range"])
@@ -87,7 +111,7 @@ def collect(registries: Registries) -> dict[str, Any]:
         "failures": failures,
         "masters": masters,
         "ptc": ptc,
-        "jobs": {"total": len(jobs), "failed": failed_jobs},
+        "jobs": {"total": len(run_jobs), "failed": failed_jobs},
     }
 
 
@@ -267,3 +291,19 @@ def write_report(folder: Path, results: dict[str, Any], summary: dict[str, Any])
     page = folder / "report.html"
     page.write_text(render_html(results, summary))
     return page
+
+
+def build_report(repo: Repository, config: dict[str, Any], job: str) -> dict[str, Any]:
+    """The `cpReport` pipeline: collect the run, write its report folder, answer the numbers and the page's path.
+
+    `config`: `since` (UTC unix s when the run began), `groupids` (its scripts' group ids: its
+    images), `summary` (the run as the client saw it: blocks, scripts, outcome, wall time), and
+    `registry`/`jobs` (set by the service: its own acquired-images registry and job table).
+    """
+    results = collect(repo, JobStore(config["jobs"]), config.get("since", 0.0))
+    images = image_summary(config["registry"], config.get("groupids"))
+    summary = {**config.get("summary", {}), "images": images}
+    page = write_report(repo.root / "reports" / job, results, summary)
+    failures = results["failures"]
+    returned = {**results, "failures": failures[:FAILURES_RETURNED], "failures_total": len(failures)}
+    return {"images": images, "calibration": returned, "report": str(page)}
