@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from obsq.csc.app.connection import LIVE_WITHIN_S, Connection, broker_for, connected_bus
 from obsq.csc.clock import utc_now_unix
-from obsq.csc.core.errors import UsageError, ValidationError
+from obsq.csc.core.errors import ObsqError, UsageError, ValidationError
+from obsq.csc.core.status import SCHEDULER_RUNNING
 from obsq.csc.database import Registries, exists
 from obsq.csc.scheduler.model import certified_this_week, plan
 from obsq.csc.scheduler.schedule import Schedule, default_schedule_path, read_schedule
@@ -19,7 +23,11 @@ from obsq.csc.scriptqueue.blocks import available_blocks, block_folders
 
 @dataclass(frozen=True)
 class PlanOptions:
-    """`obsq scheduler plan`: from which day (site time), for how many, how shown, from which files."""
+    """`obsq scheduler plan`: from which day (site time), for how many, how shown, from which files.
+
+    With a broker named (`connection.given`), the plan first says whether the Scheduler:2 on it
+    will queue anything at all (a STANDBY or stopped Scheduler queues nothing).
+    """
 
     start: str
     days: int
@@ -27,6 +35,33 @@ class PlanOptions:
     schedule: Path | None
     data: Path
     database: str | None
+    connection: Connection | None = None
+
+
+async def scheduler_note(connection: Connection) -> str:
+    """What the Scheduler:2 on the named broker means for the plan, in a line."""
+    from obsq.csc.clock import LoopClock
+    from obsq.csc.component import Remote
+    from obsq.csc.core.states import State, what_to_send
+
+    try:
+        async with (
+            broker_for(connection, start_if_missing=False) as url,
+            connected_bus(connection, url) as bus,
+            Remote(bus, "Scheduler:2", clock=LoopClock(), root=connection.checked_root()) as remote,
+        ):
+            if not await remote.wait_live(LIVE_WITHIN_S):
+                return f"no Scheduler:2 is running on {url}: nothing will be queued until one is (obsq up)"
+            state = State(remote.event("summaryState").get().get("summaryState", State.STANDBY))
+            running = remote.event("detailedState").get().get("substate") == SCHEDULER_RUNNING
+    except ObsqError as exc:
+        return f"the Scheduler could not be asked ({exc}): the plan assumes it ENABLED and running"
+    if state != State.ENABLED:
+        how = what_to_send(state, State.ENABLED)
+        return f"Scheduler:2 is {state.name}: nothing will be queued until it is ENABLED ({how})"
+    if not running:
+        return "Scheduler:2 is ENABLED but stopped: nothing will be queued until it is sent resume"
+    return "Scheduler:2 is ENABLED and running its rules"
 
 
 def load(path: Path | None) -> Schedule:
@@ -84,11 +119,17 @@ def run_plan(options: PlanOptions) -> int:
         certified=lambda t, types: certified_this_week(products, site, t, types), due=due,
     )  # fmt: skip
     rows = [{key: d.row()[key] for key in ("time", "action", "blocks", "reason")} for d in decisions]
+    note = (
+        asyncio.run(scheduler_note(options.connection))
+        if options.connection is not None and options.connection.given
+        else "the plan assumes Scheduler:2 ENABLED and running (a STANDBY or stopped one queues nothing: obsq status)"
+    )
     if options.json:
         print(json.dumps(rows, indent=2))
+        print(note, file=sys.stderr)
         return 0
     print(f"{schedule.source}: {site.name}, {options.days} day(s) from {day} ({site.timezone}); "
-          f"{len(rows)} occurrence(s)")  # fmt: skip
+          f"{len(rows)} occurrence(s); {note}")  # fmt: skip
     for decision, row in zip(decisions, rows, strict=True):
         local = site.local(decision.time).strftime("%a %Y-%m-%d %H:%M %Z")
         print(f"{local}  {row['action']:<8} {decision.rule}: {', '.join(row['blocks'])}")

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from obsq.csc.cli.common import Subparsers
+from obsq.csc.cli.common import Subparsers, add_connection_options, connection
 
 
 def add(sub: Subparsers) -> None:
@@ -31,6 +31,7 @@ def add(sub: Subparsers) -> None:
                    "(default %(default)s)")  # fmt: skip
     q.add_argument("--database", default=os.environ.get("OBSQ_DATABASE"),
                    help="the registries' database URL (default $OBSQ_DATABASE)")  # fmt: skip
+    add_connection_options(q)  # with a broker named, the plan says whether its Scheduler:2 will queue anything
     q.set_defaults(handler=run_plan)
     q = actions.add_parser("check", help="validate a schedule file", description="Validate a schedule file, naming "
                            "the rule and the field of anything wrong.")  # fmt: skip
@@ -44,7 +45,8 @@ def run_plan(args: argparse.Namespace) -> int:
     from obsq.csc.app.scheduler import PlanOptions
     from obsq.csc.app.scheduler import run_plan as plan
 
-    return plan(PlanOptions(args.start, args.days, args.json, args.schedule, args.data, args.database))
+    return plan(PlanOptions(args.start, args.days, args.json, args.schedule, args.data, args.database,
+                            connection(args)))  # fmt: skip
 
 
 def run_check(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -207,3 +208,25 @@ async def test_a_killed_component_is_restarted(telescope: Telescope, board: Stat
     await until(lambda: all_enabled(board))  # restarted, and back to ENABLED (--state enabled)
     assert "ATMCS died (status -9); restarting" in up.log.read_text()
     await up.ok("ATMCS", "moveToPosition", "azimuth=10", "elevation=45")
+
+
+async def test_block_309_added_twice_in_a_row_both_complete(telescope: Telescope, root: str) -> None:
+    """The recovery the procedure prescribes: the set-up again with the lamp already on (Rubin's turnLampOn on a lit
+    lamp sets its power), so the second BLOCK-309 completes as the first did.
+    """
+    up = telescope
+    common = ("--broker", up.url, "--root", root)
+    bus = MqttBus(BrokerUrl.parse(up.url), clock=CLOCK)
+    await bus.start()
+    try:
+        async with Remote(bus, "ScriptQueue:2", clock=CLOCK, root=root) as queue:
+            items: dict[int, dict[str, object]] = {}
+            queue.event("queue").callback = lambda e: items.update({i["index"]: i for i in json.loads(e.data["items"])})
+            for _ in range(2):
+                result = await asyncio.to_thread(run_cli, "queue", "add-block", "BLOCK-309", *common)
+                assert result.returncode == 0, result.stdout + result.stderr
+            await until(lambda: sum(1 for i in items.values() if i["state"] in ("DONE", "FAILED")) >= 8, 300)
+    finally:
+        await bus.close()
+    ours = sorted((i for i in items.values() if i["block"] == "BLOCK-309"), key=lambda i: int(str(i["index"])))
+    assert [i["state"] for i in ours] == ["DONE"] * 8, [(i["path"], i["state"], i["reason"]) for i in ours]
