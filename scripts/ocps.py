@@ -57,6 +57,30 @@ class Ocps:
         else:
             self._early[data["job_id"]] = data
 
+    async def _result(
+        self, job_id: str, pipeline: str, future: asyncio.Future[dict[str, Any]], timeout_s: float
+    ) -> dict[str, Any]:
+        """The job's result, however long the reduction takes while OCPS:1 says the job is going.
+
+        Every `timeout_s` real seconds without a result OCPS:1 is asked how the job stands: one it
+        still has queued or running is waited for again (reduction is real work: a busy machine
+        makes it slower, not failed); a job it does not know, or a service that does not answer,
+        ends the wait.
+        """
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+            except TimeoutError:
+                pass
+            try:
+                state = (await self.remote.command("showJob", {"job_id": job_id}, timeout_s=60)).result
+            except ObsqError as exc:
+                raise ExpectedError(f"OCPS job {job_id} ({pipeline}): no result within {timeout_s:g} s, and OCPS:1 "
+                                    f"does not say how it stands: {exc}") from None  # fmt: skip
+            if state not in ("QUEUED", "RUNNING", "DONE", "FAILED"):
+                raise ExpectedError(f"OCPS job {job_id} ({pipeline}) gave no result within {timeout_s:g} s ({state})")
+            # still going; or ended, and showJob has just published its result again
+
     async def run(self, pipeline: str, config: dict[str, Any], timeout_s: float = 1800.0) -> dict[str, Any]:
         """Run one job and return its result; JobFailedError if it failed."""
         ack = await self.remote.command("execute", {"pipeline": pipeline, "config": json.dumps(config)}, timeout_s=60)
@@ -65,9 +89,7 @@ class Ocps:
         if job_id in self._early:
             future.set_result(self._early.pop(job_id))
         try:
-            data = await asyncio.wait_for(future, timeout_s)
-        except TimeoutError:
-            raise ExpectedError(f"OCPS job {job_id} ({pipeline}) gave no result within {timeout_s:g} s") from None
+            data = await self._result(job_id, pipeline, future, timeout_s)
         finally:
             self._results.pop(job_id, None)
         result = json.loads(data["result"] or "{}")

@@ -211,7 +211,7 @@ class ATCameraCsc(BaseCsc):
         await command.in_progress(count * per_image, f"taking {count} {request.image_type}")
         await self._mark("notReadyToTakeImage")
         try:
-            names = [await self._take_one(request, index, count) for index in range(1, count + 1)]
+            names = [await self._take_one(command, request, index, count) for index in range(1, count + 1)]
         finally:
             await self._mark("readyToTakeImage")
         return f"took {count} {request.image_type}: {names[0]}" + (f" .. {names[-1]}" if count > 1 else "")
@@ -229,7 +229,7 @@ class ATCameraCsc(BaseCsc):
             **exposure.request.additional_fields(),
         }  # fmt: skip
 
-    async def _take_one(self, request: ExposureRequest, index: int, count: int) -> str:
+    async def _take_one(self, command: Command, request: ExposureRequest, index: int, count: int) -> str:
         assert self.registry is not None
         dayobs = day_obs(self.clock.tai())
         seqnum = await self.clock.to_thread(self.registry.next_seqnum, dayobs)
@@ -265,7 +265,8 @@ class ATCameraCsc(BaseCsc):
         exposure = replace(exposure, darktime_s=self.clock.tai() - start)
         flux = flat_flux_e_s(state, self.lamp_warmup_s) if request.shutter else 0.0
         t0 = perf_counter()
-        image = await self.clock.to_thread(self._write, exposure, state, flux)
+        async with self.keep_alive(command, lambda: f"writing {obsid} ({index} of {count})"):  # real time: a file
+            image = await self.clock.to_thread(self._write, exposure, state, flux)
         write_ms = (perf_counter() - t0) * 1e3
         await self.publish_event(
             "endReadout",
