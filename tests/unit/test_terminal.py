@@ -13,7 +13,7 @@ from obsq.csc.app.queue import queue_changes
 from obsq.csc.app.scripts import schema_text
 from obsq.csc.cli import build_parser
 from obsq.csc.clock import TAI_MINUS_UTC_S, day_obs, tai_iso
-from obsq.csc.core.status import StatusBoard
+from obsq.csc.core.status import StatusBoard, format_table
 from obsq.csc.core.topics import ComponentId
 from obsq.csc.ocps.repository import certification_text, mjd_date
 from obsq.csc.weekly.follow import Progress, QueueFollower
@@ -163,6 +163,32 @@ def test_scripts_show_their_state_in_the_status_table() -> None:
     assert (row.component, row.state, row.health) == ("Script:200001", "RUNNING", "alive")
     assert board.rows(14.0)[0].health == "alive"  # a script's heartbeat comes every 5 s
     assert board.rows(23.0)[0].health == "not responding"
+
+
+def test_a_scheduler_that_will_queue_nothing_says_so_in_the_status_table() -> None:
+    board = StatusBoard()
+    scheduler = ComponentId("Scheduler", 2)
+    board.observe(scheduler, "heartbeat", {}, 10.0, 10.0)
+    board.observe(scheduler, "summaryState", {"summaryState": 5}, 10.0, 10.0)
+    (row,) = board.rows(10.5)
+    assert row.note == "nothing will be queued: send start, then enable"
+    assert "nothing will be queued" in format_table([row])
+    board.observe(scheduler, "summaryState", {"summaryState": 2}, 11.0, 11.0)
+    board.observe(scheduler, "detailedState", {"substate": 1}, 11.0, 11.0)
+    assert board.rows(11.5)[0].note == "stopped: nothing will be queued until resume"
+    board.observe(scheduler, "detailedState", {"substate": 2}, 12.0, 12.0)
+    assert board.rows(12.5)[0].note == ""
+
+
+def test_plan_members_start_as_a_site_runs_them_unless_told() -> None:
+    from obsq.csc.app.components import plan_members
+    from obsq.csc.core.states import State
+
+    states = {str(cid): state for cid, state in plan_members([], [])}
+    assert states["ATWhiteLight"] == states["OCPS:1"] == State.STANDBY
+    assert states["ATDome"] == states["ScriptQueue:2"] == states["Scheduler:2"] == State.ENABLED
+    everything = {state for _, state in plan_members([], ["standby", "ATDome=enabled"])}
+    assert everything == {State.STANDBY, State.ENABLED}
 
 
 def test_superseded_masters_say_so() -> None:
