@@ -19,7 +19,7 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -96,6 +96,7 @@ class SchedulerCsc(BaseCsc):
         self._postponed: dict[tuple[str, float], str] = {}  # the last reason of each postponed occurrence
         self._decided: set[tuple[str, float]] = set()  # occurrences queued or skipped (the store's, as seen)
         self._completed: dict[str, int] = {}
+        self._adding: set[tuple[str, float]] = set()  # runs whose blocks are being added
         for name, handler in (("addBlock", self._do_add_block), ("resume", self._do_resume), ("stop", self._do_stop)):
             self.register_command(name, handler)
 
@@ -185,20 +186,22 @@ class SchedulerCsc(BaseCsc):
 
     async def _do_add_block(self, command: Command) -> str:
         d = command.data
-        override = load_yaml(d["override"], f"addBlock {d['id'][:64]}: override") if d["override"].strip() else {}
-        if not isinstance(override, dict):
-            raise ValidationError(f"addBlock {d['id'][:64]}: override must be a mapping")
-        program = await self.clock.to_thread(self.check_block, d["id"], override)
-        now = self.clock.tai() - TAI_MINUS_UTC_S
-        execution = d["executionId"] or execution_id(program, self.clock.tai(), f"{command.identity}|{command.seq_num}")
-        block = PlannedBlock(d["id"], program, execution, override=d["override"])
-        run = Run(MANUAL, now, [block], d["failureStrategy"])
-        progress = f"validating and queueing {d['id'][:64]} ({execution})"
+        progress = f"validating and queueing {d['id'][:64]}"
         async with self.keep_alive(command, lambda: progress):
-            await self._queue(run, record=False)
+            override = load_yaml(d["override"], f"addBlock {d['id'][:64]}: override") if d["override"].strip() else {}
+            if not isinstance(override, dict):
+                raise ValidationError(f"addBlock {d['id'][:64]}: override must be a mapping")
+            program = await self.clock.to_thread(self.check_block, d["id"], override)
+            key = f"{command.identity}|{command.origin}|{command.seq_num}"
+            execution = d["executionId"] or execution_id(program, self.clock.tai(), key)
+            block = PlannedBlock(d["id"], program, execution, override=d["override"])
+            now = self.clock.tai() - TAI_MINUS_UTC_S
+            while (MANUAL, now) in self._runs:  # two at one instant: each run its own key
+                now += 0.001
+            progress = f"queueing {d['id'][:64]} ({execution})"
+            await self._queue(Run(MANUAL, now, [block], d["failureStrategy"]), stored="once queued")
         if block.state == BlockState.NOT_QUEUED:
-            self._runs.pop(run.key, None)  # refused by the queue: nothing to follow
-            raise ExpectedError(block.reason)
+            raise ExpectedError(block.reason)  # refused by the queue: nothing was queued, nothing to follow
         return json.dumps(block.scripts)
 
     def check_block(self, block_id: str, override: dict[str, Any]) -> str:
@@ -216,21 +219,41 @@ class SchedulerCsc(BaseCsc):
 
     # -- queueing and following ------------------------------------------------------------
 
-    async def _queue(self, run: Run, *, record: bool = True) -> None:
-        """Add the run's blocks to ScriptQueue:2 in order (runs.py's policy) and follow them to their end."""
+    async def _queue(self, run: Run, *, stored: Literal["now", "once queued", "already"] = "now") -> None:
+        """Add the run's blocks to ScriptQueue:2 in order (runs.py's policy) and follow them to their end.
+
+        `stored`: a rule's run is written down `now`, before anything is added (a restart finds it even if
+        nothing was queued); an addBlock's run `once queued` (a refused block leaves nothing behind); a run
+        followed again after a restart is in the store `already`.
+        """
         self._runs[run.key] = run
-        if record:
+        self._adding.add(run.key)  # its end is decided here, after its last block was added and written down
+        try:
+            await self._add_all(run, stored)
+        finally:
+            self._adding.discard(run.key)
+        if run.key not in self._runs:
+            return  # nothing was queued (a refused addBlock)
+        self.log.info("run_queued", rule=run.rule, blocks=",".join(run.labels), scripts=len(run.scripts))
+        await self._publish_run(run, self._going(run))
+        if run.over:  # every block ran to its end while the later ones were added
+            await self._finish(run)
+
+    async def _add_all(self, run: Run, stored: str) -> None:
+        recorded = stored != "once queued"
+        if stored == "now":
             await self.clock.to_thread(self.store.start_run, run.rule, run.occurrence, self.clock.tai(),
                                        run.plan_json())  # fmt: skip
         while (position := run.next_to_add()) is not None:
             await self._add(run, position)
-            if record:
+            if recorded:
                 await self.clock.to_thread(self.store.update_run, run.rule, run.occurrence, run.plan_json())
-        labels = ",".join(run.labels)
-        self.log.info("run_queued", rule=run.rule, blocks=labels, scripts=len(run.scripts))
-        await self._publish_run(run, self._going(run))
-        if run.over:  # every block ran to its end while the later ones were added
-            await self._finish(run)
+            elif run.blocks[position].state != BlockState.NOT_QUEUED:
+                await self.clock.to_thread(self.store.start_run, run.rule, run.occurrence, self.clock.tai(),
+                                           run.plan_json())  # fmt: skip
+                recorded = True
+        if not recorded:
+            self._runs.pop(run.key, None)
 
     async def _add(self, run: Run, position: int) -> None:
         """Add one block; after a timeout or a lost link, ask the queue whether it holds the block already."""
@@ -238,6 +261,9 @@ class SchedulerCsc(BaseCsc):
         queue = self._remotes[str(QUEUE)]
         data = {"id": block.block, "override": block.override, "failureStrategy": run.failure_strategy,
                 "executionId": block.execution}  # fmt: skip
+        if run.recovered and (held := await self._held(block.execution)):  # added just before a restart
+            await self._carry_out(run, run.queued(position, held))
+            return
         for attempt in range(1, ADD_ATTEMPTS + 1):
             try:
                 ack = await queue.command("addBlock", data, timeout_s=ADD_BLOCK_SILENCE_S * self.clock.speed)
@@ -325,7 +351,7 @@ class SchedulerCsc(BaseCsc):
                             "reason": f"not known to the queue: {exc}"}  # fmt: skip
                     self._on_script(lost)
             if run.next_to_add() is not None:
-                self.create_task(self._queue(run), f"resume run {run.rule}")
+                self.create_task(self._queue(run, stored="already"), f"resume run {run.rule}")
             elif run.over:
                 await self._finish(run)
 
@@ -340,7 +366,7 @@ class SchedulerCsc(BaseCsc):
                 self.create_task(self._block_status(block.label, EXECUTING, run), "block status")
             if effects.stop or effects.resume:
                 self.create_task(self._carry_out(run, effects), "run failing")
-            if run.over:
+            if run.over and run.key not in self._adding:
                 self.create_task(self._finish(run), "run end")
             return
 
@@ -350,9 +376,8 @@ class SchedulerCsc(BaseCsc):
         outcome = run.outcome()
         if outcome == "COMPLETED" and run.flats:
             await self.clock.to_thread(self.store.add_flats, list(run.flats))
-        if run.rule != MANUAL or run.scripts:
-            await self.clock.to_thread(self.store.end_run, run.rule, run.occurrence, outcome, self.clock.tai(),
-                                       run.plan_json())  # fmt: skip
+        await self.clock.to_thread(self.store.end_run, run.rule, run.occurrence, outcome, self.clock.tai(),
+                                   run.plan_json())  # fmt: skip
         for position, block in enumerate(run.blocks):
             if block.state in (BlockState.DROPPED, BlockState.NOT_QUEUED) and not block.scripts:
                 continue

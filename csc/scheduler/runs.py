@@ -117,6 +117,8 @@ class Run:
     executing: set[int] = field(default_factory=set)
     #: scripts the service was told to stop (each is asked once)
     stopping: set[int] = field(default_factory=set)
+    #: read back from the store after a restart: a block not known to be queued may have been, just before it
+    recovered: bool = False
 
     @property
     def key(self) -> tuple[str, float]:
@@ -260,6 +262,7 @@ class Run:
 
     def restore(self, plan: dict[str, Any]) -> None:
         """A run read back from the store after a restart: its plan and its scripts as last seen."""
+        self.recovered = True
         self.blocks = [PlannedBlock.from_json(b) for b in plan["blocks"]]
         self.failure, self.failed_block = plan.get("failure"), plan.get("failedBlock")
         self.stopping = set(plan.get("stopping", []))
