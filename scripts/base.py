@@ -23,6 +23,9 @@ from obsq.scripts.states import ScriptState, ScriptStateMachine
 
 #: How long a finished script keeps its process so the last events reach everyone (s of wall time).
 FINAL_STATE_DELAY_S = 0.3
+#: Once closed, a script's tasks still running after this many real seconds are cancelled again (and
+#: again, as long as one runs): see `BaseScript.run`.
+CANCEL_AGAIN_S = 1.0
 #: A script's heartbeat interval, as Rubin's BaseScript (components beat every second).
 SCRIPT_HEARTBEAT_S = 5.0
 #: Rubin's block execution id, e.g. BL123_O_20231205_000001: the dayObs and the execution's index in it.
@@ -79,6 +82,8 @@ class BaseScript(BaseComponent):
         self._stop_requested = False  # a cancellation without it is the process being torn down
         self._remotes: list[Remote] = []
         self.exit_code: int | None = None
+        #: set once the script is in a final state (its process then has nothing left to do but end)
+        self.ended = asyncio.Event()
         for name, handler in (
             ("configure", self._do_configure),
             ("setGroupId", self._do_set_group_id),
@@ -164,6 +169,34 @@ class BaseScript(BaseComponent):
         self._stop_requested = True
         super().close()
 
+    async def run(self) -> None:
+        """Serve as a component until closed; then end, even if one of its tasks ignores a cancellation.
+
+        The component cancels its tasks once when closed and waits for them. A task can swallow that
+        cancellation: Python 3.11's `asyncio.wait_for`, with which aiomqtt waits for a publish's
+        PUBACK, returns instead of raising when the cancellation lands just as the PUBACK has come.
+        A heartbeat loop caught so beats on, and its script's process lived on after DONE until the
+        queue stopped (issue 22: script 200044, 17 minutes). So every task still running
+        CANCEL_AGAIN_S after the close is cancelled again, as long as one runs, and named in the log
+        (but not a script's run while it stops and cleans up: only once it has reached a final state).
+        """
+        again = asyncio.get_running_loop().create_task(self._cancel_stragglers(), name=f"{self.id}.cancel_again")
+        try:
+            await super().run()
+        finally:
+            again.cancel()
+
+    async def _cancel_stragglers(self) -> None:
+        await self._closing.wait()
+        wall = self.clock.unscaled()
+        while True:
+            await wall.sleep(CANCEL_AGAIN_S)
+            stragglers = [t for t in self._tasks if not t.done() and (t is not self._run_task or self.ended.is_set())]
+            if stragglers:
+                self.log.warning("cancelled_again", tasks=",".join(sorted(t.get_name() for t in stragglers)))
+            for task in stragglers:
+                task.cancel()
+
     # -- state ----------------------------------------------------------------------------
 
     async def _publish_initial_events(self) -> None:
@@ -195,6 +228,7 @@ class BaseScript(BaseComponent):
         await self._publish_state()
         if state.is_final:
             self.exit_code = 0 if state in (ScriptState.DONE, ScriptState.STOPPED) else 1
+            self.ended.set()
             self.create_task(self._finish(), "finish")
 
     async def _finish(self) -> None:

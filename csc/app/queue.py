@@ -55,6 +55,8 @@ class QueueOptions:
     location: str = "last"
     indices: Sequence[int] = ()
     terminate: bool = False
+    #: requeue: a script of a block and the rest of its block
+    rest_of_block: bool = False
 
 
 def parse_values(pairs: Iterable[tuple[str, str]], what: str) -> dict[str, Any]:
@@ -122,7 +124,8 @@ async def _request(options: QueueOptions) -> tuple[str, dict[str, Any]]:
         return "add", add_script_request(options.path, not options.external, config, options.location)
     if action in ("move", "requeue"):
         location, index = parse_location(options.location)
-        return action, {"scriptSalIndex": options.indices[0], "location": int(location), "locationSalIndex": index}
+        data = {"scriptSalIndex": options.indices[0], "location": int(location), "locationSalIndex": index}
+        return action, data | ({"restOfBlock": True} if options.rest_of_block else {})
     if action == "stop":
         return "stopScripts", {"salIndices": list(options.indices), "terminate": options.terminate}
     return action, {}  # pause, resume, show, watch

@@ -62,6 +62,10 @@ class Bus(Protocol):
         """Call `listener(True)` on every (re)connection and `listener(False)` on every loss."""
         ...
 
+    def remove_connection_listener(self, listener: ConnectionListener) -> None:
+        """No longer call `listener` (a no-op if it was not added): what a closed client leaves behind."""
+        ...
+
     async def start(self) -> None:
         """Connect; raise BusDisconnectedError if the broker cannot be reached."""
         ...

@@ -9,6 +9,7 @@ and a lost link, so last wills and reconnects are testable without a broker proc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 
 import structlog
@@ -96,6 +97,10 @@ class MemoryBus:
 
     def add_connection_listener(self, listener: ConnectionListener) -> None:
         self._listeners.append(listener)
+
+    def remove_connection_listener(self, listener: ConnectionListener) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
 
     async def start(self) -> None:
         self._started = True

@@ -137,6 +137,10 @@ class MqttBus:
     def add_connection_listener(self, listener: ConnectionListener) -> None:
         self._listeners.append(listener)
 
+    def remove_connection_listener(self, listener: ConnectionListener) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"{self._client_id}.mqtt")

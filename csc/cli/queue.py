@@ -49,6 +49,10 @@ def add(sub: Subparsers) -> None:
         q.add_argument("indices", type=int, nargs=1, metavar="index", help="script index")
         q.add_argument("--location", default="first" if name == "move" else "last", help="first, last, "
                        "before:INDEX or after:INDEX")  # fmt: skip
+        if name == "requeue":
+            q.add_argument("--rest-of-block", action="store_true", help="a script of a block (which Rubin's "
+                           "queue does not requeue alone): it and the later scripts of its block, as a new "
+                           "execution")  # fmt: skip
         add_connection_options(q, after_action=True)
     p.set_defaults(handler=run)
 
@@ -62,6 +66,6 @@ def run(args: argparse.Namespace) -> int:
         failure_strategy=strategy_names()[getattr(args, "failure_strategy", "none")],
         path=getattr(args, "path", ""), external=getattr(args, "external", False), config=getattr(args, "config", None),
         location=getattr(args, "location", "last"), indices=getattr(args, "indices", []),
-        terminate=getattr(args, "terminate", False),
+        terminate=getattr(args, "terminate", False), rest_of_block=getattr(args, "rest_of_block", False),
     )  # fmt: skip
     return run_async(run_queue(options))

@@ -148,6 +148,7 @@ class Remote:
             self._subscriptions.append(await self.bus.subscribe(component_filter(self.root, self.id, kind), handler))
 
     async def close(self) -> None:
+        self.bus.remove_connection_listener(self._on_connection)  # a closed Remote is nothing the bus still holds
         for subscription in self._subscriptions:
             await self.bus.unsubscribe(subscription)
         self._subscriptions.clear()

@@ -403,6 +403,13 @@ class ScriptQueueCsc(BaseCsc):
             )
             for i, s in enumerate(block.scripts)
         ]  # fmt: skip
+        await self._launch_block(command, items, block.program)
+        self.model.add(items, location, d["locationSalIndex"])
+        await self._changed()
+        return json.dumps([i.index for i in items])
+
+    async def _launch_block(self, command: Command, items: list[QueueItem], program: str) -> None:
+        """Start and configure a block's scripts together, saying INPROGRESS as they come; if one fails, none stays."""
         configured: list[int] = []
 
         async def launch(item: QueueItem) -> None:
@@ -410,7 +417,7 @@ class ScriptQueueCsc(BaseCsc):
             configured.append(item.index)
 
         def describe() -> str:
-            return f"starting {len(items)} scripts of {block.program}: {len(configured)} configured"
+            return f"starting {len(items)} scripts of {program}: {len(configured)} configured"
 
         async with self.keep_alive(command, describe):
             results = await asyncio.gather(*(launch(i) for i in items), return_exceptions=True)
@@ -419,10 +426,7 @@ class ScriptQueueCsc(BaseCsc):
             for item in items:
                 await self._kill(item.index)
             item, error = failures[0]
-            raise ExpectedError(f"block {block.program} script {item.block_index + 1} ({item.path}): {error}")
-        self.model.add(items, location, d["locationSalIndex"])
-        await self._changed()
-        return json.dumps([i.index for i in items])
+            raise ExpectedError(f"block {program} script {item.block_index + 1} ({item.path}): {error}")
 
     def block_folders_all(self) -> list[Path]:
         return block_folders(self.block_folders)
@@ -436,6 +440,8 @@ class ScriptQueueCsc(BaseCsc):
         d = command.data
         location = Location(d["location"])
         self.model.check_location(location, d["locationSalIndex"])
+        if d["restOfBlock"]:
+            return await self._requeue_rest_of_block(command, location)
         item = self.model.requeue_copy(d["scriptSalIndex"])
         item.added_tai = self.clock.tai()
         async with self.keep_alive(command, lambda: f"starting script {item.index} ({item.path})"):
@@ -443,6 +449,20 @@ class ScriptQueueCsc(BaseCsc):
         self.model.add([item], location, d["locationSalIndex"])
         await self._changed()
         return str(item.index)
+
+    async def _requeue_rest_of_block(self, command: Command, location: Location) -> str:
+        """A script of a block and the later ones of its block not still queued, again: a new execution of the block."""
+        d = command.data
+        original = self.model.find(d["scriptSalIndex"])
+        program = original.block_id if original is not None else ""
+        execution = block_execution_id(program or "BLOCK-0", self.clock.tai(), self.model.next_index)
+        items = self.model.requeue_block_rest(d["scriptSalIndex"], execution)
+        for item in items:
+            item.added_tai = self.clock.tai()
+        await self._launch_block(command, items, program)
+        self.model.add(items, location, d["locationSalIndex"])
+        await self._changed()
+        return json.dumps([i.index for i in items])
 
     async def _do_stop_scripts(self, command: Command) -> str:
         await command.in_progress(STOP_TIMEOUT_S + 5, "stopping")

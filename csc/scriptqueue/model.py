@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict, deque
-from collections.abc import Iterable
 from dataclasses import InitVar, dataclass, field, fields
 from typing import Any
 
@@ -246,12 +245,43 @@ class QueueModel:
         original = self.find(index)
         if original is None:
             raise ExpectedError(f"requeue: no script {index} in queue, current slot or history")
-        if original.block_id:
-            raise ExpectedError(f"requeue: script {index} belongs to block {original.block_id}; add the block again")
+        if original.block_id:  # as Rubin's queue: "part of a block and cannot be requeued"
+            raise ExpectedError(
+                f"requeue: script {index} is part of block {original.block_id} and cannot be requeued alone; "
+                "requeue it with restOfBlock (obsq queue requeue --rest-of-block) to run it and the rest of its "
+                "block again, or add the block again"
+            )
         return QueueItem(
             index=self.allocate(), path=original.path, standard=original.standard, config=original.config,
             descr=original.descr, requeued_from=original.index,
         )  # fmt: skip
+
+    def requeue_block_rest(self, index: int, execution: str) -> list[QueueItem]:
+        """New items for script `index` of a block and the later scripts of its block that are not queued.
+
+        They keep their places in the block and their configurations, each linked to its original, as
+        a new execution of the block (`execution`): a failed script and the rest of its block run again.
+        """
+        original = self.find(index)
+        if original is None:
+            raise ExpectedError(f"requeue: no script {index} in queue, current slot or history")
+        if not original.block_id:
+            raise ExpectedError(f"requeue: script {index} is not part of a block; requeue it without restOfBlock")
+        queued = {i.index for i in self.queue}
+        rest: dict[int, QueueItem] = {}
+        for item in self.items():
+            same = item.block_id == original.block_id and item.block_execution == original.block_execution
+            if same and item.block_index >= original.block_index and item.index not in queued:
+                rest.setdefault(item.block_index, item)  # one per place (an earlier requeue's copy is not twice)
+        return [
+            QueueItem(
+                index=self.allocate(), path=item.path, standard=item.standard, config=item.config, descr=item.descr,
+                block_id=item.block_id, block_index=item.block_index, block_size=item.block_size,
+                block_execution=execution, execution_id=execution, failure_strategy=item.failure_strategy,
+                requeued_from=item.index,
+            )
+            for _, item in sorted(rest.items())
+        ]  # fmt: skip
 
     def remove_queued(self, index: int, state: ProcessState, reason: str, now: float) -> QueueItem:
         item = self.queue.pop(self._queued_position(index, "stop"))

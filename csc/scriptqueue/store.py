@@ -5,6 +5,12 @@ ran), the one that was running is recorded as lost (never silently re-run), hist
 `DatabaseQueueStore` is the real one (an SQLite file per queue, or the site's PostgreSQL database
 shared by the queues, each keyed by its name); `MemoryQueueStore` keeps the same rows in
 memory, for unit tests.
+
+A save writes what changed since the save before, so its cost does not grow with the history:
+the queue and the current slot (rewritten each time: a move shifts every queue position), the
+history items a change touched (a history row's position is the item's history position, which
+never changes: the newest is the highest) and the removal of the rows that fell off the history
+cap. The first save of a model the store did not load or save before writes it whole.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,15 +29,17 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue_items (
     queue TEXT NOT NULL, area TEXT NOT NULL, position INTEGER NOT NULL, item TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS queue_items_by_queue ON queue_items (queue);
+CREATE UNIQUE INDEX IF NOT EXISTS queue_items_by_place ON queue_items (queue, area, position);
 CREATE TABLE IF NOT EXISTS queue_meta (
     queue TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (queue, key)
 );
 """
 #: The tables before queues could share a database (one file per queue): read once, then dropped.
 _OLD_TABLES = ("items", "meta")
+#: The meta key that says history rows are kept by history position (before it: 0 was the newest).
+_HISTORY_TOTAL = "history_total"
 
-
+#: (area, position, item JSON)
 Rows = list[tuple[str, int, str]]
 
 
@@ -42,39 +51,89 @@ class QueueStore(Protocol):
     def load(self, first_index: int) -> QueueModel: ...
 
 
-def to_rows(model: QueueModel) -> tuple[Rows, dict[str, Any]]:
-    """The model as (area, position, item JSON) rows and its meta values."""
-    rows = [("queue", i, json.dumps(item.to_json())) for i, item in enumerate(model.queue)]
+@dataclass(frozen=True)
+class Changes:
+    """What one save writes: rows to put, what to remove first, the meta values."""
+
+    #: the model whole: every row of the queue is replaced
+    whole: bool
+    #: rows to write (queue and current slot always; history rows a change touched, or all if `whole`)
+    rows: Rows
+    #: history rows with a position below this fell off the history cap
+    history_floor: int
+    meta: dict[str, Any]
+    #: the model's token these rows show
+    token: int
+
+
+def _row(area: str, position: int, item: QueueItem) -> tuple[str, int, str]:
+    return area, position, json.dumps(item.to_json())
+
+
+def changes_of(model: QueueModel, since: int | None) -> Changes:
+    """The rows that save the changes made to `model` after token `since` (None: the model whole)."""
+    rows = [_row("queue", i, item) for i, item in enumerate(model.queue)]
     if model.current is not None:
-        rows.append(("current", 0, json.dumps(model.current.to_json())))
-    rows += [("history", i, json.dumps(item.to_json())) for i, item in enumerate(model.history)]
-    return rows, {"running": model.running, "next_index": model.next_index, "token": model.token}
+        rows.append(_row("current", 0, model.current))
+    touched = model.history if since is None else model.changed_since(since)
+    for item in touched:
+        position = model.history_position(item)
+        if position is not None:
+            rows.append(_row("history", position, item))
+    meta = {"running": model.running, "next_index": model.next_index, "token": model.token,
+            _HISTORY_TOTAL: model.history_total}  # fmt: skip
+    return Changes(since is None, rows, model.history_total - MAX_HISTORY, meta, model.token)
 
 
-def from_rows(first_index: int, rows: list[tuple[str, str]], meta: dict[str, Any]) -> QueueModel:
-    """The model back from rows of (area, item JSON) in position order, and its meta values."""
-    model = QueueModel(first_index=first_index, next_index=meta.get("next_index", 0), token=meta.get("token", 0))
-    model.running = meta.get("running", True)
-    model.history = deque(maxlen=MAX_HISTORY)
-    for area, text in rows:
-        item = QueueItem.from_json(json.loads(text))
-        if area == "queue":
-            model.queue.append(item)
-        elif area == "current":
-            model.current = item
-        else:
-            model.history.append(item)
-    return model
+def from_rows(first_index: int, rows: Rows, meta: dict[str, Any]) -> QueueModel:
+    """The model back from its rows (area, position, item JSON) and its meta values."""
+    queue = sorted((r for r in rows if r[0] == "queue"), key=lambda r: r[1])
+    current = [r for r in rows if r[0] == "current"]
+    history = sorted((r for r in rows if r[0] == "history"), key=lambda r: -r[1])[:MAX_HISTORY]
+    return QueueModel(
+        first_index=first_index, next_index=meta.get("next_index", 0), token=meta.get("token", 0),
+        running=meta.get("running", True), history_total=meta.get(_HISTORY_TOTAL, 0),
+        queue=[_item(r) for r in queue], current=_item(current[0]) if current else None,
+        history=deque(_item(r) for r in history), history_positions=[r[1] for r in history],
+    )  # fmt: skip
 
 
-class DatabaseQueueStore:
+def _item(row: tuple[str, int, str]) -> QueueItem:
+    return QueueItem.from_json(json.loads(row[2]))
+
+
+class _IncrementalSaves:
+    """What both stores share: which model they hold, up to which token it is saved; one save at a time."""
+
+    def __init__(self) -> None:
+        self._model: QueueModel | None = None
+        self._saved_token = 0
+        self._saving = asyncio.Lock()  # writes in order: a later save never lands before an earlier one
+
+    async def save(self, model: QueueModel) -> None:
+        async with self._saving:
+            pending = changes_of(model, self._saved_token if model is self._model else None)
+            await self._apply(pending)
+            self._model, self._saved_token = model, pending.token
+
+    def _loaded(self, model: QueueModel) -> QueueModel:
+        self._model, self._saved_token = model, model.token
+        return model
+
+    async def _apply(self, pending: Changes) -> None:
+        raise NotImplementedError
+
+
+class DatabaseQueueStore(_IncrementalSaves):
     """The queue `name` in a database (path or URL); saved in a worker thread, so the event loop never waits."""
 
     def __init__(self, target: str | Path, name: str) -> None:
+        super().__init__()
         self.db = Database(target, SCHEMA)
         self.name = name
         if self.db.dialect == "sqlite":
             self._adopt_old_tables()
+        self._adopt_history_positions()
 
     def _adopt_old_tables(self) -> None:
         with self.db.transaction() as db:
@@ -88,43 +147,77 @@ class DatabaseQueueStore:
             for table in _OLD_TABLES:
                 db.execute(f"DROP TABLE {table}")
 
-    async def save(self, model: QueueModel) -> None:
-        rows, meta = to_rows(model)
-        await asyncio.to_thread(self._write, rows, meta)
-
-    def _write(self, rows: Rows, meta: dict[str, Any]) -> None:
+    def _adopt_history_positions(self) -> None:
+        """Rows saved before history positions (history position 0 was its newest item): renumbered once."""
         with self.db.transaction() as db:
-            db.execute("DELETE FROM queue_items WHERE queue = ?", (self.name,))
+            marked = db.execute(
+                "SELECT value FROM queue_meta WHERE queue = ? AND key = ?", (self.name, _HISTORY_TOTAL)
+            ).fetchone()
+            if marked is not None:
+                return
+            count = int(
+                db.execute(
+                    "SELECT COUNT(*) FROM queue_items WHERE queue = ? AND area = 'history'", (self.name,)
+                ).scalar()
+                or 0
+            )
+            # p -> count - 1 - p in two steps, so no two rows share a place at any moment (a unique index)
+            db.execute("UPDATE queue_items SET position = -1 - position WHERE queue = ? AND area = 'history'",
+                       (self.name,))  # fmt: skip
+            db.execute("UPDATE queue_items SET position = ? + position WHERE queue = ? AND area = 'history'",
+                       (count, self.name))  # fmt: skip
+            db.execute(
+                "INSERT INTO queue_meta (queue, key, value) VALUES (?, ?, ?) ON CONFLICT (queue, key) DO NOTHING",
+                (self.name, _HISTORY_TOTAL, str(count)),
+            )
+
+    async def _apply(self, pending: Changes) -> None:
+        await asyncio.to_thread(self._write, pending)
+
+    def _write(self, pending: Changes) -> None:
+        with self.db.transaction() as db:
+            if pending.whole:
+                db.execute("DELETE FROM queue_items WHERE queue = ?", (self.name,))
+            else:
+                db.execute("DELETE FROM queue_items WHERE queue = ? AND area <> 'history'", (self.name,))
+                db.execute(
+                    "DELETE FROM queue_items WHERE queue = ? AND area = 'history' AND position < ?",
+                    (self.name, pending.history_floor),
+                )
             db.executemany(
-                "INSERT INTO queue_items (queue, area, position, item) VALUES (?, ?, ?, ?)",
-                [(self.name, *row) for row in rows],
+                "INSERT INTO queue_items (queue, area, position, item) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (queue, area, position) DO UPDATE SET item = excluded.item",
+                [(self.name, *row) for row in pending.rows],
             )
             db.executemany(
                 "INSERT INTO queue_meta (queue, key, value) VALUES (?, ?, ?) "
                 "ON CONFLICT (queue, key) DO UPDATE SET value = excluded.value",
-                [(self.name, k, json.dumps(v)) for k, v in meta.items()],
+                [(self.name, k, json.dumps(v)) for k, v in pending.meta.items()],
             )
 
     def load(self, first_index: int) -> QueueModel:
         with self.db.transaction() as db:
             pairs = db.execute("SELECT key, value FROM queue_meta WHERE queue = ?", (self.name,)).fetchall()
-            rows = db.execute(
-                "SELECT area, item FROM queue_items WHERE queue = ? ORDER BY area, position", (self.name,)
-            ).fetchall()
+            rows = db.execute("SELECT area, position, item FROM queue_items WHERE queue = ?", (self.name,)).fetchall()
         meta = {k: json.loads(v) for k, v in pairs}
-        return from_rows(first_index, [(area, item) for area, item in rows], meta)
+        return self._loaded(from_rows(first_index, [(area, position, item) for area, position, item in rows], meta))
 
 
-class MemoryQueueStore:
+class MemoryQueueStore(_IncrementalSaves):
     """The same rows kept in memory: a restart within one test comes back as from SQLite."""
 
     def __init__(self) -> None:
-        self.rows: Rows = []
+        super().__init__()
+        self.rows: dict[tuple[str, int], str] = {}
         self.meta: dict[str, Any] = {}
 
-    async def save(self, model: QueueModel) -> None:
-        self.rows, self.meta = to_rows(model)
+    async def _apply(self, pending: Changes) -> None:
+        for area, position in list(self.rows):
+            if pending.whole or area != "history" or position < pending.history_floor:
+                del self.rows[area, position]
+        self.rows.update(((area, position), item) for area, position, item in pending.rows)
+        self.meta = dict(pending.meta)
 
     def load(self, first_index: int) -> QueueModel:
-        ordered = sorted(self.rows, key=lambda row: (row[0], row[1]))
-        return from_rows(first_index, [(area, item) for area, _, item in ordered], self.meta)
+        rows = [(area, position, item) for (area, position), item in self.rows.items()]
+        return self._loaded(from_rows(first_index, rows, self.meta))

@@ -24,7 +24,7 @@ from obsq.csc.atspectrograph.csc import ATSpectrographCsc
 from obsq.csc.atspectrograph.sim import SimSpectrograph
 from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import ManualClock
-from obsq.csc.component import BaseCsc, Command
+from obsq.csc.component import AckError, BaseCsc, Command
 from obsq.csc.core.states import State
 from obsq.csc.scriptqueue.csc import ScriptQueueCsc
 from obsq.csc.scriptqueue.inprocess import InProcessRunner
@@ -200,6 +200,21 @@ async def test_the_rest_of_a_failed_block_is_ended_and_history_says_why(queue: Q
         assert item["area"] == "history"
         assert item["process"] == "TERMINATED"
         assert item["reason"] == f"not run: BLOCK-T1 failed at {failed}"
+
+
+async def test_a_script_of_a_failed_block_is_requeued_with_the_rest_of_its_block(queue: Queue) -> None:
+    """Rubin's queue refuses to requeue a block's script alone; restOfBlock runs it and the rest again."""
+    ack = await queue.rig.command("addBlock", {"id": BLOCK_FAILING})
+    failed, *rest = json.loads(ack.result)
+    await queue.until(lambda: queue.items()[failed]["state"] == "FAILED")
+    with pytest.raises(AckError, match=f"script {failed} is part of block BLOCK-T1 and cannot be requeued alone"):
+        await queue.rig.command("requeue", {"scriptSalIndex": failed})
+    again = json.loads((await queue.rig.command("requeue", {"scriptSalIndex": failed, "restOfBlock": True})).result)
+    items = queue.items()
+    assert [items[i]["requeuedFrom"] for i in again] == [failed, *rest]
+    assert {items[i]["block"] for i in again} == {"BLOCK-T1"}
+    assert len({items[i]["execution"] for i in again}) == 1  # one new execution of the block
+    assert items[again[0]]["execution"] != items[failed]["execution"]
 
 
 async def test_a_restart_brings_the_queue_back_and_never_reruns_the_current_script() -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from obsq.csc.core.errors import ExpectedError
-from obsq.csc.scriptqueue.model import FailureStrategy, Location, ProcessState, QueueItem, QueueModel
-from obsq.csc.scriptqueue.store import DatabaseQueueStore, MemoryQueueStore, QueueStore
+from obsq.csc.database import Database
+from obsq.csc.scriptqueue.model import MAX_HISTORY, FailureStrategy, Location, ProcessState, QueueItem, QueueModel
+from obsq.csc.scriptqueue.store import DatabaseQueueStore, MemoryQueueStore, QueueStore, changes_of
 from obsq.scripts.states import ScriptState
 
 
@@ -188,3 +190,83 @@ def test_block_execution_ids_as_rubin_writes_them() -> None:
     assert block_execution_id("BLOCK-T40_HD104304", tai - 3600, 200_001) == "BLT40_O_20261201_200001"
     assert block_execution("BL123_O_20231205_000001") == {"dayObs": 20231205, "blockExecution": 1}
     assert block_execution("") == {"dayObs": 0, "blockExecution": 0}
+
+
+def run_through(model: QueueModel, count: int) -> list[QueueItem]:
+    """`count` scripts added, run and ended, one after the other."""
+    done = []
+    for _ in range(count):
+        a = item(model)
+        model.add([a])
+        ready(model, a)
+        model.start(a, 0)
+        model.finished(a.index, ScriptState.DONE, "", 1)
+        done.append(a)
+    return done
+
+
+def test_history_keeps_the_newest_and_nothing_of_the_rest() -> None:
+    model = QueueModel()
+    ran = run_through(model, MAX_HISTORY + 600)
+    assert [i.index for i in model.history] == [i.index for i in reversed(ran[-MAX_HISTORY:])]
+    assert model.find(ran[0].index) is None  # fell off: not found, not kept
+    assert model.find(ran[-MAX_HISTORY].index) is ran[-MAX_HISTORY]
+    assert [model.history_position(i) for i in (model.history[0], model.history[-1])] == [999, 600]
+    assert model.history_total == 1000
+    token = model.token
+    model.update(ran[-1].index, reason="looked at")
+    assert model.changed_since(token) == [ran[-1]]  # what a save writes: the change, not the history
+
+
+def saved_rows(store: QueueStore, tmp_path: Path) -> list[tuple[str, int]]:
+    if isinstance(store, MemoryQueueStore):
+        return sorted(store.rows)
+    with Database(tmp_path / "queue.sqlite3", "").transaction() as db:
+        rows = db.execute("SELECT area, position FROM queue_items ORDER BY area, position").fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+async def test_saves_write_what_changed_and_drop_what_fell_off(tmp_path: Path, kind: str) -> None:
+    store: QueueStore = MemoryQueueStore()
+    if kind == "sqlite":
+        store = DatabaseQueueStore(tmp_path / "queue.sqlite3", "ScriptQueue:2")
+    model = QueueModel()
+    await store.save(model)
+    for _ in range(MAX_HISTORY + 100):
+        run_through(model, 1)
+        queued = item(model)
+        model.add([queued])
+        await store.save(model)
+        model.remove_queued(queued.index, ProcessState.TERMINATED, "stopped", 2)
+        await store.save(model)
+    token = model.token
+    model.update(model.history[5].index, reason="looked at")
+    assert len(changes_of(model, token).rows) == 1  # one change, one row, whatever the length of history
+    await store.save(model)
+    rows = saved_rows(store, tmp_path)
+    assert rows == [("history", p) for p in range(model.history_total - MAX_HISTORY, model.history_total)]
+    again = store.load(first_index=200_000)
+    assert [(i.index, i.reason) for i in again.history] == [(i.index, i.reason) for i in model.history]
+    assert again.history_position(again.history[0]) == model.history_total - 1
+    run_through(again, 1)  # the loaded model goes on where the saved one stopped
+    await store.save(again)
+    assert store.load(first_index=200_000).history[0].index == again.history[0].index
+
+
+def test_rows_saved_before_history_positions_are_read_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "queue.sqlite3"
+    model = QueueModel()
+    run_through(model, 3)
+    schema = ("CREATE TABLE queue_items (queue TEXT, area TEXT, position INTEGER, item TEXT);"
+              "CREATE TABLE queue_meta (queue TEXT, key TEXT, value TEXT, PRIMARY KEY (queue, key))")  # fmt: skip
+    old = Database(path, schema)
+    with old.transaction() as db:  # as the store wrote them: history position 0 is the newest
+        for position, saved in enumerate(model.history):
+            db.execute("INSERT INTO queue_items VALUES ('ScriptQueue:2', 'history', ?, ?)",
+                       (position, json.dumps(saved.to_json())))  # fmt: skip
+        db.execute("INSERT INTO queue_meta VALUES ('ScriptQueue:2', 'next_index', ?)", (str(model.next_index),))
+    store = DatabaseQueueStore(path, "ScriptQueue:2")
+    again = store.load(first_index=200_000)
+    assert [i.index for i in again.history] == [i.index for i in model.history]
+    assert again.history_total == 3

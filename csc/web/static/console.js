@@ -205,6 +205,11 @@ function itemButtons(item, area) {
     return `<button type="button" class="cmd first" data-index="${item.index}">to top</button> ${stop}`
       .replace("stop</button>", "remove</button>");
   }
+  // as Rubin's queue, a script of a block is not requeued alone: its block is re-run from it (restOfBlock)
+  if (item.block) {
+    return item.state === "DONE" ? ""
+      : `<button type="button" class="cmd rerun" data-index="${item.index}" title="run this script and the rest of its block again">re-run from here</button>`;
+  }
   return `<button type="button" class="cmd requeue" data-index="${item.index}">requeue</button>`;
 }
 
@@ -327,6 +332,7 @@ document.addEventListener("click", async (event) => {
   else if (target.classList.contains("terminate")) await queueCommand("stopScripts", { salIndices: [index], terminate: true });
   else if (target.classList.contains("first")) await queueCommand("move", { scriptSalIndex: index, location: forms.locations.first, locationSalIndex: 0 });
   else if (target.classList.contains("requeue")) await queueCommand("requeue", { scriptSalIndex: index, location: forms.locations.last, locationSalIndex: 0 });
+  else if (target.classList.contains("rerun")) await queueCommand("requeue", { scriptSalIndex: index, location: forms.locations.last, locationSalIndex: 0, restOfBlock: true });
 });
 $("#events-close").addEventListener("click", () => { $("#events-panel").hidden = true; });
 
