@@ -261,6 +261,11 @@ class MqttBus:
                 self._link_generation += 1
                 _release_publishes(client)
                 self._set_connected(False)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # closed while the link failed, or a cancellation that aiomqtt's asyncio.wait_for swallowed
+                # (Python 3.11): `close()` is waiting for this task to end, not to reconnect
+                raise asyncio.CancelledError
             await self._clock.sleep(_RECONNECT_DELAYS_S[min(attempt, len(_RECONNECT_DELAYS_S) - 1)])
             attempt += 1
 

@@ -232,19 +232,22 @@ class BaseComponent:
         child process that uses no CPU, a write that raises) and fails by name.
         """
         wall = self.clock.unscaled()
+        done = asyncio.Event()
 
         async def beat() -> None:
-            while True:
+            # ends at `done` even if a cancellation is lost (Python 3.11's asyncio.wait_for in aiomqtt's publish)
+            while not done.is_set():
                 await command.working(PROGRESS_S, describe())
-                await wall.sleep(KEEPALIVE_S)
+                with contextlib.suppress(TimeoutError):
+                    await wall.wait_for(done.wait(), KEEPALIVE_S)
 
         task = self.create_task(beat(), f"{command.name}.keepalive")
         try:
             yield
         finally:
+            done.set()
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task})  # never raises: a cancellation of the command itself still propagates
 
     # -- running ------------------------------------------------------------------------
 

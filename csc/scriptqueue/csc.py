@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from obsq.csc.core.topics import ComponentId, Topic, TopicKind
 from obsq.csc.core.yamltext import load_yaml
 from obsq.csc.interfaces import load_interface
 from obsq.csc.scriptqueue.blocks import block_folders, expand_block, read_block
-from obsq.csc.scriptqueue.model import FailureStrategy, Location, ProcessState, QueueItem, QueueModel
+from obsq.csc.scriptqueue.model import MAX_HISTORY, FailureStrategy, Location, ProcessState, QueueItem, QueueModel
 from obsq.csc.scriptqueue.runner import ScriptHandle, ScriptRunner
 from obsq.csc.scriptqueue.store import QueueStore
 from obsq.scripts.base import BaseScript
@@ -96,6 +97,8 @@ class ScriptQueueCsc(BaseCsc):
         self._scripts: dict[int, _Running] = {}
         #: what the last `script` event of each script showed (one is sent whenever that changes)
         self._published_scripts: dict[int, tuple[Any, ...]] = {}
+        #: the model's token when `script` events were last looked for
+        self._published_token = -1
         self._script_tail: asyncio.Task[None] | None = None
         self._classes: dict[tuple[Path, float], type[BaseScript]] = {}
         self._advance_lock = asyncio.Lock()
@@ -237,7 +240,7 @@ class ScriptQueueCsc(BaseCsc):
         now = self.clock.tai()
         item = self.model.find(index)
         if running.terminating and item is not None:
-            if not item.script_state.is_final and item not in self.model.history:
+            if not item.script_state.is_final and not self.model.in_history(item):
                 self.model.finished(index, ScriptState.STOPPED, "terminated by the operator", now)
             self.model.update(index, process_state=ProcessState.TERMINATED)
         else:
@@ -336,7 +339,7 @@ class ScriptQueueCsc(BaseCsc):
 
     async def _publish_queue(self) -> None:
         m = self.model
-        items = [*m.queue, *([m.current] if m.current else []), *list(m.history)[:RECENT_HISTORY]]
+        items = [*m.queue, *([m.current] if m.current else []), *itertools.islice(m.history, RECENT_HISTORY)]
         summary = [
             {"index": i.index, "path": i.path, "state": i.script_state.name, "process": i.process_state.name,
              "checkpoint": i.last_checkpoint, "done": i.done, "total": i.total, "block": i.block_id,
@@ -354,7 +357,7 @@ class ScriptQueueCsc(BaseCsc):
                 "length": len(m.queue),
                 "salIndices": [i.index for i in m.queue],
                 "pastLength": len(m.history),
-                "pastSalIndices": [i.index for i in list(m.history)[:400]],
+                "pastSalIndices": [i.index for i in itertools.islice(m.history, MAX_HISTORY)],
                 "token": m.token,
                 "items": json.dumps(summary),
             },
@@ -548,15 +551,25 @@ class ScriptQueueCsc(BaseCsc):
         }  # fmt: skip
 
     def _publish_changed_scripts(self) -> None:
-        """A `script` event for every script whose state, timestamps or anything else shown changed."""
+        """A `script` event for every script whose state, timestamps or anything else shown changed.
+
+        Looked for among the scripts a change touched since the last look and the queued and current
+        ones (this service also sets their fields itself): the cost does not grow with the history.
+        """
         if self._tg is None:
             return
-        for item in self.model.items():
+        m = self.model
+        if m.token < self._published_token:
+            self._published_token = -1  # another model (loaded at start): look at all of it once
+        live = [*m.queue, *([m.current] if m.current else [])]
+        seen = m.items() if self._published_token < 0 else [*reversed(m.changed_since(self._published_token)), *live]
+        self._published_token = m.token
+        for item in dict.fromkeys(seen):
             if self._published_scripts.get(item.index) != self._script_signature(item):
                 self._queue_script_event(item)
-        kept = {item.index for item in self.model.items()}
-        for index in [i for i in self._published_scripts if i not in kept]:
-            del self._published_scripts[index]
+        if len(self._published_scripts) > 2 * MAX_HISTORY + len(m.queue):  # now and then: forget what fell off
+            for index in [i for i in self._published_scripts if m.find(i) is None]:
+                del self._published_scripts[index]
 
     @staticmethod
     def _script_signature(item: QueueItem) -> tuple[Any, ...]:
