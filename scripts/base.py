@@ -23,9 +23,6 @@ from obsq.scripts.states import ScriptState, ScriptStateMachine
 
 #: How long a finished script keeps its process so the last events reach everyone (s of wall time).
 FINAL_STATE_DELAY_S = 0.3
-#: Once closed, a script's tasks still running after this many real seconds are cancelled again (and
-#: again, as long as one runs): see `BaseScript.run`.
-CANCEL_AGAIN_S = 1.0
 #: A script's heartbeat interval, as Rubin's BaseScript (components beat every second).
 SCRIPT_HEARTBEAT_S = 5.0
 #: Rubin's block execution id, e.g. BL123_O_20231205_000001: the dayObs and the execution's index in it.
@@ -169,33 +166,9 @@ class BaseScript(BaseComponent):
         self._stop_requested = True
         super().close()
 
-    async def run(self) -> None:
-        """Serve as a component until closed; then end, even if one of its tasks ignores a cancellation.
-
-        The component cancels its tasks once when closed and waits for them. A task can swallow that
-        cancellation: Python 3.11's `asyncio.wait_for`, with which aiomqtt waits for a publish's
-        PUBACK, returns instead of raising when the cancellation lands just as the PUBACK has come.
-        A heartbeat loop caught so beats on, and its script's process lived on after DONE until the
-        queue stopped (issue 22: script 200044, 17 minutes). So every task still running
-        CANCEL_AGAIN_S after the close is cancelled again, as long as one runs, and named in the log
-        (but not a script's run while it stops and cleans up: only once it has reached a final state).
-        """
-        again = asyncio.get_running_loop().create_task(self._cancel_stragglers(), name=f"{self.id}.cancel_again")
-        try:
-            await super().run()
-        finally:
-            again.cancel()
-
-    async def _cancel_stragglers(self) -> None:
-        await self._closing.wait()
-        wall = self.clock.unscaled()
-        while True:
-            await wall.sleep(CANCEL_AGAIN_S)
-            stragglers = [t for t in self._tasks if not t.done() and (t is not self._run_task or self.ended.is_set())]
-            if stragglers:
-                self.log.warning("cancelled_again", tasks=",".join(sorted(t.get_name() for t in stragglers)))
-            for task in stragglers:
-                task.cancel()
+    def _may_cancel_again(self, task: asyncio.Task[Any]) -> bool:
+        """Not a script's run while it stops and cleans up: only once it has reached a final state."""
+        return task is not self._run_task or self.ended.is_set()
 
     # -- state ----------------------------------------------------------------------------
 

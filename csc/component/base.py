@@ -49,6 +49,11 @@ _LOG_FIELD_CHARS = 8000
 DROP_LOG_INTERVAL_S = 1.0
 #: Commands waiting or running at once; beyond it a command is refused by name (memory stays bounded).
 MAX_COMMAND_BACKLOG = 10_000
+#: Once closed, a component's tasks still running after this many real seconds are cancelled again (and
+#: again, as long as one runs): see `BaseComponent.run`.
+CANCEL_AGAIN_S = 1.0
+#: Retained commands ignored are logged once per topic, for this many topics at most.
+_RETAINED_LOGGED_TOPICS = 1000
 
 
 @dataclass
@@ -157,6 +162,7 @@ class BaseComponent:
         self._log_queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=_LOG_BUFFER)
         self._closing = asyncio.Event()
         self._close_after_ack = False
+        self._retained_topics: set[str] = set()
         self._runner: asyncio.Task[None] | None = None
         self.started = asyncio.Event()
         self.done = asyncio.Event()
@@ -252,14 +258,46 @@ class BaseComponent:
     # -- running ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve until `close()`; the bus must already be started."""
+        """Serve until `close()`, then end, even if one of its tasks ignores a cancellation; the bus must be started.
+
+        Once closed the component cancels its tasks and waits for them. A task can swallow that
+        cancellation: Python 3.11's `asyncio.wait_for`, with which aiomqtt waits for a publish's
+        PUBACK, returns instead of raising when the cancellation lands just as the PUBACK has come.
+        A heartbeat loop caught so beats on: a script's process lived on after DONE until the queue
+        stopped (issue 22: 17 minutes), a component closed by exitControl just after it started
+        stayed OFFLINE with its process alive and deaf to SIGTERM (issue 23). So every task still
+        running CANCEL_AGAIN_S after the close is cancelled again, as long as one runs, and named in
+        the log (except those `_may_cancel_again` keeps: a script's run while it cleans up).
+        """
+        again = asyncio.get_running_loop().create_task(self._cancel_stragglers(), name=f"{self.id}.cancel_again")
+        try:
+            await self._serve()
+        finally:
+            again.cancel()
+
+    def _may_cancel_again(self, task: asyncio.Task[Any]) -> bool:
+        """Whether a task still running after the close is cancelled again (all of them, unless overridden)."""
+        return True
+
+    async def _cancel_stragglers(self) -> None:
+        await self._closing.wait()
+        wall = self.clock.unscaled()
+        while True:
+            await wall.sleep(CANCEL_AGAIN_S)
+            stragglers = [t for t in self._tasks if not t.done() and self._may_cancel_again(t)]
+            if stragglers:
+                self.log.warning("cancelled_again", tasks=",".join(sorted(t.get_name() for t in stragglers)))
+            for task in stragglers:
+                task.cancel()
+
+    async def _serve(self) -> None:
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 self.bus.add_connection_listener(self._on_connection)
                 commands = component_filter(self.root, self.id, TopicKind.COMMAND)
-                await self.bus.subscribe(commands, self._on_command)
-                await self.bus.subscribe(f"{commands}/+", self._on_command)  # …/cmd/{command}/{user}: authenticated
+                await self.bus.subscribe(commands, self._on_message)
+                await self.bus.subscribe(f"{commands}/+", self._on_message)  # …/cmd/{command}/{user}: authenticated
                 await self._publish_initial_events()
                 self.create_task(self._heartbeat_loop(), "heartbeat")
                 self.create_task(self._log_pump(), "logMessage")
@@ -364,8 +402,14 @@ class BaseComponent:
 
     # -- internals: commands ------------------------------------------------------------
 
-    def _on_command(self, message: Message) -> None:
+    def _on_message(self, message: Message) -> None:
         # the filters are {root}/{C}/{i}/cmd/+ and …/cmd/+/+ (the user the broker authenticated)
+        if message.retain:
+            self._ignore_retained(message.topic)
+        else:
+            self._on_command(message)
+
+    def _on_command(self, message: Message) -> None:
         name, _, user = message.topic[len(self._command_prefix) :].partition("/")
         try:
             envelope = decode(message.payload, self.limits)
@@ -409,6 +453,23 @@ class BaseComponent:
         self._backlog += 1
         task = self.create_task(self._execute(command), f"cmd.{name[:64]}.{envelope.seq_num}")
         task.add_done_callback(self._command_done)
+
+    def _ignore_retained(self, topic: str) -> None:
+        """A retained message on a command topic is not a command: it would run again at every start.
+
+        A command is sent once, to the components listening then (a careless `mosquitto_pub -r` is
+        delivered live like any other, and runs); what the broker keeps and hands to a component
+        when it subscribes is ignored, and logged once per topic with how to clear it.
+        """
+        if topic in self._retained_topics or len(self._retained_topics) >= _RETAINED_LOGGED_TOPICS:
+            return
+        self._retained_topics.add(topic)
+        self.log.warning(
+            "retained_command_ignored",
+            topic=topic[:200],
+            rule="commands are never retained: a retained one would run again at every start",
+            clear_it_with=f"mosquitto_pub -r -n -t '{topic[:200]}'",
+        )
 
     def _command_done(self, _: asyncio.Task[Any]) -> None:
         self._backlog -= 1

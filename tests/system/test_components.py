@@ -227,3 +227,38 @@ async def test_watch_follows_events(mosquitto: MosquittoProcess, root: str, tmp_
             " ", ""
         )
         assert "evt/heartbeat" not in result.stdout
+
+
+async def test_retained_commands_left_on_the_broker_run_nothing(
+    mosquitto: MosquittoProcess, root: str, tmp_path: Path
+) -> None:
+    """A careless `mosquitto_pub -r` of exitControl and setLogLevel, made before the component starts (issue 23)."""
+    for name, extra in (("exitControl", {}), ("setLogLevel", {"level": 10})):
+        payload = json.dumps({"private_seqNum": 7, "private_identity": "careless@laptop", **extra})
+        sent = await asyncio.create_subprocess_exec(
+            "mosquitto_pub", "-h", "127.0.0.1", "-p", str(mosquitto.port), "-q", "1", "-r",
+            "-t", f"{root}/Test/1/cmd/{name}", "-m", payload,
+        )  # fmt: skip
+        assert await sent.wait() == 0
+    for _ in range(2):  # two starts: the broker hands both retained commands to each
+        async with component(mosquitto.url, root, tmp_path) as process, remote_on(mosquitto.url, root) as remote:
+            await wait_alive(remote)
+            await CLOCK.sleep(2.0)  # heartbeats, not a window: the commands were delivered at the subscription
+            assert process.process.poll() is None  # exitControl did not run
+            assert remote.event("summaryState").get() == {"summaryState": int(State.STANDBY)}
+            assert remote.event("logLevel").get()["level"] == 20  # setLogLevel(10) did not run
+            process.process.terminate()
+            assert await asyncio.to_thread(process.process.wait, 60) == 0  # SIGTERM ends it
+        log = (tmp_path / "Test-1.log").read_text()
+        assert log.count("retained_command_ignored") == 2
+        assert f"mosquitto_pub -r -n -t '{root}/Test/1/cmd/exitControl'" in log
+
+
+async def test_sigterm_ends_a_component_in_every_state(mosquitto: MosquittoProcess, root: str, tmp_path: Path) -> None:
+    for path in ([], ["start"], ["start", "enable"], ["start", "enable", "fault"]):
+        async with component(mosquitto.url, root, tmp_path) as process, remote_on(mosquitto.url, root) as remote:
+            await wait_alive(remote)
+            for name in path:
+                await remote.command(name, timeout_s=10)
+            process.process.terminate()
+            assert await asyncio.to_thread(process.process.wait, 60) == 0, path

@@ -9,7 +9,8 @@ import pytest
 
 from obsq.csc.bus.memory import MemoryBroker, MemoryBus
 from obsq.csc.clock import ManualClock
-from obsq.scripts.base import CANCEL_AGAIN_S, BaseScript
+from obsq.csc.component.base import CANCEL_AGAIN_S
+from obsq.scripts.base import BaseScript
 
 
 class SwallowingBus(MemoryBus):
