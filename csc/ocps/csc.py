@@ -4,8 +4,10 @@
 `catalog.py`), recorded as a QUEUED job, acknowledged INPROGRESS with the job id, and completed
 with the job id as its result, as Rubin's OCPS does; the outcome comes later as a `job_result`
 event. `max_jobs` worker processes (`worker.py`) are kept running, each one job at a time, so a
-job starts without paying for the numeric stack's imports; a worker that dies fails its job
-with its exit status and the last lines it wrote, and is replaced. The event loop only waits on
+job starts without paying for the numeric stack's imports; a worker that dies is replaced, and
+its job (idempotent: the same inputs make the same product) runs again on another worker, up to
+MAX_JOB_ATTEMPTS runs in all; after that it fails with the worker's exit status and the last
+lines it wrote. The event loop only waits on
 processes. Jobs and results live in `<data>/repo/jobs.sqlite3` (times in wall-clock TAI: jobs
 run in real time whatever the simulation speed), so they survive a restart: unfinished jobs run
 again and `showJob` republishes any job's result.
@@ -34,6 +36,8 @@ ACCEPT_TIMEOUT_S = 30.0
 STDERR_LINES = 20
 #: Real seconds before replacing a worker that died before it was ready.
 WORKER_RESPAWN_DELAY_S = 5.0
+#: Runs of a job whose worker died (a kill, the machine out of memory) before it fails.
+MAX_JOB_ATTEMPTS = 3
 
 
 @dataclass
@@ -150,16 +154,28 @@ class OCPSCsc(BaseCsc):
         if self._closing.is_set():
             return  # its job, if any, stays RUNNING: the next start of the service runs it again
         if worker.job is not None:  # it died running a job, before it could record anything
-            tail = list(worker.stderr)[-3:]
-            reason = f"worker exited with code {code}" + (f": {' | '.join(tail)}" if tail else "")
-            self.store.finish(worker.job, ok=False, result={"error": reason}, now=wall_tai(), exit_code=code or 1)
-            job = self.store.get(worker.job)
-            self.log.warning("worker_died", job=job.id, exit_code=code)
-            await self._publish_result(job)
+            await self._worker_died(worker, code)
         if not worker.ready:  # it could not even start: say why, and do not spin
             self.log.error("worker_failed_to_start", exit_code=code, stderr=" | ".join(worker.stderr))
             await self.clock.unscaled().sleep(WORKER_RESPAWN_DELAY_S)
         await self._spawn_worker()
+
+    async def _worker_died(self, worker: _Worker, code: int) -> None:
+        """Run the dead worker's job again on another worker, or fail it once it has had its runs."""
+        assert worker.job is not None
+        tail = list(worker.stderr)[-3:]
+        reason = f"worker exited with code {code}" + (f": {' | '.join(tail)}" if tail else "")
+        if self.store.retry(worker.job, max_attempts=MAX_JOB_ATTEMPTS):
+            self.log.warning("worker_died_job_retried", job=worker.job, exit_code=code, reason=reason)
+            self._wakeup.set()
+            return
+        self.store.finish(
+            worker.job, ok=False, now=wall_tai(), exit_code=code or 1,
+            result={"error": f"{reason} (after {MAX_JOB_ATTEMPTS} runs, each ended by its worker's death)"},
+        )  # fmt: skip
+        job = self.store.get(worker.job)
+        self.log.error("worker_died_job_failed", job=job.id, exit_code=code, attempts=job.attempts)
+        await self._publish_result(job)
 
     async def _read_stderr(self, worker: _Worker) -> None:
         assert worker.process.stderr is not None

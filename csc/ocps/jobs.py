@@ -92,6 +92,15 @@ class JobStore:
                  json.dumps(result), job_id),
             )  # fmt: skip
 
+    def retry(self, job_id: str, *, max_attempts: int) -> bool:
+        """Queue a RUNNING job again (its worker died) unless it has had `max_attempts`; True if queued."""
+        with self.connect() as db:
+            row = db.execute("SELECT state, attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row["state"] != "RUNNING" or row["attempts"] >= max_attempts:
+                return False
+            db.execute("UPDATE jobs SET state = 'QUEUED' WHERE id = ?", (job_id,))
+        return True
+
     def requeue_unfinished(self) -> list[str]:
         with self.connect() as db:
             rows = db.execute("SELECT id FROM jobs WHERE state IN ('QUEUED', 'RUNNING') ORDER BY number").fetchall()
