@@ -350,8 +350,10 @@ class Repository:
     # --- verification checks ----------------------------------------------------------------
 
     def record_checks(self, job: str, kind: str, product_id: int | None, checks: list[dict[str, Any]]) -> None:
+        """A job's checks of one kind, replacing those an earlier run of the same job recorded (its worker died)."""
         stamp = iso_stamp(self.now())
         with self.registry.transaction() as db:
+            db.execute("DELETE FROM checks WHERE job = ? AND kind = ?", (job, kind))
             db.executemany(
                 "INSERT INTO checks (job, product_id, kind, name, amp, exposure, passed, value, limit_value, detail, "
                 "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
