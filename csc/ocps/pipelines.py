@@ -251,6 +251,16 @@ def build_master(repo: Repository, config: dict[str, Any], progress: Progress = 
         "sigma": float(config.get("sigma", 3.0)),
         "iterations": int(config.get("iterations", 3)),
     }
+    record = {
+        "method": method, "sigma": options["sigma"], "iterations": options["iterations"],
+        "masters_used": {k: {"id": v.product.id, "certified": v.certified, "note": v.note} for k, v in used.items()},
+    }  # fmt: skip
+    filter_ = first.filter if type_ == "flat" else ""
+    if config.get("rerun"):  # a job run again after its worker died: what it had made already is its result
+        made = [p for p in repo.built_from(type_, first.signature, filter_, [str(f.path) for f in frames])
+                if p.config == record]  # fmt: skip
+        if made:
+            return _master_result(repo, made[-1], len(frames), record)
     saturation = config.get("saturation")
     if type_ == "dark":
         for frame in frames:
@@ -291,22 +301,22 @@ def build_master(repo: Repository, config: dict[str, Any], progress: Progress = 
     if type_ == "flat":
         level = float(np.mean([1.0 / s for s in scales.values()]))
         stats["input_level_adu"] = level
-    record = {
-        "method": method, "sigma": options["sigma"], "iterations": options["iterations"],
-        "masters_used": {k: {"id": v.product.id, "certified": v.certified, "note": v.note} for k, v in used.items()},
-    }  # fmt: skip
-
     write = _master_writer(type_, frames, used, products, stats, method)
 
     product = repo.add_product(
-        type_=type_, signature=first.signature, filter_=first.filter if type_ == "flat" else "",
+        type_=type_, signature=first.signature, filter_=filter_,
         inputs=[str(f.path) for f in frames], mjds=[f.mjd for f in frames], config=record, software=SOFTWARE,
         stats=stats, collection=config.get("collection", "u/obsq/reduce"), suffix="fits", write=write,
         force=bool(config.get("force", False)),
     )  # fmt: skip
     progress(f"{type_} written", total, total)
-    return {"product": product.id, "type": type_, "version": product.version, "path": str(repo.path_of(product)),
-            "filter": product.filter, "n_inputs": len(frames), "masters_used": record["masters_used"]}  # fmt: skip
+    return _master_result(repo, product, len(frames), record)
+
+
+def _master_result(repo: Repository, product: Product, n_inputs: int, record: dict[str, Any]) -> dict[str, Any]:
+    return {"product": product.id, "type": product.type, "version": product.version,
+            "path": str(repo.path_of(product)), "filter": product.filter, "n_inputs": n_inputs,
+            "masters_used": record["masters_used"]}  # fmt: skip
 
 
 # --- verification ------------------------------------------------------------------------------
@@ -426,7 +436,7 @@ def verify_master(
     failed = [r for r in rows if not r["passed"]]
     threshold = int(config.get("max_failures", 0))
     verdict = "passed" if len(failed) <= threshold else f"failed: {len(failed)} of {len(rows)} checks"
-    repo.record_checks(job, f"verify_{product.type}", product.id, rows)
+    repo.record_checks(job, f"verify_{product.type}", product.id, rows, rerun=bool(config.get("rerun")))
     repo.set_verified(product.id, verdict)
     return {"product": product.id, "type": product.type, "verdict": verdict, "n_checks": len(rows),
             "n_failed": len(failed), "summary": summarise(rows), "noise_reference": reference.source,
@@ -455,7 +465,7 @@ def flat_level(
         check = check_flat_level(float(np.mean(levels)), frame.exptime, frame.filter)
         rows.append(_check_row(check, frame.path.name))
         progress("flat level", index + 1, len(frames))
-    repo.record_checks(job, "flat_level", None, rows)
+    repo.record_checks(job, "flat_level", None, rows, rerun=bool(config.get("rerun")))
     failed = [r for r in rows if not r["passed"]]
     return {"passed": not failed, "levels": [r["value"] for r in rows],
             "detail": failed[0]["detail"] if failed else "flat levels as expected"}  # fmt: skip
@@ -471,7 +481,7 @@ def count_check(repo: Repository, config: dict[str, Any], job: str = "local") ->
         (i.imgtype, i.filter, round(i.exptime, 3)) for i in images if Path(i.path).exists()
     )
     checks = [_check_row(c, config["groupid"]) for c in verify_counts(planned, taken)]
-    repo.record_checks(job, "counts", None, checks)
+    repo.record_checks(job, "counts", None, checks, rerun=bool(config.get("rerun")))
     failed = [c for c in checks if not c["passed"]]
     return {"passed": not failed, "checks": checks, "detail": "; ".join(f"{c['amp']}: {c['detail']}" for c in failed)}
 
@@ -627,9 +637,12 @@ def run_ptc(repo: Repository, config: dict[str, Any], progress: Progress = _quie
     def write(path: Path) -> None:
         path.write_bytes(png)
 
-    product = repo.add_product(
-        type_="ptc", signature=first.signature, filter_=first.filter, inputs=[str(f.path) for f in [*flats, *biases]],
-        mjds=[f.mjd for f in flats], config={"fit": "EXPAPPROXIMATION", "bias": bias_source}, software=SOFTWARE,
+    ptc_config = {"fit": "EXPAPPROXIMATION", "bias": bias_source}
+    ptc_inputs = [str(f.path) for f in [*flats, *biases]]
+    made = [p for p in repo.built_from("ptc", first.signature, first.filter, ptc_inputs) if p.config == ptc_config]
+    product = made[-1] if config.get("rerun") and made else repo.add_product(
+        type_="ptc", signature=first.signature, filter_=first.filter, inputs=ptc_inputs,
+        mjds=[f.mjd for f in flats], config=ptc_config, software=SOFTWARE,
         stats={"amps": amps, "covers_range": covered}, collection=config.get("collection", "u/obsq/reduce"),
         suffix="png", write=write, force=bool(config.get("force", False)),
     )  # fmt: skip
@@ -645,6 +658,9 @@ def run_ptc(repo: Repository, config: dict[str, Any], progress: Progress = _quie
 
 
 def certify(repo: Repository, config: dict[str, Any]) -> dict[str, Any]:
+    product_id, begin, end = int(config["product"]), float(config["begin_mjd"]), float(config["end_mjd"])
+    if config.get("rerun") and (begin, end) in repo.product(product_id).certified:  # the earlier run had done it
+        return {"product": product_id, "actions": [f"product {product_id} certified for [{begin}, {end}) already"]}
     actions = repo.certify(int(config["product"]), float(config["begin_mjd"]), float(config["end_mjd"]),
                            force=bool(config.get("force", False)))  # fmt: skip
     return {"product": int(config["product"]), "actions": actions}

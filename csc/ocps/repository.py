@@ -349,11 +349,14 @@ class Repository:
 
     # --- verification checks ----------------------------------------------------------------
 
-    def record_checks(self, job: str, kind: str, product_id: int | None, checks: list[dict[str, Any]]) -> None:
-        """A job's checks of one kind, replacing those an earlier run of the same job recorded (its worker died)."""
+    def record_checks(
+        self, job: str, kind: str, product_id: int | None, checks: list[dict[str, Any]], *, rerun: bool = False
+    ) -> None:
+        """A job's checks of one kind; a `rerun` (its worker died) replaces what the earlier run recorded."""
         stamp = iso_stamp(self.now())
         with self.registry.transaction() as db:
-            db.execute("DELETE FROM checks WHERE job = ? AND kind = ?", (job, kind))
+            if rerun:
+                db.execute("DELETE FROM checks WHERE job = ? AND kind = ?", (job, kind))
             db.executemany(
                 "INSERT INTO checks (job, product_id, kind, name, amp, exposure, passed, value, limit_value, detail, "
                 "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

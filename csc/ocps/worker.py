@@ -44,8 +44,10 @@ def run_job(store: JobStore, repo: Repository, job_id: str) -> bool:
     def progress(stage: str, done: int, total: int) -> None:
         print(f"progress {job_id} {stage} {done}/{total}", flush=True)
 
+    # a job run again after its worker died: a pipeline returns what the earlier run had made already
+    config = (job.config | {"rerun": True}) if job.attempts > 1 else job.config
     try:
-        result = catalog.run(job.pipeline, repo, job.config, progress, job=job_id)
+        result = catalog.run(job.pipeline, repo, config, progress, job=job_id)
     except (pipelines.PipelineError, RepositoryError, FrameError, KeyError, TypeError, ValueError) as exc:
         store.finish(job_id, ok=False, result={"error": str(exc)}, now=wall_tai())
         print(f"{job_id} FAILED: {exc}", file=sys.stderr, flush=True)

@@ -86,6 +86,26 @@ def test_masters_verified_certified_and_found(camera: Camera, tmp_path: Path) ->
     assert [p.id for p in repo.products(where='type == "flat" and version > 1')] == [again["product"]]
 
 
+def test_a_job_run_again_after_its_worker_died_returns_what_it_had_made(camera: Camera, tmp_path: Path) -> None:
+    """A rerun (`rerun`, set by the worker on a job's second run) is idempotent: same inputs, same product."""
+    repo = Repository(tmp_path / "repo", now=utc_now_unix)
+    biases = [camera.take("BIAS", 0.0) for _ in range(4)]
+    bias = catalog.run("cpBias", repo, {"inputs": biases})  # the first run wrote it, then its worker died
+    again = catalog.run("cpBias", repo, {"inputs": biases, "rerun": True})
+    assert (again["product"], again["version"]) == (bias["product"], 1)
+    verify = {"product": bias["product"], "inputs": biases}
+    catalog.run("cpVerifyBias", repo, verify, job="ocps-000002")
+    first = len(repo.checks())
+    catalog.run("cpVerifyBias", repo, verify | {"rerun": True}, job="ocps-000002")
+    assert len(repo.checks()) == first > 0  # the rerun's checks replace the first run's
+    certify = {"product": bias["product"], "begin_mjd": 61000.0, "end_mjd": 61010.0}
+    catalog.run("certify", repo, certify)
+    assert "already" in catalog.run("certify", repo, certify | {"rerun": True})["actions"][0]
+    assert repo.product(bias["product"]).certified == [(61000.0, 61010.0)]
+    with pytest.raises(RepositoryError, match="exists already as product"):  # not a rerun: refused as before
+        catalog.run("cpBias", repo, {"inputs": biases})
+
+
 def test_bad_requests_are_named_and_write_nothing(camera: Camera, tmp_path: Path) -> None:
     repo = Repository(tmp_path / "repo", now=utc_now_unix)
     flats = [camera.take("FLAT", 6.0) for _ in range(3)]
