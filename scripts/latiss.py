@@ -11,6 +11,11 @@ from obsq.scripts.base import BaseScript
 
 READOUT_TIME_S = 2.0
 SHUTTER_TIME_S = 1.0
+#: make_latiss_calibrations's script_mode: the image types it takes, in order (a master of each with
+#: generate_calibrations).
+CALIBRATION_MODES = {
+    "BIAS": ["BIAS"], "DARK": ["DARK"], "BIAS_DARK": ["BIAS", "DARK"], "BIAS_DARK_FLAT": ["BIAS", "DARK", "FLAT"],
+}  # fmt: skip
 #: Schema of a filter or grating option: a name, a slot number, or null for "leave as is".
 NAME_OR_SLOT: dict[str, Any] = {
     "anyOf": [

@@ -16,7 +16,7 @@ import contextlib
 import datetime
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,15 +35,19 @@ from obsq.csc.scriptqueue.blocks import block_folders, read_block
 from obsq.csc.weekly.follow import Progress, QueueFollower, add_blocks, follow, start_following
 from obsq.csc.weekly.summary import (
     lamp_state,
+    masters_asked,
     processing_notes,
     ptc_requests,
     ptc_select,
     run_ptc,
     run_report,
+    unbuilt_masters,
 )
 
 QUEUE = "ScriptQueue:2"
 BLOCKS = ("BLOCK-309", "BLOCK-295", "BLOCK-310")
+#: Blocks of a run that still run after it fails part way: they leave the site safe (the lamp off).
+SAFE_BLOCKS = ("BLOCK-310",)
 
 
 class WeeklyView(Protocol):
@@ -131,21 +135,69 @@ def run_start_tai(now_tai: float) -> float:
 async def _run_blocks(
     remote: Remote, blocks: list[str], follower: QueueFollower, clock: Clock, *, timeout_s: float, view: WeeklyView
 ) -> None:
-    """Queue the blocks and follow them, BLOCK-309's first scripts included, until they end or fail."""
+    """Queue the blocks and follow them, BLOCK-309's first scripts included, until they end or fail.
+
+    A run that fails part way still ends with the site safe: its safe blocks (BLOCK-310, which turns
+    the lamp off) run after the failure, as the Scheduler's runs do.
+    """
+    added: dict[str, list[int]] = {}
+
+    def queued(block: str, indices: list[int]) -> None:
+        added[block] = indices
+        follower.indices.update(indices)
+        view.queued(block, indices)
+
     try:
         await start_following(remote, follower)  # before adding, so no script goes unseen
-
-        def queued(block: str, indices: list[int]) -> None:
-            follower.indices.update(indices)
-            view.queued(block, indices)
-
         adding = asyncio.get_running_loop().create_task(add_blocks(remote, blocks, queued))
         try:
             await follow(remote, follower, clock, timeout_s, view.progress, adding=adding)
         finally:
             adding.cancel()
+            with contextlib.suppress(asyncio.CancelledError, AckError, TimeoutError):
+                await adding
     except (AckError, TimeoutError) as exc:
         view.line(f"obsq weekly: {exc}")
+    safe = [b for b in blocks if b in SAFE_BLOCKS]
+    if safe and not _safe_blocks_done(follower, added, safe):
+        await _make_safe(remote, follower, clock, added, safe, timeout_s=timeout_s, view=view, queued=queued)
+
+
+def _safe_blocks_done(follower: QueueFollower, added: dict[str, list[int]], safe: list[str]) -> bool:
+    return all(
+        block in added and all(follower.items.get(i, {}).get("state") == "DONE" for i in added[block]) for block in safe
+    )
+
+
+async def _make_safe(
+    remote: Remote,
+    follower: QueueFollower,
+    clock: Clock,
+    added: dict[str, list[int]],
+    safe: list[str],
+    *,
+    timeout_s: float,
+    view: WeeklyView,
+    queued: Callable[[str, list[int]], None],
+) -> None:
+    """After a failure: stop what is left of the other blocks, then run the safe ones to their end."""
+    safe_indices = {i for block in safe for i in added.get(block, [])}
+    left = [i["index"] for i in follower.ours() if i["area"] != "history" and i["index"] not in safe_indices]
+    view.line(f"obsq weekly: the run failed; stopping {len(left)} scripts left and running {', '.join(safe)} "
+              "so the site ends safe")  # fmt: skip
+    try:
+        if left:
+            await remote.command("stopScripts", {"salIndices": (left + [0] * 400)[:400], "length": len(left),
+                                                 "terminate": False}, timeout_s=120)  # fmt: skip
+        for block in safe:
+            if block not in added:
+                queued(block, json.loads((await remote.command("addBlock", {"id": block}, timeout_s=180)).result))
+        state = remote.event("queue").get()
+        if state and not state["running"]:
+            await remote.command("resume", timeout_s=60)
+        await follow(remote, follower, clock, timeout_s, view.progress)
+    except (AckError, TimeoutError) as exc:
+        view.line(f"obsq weekly: the site may not be safe: {', '.join(safe)} did not run to its end: {exc}")
 
 
 async def _summarise(
@@ -190,6 +242,11 @@ async def _summarise(
         summary["calibration"] = results
         summary["report"] = report["report"]
         ok = ok and results["passed"]
+    missing = unbuilt_masters(masters_asked(contents), results["masters"])
+    if missing:  # counted against the blocks, whatever the scripts said
+        summary["missing_masters"] = missing
+        summary["outcome"] = f"FAILED: masters the blocks asked for were not built ({'; '.join(missing)})"
+        ok = False
     return summary, ok
 
 

@@ -12,6 +12,7 @@ from obsq.csc.component import AckError, Remote
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.core.states import State
 from obsq.csc.reduction.ptc import MIN_LEVELS
+from obsq.scripts.latiss import CALIBRATION_MODES
 from obsq.scripts.ocps import Ocps
 
 
@@ -64,6 +65,32 @@ def processing_notes(blocks: list[dict[str, Any]]) -> list[str]:
             notes.append(f"{data.get('program', '?')}: {len(built)} of {len(calibrations)} calibration sets "
                          "build masters (generate_calibrations true)")  # fmt: skip
     return notes
+
+
+def masters_asked(blocks: list[dict[str, Any]]) -> list[str]:
+    """The master types the blocks ask for, one entry per master.
+
+    Each image type of a make_latiss_calibrations with generate_calibrations true is one master.
+    """
+    asked = []
+    for data in blocks:
+        for script in data.get("scripts", []):
+            parameters = script.get("parameters") or {}
+            if str(script.get("name", "")).endswith("make_latiss_calibrations.py") and parameters.get(
+                "generate_calibrations"
+            ):
+                asked += CALIBRATION_MODES.get(str(parameters.get("script_mode", "")), [])
+    return asked
+
+
+def unbuilt_masters(asked: list[str], built: list[dict[str, Any]]) -> list[str]:
+    """What the blocks asked for and the run did not build, as "BIAS: 1 of 1 missing" lines."""
+    lines = []
+    for kind in sorted(set(asked)):
+        wanted, made = asked.count(kind), sum(1 for m in built if str(m.get("type", "")).upper() == kind)
+        if made < wanted:
+            lines.append(f"{kind}: {wanted - made} of {wanted} not built")
+    return lines
 
 
 def ptc_select(request: PtcRequest, groupids: list[str]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from obsq.csc.scriptqueue.blocks import block_folders, read_block
-from obsq.csc.weekly.summary import processing_notes, ptc_requests
+from obsq.csc.weekly.summary import masters_asked, processing_notes, ptc_requests, unbuilt_masters
 
 
 def take(times: list[float], **parameters: Any) -> dict[str, Any]:
@@ -48,3 +48,15 @@ def test_rubins_block_asks_for_no_masters_and_says_so() -> None:
         assert note.startswith("BLOCK-295 asks for no processing: its 2 make_latiss_calibrations scripts")
         (request,) = ptc_requests([data])
         assert request.reason == "daily_PTC"
+
+
+def test_the_masters_the_shipped_block_asks_for_are_counted_against_those_built() -> None:
+    data, _ = read_block("BLOCK-295", block_folders())
+    asked = masters_asked([data])
+    assert sorted(set(asked)) == ["BIAS", "DARK", "FLAT"]
+    built = [{"type": kind.lower()} for kind in asked]
+    assert unbuilt_masters(asked, built) == []
+    lost_bias = [m for m in built if m["type"] != "bias"] + [{"type": "bias"}] * (asked.count("BIAS") - 1)
+    assert unbuilt_masters(asked, lost_bias) == [f"BIAS: 1 of {asked.count('BIAS')} not built"]
+    rubin = {"scripts": [{"name": "auxtel/make_latiss_calibrations.py", "parameters": {"script_mode": "BIAS"}}]}
+    assert masters_asked([rubin]) == []  # generate_calibrations false: no master asked for

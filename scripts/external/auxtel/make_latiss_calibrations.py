@@ -7,7 +7,9 @@ is taken (as Rubin does); with `do_verify` it is verified on the exposures (cp_v
 master whose failed checks do not exceed `number_verification_tests_threshold_<type>` is
 certified for [certify_calib_begin_date, certify_calib_end_date), superseding the master
 certified before it. Verification failures are results, reported and logged; they do not fail
-the script. Two checks do act: the first flat of a set is checked for level (a 6 s SDSSr flat
+the script. A set whose master could not be built (its job failed, on its own retries too) fails
+the script at its end, naming the set, once every other set has been taken and processed. Two
+checks do act: the first flat of a set is checked for level (a 6 s SDSSr flat
 under 10,000 ADU means the dome and the white-light screen are misaligned), which stops that
 flat set; and at the end the images received are counted against the images asked for.
 """
@@ -19,10 +21,9 @@ from typing import Any
 
 from obsq.csc.core.errors import ExpectedError
 from obsq.scripts.base import BLOCK_SCRIPT_PROPERTIES, BaseScript
-from obsq.scripts.latiss import NAME_OR_SLOT, READOUT_TIME_S, SHUTTER_TIME_S, Latiss, fill_metadata
+from obsq.scripts.latiss import CALIBRATION_MODES, NAME_OR_SLOT, READOUT_TIME_S, SHUTTER_TIME_S, Latiss, fill_metadata
 from obsq.scripts.ocps import JobFailedError, Ocps, date_to_mjd
 
-MODES = {"BIAS": ["BIAS"], "DARK": ["DARK"], "BIAS_DARK": ["BIAS", "DARK"], "BIAS_DARK_FLAT": ["BIAS", "DARK", "FLAT"]}
 DEFAULT_DARK_TIMES = [5, 5, 5, 5, 5, 15, 15] + [30] * 16
 PLURAL = {"BIAS": "biases", "DARK": "darks", "FLAT": "flats"}
 
@@ -49,7 +50,8 @@ class MakeLatissCalibrations(BaseScript):
     @classmethod
     def get_schema(cls) -> dict[str, Any]:
         properties: dict[str, Any] = {
-            "script_mode": {"type": "string", "enum": list(MODES), "description": "the image types to take, in order"},
+            "script_mode": {"type": "string", "enum": list(CALIBRATION_MODES),
+                            "description": "the image types to take, in order"},
             "n_bias": _count(20, 1, "biases to keep"),
             "n_discard_bias": _count(1, 0, "biases taken first and thrown away (the detector settles)"),
             "n_dark": _count(22, 1, "darks to keep"),
@@ -113,7 +115,7 @@ class MakeLatissCalibrations(BaseScript):
 
     async def configure(self, config: dict[str, Any]) -> None:
         self.plan: list[tuple[str, list[float], int]] = []
-        for image_type in MODES[config["script_mode"]]:
+        for image_type in CALIBRATION_MODES[config["script_mode"]]:
             key = image_type.lower()
             n, discard = config[f"n_{key}"] or 0, config[f"n_discard_{key}"] or 0
             total = n + discard
@@ -137,6 +139,8 @@ class MakeLatissCalibrations(BaseScript):
             raise ExpectedError("certify_calib_end_date must be after certify_calib_begin_date")
         self.ocps: Ocps | None = Ocps(self.remote("OCPS:1"))
         self.results: list[str] = []
+        #: the sets whose master could not be built, each with why
+        self.unbuilt: list[str] = []
 
     def set_metadata(self, metadata: dict[str, Any]) -> None:
         images = [t for _, times, _ in self.plan for t in times]
@@ -176,6 +180,8 @@ class MakeLatissCalibrations(BaseScript):
             await background
         if self.ocps is not None:
             await self._count_check()
+        if self.unbuilt:
+            raise ExpectedError(f"no master for {len(self.unbuilt)} of the sets taken: {'; '.join(self.unbuilt)}")
 
     async def _check_reduction_service(self) -> None:
         """OCPS:1 must be ENABLED to process; without processing its checks are skipped if it is not."""
@@ -211,9 +217,14 @@ class MakeLatissCalibrations(BaseScript):
         kind = image_type.lower()
         try:
             built = await self.ocps.run(f"cp{kind.capitalize()}", {"inputs": inputs, "force": True})
-            self._report(f"{image_type} master built: product {built['product']} from {len(inputs)} exposures")
-            if not self.config["do_verify"]:
-                return
+        except JobFailedError as exc:
+            self.unbuilt.append(f"{image_type} ({len(inputs)} exposures): {exc}")
+            self._report(f"{image_type} master not built: {exc}", failed=True)
+            return
+        self._report(f"{image_type} master built: product {built['product']} from {len(inputs)} exposures")
+        if not self.config["do_verify"]:
+            return
+        try:
             verdict = await self.ocps.run(f"cpVerify{kind.capitalize()}", {
                 "product": built["product"], "inputs": inputs,
                 "max_failures": self.config[f"number_verification_tests_threshold_{kind}"]})  # fmt: skip
