@@ -30,7 +30,15 @@ from obsq.csc.core.topics import ComponentId, Topic, TopicKind
 from obsq.csc.core.yamltext import load_yaml
 from obsq.csc.interfaces import load_interface
 from obsq.csc.scriptqueue.blocks import block_folders, expand_block, read_block
-from obsq.csc.scriptqueue.model import MAX_HISTORY, FailureStrategy, Location, ProcessState, QueueItem, QueueModel
+from obsq.csc.scriptqueue.model import (
+    MAX_HISTORY,
+    FailureStrategy,
+    LastWord,
+    Location,
+    ProcessState,
+    QueueItem,
+    QueueModel,
+)
 from obsq.csc.scriptqueue.runner import ScriptHandle, ScriptRunner
 from obsq.csc.scriptqueue.store import QueueStore
 from obsq.scripts.base import BaseScript
@@ -47,6 +55,8 @@ CONFIGURE_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 #: How often (real s) a starting script's CPU time is read.
 CPU_POLL_S = 0.5
+#: After a restart, how long (real s) the service waits for the script that ran to say its final state.
+LAST_WORD_S = 10.0
 RECENT_HISTORY = 50
 
 
@@ -122,6 +132,7 @@ class ScriptQueueCsc(BaseCsc):
         self.model = loaded
         if lost is not None:
             self.log.warning("script_lost_in_restart", index=lost.index, path=lost.path)
+            self.create_task(self._hear_last_word(lost.index), f"last_word.{lost.index}")
         for item in list(self.model.queue):  # they never ran: start their processes again
             item.script_state, item.process_state, item.group_id = ScriptState.UNKNOWN, ProcessState.LOADING, ""
             self.create_task(self._relaunch(item), f"relaunch.{item.index}")
@@ -130,6 +141,36 @@ class ScriptQueueCsc(BaseCsc):
         )
         await self._changed()
         await super()._on_started()
+
+    async def _hear_last_word(self, index: int) -> None:
+        said = await self._last_word(index)
+        await self._clear_retained(index)
+        item = self.model.heard_last_word(index, said) if said is not None else None
+        if item is not None:
+            self.log.warning("script_cut_by_restart", index=index, path=item.path, reason=item.reason)
+            await self._changed()
+
+    async def _last_word(self, index: int) -> LastWord | None:
+        """What the script that ran when the service stopped said last: its retained state and progress.
+
+        The script ends with the service that started it, going to a final state if it can: this
+        waits for that final state at most LAST_WORD_S real seconds (a script stops within a few),
+        and takes what it had said otherwise.
+        """
+        wall = self.clock.unscaled()
+        script = Remote(self.bus, ComponentId("Script", index), clock=wall, root=self.root, identity=self.identity)
+        async with script:
+            state = script.event("state")
+            deadline = wall.monotonic() + LAST_WORD_S
+            with contextlib.suppress(TimeoutError):
+                await wall.wait_for(state.aget(timeout_s=LAST_WORD_S), LAST_WORD_S)
+            while state.has_data and not ScriptState(state.get()["state"]).is_final and wall.monotonic() < deadline:
+                await wall.sleep(0.1)
+            if not state.has_data:
+                return None
+            data, progress = state.get(), script.event("progress").get()
+            return LastWord(ScriptState(data["state"]), data.get("lastCheckpoint", ""), data.get("reason", ""),
+                            int(progress.get("done", 0)), int(progress.get("total", 0)))  # fmt: skip
 
     async def _relaunch(self, item: QueueItem) -> None:
         try:

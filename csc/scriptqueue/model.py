@@ -54,6 +54,17 @@ class ProcessState(enum.IntEnum):
     LOST = 8  # obsq: the queue service restarted while the script ran; it was not re-run
 
 
+@dataclass(frozen=True)
+class LastWord:
+    """What a script said last on the bus (its retained state and progress events)."""
+
+    state: ScriptState
+    checkpoint: str = ""
+    reason: str = ""
+    done: int = 0
+    total: int = 0
+
+
 class FailureStrategy(enum.IntEnum):
     """What a failed script does to the rest of its block (as Rubin's Scheduler)."""
 
@@ -401,11 +412,47 @@ class QueueModel:
         return rest
 
     def mark_lost(self, now: float) -> QueueItem | None:
-        """After a restart of the service: the script that was running is lost, never re-run."""
+        """After a restart of the service: the script that was running is LOST, never run again.
+
+        What it said last on the bus may come later and amend this (`heard_last_word`).
+        """
         item = self.current
         if item is None:
             return None
         self.current = None
-        item.reason = "lost: the queue service restarted while it ran; it was not run again"
+        item.reason = _cut_short(item)
         self._to_history(item, ProcessState.LOST, item.reason, now)
         return item
+
+    def heard_last_word(self, index: int, said: LastWord) -> QueueItem | None:
+        """A script marked LOST in a restart, as its last word on the bus says it ended.
+
+        A script ends with the queue that started it. What it said last (its retained state) is
+        where it got to: a final state is recorded as such ("STOPPED as the queue service
+        restarted"); otherwise it stays LOST, with the checkpoint and the images it had reached.
+        """
+        item = self._by_index.get(index)
+        if item is None or item.process_state != ProcessState.LOST:
+            return None
+        item.last_checkpoint = said.checkpoint or item.last_checkpoint
+        item.done, item.total = max(item.done, said.done), max(item.total, said.total)
+        if said.state.is_final:
+            item.script_state = said.state
+            item.process_state = ProcessState.DONE if said.state == ScriptState.DONE else ProcessState.TERMINATED
+            item.reason = _cut_short(item, said)
+        else:
+            item.reason = _cut_short(item)
+        self._changed(item)
+        return item
+
+
+def _cut_short(item: QueueItem, said: LastWord | None = None) -> str:
+    """The reason of a script the queue service's restart cut short: where it had got to."""
+    reached = (f"; it had reached {item.last_checkpoint!r}" if item.last_checkpoint else "") + (
+        f" with {item.done} of {item.total} images" if item.total else ""
+    )
+    if said is None:
+        return f"lost: the queue service restarted while it ran{reached}; it was not run again"
+    why = f" ({said.reason})" if said.reason else ""
+    rerun = "" if said.state == ScriptState.DONE else "; it was not run again"
+    return f"{said.state.name} as the queue service restarted{why}{reached}{rerun}"

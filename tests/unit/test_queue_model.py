@@ -9,7 +9,15 @@ import pytest
 
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.database import Database
-from obsq.csc.scriptqueue.model import MAX_HISTORY, FailureStrategy, Location, ProcessState, QueueItem, QueueModel
+from obsq.csc.scriptqueue.model import (
+    MAX_HISTORY,
+    FailureStrategy,
+    LastWord,
+    Location,
+    ProcessState,
+    QueueItem,
+    QueueModel,
+)
 from obsq.csc.scriptqueue.store import DatabaseQueueStore, MemoryQueueStore, QueueStore, changes_of
 from obsq.scripts.states import ScriptState
 
@@ -179,6 +187,25 @@ async def test_store_round_trip_and_lost_running_script(tmp_path: Path, kind: st
     assert lost is not None
     assert again.history[0].process_state == ProcessState.LOST
     assert "not run again" in again.history[0].reason
+
+
+def test_a_script_cut_short_by_a_restart_says_where_it_had_got_to() -> None:
+    model = QueueModel()
+    a, b = item(model), item(model)
+    model.add([a, b])
+    ready(model, a, b)
+    model.start(a, 0)
+    model.update(a.index, last_checkpoint="Waiting for the reduction of the last image type.", done=41, total=41)
+    lost = model.mark_lost(5)
+    assert lost is a
+    assert a.process_state == ProcessState.LOST
+    assert "it had reached 'Waiting for the reduction of the last image type.' with 41 of 41 images" in a.reason
+    said = LastWord(ScriptState.STOPPED, "Waiting for the reduction of the last image type.", "stopped", 41, 41)
+    assert model.heard_last_word(a.index, said) is a
+    assert (a.script_state, a.process_state) == (ScriptState.STOPPED, ProcessState.TERMINATED)
+    assert a.reason.startswith("STOPPED as the queue service restarted (stopped); it had reached")
+    assert a.reason.endswith("it was not run again")
+    assert model.heard_last_word(b.index, said) is None  # only a script the restart cut short
 
 
 def test_block_execution_ids_as_rubin_writes_them() -> None:
