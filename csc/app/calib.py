@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from obsq.csc.clock import utc_now_unix
+from obsq.csc.clock import perf_counter, utc_now_unix
 from obsq.csc.ocps import catalog, pipelines
 from obsq.csc.ocps.repository import Repository, RepositoryError
 from obsq.csc.reduction.frames import FrameError
@@ -83,7 +83,7 @@ def run_reduce(options: ReduceOptions) -> int:
     override = options.type_override.upper() if options.type_override else None
     try:
         plan = survey(options.inputs, options.kind, type_override=override, window_hours=options.window_hours,
-                      min_frames=options.min_frames)  # fmt: skip
+                      min_frames=options.min_frames, now=perf_counter)  # fmt: skip
     except SurveyError as exc:
         print(f"obsq reduce: {exc}; nothing was built", file=sys.stderr)
         return 2
@@ -101,7 +101,7 @@ def run_reduce(options: ReduceOptions) -> int:
                               "result": outcome.result}))  # fmt: skip
         for account in plan.accounts:
             print(json.dumps({"file": account.path, "group": account.group, "reason": account.reason,
-                              "hint": account.hint}))  # fmt: skip
+                              "hint": account.hint, "masked": account.masked}))  # fmt: skip
     else:
         print(summary_table(outcomes, options.kind))
         print(account_lines(plan.accounts))
@@ -176,6 +176,7 @@ def account_lines(accounts: list[Account]) -> str:
         by_group.setdefault(account.group, []).append(Path(account.path).name)
     for group, names in by_group.items():
         lines.append(f"  used in {group}: {_names(names)}")
+    lines += [f"  masked: {Path(a.path).name}: {a.masked} pixels NaN or infinite" for a in used if a.masked]
     skipped: dict[tuple[str, str, str], list[str]] = {}
     for account in accounts:
         if account.reason:

@@ -26,6 +26,7 @@ from astropy.io import fits
 
 from obsq.csc import __version__
 from obsq.csc.acquired import AcquiredImages
+from obsq.csc.clock import perf_counter
 from obsq.csc.ocps.repository import Product, Repository, RepositoryError
 from obsq.csc.reduction import ptc as ptc_core
 from obsq.csc.reduction.combine import clipped_stats
@@ -67,7 +68,7 @@ def load_frames(
     frames = []
     for path in paths:
         try:
-            frames.append(open_frame(path, imgtype=imgtype))
+            frames.append(open_frame(path, imgtype=imgtype, now=perf_counter))
         except FrameError as exc:
             raise PipelineError(str(exc)) from None
     if kind is not None:
@@ -91,7 +92,11 @@ def load_frames(
 
 
 def _overscan(raw: Array, plane: Plane) -> float:
-    return float(np.median(raw[plane.overscan])) if plane.overscan is not None else 0.0
+    if plane.overscan is None:
+        return 0.0
+    values = raw[plane.overscan]
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else 0.0
 
 
 def overscan_level(frame: Frame, plane: Plane) -> float:

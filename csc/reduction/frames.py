@@ -15,7 +15,12 @@ NCOMBINE/IMCMB/CALSTAT-style keywords — is a `ProductError`, named as such.
 
 A file is opened once, its headers parsed, and its pixel data read later with `os.pread` at the
 data's byte offset, so a band costs one read per plane and never the whole image. Everything
-wrong with a file is a `FrameError` naming it.
+wrong with a file is a `FrameError` naming it. Bounds: at most MAX_HDUS header-data units and
+MAX_HEADER_READ_S seconds to read a file's headers (a file of 10,000 HDUs is refused after its
+first MAX_HDUS, not read to the end); a file whose size, modification time or inode changes
+while its headers are read, or between then and a read of its pixels, is refused ("changed while
+it was read"). Non-finite pixels (NaN, Inf: only floating-point files can hold them) are masked
+by the combine and counted (`nonfinite_pixels`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import math
 import os
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +59,12 @@ PRODUCT_TYPES = ("MASTER", "SUPER", "INTEGRATION", "STACK")
 PRODUCT_EXTENSIONS = {"MASK", "UNCERT", "UNCERTAINTY", "ERR", "ERROR", "VARIANCE", "WEIGHT", "PROVENANCE", "HISTORY"}
 _BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 TEMPERATURE_BAND_C = 5.0
+#: Header-data units read from one file at most (a camera file has one per amplifier, a mosaic ~100).
+MAX_HDUS = 512
+#: Seconds (real) a file's headers may take to read at most.
+MAX_HEADER_READ_S = 30.0
+#: Bytes one header may take at most (a header of 100,000 cards is 8 MB).
+MAX_HEADER_BYTES = 8 * 1024 * 1024
 
 
 class FrameError(ValueError):
@@ -98,6 +110,8 @@ class Frame:
     signature: dict[str, Any]
     planes: tuple[Plane, ...]
     instrument: str = ""
+    #: (size, modification time in ns, inode) when its headers were read: a pixel read checks the file is the same
+    stamp: tuple[int, int, int] = (0, 0, 0)
 
     def plane(self, name: str) -> Plane:
         for plane in self.planes:
@@ -114,6 +128,8 @@ class Frame:
         own = fd is None
         handle = os.open(self.path, os.O_RDONLY) if fd is None else fd
         try:
+            if self.stamp != (0, 0, 0) and _stamp(os.fstat(handle)) != self.stamp:
+                raise FrameError(f"{self.path}: changed since its headers were read (size, time or inode): not used")
             buffer = os.pread(handle, size, plane.offset + r0 * width * itemsize)
         finally:
             if own:
@@ -231,30 +247,114 @@ def _physical_filter(primary: Any) -> str:
     return f"{name}~{str(primary['GRATING']).strip()}" if "GRATING" in primary else name
 
 
-def read_headers(path: Path) -> tuple[list[Any], list[int], int]:
-    """Every HDU's header, the byte offset of each one's data, and the file's size (FrameError if unreadable)."""
+def _stamp(status: os.stat_result) -> tuple[int, int, int]:
+    return (status.st_size, status.st_mtime_ns, status.st_ino)
+
+
+def read_headers(
+    path: Path, *, now: Callable[[], float] | None = None
+) -> tuple[list[Any], list[int], int, tuple[int, int, int]]:
+    """Every HDU's header, the byte offset of each one's data, the file's size and stamp (FrameError if unusable).
+
+    The file is walked header by header (2880-byte blocks up to END, then the data's size is
+    skipped), so only headers are read, at most MAX_HDUS of them, and, given a real-time clock
+    `now`, in at most MAX_HEADER_READ_S.
+    """
     try:
-        file_size = path.stat().st_size
+        handle = os.open(path, os.O_RDONLY)
     except OSError as exc:
         raise FrameError(f"{path}: cannot be read ({exc.strerror})") from None
-    if file_size % 2880:
-        raise FrameError(f"{path}: truncated: {file_size} bytes is not a whole number of 2880-byte FITS blocks")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a short file is reported below, per image, with its sizes
-            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
-        with hdul:
-            headers = [hdu.header.copy() for hdu in hdul]
-            offsets = [hdul.fileinfo(i)["datLoc"] for i in range(len(hdul))]
-    except (OSError, ValueError, IndexError, KeyError, fits.VerifyError) as exc:
-        raise FrameError(f"{path}: not a readable FITS file ({exc})") from None
-    return headers, offsets, file_size
+        before = os.fstat(handle)
+        if before.st_size % 2880:
+            raise FrameError(
+                f"{path}: truncated: {before.st_size} bytes is not a whole number of 2880-byte FITS blocks"
+            )
+        headers, offsets = _walk(path, handle, before.st_size, now)
+        after = os.stat(path)
+    except OSError as exc:
+        raise FrameError(f"{path}: cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(handle)
+    if _stamp(after) != _stamp(before):
+        raise FrameError(f"{path}: changed while it was read (size, time or inode): not used")
+    return headers, offsets, before.st_size, _stamp(after)
 
 
-def open_frame(path: str | os.PathLike[str], *, imgtype: str | None = None) -> Frame:
-    """Parse a raw file's headers (the pixels are read later, band by band); `imgtype` overrides the header's."""
+def _walk(path: Path, handle: int, file_size: int, now: Callable[[], float] | None) -> tuple[list[Any], list[int]]:
+    start = now() if now is not None else 0.0
+    headers: list[Any] = []
+    offsets: list[int] = []
+    offset = 0
+    while offset < file_size:
+        if len(headers) >= MAX_HDUS:
+            raise FrameError(f"{path}: holds more than {MAX_HDUS} header-data units (rule: at most {MAX_HDUS} "
+                             "per file); not read further")  # fmt: skip
+        if now is not None and now() - start > MAX_HEADER_READ_S:
+            raise FrameError(f"{path}: its headers took more than {MAX_HEADER_READ_S:g} s to read ({len(headers)} "
+                             f"read so far; rule: at most {MAX_HEADER_READ_S:g} s a file)")  # fmt: skip
+        text, offset = _header_text(path, handle, offset, file_size, first=not headers)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                header = fits.Header.fromstring(text)
+            size = _data_size(header)
+        except (ValueError, KeyError, TypeError, fits.VerifyError) as exc:
+            raise FrameError(f"{path}: not a readable FITS file (header {len(headers)}: {exc})") from None
+        headers.append(header)
+        offsets.append(offset)
+        offset += -(-size // 2880) * 2880
+    if not headers:
+        raise FrameError(f"{path}: not a readable FITS file (it is empty)")
+    return headers, offsets
+
+
+def _header_text(path: Path, handle: int, offset: int, file_size: int, *, first: bool) -> tuple[str, int]:
+    """One header's cards (up to END) from `offset`, and the offset of its data."""
+    blocks: list[bytes] = []
+    begins = offset
+    while True:
+        block = os.pread(handle, 2880, offset)
+        if len(block) < 2880:
+            raise FrameError(f"{path}: not a readable FITS file: the header at byte {begins} has no END card before "
+                             f"the file ends at {file_size} (truncated or corrupt)")  # fmt: skip
+        if first and not blocks and not block.startswith(b"SIMPLE  ="):
+            raise FrameError(f"{path}: not a FITS file (it does not begin with SIMPLE)")
+        blocks.append(block)
+        offset += 2880
+        if any(block[i : i + 80].rstrip() == b"END" for i in range(0, 2880, 80)):
+            return b"".join(blocks).decode("ascii", errors="replace"), offset
+        if len(blocks) * 2880 > MAX_HEADER_BYTES:
+            raise FrameError(f"{path}: a header longer than {MAX_HEADER_BYTES} bytes (rule: at most that); not read")
+
+
+def _data_size(header: Any) -> int:
+    """Bytes of an HDU's data (FITS standard 4.4.1: BITPIX, NAXISn, PCOUNT, GCOUNT)."""
+    naxis = int(header.get("NAXIS", 0))
+    if naxis == 0:
+        return 0
+    elements = math.prod(int(header[f"NAXIS{i}"]) for i in range(1, naxis + 1))
+    return abs(int(header["BITPIX"])) // 8 * int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + elements)
+
+
+def nonfinite_pixels(frame: Frame) -> int:
+    """How many of a frame's pixels are NaN or infinite (0 without reading for integer files, which cannot be)."""
+    count = 0
+    for plane in frame.planes:
+        if np.dtype(plane.dtype).kind == "f":
+            count += int(np.count_nonzero(~np.isfinite(frame.read(plane))))
+    return count
+
+
+def open_frame(
+    path: str | os.PathLike[str], *, imgtype: str | None = None, now: Callable[[], float] | None = None
+) -> Frame:
+    """Parse a raw file's headers (the pixels are read later, band by band); `imgtype` overrides the header's.
+
+    `now`, a real-time clock, bounds the time its headers may take (`read_headers`).
+    """
     path = Path(path)
-    headers, offsets, file_size = read_headers(path)
+    headers, offsets, file_size, stamp = read_headers(path, now=now)
     primary = headers[0]
     product = _product_reason(headers)
     if product is not None:
@@ -300,7 +400,8 @@ def open_frame(path: str | os.PathLike[str], *, imgtype: str | None = None) -> F
     if temperature is not None:
         signature["temperature_band"] = TEMPERATURE_BAND_C * round(temperature / TEMPERATURE_BAND_C)
     return Frame(path, kind, float(exptime), float(darktime or 0.0), filter_, _mjd(path, primary), signature,
-                 tuple(planes), str(_first(primary, "INSTRUME", "CAMERA", "DETECTOR", default="")).strip())  # fmt: skip
+                 tuple(planes), str(_first(primary, "INSTRUME", "CAMERA", "DETECTOR", default="")).strip(),
+                 stamp)  # fmt: skip
 
 
 def signature_key(signature: dict[str, Any], *, with_filter: str | None = None) -> str:

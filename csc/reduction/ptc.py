@@ -82,6 +82,11 @@ def clipping_variance_factor(k: float) -> float:
 def pair_point(first: npt.NDArray[np.floating], second: npt.NDArray[np.floating], exptime_s: float) -> PairPoint:
     """The PTC point of one pair of overscan-corrected images of one amplifier."""
     a, b = np.asarray(first, np.float64).ravel(), np.asarray(second, np.float64).ravel()
+    finite = np.isfinite(a) & np.isfinite(b)
+    if not finite.all():  # NaN or infinite pixels (masked): the pair's statistics are of the others
+        a, b = a[finite], b[finite]
+    if a.size < 2:
+        raise PtcError("a pair has fewer than 2 pixels finite in both images")
     mu1, mu2 = float(_clip(a).mean()), float(_clip(b).mean())
     mu = 0.5 * (mu1 + mu2)
     diff = a - b if abs(mu) < 1.0 else (mu2 * a - mu1 * b) / mu  # biases (mean 0): the plain difference

@@ -343,7 +343,9 @@ def _corrected_band(item: Input, corrections: Corrections, band: tuple[int, int]
     raw = item.frame.read(item.plane, (data_rows.start + r0, data_rows.start + r1), fd=fd)
     value = np.ascontiguousarray(raw[:, data_cols])  # a fresh float32 array of ours
     mask = None
-    if not np.isfinite(value.sum()):  # NaN or inf somewhere (or a float32 overflow): find them
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in the sum is what this looks for
+        total = value.sum()
+    if not np.isfinite(total):  # NaN or inf somewhere (or a float32 overflow): find them
         mask = ~np.isfinite(value)
     if corrections.saturation is not None:
         mask = (value >= corrections.saturation) | (False if mask is None else mask)

@@ -14,11 +14,19 @@ from __future__ import annotations
 import datetime
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from obsq.csc.reduction.frames import Frame, FrameError, ProductError, describe_difference, open_frame, signature_key
+from obsq.csc.reduction.frames import (
+    Frame,
+    FrameError,
+    ProductError,
+    describe_difference,
+    nonfinite_pixels,
+    open_frame,
+    signature_key,
+)
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts")
 #: Folder names that say what a file probably is (a hint only, never applied).
@@ -29,6 +37,8 @@ FOLDER_WORDS = {
     "OBJECT": ("light", "lights", "science", "object", "objects"),
 }
 DEFAULT_MIN_FRAMES = 3
+#: A frame with more than this fraction of its pixels NaN or infinite is not used (fewer are masked).
+MAX_NONFINITE_FRACTION = 0.5
 
 
 class SurveyError(ValueError):
@@ -43,6 +53,8 @@ class Account:
     group: str = ""
     reason: str = ""
     hint: str = ""
+    #: pixels NaN or infinite in a used file, masked by the combine
+    masked: int = 0
 
     @property
     def used(self) -> bool:
@@ -135,44 +147,35 @@ def _hint(frame_kind: str | None, path: Path, wanted: str) -> str:
     return ""
 
 
-def survey(  # noqa: PLR0912 - one pass over the files, each branch one kind of account
+def survey(
     items: Sequence[str],
     kind: str,
     *,
     type_override: str | None = None,
     window_hours: float = 12.0,
     min_frames: int = DEFAULT_MIN_FRAMES,
+    now: Callable[[], float] | None = None,
 ) -> Survey:
-    """Account for every file and group what `kind` (bias|dark|flat|ptc) will use; SurveyError refuses it all."""
+    """Account for every file and group what `kind` (bias|dark|flat|ptc) will use; SurveyError refuses it all.
+
+    `now`, a real-time clock, bounds the time each file's headers may take (`open_frame`).
+    """
     wanted = {"bias": "BIAS", "dark": "DARK", "flat": "FLAT", "ptc": "FLAT"}[kind]
-    usable = {"BIAS", "FLAT"} if kind == "ptc" else {wanted}
     accounts: dict[Path, Account] = {}
     frames: list[Frame] = []
+    nonfinite: dict[Path, int] = {}
     named_refusals: list[str] = []
     listing = expand(items)
     named_paths = {path for path, named in listing if named}
     for path, named in listing:
-        try:
-            frame = open_frame(path, imgtype=type_override)
-        except ProductError as exc:
-            accounts[path] = Account(str(path), reason=str(exc).removeprefix(f"{path}: "))
+        frame, refusal, account = _examine(path, kind, wanted, type_override, now)
+        if frame is None:
+            accounts[path] = account
             if named:
-                named_refusals.append(str(exc))
+                named_refusals.append(refusal)
             continue
-        except FrameError as exc:
-            reason = str(exc).removeprefix(f"{path}: ")
-            hint = _hint(None, path, wanted) if "no image type" in reason else ""
-            accounts[path] = Account(str(path), reason=f"unusable: {reason}", hint=hint)
-            if named:
-                named_refusals.append(str(exc))
-            continue
-        if frame.imgtype not in usable:
-            accounts[path] = Account(
-                str(path), reason=f"{_a(frame.imgtype.lower())}, not a {kind}", hint=_hint(frame.imgtype, path, wanted)
-            )
-            if named:
-                named_refusals.append(f"{path}: is a {frame.imgtype}, not a {wanted}")
-            continue
+        if account.masked:
+            nonfinite[frame.path] = account.masked
         frames.append(frame)
     if named_refusals:
         more = f" (and {len(named_refusals) - 3} more)" if len(named_refusals) > 3 else ""
@@ -181,7 +184,7 @@ def survey(  # noqa: PLR0912 - one pass over the files, each branch one kind of 
     groups = _group(frames, kind, wanted, window_hours, min_frames)
     for group in groups:
         for frame in [*group.frames, *group.bias]:
-            accounts[frame.path] = Account(str(frame.path), group=group.name)
+            accounts[frame.path] = Account(str(frame.path), group=group.name, masked=nonfinite.get(frame.path, 0))
         if group.refusal:
             for frame in group.frames:
                 accounts[frame.path] = Account(str(frame.path), group=group.name, reason=group.refusal)
@@ -189,6 +192,39 @@ def survey(  # noqa: PLR0912 - one pass over the files, each branch one kind of 
         accounts.setdefault(frame.path, Account(str(frame.path), reason="a bias with no flats of its signature"))
     ordered = [accounts[path] for path, _ in listing]
     return Survey(groups, ordered)
+
+
+def _examine(
+    path: Path, kind: str, wanted: str, type_override: str | None, now: Callable[[], float] | None
+) -> tuple[Frame | None, str, Account]:
+    """One file: (the frame, "", its account with the pixels masked) if usable, else (None, refusal, account)."""
+    usable = {"BIAS", "FLAT"} if kind == "ptc" else {wanted}
+    try:
+        frame = open_frame(path, imgtype=type_override, now=now)
+    except ProductError as exc:
+        return None, str(exc), Account(str(path), reason=str(exc).removeprefix(f"{path}: "))
+    except FrameError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        hint = _hint(None, path, wanted) if "no image type" in reason else ""
+        return None, str(exc), Account(str(path), reason=f"unusable: {reason}", hint=hint)
+    if frame.imgtype not in usable:
+        return (
+            None,
+            f"{path}: is a {frame.imgtype}, not a {wanted}",
+            Account(
+                str(path), reason=f"{_a(frame.imgtype.lower())}, not a {kind}", hint=_hint(frame.imgtype, path, wanted)
+            ),
+        )
+    try:
+        masked = nonfinite_pixels(frame)  # reads pixels only of floating-point files (integers cannot be NaN)
+    except FrameError as exc:
+        return None, str(exc), Account(str(path), reason=f"unusable: {str(exc).removeprefix(f'{path}: ')}")
+    pixels = sum(p.raw_shape[0] * p.raw_shape[1] for p in frame.planes)
+    if masked > MAX_NONFINITE_FRACTION * pixels:
+        reason = (f"{masked} of its {pixels} pixels are NaN or infinite (rule: at most "
+                  f"{MAX_NONFINITE_FRACTION:.0%}; fewer are masked)")  # fmt: skip
+        return None, f"{path}: {reason}", Account(str(path), reason=f"unusable: {reason}")
+    return frame, "", Account(str(path), masked=masked)
 
 
 def _refuse_mixed_named(frames: list[Frame], kind: str) -> None:
