@@ -34,6 +34,7 @@ from collections.abc import Callable
 
 import aiomqtt
 import structlog
+from aiomqtt.exceptions import MqttConnectError
 
 from obsq.csc.bus.base import ConnectionListener, Handler, Message, Subscription
 from obsq.csc.bus.url import BrokerUrl
@@ -111,6 +112,7 @@ class MqttBus:
         self._client: aiomqtt.Client | None = None
         self._connected = False
         self._connected_event = asyncio.Event()
+        self._refused_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_error: str = ""
         self._recent: OrderedDict[tuple[int, str, bytes], None] = OrderedDict()
@@ -145,13 +147,26 @@ class MqttBus:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"{self._client_id}.mqtt")
         try:
-            await wait_for(self._clock, self._connected_event.wait(), self._connect_timeout_s)
+            await wait_for(self._clock, self._settled(), self._connect_timeout_s)
         except TimeoutError:
             await self.close()
             raise BusDisconnectedError(
                 f"cannot reach the MQTT broker at {self.url} within {self._connect_timeout_s:g} s"
                 f" ({self._last_error or 'no answer'})"
             ) from None
+
+    async def _settled(self) -> None:
+        """Until connected; BusDisconnectedError at once if the broker refused the credentials (no retry helps)."""
+        connected = asyncio.ensure_future(self._connected_event.wait())
+        refused = asyncio.ensure_future(self._refused_event.wait())
+        try:
+            await asyncio.wait({connected, refused}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            connected.cancel()
+            refused.cancel()
+        if not self._connected_event.is_set():
+            await self.close()
+            raise BusDisconnectedError(f"the MQTT broker at {self.url} refused the connection: {self._last_error}")
 
     async def close(self) -> None:
         task, self._task = self._task, None
@@ -255,6 +270,8 @@ class MqttBus:
                         self._dispatch(message)
             except aiomqtt.MqttError as exc:
                 self._last_error = str(exc)
+                if isinstance(exc, MqttConnectError) and _refused_credentials(exc.rc):
+                    self._refused_event.set()  # a wrong user or password: start() says so now, not at its timeout
                 log.debug("connection_lost", client=self._client_id, error=str(exc))
             finally:
                 self._client = None
@@ -283,3 +300,9 @@ class MqttBus:
                 handler(msg)
             except Exception:
                 log.exception("handler_failed", client=self._client_id, topic=topic)
+
+
+def _refused_credentials(rc: object) -> bool:
+    """Whether a CONNACK's code refuses the user or password (MQTT 3.1.1: 4, 5; MQTT 5: 134, 135)."""
+    value = getattr(rc, "value", rc)
+    return value in (4, 5, 134, 135)

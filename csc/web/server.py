@@ -41,12 +41,17 @@ from obsq.csc.core.topics import ComponentId
 from obsq.csc.core.yamltext import load_yaml
 from obsq.csc.web.console import MIN_INTERVAL_S, CommandRefusedError, Console, LoginError, Session, reading_bus
 from obsq.csc.web.library import DataFolder, NotFoundError
+from obsq.csc.web.limits import LoginLimiter, retry_after_header
 
 COOKIE = "obsq_session"
 #: A raw image's number and a product's id name one file for the server's life: their previews are kept by the browser.
 CACHED = {"Cache-Control": "private, max-age=3600"}
 #: The largest request body read (bytes): a script's YAML configuration fits many times over.
 MAX_BODY_BYTES = 256 * 1024
+#: Logins being checked with the broker at once, at most (each may wait for the broker).
+MAX_LOGINS_AT_ONCE = 4
+#: The largest id in a path (image number, product id): a 64-bit database key.
+MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -62,11 +67,12 @@ class WebOptions:
 
 
 class RequestError(ObsqError):
-    """A request the console refuses; `status` is its HTTP status."""
+    """A request the console refuses; `status` is its HTTP status (with Retry-After, if given, for a 429)."""
 
-    def __init__(self, message: str, status: int = 422) -> None:
+    def __init__(self, message: str, status: int = 422, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 @lru_cache(maxsize=1)
@@ -81,6 +87,8 @@ class ConsoleApp:
         self.console = console
         self.data = data
         self.queue_id = ComponentId("ScriptQueue", queue)
+        self.logins = LoginLimiter()
+        self._logging_in = 0
 
     def session_of(self, request: Request) -> Session | None:
         return self.console.sessions.get(request.cookies.get(COOKIE, ""))
@@ -121,9 +129,22 @@ class ConsoleApp:
 
     async def login(self, request: Request) -> Response:
         value = await _body(request)
-        token = await self.console.login(
-            _text(value, "user", limit=64), _text(value, "password", default="", limit=1024)
-        )
+        user, password = _text(value, "user", limit=64), _text(value, "password", default="", limit=1024)
+        address = request.client.host if request.client else "unknown"
+        wait = self.logins.retry_after(address, user.strip(), self.console.clock.monotonic())
+        if wait > 0:
+            raise RequestError(f"too many failed logins from {address} or for user {user.strip()!r}: "
+                               f"try again in {retry_after_header(wait)} s", 429, retry_after=wait)  # fmt: skip
+        if self._logging_in >= MAX_LOGINS_AT_ONCE:
+            raise RequestError(f"{MAX_LOGINS_AT_ONCE} logins are being checked already: try again", 429, retry_after=1)
+        self._logging_in += 1
+        try:
+            token = await self.console.login(user, password)
+        except LoginError:
+            self.logins.failed(address, user.strip(), self.console.clock.monotonic())
+            raise
+        finally:
+            self._logging_in -= 1
         session = self.console.sessions[token]
         response = JSONResponse({"user": session.user, "role": session.role})
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
@@ -180,7 +201,8 @@ class ConsoleApp:
         return JSONResponse({"component": str(cid), "events": self.console.state.recent_events(cid)})
 
     async def image(self, request: Request) -> Response:
-        seen = self.console.state.image(int(request.path_params["number"]))
+        number = int(request.path_params["number"])
+        seen = self.console.state.image(number) if number <= MAX_ID else None
         if seen is None:
             raise RequestError("no such image (the page keeps the latest ones)", 404)
         png = await asyncio.to_thread(self.data.raw_preview, Path(seen.path))
@@ -190,7 +212,10 @@ class ConsoleApp:
         return JSONResponse(await asyncio.to_thread(self.data.masters))
 
     async def master_preview(self, request: Request) -> Response:
-        png = await asyncio.to_thread(self.data.master_preview, int(request.path_params["product"]))
+        product = int(request.path_params["product"])
+        if product > MAX_ID:
+            raise RequestError(f"no product {product} (rule: a product id is at most {MAX_ID})", 404)
+        png = await asyncio.to_thread(self.data.master_preview, product)
         return Response(png, media_type="image/png", headers=CACHED)
 
     async def ptc(self, request: Request) -> Response:
@@ -238,19 +263,32 @@ async def _refused(request: Request, exc: Exception) -> Response:
         status = 401
     elif isinstance(exc, NotFoundError):
         status = 404
-    return JSONResponse({"error": str(exc)}, status_code=status)
+    headers = {}
+    if isinstance(exc, RequestError) and exc.retry_after is not None:
+        headers["Retry-After"] = retry_after_header(exc.retry_after)
+    return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
 
 
 async def _body(request: Request) -> dict[str, Any]:
+    """The request's JSON object, read no further than MAX_BODY_BYTES (a longer body is refused as it comes)."""
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         raise RequestError("send JSON (Content-Type: application/json)", 415)
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise RequestError(f"request body over {MAX_BODY_BYTES} bytes", 413)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise RequestError(f"request body over {MAX_BODY_BYTES} bytes: {declared} announced (rule: body size)", 413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RequestError(f"request body over {MAX_BODY_BYTES} bytes (rule: body size)", 413)
+        chunks.append(chunk)
     try:
-        value = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestError(f"request body is not JSON: {exc}", 400) from None
+        value = json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(f"request body is not JSON: {str(exc)[:200]}", 400) from None
+    except RecursionError:
+        raise RequestError("request body is not JSON this server reads: nested too deeply (rule: depth)", 400) from None
     if not isinstance(value, dict):
         raise RequestError("request body must be a JSON object", 400)
     return value
