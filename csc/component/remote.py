@@ -348,7 +348,10 @@ class Remote:
         if age is None:
             return f"no ack, and no heartbeat of {self.id} was seen: is it running?"
         if age <= HEARTBEAT_FRESH_S:
-            return f"no ack from a live {self.id} — is this user allowed to command it?"
+            return (f"no ack from {self.id} although its heartbeats go on: is this user allowed to command it "
+                    "(the broker's ACL)? Or the broker dropped the command or its answer: a burst over the "
+                    "broker's queue per client is dropped silently (Mosquitto: check max_queued_messages, "
+                    "10000 in obsq's configurations)")  # fmt: skip
         return f"no ack; {self.id}'s last heartbeat is {age:.0f} s old: it is not running or not responding"
 
     def _on_connection(self, connected: bool) -> None:

@@ -65,3 +65,16 @@ def test_the_component_unit_names_runnable_components() -> None:
     named = set(re.findall(r"obsq-csc@(\w+)", text))
     assert named <= set(RUNNABLE), named - set(RUNNABLE)
     assert {"ATCamera", "ScriptQueue", "OCPS"} <= named
+
+
+def test_every_shipped_mosquitto_configuration_carries_the_settings_obsq_needs() -> None:
+    """max_queued_messages (a burst over 1,000 lost acks silently) and set_tcp_nodelay (~45 ms a hop without)."""
+    repo = Path(__file__).parents[2]
+    configurations = [repo / "deploy/mosquitto/site.conf", repo / "deploy/mosquitto/local.conf",
+                      repo / "csc/bus/mosquitto-local.conf"]  # fmt: skip
+    for path in configurations:
+        settings = dict(
+            line.split(None, 1) for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")
+        )
+        assert settings.get("max_queued_messages") == "10000", path
+        assert settings.get("set_tcp_nodelay") == "true", path
