@@ -53,7 +53,7 @@ def memory_kb(pid: int) -> dict[str, int]:
 
 
 def chunked_post(port: int, path: str, total_bytes: int) -> tuple[int, int]:
-    """POST `total_bytes` of body in 1 MB chunks, generated as sent; (status, bytes the server took before answering)."""
+    """POST `total_bytes` of body in 1 MB chunks, generated as sent; (status, bytes sent before the answer)."""
     chunk = b"[" * MB
     sent = 0
     with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
