@@ -28,7 +28,7 @@ import structlog
 import yaml
 
 from obsq.csc.bus.credentials import Credentials
-from obsq.csc.bus.mqtt import MqttBus
+from obsq.csc.bus.mqtt import MqttBus, client_id_for
 from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock, blocking_sleep
 from obsq.csc.core.errors import ObsqError
@@ -50,7 +50,7 @@ async def run_script_process(args: argparse.Namespace) -> int:
     clock = LoopClock(args.speed, epoch_tai=args.epoch)
     # the password comes from the environment the queue gave this process, never from its argv
     url = Credentials.from_environment().apply(BrokerUrl.parse(args.broker, ca_file=args.ca_file))
-    bus = MqttBus(url, client_id=f"Script-{args.index}", clock=clock.unscaled())
+    bus = MqttBus(url, client_id=client_id_for(url.username, f"Script-{args.index}"), clock=clock.unscaled())
     script = cls(index=args.index, bus=bus, clock=clock, root=args.root, log_level=args.log_level)
     await bus.start()
     loop = asyncio.get_running_loop()

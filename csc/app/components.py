@@ -15,7 +15,7 @@ from pathlib import Path
 from obsq.csc.app.bus_tools import component_id, wait_for_signal
 from obsq.csc.app.connection import Connection, broker_for, connected_bus
 from obsq.csc.bus.credentials import child_environment, script_credentials
-from obsq.csc.bus.mqtt import MqttBus
+from obsq.csc.bus.mqtt import MqttBus, client_id_for
 from obsq.csc.clock import TAI_MINUS_UTC_S, LoopClock
 from obsq.csc.compose import CompositionError, build_component
 from obsq.csc.core.errors import BusDisconnectedError, UsageError
@@ -55,7 +55,7 @@ async def run_component(options: RunOptions) -> int:
     async with broker_for(options.connection) as url:
         bus = MqttBus(
             url,
-            client_id=f"{cid.name}-{cid.index}-{os.getpid()}",
+            client_id=client_id_for(url.username, f"{cid.name}-{cid.index}-{os.getpid()}"),
             connect_timeout_s=options.connection.connect_timeout_s,
         )
         try:

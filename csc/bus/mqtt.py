@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import secrets
 import socket
 import ssl
 from collections import OrderedDict
@@ -101,7 +102,13 @@ class MqttBus:
         clock: Clock | None = None,
     ) -> None:
         self.url = url
-        self._client_id = client_id or f"obsq-{os.getpid()}-{next(_ids)}"
+        # an id begins with the user name and '-' (the site broker refuses any other: obsq_clientid.c), and a
+        # shared user's (operator, Script) has an unguessable part, so no one takes another's id
+        self._client_id = client_id or (
+            f"{url.username}-{os.getpid()}-{next(_ids)}-{secrets.token_hex(4)}"
+            if url.username
+            else f"obsq-{os.getpid()}-{next(_ids)}"
+        )
         self._keepalive_s = keepalive_s
         self._timeout_s = timeout_s
         self._connect_timeout_s = connect_timeout_s
@@ -306,3 +313,8 @@ def _refused_credentials(rc: object) -> bool:
     """Whether a CONNACK's code refuses the user or password (MQTT 3.1.1: 4, 5; MQTT 5: 134, 135)."""
     value = getattr(rc, "value", rc)
     return value in (4, 5, 134, 135)
+
+
+def client_id_for(username: str | None, name: str) -> str:
+    """`name` as a client id the site broker accepts for `username`: it must begin with the user name and '-'."""
+    return name if not username or name.startswith(f"{username}-") else f"{username}-{name}"

@@ -120,7 +120,7 @@ class Console:
             raise LoginError("user name: 1 to 64 letters, digits, '-', '_' or '.'")
         url = replace(self.url, username=user, password=password or None)
         connection = replace(self.connection, connect_timeout_s=min(self.connection.connect_timeout_s, 5.0))
-        bus = MqttBus(url, client_id=f"obsq-web-{user}-{secrets.token_hex(4)}",
+        bus = MqttBus(url, client_id=f"{user}-web-{secrets.token_hex(4)}",  # the id begins with the user's name
                       connect_timeout_s=connection.connect_timeout_s)  # fmt: skip
         try:
             await bus.start()

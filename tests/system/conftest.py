@@ -193,3 +193,15 @@ def run_cli(*args: str, timeout: float = 60, env: dict[str, str] | None = None) 
         [sys.executable, "-m", "obsq.csc.cli", *args], capture_output=True, text=True, timeout=timeout, check=False,
         env={**os.environ, **(env or {})},
     )  # fmt: skip
+
+
+def build_clientid_plugin(folder: Path) -> Path:
+    """deploy/mosquitto/build-plugin into `folder`: the site broker's plugin that binds client ids to users."""
+    out = folder / "obsq_clientid.so"
+    script = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "build-plugin"
+    built = subprocess.run([str(script), str(out)], capture_output=True, text=True, check=False)
+    if built.returncode != 0:
+        if REQUIRE_MOSQUITTO:
+            pytest.fail(f"the site broker's client-id plugin does not build: {built.stderr.strip()}")
+        pytest.skip(f"the site broker's client-id plugin does not build here: {built.stderr.strip()}")
+    return out

@@ -36,7 +36,7 @@ import pytest
 from obsq.csc.access import mosquitto_acl
 from obsq.csc.bus.brokers import mosquitto_path
 
-from .conftest import stop_processes
+from .conftest import build_clientid_plugin, stop_processes
 from .postgres import PostgresServer, require_binaries
 from .test_weekly import planned_images
 
@@ -179,7 +179,8 @@ def test_the_weekly_across_three_hosts_from_the_units(hosts: Hosts, root: str) -
         (secrets / name).chmod(0o644)
     # /etc/mosquitto/obsq/site.conf: the shipped file, its secrets' folder and persistence here, log to stderr
     conf = (DEPLOY / "mosquitto" / "site.conf").read_text()
-    for shipped, here in [("/etc/mosquitto/obsq/", f"{secrets}/"), ("/var/lib/mosquitto/", f"{secrets}/persistence/"),
+    for shipped, here in [("/usr/lib/obsq/obsq_clientid.so", str(build_clientid_plugin(secrets))),
+                          ("/etc/mosquitto/obsq/", f"{secrets}/"), ("/var/lib/mosquitto/", f"{secrets}/persistence/"),
                           ("log_dest syslog", "log_dest stderr")]:  # fmt: skip
         assert shipped in conf, shipped
         conf = conf.replace(shipped, here)

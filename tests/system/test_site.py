@@ -8,6 +8,7 @@ queue's scripts as `Script`, and `obsq weekly` as `operator`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sqlite3
@@ -29,7 +30,7 @@ from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock
 from obsq.csc.core.errors import BusDisconnectedError
 
-from .conftest import stop_processes
+from .conftest import build_clientid_plugin, stop_processes
 from .test_components import until
 from .test_weekly import planned_images
 
@@ -42,6 +43,7 @@ CLI = [sys.executable, "-m", "obsq.csc.cli"]
 def site_config(secrets: Path) -> str:
     text = (DEPLOY / "site.conf").read_text()
     for shipped, here in [
+        ("/usr/lib/obsq/obsq_clientid.so", str(build_clientid_plugin(secrets))),
         ("/etc/mosquitto/obsq/acl", str(secrets / "acl")),
         ("/etc/mosquitto/obsq/", f"{secrets}/"),
         ("/var/lib/mosquitto/", f"{secrets}/persistence/"),
@@ -125,6 +127,45 @@ async def test_each_principal_gets_only_its_job_through(site: SiteBroker, root: 
     plain = f"mqtt://localhost:{site.broker.port}"
     with pytest.raises(BusDisconnectedError):
         await site.bus("operator", url=plain, timeout_s=2.0)  # plain TCP to the TLS listener
+
+
+async def test_no_principal_can_take_another_principals_client_id(site: SiteBroker) -> None:
+    """Every principal tries the live client id of every other: refused at CONNECT, the victim never knocked off."""
+    principals = sorted(p.stem for p in (site.secrets / "credentials").glob("*.env"))
+    assert {"ATDome", "ScriptQueue-2", "OCPS-1", "Script", "operator", "observer"} <= set(principals)
+    ca = str(site.secrets / "ca.crt")
+    victims: dict[str, MqttBus] = {}
+    drops: list[str] = []
+    try:
+        for principal in principals:  # each connected as itself, with an id as obsq makes it
+            url = Credentials.from_file(site.credentials(principal)).apply(BrokerUrl.parse(site.url, ca_file=ca))
+            bus = MqttBus(url, connect_timeout_s=10.0, clock=LoopClock())
+            await bus.start()
+            bus.add_connection_listener(lambda up, who=principal: None if up else drops.append(who))
+            victims[principal] = bus
+        attempts = 0
+        for thief in principals:
+            url = Credentials.from_file(site.credentials(thief)).apply(BrokerUrl.parse(site.url, ca_file=ca))
+            for victim, bus in victims.items():
+                if victim == thief:
+                    continue
+                attempts += 1
+                taker = MqttBus(url, client_id=bus.client_id, connect_timeout_s=10.0, clock=LoopClock())
+                with pytest.raises(BusDisconnectedError, match=r"refused the connection: .*Not authorized"):
+                    await taker.start()
+        await asyncio.sleep(1.0)  # a kick would have shown by now: the broker closes the victim at once
+        assert drops == [], drops
+        assert all(bus.connected for bus in victims.values())
+        print(f"{attempts} attempts to take another principal's client id: all refused, no victim dropped")
+        # its own id again (a component's restart): allowed, the old connection replaced
+        own = victims["ATDome"]
+        url = Credentials.from_file(site.credentials("ATDome")).apply(BrokerUrl.parse(site.url, ca_file=ca))
+        again = MqttBus(url, client_id=own.client_id, connect_timeout_s=10.0, clock=LoopClock())
+        await again.start()
+        await again.close()
+    finally:
+        for bus in victims.values():
+            await bus.close()
 
 
 async def test_the_weekly_runs_on_the_site_broker_with_each_principal(
