@@ -274,7 +274,8 @@ def test_the_weekly_across_three_hosts_from_the_units(hosts: Hosts, root: str) -
         forged = f"{root}/ATCamera/0/evt/summaryState"
         subprocess.run([*hosts.wrap("t"), "mosquitto_pub", "-h", BROKER_IP, "-p", "8883", "--cafile",
                         str(secrets / "ca.crt"), "-u", "ATDome", "-P", dome["OBSQ_PASSWORD"], "-q", "1", "-t", forged,
-                        "-m", "{}"], check=True, capture_output=True)  # fmt: skip
+                        "-m", "{}", "-i", "ATDome-forger"], check=True, capture_output=True)  # fmt: skip
+        # (its client id begins with its user name: the site broker refuses any other, obsq_clientid.c)
         deadline = time.monotonic() + 120  # bounds a hang only
         while "Denied PUBLISH" not in (folder / "broker.log").read_text() and time.monotonic() < deadline:
             time.sleep(0.1)
