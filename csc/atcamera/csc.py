@@ -232,7 +232,8 @@ class ATCameraCsc(BaseCsc):
     async def _take_one(self, command: Command, request: ExposureRequest, index: int, count: int) -> str:
         assert self.registry is not None
         dayobs = day_obs(self.clock.tai())
-        seqnum = await self.clock.to_thread(self.registry.next_seqnum, dayobs)
+        async with self.keep_alive(command, lambda: f"numbering image {index} of {count} (the registry)"):
+            seqnum = await self.clock.to_thread(self.registry.next_seqnum, dayobs)  # waits out a database outage
         start = self.clock.tai()
         exposure = Exposure(request, f"AT_O_{dayobs}_{seqnum:06d}", dayobs, seqnum, start)
         obsid = exposure.obsid

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 from obsq.csc.clock import wall_tai
 from obsq.csc.component import BaseCsc, Command
 from obsq.csc.core.errors import ExpectedError
-from obsq.csc.database import Registries
+from obsq.csc.database import DatabaseError, Registries
 from obsq.csc.ocps.catalog import READS_REGISTRIES, parse_request
 from obsq.csc.ocps.jobs import Job, JobStore
 
@@ -38,6 +39,8 @@ STDERR_LINES = 20
 WORKER_RESPAWN_DELAY_S = 5.0
 #: Runs of a job whose worker died (a kill, the machine out of memory) before it fails.
 MAX_JOB_ATTEMPTS = 3
+#: Real seconds between two tries to reach a job table that is away.
+DISPATCH_RETRY_S = 2.0
 
 
 @dataclass
@@ -68,7 +71,7 @@ class OCPSCsc(BaseCsc):
         self.register_command("showJob", self._do_show_job, require_enabled=False, concurrent=True)
 
     async def _on_started(self) -> None:
-        again = self.store.requeue_unfinished()
+        again = await self.clock.to_thread(self.store.requeue_unfinished)  # waits out a database outage
         if again:
             self.log.warning("jobs_requeued_after_restart", jobs=",".join(again))
         for _ in range(self.max_jobs):
@@ -82,7 +85,7 @@ class OCPSCsc(BaseCsc):
             config.setdefault("registry", self.registries.acquired)
         if command.data["pipeline"] in READS_REGISTRIES:  # this service's own registries, never a client's path
             config |= {"registry": self.registries.acquired, "jobs": self.registries.jobs}
-        job = self.store.add(command.data["pipeline"], config, wall_tai())
+        job = await self.clock.to_thread(self.store.add, command.data["pipeline"], config, wall_tai())
         await command.in_progress(ACCEPT_TIMEOUT_S, result=job.id)
         self.log.info("job_queued", job=job.id, pipeline=job.pipeline)
         self._wakeup.set()
@@ -90,7 +93,7 @@ class OCPSCsc(BaseCsc):
 
     async def _do_show_job(self, command: Command) -> str:
         try:
-            job = self.store.get(command.data["job_id"])
+            job = await self.clock.to_thread(self.store.get, command.data["job_id"])
         except KeyError as exc:
             raise ExpectedError(f"showJob: {exc.args[0]}") from None
         if job.state in ("DONE", "FAILED"):
@@ -120,9 +123,19 @@ class OCPSCsc(BaseCsc):
     async def _dispatch(self) -> None:
         while True:
             idle = [w for w in self._workers if w.ready and w.job is None and w.process.returncode is None]
-            for worker, job in zip(idle, self.store.jobs("QUEUED"), strict=False):
+            try:
+                queued = await self.clock.to_thread(self.store.jobs, "QUEUED") if idle else []
+            except DatabaseError as exc:  # the job table is away: the jobs wait in it, the service lives on
+                self.log.error("jobs_not_dispatched", reason=str(exc), retry_in_s=DISPATCH_RETRY_S)
+                await self.clock.unscaled().sleep(DISPATCH_RETRY_S)
+                continue
+            for worker, job in zip(idle, queued, strict=False):
                 assert worker.process.stdin is not None
-                self.store.start(job.id, wall_tai())
+                try:
+                    await self.clock.to_thread(self.store.start, job.id, wall_tai())
+                except DatabaseError as exc:
+                    self.log.error("job_not_started", job=job.id, reason=str(exc))
+                    break
                 worker.job = job.id
                 worker.process.stdin.write(f"{job.id}\n".encode())
                 with contextlib.suppress(ConnectionError):
@@ -144,7 +157,7 @@ class OCPSCsc(BaseCsc):
             elif text.startswith("progress "):
                 self.log.debug("job_progress", job=worker.job, progress=text.split(" ", 2)[-1])
             elif text.startswith("done ") and worker.job is not None:
-                job, worker.job = self.store.get(text.removeprefix("done ")), None
+                job, worker.job = await self._job(text.removeprefix("done ")), None
                 self.log.info("job_finished", job=job.id, state=job.state)
                 await self._publish_result(job)
                 self._wakeup.set()
@@ -154,26 +167,38 @@ class OCPSCsc(BaseCsc):
         if self._closing.is_set():
             return  # its job, if any, stays RUNNING: the next start of the service runs it again
         if worker.job is not None:  # it died running a job, before it could record anything
-            await self._worker_died(worker, code)
+            try:
+                await self._worker_died(worker, code)
+            except DatabaseError as exc:  # left RUNNING in the job table: the service's next start runs it again
+                self.log.error("dead_worker_job_not_recorded", job=worker.job, reason=str(exc))
         if not worker.ready:  # it could not even start: say why, and do not spin
             self.log.error("worker_failed_to_start", exit_code=code, stderr=" | ".join(worker.stderr))
             await self.clock.unscaled().sleep(WORKER_RESPAWN_DELAY_S)
         await self._spawn_worker()
+
+    async def _job(self, job_id: str) -> Job:
+        """A job's row, read off the event loop; while the job table is away, asked again until it answers."""
+        while True:
+            try:
+                return await self.clock.to_thread(self.store.get, job_id)
+            except DatabaseError as exc:
+                self.log.error("job_not_read", job=job_id, reason=str(exc), retry_in_s=DISPATCH_RETRY_S)
+                await self.clock.unscaled().sleep(DISPATCH_RETRY_S)
 
     async def _worker_died(self, worker: _Worker, code: int) -> None:
         """Run the dead worker's job again on another worker, or fail it once it has had its runs."""
         assert worker.job is not None
         tail = list(worker.stderr)[-3:]
         reason = f"worker exited with code {code}" + (f": {' | '.join(tail)}" if tail else "")
-        if self.store.retry(worker.job, max_attempts=MAX_JOB_ATTEMPTS):
+        if await self.clock.to_thread(functools.partial(self.store.retry, worker.job, max_attempts=MAX_JOB_ATTEMPTS)):
             self.log.warning("worker_died_job_retried", job=worker.job, exit_code=code, reason=reason)
             self._wakeup.set()
             return
-        self.store.finish(
-            worker.job, ok=False, now=wall_tai(), exit_code=code or 1,
+        await self.clock.to_thread(functools.partial(
+            self.store.finish, worker.job, ok=False, now=wall_tai(), exit_code=code or 1,
             result={"error": f"{reason} (after {MAX_JOB_ATTEMPTS} runs, each ended by its worker's death)"},
-        )  # fmt: skip
-        job = self.store.get(worker.job)
+        ))  # fmt: skip
+        job = await self._job(worker.job)
         self.log.error("worker_died_job_failed", job=job.id, exit_code=code, attempts=job.attempts)
         await self._publish_result(job)
 

@@ -28,6 +28,7 @@ from obsq.csc.core.errors import ExpectedError, ObsqError, ValidationError
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId, Topic, TopicKind
 from obsq.csc.core.yamltext import load_yaml
+from obsq.csc.database import DatabaseError
 from obsq.csc.interfaces import load_interface
 from obsq.csc.scriptqueue.blocks import block_folders, expand_block, read_block
 from obsq.csc.scriptqueue.model import (
@@ -57,6 +58,8 @@ STOP_TIMEOUT_S = 10.0
 CPU_POLL_S = 0.5
 #: After a restart, how long (real s) the service waits for the script that ran to say its final state.
 LAST_WORD_S = 10.0
+#: How often (real s) a save the database refused is tried again.
+SAVE_RETRY_S = 2.0
 RECENT_HISTORY = 50
 
 
@@ -112,6 +115,8 @@ class ScriptQueueCsc(BaseCsc):
         self._script_tail: asyncio.Task[None] | None = None
         self._classes: dict[tuple[Path, float], type[BaseScript]] = {}
         self._advance_lock = asyncio.Lock()
+        self._unsaved = False
+        self._resave: asyncio.Task[None] | None = None
         self.pause_on_failure = True
         self._script_events = list(load_interface("Script").topics(TopicKind.EVENT))
         handlers = {
@@ -127,7 +132,7 @@ class ScriptQueueCsc(BaseCsc):
     # -- life cycle ------------------------------------------------------------------------------
 
     async def _on_started(self) -> None:
-        loaded = self.store.load(self.model.first_index)
+        loaded = await self.clock.to_thread(self.store.load, self.model.first_index)  # waits out a database outage
         lost = loaded.mark_lost(self.clock.tai())
         self.model = loaded
         if lost is not None:
@@ -330,9 +335,36 @@ class ScriptQueueCsc(BaseCsc):
 
     async def _changed(self) -> None:
         await self._advance()
-        await self.store.save(self.model)
+        await self._save()
         await self._publish_queue()
         self._publish_changed_scripts()
+
+    async def _save(self) -> None:
+        """Save what changed; a database that is away fails only the save, which is made again until it lands.
+
+        The store saves everything changed since its last successful save, so the next save carries
+        what this one could not write; meanwhile the queue goes on from its model in memory.
+        """
+        try:
+            await self.store.save(self.model)
+        except DatabaseError as exc:
+            if not self._unsaved:
+                self.log.error("queue_not_saved", reason=str(exc), retry_every_s=SAVE_RETRY_S)
+            self._unsaved = True
+            if self._tg is not None and (self._resave is None or self._resave.done()):
+                self._resave = self.create_task(self._save_again(), "save_again")
+            return
+        if self._unsaved:
+            self._unsaved = False
+            self.log.warning("queue_saved_again", after="the database came back")
+
+    async def _save_again(self) -> None:
+        while self._unsaved:
+            await self.clock.unscaled().sleep(SAVE_RETRY_S)
+            with contextlib.suppress(DatabaseError):
+                await self.store.save(self.model)
+                self._unsaved = False
+                self.log.warning("queue_saved_again", after="the database came back")
 
     async def _advance(self) -> None:
         async with self._advance_lock:

@@ -62,6 +62,7 @@ class PostgresServer:
         self.password = password
         self.folder = Path(tempfile.mkdtemp(prefix="obsq-pg-"))
         self.process: subprocess.Popen[bytes] | None = None
+        self._wrap: list[str] | None = None
         self._as: list[str] = []
         if os.geteuid() == 0:
             owner = pwd.getpwnam("postgres")
@@ -78,6 +79,12 @@ class PostgresServer:
         if self.clients:
             with (data / "pg_hba.conf").open("a") as hba:
                 hba.write(f"host all all {self.clients} scram-sha-256\n")
+        self._wrap = wrap
+        self._serve()
+
+    def _serve(self) -> None:
+        """The server on the data folder initdb made (again, after `interrupt`)."""
+        wrap, data = self._wrap, self.folder / "data"
         log = self.folder / "server.log"
         argv = [*(wrap or []), *self._as, str(self.bin / "postgres"), "-D", str(data), "-p", str(self.port),
                 "-k", str(self.folder), "-c", f"listen_addresses={self.host}", "-c", "fsync=off",
@@ -113,6 +120,16 @@ class PostgresServer:
         with psycopg.connect(self.url(), autocommit=True) as admin:
             admin.execute(f"CREATE DATABASE {name}")
         return self.url(name)
+
+    def interrupt(self) -> None:
+        """Stop the server as a restart or an outage does (fast shutdown: clients are cut off); data kept."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(30)
+
+    def resume(self) -> None:
+        """Start the server again on its data after `interrupt`."""
+        self._serve()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
