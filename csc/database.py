@@ -273,7 +273,7 @@ class _Server:
                 self.connection = psycopg.connect(self.target, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
             except psycopg.OperationalError as exc:
                 reason = str(exc).strip()
-                if not patient or waited >= OUTAGE_WAIT_S:
+                if not patient or waited >= OUTAGE_WAIT_S or _not_an_outage(reason):
                     after = f" after waiting {waited:.0f} s" if waited else ""
                     raise DatabaseError(f"database {describe(self.target)}: {reason}{after}") from None
                 if not waited:
@@ -291,6 +291,14 @@ class _Server:
             if self.connection is not None:
                 self.connection.close()
                 self.connection = None
+
+
+#: What a server that answers says when waiting will not help (a wrong name, user or password, a refused host).
+_NOT_AN_OUTAGE = ("does not exist", "authentication failed", "no pg_hba.conf entry", "password", "permission denied")
+
+
+def _not_an_outage(reason: str) -> bool:
+    return any(words in reason for words in _NOT_AN_OUTAGE)
 
 
 def _on_event_loop() -> bool:
