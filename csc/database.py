@@ -62,6 +62,10 @@ class DatabaseError(ValueError):
     """A database target that cannot be used (the message says which and why)."""
 
 
+class DatabaseUnavailableError(DatabaseError):
+    """The database server does not answer (yet): an outage, which waiting may end."""
+
+
 class Row(Sequence[Any]):
     """One result row: by position (`row[0]`), by column name (`row["id"]`), and `dict(row)`."""
 
@@ -275,7 +279,8 @@ class _Server:
                 reason = str(exc).strip()
                 if not patient or waited >= OUTAGE_WAIT_S or _not_an_outage(reason):
                     after = f" after waiting {waited:.0f} s" if waited else ""
-                    raise DatabaseError(f"database {describe(self.target)}: {reason}{after}") from None
+                    error = DatabaseError if _not_an_outage(reason) else DatabaseUnavailableError
+                    raise error(f"database {describe(self.target)}: {reason}{after}") from None
                 if not waited:
                     _log.warning("database %s does not answer (%s): waiting up to %.0f s", describe(self.target),
                                  reason.splitlines()[0][:200], OUTAGE_WAIT_S)  # fmt: skip

@@ -21,7 +21,7 @@ from obsq.csc.compose import CompositionError, build_component
 from obsq.csc.core.errors import BusDisconnectedError, UsageError
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId
-from obsq.csc.database import DatabaseError
+from obsq.csc.database import OUTAGE_WAIT_S, DatabaseError, DatabaseUnavailableError
 from obsq.csc.injections import InjectionError, parse_injections
 from obsq.csc.observatory import SITE, Observatory, member
 
@@ -48,6 +48,10 @@ class RunOptions:
     script_credentials: Path | None = None
 
 
+#: Real seconds between two tries to open the registries of a component whose database is away at start.
+START_RETRY_S = 2.0
+
+
 async def run_component(options: RunOptions) -> int:
     cid = component_id(options.component)
     clock = LoopClock(options.speed, epoch_tai=options.epoch)
@@ -58,19 +62,28 @@ async def run_component(options: RunOptions) -> int:
             client_id=client_id_for(url.username, f"{cid.name}-{cid.index}-{os.getpid()}"),
             connect_timeout_s=options.connection.connect_timeout_s,
         )
-        try:
-            csc = build_component(
-                cid.name, index=cid.index, simulate=options.simulate, inject=list(options.inject),
-                data_dir=options.data, database=options.database, broker_url=str(url), epoch=options.epoch,
-                ca_file=url.ca_file, bus=bus,
-                child_env=child_environment(url, options.script_credentials or script_credentials()),
-                clock=clock, root=root,
-                initial_state=options.state, override=options.override, config_root=options.config_dir,
-                site=options.site, log_level=logging.getLevelNamesMapping()[options.log_level.upper()],
-                max_payload_bytes=options.max_payload_bytes,
-            )  # fmt: skip
-        except (CompositionError, DatabaseError) as exc:
-            raise UsageError(str(exc)) from None
+        waited = 0.0
+        while True:  # a database away at start is waited for, not a death (the supervisor's restarts are not spent)
+            try:
+                csc = build_component(
+                    cid.name, index=cid.index, simulate=options.simulate, inject=list(options.inject),
+                    data_dir=options.data, database=options.database, broker_url=str(url), epoch=options.epoch,
+                    ca_file=url.ca_file, bus=bus,
+                    child_env=child_environment(url, options.script_credentials or script_credentials()),
+                    clock=clock, root=root,
+                    initial_state=options.state, override=options.override, config_root=options.config_dir,
+                    site=options.site, log_level=logging.getLevelNamesMapping()[options.log_level.upper()],
+                    max_payload_bytes=options.max_payload_bytes,
+                )  # fmt: skip
+                break
+            except DatabaseUnavailableError as exc:
+                if waited >= OUTAGE_WAIT_S:
+                    raise UsageError(str(exc)) from None
+                print(f"obsq: {cid}: waiting for its database ({exc})", file=sys.stderr, flush=True)
+                await clock.unscaled().sleep(START_RETRY_S)
+                waited += START_RETRY_S
+            except (CompositionError, DatabaseError) as exc:
+                raise UsageError(str(exc)) from None
         try:
             await bus.start()
         except BusDisconnectedError as exc:

@@ -11,10 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from obsq.csc.bus.brokers import mosquitto_path
+from obsq.csc.bus.brokers import MosquittoProcess, mosquitto_path
+from obsq.csc.bus.mqtt import MqttBus
+from obsq.csc.bus.url import BrokerUrl
+from obsq.csc.clock import LoopClock
+from obsq.csc.component import Remote
 from obsq.csc.database import close_connections
 
-from .conftest import REQUIRE_MOSQUITTO
+from .conftest import REQUIRE_MOSQUITTO, ComponentProcess
 from .postgres import PostgresServer
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]
@@ -60,3 +64,27 @@ def test_the_weekly_waits_out_the_database_and_loses_nothing(
     assert weekly.returncode == 0, out[-3000:]
     assert sum(i["count"] for i in summary["images"]) == 205
     assert summary["lamp"]["lamp"] == "OFF"
+
+
+async def test_a_component_whose_database_is_away_at_start_waits_for_it(
+    server: PostgresServer, mosquitto: MosquittoProcess, root: str, tmp_path: Path
+) -> None:
+    """OCPS:1 started while its PostgreSQL is down: it waits, says so, and comes up when the server is back."""
+    database = server.database()
+    server.interrupt()
+    log = tmp_path / "ocps.log"
+    process = ComponentProcess("OCPS:1", mosquitto.url, root, "--database", database, "--data", str(tmp_path), log=log)
+    try:
+        await LoopClock().sleep(6.0)
+        assert process.process.poll() is None, log.read_text()[-2000:]  # alive, waiting: not dead
+        assert "waiting for its database" in log.read_text()
+        server.resume()
+        bus = MqttBus(BrokerUrl.parse(mosquitto.url), clock=LoopClock())
+        await bus.start()
+        try:
+            async with Remote(bus, "OCPS:1", clock=LoopClock(), root=root) as remote:
+                assert await remote.wait_live(120.0), log.read_text()[-2000:]
+        finally:
+            await bus.close()
+    finally:
+        process.close()
