@@ -66,6 +66,7 @@ class OCPSCsc(BaseCsc):
         self.store = JobStore(self.registries.jobs)
         self.max_jobs = max_jobs
         self._wakeup = asyncio.Event()
+        self._adding = asyncio.Lock()
         self._workers: list[_Worker] = []
         self.register_command("execute", self._do_execute, concurrent=True)
         self.register_command("showJob", self._do_show_job, require_enabled=False, concurrent=True)
@@ -85,7 +86,8 @@ class OCPSCsc(BaseCsc):
             config.setdefault("registry", self.registries.acquired)
         if command.data["pipeline"] in READS_REGISTRIES:  # this service's own registries, never a client's path
             config |= {"registry": self.registries.acquired, "jobs": self.registries.jobs}
-        job = await self.clock.to_thread(self.store.add, command.data["pipeline"], config, wall_tai())
+        async with self._adding:  # one at a time: a job's number is the table's largest plus one
+            job = await self.clock.to_thread(self.store.add, command.data["pipeline"], config, wall_tai())
         await command.in_progress(ACCEPT_TIMEOUT_S, result=job.id)
         self.log.info("job_queued", job=job.id, pipeline=job.pipeline)
         self._wakeup.set()

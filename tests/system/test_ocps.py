@@ -164,3 +164,11 @@ async def test_jobs_survive_a_restart(tmp_path: Path, detector: DetectorModel) -
         assert ack.result == "DONE"
         assert rig.remote.event("job_result").get()["job_id"] == done.id
     assert store.get(interrupted.id).attempts == 2
+
+
+async def test_jobs_asked_for_at_once_each_get_their_own_id(rig: Rig, tmp_path: Path, detector: DetectorModel) -> None:
+    """execute is concurrent and the job table is written off the event loop: two at once never share a number."""
+    camera = Camera(detector, tmp_path)
+    biases = [camera.take("BIAS", 0.0) for _ in range(3)]
+    jobs = await asyncio.gather(*(execute(rig, "cpBias", {"inputs": biases, "force": True}) for _ in range(8)))
+    assert len(set(jobs)) == 8
