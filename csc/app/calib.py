@@ -19,8 +19,8 @@ from typing import Any
 from obsq.csc.clock import perf_counter, utc_now_unix
 from obsq.csc.ocps import catalog, pipelines
 from obsq.csc.ocps.repository import Repository, RepositoryError
-from obsq.csc.reduction.frames import FrameError
-from obsq.csc.reduction.survey import DEFAULT_MIN_FRAMES, Account, Group, SurveyError, survey
+from obsq.csc.reduction.frames import BadFileError, Frame, FrameError
+from obsq.csc.reduction.survey import DEFAULT_MIN_FRAMES, UNUSABLE, Account, Group, SurveyError, survey
 
 
 class ProgressBar:
@@ -79,7 +79,12 @@ class Outcome:
 
 
 def run_reduce(options: ReduceOptions) -> int:
-    """Each group built or refused on its own, then a summary and an account of every file; 1 if any failed."""
+    """Each group built or refused on its own, then a summary and an account of every file.
+
+    Exit 0 if every group was built (or already was) and no file was refused as unusable, 1 if
+    not, 2 if the request itself is refused. A file that turns out bad while its group is built
+    (it changed, it is cut short) is named and the group is built again without it.
+    """
     override = options.type_override.upper() if options.type_override else None
     try:
         plan = survey(options.inputs, options.kind, type_override=override, window_hours=options.window_hours,
@@ -88,12 +93,14 @@ def run_reduce(options: ReduceOptions) -> int:
         print(f"obsq reduce: {exc}; nothing was built", file=sys.stderr)
         return 2
     repo = Repository(options.repo, now=utc_now_unix)
+    accounts = {account.path: account for account in plan.accounts}
     outcomes = [_precheck(repo, group, options) for group in plan.groups]  # refusals that need no pixels first
     bar = ProgressBar(sys.stderr.isatty() or options.progress)
     for outcome in outcomes:
         if outcome.status == "pending":
-            _build(repo, outcome, options, override, bar)
+            _build_without_bad_files(repo, outcome, options, override, bar, accounts)
             bar.close()
+    plan.accounts = [accounts[account.path] for account in plan.accounts]
     if options.json:
         for outcome in outcomes:
             print(json.dumps({"group": outcome.group.name, "label": outcome.group.label, "status": outcome.status,
@@ -105,7 +112,8 @@ def run_reduce(options: ReduceOptions) -> int:
     else:
         print(summary_table(outcomes, options.kind))
         print(account_lines(plan.accounts))
-    return 0 if outcomes and all(o.ok for o in outcomes) else 1
+    refused = any(account.unusable for account in plan.accounts)
+    return 0 if outcomes and all(o.ok for o in outcomes) and not refused else 1
 
 
 def _precheck(repo: Repository, group: Group, options: ReduceOptions) -> Outcome:
@@ -122,36 +130,105 @@ def _precheck(repo: Repository, group: Group, options: ReduceOptions) -> Outcome
     if type_ != "ptc":
         try:
             pipelines.masters_for(repo, group.frames, type_)
-        except pipelines.PipelineError as exc:
-            return Outcome(group, "refused", str(exc))
+        except Exception as exc:  # a missing master (PipelineError), or any other failure, named
+            return Outcome(group, "refused", _failure(exc))
     return Outcome(group, "pending", "")
 
 
-def _build(repo: Repository, outcome: Outcome, options: ReduceOptions, override: str | None, bar: ProgressBar) -> None:
+def _build_without_bad_files(  # noqa: PLR0917 - the run's parts, passed down
+    repo: Repository, outcome: Outcome, options: ReduceOptions, override: str | None, bar: ProgressBar,
+    accounts: dict[str, Account],
+) -> None:  # fmt: skip
+    """Build the group; a file found changed since the survey, or bad while it is read, is dropped and named."""
+    group = outcome.group
+    for _ in range(len(group.frames) + len(group.bias)):
+        bad = _changed_since_survey([*group.frames, *group.bias])
+        if bad is None:
+            bad = _build(repo, outcome, options, override, bar)
+            if bad is None:
+                return
+        path, reason = bad
+        accounts[str(path)] = Account(str(path), reason=f"{UNUSABLE}{reason}")
+        group.frames = [f for f in group.frames if f.path != path]
+        group.bias = [f for f in group.bias if f.path != path]
+        if options.kind != "ptc" and len(group.frames) < options.min_frames:
+            outcome.status = "failed"
+            outcome.detail = (f"{path.name} was {reason.removesuffix(': not used')}; {len(group.frames)} frames "
+                              f"left, fewer than the minimum {options.min_frames} (--min-frames)")  # fmt: skip
+            return
+        outcome.status, outcome.detail, outcome.result = "pending", "", None
+
+
+def _changed_since_survey(frames: list[Frame]) -> tuple[Path, str] | None:
+    for frame in frames:
+        try:
+            frame.unchanged()
+        except BadFileError as exc:
+            return exc.path, str(exc).removeprefix(f"{exc.path}: ")
+    return None
+
+
+def _build(
+    repo: Repository, outcome: Outcome, options: ReduceOptions, override: str | None, bar: ProgressBar
+) -> tuple[Path, str] | None:
+    """Build one group; (path, reason) of an input found bad while it was read (the group is to be built again)."""
     group, kind = outcome.group, options.kind
     inputs = [str(f.path) for f in group.frames]
     try:
         if kind == "ptc":
             config: dict[str, Any] = {"inputs": inputs, "bias": [str(f.path) for f in group.bias], "force": True}
             result = catalog.run("cpPtc", repo, config, bar)
-            outcome.status, outcome.detail = "built", _describe(result)
         else:
             config = {"inputs": inputs, "force": options.force, "iterations": options.iterations,
                       "method": options.method, "min_frames": options.min_frames}  # fmt: skip
             if override:
                 config["imgtype"] = override
             result = catalog.run(f"cp{kind.capitalize()}", repo, config, bar)
-            outcome.status, outcome.detail = "built", _describe(result)
-            if options.verify:
-                verify = {"product": result["product"], "inputs": inputs} | ({"imgtype": override} if override else {})
-                verdict = catalog.run(f"cpVerify{kind.capitalize()}", repo, verify, bar)
-                result["verification"] = verdict
-                outcome.detail = _describe(result)
-                if verdict["verdict"] != "passed":
-                    outcome.status = "failed"
-        outcome.result = result
-    except (pipelines.PipelineError, FrameError, RepositoryError) as exc:
+    except BadFileError as exc:
+        if any(f.path == exc.path for f in [*group.frames, *group.bias]):
+            return exc.path, str(exc).removeprefix(f"{exc.path}: ")
         outcome.status, outcome.detail = "failed", str(exc)
+        return None
+    except Exception as exc:  # every failure of one group is named; the other groups go on
+        outcome.status, outcome.detail = "failed", _failure(exc)
+        return None
+    outcome.status, outcome.detail, outcome.result = "built", _describe(result), result
+    try:
+        if kind != "ptc" and options.verify:
+            verify = {"product": result["product"], "inputs": inputs} | ({"imgtype": override} if override else {})
+            verdict = catalog.run(f"cpVerify{kind.capitalize()}", repo, verify, bar)
+            result["verification"] = verdict
+            outcome.detail = _describe(result)
+            if verdict["verdict"] != "passed":
+                outcome.status = "failed"
+        unfilled = _pixels_without_input(repo, result)
+    except Exception as exc:  # as above (a file that changes now fails the verification)
+        outcome.status, outcome.detail = "failed", f"{outcome.detail}; verification: {_failure(exc)}"
+        return None
+    if unfilled:
+        outcome.detail += f"; {unfilled}"
+    return None
+
+
+def _failure(exc: Exception) -> str:
+    """A group's failure in words: the message of the errors foreseen, the exception's kind too for the others."""
+    if isinstance(exc, (pipelines.PipelineError, FrameError, RepositoryError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {str(exc)[:300]} (not foreseen: a bug to report)"
+
+
+def _pixels_without_input(repo: Repository, result: dict[str, Any]) -> str:
+    """'N pixels had no finite input (set to the median)' for a master with such pixels, else ''."""
+    if result.get("type") == "ptc" or "product" not in result:
+        return ""
+    amps = repo.product(int(result["product"])).stats.get("amps", {})
+    counts = {amp: int(stats.get("n_bad", 0)) for amp, stats in amps.items() if stats.get("n_bad")}
+    if not counts:
+        return ""
+    where = ", ".join(f"{amp} {n}" for amp, n in counts.items()) if len(amps) > 1 else ""
+    total = sum(counts.values())
+    return (f"{total} pixel{'s' * (total != 1)} had no usable input (NaN, infinite or saturated in every frame), "
+            f"set to the master's median{f' ({where})' if where else ''}")  # fmt: skip
 
 
 def summary_table(outcomes: list[Outcome], kind: str) -> str:
@@ -170,13 +247,16 @@ def summary_table(outcomes: list[Outcome], kind: str) -> str:
 def account_lines(accounts: list[Account]) -> str:
     """Every file: used (per group), or skipped, by folder and reason, with the hint where there is one."""
     used = [a for a in accounts if a.used and not a.reason]
-    lines = [f"files: {len(accounts)}, {len(used)} used, {len(accounts) - len(used)} not used"]
+    unusable = sum(a.unusable for a in accounts)
+    refused = f" ({unusable} refused as unusable: exit status 1)" if unusable else ""
+    lines = [f"files: {len(accounts)}, {len(used)} used, {len(accounts) - len(used)} not used{refused}"]
     by_group: dict[str, list[str]] = {}
     for account in used:
         by_group.setdefault(account.group, []).append(Path(account.path).name)
     for group, names in by_group.items():
         lines.append(f"  used in {group}: {_names(names)}")
-    lines += [f"  masked: {Path(a.path).name}: {a.masked} pixels NaN or infinite" for a in used if a.masked]
+    lines += [f"  masked: {Path(a.path).name}: {a.masked} non-finite pixels masked (NaN or infinite)"
+              for a in used if a.masked]  # fmt: skip
     skipped: dict[tuple[str, str, str], list[str]] = {}
     for account in accounts:
         if account.reason:

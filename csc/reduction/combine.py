@@ -12,6 +12,8 @@ iterated until nothing more is rejected; pixels already masked (saturation, defe
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
@@ -52,9 +54,14 @@ def normalise(frames: list[Array]) -> list[Array]:
 
 
 def clipped_stats(values: npt.NDArray[np.floating], sigma: float = 3.0, iters: int = 5) -> tuple[float, float]:
-    """(mean, std) of `values` after iterated median/MAD-based clipping."""
+    """(mean, std) of `values` after iterated median/MAD-based clipping; NaN and infinite values never count.
+
+    (nan, nan) when no value is finite, and the std is nan with fewer than two values kept.
+    """
     data = np.asarray(values, np.float64).ravel()
     keep = np.isfinite(data)
+    if not keep.any():
+        return math.nan, math.nan
     for _ in range(iters):
         centre = np.median(data[keep])
         spread = MAD_TO_SIGMA * np.median(np.abs(data[keep] - centre))
@@ -63,4 +70,4 @@ def clipped_stats(values: npt.NDArray[np.floating], sigma: float = 3.0, iters: i
             break
         keep = new
     kept = data[keep]
-    return float(kept.mean()), float(kept.std(ddof=1))
+    return float(kept.mean()), float(kept.std(ddof=1)) if kept.size > 1 else math.nan

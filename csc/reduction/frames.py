@@ -28,9 +28,10 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +60,19 @@ PRODUCT_TYPES = ("MASTER", "SUPER", "INTEGRATION", "STACK")
 PRODUCT_EXTENSIONS = {"MASK", "UNCERT", "UNCERTAINTY", "ERR", "ERROR", "VARIANCE", "WEIGHT", "PROVENANCE", "HISTORY"}
 _BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 TEMPERATURE_BAND_C = 5.0
-#: Header-data units read from one file at most (a camera file has one per amplifier, a mosaic ~100).
+#: Header-data units read from one file at most (a camera file has one per amplifier: LATISS 16, DECam 70).
 MAX_HDUS = 512
-#: Seconds (real) a file's headers may take to read at most.
-MAX_HEADER_READ_S = 30.0
+#: Seconds (real) reading one file may take at most: its headers, then (floating-point files) its pixels' scan.
+MAX_READ_S = 30.0
 #: Bytes one header may take at most (a header of 100,000 cards is 8 MB).
 MAX_HEADER_BYTES = 8 * 1024 * 1024
+#: Pixels one file may hold at most (2^28: 1 GB as float32; a 61-megapixel sensor or a 16-amplifier CCD is far below).
+MAX_FILE_PIXELS = 1 << 28
+#: Pixels read at once when a file's pixels are scanned.
+SCAN_BAND_PIXELS = 1 << 20
+#: Why a file that changed is refused.
+CHANGED = ("changed while it was read (its size, modification time or inode differ from when its reading began; "
+           "rule: a file must not change while it is read): not used")  # fmt: skip
 
 
 class FrameError(ValueError):
@@ -73,6 +81,39 @@ class FrameError(ValueError):
 
 class ProductError(FrameError):
     """A calibration product or stack (a master, an integration), not a raw frame."""
+
+
+class BadFileError(FrameError):
+    """A file refused for what happened when it was read (it changed, it was too slow, it is cut short).
+
+    `path` names the file, so a combine can go on without it.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+
+
+@dataclass
+class ReadBudget:
+    """The real time one file's reading may take: `check` between blocks and bands raises BadFileError past it.
+
+    `now` is a real-time clock (None: no bound); the bound is on work actually done, looked at between
+    units of work, so nothing has to be interrupted.
+    """
+
+    path: Path
+    now: Callable[[], float] | None
+    limit_s: float = MAX_READ_S
+    start: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.start = self.now() if self.now is not None else 0.0
+
+    def check(self, progress: str) -> None:
+        if self.now is not None and self.now() - self.start > self.limit_s:
+            raise BadFileError(self.path, f"reading it took more than {self.limit_s:g} s ({progress}; rule: at most "
+                               f"{self.limit_s:g} s a file): not used")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -120,28 +161,52 @@ class Frame:
         raise FrameError(f"{self.path}: has no amplifier {name!r}")
 
     def read(self, plane: Plane, rows: tuple[int, int] | None = None, *, fd: int | None = None) -> Array:
-        """Rows [r0, r1) of the plane's raw data (all columns, overscan included) as float32."""
+        """Rows [r0, r1) of the plane's raw data (all columns, overscan included) as float32.
+
+        The file must be the one whose headers were read (`stamp`) before and after the read, else
+        BadFileError: a file rewritten in place or replaced under its name is never used. A scaled
+        integer beyond float32's range (BSCALE) reads as infinite, and is masked like any.
+        """
         r0, r1 = rows if rows is not None else (0, plane.raw_shape[0])
         width = plane.raw_shape[1]
         itemsize = np.dtype(plane.dtype).itemsize
         size = (r1 - r0) * width * itemsize
         own = fd is None
-        handle = os.open(self.path, os.O_RDONLY) if fd is None else fd
         try:
-            if self.stamp != (0, 0, 0) and _stamp(os.fstat(handle)) != self.stamp:
-                raise FrameError(f"{self.path}: changed since its headers were read (size, time or inode): not used")
+            handle = os.open(self.path, os.O_RDONLY) if fd is None else fd
+        except OSError as exc:
+            raise BadFileError(self.path, f"cannot be read any more ({exc.strerror}): not used") from None
+        try:
+            self._same(handle)
             buffer = os.pread(handle, size, plane.offset + r0 * width * itemsize)
+            self._same(handle)
+        except OSError as exc:
+            raise BadFileError(self.path, f"cannot be read any more ({exc.strerror}): not used") from None
         finally:
             if own:
                 os.close(handle)
         if len(buffer) != size:
-            raise FrameError(f"{self.path}: truncated: amplifier {plane.name} rows {r0}-{r1} are missing")
+            raise BadFileError(self.path, f"truncated: amplifier {plane.name} rows {r0}-{r1} are missing")
         values = np.frombuffer(buffer, plane.dtype).reshape(r1 - r0, width).astype(np.float32)
-        if plane.bscale != 1.0:
-            values *= np.float32(plane.bscale)
-        if plane.bzero != 0.0:
-            values += np.float32(plane.bzero)
+        with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow: infinite, then masked
+            if plane.bscale != 1.0:
+                values *= np.float32(plane.bscale)
+            if plane.bzero != 0.0:
+                values += np.float32(plane.bzero)
         return values
+
+    def _same(self, handle: int) -> None:
+        if self.stamp not in ((0, 0, 0), _stamp(os.fstat(handle))):
+            raise BadFileError(self.path, CHANGED)
+
+    def unchanged(self) -> None:
+        """BadFileError unless the file under this path is still the one read (a replacement has a new inode)."""
+        try:
+            now = _stamp(os.stat(self.path))
+        except OSError as exc:
+            raise BadFileError(self.path, f"is gone while it was read ({exc.strerror}): not used") from None
+        if self.stamp not in ((0, 0, 0), now):
+            raise BadFileError(self.path, CHANGED)
 
 
 def _first(header: Any, *names: str, default: Any = None) -> Any:
@@ -164,9 +229,21 @@ def _number(path: Path, header: Any, names: tuple[str, ...], default: float | No
     return number
 
 
+#: Binning factors a header may give (a whole number in this range).
+BINNING_RANGE = (1, 64)
+
+
+def _binning(path: Path, header: Any, names: tuple[str, ...]) -> int:
+    value = _number(path, header, names, 1) or 0.0
+    low, high = BINNING_RANGE
+    if value != int(value) or not low <= value <= high:
+        raise FrameError(f"{path}: header {names[0]}={value:g} is not a binning (rule: a whole number {low} to {high})")
+    return int(value)
+
+
 def _mjd(path: Path, header: Any) -> float:
     if "MJD-OBS" in header:
-        return float(header["MJD-OBS"])
+        return float(_number(path, header, ("MJD-OBS",), None) or 0.0)
     date = _first(header, "DATE-OBS", "DATE")
     if date is None:
         raise FrameError(f"{path}: no observation time (MJD-OBS or DATE-OBS)")
@@ -175,7 +252,7 @@ def _mjd(path: Path, header: Any) -> float:
         text = f"{text}T{str(header['TIME-OBS']).strip()}"
     try:
         return float(Time(text, format="isot" if "T" in text else "iso", scale="utc").mjd)
-    except ValueError:
+    except (ValueError, TypeError, OverflowError):
         raise FrameError(f"{path}: DATE-OBS={date!r} is not an ISO date") from None
 
 
@@ -218,6 +295,8 @@ def _plane(
     if "ZIMAGE" in header or header.get("XTENSION") == "BINTABLE":
         raise FrameError(f"{path}: image {name} is tile-compressed; uncompress it first (funpack)")
     shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
+    if not shape[0] or not shape[1]:
+        raise FrameError(f"{path}: image {name} is empty ({shape[1]}x{shape[0]} pixels)")
     nbytes = shape[0] * shape[1] * abs(bitpix) // 8
     if offset + nbytes > file_size:
         raise FrameError(
@@ -225,8 +304,8 @@ def _plane(
         )
     full = (slice(0, shape[0]), slice(0, shape[1]))
     try:
-        data = section(header["DATASEC"]) if trust_sections and "DATASEC" in header else full
-        overscan = section(header["BIASSEC"]) if trust_sections and "BIASSEC" in header else None
+        data = section(str(header["DATASEC"])) if trust_sections and "DATASEC" in header else full
+        overscan = section(str(header["BIASSEC"])) if trust_sections and "BIASSEC" in header else None
     except ValueError as exc:
         raise FrameError(f"{path}: image {name}: {exc}") from None
     for label, region in (("DATASEC", data), ("BIASSEC", overscan)):
@@ -234,7 +313,10 @@ def _plane(
             raise FrameError(f"{path}: image {name}: {label} reaches outside the {shape[1]}x{shape[0]} image")
     gain = _number(path, header, ("GAIN", "EGAIN") if camera_layout else ("EGAIN",), None)
     noise = _number(path, header, ("RDNOISE", "RON", "READNOIS"), None)
-    bscale, bzero = float(header.get("BSCALE", 1.0)), float(header.get("BZERO", 0.0))
+    bscale = _number(path, header, ("BSCALE",), 1.0) or 0.0
+    bzero = _number(path, header, ("BZERO",), 0.0) or 0.0
+    if bscale == 0.0:
+        raise FrameError(f"{path}: image {name} has BSCALE=0: every pixel would be BZERO")
     saturation = _number(path, header, ("SATURATE",), None)
     if saturation is None and bitpix in (8, 16):
         saturation = (255 if bitpix == 8 else 32767) * bscale + bzero
@@ -251,38 +333,52 @@ def _stamp(status: os.stat_result) -> tuple[int, int, int]:
     return (status.st_size, status.st_mtime_ns, status.st_ino)
 
 
+#: The read_headers seam: called between reading the headers and the second look at the file (tests rewrite it here).
+AfterRead = Callable[[Path], None]
+
+
 def read_headers(
-    path: Path, *, now: Callable[[], float] | None = None
+    path: Path,
+    *,
+    now: Callable[[], float] | None = None,
+    budget: ReadBudget | None = None,
+    after_read: AfterRead | None = None,
 ) -> tuple[list[Any], list[int], int, tuple[int, int, int]]:
     """Every HDU's header, the byte offset of each one's data, the file's size and stamp (FrameError if unusable).
 
     The file is walked header by header (2880-byte blocks up to END, then the data's size is
     skipped), so only headers are read, at most MAX_HDUS of them, and, given a real-time clock
-    `now`, in at most MAX_HEADER_READ_S.
+    `now` (or a `budget` already running), in at most MAX_READ_S. Only a regular file is opened
+    (a FIFO or a device would block or never end). The file is looked at before and after: a
+    size, modification time or inode that differs is `changed while it was read`.
     """
+    budget = budget if budget is not None else ReadBudget(path, now)
     try:
-        handle = os.open(path, os.O_RDONLY)
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opened to be refused must not wait for a writer
     except OSError as exc:
         raise FrameError(f"{path}: cannot be read ({exc.strerror})") from None
     try:
         before = os.fstat(handle)
+        if not stat.S_ISREG(before.st_mode):
+            raise FrameError(f"{path}: not a regular file (a pipe, a device or a socket): not read")
         if before.st_size % 2880:
             raise FrameError(
                 f"{path}: truncated: {before.st_size} bytes is not a whole number of 2880-byte FITS blocks"
             )
-        headers, offsets = _walk(path, handle, before.st_size, now)
-        after = os.stat(path)
+        headers, offsets = _walk(path, handle, before.st_size, budget)
+        if after_read is not None:
+            after_read(path)
+        after = [os.fstat(handle), os.stat(path)]  # the file read, and the file now under its name
     except OSError as exc:
         raise FrameError(f"{path}: cannot be read ({exc.strerror})") from None
     finally:
         os.close(handle)
-    if _stamp(after) != _stamp(before):
-        raise FrameError(f"{path}: changed while it was read (size, time or inode): not used")
-    return headers, offsets, before.st_size, _stamp(after)
+    if any(_stamp(status) != _stamp(before) for status in after):
+        raise BadFileError(path, CHANGED)
+    return headers, offsets, before.st_size, _stamp(before)
 
 
-def _walk(path: Path, handle: int, file_size: int, now: Callable[[], float] | None) -> tuple[list[Any], list[int]]:
-    start = now() if now is not None else 0.0
+def _walk(path: Path, handle: int, file_size: int, budget: ReadBudget) -> tuple[list[Any], list[int]]:
     headers: list[Any] = []
     offsets: list[int] = []
     offset = 0
@@ -290,17 +386,17 @@ def _walk(path: Path, handle: int, file_size: int, now: Callable[[], float] | No
         if len(headers) >= MAX_HDUS:
             raise FrameError(f"{path}: holds more than {MAX_HDUS} header-data units (rule: at most {MAX_HDUS} "
                              "per file); not read further")  # fmt: skip
-        if now is not None and now() - start > MAX_HEADER_READ_S:
-            raise FrameError(f"{path}: its headers took more than {MAX_HEADER_READ_S:g} s to read ({len(headers)} "
-                             f"read so far; rule: at most {MAX_HEADER_READ_S:g} s a file)")  # fmt: skip
-        text, offset = _header_text(path, handle, offset, file_size, first=not headers)
+        text, offset = _header_text(path, handle, offset, file_size, first=not headers, budget=budget)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 header = fits.Header.fromstring(text)
             size = _data_size(header)
-        except (ValueError, KeyError, TypeError, fits.VerifyError) as exc:
+        except (ValueError, KeyError, TypeError, IndexError, fits.VerifyError) as exc:
             raise FrameError(f"{path}: not a readable FITS file (header {len(headers)}: {exc})") from None
+        if offset + size > file_size:
+            raise FrameError(f"{path}: truncated: header-data unit {len(headers)} needs {size} bytes of data at "
+                             f"{offset}, the file ends at {file_size}")  # fmt: skip
         headers.append(header)
         offsets.append(offset)
         offset += -(-size // 2880) * 2880
@@ -309,11 +405,14 @@ def _walk(path: Path, handle: int, file_size: int, now: Callable[[], float] | No
     return headers, offsets
 
 
-def _header_text(path: Path, handle: int, offset: int, file_size: int, *, first: bool) -> tuple[str, int]:
+def _header_text(
+    path: Path, handle: int, offset: int, file_size: int, *, first: bool, budget: ReadBudget
+) -> tuple[str, int]:
     """One header's cards (up to END) from `offset`, and the offset of its data."""
     blocks: list[bytes] = []
     begins = offset
     while True:
+        budget.check(f"at byte {offset} of its headers")
         block = os.pread(handle, 2880, offset)
         if len(block) < 2880:
             raise FrameError(f"{path}: not a readable FITS file: the header at byte {begins} has no END card before "
@@ -328,33 +427,125 @@ def _header_text(path: Path, handle: int, offset: int, file_size: int, *, first:
             raise FrameError(f"{path}: a header longer than {MAX_HEADER_BYTES} bytes (rule: at most that); not read")
 
 
+def _count(header: Any, word: str, default: int | None = None) -> int:
+    """A header's whole, non-negative number (NAXISn, PCOUNT, GCOUNT); ValueError naming the word if not."""
+    if word not in header:
+        if default is None:
+            raise ValueError(f"{word} is missing")
+        return default
+    value = header[word]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{word}={value!r} is not a whole number of at least 0")
+    return value
+
+
 def _data_size(header: Any) -> int:
-    """Bytes of an HDU's data (FITS standard 4.4.1: BITPIX, NAXISn, PCOUNT, GCOUNT)."""
-    naxis = int(header.get("NAXIS", 0))
+    """Bytes of an HDU's data (FITS standard 4.4.1: BITPIX, NAXISn, PCOUNT, GCOUNT); ValueError naming a bad word."""
+    value = header.get("BITPIX")
+    if value not in _BITPIX:
+        raise ValueError(f"BITPIX={value!r} is not one of {', '.join(map(str, _BITPIX))}")
+    bitpix = int(value)
+    naxis = _count(header, "NAXIS")
+    if naxis > 999:
+        raise ValueError(f"NAXIS={naxis} is more than 999")
     if naxis == 0:
         return 0
-    elements = math.prod(int(header[f"NAXIS{i}"]) for i in range(1, naxis + 1))
-    return abs(int(header["BITPIX"])) // 8 * int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + elements)
+    elements = math.prod(_count(header, f"NAXIS{i}") for i in range(1, naxis + 1))
+    return abs(bitpix) // 8 * _count(header, "GCOUNT", 1) * (_count(header, "PCOUNT", 0) + elements)
+
+
+@dataclass(frozen=True)
+class PlaneScan:
+    """Non-finite pixels of one plane: in its data section, in its overscan, and in the whole raw plane."""
+
+    name: str
+    data_pixels: int
+    data_bad: int
+    overscan_pixels: int
+    overscan_bad: int
+    raw_bad: int
+
+
+def _may_be_non_finite(plane: Plane) -> bool:
+    """A floating-point plane, or integers that BSCALE/BZERO carry past float32's range."""
+    kind = np.dtype(plane.dtype)
+    if kind.kind == "f":
+        return True
+    info = np.iinfo(kind)
+    extreme = max(abs(int(info.min)), abs(int(info.max))) * abs(plane.bscale) + abs(plane.bzero)
+    return not extreme < float(np.finfo(np.float32).max)
+
+
+def scan_nonfinite(frame: Frame, budget: ReadBudget | None = None) -> list[PlaneScan]:
+    """Every plane's NaN and infinite pixels, read a band of rows at a time within the file's `budget`.
+
+    Only planes that can hold them are read (floating point, or integers scaled past float32);
+    the others count 0 without a read.
+    """
+    scans = []
+    for plane in frame.planes:
+        rows, cols = plane.data
+        data_pixels = (rows.stop - rows.start) * (cols.stop - cols.start)
+        overscan_pixels = 0
+        if plane.overscan is not None:
+            o_rows, o_cols = plane.overscan
+            overscan_pixels = (o_rows.stop - o_rows.start) * (o_cols.stop - o_cols.start)
+        data_bad = overscan_bad = raw_bad = 0
+        if _may_be_non_finite(plane):
+            height, width = plane.raw_shape
+            step = max(1, SCAN_BAND_PIXELS // width)
+            for r0 in range(0, height, step):
+                if budget is not None:
+                    budget.check(f"its pixels, amplifier {plane.name} row {r0}")
+                r1 = min(r0 + step, height)
+                bad = ~np.isfinite(frame.read(plane, (r0, r1)))
+                raw_bad += int(np.count_nonzero(bad))
+                data_bad += _count_in(bad, r0, r1, plane.data)
+                if plane.overscan is not None:
+                    overscan_bad += _count_in(bad, r0, r1, plane.overscan)
+        scans.append(PlaneScan(plane.name, data_pixels, data_bad, overscan_pixels, overscan_bad, raw_bad))
+    return scans
+
+
+def _count_in(bad: npt.NDArray[np.bool_], r0: int, r1: int, region: tuple[slice, slice]) -> int:
+    """How many of a band's (rows r0..r1) bad pixels fall in a region of the plane."""
+    rows, cols = region
+    low, high = max(rows.start, r0), min(rows.stop, r1)
+    return int(np.count_nonzero(bad[low - r0 : high - r0, cols])) if high > low else 0
 
 
 def nonfinite_pixels(frame: Frame) -> int:
-    """How many of a frame's pixels are NaN or infinite (0 without reading for integer files, which cannot be)."""
-    count = 0
-    for plane in frame.planes:
-        if np.dtype(plane.dtype).kind == "f":
-            count += int(np.count_nonzero(~np.isfinite(frame.read(plane))))
-    return count
+    """How many of a frame's pixels are NaN or infinite (0 without reading when none can be)."""
+    return sum(scan.raw_bad for scan in scan_nonfinite(frame))
 
 
 def open_frame(
-    path: str | os.PathLike[str], *, imgtype: str | None = None, now: Callable[[], float] | None = None
+    path: str | os.PathLike[str],
+    *,
+    imgtype: str | None = None,
+    now: Callable[[], float] | None = None,
+    budget: ReadBudget | None = None,
+    after_read: AfterRead | None = None,
 ) -> Frame:
     """Parse a raw file's headers (the pixels are read later, band by band); `imgtype` overrides the header's.
 
-    `now`, a real-time clock, bounds the time its headers may take (`read_headers`).
+    `now`, a real-time clock, bounds the time its headers may take (`read_headers`); a `budget`
+    already running goes on (the survey spends one on the headers and the scan of the pixels).
     """
     path = Path(path)
-    headers, offsets, file_size, stamp = read_headers(path, now=now)
+    headers, offsets, file_size, stamp = read_headers(path, now=now, budget=budget, after_read=after_read)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # astropy warns of the cards it fixes; the others are the error below
+            return _frame(path, headers, offsets, file_size, stamp, imgtype=imgtype)
+    except fits.VerifyError as exc:  # a card astropy parses only when it is read
+        raise FrameError(f"{path}: a header card cannot be parsed: {str(exc).split(', fix it')[0]}") from None
+
+
+def _frame(
+    path: Path, headers: list[Any], offsets: list[int], file_size: int, stamp: tuple[int, int, int], *,
+    imgtype: str | None,
+) -> Frame:  # fmt: skip
     primary = headers[0]
     product = _product_reason(headers)
     if product is not None:
@@ -372,6 +563,9 @@ def open_frame(
         )
     if len({p.name for p in planes}) != len(planes):
         raise FrameError(f"{path}: two amplifiers share a name")
+    pixels = sum(p.raw_shape[0] * p.raw_shape[1] for p in planes)
+    if pixels > MAX_FILE_PIXELS:
+        raise FrameError(f"{path}: holds {pixels} pixels (rule: at most {MAX_FILE_PIXELS} a file): not read")
     kind_word = imgtype or _first(primary, "IMGTYPE", "IMAGETYP", "OBSTYPE", "FRAMETYP", "FRAME")
     if kind_word is None:
         raise FrameError(f"{path}: no image type (IMGTYPE, IMAGETYP, OBSTYPE or FRAMETYP); give one with --type")
@@ -389,8 +583,8 @@ def open_frame(
     signature: dict[str, Any] = {
         "detector": str(_first(primary, "DETECTOR", "CCDNAME", "INSTRUME", "CAMERA", default="UNKNOWN")).strip(),
         "layout": ";".join(f"{p.name}:{p.shape[1]}x{p.shape[0]}" for p in planes),
-        "binning": f"{int(_number(path, primary, ('XBINNING', 'CCDBINX', 'BINX'), 1) or 1)}x"
-                   f"{int(_number(path, primary, ('YBINNING', 'CCDBINY', 'BINY'), 1) or 1)}",
+        "binning": f"{_binning(path, primary, ('XBINNING', 'CCDBINX', 'BINX'))}x"
+                   f"{_binning(path, primary, ('YBINNING', 'CCDBINY', 'BINY'))}",
         "readout": str(_first(primary, "READOUTM", "READMODE", "ROMODE", default="")).strip(),
     }  # fmt: skip
     for word in ("GAIN", "OFFSET"):

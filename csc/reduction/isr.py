@@ -33,11 +33,19 @@ def overscan_correct(raw: npt.NDArray[np.generic], datasec: str, biassec: str, *
 
     A median per row follows row-to-row bias jumps but adds the noise of a median of only
     the overscan's width to every row; without such jumps one value is the better estimate.
+    NaN and infinite overscan pixels are left out of the median (a row with none finite: the
+    median of the whole overscan; an overscan with none: 0).
     """
     data = raw[section(datasec)].astype(np.float32)
-    overscan = raw[section(biassec)].astype(np.float32)
-    level = np.median(overscan, axis=1, keepdims=True) if per_row else np.median(overscan)
-    return data - np.asarray(level, np.float32)
+    overscan = raw[section(biassec)].astype(np.float64)
+    finite = np.isfinite(overscan)
+    whole = float(np.median(overscan[finite])) if finite.any() else 0.0
+    if not per_row:
+        return data - np.float32(whole)
+    rows = np.full((overscan.shape[0], 1), whole)
+    for index in np.flatnonzero(finite.any(axis=1)):
+        rows[index, 0] = np.median(overscan[index][finite[index]])
+    return data - rows.astype(np.float32)
 
 
 def subtract_bias(image: Array, bias: Array) -> Array:

@@ -328,7 +328,7 @@ class Corrections:
 
 @dataclass
 class PlaneResult:
-    """A combined plane, inputs kept per pixel, values rejected, pixels with no good input."""
+    """A combined plane, inputs kept per pixel, values rejected, pixels with no good input (set to the median)."""
 
     data: Array
     n_used: npt.NDArray[np.int16]
@@ -423,4 +423,19 @@ def combine_plane(
     finally:
         for fd in descriptors.values():
             os.close(fd)
-    return PlaneResult(out, used, rejected, int((used == 0).sum()))
+    for item in inputs:  # a file replaced under its name (a new inode) while it was combined is not used either
+        item.frame.unchanged()
+    empty = used == 0
+    n_bad = int(empty.sum())
+    if n_bad:
+        fill_empty(out, empty)
+    return PlaneResult(out, used, rejected, n_bad)
+
+
+def fill_empty(out: Array, empty: Mask) -> None:
+    """Pixels no input gave a value (NaN, infinite, saturated or a defect in every one): the median of the others.
+
+    A master never holds NaN; such pixels are counted (`n_bad`). With no pixel given at all they stay 0.
+    """
+    given = out[~empty]
+    out[empty] = np.float32(np.median(given)) if given.size else np.float32(0.0)

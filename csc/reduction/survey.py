@@ -21,10 +21,12 @@ from pathlib import Path
 from obsq.csc.reduction.frames import (
     Frame,
     FrameError,
+    PlaneScan,
     ProductError,
+    ReadBudget,
     describe_difference,
-    nonfinite_pixels,
     open_frame,
+    scan_nonfinite,
     signature_key,
 )
 
@@ -37,8 +39,10 @@ FOLDER_WORDS = {
     "OBJECT": ("light", "lights", "science", "object", "objects"),
 }
 DEFAULT_MIN_FRAMES = 3
-#: A frame with more than this fraction of its pixels NaN or infinite is not used (fewer are masked).
+#: A frame with more than this fraction of an amplifier's pixels NaN or infinite is not used (fewer are masked).
 MAX_NONFINITE_FRACTION = 0.5
+#: How the account of a file that cannot be used (not merely of another kind) begins.
+UNUSABLE = "unusable: "
 
 
 class SurveyError(ValueError):
@@ -59,6 +63,11 @@ class Account:
     @property
     def used(self) -> bool:
         return bool(self.group)
+
+    @property
+    def unusable(self) -> bool:
+        """Refused for what the file is (unreadable, bad pixels, too many HDUs, changed), not for its kind."""
+        return self.reason.startswith(UNUSABLE)
 
 
 @dataclass
@@ -197,34 +206,49 @@ def survey(
 def _examine(
     path: Path, kind: str, wanted: str, type_override: str | None, now: Callable[[], float] | None
 ) -> tuple[Frame | None, str, Account]:
-    """One file: (the frame, "", its account with the pixels masked) if usable, else (None, refusal, account)."""
+    """One file: (the frame, "", its account with the pixels masked) if usable, else (None, refusal, account).
+
+    One real-time budget (MAX_READ_S) covers the file's headers and the scan of its pixels.
+    """
     usable = {"BIAS", "FLAT"} if kind == "ptc" else {wanted}
+    budget = ReadBudget(path, now)
     try:
-        frame = open_frame(path, imgtype=type_override, now=now)
+        frame = open_frame(path, imgtype=type_override, budget=budget)
+        if frame.imgtype not in usable:
+            hint = _hint(frame.imgtype, path, wanted)
+            account = Account(str(path), reason=f"{_a(frame.imgtype.lower())}, not a {kind}", hint=hint)
+            return None, f"{path}: is a {frame.imgtype}, not a {wanted}", account
+        scans = scan_nonfinite(frame, budget)  # reads only planes that can hold NaN (floating point)
     except ProductError as exc:
         return None, str(exc), Account(str(path), reason=str(exc).removeprefix(f"{path}: "))
     except FrameError as exc:
         reason = str(exc).removeprefix(f"{path}: ")
         hint = _hint(None, path, wanted) if "no image type" in reason else ""
-        return None, str(exc), Account(str(path), reason=f"unusable: {reason}", hint=hint)
-    if frame.imgtype not in usable:
-        return (
-            None,
-            f"{path}: is a {frame.imgtype}, not a {wanted}",
-            Account(
-                str(path), reason=f"{_a(frame.imgtype.lower())}, not a {kind}", hint=_hint(frame.imgtype, path, wanted)
-            ),
-        )
-    try:
-        masked = nonfinite_pixels(frame)  # reads pixels only of floating-point files (integers cannot be NaN)
-    except FrameError as exc:
-        return None, str(exc), Account(str(path), reason=f"unusable: {str(exc).removeprefix(f'{path}: ')}")
-    pixels = sum(p.raw_shape[0] * p.raw_shape[1] for p in frame.planes)
-    if masked > MAX_NONFINITE_FRACTION * pixels:
-        reason = (f"{masked} of its {pixels} pixels are NaN or infinite (rule: at most "
-                  f"{MAX_NONFINITE_FRACTION:.0%}; fewer are masked)")  # fmt: skip
-        return None, f"{path}: {reason}", Account(str(path), reason=f"unusable: {reason}")
-    return frame, "", Account(str(path), masked=masked)
+        return None, str(exc), Account(str(path), reason=f"{UNUSABLE}{reason}", hint=hint)
+    except Exception as exc:  # whatever a file holds, it is named and the others go on
+        reason = f"cannot be read as a frame ({type(exc).__name__}: {str(exc)[:200]})"
+        return None, f"{path}: {reason}", Account(str(path), reason=f"{UNUSABLE}{reason}")
+    reason = nonfinite_refusal(scans)
+    if reason:
+        return None, f"{path}: {reason}", Account(str(path), reason=f"{UNUSABLE}{reason}")
+    return frame, "", Account(str(path), masked=sum(scan.raw_bad for scan in scans))
+
+
+def nonfinite_refusal(scans: list[PlaneScan]) -> str:
+    """Why a frame's NaN and infinite pixels make it unusable ("" if they are only masked).
+
+    Rule: in no amplifier's data section more than MAX_NONFINITE_FRACTION of the pixels, and an
+    overscan with at least one finite pixel (its median is the amplifier's offset).
+    """
+    for scan in scans:
+        amp = f" of amplifier {scan.name}" if len(scans) > 1 else ""
+        if scan.data_bad > MAX_NONFINITE_FRACTION * scan.data_pixels:
+            return (f"{scan.data_bad} of the {scan.data_pixels} pixels{amp} are NaN or infinite (rule: at most "
+                    f"{MAX_NONFINITE_FRACTION:.0%} in each amplifier; fewer are masked)")  # fmt: skip
+        if scan.overscan_pixels and scan.overscan_bad == scan.overscan_pixels:
+            return (f"every one of the {scan.overscan_pixels} overscan pixels{amp} is NaN or infinite (rule: the "
+                    "overscan needs finite pixels to give the offset)")  # fmt: skip
+    return ""
 
 
 def _refuse_mixed_named(frames: list[Frame], kind: str) -> None:
