@@ -15,16 +15,21 @@ NCOMBINE/IMCMB/CALSTAT-style keywords — is a `ProductError`, named as such.
 
 A file is opened once, its headers parsed, and its pixel data read later with `os.pread` at the
 data's byte offset, so a band costs one read per plane and never the whole image. Everything
-wrong with a file is a `FrameError` naming it. Bounds: at most MAX_HDUS header-data units and
-MAX_HEADER_READ_S seconds to read a file's headers (a file of 10,000 HDUs is refused after its
-first MAX_HDUS, not read to the end); a file whose size, modification time or inode changes
-while its headers are read, or between then and a read of its pixels, is refused ("changed while
-it was read"). Non-finite pixels (NaN, Inf: only floating-point files can hold them) are masked
-by the combine and counted (`nonfinite_pixels`).
+wrong with a file is a `FrameError` naming it (a header value that is not a number, a size past
+the end of the file, a card that cannot be parsed, a FIFO or a device). Bounds: at most MAX_HDUS
+header-data units (a file of 10,000 is refused after its first MAX_HDUS, not read to the end),
+MAX_FILE_PIXELS pixels, and MAX_READ_S seconds of real time to read a file's headers and scan
+its pixels (`ReadBudget`, looked at between blocks and bands: nothing is interrupted). A file
+whose size, modification time or inode changes while its headers are read, or between then and
+any read of its pixels, or that is replaced under its name before a combine ends, is refused
+(`BadFileError`: "changed while it was read"). Non-finite pixels (NaN, Inf: floating-point
+files, or integers that BSCALE carries past float32) are counted per amplifier
+(`scan_nonfinite`) and masked by the combine.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -302,17 +307,13 @@ def _plane(
         raise FrameError(
             f"{path}: truncated: image {name} needs {nbytes} bytes at {offset}, the file ends at {file_size}"
         )
-    full = (slice(0, shape[0]), slice(0, shape[1]))
-    try:
-        data = section(str(header["DATASEC"])) if trust_sections and "DATASEC" in header else full
-        overscan = section(str(header["BIASSEC"])) if trust_sections and "BIASSEC" in header else None
-    except ValueError as exc:
-        raise FrameError(f"{path}: image {name}: {exc}") from None
-    for label, region in (("DATASEC", data), ("BIASSEC", overscan)):
-        if region is not None and (region[0].stop > shape[0] or region[1].stop > shape[1]):
-            raise FrameError(f"{path}: image {name}: {label} reaches outside the {shape[1]}x{shape[0]} image")
+    data, overscan = _sections(path, name, header, shape, trust=trust_sections)
     gain = _number(path, header, ("GAIN", "EGAIN") if camera_layout else ("EGAIN",), None)
+    if gain is not None and gain <= 0:
+        raise FrameError(f"{path}: image {name}: gain {gain:g} e-/ADU (rule: a conversion gain is above 0)")
     noise = _number(path, header, ("RDNOISE", "RON", "READNOIS"), None)
+    if noise is not None and noise < 0:
+        raise FrameError(f"{path}: image {name}: read noise {noise:g} e- (rule: a read noise is 0 or more)")
     bscale = _number(path, header, ("BSCALE",), 1.0) or 0.0
     bzero = _number(path, header, ("BZERO",), 0.0) or 0.0
     if bscale == 0.0:
@@ -321,6 +322,23 @@ def _plane(
     if saturation is None and bitpix in (8, 16):
         saturation = (255 if bitpix == 8 else 32767) * bscale + bzero
     return Plane(name, offset, shape, _BITPIX[bitpix], bscale, bzero, data, overscan, gain, noise, saturation)
+
+
+def _sections(
+    path: Path, name: str, header: Any, shape: tuple[int, int], *, trust: bool
+) -> tuple[tuple[slice, slice], tuple[slice, slice] | None]:
+    """The data section (the whole image unless DATASEC is trusted) and the overscan (BIASSEC, or None)."""
+    regions: dict[str, tuple[slice, slice] | None] = {"DATASEC": None, "BIASSEC": None}
+    for word in regions:
+        if trust and word in header:
+            try:
+                region = section(str(header[word]))
+            except ValueError as exc:
+                raise FrameError(f"{path}: image {name}: {word}: {exc}") from None
+            if region[0].stop > shape[0] or region[1].stop > shape[1]:
+                raise FrameError(f"{path}: image {name}: {word} reaches outside the {shape[1]}x{shape[0]} image")
+            regions[word] = region
+    return regions["DATASEC"] or (slice(0, shape[0]), slice(0, shape[1])), regions["BIASSEC"]
 
 
 def _physical_filter(primary: Any) -> str:
@@ -614,6 +632,17 @@ def describe_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
+#: A folder name's longest (a file system allows 255 bytes; a 16-amplifier layout alone takes ~210).
+MAX_NAME = 200
+
+
 def safe_name(text: str) -> str:
-    """A folder name from any text: `SDSSr_65mm~empty_1` -> `SDSSr_65mm_empty_1`; nothing -> `none`."""
-    return _SAFE.sub("_", text).strip("_") or "none"
+    """A folder name from any text: `SDSSr_65mm~empty_1` -> `SDSSr_65mm_empty_1`; nothing -> `none`.
+
+    A name longer than MAX_NAME keeps its beginning and ends with a digest of the whole text, so
+    two texts never share a folder and no name is too long for the file system.
+    """
+    name = _SAFE.sub("_", text).strip("_") or "none"
+    if len(name) <= MAX_NAME:
+        return name
+    return f"{name[: MAX_NAME - 17]}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"

@@ -28,6 +28,7 @@ from obsq.csc.reduction.combine import clipped_stats
 from obsq.csc.reduction.frames import (
     MAX_FILE_PIXELS,
     MAX_HDUS,
+    MAX_NAME,
     MAX_READ_S,
     BadFileError,
     FrameError,
@@ -35,7 +36,9 @@ from obsq.csc.reduction.frames import (
     nonfinite_pixels,
     open_frame,
     read_headers,
+    safe_name,
     scan_nonfinite,
+    signature_key,
 )
 from obsq.csc.reduction.isr import overscan_correct
 from obsq.csc.reduction.stack import Input, combine_plane
@@ -250,6 +253,9 @@ def test_bad_header_values_are_named_not_raised(tmp_path: Path) -> None:
         "binning.fits": ({"XBINNING": 1e300}, "header XBINNING=1e+300 is not a binning (rule: a whole number 1 to 64)"),
         "date.fits": ({"DATE-OBS": "2026-13-45T99:00:00"}, "DATE-OBS='2026-13-45T99:00:00' is not an ISO date"),
         "exptime.fits": ({"EXPTIME": "nan"}, "header EXPTIME='nan' is not finite"),
+        "gain.fits": ({"EGAIN": -1.0}, "image IMAGE: gain -1 e-/ADU (rule: a conversion gain is above 0)"),
+        "noise.fits": ({"RDNOISE": -3.0}, "image IMAGE: read noise -3 e- (rule: a read noise is 0 or more)"),
+        "sections.fits": ({"BIASSEC": "[61:64]"}, "image IMAGE: BIASSEC: section '[61:64]' is not of the form"),
     }
     for name, (cards, message) in cases.items():
         path = bias(tmp_path / name, 0, **cards)
@@ -264,6 +270,17 @@ def test_bad_header_values_are_named_not_raised(tmp_path: Path) -> None:
     unparsable.write_bytes(text.replace(b"EXPTIME =                  0.0", b"EXPTIME =                0.0.0"))
     with pytest.raises(FrameError, match=r"card\.fits: a header card cannot be parsed: Unparsable card \(EXPTIME\)"):
         open_frame(unparsable)
+
+
+def test_a_camera_of_many_amplifiers_gets_a_folder_name_the_file_system_takes() -> None:
+    latiss = {"detector": "latiss", "layout": ";".join(f"C{a:02d}:509x2000" for a in range(16)), "binning": "1x1",
+              "readout": "", "temperature_band": -95.0}  # fmt: skip
+    name = safe_name(signature_key(latiss))
+    assert len(name) == MAX_NAME  # 273 characters before: the master's folder could not be made
+    assert name.startswith("binning_1x1_detector_latiss_layout_C00_509x2000_C01_509x2000")
+    other = safe_name(signature_key(latiss | {"temperature_band": -90.0}))
+    assert other != name  # the ends differ only past the cut: the digest tells them apart
+    assert safe_name("SDSSr_65mm~empty_1") == "SDSSr_65mm_empty_1"  # short names as they were
 
 
 def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
