@@ -10,6 +10,7 @@ account of the files.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ def run_reduce(options: ReduceOptions) -> int:
         for outcome in outcomes:
             print(json.dumps({"group": outcome.group.name, "label": outcome.group.label, "status": outcome.status,
                               "detail": outcome.detail, "frames": len(outcome.group.frames),
-                              "result": outcome.result}))  # fmt: skip
+                              "result": _json_safe(outcome.result)}))  # fmt: skip
         for account in plan.accounts:
             print(json.dumps({"file": account.path, "group": account.group, "reason": account.reason,
                               "hint": account.hint, "masked": account.masked}))  # fmt: skip
@@ -208,6 +209,17 @@ def _build(
     if unfilled:
         outcome.detail += f"; {unfilled}"
     return None
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinite numbers (a statistic of no pixels) as null: every line stays strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _failure(exc: Exception) -> str:

@@ -7,6 +7,7 @@ through a seam of the reader (between its two looks at the file), never by racin
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from obsq.csc.app.calib import Outcome, ProgressBar, ReduceOptions, _build_witho
 from obsq.csc.atcamera.csc import amplifier_header
 from obsq.csc.atcamera.fits import build_hdus
 from obsq.csc.atcamera.model import DetectorModel, Geometry
+from obsq.csc.cli import main
 from obsq.csc.clock import utc_now_unix
 from obsq.csc.ocps.repository import Repository
 from obsq.csc.reduction import ptc
@@ -446,3 +448,32 @@ def test_a_failure_not_foreseen_fails_its_group_by_name(tmp_path: Path, capsys: 
     assert code == 1
     assert "bias#1  3       failed" in out, out
     assert "Traceback" not in out
+
+
+def test_a_ptc_of_flats_with_nan_pixels_is_built_and_its_json_is_strict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "ptc"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    minute = itertools.count()
+    for exptime in (1, 2, 4, 8, 16, 32):
+        for k in range(2):
+            data = rng.poisson(1500 * exptime, (64, 64)) / 2.0 + 1000 + rng.normal(0, 5, (64, 64))
+            data[k, :5] = np.nan
+            bias(folder / f"f{exptime}_{k}.fits", next(minute), data=data, IMAGETYP="Flat Field",
+                 EXPTIME=float(exptime), SATURATE=60000.0)  # fmt: skip
+    for k in range(2):
+        bias(folder / f"b{k}.fits", next(minute), data=with_bad_pixels(20 + k, inf=1))
+    code = main(["reduce", "ptc", str(folder), "--repo", str(tmp_path / "repo"), "--json"])
+    lines = capsys.readouterr().out.splitlines()
+
+    def no_nan(word: str) -> None:
+        raise AssertionError(f"{word} in a JSON line")
+
+    rows = [json.loads(line, parse_constant=no_nan) for line in lines]
+    assert code == 0
+    (group,) = [r for r in rows if "status" in r]
+    assert group["status"] == "built"
+    assert 1.9 < group["result"]["amps"]["IMAGE"]["gain"] < 2.1  # 2 e-/ADU: the flats' NaN left out of the pairs
+    assert {Path(r["file"]).name: r["masked"] for r in rows if "file" in r}["f4_1.fits"] == 5
