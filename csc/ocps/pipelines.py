@@ -621,7 +621,8 @@ def run_ptc(repo: Repository, config: dict[str, Any], progress: Progress = _quie
                                 f"{exc}") from None  # fmt: skip
         results[plane.name] = fit
         if plane.saturation is not None:
-            level = float(np.median(flats[0].read(plane)[plane.data])) - float(np.median(exposures[0][1]))
+            raw, corrected = flats[0].read(plane)[plane.data], exposures[0][1]  # NaN/Inf pixels (masked) left out
+            level = float(np.median(raw[np.isfinite(raw)])) - float(np.median(corrected[np.isfinite(corrected)]))
             coverage[plane.name] = fit.turnoff / max(plane.saturation - level, 1.0)
         progress("ptc", index + 1, len(flats[0].planes))
     first = flats[0]
