@@ -41,6 +41,9 @@ WORKER_RESPAWN_DELAY_S = 5.0
 MAX_JOB_ATTEMPTS = 3
 #: Real seconds between two tries to reach a job table that is away.
 DISPATCH_RETRY_S = 2.0
+# Real seconds a job-table command (execute, showJob) may take before its caller hears INPROGRESS:
+# a row is written in milliseconds, but a database outage is waited out (up to minutes).
+TABLE_QUIET_S = 5.0
 
 
 @dataclass
@@ -67,6 +70,7 @@ class OCPSCsc(BaseCsc):
         self.max_jobs = max_jobs
         self._wakeup = asyncio.Event()
         self._adding = asyncio.Lock()
+        self._handing = asyncio.Lock()
         self._workers: list[_Worker] = []
         self.register_command("execute", self._do_execute, concurrent=True)
         self.register_command("showJob", self._do_show_job, require_enabled=False, concurrent=True)
@@ -86,16 +90,22 @@ class OCPSCsc(BaseCsc):
             config.setdefault("registry", self.registries.acquired)
         if command.data["pipeline"] in READS_REGISTRIES:  # this service's own registries, never a client's path
             config |= {"registry": self.registries.acquired, "jobs": self.registries.jobs}
-        async with self._adding:  # one at a time: a job's number is the table's largest plus one
-            job = await self.clock.to_thread(self.store.add, command.data["pipeline"], config, wall_tai())
+        pipeline = command.data["pipeline"]
+        # the job table may wait out a database outage (up to minutes): the caller hears INPROGRESS meanwhile
+        adding = self.keep_alive(command, lambda: f"adding a {pipeline} job (the job table)", quiet_s=TABLE_QUIET_S)
+        async with adding, self._adding:  # one at a time: a job's number is the table's largest plus one
+            job = await self.clock.to_thread(self.store.add, pipeline, config, wall_tai())
         await command.in_progress(ACCEPT_TIMEOUT_S, result=job.id)
         self.log.info("job_queued", job=job.id, pipeline=job.pipeline)
         self._wakeup.set()
         return job.id
 
     async def _do_show_job(self, command: Command) -> str:
+        job_id = command.data["job_id"]
+        reading = self.keep_alive(command, lambda: f"reading job {job_id[:64]} (the job table)", quiet_s=TABLE_QUIET_S)
         try:
-            job = await self.clock.to_thread(self.store.get, command.data["job_id"])
+            async with reading:
+                job = await self.clock.to_thread(self.store.get, job_id)
         except KeyError as exc:
             raise ExpectedError(f"showJob: {exc.args[0]}") from None
         if job.state in ("DONE", "FAILED"):
@@ -122,28 +132,48 @@ class OCPSCsc(BaseCsc):
         self._workers.append(worker)
         self.create_task(self._watch(worker), f"ocps.worker.{process.pid}")
 
+    def _idle(self) -> list[_Worker]:
+        return [w for w in self._workers if w.ready and w.job is None and w.process.returncode is None]
+
     async def _dispatch(self) -> None:
+        """Hand QUEUED jobs to idle workers; woken by a new job, a worker that is ready and a job run again.
+
+        The wakeup is cleared before the job table is read, never after: one that comes while this
+        pass awaits the table is kept for the next pass (clearing it after lost the job a dead
+        worker's retry put back, and the weekly waited for it for ever). A job is handed out under
+        `_handing`, which a dead worker's watcher takes too: the job is either the dead worker's,
+        and runs again, or it is still QUEUED.
+        """
         while True:
-            idle = [w for w in self._workers if w.ready and w.job is None and w.process.returncode is None]
+            self._wakeup.clear()
             try:
-                queued = await self.clock.to_thread(self.store.jobs, "QUEUED") if idle else []
+                queued = await self.clock.to_thread(self.store.jobs, "QUEUED") if self._idle() else []
             except DatabaseError as exc:  # the job table is away: the jobs wait in it, the service lives on
                 self.log.error("jobs_not_dispatched", reason=str(exc), retry_in_s=DISPATCH_RETRY_S)
                 await self.clock.unscaled().sleep(DISPATCH_RETRY_S)
                 continue
-            for worker, job in zip(idle, queued, strict=False):
-                assert worker.process.stdin is not None
-                try:
-                    await self.clock.to_thread(self.store.start, job.id, wall_tai())
-                except DatabaseError as exc:
-                    self.log.error("job_not_started", job=job.id, reason=str(exc))
-                    break
-                worker.job = job.id
-                worker.process.stdin.write(f"{job.id}\n".encode())
-                with contextlib.suppress(ConnectionError):
+            for job in queued:
+                async with self._handing:
+                    idle = self._idle()  # again: a worker may have died while the table was read
+                    if not idle:
+                        break
+                    worker = idle[0]
+                    try:
+                        await self.clock.to_thread(self.store.start, job.id, wall_tai())
+                    except DatabaseError as exc:  # still QUEUED: handed out again once the table answers
+                        self.log.error("job_not_started", job=job.id, reason=str(exc), retry_in_s=DISPATCH_RETRY_S)
+                        self.create_task(self._wake_after(DISPATCH_RETRY_S), "ocps.dispatch.again")
+                        break
+                    worker.job = job.id
+                    assert worker.process.stdin is not None
+                    worker.process.stdin.write(f"{job.id}\n".encode())
+                with contextlib.suppress(ConnectionError):  # a worker that died: its watcher runs the job again
                     await worker.process.stdin.drain()
-            self._wakeup.clear()
             await self._wakeup.wait()
+
+    async def _wake_after(self, seconds: float) -> None:
+        await self.clock.unscaled().sleep(seconds)
+        self._wakeup.set()
 
     async def _watch(self, worker: _Worker) -> None:
         """Read a worker's answers until it ends; fail its job and replace it if it dies."""
@@ -165,7 +195,8 @@ class OCPSCsc(BaseCsc):
                 self._wakeup.set()
         code = await process.wait()
         await errors
-        self._workers.remove(worker)
+        async with self._handing:  # a job being handed to it is either its own now, or not handed to it
+            self._workers.remove(worker)
         if self._closing.is_set():
             return  # its job, if any, stays RUNNING: the next start of the service runs it again
         if worker.job is not None:  # it died running a job, before it could record anything

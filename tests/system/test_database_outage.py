@@ -58,6 +58,7 @@ def test_the_weekly_waits_out_the_database_and_loses_nothing(
     finally:
         if weekly.poll() is None:
             weekly.kill()
+            weekly.communicate()  # its pipe read and closed: nothing outlives the test
     assert "died" not in out, out[-3000:]  # the supervisor restarted no one
     (run,) = tmp_path.glob("weekly-*")
     summary = json.loads((run / "weekly-summary.json").read_text())

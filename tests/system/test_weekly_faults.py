@@ -70,7 +70,12 @@ def cpu_s(pid: int) -> float:
 
 
 def finish(process: subprocess.Popen[str], data: Path) -> tuple[str, dict[str, Any]]:
-    out, _ = process.communicate(timeout=500)
+    try:
+        out, _ = process.communicate(timeout=500)  # bounds a hang only: a clean run takes about 80 s
+    except subprocess.TimeoutExpired:
+        process.kill()  # and its output read, so that no process or pipe outlives the test
+        out, _ = process.communicate()
+        raise AssertionError(f"obsq weekly hung; its last words:\n{out[-6000:]}") from None
     (run,) = data.glob("weekly-*")
     return out, json.loads((run / "weekly-summary.json").read_text())
 
