@@ -14,6 +14,7 @@ from typing import Any
 
 from obsq.csc.build import HARDWARE, RUNNABLE
 from obsq.csc.component import BaseCsc
+from obsq.csc.core.errors import ValidationError
 from obsq.csc.database import DatabaseError, Registries, exists
 from obsq.csc.injections import INJECTIONS, InjectionError, parse_injections
 
@@ -50,7 +51,7 @@ def _spectrograph(kw: dict[str, Any]) -> tuple[BaseCsc, Any]:
     from obsq.csc.atspectrograph.csc import ATSpectrographCsc
     from obsq.csc.atspectrograph.sim import SimSpectrograph
 
-    driver = SimSpectrograph()
+    driver = SimSpectrograph(kw["clock"])
     return ATSpectrographCsc(driver=driver, **kw), driver
 
 
@@ -119,6 +120,60 @@ def _scheduler(registries: Registries, kw: dict[str, Any]) -> BaseCsc:
                         **kw)  # fmt: skip
 
 
+def _alpaca_spectrograph(devices: Mapping[str, str], kw: dict[str, Any]) -> BaseCsc:
+    from obsq.csc.alpaca.address import parse_address
+    from obsq.csc.atspectrograph.alpaca import AlpacaSpectrograph
+    from obsq.csc.atspectrograph.csc import ATSpectrographCsc
+
+    filters = parse_address(devices["filter"], expect="filterwheel", what="ATSpectrograph --device filter")
+    gratings = parse_address(devices["disperser"], expect="filterwheel", what="ATSpectrograph --device disperser")
+    return ATSpectrographCsc(driver=AlpacaSpectrograph(filters, gratings, kw["clock"]), **kw)
+
+
+#: The components that drive real devices, the devices each needs (by role), and how it is built.
+DEVICE_ROLES: dict[str, tuple[str, ...]] = {"ATSpectrograph": ("filter", "disperser")}
+_DEVICE_BUILDERS: dict[str, Callable[[Mapping[str, str], dict[str, Any]], BaseCsc]] = {
+    "ATSpectrograph": _alpaca_spectrograph,
+}
+
+
+def _check_devices(name: str, devices: Mapping[str, str], *, simulate: bool, inject: list[str], speed: float) -> None:
+    """A component given real devices: it has real drivers, all its roles are named, and it runs in real time."""
+    if name not in DEVICE_ROLES:
+        real = ", ".join(DEVICE_ROLES)
+        raise CompositionError(f"{name} has no driver for real devices in this build (those that do: {real})")
+    roles = DEVICE_ROLES[name]
+    unknown = sorted(set(devices) - set(roles))
+    missing = [r for r in roles if r not in devices]
+    if unknown or missing:
+        raise CompositionError(
+            f"{name}: --device takes the roles {', '.join(roles)}"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+        )
+    if simulate:
+        raise CompositionError(f"{name}: --device drives a real device; --simulate is for the simulated one")
+    if inject:
+        raise CompositionError(f"{name}: fault injection (--inject) is for simulated devices, not a real one")
+    if speed != 1.0:
+        raise CompositionError(f"{name}: a real device runs in real time: --speed 1, not {speed:g}")
+
+
+def _real_component(
+    name: str, devices: Mapping[str, str], *, simulate: bool, inject: list[str], kw: dict[str, Any]
+) -> BaseCsc:
+    """`name` on its real devices; CompositionError naming what is missing or wrong."""
+    if not devices:
+        roles = DEVICE_ROLES.get(name, ())
+        real = " ".join(f"--device {r}=alpaca://HOST:PORT/..." for r in roles)
+        raise CompositionError(f"{name}: run it with --simulate" + (f", or name its devices: {real}" if real else ""))
+    _check_devices(name, devices, simulate=simulate, inject=inject, speed=kw["clock"].speed)
+    try:
+        return _DEVICE_BUILDERS[name](devices, {"simulation_mode": 0, **kw})
+    except ValidationError as exc:
+        raise CompositionError(str(exc)) from None
+
+
 _HARDWARE_BUILDERS: dict[str, Callable[[dict[str, Any]], tuple[BaseCsc, Any]]] = {
     "ATWhiteLight": _whitelight,
     "ATSpectrograph": _spectrograph,
@@ -139,14 +194,16 @@ def build_component(
     epoch: float | None = None,
     ca_file: str | None = None,
     child_env: Mapping[str, str] | None = None,
+    devices: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> BaseCsc:
     """The component `name` with its driver; `kwargs` go to BaseCsc (bus, clock, root, ...).
 
     Its registries are SQLite files in `data_dir`, or tables in `database` (a URL) if one is given.
+    `devices` names its real devices by role (`{"filter": "alpaca://host:port/filterwheel/0", ...}`).
     """
-    if name in HARDWARE and not simulate:
-        raise CompositionError(f"{name} has only a simulated driver in this build: run it with --simulate")
+    if devices or (name in HARDWARE and not simulate):
+        return _real_component(name, devices or {}, simulate=simulate, inject=inject, kw={"index": index, **kwargs})
     try:
         injections = parse_injections(inject)
     except InjectionError as exc:

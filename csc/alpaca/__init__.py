@@ -1,1 +1,1 @@
-"""ASCOM Alpaca, the HTTP/JSON protocol of real observatory devices: its wire formats, pure (issue 24)."""
+"""ASCOM Alpaca, the HTTP/JSON protocol of real devices: wire formats (pure), addresses and a client (issue 24)."""

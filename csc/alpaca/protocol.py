@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from obsq.csc.core.errors import DeviceError
+
 #: ASCOM's error numbers (Alpaca API 2022 and alpyca's exceptions): the name and what it means here.
 ASCOM_ERRORS: dict[int, tuple[str, str]] = {
     0x400: ("NotImplemented", "the device cannot do this"),
@@ -28,7 +30,7 @@ ASCOM_ERRORS: dict[int, tuple[str, str]] = {
 DRIVER_ERRORS = range(0x500, 0x1000)
 
 
-class AlpacaError(Exception):
+class AlpacaError(DeviceError):
     """A device's refusal or failure: its number, the ASCOM name of that number, and its own message."""
 
     def __init__(self, number: int, message: str, call: str = "") -> None:

@@ -46,6 +46,21 @@ class RunOptions:
     database: str | None = None
     #: the credentials file the queue hands its scripts (else $OBSQ_SCRIPT_CREDENTIALS)
     script_credentials: Path | None = None
+    #: its real devices, ROLE=URL (`filter=alpaca://host:port/filterwheel/0`); none: a simulated one
+    devices: Sequence[str] = ()
+
+
+def device_roles(given: Sequence[str]) -> dict[str, str]:
+    """`--device ROLE=URL` options as {role: url}; UsageError for one without `=` or a role given twice."""
+    roles: dict[str, str] = {}
+    for item in given:
+        role, sep, url = item.partition("=")
+        if not sep or not role.strip() or not url.strip():
+            raise UsageError(f"--device {item!r}: give ROLE=URL, e.g. filter=alpaca://127.0.0.1:11111/filterwheel/0")
+        if role.strip() in roles:
+            raise UsageError(f"--device: the role {role.strip()!r} is given twice")
+        roles[role.strip()] = url.strip()
+    return roles
 
 
 #: Real seconds between two tries to open the registries of a component whose database is away at start.
@@ -73,7 +88,7 @@ async def run_component(options: RunOptions) -> int:
                     clock=clock, root=root,
                     initial_state=options.state, override=options.override, config_root=options.config_dir,
                     site=options.site, log_level=logging.getLevelNamesMapping()[options.log_level.upper()],
-                    max_payload_bytes=options.max_payload_bytes,
+                    max_payload_bytes=options.max_payload_bytes, devices=device_roles(options.devices),
                 )  # fmt: skip
                 break
             except DatabaseUnavailableError as exc:

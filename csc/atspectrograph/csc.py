@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from obsq.csc.atspectrograph.model import SpectrographDriver, WheelDriver
 from obsq.csc.component import BaseCsc, Command
-from obsq.csc.core.errors import ExpectedError
+from obsq.csc.core.errors import DeviceError, DeviceTimeoutError, ExpectedError
 from obsq.csc.core.states import State
 
 #: Fault code when a wheel does not arrive within change_timeout.
 WHEEL_STUCK = 10
+#: Fault code when a wheel's device refuses, fails or does not answer a call.
+WHEEL_DEVICE_FAILED = 11
 
 
 def target_name(data: dict[str, Any], wheel: WheelDriver, field: str) -> str:
@@ -40,10 +42,21 @@ class ATSpectrographCsc(BaseCsc):
         self.register_command("homeWheels", self._do_home)
 
     async def configure(self, config: dict[str, Any]) -> None:
-        self.driver.configure(
-            config["filters"], config["dispersers"], config["seconds_per_slot"], config["settle_time"]
-        )
+        try:
+            await self.driver.configure(
+                config["filters"], config["dispersers"], config["seconds_per_slot"], config["settle_time"]
+            )
+        except DeviceError as exc:
+            report = f"the wheels could not be reached: {exc}"
+            await self.fault(WHEEL_DEVICE_FAILED, report)
+            raise ExpectedError(report) from None
         self.change_timeout_s = config["change_timeout"]
+        for wheel, asked in ((self.driver.filter_wheel, "filters"), (self.driver.disperser_wheel, "dispersers")):
+            if wheel.names != config[asked]:  # a real wheel names its own slots: its names are the ones used
+                self.log.warning(
+                    "wheel_names_from_device", wheel=wheel.kind, device=wheel.device,
+                    device_names=",".join(wheel.names), configured=",".join(config[asked]),
+                )  # fmt: skip
 
     async def handle_summary_state(self) -> None:
         if self.summary_state in (State.DISABLED, State.ENABLED):
@@ -58,24 +71,30 @@ class ATSpectrographCsc(BaseCsc):
             await self._publish(self.driver.disperser_wheel, "Disperser")
 
     async def _publish(self, wheel: WheelDriver, which: str) -> None:
-        now = self.clock.tai()
-        slot, name = wheel.position(now)
+        slot, name = wheel.position()
         await self.publish_event(f"reported{which}Position", {"slot": slot, "name": name})
-        await self.publish_event(f"{which.lower()}InPosition", {"inPosition": wheel.in_position(now)})
+        await self.publish_event(f"{which.lower()}InPosition", {"inPosition": slot >= 0})
 
     async def _change(self, command: Command, wheel: WheelDriver, which: str) -> str:
         name = target_name(command.data, wheel, which.lower())
-        arrives = wheel.start_move(name, self.clock.tai())
-        wait = min(arrives - self.clock.tai(), self.change_timeout_s)
+        wheel.slot_of(name)  # an unknown name is refused here, with the wheel where it is
         await command.in_progress(self.change_timeout_s + 1, f"moving {wheel.kind} wheel to {name}")
-        await self._publish(wheel, which)
-        await self.clock.sleep(max(0.0, wait))
-        if not wheel.in_position(self.clock.tai()):
+        await self.publish_event(f"{which.lower()}InPosition", {"inPosition": False})
+        try:
+            await wheel.move(name, self.change_timeout_s)
+        except DeviceTimeoutError:
             report = f"the {wheel.kind} wheel did not reach {name} within {self.change_timeout_s:g} s: stuck"
-            await self.fault(WHEEL_STUCK, report)
-            raise ExpectedError(report)
+            await self._fail(wheel, which, WHEEL_STUCK, report)
+        except DeviceError as exc:
+            report = f"the {wheel.kind} wheel failed moving to {name}: {exc}"
+            await self._fail(wheel, which, WHEEL_DEVICE_FAILED, report)
         await self._publish(wheel, which)
         return f"{wheel.kind} {name} in position"
+
+    async def _fail(self, wheel: WheelDriver, which: str, code: int, report: str) -> NoReturn:
+        await self._publish(wheel, which)
+        await self.fault(code, report)
+        raise ExpectedError(report)
 
     async def _do_change_filter(self, command: Command) -> str:
         return await self._change(command, self.driver.filter_wheel, "Filter")
@@ -88,3 +107,7 @@ class ATSpectrographCsc(BaseCsc):
             command.data = {"name": wheel.names[0], which.lower(): 0}
             await self._change(command, wheel, which)
         return "wheels homed"
+
+    async def _publish_goodbye(self) -> None:
+        await self.driver.close()
+        await super()._publish_goodbye()

@@ -60,24 +60,31 @@ class Wheel:
 
 
 class WheelDriver(Protocol):
-    """One wheel as the service uses it."""
+    """One wheel as the service uses it: awaited, whatever drives it (the Wheel model, a real device).
+
+    `move` returns when the wheel reports it is in position, and raises DeviceTimeoutError if it
+    is not within `timeout_s` (the driver's clock: simulated for the simulator, real for a
+    device), DeviceError if the device refuses or fails. `position` is the last one known.
+    """
 
     kind: str
-    names: list[str]
+    #: What drives it, for messages: "simulated", or the device's address.
+    device: str
+
+    @property
+    def names(self) -> list[str]: ...
 
     def slot_of(self, name: str) -> int: ...
 
-    def start_move(self, name: str, now: float) -> float:
-        """Start moving to `name`; when it should be in position (TAI s)."""
+    async def move(self, name: str, timeout_s: float) -> None: ...
+
+    def position(self) -> tuple[int, str]:
+        """(slot, name) at rest, (-1, '') while moving."""
         ...
-
-    def in_position(self, now: float) -> bool: ...
-
-    def position(self, now: float) -> tuple[int, str]: ...
 
 
 class SpectrographDriver(Protocol):
-    """The filter and disperser wheels as the service uses them (sim.py simulates them)."""
+    """The filter and disperser wheels as the service uses them (sim.py simulates them; alpaca.py drives devices)."""
 
     @property
     def filter_wheel(self) -> WheelDriver: ...
@@ -85,6 +92,12 @@ class SpectrographDriver(Protocol):
     @property
     def disperser_wheel(self) -> WheelDriver: ...
 
-    def configure(self, filters: list[str], dispersers: list[str], seconds_per_slot: float, settle_s: float) -> None:
-        """Install the named slots (a new configuration rebuilds the wheels)."""
+    async def configure(
+        self, filters: list[str], dispersers: list[str], seconds_per_slot: float, settle_s: float
+    ) -> None:
+        """Connect, and install the named slots where the wheel is simulated (a real wheel names its own)."""
+        ...
+
+    async def close(self) -> None:
+        """Let go of the devices (the service is leaving)."""
         ...

@@ -25,6 +25,11 @@ def add(sub: Subparsers) -> None:
     q = actions.add_parser("run", help="run one component", description="Run one component until Ctrl-C/exitControl.")
     q.add_argument("component", metavar="NAME[:INDEX]", help="component, e.g. Test:1")
     q.add_argument("--simulate", action="store_true", help="use simulated hardware")
+    q.add_argument(
+        "--device", action="append", default=[], metavar="ROLE=URL",
+        help="a real device the component drives, repeatable (ATSpectrograph: filter=alpaca://HOST:PORT/filterwheel/0"
+        " and disperser=alpaca://HOST:PORT/filterwheel/1); runs at --speed 1",
+    )  # fmt: skip
     q.add_argument("--speed", type=positive_float, default=1.0, help="clock speed (600 runs a 900 s warm-up in 1.5 s)")
     q.add_argument("--state", choices=("standby", "disabled", "enabled"), default="standby", help="initial state")
     q.add_argument("--override", default="", help="configuration override file for an initial start")
@@ -93,6 +98,6 @@ def run(args: argparse.Namespace) -> int:
     options = RunOptions(
         link, args.component, args.simulate, args.speed, State[args.state.upper()], args.override,
         args.config_dir, args.site, args.log_level, args.data, args.inject, float(epoch) if epoch is not None else None,
-        args.max_payload_bytes, args.database, script_credentials,
+        args.max_payload_bytes, args.database, script_credentials, args.device,
     )  # fmt: skip
     return run_async(run_component(options))

@@ -19,6 +19,18 @@ class ValidationError(ExpectedError):
     """A payload, configuration or file broke its schema; the message names the field and rule."""
 
 
+class DeviceError(ExpectedError):
+    """A real device refused, failed or did not answer a call; the message names the device and the call.
+
+    A driver raises it (or a subclass); the service goes FAULT with its message, and the command
+    that asked fails with it.
+    """
+
+
+class DeviceTimeoutError(DeviceError):
+    """A device did not finish what it was asked in its time (a stuck wheel, a slew that never ends)."""
+
+
 class DecodeError(ObsqError):
     """A message could not be decoded (not JSON, not an object, too large, bad private fields)."""
 

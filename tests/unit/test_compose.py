@@ -8,10 +8,12 @@ import pytest
 
 from obsq.csc.atdome.csc import ATDomeCsc
 from obsq.csc.atdome.sim import SimDome
+from obsq.csc.atspectrograph.alpaca import AlpacaSpectrograph
+from obsq.csc.atspectrograph.csc import ATSpectrographCsc
 from obsq.csc.atwhitelight.csc import ATWhiteLightCsc
 from obsq.csc.build import HARDWARE
 from obsq.csc.bus.memory import MemoryBroker
-from obsq.csc.clock import ManualClock
+from obsq.csc.clock import LoopClock, ManualClock
 from obsq.csc.compose import CompositionError, build_component
 from obsq.csc.injections import injections_for
 
@@ -40,10 +42,48 @@ def test_refusals_name_the_problem() -> None:
         build("ATDome", ["dome-wobble"])
     with pytest.raises(CompositionError, match="injection 'dome-drift' is for ATDome, not ATCamera"):
         build("ATCamera", ["dome-drift"])
-    with pytest.raises(
-        CompositionError, match="ATMCS has only a simulated driver in this build: run it with --simulate"
-    ):
+    with pytest.raises(CompositionError, match=r"ATMCS: run it with --simulate$"):
         build("ATMCS", [], simulate=False)
+    with pytest.raises(
+        CompositionError, match=r"ATSpectrograph: run it with --simulate, or name its devices: --device filter="
+    ):
+        build("ATSpectrograph", [], simulate=False)
+
+
+WHEELS = {"filter": "alpaca://127.0.0.1:11111/filterwheel/0", "disperser": "alpaca://127.0.0.1:11111/filterwheel/1"}
+
+
+def with_devices(name: str, devices: dict[str, str], *, inject: tuple[str, ...] = (), speed: float = 1.0) -> object:
+    return build_component(
+        name, index=0, simulate=False, inject=list(inject), data_dir=Path("unused"), bus=MemoryBroker().client(),
+        clock=LoopClock(speed), devices=devices,
+    )  # fmt: skip
+
+
+def test_a_component_on_real_devices_is_built_with_its_alpaca_driver() -> None:
+    spectrograph = with_devices("ATSpectrograph", WHEELS)
+    assert isinstance(spectrograph, ATSpectrographCsc)
+    assert isinstance(spectrograph.driver, AlpacaSpectrograph)
+    assert spectrograph.driver.filter_wheel.device == WHEELS["filter"]
+
+
+@pytest.mark.parametrize(
+    ("name", "devices", "extra", "match"),
+    [
+        ("ATMCS", {"mount": "alpaca://h/telescope/0"}, {}, "ATMCS has no driver for real devices in this build"),
+        ("ATSpectrograph", {"filter": WHEELS["filter"]}, {}, "takes the roles filter, disperser; missing: disperser"),
+        ("ATSpectrograph", {**WHEELS, "lens": "x"}, {}, "unknown: lens"),
+        ("ATSpectrograph", WHEELS, {"speed": 600.0}, "a real device runs in real time: --speed 1, not 600"),
+        ("ATSpectrograph", WHEELS, {"inject": ("filter-stuck",)}, r"fault injection \(--inject\) is for simulated"),
+        ("ATSpectrograph", {**WHEELS, "disperser": "alpaca://h/camera/0"}, {},
+         "ATSpectrograph --device disperser: 'alpaca://h/camera/0' is a camera, not a filterwheel"),
+    ],
+)  # fmt: skip
+def test_real_devices_are_refused_at_the_door_naming_the_rule(
+    name: str, devices: dict[str, str], extra: dict[str, object], match: str
+) -> None:
+    with pytest.raises(CompositionError, match=match):
+        with_devices(name, devices, **extra)  # type: ignore[arg-type]
 
 
 def test_up_hands_each_component_its_own_injections() -> None:

@@ -312,7 +312,7 @@ async def run_block(block: str, broker: MemoryBroker, clock: ManualClock, root: 
     common = {"clock": clock, "root": root, "initial_state": State.ENABLED, "heartbeat_s": HEARTBEAT_S}
     camera = CameraDouble(bus=broker.client("camera"), **common)
     reduction = ReductionDouble(bus=broker.client("ocps"), **common)
-    spectrograph = ATSpectrographCsc(driver=SimSpectrograph(), bus=broker.client("spectrograph"), **common)
+    spectrograph = ATSpectrographCsc(driver=SimSpectrograph(clock), bus=broker.client("spectrograph"), **common)
     async with contextlib.AsyncExitStack() as stack:
         for csc in (camera, reduction, spectrograph):
             await csc.bus.start()
@@ -349,7 +349,7 @@ async def test_block_295_runs_through_the_queue_with_the_in_process_runner() -> 
         "cpFlatLevel": 5, "cpBias": 5, "cpVerifyBias": 5, "cpDark": 5, "cpVerifyDark": 5, "cpFlat": 5,
         "cpVerifyFlat": 5, "certify": 15, "cpVerifyCounts": 5,
     }  # fmt: skip
-    assert spectrograph.driver.filter_wheel.names[spectrograph.driver.filter_wheel.slot] == "SDSSr_65mm"  # the PTC's
+    assert spectrograph.driver.filter_wheel.position()[1] == "SDSSr_65mm"  # the PTC's
 
 
 async def test_a_script_that_leaves_the_top_loses_its_group_id(queue: Queue) -> None:

@@ -25,7 +25,7 @@ def dome(**kwargs: Any) -> ATDomeCsc:
 
 
 def spectrograph(**kwargs: Any) -> ATSpectrographCsc:
-    return ATSpectrographCsc(driver=SimSpectrograph(), simulation_mode=1, **kwargs)
+    return ATSpectrographCsc(driver=SimSpectrograph(kwargs["clock"]), simulation_mode=1, **kwargs)
 
 
 def mount(**kwargs: Any) -> ATMCSCsc:
