@@ -229,13 +229,8 @@ class BaseComponent:
         return task
 
     @contextlib.asynccontextmanager
-    async def keep_alive(
-        self, command: Command, describe: Callable[[], str], *, quiet_s: float = 0.0
-    ) -> AsyncIterator[None]:
+    async def keep_alive(self, command: Command, describe: Callable[[], str]) -> AsyncIterator[None]:
         """While the body runs, INPROGRESS every KEEPALIVE_S real seconds (`describe()` its text).
-
-        The first is sent at once, or after `quiet_s` real seconds for work that is usually quick
-        (a table row), so that the usual answer keeps its usual acks.
 
         For work whose time is real and cannot be predicted (starting processes, writing files):
         the caller's deadline moves on while this component says it is still at it, so a busy
@@ -247,9 +242,6 @@ class BaseComponent:
 
         async def beat() -> None:
             # ends at `done` even if a cancellation is lost (Python 3.11's asyncio.wait_for in aiomqtt's publish)
-            if quiet_s > 0:
-                with contextlib.suppress(TimeoutError):
-                    await wall.wait_for(done.wait(), quiet_s)
             while not done.is_set():
                 await command.working(PROGRESS_S, describe())
                 with contextlib.suppress(TimeoutError):

@@ -41,9 +41,6 @@ WORKER_RESPAWN_DELAY_S = 5.0
 MAX_JOB_ATTEMPTS = 3
 #: Real seconds between two tries to reach a job table that is away.
 DISPATCH_RETRY_S = 2.0
-# Real seconds a job-table command (execute, showJob) may take before its caller hears INPROGRESS:
-# a row is written in milliseconds, but a database outage is waited out (up to minutes).
-TABLE_QUIET_S = 5.0
 
 
 @dataclass
@@ -92,7 +89,7 @@ class OCPSCsc(BaseCsc):
             config |= {"registry": self.registries.acquired, "jobs": self.registries.jobs}
         pipeline = command.data["pipeline"]
         # the job table may wait out a database outage (up to minutes): the caller hears INPROGRESS meanwhile
-        adding = self.keep_alive(command, lambda: f"adding a {pipeline} job (the job table)", quiet_s=TABLE_QUIET_S)
+        adding = self.keep_alive(command, lambda: f"adding a {pipeline} job (the job table)")
         async with adding, self._adding:  # one at a time: a job's number is the table's largest plus one
             job = await self.clock.to_thread(self.store.add, pipeline, config, wall_tai())
         await command.in_progress(ACCEPT_TIMEOUT_S, result=job.id)
@@ -102,7 +99,7 @@ class OCPSCsc(BaseCsc):
 
     async def _do_show_job(self, command: Command) -> str:
         job_id = command.data["job_id"]
-        reading = self.keep_alive(command, lambda: f"reading job {job_id[:64]} (the job table)", quiet_s=TABLE_QUIET_S)
+        reading = self.keep_alive(command, lambda: f"reading job {job_id[:64]} (the job table)")
         try:
             async with reading:
                 job = await self.clock.to_thread(self.store.get, job_id)

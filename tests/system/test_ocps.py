@@ -59,8 +59,8 @@ async def result_of(rig: Rig, job_id: str, timeout_s: float = 60.0) -> dict[str,
 async def execute(rig: Rig, pipeline: str, config: dict[str, Any]) -> str:
     acks: list[Any] = []
     ack = await rig.remote.command("execute", {"pipeline": pipeline, "config": json.dumps(config)}, on_ack=acks.append)
-    assert acks[0].ack.name == "INPROGRESS"
-    assert acks[0].result == ack.result
+    assert acks[0].ack.name == "INPROGRESS"  # at once: the job table is being written
+    assert [a.result for a in acks if a.ack.name == "INPROGRESS"][-1] == ack.result  # then the job id
     return ack.result
 
 
