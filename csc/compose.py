@@ -120,20 +120,42 @@ def _scheduler(registries: Registries, kw: dict[str, Any]) -> BaseCsc:
                         **kw)  # fmt: skip
 
 
-def _alpaca_spectrograph(devices: Mapping[str, str], kw: dict[str, Any]) -> BaseCsc:
-    from obsq.csc.alpaca.address import parse_address
-    from obsq.csc.atspectrograph.alpaca import AlpacaSpectrograph
+def _device_spectrograph(devices: Mapping[str, str], kw: dict[str, Any]) -> BaseCsc:
     from obsq.csc.atspectrograph.csc import ATSpectrographCsc
+    from obsq.csc.atspectrograph.devices import DeviceSpectrograph
 
-    filters = parse_address(devices["filter"], expect="filterwheel", what="ATSpectrograph --device filter")
-    gratings = parse_address(devices["disperser"], expect="filterwheel", what="ATSpectrograph --device disperser")
-    return ATSpectrographCsc(driver=AlpacaSpectrograph(filters, gratings, kw["clock"]), **kw)
+    links: dict[tuple[str, int], Any] = {}  # one connection to each INDI server, shared by its devices
+    wheels = [_device_wheel(role, devices[role], kw["clock"], links) for role in ("filter", "disperser")]
+    return ATSpectrographCsc(driver=DeviceSpectrograph(*wheels), **kw)
+
+
+def _device_wheel(role: str, url: str, clock: Any, links: dict[tuple[str, int], Any]) -> Any:
+    """A wheel driver for `url`, by its scheme: alpaca:// or indi://."""
+    what = f"ATSpectrograph --device {role}"
+    kind = "filter" if role == "filter" else "disperser"
+    if url.startswith("indi://"):
+        from obsq.csc.atspectrograph.indi import IndiWheel
+        from obsq.csc.indi.address import parse_address as parse_indi
+        from obsq.csc.indi.client import IndiConnection
+
+        address = parse_indi(url, what=what)
+        key = (address.host, address.port)
+        links.setdefault(key, IndiConnection(address.host, address.port, clock))
+        return IndiWheel(kind, links[key], address.device)
+    from obsq.csc.alpaca.address import parse_address
+    from obsq.csc.atspectrograph.alpaca import AlpacaWheel
+
+    if not url.startswith("alpaca://"):
+        raise CompositionError(
+            f"{what}: {url!r} is neither alpaca://host:port/filterwheel/N nor indi://host:port/Device"
+        )
+    return AlpacaWheel(kind, parse_address(url, expect="filterwheel", what=what), clock)
 
 
 #: The components that drive real devices, the devices each needs (by role), and how it is built.
 DEVICE_ROLES: dict[str, tuple[str, ...]] = {"ATSpectrograph": ("filter", "disperser")}
 _DEVICE_BUILDERS: dict[str, Callable[[Mapping[str, str], dict[str, Any]], BaseCsc]] = {
-    "ATSpectrograph": _alpaca_spectrograph,
+    "ATSpectrograph": _device_spectrograph,
 }
 
 
@@ -165,7 +187,7 @@ def _real_component(
     """`name` on its real devices; CompositionError naming what is missing or wrong."""
     if not devices:
         roles = DEVICE_ROLES.get(name, ())
-        real = " ".join(f"--device {r}=alpaca://HOST:PORT/..." for r in roles)
+        real = " ".join(f"--device {r}=alpaca://HOST:PORT/... (or indi://HOST:PORT/DEVICE)" for r in roles)
         raise CompositionError(f"{name}: run it with --simulate" + (f", or name its devices: {real}" if real else ""))
     _check_devices(name, devices, simulate=simulate, inject=inject, speed=kw["clock"].speed)
     try:

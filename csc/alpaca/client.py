@@ -24,7 +24,7 @@ import numpy.typing as npt
 from obsq.csc.alpaca.address import AlpacaAddress
 from obsq.csc.alpaca.imagebytes import DeviceReportedError, ImageBytesError, decode
 from obsq.csc.alpaca.protocol import AlpacaError, read_answer
-from obsq.csc.core.errors import DeviceError
+from obsq.csc.core.errors import DeviceUnreachableError
 
 #: Real seconds to wait for a device's answer to one call.
 CALL_TIMEOUT_S = 10.0
@@ -36,10 +36,6 @@ IMAGE_STALL_S = 30.0
 MAX_BODY_BYTES = 2**30 + 4096
 #: The largest JSON answer read (a name list, a value).
 MAX_JSON_BYTES = 1 << 20
-
-
-class DeviceUnreachableError(DeviceError):
-    """The device's server did not answer a call (refused, timed out, or dropped the connection)."""
 
 
 class AlpacaDevice:

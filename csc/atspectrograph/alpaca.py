@@ -1,4 +1,4 @@
-"""The spectrograph's wheels on real devices: two ASCOM Alpaca FilterWheels (issue 24).
+"""The spectrograph's wheels on ASCOM Alpaca FilterWheels (issue 24).
 
 A real wheel names its own slots (`names`, read when the service starts) and moves at its own
 speed: `move` asks for the slot (PUT position) and polls the position, which is -1 while the
@@ -25,8 +25,17 @@ MAX_SLOTS = 64
 class AlpacaWheel:
     """One Alpaca FilterWheel as a WheelDriver."""
 
-    def __init__(self, kind: str, device: AlpacaDevice, clock: Clock, *, poll_s: float = POLL_S) -> None:
+    def __init__(
+        self,
+        kind: str,
+        address: AlpacaAddress,
+        clock: Clock,
+        *,
+        call_timeout_s: float = CALL_TIMEOUT_S,
+        poll_s: float = POLL_S,
+    ) -> None:
         self.kind = kind
+        device = AlpacaDevice(address, call_timeout_s=call_timeout_s)
         self.alpaca = device
         self.device = str(device.address)
         self.clock = clock.unscaled()
@@ -66,50 +75,15 @@ class AlpacaWheel:
     def position(self) -> tuple[int, str]:
         return self._position
 
+    async def close(self) -> None:
+        await self.alpaca.close()
+
     async def _read_position(self) -> int:
         slot = await self.alpaca.get("position")
         if not isinstance(slot, int) or isinstance(slot, bool) or not -1 <= slot < len(self._names):
             raise DeviceError(f"{self.device} GET position: {slot!r} is not -1 or a slot of {len(self._names)}")
         self._position = (slot, self._names[slot]) if slot >= 0 else (-1, "")
         return slot
-
-
-class AlpacaSpectrograph:
-    """LATISS's filter and disperser wheels as two Alpaca FilterWheels."""
-
-    def __init__(
-        self,
-        filter_address: AlpacaAddress,
-        disperser_address: AlpacaAddress,
-        clock: Clock,
-        *,
-        call_timeout_s: float = CALL_TIMEOUT_S,
-        poll_s: float = POLL_S,
-    ) -> None:
-        def wheel(kind: str, address: AlpacaAddress) -> AlpacaWheel:
-            return AlpacaWheel(kind, AlpacaDevice(address, call_timeout_s=call_timeout_s), clock, poll_s=poll_s)
-
-        self._filter = wheel("filter", filter_address)
-        self._disperser = wheel("disperser", disperser_address)
-
-    @property
-    def filter_wheel(self) -> AlpacaWheel:
-        return self._filter
-
-    @property
-    def disperser_wheel(self) -> AlpacaWheel:
-        return self._disperser
-
-    async def configure(
-        self, filters: list[str], dispersers: list[str], seconds_per_slot: float, settle_s: float
-    ) -> None:
-        """Connect both wheels; the slot names and times are the devices' own (the arguments are the simulator's)."""
-        await self._filter.connect()
-        await self._disperser.connect()
-
-    async def close(self) -> None:
-        await self._filter.alpaca.close()
-        await self._disperser.alpaca.close()
 
 
 def _slot_names(value: Any, device: str) -> list[str]:

@@ -31,6 +31,10 @@ class DeviceTimeoutError(DeviceError):
     """A device did not finish what it was asked in its time (a stuck wheel, a slew that never ends)."""
 
 
+class DeviceUnreachableError(DeviceError):
+    """A device's server did not answer (refused, timed out, or dropped the connection)."""
+
+
 class DecodeError(ObsqError):
     """A message could not be decoded (not JSON, not an object, too large, bad private fields)."""
 

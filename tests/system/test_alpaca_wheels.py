@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from obsq.csc.alpaca.address import parse_address
-from obsq.csc.atspectrograph.alpaca import AlpacaSpectrograph
+from obsq.csc.atspectrograph.alpaca import AlpacaWheel
 from obsq.csc.atspectrograph.csc import WHEEL_DEVICE_FAILED, ATSpectrographCsc
+from obsq.csc.atspectrograph.devices import DeviceSpectrograph
 from obsq.csc.bus.brokers import MosquittoProcess
 from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import LoopClock
@@ -62,8 +63,9 @@ class Site:
 @pytest.fixture
 async def site(sims: AlpacaSimulators) -> AsyncIterator[Site]:
     clock = LoopClock()
-    driver = AlpacaSpectrograph(
-        parse_address(sims.url("filterwheel", 0)), parse_address(sims.url("filterwheel", 1)), clock, call_timeout_s=2.0
+    driver = DeviceSpectrograph(
+        AlpacaWheel("filter", parse_address(sims.url("filterwheel", 0)), clock, call_timeout_s=2.0),
+        AlpacaWheel("disperser", parse_address(sims.url("filterwheel", 1)), clock, call_timeout_s=2.0),
     )
     broker, root = MemoryBroker(), unique_root()
     csc = ATSpectrographCsc(driver=driver, bus=broker.client("csc"), clock=clock, root=root)

@@ -8,8 +8,10 @@ import pytest
 
 from obsq.csc.atdome.csc import ATDomeCsc
 from obsq.csc.atdome.sim import SimDome
-from obsq.csc.atspectrograph.alpaca import AlpacaSpectrograph
+from obsq.csc.atspectrograph.alpaca import AlpacaWheel
 from obsq.csc.atspectrograph.csc import ATSpectrographCsc
+from obsq.csc.atspectrograph.devices import DeviceSpectrograph
+from obsq.csc.atspectrograph.indi import IndiWheel
 from obsq.csc.atwhitelight.csc import ATWhiteLightCsc
 from obsq.csc.build import HARDWARE
 from obsq.csc.bus.memory import MemoryBroker
@@ -63,8 +65,13 @@ def with_devices(name: str, devices: dict[str, str], *, inject: tuple[str, ...] 
 def test_a_component_on_real_devices_is_built_with_its_alpaca_driver() -> None:
     spectrograph = with_devices("ATSpectrograph", WHEELS)
     assert isinstance(spectrograph, ATSpectrographCsc)
-    assert isinstance(spectrograph.driver, AlpacaSpectrograph)
+    assert isinstance(spectrograph.driver, DeviceSpectrograph)
+    assert isinstance(spectrograph.driver.filter_wheel, AlpacaWheel)
     assert spectrograph.driver.filter_wheel.device == WHEELS["filter"]
+    mixed = with_devices("ATSpectrograph", {**WHEELS, "disperser": "indi://127.0.0.1/Filter Simulator"})
+    assert isinstance(mixed, ATSpectrographCsc)
+    assert isinstance(mixed.driver.disperser_wheel, IndiWheel)
+    assert mixed.driver.disperser_wheel.device == "indi://127.0.0.1:7624/Filter Simulator"
 
 
 @pytest.mark.parametrize(
@@ -77,6 +84,8 @@ def test_a_component_on_real_devices_is_built_with_its_alpaca_driver() -> None:
         ("ATSpectrograph", WHEELS, {"inject": ("filter-stuck",)}, r"fault injection \(--inject\) is for simulated"),
         ("ATSpectrograph", {**WHEELS, "disperser": "alpaca://h/camera/0"}, {},
          "ATSpectrograph --device disperser: 'alpaca://h/camera/0' is a camera, not a filterwheel"),
+        ("ATSpectrograph", {**WHEELS, "filter": "indi://h:7624/"}, {}, "'indi://h:7624/' names no device"),
+        ("ATSpectrograph", {**WHEELS, "filter": "ascom:wheel"}, {}, "is neither alpaca://host:port/filterwheel/N"),
     ],
 )  # fmt: skip
 def test_real_devices_are_refused_at_the_door_naming_the_rule(
