@@ -75,7 +75,7 @@ def _camera(kw: dict[str, Any], registries: Registries) -> tuple[BaseCsc, Any]:
     from obsq.csc.atcamera.csc import ATCameraCsc
     from obsq.csc.atcamera.sim import BusObservatory, SimCamera
 
-    driver = SimCamera(BusObservatory(kw["bus"], kw["clock"], kw.get("root", "obsq")))
+    driver = SimCamera(BusObservatory(kw["bus"], kw["clock"], kw.get("root", "obsq")), kw["clock"])
     return ATCameraCsc(driver=driver, data_dir=registries.data_dir, registry=registries.acquired, **kw), driver
 
 
@@ -120,7 +120,9 @@ def _scheduler(registries: Registries, kw: dict[str, Any]) -> BaseCsc:
                         **kw)  # fmt: skip
 
 
-def _device_spectrograph(devices: Mapping[str, str], kw: dict[str, Any]) -> BaseCsc:
+def _device_spectrograph(
+    devices: Mapping[str, str], kw: dict[str, Any], registries: Callable[[], Registries]
+) -> BaseCsc:
     from obsq.csc.atspectrograph.csc import ATSpectrographCsc
     from obsq.csc.atspectrograph.devices import DeviceSpectrograph
 
@@ -152,10 +154,26 @@ def _device_wheel(role: str, url: str, clock: Any, links: dict[tuple[str, int], 
     return AlpacaWheel(kind, parse_address(url, expect="filterwheel", what=what), clock)
 
 
+def _device_camera(devices: Mapping[str, str], kw: dict[str, Any], registries: Callable[[], Registries]) -> BaseCsc:
+    from obsq.csc.alpaca.address import parse_address
+    from obsq.csc.atcamera.alpaca import AlpacaCamera
+    from obsq.csc.atcamera.csc import ATCameraCsc
+    from obsq.csc.atcamera.sim import BusObservatory
+
+    url = devices["camera"]
+    if not url.startswith("alpaca://"):
+        raise CompositionError(f"ATCamera --device camera: {url!r}: a camera is driven over Alpaca in this build")
+    address = parse_address(url, expect="camera", what="ATCamera --device camera")
+    found = registries()
+    driver = AlpacaCamera(address, BusObservatory(kw["bus"], kw["clock"], kw.get("root", "obsq")), kw["clock"])
+    return ATCameraCsc(driver=driver, data_dir=found.data_dir, registry=found.acquired, **kw)
+
+
 #: The components that drive real devices, the devices each needs (by role), and how it is built.
-DEVICE_ROLES: dict[str, tuple[str, ...]] = {"ATSpectrograph": ("filter", "disperser")}
-_DEVICE_BUILDERS: dict[str, Callable[[Mapping[str, str], dict[str, Any]], BaseCsc]] = {
+DEVICE_ROLES: dict[str, tuple[str, ...]] = {"ATSpectrograph": ("filter", "disperser"), "ATCamera": ("camera",)}
+_DEVICE_BUILDERS: dict[str, Callable[[Mapping[str, str], dict[str, Any], Callable[[], Registries]], BaseCsc]] = {
     "ATSpectrograph": _device_spectrograph,
+    "ATCamera": _device_camera,
 }
 
 
@@ -182,7 +200,13 @@ def _check_devices(name: str, devices: Mapping[str, str], *, simulate: bool, inj
 
 
 def _real_component(
-    name: str, devices: Mapping[str, str], *, simulate: bool, inject: list[str], kw: dict[str, Any]
+    name: str,
+    devices: Mapping[str, str],
+    *,
+    simulate: bool,
+    inject: list[str],
+    kw: dict[str, Any],
+    registries: Callable[[], Registries],
 ) -> BaseCsc:
     """`name` on its real devices; CompositionError naming what is missing or wrong."""
     if not devices:
@@ -191,7 +215,7 @@ def _real_component(
         raise CompositionError(f"{name}: run it with --simulate" + (f", or name its devices: {real}" if real else ""))
     _check_devices(name, devices, simulate=simulate, inject=inject, speed=kw["clock"].speed)
     try:
-        return _DEVICE_BUILDERS[name](devices, {"simulation_mode": 0, **kw})
+        return _DEVICE_BUILDERS[name](devices, {"simulation_mode": 0, **kw}, registries)
     except ValidationError as exc:
         raise CompositionError(str(exc)) from None
 
@@ -224,8 +248,16 @@ def build_component(
     Its registries are SQLite files in `data_dir`, or tables in `database` (a URL) if one is given.
     `devices` names its real devices by role (`{"filter": "alpaca://host:port/filterwheel/0", ...}`).
     """
+
+    def open_registries() -> Registries:
+        try:
+            return Registries.at(data_dir, database)
+        except DatabaseError as exc:
+            raise CompositionError(f"--database: {exc}") from None
+
     if devices or (name in HARDWARE and not simulate):
-        return _real_component(name, devices or {}, simulate=simulate, inject=inject, kw={"index": index, **kwargs})
+        return _real_component(name, devices or {}, simulate=simulate, inject=inject, kw={"index": index, **kwargs},
+                               registries=open_registries)  # fmt: skip
     try:
         injections = parse_injections(inject)
     except InjectionError as exc:
@@ -235,10 +267,7 @@ def build_component(
         raise CompositionError(f"injection {wrong[0]!r} is for {INJECTIONS[wrong[0]].component}, not {name}")
     if name not in RUNNABLE:
         raise CompositionError(f"no component service for {name!r} in this build; runnable: {', '.join(RUNNABLE)}")
-    try:
-        registries = Registries.at(data_dir, database)
-    except DatabaseError as exc:
-        raise CompositionError(f"--database: {exc}") from None
+    registries = open_registries()
     mode = 1 if simulate else 0
     driver: Any = None
     if name == "ATCamera":

@@ -2,9 +2,10 @@
 
 A sequence begins with notReadyToTakeImage and ends with readyToTakeImage. Each exposure
 publishes, as Rubin's camera does: startIntegration, startShutterOpen and endShutterOpen (with
-the shutter), waits its exposure time on the clock, startShutterClose and endShutterClose,
-endTakeImage, startReadout and imageReadoutParameters; waits the readout time, then (in a
-worker thread, so the event loop never blocks) simulates the pixels, writes the FITS file
+the shutter), awaits the driver's integration (the simulator waits the exposure time on the
+clock; a device is polled), startShutterClose and endShutterClose, endTakeImage, startReadout
+and imageReadoutParameters; awaits the driver's frame (the simulator's pixels are made in a
+worker thread, a device's are downloaded), then writes the FITS file
 atomically under `{data}/raw/{DAYOBS}/{OBSID}.fits` and records it in
 `{data}/registry.sqlite3` (or the site's database); endReadout, imageStored,
 largeFileObjectAvailable and endOfImageTelemetry follow once the file is in place.
@@ -20,16 +21,17 @@ from typing import Any
 from obsq.csc import __version__
 from obsq.csc.acquired import AcquiredImage, AcquiredImages
 from obsq.csc.atcamera.fits import build_hdus, write_atomic
-from obsq.csc.atcamera.illumination import CameraDriver, ObservatoryState, flat_flux_e_s
-from obsq.csc.atcamera.model import DetectorModel
+from obsq.csc.atcamera.illumination import CameraDriver, Frame, ObservatoryState
 from obsq.csc.clock import TAI_MINUS_UTC_S, day_obs, perf_counter
 from obsq.csc.component import BaseCsc, Command
-from obsq.csc.core.errors import ExpectedError
+from obsq.csc.core.errors import DeviceError, ExpectedError
 from obsq.csc.core.images import IMAGE_TYPES
 from obsq.csc.core.states import State
 
 #: Fault code of a failed readout.
 READOUT_ERROR = 1
+#: Fault code of a camera device that refused, failed or did not answer.
+CAMERA_DEVICE_FAILED = 2
 #: Rubin's ATCamera.CCDType of LATISS's sensor.
 CCD_TYPE_ITL = 2
 
@@ -123,15 +125,17 @@ class Exposure:
     darktime_s: float = 0.0
 
 
-def primary_header(exposure: Exposure, state: ObservatoryState, detector: DetectorModel) -> dict[str, Any]:
+def primary_header(exposure: Exposure, state: ObservatoryState, camera: dict[str, Any]) -> dict[str, Any]:
+    """The exposure's keywords, then what the camera says of itself (`Frame.keywords`).
+
+    The camera's keywords may not replace the exposure's, except ORIGIN (a simulated camera says so).
+    """
     request = exposure.request
     start = tai_to_utc(exposure.start_tai)
-    ny, nx = detector.geometry.detector_shape
-    return {
+    exposure_keywords = {
         "TELESCOP": "AuxTel",
         "INSTRUME": "LATISS",
-        "ORIGIN": f"obsq {__version__} (simulated)",
-        "DETSIZE": f"[1:{nx},1:{ny}]",
+        "ORIGIN": f"obsq {__version__}",
         "OBSID": exposure.obsid,
         "DAYOBS": exposure.dayobs,
         "SEQNUM": exposure.seqnum,
@@ -147,26 +151,9 @@ def primary_header(exposure: Exposure, state: ObservatoryState, detector: Detect
         "PROGRAM": request.program,
         "REASON": request.reason,
         "OBSNOTE": request.note,
-        "CCD-TEMP": -95.0,
-        "DETECTOR": detector.geometry.name,
-        "NAMPS": detector.geometry.n_amps,
-        "SIMULATE": True,
     }
-
-
-def amplifier_header(detector: DetectorModel, amp: int) -> dict[str, Any]:
-    g = detector.geometry
-    truth = detector.amplifiers[amp]
-    return {
-        "EXTNAME": f"Segment{amp // g.cols}{amp % g.cols}",
-        "AMPNAME": f"C{amp:02d}",
-        "DATASEC": g.datasec(),
-        "BIASSEC": g.biassec(),
-        "DETSEC": g.detsec(amp),
-        "GAIN": round(truth.gain_e_per_adu, 5),
-        "RDNOISE": round(truth.read_noise_e, 4),
-        "SATURATE": round(truth.bias_adu + truth.full_well_e / truth.gain_e_per_adu),  # raw ADU: the full well
-    }
+    own = {key: value for key, value in camera.items() if key not in exposure_keywords or key == "ORIGIN"}
+    return exposure_keywords | own
 
 
 class ATCameraCsc(BaseCsc):
@@ -182,14 +169,16 @@ class ATCameraCsc(BaseCsc):
         self.registry_target = registry or str(self.data_dir / "registry.sqlite3")
         self.registry: AcquiredImages | None = None
         self.readout_time_s = 2.0
-        self.lamp_warmup_s = 900.0
         self._observing = False
         self.register_command("takeImages", self._do_take_images)
 
     async def configure(self, config: dict[str, Any]) -> None:
-        await self.clock.to_thread(self.driver.configure, config["detector"], config["seed"])
+        try:
+            await self.driver.configure(config)
+        except DeviceError as exc:
+            await self.fault(CAMERA_DEVICE_FAILED, f"the camera could not be reached: {exc}")
+            raise ExpectedError(f"the camera could not be reached: {exc}") from None
         self.readout_time_s = config["readout_time"]
-        self.lamp_warmup_s = config["lamp_warmup"]
 
     async def handle_summary_state(self) -> None:
         if self.summary_state in (State.DISABLED, State.ENABLED):
@@ -247,27 +236,31 @@ class ATCameraCsc(BaseCsc):
         if request.shutter:
             await self._mark("startShutterOpen")
             await self._mark("endShutterOpen")
-        await self.clock.sleep(request.exptime_s)
-        if request.shutter:
-            await self._mark("startShutterClose")
-            await self._mark("endShutterClose")
-        end_tai = self.clock.tai()
-        await self._mark("endTakeImage")
-        await self.publish_event(
-            "startReadout", {**fields, "exposureTime": request.exptime_s, "timestampStartOfReadout": end_tai}
-        )
-        await self.publish_event("imageReadoutParameters", self._readout_parameters(obsid))
-        await self.clock.sleep(self.readout_time_s)
+        number = exposure.seqnum + 1_000_000 * (exposure.dayobs % 10_000)  # unique per exposure: a simulator's seed
         try:
-            self.driver.check_readout()
+            await self.driver.integrate(request.exptime_s, request.shutter, request.image_type)
+            if request.shutter:
+                await self._mark("startShutterClose")
+                await self._mark("endShutterClose")
+            end_tai = self.clock.tai()
+            await self._mark("endTakeImage")
+            await self.publish_event(
+                "startReadout", {**fields, "exposureTime": request.exptime_s, "timestampStartOfReadout": end_tai}
+            )
+            await self.publish_event("imageReadoutParameters", self._readout_parameters(obsid))
+            async with self.keep_alive(command, lambda: f"reading out {obsid} ({index} of {count})"):  # real time
+                frame = await self.driver.read_out(number=number, exptime_s=request.exptime_s,
+                                                   shutter=request.shutter, start_tai=start, state=state)  # fmt: skip
+        except DeviceError as exc:
+            await self.fault(CAMERA_DEVICE_FAILED, f"{obsid}: {exc}")
+            raise ExpectedError(f"{obsid}: {exc}") from None
         except ExpectedError as exc:
             await self.fault(READOUT_ERROR, f"{obsid}: {exc}")
             raise
-        exposure = replace(exposure, darktime_s=self.clock.tai() - start)
-        flux = flat_flux_e_s(state, self.lamp_warmup_s) if request.shutter else 0.0
+        exposure = replace(exposure, darktime_s=frame.darktime_s)
         t0 = perf_counter()
         async with self.keep_alive(command, lambda: f"writing {obsid} ({index} of {count})"):  # real time: a file
-            image = await self.clock.to_thread(self._write, exposure, state, flux)
+            image = await self.clock.to_thread(self._write, exposure, state, frame)
         write_ms = (perf_counter() - t0) * 1e3
         await self.publish_event(
             "endReadout",
@@ -286,30 +279,25 @@ class ATCameraCsc(BaseCsc):
             "darkTime": exposure.darktime_s,
         })  # fmt: skip
         self.log.info(
-            "image_written", obsid=obsid, imgtype=request.image_type, exptime=request.exptime_s, flux=round(flux, 1),
+            "image_written", obsid=obsid, imgtype=request.image_type, exptime=request.exptime_s,
             write_ms=round(write_ms, 1),
         )  # fmt: skip
         return obsid
 
     def _readout_parameters(self, obsid: str) -> dict[str, Any]:
-        """Rubin's imageReadoutParameters for the one ITL CCD of LATISS, from the simulated geometry."""
-        geometry = self.driver.detector.geometry
+        """Rubin's imageReadoutParameters for the one CCD of LATISS, with the geometry the camera gives."""
         return {
             "imageName": obsid, "ccdLocation": "R00S00", "raftBay": "R00", "ccdSlot": "S00", "ccdType": CCD_TYPE_ITL,
-            "readRows": geometry.ny, "readCols": geometry.nx, "readCols2": 0,
-            "overRows": geometry.parallel_overscan, "overCols": geometry.serial_overscan,
+            "readRows": 0, "readCols": 0, "readCols2": 0, "overRows": 0, "overCols": 0,
             "preRows": 0, "preCols": 0, "postCols": 0, "underCols": 0, "daqFolder": "raw", "daqAnnotation": "",
-        }  # fmt: skip
+        } | self.driver.readout_parameters()  # fmt: skip
 
-    def _write(self, exposure: Exposure, state: ObservatoryState, flux_e_s: float) -> AcquiredImage:
-        """Simulate the pixels, write the file, record it (runs in a worker thread)."""
+    def _write(self, exposure: Exposure, state: ObservatoryState, frame: Frame) -> AcquiredImage:
+        """Write the frame's file, record it (runs in a worker thread)."""
         assert self.registry is not None
-        detector = self.driver.detector
         request = exposure.request
-        number = exposure.seqnum + 1_000_000 * (exposure.dayobs % 10_000)  # unique per exposure: its noise seed
-        raws = detector.expose(number, flux_e_s, request.exptime_s, exposure.darktime_s)
-        header = primary_header(exposure, state, detector)
-        hdus = build_hdus(header, [(amplifier_header(detector, i), raw) for i, raw in enumerate(raws)])
+        header = primary_header(exposure, state, frame.keywords)
+        hdus = build_hdus(header, list(frame.extensions))
         written = write_atomic(self.data_dir / "raw" / str(exposure.dayobs) / f"{exposure.obsid}.fits", hdus)
         image = AcquiredImage(
             obsid=exposure.obsid, dayobs=exposure.dayobs, seqnum=exposure.seqnum, path=str(written.path),
@@ -320,3 +308,7 @@ class ATCameraCsc(BaseCsc):
         )  # fmt: skip
         self.registry.record(image)
         return image
+
+    async def _publish_goodbye(self) -> None:
+        await self.driver.close()
+        await super()._publish_goodbye()

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 from astropy.io import fits
+
+from obsq.csc.atcamera.model import DetectorModel
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class WrittenFile:
 
 
 def build_hdus(
-    primary: Mapping[str, Any], amplifiers: Sequence[tuple[Mapping[str, Any], npt.NDArray[np.int32]]]
+    primary: Mapping[str, Any], amplifiers: Sequence[tuple[Mapping[str, Any], npt.NDArray[Any]]]
 ) -> fits.HDUList:
     """A primary HDU with the exposure's header and one image HDU per amplifier."""
     hdus: list[Any] = [fits.PrimaryHDU(header=fits.Header(list(primary.items())))]
@@ -69,3 +70,18 @@ def write_atomic(path: Path, hdus: fits.HDUList) -> WrittenFile:
     finally:
         os.close(directory)
     return WrittenFile(path, len(data), md5)
+
+
+def amplifier_header(detector: DetectorModel, amp: int) -> dict[str, Any]:
+    g = detector.geometry
+    truth = detector.amplifiers[amp]
+    return {
+        "EXTNAME": f"Segment{amp // g.cols}{amp % g.cols}",
+        "AMPNAME": f"C{amp:02d}",
+        "DATASEC": g.datasec(),
+        "BIASSEC": g.biassec(),
+        "DETSEC": g.detsec(amp),
+        "GAIN": round(truth.gain_e_per_adu, 5),
+        "RDNOISE": round(truth.read_noise_e, 4),
+        "SATURATE": round(truth.bias_adu + truth.full_well_e / truth.gain_e_per_adu),  # raw ADU: the full well
+    }

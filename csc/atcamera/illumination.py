@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from obsq.csc.atcamera.model import DetectorModel
+import numpy.typing as npt
 
 #: Electrons/s/pixel through each filter (empty disperser) at the reference lamp power.
 FILTER_RATES_E_S = {
@@ -107,12 +107,44 @@ class Observatory(Protocol):
     def snapshot(self, now_tai: float) -> ObservatoryState: ...
 
 
+@dataclass(frozen=True)
+class Frame:
+    """What a camera read out: its extensions (header, pixels) and the keywords it knows of itself.
+
+    The simulated camera gives one extension per amplifier with its overscan; a real camera
+    gives one assembled image. `keywords` go in the primary header (DETSIZE, CCD-TEMP, the
+    device's gain, offset, readout mode, binning…); `darktime_s` is from the exposure's start
+    to the end of its readout.
+    """
+
+    extensions: tuple[tuple[dict[str, Any], npt.NDArray[Any]], ...]
+    keywords: dict[str, Any]
+    darktime_s: float
+
+
 class CameraDriver(Protocol):
-    """The camera hardware as the service uses it (sim.py simulates it)."""
+    """The camera hardware as the service uses it: awaited (sim.py simulates it; alpaca.py drives a device).
+
+    `integrate` returns when the exposure has ended (the shutter closed); `read_out` when the
+    pixels are in memory. Either raises DeviceError (the camera refused, failed or did not
+    answer) or ExpectedError (a readout the camera reported failed).
+    """
 
     observatory: Observatory
-    detector: DetectorModel
 
-    def configure(self, detector: str, seed: int) -> None: ...
+    async def configure(self, config: dict[str, Any]) -> None:
+        """Apply the camera configuration (the simulator's detector; a device connects)."""
+        ...
 
-    def check_readout(self) -> None: ...
+    def readout_parameters(self) -> dict[str, Any]:
+        """Rubin's imageReadoutParameters geometry fields (readRows, readCols, overRows, overCols…)."""
+        ...
+
+    async def integrate(self, exptime_s: float, shutter: bool, image_type: str) -> None: ...
+
+    async def read_out(self, *, number: int, exptime_s: float, shutter: bool, start_tai: float,
+                       state: ObservatoryState) -> Frame:  # fmt: skip
+        """The frame of the exposure that began at `start_tai` (`number` seeds a simulator's noise)."""
+        ...
+
+    async def close(self) -> None: ...

@@ -8,8 +8,11 @@ looks at. Unit tests give a `StaticObservatory` instead.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
-from obsq.csc.atcamera.illumination import Observatory, ObservatoryState
+from obsq.csc import __version__
+from obsq.csc.atcamera.fits import amplifier_header
+from obsq.csc.atcamera.illumination import Frame, Observatory, ObservatoryState, flat_flux_e_s
 from obsq.csc.atcamera.model import GEOMETRIES, DetectorModel
 from obsq.csc.bus.base import Bus
 from obsq.csc.clock import Clock
@@ -73,18 +76,52 @@ class BusObservatory:
 
 
 class SimCamera:
-    """The camera hardware, simulated: a detector model and the observatory it looks at."""
+    """The camera hardware, simulated: a detector model and the observatory it looks at, on the scaled clock."""
 
-    def __init__(self, observatory: Observatory) -> None:
+    def __init__(self, observatory: Observatory, clock: Clock) -> None:
         self.observatory = observatory
+        self.clock = clock
         self.detector = DetectorModel(GEOMETRIES["small"])
+        self.readout_time_s = 2.0
+        self.lamp_warmup_s = 900.0
         self._failing_readouts = 0
 
-    def configure(self, detector: str, seed: int) -> None:
+    async def configure(self, config: dict[str, Any]) -> None:
+        detector, seed = config["detector"], config["seed"]
         if (self.detector.geometry.name, self.detector.seed) != (detector, seed):
-            self.detector = DetectorModel(GEOMETRIES[detector], seed=seed)
+            self.detector = await self.clock.to_thread(DetectorModel, GEOMETRIES[detector], seed)
+        self.readout_time_s = config["readout_time"]
+        self.lamp_warmup_s = config["lamp_warmup"]
 
-    def check_readout(self) -> None:
+    def readout_parameters(self) -> dict[str, Any]:
+        geometry = self.detector.geometry
+        return {"readRows": geometry.ny, "readCols": geometry.nx, "overRows": geometry.parallel_overscan,
+                "overCols": geometry.serial_overscan}  # fmt: skip
+
+    async def integrate(self, exptime_s: float, shutter: bool, image_type: str) -> None:
+        await self.clock.sleep(exptime_s)
+
+    async def read_out(
+        self, *, number: int, exptime_s: float, shutter: bool, start_tai: float, state: ObservatoryState
+    ) -> Frame:
+        await self.clock.sleep(self.readout_time_s)
+        self._check_readout()
+        darktime_s = self.clock.tai() - start_tai
+        flux = flat_flux_e_s(state, self.lamp_warmup_s) if shutter else 0.0
+        detector = self.detector
+        raws = await self.clock.to_thread(detector.expose, number, flux, exptime_s, darktime_s)
+        ny, nx = detector.geometry.detector_shape
+        keywords = {
+            "ORIGIN": f"obsq {__version__} (simulated)", "DETSIZE": f"[1:{nx},1:{ny}]", "CCD-TEMP": -95.0,
+            "DETECTOR": detector.geometry.name, "NAMPS": detector.geometry.n_amps, "SIMULATE": True,
+        }  # fmt: skip
+        extensions = tuple((amplifier_header(detector, i), raw) for i, raw in enumerate(raws))
+        return Frame(extensions, keywords, darktime_s)
+
+    async def close(self) -> None:
+        """Nothing to let go of."""
+
+    def _check_readout(self) -> None:
         """Raise if this readout is made to fail (fault injection)."""
         if self._failing_readouts > 0:
             self._failing_readouts -= 1

@@ -23,8 +23,7 @@ def _fits_times(detector: str, repeats: int, folder: Path) -> tuple[float, float
     """Median seconds per image of obsq's atomic write and of a plain astropy write, and the bytes."""
     from astropy.io import fits
 
-    from obsq.csc.atcamera.csc import amplifier_header
-    from obsq.csc.atcamera.fits import build_hdus, write_atomic
+    from obsq.csc.atcamera.fits import amplifier_header, build_hdus, write_atomic
     from obsq.csc.atcamera.model import GEOMETRIES, DetectorModel
 
     model = DetectorModel(GEOMETRIES[detector])

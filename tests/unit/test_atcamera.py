@@ -38,7 +38,7 @@ FLAT_POSITION = ObservatoryState(
 
 
 def make(data_dir: Path, observatory: StaticObservatory, **kwargs: object) -> ATCameraCsc:
-    return ATCameraCsc(driver=SimCamera(observatory), data_dir=data_dir, **kwargs)  # type: ignore[arg-type]
+    return ATCameraCsc(driver=SimCamera(observatory, kwargs["clock"]), data_dir=data_dir, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ import pytest
 from astropy.io import fits
 
 from obsq.csc.app.calib import Outcome, ProgressBar, ReduceOptions, _build_without_bad_files, run_reduce
-from obsq.csc.atcamera.csc import amplifier_header
-from obsq.csc.atcamera.fits import build_hdus
+from obsq.csc.atcamera.fits import amplifier_header, build_hdus
 from obsq.csc.atcamera.model import DetectorModel, Geometry
 from obsq.csc.cli import main
 from obsq.csc.clock import utc_now_unix

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from obsq.csc.atcamera.alpaca import AlpacaCamera
+from obsq.csc.atcamera.csc import ATCameraCsc
 from obsq.csc.atdome.csc import ATDomeCsc
 from obsq.csc.atdome.sim import SimDome
 from obsq.csc.atspectrograph.alpaca import AlpacaWheel
@@ -78,6 +80,7 @@ def test_a_component_on_real_devices_is_built_with_its_alpaca_driver() -> None:
     ("name", "devices", "extra", "match"),
     [
         ("ATMCS", {"mount": "alpaca://h/telescope/0"}, {}, "ATMCS has no driver for real devices in this build"),
+        ("ATCamera", {"camera": "alpaca://h/filterwheel/0"}, {}, "'alpaca://h/filterwheel/0' is a filterwheel, not"),
         ("ATSpectrograph", {"filter": WHEELS["filter"]}, {}, "takes the roles filter, disperser; missing: disperser"),
         ("ATSpectrograph", {**WHEELS, "lens": "x"}, {}, "unknown: lens"),
         ("ATSpectrograph", WHEELS, {"speed": 600.0}, "a real device runs in real time: --speed 1, not 600"),
@@ -104,3 +107,17 @@ def test_up_hands_each_component_its_own_injections() -> None:
         "ATMCS": [],
         "ATCamera": ["readout-failure"],
     }
+
+
+def test_a_camera_on_an_alpaca_device(tmp_path: Path) -> None:
+    camera = build_component(
+        "ATCamera", index=0, simulate=False, inject=[], data_dir=tmp_path, bus=MemoryBroker().client(),
+        clock=LoopClock(), devices={"camera": "alpaca://127.0.0.1:11111/camera/0"},
+    )  # fmt: skip
+    assert isinstance(camera, ATCameraCsc)
+    assert isinstance(camera.driver, AlpacaCamera)
+    with pytest.raises(CompositionError, match="a camera is driven over Alpaca in this build"):
+        build_component(
+            "ATCamera", index=0, simulate=False, inject=[], data_dir=tmp_path, bus=MemoryBroker().client(),
+            clock=LoopClock(), devices={"camera": "indi://127.0.0.1/CCD Simulator"},
+        )  # fmt: skip

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from obsq.csc.atcamera.csc import amplifier_header
-from obsq.csc.atcamera.fits import build_hdus
+from obsq.csc.atcamera.fits import amplifier_header, build_hdus
 from obsq.csc.atcamera.model import GEOMETRIES, DetectorModel
 from obsq.csc.clock import utc_now_unix
 from obsq.csc.ocps import catalog
