@@ -67,7 +67,7 @@ def _mount(kw: dict[str, Any]) -> tuple[BaseCsc, Any]:
     from obsq.csc.atmcs.csc import ATMCSCsc
     from obsq.csc.atmcs.sim import SimMount
 
-    driver = SimMount()
+    driver = SimMount(kw["clock"])
     return ATMCSCsc(driver=driver, **kw), driver
 
 
@@ -169,11 +169,29 @@ def _device_camera(devices: Mapping[str, str], kw: dict[str, Any], registries: C
     return ATCameraCsc(driver=driver, data_dir=found.data_dir, registry=found.acquired, **kw)
 
 
+def _device_mount(devices: Mapping[str, str], kw: dict[str, Any], _: Callable[[], Registries]) -> BaseCsc:
+    from obsq.csc.alpaca.address import parse_address
+    from obsq.csc.atmcs.alpaca import AlpacaMount
+    from obsq.csc.atmcs.csc import ATMCSCsc
+
+    url = devices["mount"]
+    if not url.startswith("alpaca://"):
+        raise CompositionError(f"ATMCS --device mount: {url!r}: a mount is driven over Alpaca in this build")
+    address = parse_address(url, expect="telescope", what="ATMCS --device mount")
+    return ATMCSCsc(driver=AlpacaMount(address, kw["clock"]), **kw)
+
+
 #: The components that drive real devices, the devices each needs (by role), and how it is built.
-DEVICE_ROLES: dict[str, tuple[str, ...]] = {"ATSpectrograph": ("filter", "disperser"), "ATCamera": ("camera",)}
+DEVICE_ROLES: dict[str, dict[str, str]] = {
+    "ATSpectrograph": {"filter": "alpaca://HOST:PORT/filterwheel/N (or indi://HOST:PORT/DEVICE)",
+                       "disperser": "alpaca://HOST:PORT/filterwheel/N (or indi://HOST:PORT/DEVICE)"},
+    "ATCamera": {"camera": "alpaca://HOST:PORT/camera/N"},
+    "ATMCS": {"mount": "alpaca://HOST:PORT/telescope/N"},
+}  # fmt: skip
 _DEVICE_BUILDERS: dict[str, Callable[[Mapping[str, str], dict[str, Any], Callable[[], Registries]], BaseCsc]] = {
     "ATSpectrograph": _device_spectrograph,
     "ATCamera": _device_camera,
+    "ATMCS": _device_mount,
 }
 
 
@@ -210,8 +228,8 @@ def _real_component(
 ) -> BaseCsc:
     """`name` on its real devices; CompositionError naming what is missing or wrong."""
     if not devices:
-        roles = DEVICE_ROLES.get(name, ())
-        real = " ".join(f"--device {r}=alpaca://HOST:PORT/... (or indi://HOST:PORT/DEVICE)" for r in roles)
+        roles = DEVICE_ROLES.get(name, {})
+        real = " ".join(f"--device {role}={example}" for role, example in roles.items())
         raise CompositionError(f"{name}: run it with --simulate" + (f", or name its devices: {real}" if real else ""))
     _check_devices(name, devices, simulate=simulate, inject=inject, speed=kw["clock"].speed)
     try:

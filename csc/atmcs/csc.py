@@ -1,14 +1,19 @@
-"""ATMCS service: slews within limits at the axes' speeds, tracking on/off."""
+"""ATMCS service: slews within limits (the mount's driver awaited), tracking on/off."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from obsq.csc.atmcs.model import MountDriver
 from obsq.csc.component import BaseCsc, Command
+from obsq.csc.core.errors import DeviceError, ExpectedError
 from obsq.csc.core.states import State
 
 TRACKING_DISABLED, TRACKING_ENABLED = 8, 9
+#: Fault code of a mount that refused, failed or did not answer (or did not arrive in time).
+MOUNT_DEVICE_FAILED = 11
+#: Seconds a slew may take past its estimate from the configured speeds (a real mount's own speed).
+SLEW_MARGIN_S = 60.0
 
 
 class ATMCSCsc(BaseCsc):
@@ -23,19 +28,22 @@ class ATMCSCsc(BaseCsc):
 
     async def configure(self, config: dict[str, Any]) -> None:
         (az_low, az_high), (el_low, el_high) = config["azimuth_limits"], config["elevation_limits"]
-        self.driver.configure(
-            (az_low, az_high),
-            (el_low, el_high),
-            config["azimuth_speed"],
-            config["elevation_speed"],
-            config["settle_time"],
-        )
+        try:
+            await self.driver.configure(
+                (az_low, az_high), (el_low, el_high), config["azimuth_speed"], config["elevation_speed"],
+                config["settle_time"],
+            )  # fmt: skip
+        except DeviceError as exc:
+            await self._fail(f"the mount could not be reached: {exc}")
 
     async def handle_summary_state(self) -> None:
         if self.summary_state in (State.DISABLED, State.ENABLED):
             await self._publish()
         elif self.driver.tracking:
-            self.driver.tracking = False
+            try:
+                await self.driver.set_tracking(False)
+            except DeviceError as exc:  # leaving service: said, not raised
+                self.log.error("tracking_not_stopped", device=self.driver.device, reason=str(exc))
             await self._publish()
 
     async def _publish(self) -> None:
@@ -46,20 +54,36 @@ class ATMCSCsc(BaseCsc):
 
     async def _do_move(self, command: Command) -> str:
         azimuth, elevation = command.data["azimuth"], command.data["elevation"]
-        duration = self.driver.slew_time(azimuth, elevation)
-        await command.in_progress(duration + 5, f"slewing to az {azimuth:g} el {elevation:g}")
+        duration = self.driver.slew_time(azimuth, elevation)  # refuses a position beyond the limits
+        await command.in_progress(duration + SLEW_MARGIN_S + 5, f"slewing to az {azimuth:g} el {elevation:g}")
         await self.publish_event("target", {"azimuth": azimuth, "elevation": elevation})
         await self.publish_event("allAxesInPosition", {"inPosition": False})
-        await self.clock.sleep(duration)
-        self.driver.arrive(azimuth, elevation)
+        try:
+            await self.driver.slew(azimuth, elevation, duration + SLEW_MARGIN_S)
+        except DeviceError as exc:
+            await self._publish()
+            await self._fail(f"the slew to az {azimuth:g} el {elevation:g} failed: {exc}")
         await self.publish_event("allAxesInPosition", {"inPosition": True})
         await self._publish()
         return f"at az {azimuth:g} el {elevation:g}"
 
     async def _do_start_tracking(self, command: Command) -> None:
-        self.driver.tracking = True
-        await self._publish()
+        await self._tracking(True)
 
     async def _do_stop_tracking(self, command: Command) -> None:
-        self.driver.tracking = False
+        await self._tracking(False)
+
+    async def _tracking(self, on: bool) -> None:
+        try:
+            await self.driver.set_tracking(on)
+        except DeviceError as exc:
+            await self._fail(f"tracking could not be turned {'on' if on else 'off'}: {exc}")
         await self._publish()
+
+    async def _fail(self, report: str) -> NoReturn:
+        await self.fault(MOUNT_DEVICE_FAILED, report)
+        raise ExpectedError(report)
+
+    async def _publish_goodbye(self) -> None:
+        await self.driver.close()
+        await super()._publish_goodbye()

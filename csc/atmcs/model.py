@@ -45,7 +45,15 @@ class MountModel:
 
 
 class MountDriver(Protocol):
-    """The mount's axes as the service uses them (sim.py simulates them)."""
+    """The mount's axes as the service uses them: awaited (sim.py simulates them; alpaca.py drives a device).
+
+    The limits stay in obsq: `slew_time` refuses a position beyond them (ExpectedError naming the
+    axis) and estimates the slew from the configured speeds; `slew` returns when the mount
+    reports it has arrived, DeviceTimeoutError if not within `timeout_s`, DeviceError if it
+    refuses or fails. `azimuth`, `elevation` and `tracking` are the last known.
+    """
+
+    device: str
 
     @property
     def azimuth(self) -> float: ...
@@ -53,9 +61,10 @@ class MountDriver(Protocol):
     @property
     def elevation(self) -> float: ...
 
-    tracking: bool
+    @property
+    def tracking(self) -> bool: ...
 
-    def configure(
+    async def configure(
         self,
         azimuth_limits: tuple[float, float],
         elevation_limits: tuple[float, float],
@@ -68,4 +77,8 @@ class MountDriver(Protocol):
         """Seconds to reach the position; ExpectedError naming the axis if it is beyond the limits."""
         ...
 
-    def arrive(self, azimuth: float, elevation: float) -> None: ...
+    async def slew(self, azimuth: float, elevation: float, timeout_s: float) -> None: ...
+
+    async def set_tracking(self, on: bool) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,14 +1,21 @@
-"""The simulated mount: the pure MountModel as hardware."""
+"""The simulated mount: the pure MountModel as hardware, on the scaled clock."""
 
 from __future__ import annotations
 
 from obsq.csc.atmcs.model import MountModel
+from obsq.csc.clock import Clock
 
 
 class SimMount(MountModel):
-    """The mount's axes, simulated by MountModel (limits, speeds, settling)."""
+    """The mount's axes, simulated by MountModel (limits, speeds, settling); a slew sleeps its time."""
 
-    def configure(
+    device = "simulated"
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    async def configure(
         self,
         azimuth_limits: tuple[float, float],
         elevation_limits: tuple[float, float],
@@ -18,3 +25,13 @@ class SimMount(MountModel):
     ) -> None:
         self.azimuth_limits, self.elevation_limits = azimuth_limits, elevation_limits
         self.azimuth_speed, self.elevation_speed, self.settle_s = azimuth_speed, elevation_speed, settle_s
+
+    async def slew(self, azimuth: float, elevation: float, timeout_s: float) -> None:
+        await self.clock.sleep(self.slew_time(azimuth, elevation))
+        self.arrive(azimuth, elevation)
+
+    async def set_tracking(self, on: bool) -> None:
+        self.tracking = on
+
+    async def close(self) -> None:
+        """Nothing to let go of."""

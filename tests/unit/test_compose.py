@@ -46,7 +46,12 @@ def test_refusals_name_the_problem() -> None:
         build("ATDome", ["dome-wobble"])
     with pytest.raises(CompositionError, match="injection 'dome-drift' is for ATDome, not ATCamera"):
         build("ATCamera", ["dome-drift"])
-    with pytest.raises(CompositionError, match=r"ATMCS: run it with --simulate$"):
+    with pytest.raises(CompositionError, match=r"ATDome: run it with --simulate$"):
+        build("ATDome", [], simulate=False)
+    with pytest.raises(
+        CompositionError,
+        match=r"ATMCS: run it with --simulate, or name its devices: --device mount=alpaca://HOST:PORT/telescope/N$",
+    ):
         build("ATMCS", [], simulate=False)
     with pytest.raises(
         CompositionError, match=r"ATSpectrograph: run it with --simulate, or name its devices: --device filter="
@@ -79,7 +84,8 @@ def test_a_component_on_real_devices_is_built_with_its_alpaca_driver() -> None:
 @pytest.mark.parametrize(
     ("name", "devices", "extra", "match"),
     [
-        ("ATMCS", {"mount": "alpaca://h/telescope/0"}, {}, "ATMCS has no driver for real devices in this build"),
+        ("ATDome", {"dome": "alpaca://h/dome/0"}, {}, "ATDome has no driver for real devices in this build"),
+        ("ATMCS", {"mount": "alpaca://h/camera/0"}, {}, "'alpaca://h/camera/0' is a camera, not a telescope"),
         ("ATCamera", {"camera": "alpaca://h/filterwheel/0"}, {}, "'alpaca://h/filterwheel/0' is a filterwheel, not"),
         ("ATSpectrograph", {"filter": WHEELS["filter"]}, {}, "takes the roles filter, disperser; missing: disperser"),
         ("ATSpectrograph", {**WHEELS, "lens": "x"}, {}, "unknown: lens"),

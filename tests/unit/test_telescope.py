@@ -29,7 +29,7 @@ def spectrograph(**kwargs: Any) -> ATSpectrographCsc:
 
 
 def mount(**kwargs: Any) -> ATMCSCsc:
-    return ATMCSCsc(driver=SimMount(), simulation_mode=1, **kwargs)
+    return ATMCSCsc(driver=SimMount(kwargs["clock"]), simulation_mode=1, **kwargs)
 
 
 @pytest.mark.parametrize(("factory", "name"), [(spectrograph, "ATSpectrograph"), (dome, "ATDome"), (mount, "ATMCS")])
