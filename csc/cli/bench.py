@@ -8,6 +8,14 @@ from pathlib import Path
 from obsq.csc.cli.common import Subparsers, add_connection_options, connection, positive_float, run_async
 
 
+def frame_size(text: str) -> tuple[int, int]:
+    """`WIDTHxHEIGHT`, each 1 to 16384."""
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit() or not (0 < int(width) <= 16384 >= int(height) > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, each 1 to 16384 (e.g. 1024x1024)")
+    return int(width), int(height)
+
+
 def add(sub: Subparsers) -> None:
     p = sub.add_parser("bench", help="benchmarks", description="Benchmarks a site can run against its own machine.")
     what = p.add_subparsers(dest="action", required=True, metavar="WHAT")
@@ -59,6 +67,18 @@ def add(sub: Subparsers) -> None:
     q.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default %(default)s)")
     q.add_argument("--json", dest="json_out", type=Path, help="also write the results as JSON to this file")
     q = what.add_parser(
+        "alpaca",
+        help="the camera service's time an image on an Alpaca camera, vs the protocol alone",
+        description="Darks through ATCamera on its Alpaca driver (events, keywords, FITS, registry) against the "
+        "bare protocol (start, poll, ImageBytes) on the same camera, interleaved: a site's own (--url) or "
+        "alpaca-simulators' camera started on loopback.",
+    )  # fmt: skip
+    q.add_argument("--url", help="the camera, alpaca://HOST:PORT/camera/N (default: alpaca-simulators' camera)")
+    q.add_argument("--images", type=int, default=10, help="darks of each kind (default %(default)s)")
+    q.add_argument("--exptime", type=positive_float, default=1.0, help="seconds a dark (default %(default)s)")
+    q.add_argument("--size", type=frame_size, default=(128, 96), metavar="WxH",
+                   help="the simulator camera's pixels, e.g. 1024x1024 (default 128x96)")  # fmt: skip
+    q = what.add_parser(
         "weekly",
         help="the main job once, and where its wall time went",
         description="Run obsq weekly on a private broker and the simulated observatory, then itemise its wall time: "
@@ -91,10 +111,19 @@ def run(args: argparse.Namespace) -> int:
         return run_combine_benchmark(
             CombineBenchOptions(args.frames, args.size, args.dir, not args.no_ccdproc, args.json_out, args.repeat)
         )
-    if args.action == "weekly":
-        from obsq.csc.bench.weekly import WeeklyBenchOptions, run_weekly_benchmark
-
-        return run_async(run_weekly_benchmark(WeeklyBenchOptions(args.speed, args.dir)))
+    if args.action in ("alpaca", "weekly"):
+        return _run_device_benchmark(args)
     from obsq.csc.bench.startup import StartupBenchOptions, run_startup_benchmark
 
     return run_startup_benchmark(StartupBenchOptions(args.rounds, args.json_out))
+
+
+def _run_device_benchmark(args: argparse.Namespace) -> int:
+    """`obsq bench alpaca` and `obsq bench weekly`: a camera's images, the whole main job."""
+    if args.action == "alpaca":
+        from obsq.csc.bench.alpaca import AlpacaBenchOptions, run_alpaca_benchmark
+
+        return run_async(run_alpaca_benchmark(AlpacaBenchOptions(args.url, args.images, args.exptime, args.size)))
+    from obsq.csc.bench.weekly import WeeklyBenchOptions, run_weekly_benchmark
+
+    return run_async(run_weekly_benchmark(WeeklyBenchOptions(args.speed, args.dir)))

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 from astropy.io import fits
 
 from obsq.csc.acquired import AcquiredImages
@@ -23,6 +21,7 @@ from obsq.csc.atcamera.alpaca import AlpacaCamera
 from obsq.csc.atcamera.csc import CAMERA_DEVICE_FAILED, ATCameraCsc
 from obsq.csc.atcamera.illumination import ObservatoryState
 from obsq.csc.atcamera.sim import StaticObservatory
+from obsq.csc.bench.alpaca import simulator_camera
 from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.cli import main
 from obsq.csc.clock import LoopClock
@@ -31,23 +30,15 @@ from obsq.csc.core.states import State
 from obsq.csc.testing import unique_root, wait_state
 
 from .alpaca_sim import AlpacaSimulators
+from .conftest import run_cli
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
-
-
-def camera_config() -> dict[str, Any]:
-    """The simulator's own template camera, made small (128 x 96) so that a frame takes milliseconds."""
-    import alpaca_simulators
-
-    template = Path(alpaca_simulators.__file__).parent / "config" / "template.yaml"
-    camera = dict(yaml.safe_load(template.read_text())["devices"]["camera"][0])
-    return camera | {"cameraxsize": 128, "cameraysize": 96, "numx": 128, "numy": 96, "pixel_defects": {}}
 
 
 @pytest.fixture
 def sims(tmp_path: Path) -> Iterator[AlpacaSimulators]:
     pytest.importorskip("alpaca_simulators", reason="pip install alpaca-simulators (a test extra)")
-    server = AlpacaSimulators(tmp_path, {"camera": {0: camera_config()}})
+    server = AlpacaSimulators(tmp_path, {"camera": {0: simulator_camera(128, 96)}})
     try:
         server.start()
         yield server
@@ -123,3 +114,11 @@ async def test_a_camera_that_stops_answering_mid_exposure_is_a_fault_and_nothing
     await site.remote.command("enable")
     await site.remote.command("takeImages", {"numImages": 1, "expTime": 0, "shutter": False, "imageType": "BIAS"})
     assert len(AcquiredImages(site.data / "registry.sqlite3").images()) == 1
+
+
+def test_obsq_bench_alpaca_measures_against_the_protocol_alone() -> None:
+    """The benchmark runs (its figures are in the README; no test asserts a time)."""
+    pytest.importorskip("alpaca_simulators", reason="pip install alpaca-simulators (a test extra)")
+    done = run_cli("bench", "alpaca", "--images", "2", "--exptime", "0.5", timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "obsq/protocol" in done.stdout
