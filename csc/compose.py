@@ -8,7 +8,9 @@ never branch on simulation, they take a driver. This build has simulated drivers
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -131,53 +133,64 @@ def _device_spectrograph(
     return ATSpectrographCsc(driver=DeviceSpectrograph(*wheels), **kw)
 
 
+def _wheel_address(role: str, url: str) -> Any:
+    """A wheel's address, by its scheme: an AlpacaAddress or an IndiAddress; ValidationError naming the rule."""
+    what = f"ATSpectrograph --device {role}"
+    if url.startswith("indi://"):
+        from obsq.csc.indi.address import parse_address as parse_indi
+
+        return parse_indi(url, what=what)
+    if not url.startswith("alpaca://"):
+        raise ValidationError(
+            f"{what}: {url!r} is neither alpaca://host:port/filterwheel/N nor indi://host:port/Device"
+        )
+    from obsq.csc.alpaca.address import parse_address
+
+    return parse_address(url, expect="filterwheel", what=what)
+
+
+def _alpaca_address(component: str, role: str, url: str, device_type: str) -> Any:
+    """The address of a device this build drives over Alpaca only; ValidationError naming the rule."""
+    from obsq.csc.alpaca.address import parse_address
+
+    what = f"{component} --device {role}"
+    if not url.startswith("alpaca://"):
+        raise ValidationError(f"{what}: {url!r}: a {device_type} is driven over Alpaca in this build")
+    return parse_address(url, expect=device_type, what=what)
+
+
 def _device_wheel(role: str, url: str, clock: Any, links: dict[tuple[str, int], Any]) -> Any:
     """A wheel driver for `url`, by its scheme: alpaca:// or indi://."""
-    what = f"ATSpectrograph --device {role}"
     kind = "filter" if role == "filter" else "disperser"
+    address = _wheel_address(role, url)
     if url.startswith("indi://"):
         from obsq.csc.atspectrograph.indi import IndiWheel
-        from obsq.csc.indi.address import parse_address as parse_indi
         from obsq.csc.indi.client import IndiConnection
 
-        address = parse_indi(url, what=what)
         key = (address.host, address.port)
         links.setdefault(key, IndiConnection(address.host, address.port, clock))
         return IndiWheel(kind, links[key], address.device)
-    from obsq.csc.alpaca.address import parse_address
     from obsq.csc.atspectrograph.alpaca import AlpacaWheel
 
-    if not url.startswith("alpaca://"):
-        raise CompositionError(
-            f"{what}: {url!r} is neither alpaca://host:port/filterwheel/N nor indi://host:port/Device"
-        )
-    return AlpacaWheel(kind, parse_address(url, expect="filterwheel", what=what), clock)
+    return AlpacaWheel(kind, address, clock)
 
 
 def _device_camera(devices: Mapping[str, str], kw: dict[str, Any], registries: Callable[[], Registries]) -> BaseCsc:
-    from obsq.csc.alpaca.address import parse_address
     from obsq.csc.atcamera.alpaca import AlpacaCamera
     from obsq.csc.atcamera.csc import ATCameraCsc
     from obsq.csc.atcamera.sim import BusObservatory
 
-    url = devices["camera"]
-    if not url.startswith("alpaca://"):
-        raise CompositionError(f"ATCamera --device camera: {url!r}: a camera is driven over Alpaca in this build")
-    address = parse_address(url, expect="camera", what="ATCamera --device camera")
+    address = _alpaca_address("ATCamera", "camera", devices["camera"], "camera")
     found = registries()
     driver = AlpacaCamera(address, BusObservatory(kw["bus"], kw["clock"], kw.get("root", "obsq")), kw["clock"])
     return ATCameraCsc(driver=driver, data_dir=found.data_dir, registry=found.acquired, **kw)
 
 
 def _device_mount(devices: Mapping[str, str], kw: dict[str, Any], _: Callable[[], Registries]) -> BaseCsc:
-    from obsq.csc.alpaca.address import parse_address
     from obsq.csc.atmcs.alpaca import AlpacaMount
     from obsq.csc.atmcs.csc import ATMCSCsc
 
-    url = devices["mount"]
-    if not url.startswith("alpaca://"):
-        raise CompositionError(f"ATMCS --device mount: {url!r}: a mount is driven over Alpaca in this build")
-    address = parse_address(url, expect="telescope", what="ATMCS --device mount")
+    address = _alpaca_address("ATMCS", "mount", devices["mount"], "telescope")
     return ATMCSCsc(driver=AlpacaMount(address, kw["clock"]), **kw)
 
 
@@ -193,6 +206,43 @@ _DEVICE_BUILDERS: dict[str, Callable[[Mapping[str, str], dict[str, Any], Callabl
     "ATCamera": _device_camera,
     "ATMCS": _device_mount,
 }
+#: Each component's addresses checked without building it (the devices file at `obsq up`'s door).
+_DEVICE_PARSERS: dict[str, Callable[[Mapping[str, str]], object]] = {
+    "ATSpectrograph": lambda d: [_wheel_address(role, d[role]) for role in ("filter", "disperser")],
+    "ATCamera": lambda d: _alpaca_address("ATCamera", "camera", d["camera"], "camera"),
+    "ATMCS": lambda d: _alpaca_address("ATMCS", "mount", d["mount"], "telescope"),
+}
+
+
+DEVICES_SCHEMA: dict[str, Any] = json.loads(resources.files("obsq.schemas").joinpath("devices.json").read_text())
+
+
+def read_devices(path: Path, *, speed: float, inject: Sequence[str] = ()) -> dict[str, dict[str, str]]:
+    """The site's devices file: for each component, its devices by role; ValidationError naming the file and rule.
+
+    Checked as each component will check it (the roles, each address parsed, a clock speed of 1, no
+    fault injection for a component on real devices), so that `obsq up` refuses it before starting anyone.
+    """
+    from obsq.csc.core.interface import make_validator
+    from obsq.csc.core.yamltext import load_yaml
+    from obsq.csc.injections import injections_for
+
+    label = f"devices file {path}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError(f"{label}: cannot be read ({exc.strerror or exc})") from None
+    data = load_yaml(text, label)
+    if not isinstance(data, dict):
+        raise ValidationError(f"{label}: must map components to their devices, e.g. 'ATCamera: {{camera: URL}}'")
+    make_validator(DEVICES_SCHEMA).validate(label, data)
+    for name, devices in data.items():
+        try:
+            _check_devices(name, devices, simulate=False, inject=injections_for(name, list(inject)), speed=speed)
+            _DEVICE_PARSERS[name](devices)
+        except (CompositionError, ValidationError) as exc:
+            raise ValidationError(f"{label}: {exc}") from None
+    return data
 
 
 def _check_devices(name: str, devices: Mapping[str, str], *, simulate: bool, inject: list[str], speed: float) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,11 +96,17 @@ def component_argv(
     state: State = State.STANDBY,
     inject: Sequence[str] = (),
     simulate: bool = True,
+    devices: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """One component process, `obsq csc run NAME ...` with this interpreter (the one place it is written)."""
+    """One component process, `obsq csc run NAME ...` with this interpreter (the one place it is written).
+
+    With `devices` (its real devices by role) it runs on them, not on its simulator.
+    """
     argv = [sys.executable, "-m", "obsq.csc.cli", "csc", "run", str(cid), "--broker", broker, "--root", root,
             "--speed", f"{speed:g}", "--state", state.name.lower()]  # fmt: skip
-    if simulate:
+    if devices:
+        argv += [f"--device={role}={url}" for role, url in devices.items()]
+    elif simulate:
         argv.append("--simulate")
     if ca_file:
         argv += ["--ca-file", ca_file]
@@ -143,6 +149,8 @@ class Observatory:
     database: str | None = None
     #: the simulated TAI at bring-up (default: now); needs a speed other than 1
     start_tai: float | None = None
+    #: the members on real devices: component name -> its devices by role (the site's devices file)
+    devices: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     children: dict[ComponentId, Child] = field(default_factory=dict)
 
     def epoch(self, now_tai: float) -> float:
@@ -157,7 +165,7 @@ class Observatory:
         return [
             Child(str(cid), component_argv(cid, broker=str(self.url), root=self.root, ca_file=self.url.ca_file,
                                            speed=self.speed, epoch=epoch, data=self.data, database=self.database,
-                                           state=state, inject=self.inject),
+                                           state=state, inject=self.inject, devices=self.devices.get(cid.name)),
                   self.data / "logs" / log_name(cid), self._environment(cid))
             for cid, state in self.members
         ]  # fmt: skip

@@ -17,8 +17,8 @@ from obsq.csc.app.connection import Connection, broker_for, connected_bus
 from obsq.csc.bus.credentials import child_environment, script_credentials
 from obsq.csc.bus.mqtt import MqttBus, client_id_for
 from obsq.csc.clock import TAI_MINUS_UTC_S, LoopClock
-from obsq.csc.compose import CompositionError, build_component
-from obsq.csc.core.errors import BusDisconnectedError, UsageError
+from obsq.csc.compose import CompositionError, build_component, read_devices
+from obsq.csc.core.errors import BusDisconnectedError, UsageError, ValidationError
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId
 from obsq.csc.database import OUTAGE_WAIT_S, DatabaseError, DatabaseUnavailableError
@@ -128,6 +128,8 @@ class UpOptions:
     database: str | None = None
     #: the simulated time to start at (ISO-8601; UTC unless it has an offset)
     start: str | None = None
+    #: the site's devices file: which members drive real devices, and where (schemas/devices.json)
+    devices: Path | None = None
 
 
 def start_tai(text: str | None, speed: float) -> float | None:
@@ -186,13 +188,19 @@ async def run_up(options: UpOptions) -> int:
         raise UsageError(str(exc)) from None
     members = plan_members(options.only, options.states)
     start = start_tai(options.start, options.speed)
+    devices: dict[str, dict[str, str]] = {}
+    if options.devices is not None:
+        try:
+            devices = read_devices(options.devices, speed=options.speed, inject=options.inject)
+        except ValidationError as exc:
+            raise UsageError(str(exc)) from None
     root = options.connection.checked_root()
     wall = LoopClock()
     async with broker_for(options.connection) as url, connected_bus(options.connection, url, clock=wall) as bus:
         observatory = Observatory(
             url, root, options.data, options.speed, members, options.inject,
             report=lambda line: print(f"obsq up: {line}", flush=True), credentials_dir=options.credentials_dir,
-            database=options.database, start_tai=start,
+            database=options.database, start_tai=start, devices=devices,
         )  # fmt: skip
         names = ", ".join(f"{cid} ({state.name})" for cid, state in members)
         print(f"obsq up: {names} on {url} (root {root}, speed {options.speed:g}, data {options.data})", flush=True)

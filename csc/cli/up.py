@@ -42,6 +42,11 @@ def add(sub: Subparsers) -> None:
         help="each member runs as its own principal, DIR/PRINCIPAL.env (make-secrets' credentials/ folder);"
         " the queue's scripts as DIR/Script.env",
     )  # fmt: skip
+    p.add_argument(
+        "--devices", type=Path, metavar="FILE",
+        help="the site's devices file: which members drive real devices over Alpaca or INDI, and where"
+        " (deploy/devices.example.yaml; schemas/devices.json); those members run in real time (--speed 1)",
+    )  # fmt: skip
     add_simulation_options(p, data_help="raws, registries, repository and logs")
     add_connection_options(p)
     p.set_defaults(handler=run)
@@ -61,5 +66,6 @@ def run(args: argparse.Namespace) -> int:
         args.credentials_dir,
         args.database,
         args.start,
+        args.devices,
     )
     return run_async(run_up(options))

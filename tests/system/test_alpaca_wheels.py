@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -163,3 +164,36 @@ async def test_obsq_csc_run_drives_the_wheels_named_on_its_command_line(
         assert device_position(sims, 0) == 1
     finally:
         stop_processes(process)
+
+
+async def test_obsq_up_runs_the_members_its_devices_file_names_on_their_devices(
+    sims: AlpacaSimulators, mosquitto: MosquittoProcess, root: str, tmp_path: Path
+) -> None:
+    """The site's way: `obsq up --devices FILE`; ATSpectrograph on the wheels, ATDome on its simulator."""
+    devices = tmp_path / "devices.yaml"
+    devices.write_text(f"ATSpectrograph:\n  filter: {sims.url('filterwheel', 0)}\n"
+                       f"  disperser: {sims.url('filterwheel', 1)}\n")  # fmt: skip
+    link = ("--broker", mosquitto.url, "--root", root)
+    refused = await asyncio.to_thread(run_cli, "up", *link, "--devices", str(devices), "--speed", "600")
+    assert refused.returncode == 2
+    assert "a real device runs in real time: --speed 1, not 600" in refused.stderr
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "obsq.csc.cli", "up", *link, "--only", "ATSpectrograph,ATDome", "--state", "enabled",
+             "--devices", str(devices), "--data", str(tmp_path / "data")],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    try:
+        for _ in range(1200):  # bounds a hang only: until the bring-up says it is ready
+            if "obsq up: ready" in log.read_text() or up.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert "obsq up: ready" in log.read_text(), log.read_text()
+        done = await asyncio.to_thread(run_cli, "cmd", "ATSpectrograph", "changeFilter", "name=SDSSg_65mm", *link)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert device_position(sims, 0) == 2
+        dome = await asyncio.to_thread(run_cli, "cmd", "ATDome", "homeAzimuth", *link)
+        assert dome.returncode == 0, dome.stdout + dome.stderr  # the simulated dome beside the real wheels
+    finally:
+        stop_processes(up)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,8 @@ from obsq.csc.atwhitelight.csc import ATWhiteLightCsc
 from obsq.csc.build import HARDWARE
 from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import LoopClock, ManualClock
-from obsq.csc.compose import CompositionError, build_component
+from obsq.csc.compose import CompositionError, build_component, read_devices
+from obsq.csc.core.errors import ValidationError
 from obsq.csc.injections import injections_for
 
 
@@ -127,3 +129,42 @@ def test_a_camera_on_an_alpaca_device(tmp_path: Path) -> None:
             "ATCamera", index=0, simulate=False, inject=[], data_dir=tmp_path, bus=MemoryBroker().client(),
             clock=LoopClock(), devices={"camera": "indi://127.0.0.1/CCD Simulator"},
         )  # fmt: skip
+
+
+def test_the_example_devices_file_is_read() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "devices.example.yaml"
+    devices = read_devices(example, speed=1.0)
+    assert devices["ATSpectrograph"]["disperser"] == "indi://192.168.1.21:7624/Filter Simulator"
+    assert set(devices) == {"ATSpectrograph", "ATCamera", "ATMCS"}
+
+
+@pytest.mark.parametrize(
+    ("text", "options", "match"),
+    [
+        ("- a list", {}, "must map components to their devices"),
+        ("ATDome: {dome: alpaca://h/dome/0}", {}, "'ATDome' was unexpected|ATDome"),
+        ("ATCamera: {}", {}, "'camera' is a required property|camera"),
+        ("ATCamera: {camera: indi://h/CCD Simulator}", {}, "camera"),
+        ("ATMCS: {mount: alpaca://h/telescope/x}", {}, "ATMCS --device mount: device number 'x'"),
+        ("ATMCS: {mount: alpaca://h/telescope/0}", {"speed": 600.0}, "a real device runs in real time: --speed 1"),
+        ("ATSpectrograph: {filter: alpaca://h/filterwheel/0, disperser: alpaca://h/filterwheel/1}",
+         {"inject": ["filter-stuck", "dome-drift"]}, "fault injection .* is for simulated devices"),
+        ("ATCamera: {camera: alpaca://h/camera/0}\\nATCamera: {camera: alpaca://h/camera/1}", {},
+         r"line 2, column 1: .*the key 'ATCamera' is given twice \(first on line 1\)"),
+        ("ATCamera: [unclosed", {}, "not valid YAML"),
+    ],
+)  # fmt: skip
+def test_a_bad_devices_file_is_refused_naming_the_file_and_rule(
+    tmp_path: Path, text: str, options: dict[str, Any], match: str
+) -> None:
+    path = tmp_path / "devices.yaml"
+    path.write_text(text.replace("\\n", "\n"))
+    with pytest.raises(ValidationError, match=f"devices file {path}"):
+        read_devices(path, **{"speed": 1.0, **options})
+    with pytest.raises(ValidationError, match=match):
+        read_devices(path, **{"speed": 1.0, **options})
+
+
+def test_an_unreadable_devices_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="cannot be read"):
+        read_devices(tmp_path / "nowhere.yaml", speed=1.0)

@@ -62,6 +62,9 @@ async def refused(rig: Rig, command: str, data: dict[str, Any], message: str) ->
         ({"path": "set_summary_state.py", "location": 3, "locationSalIndex": 5}, "script 5 is not in the queue"),
         ({"path": "auxtel/take_image_latiss.py", "config": "image_type: FLAT\nexp_times: [1,\n  2\n"},
          "LatissTakeImage configuration is not valid YAML: line 4, column 1"),
+        ({"path": "auxtel/take_image_latiss.py", "config": "image_type: FLAT\nexp_times: 1\nimage_type: BIAS\n"},
+         "LatissTakeImage configuration is not valid YAML: line 3, column 1: .*the key 'image_type' is given twice"
+         " \\(first on line 1\\)"),
         ({"path": "auxtel/take_image_latiss.py", "config": "{a: " * 40 + "1" + "}" * 40},
          "LatissTakeImage configuration: field .* nests deeper than 32 levels \\(rule: maxDepth\\)"),
         ({"path": "auxtel/take_image_latiss.py", "config": "[" * 5000 + "]" * 5000},
