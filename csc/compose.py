@@ -175,14 +175,32 @@ def _device_wheel(role: str, url: str, clock: Any, links: dict[tuple[str, int], 
     return AlpacaWheel(kind, address, clock)
 
 
+def _camera_address(url: str) -> Any:
+    """A camera's address, by its scheme: an AlpacaAddress or an IndiAddress; ValidationError naming the rule."""
+    if url.startswith("indi://"):
+        from obsq.csc.indi.address import parse_address as parse_indi
+
+        return parse_indi(url, what="ATCamera --device camera")
+    return _alpaca_address("ATCamera", "camera", url, "camera")
+
+
 def _device_camera(devices: Mapping[str, str], kw: dict[str, Any], registries: Callable[[], Registries]) -> BaseCsc:
-    from obsq.csc.atcamera.alpaca import AlpacaCamera
     from obsq.csc.atcamera.csc import ATCameraCsc
     from obsq.csc.atcamera.sim import BusObservatory
 
-    address = _alpaca_address("ATCamera", "camera", devices["camera"], "camera")
+    address = _camera_address(devices["camera"])
+    observatory = BusObservatory(kw["bus"], kw["clock"], kw.get("root", "obsq"))
+    driver: Any
+    if devices["camera"].startswith("indi://"):
+        from obsq.csc.atcamera.indi import IndiCamera
+        from obsq.csc.indi.client import IndiConnection
+
+        driver = IndiCamera(IndiConnection(address.host, address.port, kw["clock"]), address.device, observatory)
+    else:
+        from obsq.csc.atcamera.alpaca import AlpacaCamera
+
+        driver = AlpacaCamera(address, observatory, kw["clock"])
     found = registries()
-    driver = AlpacaCamera(address, BusObservatory(kw["bus"], kw["clock"], kw.get("root", "obsq")), kw["clock"])
     return ATCameraCsc(driver=driver, data_dir=found.data_dir, registry=found.acquired, **kw)
 
 
@@ -198,7 +216,7 @@ def _device_mount(devices: Mapping[str, str], kw: dict[str, Any], _: Callable[[]
 DEVICE_ROLES: dict[str, dict[str, str]] = {
     "ATSpectrograph": {"filter": "alpaca://HOST:PORT/filterwheel/N (or indi://HOST:PORT/DEVICE)",
                        "disperser": "alpaca://HOST:PORT/filterwheel/N (or indi://HOST:PORT/DEVICE)"},
-    "ATCamera": {"camera": "alpaca://HOST:PORT/camera/N"},
+    "ATCamera": {"camera": "alpaca://HOST:PORT/camera/N (or indi://HOST:PORT/DEVICE)"},
     "ATMCS": {"mount": "alpaca://HOST:PORT/telescope/N"},
 }  # fmt: skip
 _DEVICE_BUILDERS: dict[str, Callable[[Mapping[str, str], dict[str, Any], Callable[[], Registries]], BaseCsc]] = {
@@ -209,7 +227,7 @@ _DEVICE_BUILDERS: dict[str, Callable[[Mapping[str, str], dict[str, Any], Callabl
 #: Each component's addresses checked without building it (the devices file at `obsq up`'s door).
 _DEVICE_PARSERS: dict[str, Callable[[Mapping[str, str]], object]] = {
     "ATSpectrograph": lambda d: [_wheel_address(role, d[role]) for role in ("filter", "disperser")],
-    "ATCamera": lambda d: _alpaca_address("ATCamera", "camera", d["camera"], "camera"),
+    "ATCamera": lambda d: _camera_address(d["camera"]),
     "ATMCS": lambda d: _alpaca_address("ATMCS", "mount", d["mount"], "telescope"),
 }
 

@@ -33,22 +33,7 @@ class IndiWheel:
     async def connect(self) -> None:
         """Connect the server and the device (INDI's CONNECTION switch), then read its slot names."""
         link, device = self.link, self.name_on_server
-        await link.open()
-        await link.wait_until(lambda: link.vector(device, "CONNECTION") is not None, CONNECT_WAIT_S,
-                              f"device {device!r} on the server")  # fmt: skip
-        connection = link.vector(device, "CONNECTION")
-        assert connection is not None
-        if connection.values.get("CONNECT") != "On":
-            await link.send(device, "CONNECTION", "Switch", {"CONNECT": True, "DISCONNECT": False})
-            await link.wait_until(
-                lambda: (connection.values.get("CONNECT") == "On" and connection.state in ("Ok", "Idle"))
-                or connection.state == "Alert",
-                CONNECT_WAIT_S, f"{device} to connect",
-            )  # fmt: skip
-            if connection.state == "Alert":
-                raise alert(link, connection, "connecting")
-        await link.wait_until(lambda: link.vector(device, SLOT) is not None and link.vector(device, NAMES) is not None,
-                              CONNECT_WAIT_S, f"{device}'s {SLOT} and {NAMES}")  # fmt: skip
+        await link.connect_device(device, CONNECT_WAIT_S, SLOT, NAMES)
         names = link.vector(device, NAMES)
         assert names is not None
         numbered = sorted((int(k.removeprefix(NAME_PREFIX)), v) for k, v in names.values.items()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from obsq.csc.clock import Clock
 from obsq.csc.core.errors import DeviceError, DeviceTimeoutError, DeviceUnreachableError
-from obsq.csc.indi.protocol import IndiProtocolError, IndiReader, Vector, get_properties, new_vector
+from obsq.csc.indi.protocol import IndiProtocolError, IndiReader, Vector, enable_blob, get_properties, new_vector
 
 #: Real seconds to connect to an INDI server.
 CONNECT_TIMEOUT_S = 5.0
@@ -38,6 +38,8 @@ class IndiConnection:
         self.messages: dict[str, collections.deque[str]] = collections.defaultdict(
             lambda: collections.deque(maxlen=MESSAGES_KEPT)
         )
+        #: How many times each property was defined or set: a driver awaits the next one (a new image).
+        self.generations: collections.Counter[tuple[str, str]] = collections.Counter()
         self._changed = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
@@ -86,6 +88,29 @@ class IndiConnection:
         """Ask `device` to set `values` of its property `name`."""
         await self._write(new_vector(device, name, type_, values))
 
+    async def receive_blobs(self, device: str) -> None:
+        """Ask the server to send `device`'s images on this connection."""
+        await self._write(enable_blob(device))
+
+    async def connect_device(self, device: str, wait_s: float, *properties: str) -> None:
+        """The server open, `device` connected (its CONNECTION switch) and `properties` defined."""
+        await self.open()
+        await self.wait_until(lambda: self.vector(device, "CONNECTION") is not None, wait_s,
+                              f"device {device!r} on the server")  # fmt: skip
+        connection = self.vector(device, "CONNECTION")
+        assert connection is not None
+        if connection.values.get("CONNECT") != "On":
+            await self.send(device, "CONNECTION", "Switch", {"CONNECT": True, "DISCONNECT": False})
+            await self.wait_until(
+                lambda: (connection.values.get("CONNECT") == "On" and connection.state in ("Ok", "Idle"))
+                or connection.state == "Alert",
+                wait_s, f"{device} to connect",
+            )  # fmt: skip
+            if connection.state == "Alert":
+                raise alert(self, connection, "connecting")
+        await self.wait_until(lambda: all(self.vector(device, p) is not None for p in properties), wait_s,
+                              f"{device}'s {', '.join(properties)}")  # fmt: skip
+
     async def wait_until(self, done: Callable[[], bool], timeout_s: float, what: str) -> None:
         """Until `done()` is true; DeviceTimeoutError naming `what` after `timeout_s` real s, or the link lost."""
         deadline = self.clock.monotonic() + timeout_s
@@ -119,6 +144,8 @@ class IndiConnection:
                 for update in self.reader.feed(data):
                     if update.message:
                         self.messages[update.device].append(update.message)
+                    if update.vector is not None:
+                        self.generations[(update.device, update.name)] += 1
                 self._changed.set()
         except IndiProtocolError as exc:
             self._lose(f"the server's stream is broken ({exc})")

@@ -165,6 +165,13 @@ def new_vector(device: str, name: str, type_: str, values: dict[str, str | float
     return "".join(parts).encode()
 
 
+def enable_blob(device: str, mode: str = "Also") -> bytes:
+    """Ask the server to send `device`'s BLOBs (images) on this connection too (INDI sends none unless asked)."""
+    if mode not in ("Never", "Also", "Only"):
+        raise ValueError(f"enableBLOB takes Never, Also or Only, not {mode!r}")
+    return f"<enableBLOB device={quoteattr(device)}>{mode}</enableBLOB>\n".encode()
+
+
 def get_properties(device: str = "") -> bytes:
     """Ask the server for every property (of `device` only, if given)."""
     who = f" device={quoteattr(device)}" if device else ""

@@ -9,6 +9,7 @@ import pytest
 
 from obsq.csc.atcamera.alpaca import AlpacaCamera
 from obsq.csc.atcamera.csc import ATCameraCsc
+from obsq.csc.atcamera.indi import IndiCamera
 from obsq.csc.atdome.csc import ATDomeCsc
 from obsq.csc.atdome.sim import SimDome
 from obsq.csc.atspectrograph.alpaca import AlpacaWheel
@@ -124,10 +125,17 @@ def test_a_camera_on_an_alpaca_device(tmp_path: Path) -> None:
     )  # fmt: skip
     assert isinstance(camera, ATCameraCsc)
     assert isinstance(camera.driver, AlpacaCamera)
+    indi = build_component(
+        "ATCamera", index=0, simulate=False, inject=[], data_dir=tmp_path, bus=MemoryBroker().client(),
+        clock=LoopClock(), devices={"camera": "indi://127.0.0.1/CCD Simulator"},
+    )  # fmt: skip
+    assert isinstance(indi, ATCameraCsc)
+    assert isinstance(indi.driver, IndiCamera)
+    assert indi.driver.device == "indi://127.0.0.1:7624/CCD Simulator"
     with pytest.raises(CompositionError, match="a camera is driven over Alpaca in this build"):
         build_component(
             "ATCamera", index=0, simulate=False, inject=[], data_dir=tmp_path, bus=MemoryBroker().client(),
-            clock=LoopClock(), devices={"camera": "indi://127.0.0.1/CCD Simulator"},
+            clock=LoopClock(), devices={"camera": "http://127.0.0.1/camera/0"},
         )  # fmt: skip
 
 
@@ -144,7 +152,7 @@ def test_the_example_devices_file_is_read() -> None:
         ("- a list", {}, "must map components to their devices"),
         ("ATDome: {dome: alpaca://h/dome/0}", {}, "'ATDome' was unexpected|ATDome"),
         ("ATCamera: {}", {}, "'camera' is a required property|camera"),
-        ("ATCamera: {camera: indi://h/CCD Simulator}", {}, "camera"),
+        ("ATCamera: {camera: 'http://h/camera/0'}", {}, "camera"),
         ("ATMCS: {mount: alpaca://h/telescope/x}", {}, "ATMCS --device mount: device number 'x'"),
         ("ATMCS: {mount: alpaca://h/telescope/0}", {"speed": 600.0}, "a real device runs in real time: --speed 1"),
         ("ATSpectrograph: {filter: alpaca://h/filterwheel/0, disperser: alpaca://h/filterwheel/1}",
