@@ -1,7 +1,7 @@
 """An asynchronous Alpaca client: one device's GETs and PUTs, with its own timeouts, on the event loop.
 
 The only module that imports httpx. Every call has a bound in real seconds (`CALL_TIMEOUT_S`
-for the answer, `CONNECT_TIMEOUT_S` to connect); an image is read while bytes keep coming
+for the whole answer, `CONNECT_TIMEOUT_S` to connect); an image is read while bytes keep coming
 (`IMAGE_STALL_S` between two reads, never a bound on the whole download, which depends on the
 image's size and the link). What can go wrong is a DeviceError naming the device and the call:
 
@@ -13,6 +13,7 @@ Transaction ids follow the Alpaca API: one ClientID per client, ClientTransactio
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from typing import Any
@@ -107,10 +108,20 @@ class AlpacaDevice:
             raise AlpacaError(0x500, f"the image array is not rectangular numbers ({exc})", call) from None
 
     async def _send(self, call: str, method: str, member: str, *, limit: int, **request: Any) -> bytes:
+        """One call's answer, bounded twice.
+
+        A silent server ends it after `call_timeout_s` (httpx's read timeout), one that drips it
+        after twice that: a server sending a byte now and then never holds a command.
+        """
+        whole_s = 2 * self.call_timeout_s
         try:
-            async with self._http.stream(method, member, **request) as answer:
+            async with asyncio.timeout(whole_s), self._http.stream(method, member, **request) as answer:
                 body = await _read_limited(answer, limit, call)
                 status = answer.status_code
+        except TimeoutError:
+            raise DeviceUnreachableError(
+                f"{call}: no whole answer within {whole_s:g} s (the device's server sends it too slowly)"
+            ) from None
         except httpx.HTTPError as exc:
             raise DeviceUnreachableError(f"{call}: {_why(exc)}") from None
         if status != 200:  # Alpaca: 400 a bad request, 500 the driver failed; the body is the message

@@ -80,6 +80,7 @@ class AlpacaCamera:
     async def integrate(self, exptime_s: float, shutter: bool, image_type: str) -> None:
         self._image_type = image_type
         duration = max(exptime_s, self.exposure_min_s)
+        await self._idle()
         await self.alpaca.put("startexposure", Duration=duration, Light=shutter)
         deadline = self.clock.monotonic() + duration + INTEGRATION_MARGIN_S
         while True:
@@ -113,6 +114,27 @@ class AlpacaCamera:
 
     async def close(self) -> None:
         await self.alpaca.close()
+
+    async def _idle(self) -> None:
+        """The camera idle before an exposure.
+
+        One left running (a request delivered late, after the device came back) is aborted where
+        the camera can, and waited out where it cannot.
+        """
+        state = await self.alpaca.get("camerastate")
+        if state in (IDLE, ERROR):
+            return
+        try:
+            await self.alpaca.put("abortexposure")
+        except AlpacaError as exc:
+            if exc.number not in (0x400, 0x40B):  # NotImplemented, InvalidOperation: wait it out instead
+                raise
+        deadline = self.clock.monotonic() + INTEGRATION_MARGIN_S
+        while (state := await self.alpaca.get("camerastate")) not in (IDLE, ERROR):
+            if self.clock.monotonic() >= deadline:
+                raise DeviceTimeoutError(f"{self.device}: the camera is still busy (CameraState {state}) after"
+                                         f" {INTEGRATION_MARGIN_S:g} s; no exposure was started")  # fmt: skip
+            await self.clock.sleep(self.poll_s)
 
     async def _keywords(self, image_type: str) -> dict[str, Any]:
         rows, cols = self.size

@@ -13,6 +13,7 @@ from obsq.csc.alpaca.address import parse_address
 from obsq.csc.alpaca.client import AlpacaDevice, DeviceUnreachableError
 from obsq.csc.alpaca.imagebytes import encode, error_body
 from obsq.csc.alpaca.protocol import AlpacaError
+from obsq.csc.clock import LoopClock
 from obsq.csc.core.errors import DeviceError, ValidationError
 
 IMAGEBYTES = {"content-type": "application/imagebytes"}
@@ -138,3 +139,23 @@ async def test_an_image_comes_as_imagebytes_or_json_and_an_error_body_as_the_dev
     ):
         await camera.image()
     await camera.close()
+
+
+async def test_a_server_that_drips_its_answer_is_cut_off_at_the_call_s_bound() -> None:
+    """Each byte in time for a read timeout, the whole answer never: the call still ends, named."""
+
+    class Drip(httpx.AsyncByteStream):
+        async def __aiter__(self) -> Any:
+            for byte in b'{"Value": 1, "ErrorNumber": 0, "ErrorMessage": ""}':
+                await LoopClock().sleep(0.05)
+                yield bytes([byte])
+
+    wheel = AlpacaDevice(
+        WHEEL, call_timeout_s=0.5, transport=httpx.MockTransport(lambda _: httpx.Response(200, stream=Drip()))
+    )
+    with pytest.raises(
+        DeviceUnreachableError,
+        match=r"GET position: no whole answer within 1 s \(the device's server sends it too slowly\)",
+    ):
+        await wheel.get("position")
+    await wheel.close()
