@@ -294,23 +294,33 @@ class BaseComponent:
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
-                self.bus.add_connection_listener(self._on_connection)
-                commands = component_filter(self.root, self.id, TopicKind.COMMAND)
-                await self.bus.subscribe(commands, self._on_message)
-                await self.bus.subscribe(f"{commands}/+", self._on_message)  # …/cmd/{command}/{user}: authenticated
-                await self._publish_initial_events()
-                self.create_task(self._heartbeat_loop(), "heartbeat")
-                self.create_task(self._log_pump(), "logMessage")
-                await self._on_started()
-                self.started.set()
-                await self._closing.wait()
-                await self._on_closing()
-                await self._publish_goodbye()
-                for task in list(self._tasks):
-                    task.cancel()
+                try:
+                    await self._serve_in()
+                except BaseException:
+                    # a start that failed (the camera's registry unreadable): the task group cancels the
+                    # rest, and a cancellation the heartbeat's publish swallowed would hold the process
+                    # for ever (1 start in 3 here): closing lets `_cancel_stragglers` cancel it again
+                    self._closing.set()
+                    raise
         finally:
             self._tg = None
             self.done.set()
+
+    async def _serve_in(self) -> None:
+        self.bus.add_connection_listener(self._on_connection)
+        commands = component_filter(self.root, self.id, TopicKind.COMMAND)
+        await self.bus.subscribe(commands, self._on_message)
+        await self.bus.subscribe(f"{commands}/+", self._on_message)  # …/cmd/{command}/{user}: authenticated
+        await self._publish_initial_events()
+        self.create_task(self._heartbeat_loop(), "heartbeat")
+        self.create_task(self._log_pump(), "logMessage")
+        await self._on_started()
+        self.started.set()
+        await self._closing.wait()
+        await self._on_closing()
+        await self._publish_goodbye()
+        for task in list(self._tasks):
+            task.cancel()
 
     def close(self) -> None:
         """Ask `run()` to finish (safe to call from a signal handler or a command)."""
