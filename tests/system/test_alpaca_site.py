@@ -10,10 +10,6 @@ light frames ask Gaia for stars over the network.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +19,9 @@ from astropy.io import fits
 from obsq.csc.acquired import AcquiredImages
 from obsq.csc.bench.alpaca import simulator_camera
 from obsq.csc.bus.brokers import MosquittoProcess
-from obsq.csc.clock import LoopClock
 
 from .alpaca_sim import AlpacaSimulators
-from .conftest import run_cli, stop_processes
+from .device_site import run_block_on_devices
 from .test_alpaca_mount import device, telescope_config
 from .test_alpaca_wheels import DISPERSERS, FILTERS, device_position, wheel
 
@@ -64,36 +59,11 @@ def sims(tmp_path: Path) -> Iterator[AlpacaSimulators]:
 async def test_a_cut_down_calibration_block_runs_through_the_queue_on_alpaca_devices(
     sims: AlpacaSimulators, mosquitto: MosquittoProcess, root: str, tmp_path: Path
 ) -> None:
-    devices = tmp_path / "devices.yaml"
-    devices.write_text(
-        f"ATSpectrograph: {{filter: '{sims.url('filterwheel', 0)}', disperser: '{sims.url('filterwheel', 1)}'}}\n"
-        f"ATCamera: {{camera: '{sims.url('camera', 0)}'}}\nATMCS: {{mount: '{sims.url('telescope', 0)}'}}\n"
-    )
-    block = tmp_path / "BLOCK-T900.json"
-    block.write_text(json.dumps(BLOCK))
-    link = ("--broker", mosquitto.url, "--root", root)
-    data = tmp_path / "data"
-    log = tmp_path / "up.log"
-    with log.open("wb") as out:
-        up = subprocess.Popen(
-            [sys.executable, "-m", "obsq.csc.cli", "up", *link, "--state", "enabled", "--devices", str(devices),
-             "--only", "ATSpectrograph,ATCamera,ATMCS,ATDome,ScriptQueue:2", "--data", str(data)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    clock = LoopClock()
-    try:
-        while "obsq up: ready" not in log.read_text():  # the test's timeout bounds a bring-up that hangs
-            assert up.poll() is None, log.read_text()
-            await clock.sleep(0.2)
-        added = await asyncio.to_thread(run_cli, "queue", "add-block", str(block), *link)
-        assert added.returncode == 0, added.stdout + added.stderr
-        shown = ""
-        while shown.count(" DONE ") < 3:
-            assert "FAILED" not in shown, shown
-            shown = (await asyncio.to_thread(run_cli, "queue", "show", *link)).stdout
-            await clock.sleep(0.5)
-    finally:
-        stop_processes(up)
+    wheels = f"filter: '{sims.url('filterwheel', 0)}', disperser: '{sims.url('filterwheel', 1)}'"
+    devices = (f"ATSpectrograph: {{{wheels}}}\nATCamera: {{camera: '{sims.url('camera', 0)}'}}\n"
+               f"ATMCS: {{mount: '{sims.url('telescope', 0)}'}}\n")  # fmt: skip
+    members = "ATSpectrograph,ATCamera,ATMCS,ATDome,ScriptQueue:2"
+    data = await run_block_on_devices(devices, BLOCK, members, mosquitto.url, root, tmp_path)
     images = AcquiredImages(data / "registry.sqlite3").images()
     assert [(i.imgtype, i.filter) for i in images] == [("BIAS", "SDSSg_65mm")] * 3 + [("DARK", "SDSSg_65mm")] * 2
     assert device_position(sims, 0) == 2  # the wheel itself moved

@@ -26,12 +26,11 @@ from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import LoopClock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.states import State
-from obsq.csc.core.topics import ComponentId
-from obsq.csc.observatory import component_argv
 from obsq.csc.testing import unique_root, wait_state
 
 from .alpaca_sim import AlpacaSimulators
 from .conftest import run_cli, stop_processes
+from .device_site import command_on_devices
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 
@@ -146,24 +145,11 @@ async def test_obsq_csc_run_drives_the_wheels_named_on_its_command_line(
     sims: AlpacaSimulators, mosquitto: MosquittoProcess, root: str, tmp_path: Path
 ) -> None:
     """The command line a site runs: `obsq csc run ATSpectrograph --device …`, and `obsq cmd` from another process."""
-    argv = component_argv(ComponentId.parse("ATSpectrograph"), broker=mosquitto.url, root=root, simulate=False,
-                          state=State.ENABLED, data=tmp_path)  # fmt: skip
-    argv += ["--device", f"filter={sims.url('filterwheel', 0)}", "--device", f"disperser={sims.url('filterwheel', 1)}"]
-    log = tmp_path / "spectrograph.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        link = ("--broker", mosquitto.url, "--root", root)
-        for _ in range(300):  # bounds a hang only: until it is ENABLED and answers
-            done = await asyncio.to_thread(run_cli, "cmd", "ATSpectrograph", "changeFilter", "name=SDSSr_65mm", *link)
-            if done.returncode == 0 or process.poll() is not None:
-                break
-            await asyncio.sleep(0.5)
-        assert done.returncode == 0, f"{done.stdout} {done.stderr} {log.read_text()}"
-        assert "filter SDSSr_65mm in position" in done.stdout
-        assert device_position(sims, 0) == 1
-    finally:
-        stop_processes(process)
+    devices = {"filter": sims.url("filterwheel", 0), "disperser": sims.url("filterwheel", 1)}
+    done = await command_on_devices("ATSpectrograph", devices, mosquitto.url, root, tmp_path,
+                                    "changeFilter", "name=SDSSr_65mm")  # fmt: skip
+    assert "filter SDSSr_65mm in position" in done.stdout
+    assert device_position(sims, 0) == 1
 
 
 async def test_obsq_up_runs_the_members_its_devices_file_names_on_their_devices(

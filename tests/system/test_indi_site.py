@@ -7,10 +7,6 @@ time; the block goes in with `obsq queue add-block`: biases with a filter change
 
 from __future__ import annotations
 
-import asyncio
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +14,8 @@ import pytest
 
 from obsq.csc.acquired import AcquiredImages
 from obsq.csc.bus.brokers import MosquittoProcess
-from obsq.csc.clock import LoopClock
 
-from .conftest import run_cli, stop_processes
+from .device_site import run_block_on_devices
 from .indi_server import IndiServer
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
@@ -56,34 +51,10 @@ async def test_a_cut_down_calibration_block_runs_through_the_queue_on_indi_devic
     servers: tuple[IndiServer, IndiServer], mosquitto: MosquittoProcess, root: str, tmp_path: Path
 ) -> None:
     first, second = servers
-    devices = tmp_path / "devices.yaml"
     wheels = f"filter: '{first.url('Filter Simulator')}', disperser: '{second.url('Filter Simulator')}'"
-    devices.write_text(f"ATSpectrograph: {{{wheels}}}\nATCamera: {{camera: '{first.url('CCD Simulator')}'}}\n")
-    block = tmp_path / "BLOCK-T901.json"
-    block.write_text(json.dumps(BLOCK))
-    link = ("--broker", mosquitto.url, "--root", root)
-    data = tmp_path / "data"
-    log = tmp_path / "up.log"
-    with log.open("wb") as out:
-        up = subprocess.Popen(
-            [sys.executable, "-m", "obsq.csc.cli", "up", *link, "--state", "enabled", "--devices", str(devices),
-             "--only", "ATSpectrograph,ATCamera,ScriptQueue:2", "--data", str(data)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    clock = LoopClock()
-    try:
-        while "obsq up: ready" not in log.read_text():  # the test's timeout bounds a bring-up that hangs
-            assert up.poll() is None, log.read_text()
-            await clock.sleep(0.2)
-        added = await asyncio.to_thread(run_cli, "queue", "add-block", str(block), *link)
-        assert added.returncode == 0, added.stdout + added.stderr
-        shown = ""
-        while shown.count(" DONE ") < 2:
-            assert "FAILED" not in shown, shown
-            shown = (await asyncio.to_thread(run_cli, "queue", "show", *link)).stdout
-            await clock.sleep(0.5)
-    finally:
-        stop_processes(up)
+    devices = f"ATSpectrograph: {{{wheels}}}\nATCamera: {{camera: '{first.url('CCD Simulator')}'}}\n"
+    data = await run_block_on_devices(devices, BLOCK, "ATSpectrograph,ATCamera,ScriptQueue:2", mosquitto.url, root,
+                                      tmp_path)  # fmt: skip
     images = AcquiredImages(data / "registry.sqlite3").images()
     assert [(i.imgtype, i.filter) for i in images] == [("BIAS", "Green"), ("BIAS", "Green"), ("DARK", "Green")]
     assert first.get("Filter Simulator.FILTER_SLOT.FILTER_SLOT_VALUE") == "2"  # INDI's slot 2 is Green

@@ -7,8 +7,6 @@ from 0; a server that goes away is a FAULT naming it, and the component recovers
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,12 +20,10 @@ from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import LoopClock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.states import State
-from obsq.csc.core.topics import ComponentId
 from obsq.csc.indi.client import IndiConnection
-from obsq.csc.observatory import component_argv
 from obsq.csc.testing import unique_root, wait_state
 
-from .conftest import run_cli, stop_processes
+from .device_site import command_on_devices
 from .indi_server import IndiServer
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
@@ -115,20 +111,6 @@ async def test_obsq_csc_run_drives_indi_wheels_named_on_its_command_line(
     servers: tuple[IndiServer, IndiServer], mosquitto: MosquittoProcess, root: str, tmp_path: Path
 ) -> None:
     filters, gratings = servers
-    argv = component_argv(ComponentId.parse("ATSpectrograph"), broker=mosquitto.url, root=root, simulate=False,
-                          state=State.ENABLED, data=tmp_path)  # fmt: skip
-    argv += ["--device", f"filter={filters.url(WHEEL)}", "--device", f"disperser={gratings.url(WHEEL)}"]
-    log = tmp_path / "spectrograph.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        link = ("--broker", mosquitto.url, "--root", root)
-        for _ in range(300):  # bounds a hang only: until it is ENABLED and answers
-            done = await asyncio.to_thread(run_cli, "cmd", "ATSpectrograph", "changeFilter", "name=OIII", *link)
-            if done.returncode == 0 or process.poll() is not None:
-                break
-            await asyncio.sleep(0.5)
-        assert done.returncode == 0, f"{done.stdout} {done.stderr} {log.read_text()}"
-        assert filters.get(f"{WHEEL}.FILTER_SLOT.FILTER_SLOT_VALUE") == "6"
-    finally:
-        stop_processes(process)
+    devices = {"filter": filters.url(WHEEL), "disperser": gratings.url(WHEEL)}
+    await command_on_devices("ATSpectrograph", devices, mosquitto.url, root, tmp_path, "changeFilter", "name=OIII")
+    assert filters.get(f"{WHEEL}.FILTER_SLOT.FILTER_SLOT_VALUE") == "6"
