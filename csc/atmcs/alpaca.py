@@ -55,9 +55,7 @@ class AlpacaMount:
         elevation_speed: float,
         settle_s: float,
     ) -> None:
-        model = self.model
-        model.azimuth_limits, model.elevation_limits = azimuth_limits, elevation_limits
-        model.azimuth_speed, model.elevation_speed, model.settle_s = azimuth_speed, elevation_speed, settle_s
+        self.model.set_axes(azimuth_limits, elevation_limits, azimuth_speed, elevation_speed, settle_s)
         await self.alpaca.put("connected", Connected=True)
         if not await self.alpaca.get("canslewaltazasync"):
             raise DeviceError(f"{self.device}: the mount cannot slew to alt/az asynchronously (CanSlewAltAzAsync)")

@@ -25,6 +25,18 @@ class MountModel:
     elevation: float = 80.0
     tracking: bool = False
 
+    def set_axes(
+        self,
+        azimuth_limits: tuple[float, float],
+        elevation_limits: tuple[float, float],
+        azimuth_speed: float,
+        elevation_speed: float,
+        settle_s: float,
+    ) -> None:
+        """The configuration's limits, speeds and settling."""
+        self.azimuth_limits, self.elevation_limits = azimuth_limits, elevation_limits
+        self.azimuth_speed, self.elevation_speed, self.settle_s = azimuth_speed, elevation_speed, settle_s
+
     def check(self, azimuth: float, elevation: float) -> None:
         for axis, value, (low, high) in (
             ("azimuth", azimuth, self.azimuth_limits),

@@ -23,8 +23,7 @@ class SimMount(MountModel):
         elevation_speed: float,
         settle_s: float,
     ) -> None:
-        self.azimuth_limits, self.elevation_limits = azimuth_limits, elevation_limits
-        self.azimuth_speed, self.elevation_speed, self.settle_s = azimuth_speed, elevation_speed, settle_s
+        self.set_axes(azimuth_limits, elevation_limits, azimuth_speed, elevation_speed, settle_s)
 
     async def slew(self, azimuth: float, elevation: float, timeout_s: float) -> None:
         await self.clock.sleep(self.slew_time(azimuth, elevation))
