@@ -61,7 +61,7 @@ def _dome(kw: dict[str, Any]) -> tuple[BaseCsc, Any]:
     from obsq.csc.atdome.csc import ATDomeCsc
     from obsq.csc.atdome.sim import SimDome
 
-    driver = SimDome()
+    driver = SimDome(kw["clock"])
     return ATDomeCsc(driver=driver, **kw), driver
 
 
@@ -212,23 +212,34 @@ def _device_mount(devices: Mapping[str, str], kw: dict[str, Any], _: Callable[[]
     return ATMCSCsc(driver=AlpacaMount(address, kw["clock"]), **kw)
 
 
+def _device_dome(devices: Mapping[str, str], kw: dict[str, Any], _: Callable[[], Registries]) -> BaseCsc:
+    from obsq.csc.atdome.alpaca import AlpacaDome
+    from obsq.csc.atdome.csc import ATDomeCsc
+
+    address = _alpaca_address("ATDome", "dome", devices["dome"], "dome")
+    return ATDomeCsc(driver=AlpacaDome(address, kw["clock"]), **kw)
+
+
 #: The components that drive real devices, the devices each needs (by role), and how it is built.
 DEVICE_ROLES: dict[str, dict[str, str]] = {
     "ATSpectrograph": {"filter": "alpaca://HOST:PORT/filterwheel/N (or indi://HOST:PORT/DEVICE)",
                        "disperser": "alpaca://HOST:PORT/filterwheel/N (or indi://HOST:PORT/DEVICE)"},
     "ATCamera": {"camera": "alpaca://HOST:PORT/camera/N (or indi://HOST:PORT/DEVICE)"},
     "ATMCS": {"mount": "alpaca://HOST:PORT/telescope/N"},
+    "ATDome": {"dome": "alpaca://HOST:PORT/dome/N"},
 }  # fmt: skip
 _DEVICE_BUILDERS: dict[str, Callable[[Mapping[str, str], dict[str, Any], Callable[[], Registries]], BaseCsc]] = {
     "ATSpectrograph": _device_spectrograph,
     "ATCamera": _device_camera,
     "ATMCS": _device_mount,
+    "ATDome": _device_dome,
 }
 #: Each component's addresses checked without building it (the devices file at `obsq up`'s door).
 _DEVICE_PARSERS: dict[str, Callable[[Mapping[str, str]], object]] = {
     "ATSpectrograph": lambda d: [_wheel_address(role, d[role]) for role in ("filter", "disperser")],
     "ATCamera": lambda d: _camera_address(d["camera"]),
     "ATMCS": lambda d: _alpaca_address("ATMCS", "mount", d["mount"], "telescope"),
+    "ATDome": lambda d: _alpaca_address("ATDome", "dome", d["dome"], "dome"),
 }
 
 

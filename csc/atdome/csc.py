@@ -1,8 +1,12 @@
 """ATDome service: azimuth moves and homing, the shutter doors, stopping, and the drifting encoder.
 
-Motions take their real durations on the injected clock; `stopMotion` stops every motion
-where it is. As Rubin's ATDome: azimuth moves need the axis homed since start-up and are
-refused while homing; homing when already homed and on the home switch does nothing;
+Every motion is the driver's, awaited (the simulator's on the injected clock, a real dome's
+polled); `stopMotion` halts every motion where it is. A device that fails, refuses or does not
+arrive puts the component in FAULT (DOME_DEVICE_FAILED) naming the device and the call. A dome
+with one shutter (an Alpaca Dome) has the main door only: the dropout door is refused by name.
+
+As Rubin's ATDome: azimuth moves need the axis homed since start-up and are refused while
+homing; homing when already homed and on the home switch does nothing;
 `openShutter`/`closeShutter` stop an azimuth move and sequence the doors (model.py), and a
 new shutter command supersedes one in progress. Events follow Rubin's (azimuthState,
 door states and commanded states, in-position events); `position` telemetry is sampled once a
@@ -13,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, NoReturn
 
 from obsq.csc.atdome.model import (
     DROPOUT,
@@ -28,11 +32,15 @@ from obsq.csc.atdome.model import (
     shortest,
 )
 from obsq.csc.component import BaseCsc, Command
-from obsq.csc.core.errors import ExpectedError
+from obsq.csc.core.errors import DeviceError, ExpectedError
 from obsq.csc.core.states import State
 
 #: Seconds of (clock) time between `position` samples during a motion.
 SAMPLE_S = 1.0
+#: Fault code of a dome that refused, failed or did not answer (or did not arrive in time).
+DOME_DEVICE_FAILED = 11
+#: Seconds a motion may take past its estimate from the configured speeds (a real dome's own speed).
+MOTION_MARGIN_S = 60.0
 
 
 class _Motion:
@@ -66,9 +74,6 @@ class ATDomeCsc(BaseCsc):
         self._door_motion: dict[str, DoorState | None] = {MAIN: None, DROPOUT: None}
         self._door_commanded = {MAIN: DoorCommandedState.UNKNOWN, DROPOUT: DoorCommandedState.UNKNOWN}
         self._az_in_position = False
-        #: Where the axes are as `position` reports them: the driver's at rest, interpolated in motion.
-        self._encoder_deg = 0.0
-        self._door_pct = {MAIN: 0.0, DROPOUT: 0.0}
         for name, handler in (
             ("moveAzimuth", self._do_move),
             ("homeAzimuth", self._do_home),
@@ -82,14 +87,16 @@ class ATDomeCsc(BaseCsc):
             self.register_command(name, handler, concurrent=name == "homeAzimuth")
 
     async def configure(self, config: dict[str, Any]) -> None:
-        self.driver.configure(
-            config["azimuth_speed"], config["settle_time"], config["drift_per_degree"],
-            config["main_door_time"], config["dropout_door_time"],
-        )  # fmt: skip
+        try:
+            await self.driver.configure(
+                config["azimuth_speed"], config["settle_time"], config["drift_per_degree"],
+                config["main_door_time"], config["dropout_door_time"],
+            )  # fmt: skip
+        except DeviceError as exc:
+            await self._fail(f"the dome could not be reached: {exc}")
 
     async def handle_summary_state(self) -> None:
         if self.summary_state in (State.DISABLED, State.ENABLED):
-            self._at_rest()
             await self._publish_position()
             await self._publish_azimuth_state()
             await self._publish_doors()
@@ -108,18 +115,15 @@ class ATDomeCsc(BaseCsc):
             await self.publish_event("simulationTruth", {"azimuth": round(truth, 4)})
         await self._sample()
 
-    def _at_rest(self) -> None:
-        """The reported positions are the driver's (after a motion ends)."""
-        self._encoder_deg = self.driver.azimuth_deg
-        self._door_pct = {door: self.driver.shutter.door(door).percent for door in (MAIN, DROPOUT)}
-
     async def _sample(self) -> None:
-        await self.publish_telemetry("position", {
-            "azimuthPosition": round(self._encoder_deg, 4),
-            "azimuthEncoderPosition": round(self._encoder_deg / 360.0 * ENCODER_COUNTS_PER_360),
-            "mainDoorOpeningPercentage": round(self._door_pct[MAIN], 2),
-            "dropoutDoorOpeningPercentage": round(self._door_pct[DROPOUT], 2),
-        })  # fmt: skip
+        azimuth = self.driver.azimuth_deg
+        sample = {
+            "azimuthPosition": round(azimuth, 4),
+            "azimuthEncoderPosition": round(azimuth / 360.0 * ENCODER_COUNTS_PER_360),
+        }
+        for door in self.driver.doors:  # a door the dome lacks has no percentage
+            sample[f"{door}DoorOpeningPercentage"] = round(self.driver.door_percent(door), 2)
+        await self.publish_telemetry("position", sample)
 
     async def _publish_azimuth_state(self) -> None:
         await self.publish_event("azimuthState", {
@@ -130,9 +134,9 @@ class ATDomeCsc(BaseCsc):
 
     async def _publish_doors(self) -> None:
         shutter = self.driver.shutter
-        for door, event in ((MAIN, "mainDoorState"), (DROPOUT, "dropoutDoorState")):
+        for door in self.driver.doors:
             state = self._door_motion[door] or shutter.door(door).state
-            await self.publish_event(event, {"state": int(state)})
+            await self.publish_event(f"{door}DoorState", {"state": int(state)})
             await self.publish_event(f"{door}DoorCommandedState", {"commandedState": int(self._door_commanded[door])})
         await self.publish_event("shutterInPosition", {"inPosition": self._shutter_in_position()})
         await self._publish_all_in_position()
@@ -140,7 +144,7 @@ class ATDomeCsc(BaseCsc):
     def _shutter_in_position(self) -> bool:
         """Both doors at rest where they were commanded (false until commanded, as Rubin's)."""
         reached = {DoorCommandedState.OPENED: DoorState.OPENED, DoorCommandedState.CLOSED: DoorState.CLOSED}
-        for door in (MAIN, DROPOUT):
+        for door in self.driver.doors:
             commanded = self._door_commanded[door]
             if self._door_motion[door] or commanded == DoorCommandedState.UNKNOWN:
                 return False
@@ -159,28 +163,27 @@ class ATDomeCsc(BaseCsc):
 
     # -- motion -----------------------------------------------------------------------------
 
-    async def _travel(self, motion: _Motion, duration_s: float, at: Callable[[float], None]) -> float:
-        """Wait out a motion of `duration_s`, sampling `position` (after `at(fraction)`) once a second.
+    async def _drive(self, motion: _Motion, work: Awaitable[None], what: str) -> bool:
+        """Await the driver's motion `work`, sampling `position` once a second of clock time.
 
-        Returns the fraction done: 1, or less if the motion was halted.
+        Returns whether it arrived (False: halted where it is); a device failure is a FAULT naming `what`.
         """
-        start = self.clock.monotonic()
-        while True:
-            done = self.clock.monotonic() - start
-            if done >= duration_s:
-                fraction = 1.0
-                break
-            with contextlib.suppress(TimeoutError):
-                await self.clock.wait_for(motion.stop.wait(), min(SAMPLE_S, duration_s - done))
-                fraction = min(1.0, (self.clock.monotonic() - start) / duration_s)
-                break
-            at(min(1.0, (self.clock.monotonic() - start) / duration_s))
-            await self._sample()
-        at(fraction)
-        return fraction
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                try:
+                    await self.clock.wait_for(asyncio.shield(task), SAMPLE_S)
+                    break
+                except TimeoutError:
+                    await self._sample()
+        except DeviceError as exc:
+            await self._fail(f"{what} failed: {exc}")
+        finally:
+            task.cancel()
+        return not motion.stop.is_set()
 
     @contextlib.asynccontextmanager
-    async def _taking(self, motion: _Motion, why: str) -> Any:
+    async def _taking(self, motion: _Motion, why: str) -> AsyncIterator[None]:
         """Own `motion`: one in progress is halted first (superseded, as `why` says)."""
         if motion.halt(why):
             await motion.idle.wait()
@@ -191,14 +194,6 @@ class ATDomeCsc(BaseCsc):
         finally:
             motion.idle.set()
 
-    def _azimuth_sampler(self, from_deg: float, to_deg: float) -> Callable[[float], None]:
-        delta = shortest(from_deg, to_deg)
-
-        def at(fraction: float) -> None:
-            self._encoder_deg = (from_deg + delta * fraction) % 360.0
-
-        return at
-
     # -- azimuth ----------------------------------------------------------------------------
 
     async def _do_move(self, command: Command) -> str:
@@ -208,30 +203,32 @@ class ATDomeCsc(BaseCsc):
         if not self.driver.homed:
             raise ExpectedError("The azimuth axis is not homed (homeAzimuth first)")
         duration = self.driver.move_time(azimuth)
-        await command.in_progress(duration + 5, f"moving to {azimuth:g} deg")
+        await command.in_progress(duration + MOTION_MARGIN_S + 5, f"moving to {azimuth:g} deg")
         async with self._taking(self._azimuth, "superseded by a new moveAzimuth"):
-            start = self.driver.azimuth_deg
             await self.publish_event("azimuthCommandedState", {
                 "azimuth": azimuth, "commandedState": int(AzimuthCommandedState.GOTOPOSITION)})  # fmt: skip
             await self.publish_event("lastAzimuthGoTo", {"position": azimuth})
             await self._set_az_in_position(False)
             self._home_switch = False
-            direction = shortest(start, azimuth)
+            direction = shortest(self.driver.azimuth_deg, azimuth)
             self._azimuth_state = AzimuthState.MOVINGCW if direction >= 0 else AzimuthState.MOVINGCCW
             await self._publish_azimuth_state()
-            fraction = await self._travel(self._azimuth, duration, self._azimuth_sampler(start, azimuth))
-            self.driver.move(azimuth, fraction)
-            self._at_rest()
-            self._azimuth_state = AzimuthState.NOTINMOTION
-            stopped = fraction < 1.0
-            if stopped:
+            try:
+                arrived = await self._drive(
+                    self._azimuth,
+                    self.driver.move(azimuth, self._azimuth.stop, duration + MOTION_MARGIN_S),
+                    f"the move to {azimuth:g} deg",
+                )
+            finally:
+                self._azimuth_state = AzimuthState.NOTINMOTION
+            if not arrived:
                 await self.publish_event("azimuthCommandedState", {
                     "azimuth": self.driver.azimuth_deg, "commandedState": int(AzimuthCommandedState.STOP)})  # fmt: skip
             else:
                 self._az_in_position = True
         await self._publish_position()
         await self._publish_azimuth_state()
-        if stopped:
+        if not arrived:
             raise ExpectedError(
                 f"the move to {azimuth:g} deg was stopped at {self.driver.azimuth_deg:.2f} deg ({self._azimuth.why})"
             )
@@ -241,32 +238,33 @@ class ATDomeCsc(BaseCsc):
     async def _do_home(self, command: Command) -> str:
         if self._homing:
             raise ExpectedError("Already homing")
+        if not self.driver.can_home:
+            raise ExpectedError(f"the dome {self.driver.device} cannot find home; it keeps its own azimuth")
         if self.driver.homed and self._home_switch:
             self.log.warning("not_homing", reason="already homed and on the home switch")
             return "already homed and on the home switch"
         duration = self.driver.home_time()
-        await command.in_progress(duration + 5, "homing")
+        await command.in_progress(duration + MOTION_MARGIN_S + 5, "homing")
         async with self._taking(self._azimuth, "superseded by homeAzimuth"):
-            start = self.driver.azimuth_deg
             await self.publish_event("azimuthCommandedState", {
                 "azimuth": 0.0, "commandedState": int(AzimuthCommandedState.HOME)})  # fmt: skip
             await self._set_az_in_position(False)
             self._homing, self._azimuth_state = True, AzimuthState.MOVINGCCW
             await self._publish_azimuth_state()
-            fraction = await self._travel(self._azimuth, duration, self._azimuth_sampler(start, 0.0))
-            self._homing, self._azimuth_state = False, AzimuthState.NOTINMOTION
-            if fraction >= 1.0:
-                self.driver.home()
+            try:
+                arrived = await self._drive(
+                    self._azimuth, self.driver.home(self._azimuth.stop, duration + MOTION_MARGIN_S), "homing"
+                )
+            finally:
+                self._homing, self._azimuth_state = False, AzimuthState.NOTINMOTION
+            if arrived:
                 self._home_switch = True
                 self._az_in_position = True
-            else:
-                self.driver.move(0.0, fraction)
-            self._at_rest()
             await self.publish_event("azimuthCommandedState", {
                 "azimuth": self.driver.azimuth_deg, "commandedState": int(AzimuthCommandedState.STOP)})  # fmt: skip
         await self._publish_position()
         await self._publish_azimuth_state()
-        if fraction < 1.0:
+        if not arrived:
             raise ExpectedError(f"homing was stopped at {self.driver.azimuth_deg:.2f} deg ({self._azimuth.why})")
         await self._set_az_in_position(True)
         return "homed at 0 deg"
@@ -297,34 +295,41 @@ class ATDomeCsc(BaseCsc):
     async def _move_doors(self, command: Command, action: str, open_: bool) -> str:
         what = {"shutter": "the shutter", MAIN: "the main door", DROPOUT: "the dropout door"}[action]
         way = "open" if open_ else "closed"
+        if action != "shutter" and action not in self.driver.doors:
+            raise ExpectedError(f"the dome {self.driver.device} has no {action} door (one shutter: use openShutter)")
         if action == "shutter":
             self._azimuth.halt(f"{command.name} stops the azimuth")
         async with self._taking(self._shutter, f"superseded by {command.name}"):
             shutter = self.driver.shutter
-            steps = shutter.plan(action, open_)
+            steps = [(door, way_) for door, way_ in shutter.plan(action, open_) if door in self.driver.doors]
             commanded = DoorCommandedState.OPENED if open_ else DoorCommandedState.CLOSED
-            for door in [MAIN, DROPOUT] if action == "shutter" else [action]:
+            for door in self.driver.doors if action == "shutter" else [action]:
                 self._door_commanded[door] = commanded
             await self._publish_doors()
-            total = sum(shutter.door(door).time_to(way_) for door, way_ in steps)
+            total = sum(shutter.door(door).time_to(way_) for door, way_ in steps) + MOTION_MARGIN_S
             await command.in_progress(total + 10, f"{what} to {way}")
             for door, door_open in steps:
                 self._door_motion[door] = DoorState.OPENING if door_open else DoorState.CLOSING
                 await self._publish_doors()
-                duration = shutter.door(door).time_to(door_open)
-                start = shutter.door(door).percent
-                target = 100.0 if door_open else 0.0
-
-                def at(fraction: float, door: str = door, start: float = start, target: float = target) -> None:
-                    self._door_pct[door] = start + (target - start) * fraction
-
-                fraction = await self._travel(self._shutter, duration, at)
-                self.driver.move_door(door, door_open, fraction)
-                self._at_rest()
-                self._door_motion[door] = None
+                try:
+                    arrived = await self._drive(
+                        self._shutter,
+                        self.driver.move_door(door, door_open, self._shutter.stop, total),
+                        f"moving the {door} door",
+                    )
+                finally:
+                    self._door_motion[door] = None
                 await self._publish_doors()
                 await self._sample()
-                if fraction < 1.0:
-                    pct = shutter.door(door).percent
+                if not arrived:
+                    pct = self.driver.door_percent(door)
                     raise ExpectedError(f"the {door} door was stopped at {pct:.0f}% open ({self._shutter.why})")
         return f"{what} {way}"
+
+    async def _fail(self, report: str) -> NoReturn:
+        await self.fault(DOME_DEVICE_FAILED, report)
+        raise ExpectedError(report)
+
+    async def _publish_goodbye(self) -> None:
+        await self.driver.close()
+        await super()._publish_goodbye()

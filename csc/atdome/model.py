@@ -16,6 +16,7 @@ open. `sim.py` makes both the simulated hardware.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -145,11 +146,23 @@ class ShutterModel:
 
 
 class DomeDriver(Protocol):
-    """The dome drive as the service uses it (sim.py simulates it)."""
+    """The dome drive as the service awaits it (sim.py simulates it; alpaca.py drives an Alpaca Dome).
+
+    A motion method returns when the device has arrived, or, once `halt` is set, when it has
+    stopped where it was (the caller then reads where). It raises DeviceError (DeviceTimeoutError
+    after `timeout_s` of real motion) when the device fails, refuses or does not arrive.
+    """
+
+    #: Where the device is, for messages and `obsq csc list` ("simulated" for the simulator).
+    device: str
+    #: The shutter doors the device has: (MAIN, DROPOUT) for Rubin's dome, (MAIN,) for one shutter.
+    doors: tuple[str, ...]
+    #: Can the device find its home switch? If not, it keeps its own azimuth and is homed from the start.
+    can_home: bool
 
     @property
     def azimuth_deg(self) -> float:
-        """Where the encoder says the dome points."""
+        """Where the encoder says the dome points, now (in motion too)."""
         ...
 
     @property
@@ -160,25 +173,31 @@ class DomeDriver(Protocol):
         """Where the dome really points, if the driver can know (only a simulation can)."""
         ...
 
-    def configure(
+    @property
+    def shutter(self) -> ShutterModel:
+        """The doors at rest: where each is and the rules of moving them."""
+        ...
+
+    def door_percent(self, door: str) -> float:
+        """How far open `door` is, now (in motion too)."""
+        ...
+
+    async def configure(
         self, speed_deg_s: float, settle_s: float, drift_per_degree: float, main_door_s: float, dropout_door_s: float
-    ) -> None: ...
+    ) -> None:
+        """Take the configured speeds (estimates for a real device) and connect; DeviceError if it cannot."""
+        ...
 
     def move_time(self, azimuth_deg: float) -> float: ...
 
-    def move(self, azimuth_deg: float, fraction: float = 1.0) -> None:
-        """Arrive (`fraction` 1) or stop part way (`fraction` < 1) on the way to `azimuth_deg`."""
-        ...
-
     def home_time(self) -> float: ...
 
-    def home(self) -> None: ...
+    async def move(self, azimuth_deg: float, halt: asyncio.Event, timeout_s: float) -> None: ...
 
-    @property
-    def shutter(self) -> ShutterModel:
-        """The doors: where each is and the rules of moving them."""
-        ...
+    async def home(self, halt: asyncio.Event, timeout_s: float) -> None: ...
 
-    def move_door(self, door: str, open_: bool, fraction: float = 1.0) -> None:
-        """Arrive (`fraction` 1) or stop part way on the way to open or closed."""
+    async def move_door(self, door: str, open_: bool, halt: asyncio.Event, timeout_s: float) -> None: ...
+
+    async def close(self) -> None:
+        """Let go of the device (the component is leaving)."""
         ...

@@ -49,7 +49,12 @@ def test_refusals_name_the_problem() -> None:
         build("ATDome", ["dome-wobble"])
     with pytest.raises(CompositionError, match="injection 'dome-drift' is for ATDome, not ATCamera"):
         build("ATCamera", ["dome-drift"])
-    with pytest.raises(CompositionError, match=r"ATDome: run it with --simulate$"):
+    with pytest.raises(CompositionError, match=r"ATWhiteLight: run it with --simulate$"):
+        build("ATWhiteLight", [], simulate=False)
+    with pytest.raises(
+        CompositionError,
+        match=r"ATDome: run it with --simulate, or name its devices: --device dome=alpaca://HOST:PORT/",
+    ):
         build("ATDome", [], simulate=False)
     with pytest.raises(
         CompositionError,
@@ -87,7 +92,9 @@ def test_a_component_on_real_devices_is_built_with_its_alpaca_driver() -> None:
 @pytest.mark.parametrize(
     ("name", "devices", "extra", "match"),
     [
-        ("ATDome", {"dome": "alpaca://h/dome/0"}, {}, "ATDome has no driver for real devices in this build"),
+        ("ATWhiteLight", {"lamp": "alpaca://h/covercalibrator/0"}, {},
+         "ATWhiteLight has no driver for real devices in this build"),
+        ("ATDome", {"dome": "indi://h/Dome Simulator"}, {}, "a dome is driven over Alpaca in this build"),
         ("ATMCS", {"mount": "alpaca://h/camera/0"}, {}, "'alpaca://h/camera/0' is a camera, not a telescope"),
         ("ATCamera", {"camera": "alpaca://h/filterwheel/0"}, {}, "'alpaca://h/filterwheel/0' is a filterwheel, not"),
         ("ATSpectrograph", {"filter": WHEELS["filter"]}, {}, "takes the roles filter, disperser; missing: disperser"),
@@ -143,14 +150,15 @@ def test_the_example_devices_file_is_read() -> None:
     example = Path(__file__).resolve().parents[2] / "deploy" / "devices.example.yaml"
     devices = read_devices(example, speed=1.0)
     assert devices["ATSpectrograph"]["disperser"] == "indi://192.168.1.21:7624/Filter Simulator"
-    assert set(devices) == {"ATSpectrograph", "ATCamera", "ATMCS"}
+    assert set(devices) == {"ATSpectrograph", "ATCamera", "ATMCS", "ATDome"}
 
 
 @pytest.mark.parametrize(
     ("text", "options", "match"),
     [
         ("- a list", {}, "must map components to their devices"),
-        ("ATDome: {dome: alpaca://h/dome/0}", {}, "'ATDome' was unexpected|ATDome"),
+        ("ATWhiteLight: {lamp: alpaca://h/covercalibrator/0}", {}, "'ATWhiteLight' was unexpected|ATWhiteLight"),
+        ("ATDome: {dome: alpaca://h/dome/0, shutter: alpaca://h/dome/1}", {}, "field 'ATDome/shutter' is not allowed"),
         ("ATCamera: {}", {}, "'camera' is a required property|camera"),
         ("ATCamera: {camera: 'http://h/camera/0'}", {}, "camera"),
         ("ATMCS: {mount: alpaca://h/telescope/x}", {}, "ATMCS --device mount: device number 'x'"),

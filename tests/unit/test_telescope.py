@@ -21,7 +21,7 @@ from obsq.csc.testing import check_state_conformance, component_rig
 
 
 def dome(**kwargs: Any) -> ATDomeCsc:
-    return ATDomeCsc(driver=SimDome(), simulation_mode=1, **kwargs)
+    return ATDomeCsc(driver=SimDome(kwargs["clock"]), simulation_mode=1, **kwargs)
 
 
 def spectrograph(**kwargs: Any) -> ATSpectrographCsc:
