@@ -43,10 +43,10 @@ HOOKS: dict[str, Callable[[Any, str], None]] = {
 
 def _whitelight(kw: dict[str, Any]) -> tuple[BaseCsc, Any]:
     from obsq.csc.atwhitelight.csc import ATWhiteLightCsc
-    from obsq.csc.atwhitelight.sim import SimWhiteLight
+    from obsq.csc.atwhitelight.sim import SimLamp
 
-    driver = SimWhiteLight()
-    return ATWhiteLightCsc(driver=driver, **kw), driver
+    driver = SimLamp(kw["clock"])
+    return ATWhiteLightCsc(driver=driver, **kw), driver.sim
 
 
 def _spectrograph(kw: dict[str, Any]) -> tuple[BaseCsc, Any]:
@@ -220,6 +220,20 @@ def _device_dome(devices: Mapping[str, str], kw: dict[str, Any], _: Callable[[],
     return ATDomeCsc(driver=AlpacaDome(address, kw["clock"]), **kw)
 
 
+def _lamp_addresses(devices: Mapping[str, str]) -> tuple[Any, Any]:
+    lamp = _alpaca_address("ATWhiteLight", "lamp", devices["lamp"], "covercalibrator")
+    chiller = devices.get("chiller")
+    return lamp, (_alpaca_address("ATWhiteLight", "chiller", chiller, "switch") if chiller else None)
+
+
+def _device_lamp(devices: Mapping[str, str], kw: dict[str, Any], _: Callable[[], Registries]) -> BaseCsc:
+    from obsq.csc.atwhitelight.alpaca import AlpacaLamp
+    from obsq.csc.atwhitelight.csc import ATWhiteLightCsc
+
+    lamp, chiller = _lamp_addresses(devices)
+    return ATWhiteLightCsc(driver=AlpacaLamp(lamp, chiller, kw["clock"]), **kw)
+
+
 #: The components that drive real devices, the devices each needs (by role), and how it is built.
 DEVICE_ROLES: dict[str, dict[str, str]] = {
     "ATSpectrograph": {"filter": "alpaca://HOST:PORT/filterwheel/N (or indi://HOST:PORT/DEVICE)",
@@ -227,12 +241,17 @@ DEVICE_ROLES: dict[str, dict[str, str]] = {
     "ATCamera": {"camera": "alpaca://HOST:PORT/camera/N (or indi://HOST:PORT/DEVICE)"},
     "ATMCS": {"mount": "alpaca://HOST:PORT/telescope/N"},
     "ATDome": {"dome": "alpaca://HOST:PORT/dome/N"},
+    "ATWhiteLight": {"lamp": "alpaca://HOST:PORT/covercalibrator/N",
+                     "chiller": "alpaca://HOST:PORT/switch/N (optional)"},
 }  # fmt: skip
+#: Roles a component may go without (the lamp without a chiller device).
+OPTIONAL_ROLES: dict[str, set[str]] = {"ATWhiteLight": {"chiller"}}
 _DEVICE_BUILDERS: dict[str, Callable[[Mapping[str, str], dict[str, Any], Callable[[], Registries]], BaseCsc]] = {
     "ATSpectrograph": _device_spectrograph,
     "ATCamera": _device_camera,
     "ATMCS": _device_mount,
     "ATDome": _device_dome,
+    "ATWhiteLight": _device_lamp,
 }
 #: Each component's addresses checked without building it (the devices file at `obsq up`'s door).
 _DEVICE_PARSERS: dict[str, Callable[[Mapping[str, str]], object]] = {
@@ -240,6 +259,7 @@ _DEVICE_PARSERS: dict[str, Callable[[Mapping[str, str]], object]] = {
     "ATCamera": lambda d: _camera_address(d["camera"]),
     "ATMCS": lambda d: _alpaca_address("ATMCS", "mount", d["mount"], "telescope"),
     "ATDome": lambda d: _alpaca_address("ATDome", "dome", d["dome"], "dome"),
+    "ATWhiteLight": _lamp_addresses,
 }
 
 
@@ -281,7 +301,7 @@ def _check_devices(name: str, devices: Mapping[str, str], *, simulate: bool, inj
         raise CompositionError(f"{name} has no driver for real devices in this build (those that do: {real})")
     roles = DEVICE_ROLES[name]
     unknown = sorted(set(devices) - set(roles))
-    missing = [r for r in roles if r not in devices]
+    missing = [r for r in roles if r not in devices and r not in OPTIONAL_ROLES.get(name, set())]
     if unknown or missing:
         raise CompositionError(
             f"{name}: --device takes the roles {', '.join(roles)}"
@@ -308,7 +328,9 @@ def _real_component(
     """`name` on its real devices; CompositionError naming what is missing or wrong."""
     if not devices:
         roles = DEVICE_ROLES.get(name, {})
-        real = " ".join(f"--device {role}={example}" for role, example in roles.items())
+        real = " ".join(
+            f"--device {role}={example}" for role, example in roles.items() if role not in OPTIONAL_ROLES.get(name, ())
+        )
         raise CompositionError(f"{name}: run it with --simulate" + (f", or name its devices: {real}" if real else ""))
     _check_devices(name, devices, simulate=simulate, inject=inject, speed=kw["clock"].speed)
     try:

@@ -194,7 +194,8 @@ class LampRules:
             )
         return power_w
 
-    def check_turn_on(self, power_w: float, now: float, chiller: ChillerStatus) -> float:
+    def check_turn_on(self, power_w: float, now: float, chiller: ChillerStatus | None) -> float:
+        """The power to strike at, or ExpectedError why not; `chiller` None: the lamp has no chiller to wait for."""
         power = self.power_for(power_w)
         if self.striking:
             raise ExpectedError("the lamp is already turning on")
@@ -202,6 +203,8 @@ class LampRules:
             return power  # as Rubin's: a lit lamp takes the new power, its warm-up goes on (see `repowered`)
         if (left := self.cooldown_remaining(now)) > 0:
             raise ExpectedError(f"the lamp is cooling down: {left:.0f} s left before it may be struck again")
+        if chiller is None:
+            return power
         if not chiller.running or not chiller.pump_on:
             raise ExpectedError("the chiller is not running: start it first (the lamp runs only while it does)")
         if chiller.alarms:
@@ -270,42 +273,83 @@ class LampRules:
         return LampBasicState.COOLDOWN if self.cooldown_remaining(now) > 0 else LampBasicState.OFF
 
 
-class WhiteLightDriver(Protocol):
-    """The lamp, chiller and shutter hardware as the service uses it (sim.py simulates it)."""
+@dataclass(frozen=True)
+class ChillerReading:
+    """The chiller as read at one instant (telemetry units: C, L/min, Hz, %, A)."""
 
-    connected: bool
+    running: bool
+    pump_on: bool
+    alarm_level1: int
+    controller: ChillerControllerState
+    set_c: float
+    supply_c: float
+    return_c: float
     ambient_c: float
-    set_temperature_c: float
+    flow_l_min: float
+    fans_hz: tuple[float, float, float, float]
+    tec_cooling: bool
+    tec_level_pct: float
+    tec_currents_a: tuple[float, float]
 
-    def connect(self) -> None: ...
-    def disconnect(self) -> None: ...
-    def alarm_level1(self, now: float) -> int: ...
-    def chiller_status(self, now: float) -> ChillerStatus: ...
-    def chiller_controller_state(self, now: float) -> ChillerControllerState: ...
-    def supply_temperature(self, now: float) -> float: ...
-    def coolant_flow(self, now: float) -> float:
-        """L/min; 0 with the pump off."""
+    @property
+    def status(self) -> ChillerStatus:
+        return ChillerStatus(running=self.running, pump_on=self.pump_on, alarms=self.alarm_level1 != 0)
+
+
+@dataclass(frozen=True)
+class LampReading:
+    """The lamp hardware as read at one instant; `chiller` is None where the device has none."""
+
+    light: bool
+    shutter: ShutterState
+    chiller: ChillerReading | None
+
+
+class WhiteLightDriver(Protocol):
+    """The lamp, chiller and shutter hardware as the service awaits it.
+
+    sim.py simulates it on the clock; alpaca.py drives an Alpaca CoverCalibrator (the lamp and its
+    cover as the shutter) with an optional Switch (the chiller). Every method raises DeviceError
+    when the device fails or does not answer.
+    """
+
+    #: Where the device is, for messages ("simulated" for the simulator).
+    device: str
+    #: Has the device a chiller? (If not, the rules do without one, and its commands are refused by name.)
+    has_chiller: bool
+
+    async def connect(self) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def read(self) -> LampReading: ...
+
+    async def start_chiller(self) -> None: ...
+
+    async def stop_chiller(self) -> None: ...
+
+    async def set_temperature(self, temperature_c: float) -> None: ...
+
+    async def power_on(self, power_w: float, max_power_w: float) -> None:
+        """Apply power (strike the lamp) at `power_w`; a device with a brightness scale takes power / max_power_w."""
         ...
 
-    def fan_speeds(self, now: float) -> tuple[float, float, float, float]:
-        """Hz of the four fans."""
+    async def wait_light(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for light; whether it came."""
         ...
 
-    def tec_drive(self, now: float) -> tuple[bool, float]:
-        """(cooling, level %) of the thermo-electric coolers."""
+    async def power_off(self) -> None: ...
+
+    async def wait_dark(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for the light to go; whether it went."""
         ...
 
-    def tec_currents(self, now: float) -> tuple[float, float]:
-        """A in TEC banks 1 and 2."""
+    async def move_shutter(self, open_: bool) -> None:
+        """Start the shutter moving."""
         ...
 
-    def start_chiller(self, now: float) -> None: ...
-    def stop_chiller(self, now: float) -> None: ...
-    def set_temperature(self, temperature_c: float, now: float) -> None: ...
-    def power_on(self, now: float) -> None: ...
-    def power_off(self, now: float) -> None: ...
-    def light(self, now: float) -> bool: ...
-    def light_appears_at(self) -> float | None: ...
-    def light_gone_at(self) -> float | None: ...
-    def move_shutter(self, open_: bool, now: float) -> float: ...
-    def shutter_state(self, now: float) -> ShutterState: ...
+    async def wait_shutter(self, open_: bool, timeout_s: float) -> None:
+        """Wait until the shutter is open (closed); DeviceTimeoutError after `timeout_s`."""
+        ...

@@ -17,7 +17,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from obsq.csc.atwhitelight.model import ChillerControllerState, ChillerStatus, ShutterState
+from obsq.csc.atwhitelight.model import (
+    ChillerControllerState,
+    ChillerReading,
+    ChillerStatus,
+    LampReading,
+    ShutterState,
+)
+from obsq.csc.clock import Clock
 
 
 @dataclass
@@ -200,3 +207,74 @@ class SimWhiteLight:
     def stick_lamp_on(self) -> None:
         """The lamp keeps its light when powered off (LAMP_STUCK_ON)."""
         self._stuck_on = True
+
+
+class SimLamp:
+    """SimWhiteLight as the service's WhiteLightDriver: its physics read and commanded on the clock."""
+
+    device = "simulated"
+    has_chiller = True
+
+    def __init__(self, clock: Clock, sim: SimWhiteLight | None = None) -> None:
+        self.clock = clock
+        #: The physics, and the fault-injection hooks (compose's HOOKS act on it).
+        self.sim = sim or SimWhiteLight()
+
+    async def connect(self) -> None:
+        self.sim.connect()
+
+    async def disconnect(self) -> None:
+        self.sim.disconnect()
+
+    async def close(self) -> None:
+        """Nothing to let go of."""
+
+    async def read(self) -> LampReading:
+        sim, now = self.sim, self.clock.tai()
+        status = sim.chiller_status(now)
+        supply = sim.supply_temperature(now)
+        cooling, level = sim.tec_drive(now)
+        chiller = ChillerReading(
+            running=status.running, pump_on=status.pump_on, alarm_level1=sim.alarm_level1(now),
+            controller=sim.chiller_controller_state(now), set_c=sim.set_temperature_c, supply_c=supply,
+            return_c=supply + 0.8, ambient_c=sim.ambient_c, flow_l_min=sim.coolant_flow(now),
+            fans_hz=sim.fan_speeds(now), tec_cooling=cooling, tec_level_pct=level, tec_currents_a=sim.tec_currents(now),
+        )  # fmt: skip
+        return LampReading(light=sim.light(now), shutter=sim.shutter_state(now), chiller=chiller)
+
+    async def start_chiller(self) -> None:
+        self.sim.start_chiller(self.clock.tai())
+
+    async def stop_chiller(self) -> None:
+        self.sim.stop_chiller(self.clock.tai())
+
+    async def set_temperature(self, temperature_c: float) -> None:
+        self.sim.set_temperature(temperature_c, self.clock.tai())
+
+    async def power_on(self, power_w: float, max_power_w: float) -> None:
+        self.sim.power_on(self.clock.tai())
+
+    async def wait_light(self, timeout_s: float) -> bool:
+        now = self.clock.tai()
+        appears = self.sim.light_appears_at()
+        if appears is not None and appears - now <= timeout_s:
+            await self.clock.sleep(appears - now)
+            return True
+        await self.clock.sleep(timeout_s)
+        return self.sim.light(self.clock.tai())
+
+    async def power_off(self) -> None:
+        self.sim.power_off(self.clock.tai())
+
+    async def wait_dark(self, timeout_s: float) -> bool:
+        now = self.clock.tai()
+        gone = self.sim.light_gone_at()
+        await self.clock.sleep(max(0.0, timeout_s if gone is None else min(gone - now, timeout_s)))
+        return not self.sim.light(self.clock.tai())
+
+    async def move_shutter(self, open_: bool) -> None:
+        self.sim.move_shutter(open_, self.clock.tai())
+
+    async def wait_shutter(self, open_: bool, timeout_s: float) -> None:
+        arrives = self.sim.move_shutter(open_, self.clock.tai())  # already under way: its arrival
+        await self.clock.sleep(max(0.0, arrives - self.clock.tai()))

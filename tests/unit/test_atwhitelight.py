@@ -9,7 +9,7 @@ import pytest
 
 from obsq.csc.atwhitelight.csc import ATWhiteLightCsc
 from obsq.csc.atwhitelight.model import ErrorCode, LampBasicState, ShutterState
-from obsq.csc.atwhitelight.sim import SimWhiteLight
+from obsq.csc.atwhitelight.sim import SimLamp
 from obsq.csc.component import AckError
 from obsq.csc.core.acks import AckCode
 from obsq.csc.core.states import State
@@ -17,7 +17,7 @@ from obsq.csc.testing import Rig, check_state_conformance, component_rig
 
 
 def make(**kwargs: Any) -> ATWhiteLightCsc:
-    return ATWhiteLightCsc(driver=SimWhiteLight(), **kwargs)
+    return ATWhiteLightCsc(driver=SimLamp(kwargs["clock"]), **kwargs)
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ async def test_stop_chiller_refused_while_lamp_on(rig: Rig) -> None:
 
 async def test_failed_strikes_are_retried_and_logged(rig: Rig) -> None:
     assert isinstance(rig.csc, ATWhiteLightCsc)
-    rig.csc.driver.fail_next_strikes(2)
+    rig.csc.driver.sim.fail_next_strikes(2)
     await rig.enable()
     await rig.command("startChiller")
     logs = rig.remote.event("logMessage")
@@ -154,7 +154,7 @@ async def test_failed_strikes_are_retried_and_logged(rig: Rig) -> None:
 
 async def test_lamp_that_never_strikes_faults(rig: Rig) -> None:
     assert isinstance(rig.csc, ATWhiteLightCsc)
-    rig.csc.driver.fail_next_strikes(3)
+    rig.csc.driver.sim.fail_next_strikes(3)
     await rig.enable()
     await rig.command("startChiller")
     with pytest.raises(AckError, match="did not strike in 3 attempts"):
@@ -166,7 +166,7 @@ async def test_lamp_that_never_strikes_faults(rig: Rig) -> None:
 async def test_chiller_alarm_faults_and_forces_lamp_off(rig: Rig) -> None:
     assert isinstance(rig.csc, ATWhiteLightCsc)
     await lamp_on(rig)
-    rig.csc.driver.raise_chiller_alarm(4)
+    rig.csc.driver.sim.raise_chiller_alarm(4)
     await rig.clock.advance(1)
     assert rig.csc.summary_state == State.FAULT
     assert rig.remote.event("errorCode").get()["errorCode"] == ErrorCode.CHILLER_ERROR
@@ -183,7 +183,7 @@ async def test_stuck_lamp_faults_when_turned_off(rig: Rig) -> None:
     assert isinstance(rig.csc, ATWhiteLightCsc)
     await lamp_on(rig)
     await rig.clock.advance(900)
-    rig.csc.driver.stick_lamp_on()
+    rig.csc.driver.sim.stick_lamp_on()
     with pytest.raises(AckError, match="still gives light"):
         await rig.command("turnLampOff")
     assert rig.remote.event("errorCode").get()["errorCode"] == ErrorCode.LAMP_UNEXPECTEDLY_ON
@@ -197,8 +197,8 @@ async def test_chiller_converges_to_set_point(rig: Rig) -> None:
         await rig.command("setChillerTemperature", {"temperature": 60})
     await rig.command("startChiller")
     start = rig.clock.tai()
-    assert rig.csc.driver.supply_temperature(start) == pytest.approx(18.0)
-    assert rig.csc.driver.supply_temperature(start + 600) == pytest.approx(15.0, abs=0.05)
+    assert rig.csc.driver.sim.supply_temperature(start) == pytest.approx(18.0)
+    assert rig.csc.driver.sim.supply_temperature(start + 600) == pytest.approx(15.0, abs=0.05)
     telemetry = rig.remote.telemetry("chillerTemperatures")
     await rig.clock.advance(700)
     sample = await telemetry.next(flush=False, timeout_s=0)
@@ -215,7 +215,7 @@ async def test_shutter_moves(rig: Rig) -> None:
 
 
 async def test_chiller_telemetry_and_a_low_flow_warning(rig: Rig) -> None:
-    assert isinstance(rig.csc.driver, SimWhiteLight)
+    assert isinstance(rig.csc.driver, SimLamp)
     await rig.enable()
     await rig.command("startChiller")
     await rig.clock.advance(700)  # the supply settles at its 20 C set point
@@ -231,7 +231,7 @@ async def test_chiller_telemetry_and_a_low_flow_warning(rig: Rig) -> None:
     assert currents["bank1"] == pytest.approx(9.0 * lit["level"] / 100, rel=0.01)
     assert all(speed > 15 for speed in rig.remote.telemetry("chillerFanSpeeds").get().values())
     assert rig.remote.event("chillerWarnings").get() == {"warnings": 0}
-    rig.csc.driver.restrict_coolant_flow(0.4)  # 1.44 L/min: below the 2 L/min warning
+    rig.csc.driver.sim.restrict_coolant_flow(0.4)  # 1.44 L/min: below the 2 L/min warning
     await rig.clock.advance(1)
     assert rig.remote.event("chillerWarnings").get() == {"warnings": 0x1}  # LOW_COOLANT_FLOW
     assert rig.remote.event("chillerWatchdog").get()["warningsPresent"] is True

@@ -39,9 +39,9 @@ def test_injections_reach_the_simulators() -> None:
     assert dome.driver.model.pending_slip_deg == 2.5
     lamp = build("ATWhiteLight", ["lamp-no-strike=2", "chiller-alarm=10"])
     assert isinstance(lamp, ATWhiteLightCsc)
-    lamp.driver.start_chiller(100.0)
-    assert lamp.driver.chiller_status(105.0).alarms is False
-    assert lamp.driver.chiller_status(110.0).alarms is True
+    lamp.driver.sim.start_chiller(100.0)
+    assert lamp.driver.sim.chiller_status(105.0).alarms is False
+    assert lamp.driver.sim.chiller_status(110.0).alarms is True
 
 
 def test_refusals_name_the_problem() -> None:
@@ -49,7 +49,10 @@ def test_refusals_name_the_problem() -> None:
         build("ATDome", ["dome-wobble"])
     with pytest.raises(CompositionError, match="injection 'dome-drift' is for ATDome, not ATCamera"):
         build("ATCamera", ["dome-drift"])
-    with pytest.raises(CompositionError, match=r"ATWhiteLight: run it with --simulate$"):
+    with pytest.raises(
+        CompositionError,
+        match=r"ATWhiteLight: run it with --simulate, or name its devices: --device lamp=alpaca://[^ ]+$",
+    ):
         build("ATWhiteLight", [], simulate=False)
     with pytest.raises(
         CompositionError,
@@ -92,8 +95,10 @@ def test_a_component_on_real_devices_is_built_with_its_alpaca_driver() -> None:
 @pytest.mark.parametrize(
     ("name", "devices", "extra", "match"),
     [
-        ("ATWhiteLight", {"lamp": "alpaca://h/covercalibrator/0"}, {},
-         "ATWhiteLight has no driver for real devices in this build"),
+        ("Scheduler", {"lamp": "alpaca://h/covercalibrator/0"}, {},
+         "Scheduler has no driver for real devices in this build"),
+        ("ATWhiteLight", {"chiller": "alpaca://h/switch/0"}, {},
+         "ATWhiteLight: --device takes the roles lamp, chiller; missing: lamp"),
         ("ATDome", {"dome": "indi://h/Dome Simulator"}, {}, "a dome is driven over Alpaca in this build"),
         ("ATMCS", {"mount": "alpaca://h/camera/0"}, {}, "'alpaca://h/camera/0' is a camera, not a telescope"),
         ("ATCamera", {"camera": "alpaca://h/filterwheel/0"}, {}, "'alpaca://h/filterwheel/0' is a filterwheel, not"),
@@ -150,14 +155,14 @@ def test_the_example_devices_file_is_read() -> None:
     example = Path(__file__).resolve().parents[2] / "deploy" / "devices.example.yaml"
     devices = read_devices(example, speed=1.0)
     assert devices["ATSpectrograph"]["disperser"] == "indi://192.168.1.21:7624/Filter Simulator"
-    assert set(devices) == {"ATSpectrograph", "ATCamera", "ATMCS", "ATDome"}
+    assert set(devices) == {"ATSpectrograph", "ATCamera", "ATMCS", "ATDome", "ATWhiteLight"}
 
 
 @pytest.mark.parametrize(
     ("text", "options", "match"),
     [
         ("- a list", {}, "must map components to their devices"),
-        ("ATWhiteLight: {lamp: alpaca://h/covercalibrator/0}", {}, "'ATWhiteLight' was unexpected|ATWhiteLight"),
+        ("Scheduler: {lamp: alpaca://h/covercalibrator/0}", {}, "field 'Scheduler' is not allowed"),
         ("ATDome: {dome: alpaca://h/dome/0, shutter: alpaca://h/dome/1}", {}, "field 'ATDome/shutter' is not allowed"),
         ("ATCamera: {}", {}, "'camera' is a required property|camera"),
         ("ATCamera: {camera: 'http://h/camera/0'}", {}, "camera"),
