@@ -294,8 +294,13 @@ def read_devices(path: Path, *, speed: float, inject: Sequence[str] = ()) -> dic
     return data
 
 
-def _check_devices(name: str, devices: Mapping[str, str], *, simulate: bool, inject: list[str], speed: float) -> None:
-    """A component given real devices: it has real drivers, all its roles are named, and it runs in real time."""
+def _check_devices(
+    name: str, devices: Mapping[str, str], *, simulate: bool, inject: list[str], speed: float, device_speed: float = 1.0
+) -> None:
+    """A component given real devices: it has real drivers, all its roles are named, it runs at their speed.
+
+    Real devices run in real time (`device_speed` 1); obsq's served simulation runs at its own speed.
+    """
     if name not in DEVICE_ROLES:
         real = ", ".join(DEVICE_ROLES)
         raise CompositionError(f"{name} has no driver for real devices in this build (those that do: {real})")
@@ -312,8 +317,10 @@ def _check_devices(name: str, devices: Mapping[str, str], *, simulate: bool, inj
         raise CompositionError(f"{name}: --device drives a real device; --simulate is for the simulated one")
     if inject:
         raise CompositionError(f"{name}: fault injection (--inject) is for simulated devices, not a real one")
-    if speed != 1.0:
+    if speed != device_speed and device_speed == 1.0:
         raise CompositionError(f"{name}: a real device runs in real time: --speed 1, not {speed:g}")
+    if speed != device_speed:
+        raise CompositionError(f"{name}: its devices run at speed {device_speed:g} (--device-speed); --speed {speed:g}")
 
 
 def _real_component(
@@ -324,6 +331,7 @@ def _real_component(
     inject: list[str],
     kw: dict[str, Any],
     registries: Callable[[], Registries],
+    device_speed: float = 1.0,
 ) -> BaseCsc:
     """`name` on its real devices; CompositionError naming what is missing or wrong."""
     if not devices:
@@ -332,7 +340,7 @@ def _real_component(
             f"--device {role}={example}" for role, example in roles.items() if role not in OPTIONAL_ROLES.get(name, ())
         )
         raise CompositionError(f"{name}: run it with --simulate" + (f", or name its devices: {real}" if real else ""))
-    _check_devices(name, devices, simulate=simulate, inject=inject, speed=kw["clock"].speed)
+    _check_devices(name, devices, simulate=simulate, inject=inject, speed=kw["clock"].speed, device_speed=device_speed)
     try:
         return _DEVICE_BUILDERS[name](devices, {"simulation_mode": 0, **kw}, registries)
     except ValidationError as exc:
@@ -360,12 +368,14 @@ def build_component(
     ca_file: str | None = None,
     child_env: Mapping[str, str] | None = None,
     devices: Mapping[str, str] | None = None,
+    device_speed: float = 1.0,
     **kwargs: Any,
 ) -> BaseCsc:
     """The component `name` with its driver; `kwargs` go to BaseCsc (bus, clock, root, ...).
 
     Its registries are SQLite files in `data_dir`, or tables in `database` (a URL) if one is given.
-    `devices` names its real devices by role (`{"filter": "alpaca://host:port/filterwheel/0", ...}`).
+    `devices` names its real devices by role (`{"filter": "alpaca://host:port/filterwheel/0", ...}`);
+    `device_speed` is their clock speed: 1 for real devices, the served simulation's (`obsq alpaca serve`).
     """
 
     def open_registries() -> Registries:
@@ -376,7 +386,7 @@ def build_component(
 
     if devices or (name in HARDWARE and not simulate):
         return _real_component(name, devices or {}, simulate=simulate, inject=inject, kw={"index": index, **kwargs},
-                               registries=open_registries)  # fmt: skip
+                               registries=open_registries, device_speed=device_speed)  # fmt: skip
     try:
         injections = parse_injections(inject)
     except InjectionError as exc:

@@ -97,6 +97,7 @@ def component_argv(
     inject: Sequence[str] = (),
     simulate: bool = True,
     devices: Mapping[str, str] | None = None,
+    device_speed: float = 1.0,
 ) -> list[str]:
     """One component process, `obsq csc run NAME ...` with this interpreter (the one place it is written).
 
@@ -106,6 +107,8 @@ def component_argv(
             "--speed", f"{speed:g}", "--state", state.name.lower()]  # fmt: skip
     if devices:
         argv += [f"--device={role}={url}" for role, url in devices.items()]
+        if device_speed != 1.0:
+            argv += ["--device-speed", f"{device_speed:g}"]
     elif simulate:
         argv.append("--simulate")
     if ca_file:
@@ -151,10 +154,16 @@ class Observatory:
     start_tai: float | None = None
     #: the members on real devices: component name -> its devices by role (the site's devices file)
     devices: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: the devices' clock speed: 1 for real ones; `speed` for obsq's served simulation (`obsq alpaca serve`)
+    device_speed: float = 1.0
+    #: every member's clock epoch (TAI); default: from `start_tai`, else the moment of bring-up
+    epoch_tai: float | None = None
     children: dict[ComponentId, Child] = field(default_factory=dict)
 
     def epoch(self, now_tai: float) -> float:
         """The epoch every member's clock is given: sim(t) = epoch + (t - epoch) * speed, so sim(now) = start."""
+        if self.epoch_tai is not None:
+            return self.epoch_tai
         if self.start_tai is None:
             return now_tai
         if self.speed == 1.0:
@@ -165,7 +174,8 @@ class Observatory:
         return [
             Child(str(cid), component_argv(cid, broker=str(self.url), root=self.root, ca_file=self.url.ca_file,
                                            speed=self.speed, epoch=epoch, data=self.data, database=self.database,
-                                           state=state, inject=self.inject, devices=self.devices.get(cid.name)),
+                                           state=state, inject=self.inject, devices=self.devices.get(cid.name),
+                                           device_speed=self.device_speed),
                   self.data / "logs" / log_name(cid), self._environment(cid))
             for cid, state in self.members
         ]  # fmt: skip

@@ -48,6 +48,8 @@ class RunOptions:
     script_credentials: Path | None = None
     #: its real devices, ROLE=URL (`filter=alpaca://host:port/filterwheel/0`); none: a simulated one
     devices: Sequence[str] = ()
+    #: the devices' clock speed: 1 for real ones; obsq's served simulation's (`obsq alpaca serve --speed`)
+    device_speed: float = 1.0
 
 
 def device_roles(given: Sequence[str]) -> dict[str, str]:
@@ -89,6 +91,7 @@ async def run_component(options: RunOptions) -> int:
                     initial_state=options.state, override=options.override, config_root=options.config_dir,
                     site=options.site, log_level=logging.getLevelNamesMapping()[options.log_level.upper()],
                     max_payload_bytes=options.max_payload_bytes, devices=device_roles(options.devices),
+                    device_speed=options.device_speed,
                 )  # fmt: skip
                 break
             except DatabaseUnavailableError as exc:

@@ -6,7 +6,9 @@ exposure and polls `camerastate` until the camera has stopped exposing; `read_ou
 `imageready` and downloads the frame (ImageBytes where the server has it). The frame is one
 assembled image, no amplifier segments or overscan; its header gets what the camera says of
 itself (sensor temperature and set point, gain, offset, e⁻/ADU, binning, readout mode, pixel
-size, the sensor's name), each left out where the camera does not implement it.
+size, the sensor's name), each left out where the camera does not implement it. Alpaca gives no
+dark time: DARKTIME is the exposure's duration as the camera reports it (LastExposureDuration),
+so exposures of one time pair up for the noise measurements whatever the polling's jitter.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy.typing as npt
 
 from obsq.csc.alpaca.address import AlpacaAddress
 from obsq.csc.alpaca.client import CALL_TIMEOUT_S, AlpacaDevice
+from obsq.csc.alpaca.pace import Pace
 from obsq.csc.alpaca.protocol import AlpacaError
 from obsq.csc.atcamera.illumination import Frame, Observatory, ObservatoryState
 from obsq.csc.clock import Clock
@@ -25,11 +28,11 @@ from obsq.csc.core.errors import DeviceError, DeviceTimeoutError
 
 #: Alpaca's CameraState values.
 IDLE, WAITING, EXPOSING, READING, DOWNLOAD, ERROR = range(6)
-#: Real seconds between two readings of the camera's state.
+#: Seconds between two readings of the camera's state (at the device's pace: csc/alpaca/pace.py).
 POLL_S = 0.1
-#: Real seconds past the exposure time for the camera to stop exposing.
+#: Seconds past the exposure time for the camera to stop exposing.
 INTEGRATION_MARGIN_S = 30.0
-#: Real seconds for the image to be ready once the exposure has ended (readout, the server's own work).
+#: Seconds for the image to be ready once the exposure has ended (readout, the server's own work).
 READOUT_TIMEOUT_S = 120.0
 #: The device's values written in the primary header: Alpaca member -> keyword.
 DEVICE_KEYWORDS = {
@@ -56,13 +59,13 @@ class AlpacaCamera:
         self.observatory = observatory
         self.alpaca = AlpacaDevice(address, call_timeout_s=call_timeout_s)
         self.device = str(address)
-        self.clock = clock.unscaled()
+        self.clock = clock
+        self.pace = Pace(clock, poll_s)
         self.poll_s = poll_s
         self.size = (0, 0)
         self.exposure_min_s = 0.0
         self.readout_mode = ""
         self._image_type = ""
-        self._integration_end_tai = 0.0
 
     async def configure(self, config: dict[str, Any]) -> None:
         """Connect the camera and read what it is: its size, shortest exposure, readout mode."""
@@ -82,34 +85,35 @@ class AlpacaCamera:
         duration = max(exptime_s, self.exposure_min_s)
         await self._idle()
         await self.alpaca.put("startexposure", Duration=duration, Light=shutter)
-        deadline = self.clock.monotonic() + duration + INTEGRATION_MARGIN_S
+        deadline = self.pace.deadline(duration + INTEGRATION_MARGIN_S, real_work=True)
         while True:
             state = await self.alpaca.get("camerastate")
             if state == ERROR:
                 raise DeviceError(f"{self.device}: the camera reports an error (CameraState 5) while exposing")
             if state not in (WAITING, EXPOSING):
                 break
-            if self.clock.monotonic() >= deadline:
+            if deadline.passed:
                 raise DeviceTimeoutError(
                     f"{self.device}: the camera still exposes {duration + INTEGRATION_MARGIN_S:g} s after a"
                     f" {duration:g} s exposure began"
                 )
-            await self.clock.sleep(self.poll_s)
-        self._integration_end_tai = self.clock.tai()
+            await self.pace.pause()
 
     async def read_out(
         self, *, number: int, exptime_s: float, shutter: bool, start_tai: float, state: ObservatoryState
     ) -> Frame:
-        deadline = self.clock.monotonic() + READOUT_TIMEOUT_S
+        deadline = self.pace.deadline(READOUT_TIMEOUT_S, real_work=True)
         while not await self.alpaca.get("imageready"):
             if await self.alpaca.get("camerastate") == ERROR:
                 raise DeviceError(f"{self.device}: the camera reports an error (CameraState 5) in its readout")
-            if self.clock.monotonic() >= deadline:
+            if deadline.passed:
                 raise DeviceTimeoutError(f"{self.device}: no image ready {READOUT_TIMEOUT_S:g} s after the exposure")
-            await self.clock.sleep(self.poll_s)
+            await self.pace.pause()
         pixels = _as_counts(await self.alpaca.image(), self.device)
         keywords = await self._keywords(self._image_type)
-        darktime_s = max(exptime_s, self._integration_end_tai - start_tai)
+        reported = await self._optional("lastexposureduration")
+        is_number = isinstance(reported, int | float) and not isinstance(reported, bool) and reported >= 0
+        darktime_s = max(exptime_s, float(reported)) if is_number else exptime_s  # the device's, not a poll's jitter
         return Frame((({"EXTNAME": "IMAGE"}, pixels),), keywords, darktime_s)
 
     async def close(self) -> None:
@@ -129,12 +133,12 @@ class AlpacaCamera:
         except AlpacaError as exc:
             if exc.number not in (0x400, 0x40B):  # NotImplemented, InvalidOperation: wait it out instead
                 raise
-        deadline = self.clock.monotonic() + INTEGRATION_MARGIN_S
+        deadline = self.pace.deadline(INTEGRATION_MARGIN_S, real_work=True)
         while (state := await self.alpaca.get("camerastate")) not in (IDLE, ERROR):
-            if self.clock.monotonic() >= deadline:
+            if deadline.passed:
                 raise DeviceTimeoutError(f"{self.device}: the camera is still busy (CameraState {state}) after"
                                          f" {INTEGRATION_MARGIN_S:g} s; no exposure was started")  # fmt: skip
-            await self.clock.sleep(self.poll_s)
+            await self.pace.pause()
 
     async def _keywords(self, image_type: str) -> dict[str, Any]:
         rows, cols = self.size

@@ -4,7 +4,7 @@
 dome in azimuth), CanFindHome (if not, the dome keeps its own azimuth and counts as homed),
 CanSetShutter (if so, its one shutter is obsq's main door; Alpaca has no dropout door, which the
 service then refuses by name). A motion is the Alpaca call (SlewToAzimuth, FindHome, OpenShutter,
-CloseShutter) followed by polling (Slewing, ShutterStatus) every `poll_s` real seconds; a halt
+CloseShutter) followed by polling (Slewing, ShutterStatus) at the device's pace (pace.py); a halt
 is AbortSlew (which stops the shutter too) and a read of where the dome got to; a motion that
 does not end within its timeout is aborted and named. An Alpaca shutter has no opening
 percentage: 0 closed, 100 open, 50 anywhere between (ShutterStatus opening/closing after a halt).
@@ -13,15 +13,15 @@ percentage: 0 closed, 100 open, 50 anywhere between (ShutterStatus opening/closi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from obsq.csc.alpaca.address import AlpacaAddress
 from obsq.csc.alpaca.client import CALL_TIMEOUT_S, AlpacaDevice
+from obsq.csc.alpaca.pace import Pace
 from obsq.csc.atdome.model import MAIN, DomeModel, ShutterModel
 from obsq.csc.clock import Clock
 from obsq.csc.core.errors import DeviceError, DeviceTimeoutError
 
-#: Real seconds between two readings of a moving dome.
+#: Seconds between two readings of a moving dome (at the device's pace: real seconds for a real one).
 POLL_S = 0.2
 #: Degrees from the target within which a slew that ended has arrived.
 ARRIVED_DEG = 0.5
@@ -37,7 +37,8 @@ class AlpacaDome:
     ) -> None:
         self.alpaca = AlpacaDevice(address, call_timeout_s=call_timeout_s)
         self.device = str(address)
-        self.clock = clock.unscaled()
+        self.clock = clock
+        self.pace = Pace(clock, poll_s)
         self.poll_s = poll_s
         self.doors: tuple[str, ...] = ()
         self.can_home = False
@@ -115,23 +116,23 @@ class AlpacaDome:
     async def move_door(self, door: str, open_: bool, halt: asyncio.Event, timeout_s: float) -> None:
         want = SHUTTER_OPEN if open_ else SHUTTER_CLOSED
         await self.alpaca.put("openshutter" if open_ else "closeshutter")
-        deadline = self.clock.monotonic() + timeout_s
+        deadline = self.pace.deadline(timeout_s)
         while (status := await self._read_shutter()) != want:
             if status == SHUTTER_ERROR:
                 raise DeviceError(f"{self.device}: the shutter reports an error (ShutterStatus 4)")
             if halt.is_set():
                 await self._abort()
                 return
-            if self.clock.monotonic() >= deadline:
+            if deadline.passed:
                 await self._abort()
                 raise DeviceTimeoutError(
                     f"{self.device}: the shutter did not {'open' if open_ else 'close'} within {timeout_s:g} s"
                 )
-            await self._pause(halt)
+            await self.pace.pause(halt)
 
     async def _until_still(self, halt: asyncio.Event, timeout_s: float, what: str) -> bool:
         """Poll until the dome stops slewing: True if it ended by itself, False if halted; raises on the timeout."""
-        deadline = self.clock.monotonic() + timeout_s
+        deadline = self.pace.deadline(timeout_s)
         while True:
             slewing = await self.alpaca.get("slewing")
             await self._read_azimuth()
@@ -140,18 +141,13 @@ class AlpacaDome:
             if halt.is_set():
                 await self._abort()
                 return False
-            if self.clock.monotonic() >= deadline:
+            if deadline.passed:
                 await self._abort()
                 raise DeviceTimeoutError(
                     f"{self.device}: {what} did not end within {timeout_s:g} s; aborted at"
                     f" {self.model.encoder_deg:.2f} deg"
                 )
-            await self._pause(halt)
-
-    async def _pause(self, halt: asyncio.Event) -> None:
-        """Wait one poll interval, or less if halted."""
-        with contextlib.suppress(TimeoutError):
-            await self.clock.wait_for(halt.wait(), self.poll_s)
+            await self.pace.pause(halt)
 
     async def _abort(self) -> None:
         await self.alpaca.put("abortslew")

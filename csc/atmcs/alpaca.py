@@ -5,18 +5,20 @@ where it points. A slew is SlewToAltAzAsync (with tracking off, as ASCOM require
 slew), then `slewing` polled until false; one that does not end in time is aborted
 (AbortSlew) and named. obsq's azimuth runs -270..270 deg (cable wrap); ASCOM's 0..360: the
 device is given the azimuth modulo 360, and reports its own, which obsq keeps as the last known.
-The limits and the slew estimate are obsq's MountModel's, from the configuration.
+The limits and the slew estimate are obsq's MountModel's, from the configuration. Polls and
+timeouts are at the device's pace (csc/alpaca/pace.py).
 """
 
 from __future__ import annotations
 
 from obsq.csc.alpaca.address import AlpacaAddress
 from obsq.csc.alpaca.client import CALL_TIMEOUT_S, AlpacaDevice
+from obsq.csc.alpaca.pace import Pace
 from obsq.csc.atmcs.model import MountModel
 from obsq.csc.clock import Clock
 from obsq.csc.core.errors import DeviceError, DeviceTimeoutError
 
-#: Real seconds between two readings of a slewing mount.
+#: Seconds between two readings of a slewing mount (at the device's pace).
 POLL_S = 0.2
 #: Degrees from the target within which a slew that ended has arrived.
 ARRIVED_DEG = 0.1
@@ -30,7 +32,8 @@ class AlpacaMount:
     ) -> None:
         self.alpaca = AlpacaDevice(address, call_timeout_s=call_timeout_s)
         self.device = str(address)
-        self.clock = clock.unscaled()
+        self.clock = clock
+        self.pace = Pace(clock, poll_s)
         self.poll_s = poll_s
         self.model = MountModel()
         self._tracking = False
@@ -72,18 +75,17 @@ class AlpacaMount:
         if self._tracking:
             await self.set_tracking(False)
         await self.alpaca.put("slewtoaltazasync", Azimuth=azimuth % 360.0, Altitude=elevation)
-        deadline = self.clock.monotonic() + timeout_s
+        deadline = self.pace.deadline(timeout_s)
         while await self.alpaca.get("slewing"):
-            if self.clock.monotonic() >= deadline:
+            if deadline.passed:
                 await self.alpaca.put("abortslew")
                 await self._read()
                 raise DeviceTimeoutError(
                     f"{self.device}: the slew to az {azimuth:g} el {elevation:g} did not end within {timeout_s:g} s;"
                     f" aborted at az {self.model.azimuth:.2f} el {self.model.elevation:.2f}"
                 )
-            await self.clock.sleep(self.poll_s)
-        await self.clock.sleep(self.model.settle_s)
-        await self._read()
+            await self.pace.pause()
+        await self._read()  # a mount says it is slewing until it has settled (ASCOM's SlewSettleTime)
         off_az = abs((self.model.azimuth - azimuth + 180.0) % 360.0 - 180.0)
         off_el = abs(self.model.elevation - elevation)
         if max(off_az, off_el) > ARRIVED_DEG:

@@ -3,8 +3,8 @@
 A real wheel names its own slots (`names`, read when the service starts) and moves at its own
 speed: `move` asks for the slot (PUT position) and polls the position, which is -1 while the
 wheel moves, until it is the slot asked for. The time allowed is the service's change_timeout,
-in real seconds (a real device runs at speed 1). What the device says when it refuses is in the
-error, with its address and the call.
+in the device's clock seconds (csc/alpaca/pace.py: real seconds for a real device). What the
+device says when it refuses is in the error, with its address and the call.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from typing import Any
 
 from obsq.csc.alpaca.address import AlpacaAddress
 from obsq.csc.alpaca.client import CALL_TIMEOUT_S, AlpacaDevice
+from obsq.csc.alpaca.pace import Pace
 from obsq.csc.clock import Clock
 from obsq.csc.core.errors import DeviceError, DeviceTimeoutError, ExpectedError
 
-#: Real seconds between two readings of a moving wheel's position.
+#: Seconds between two readings of a moving wheel's position (at the device's pace).
 POLL_S = 0.1
 #: The most slots a wheel's name list may have (a list longer than this is a broken answer).
 MAX_SLOTS = 64
@@ -38,7 +39,8 @@ class AlpacaWheel:
         device = AlpacaDevice(address, call_timeout_s=call_timeout_s)
         self.alpaca = device
         self.device = str(device.address)
-        self.clock = clock.unscaled()
+        self.clock = clock
+        self.pace = Pace(clock, poll_s)
         self.poll_s = poll_s
         self._names: list[str] = []
         self._position = (-1, "")
@@ -62,15 +64,15 @@ class AlpacaWheel:
     async def move(self, name: str, timeout_s: float) -> None:
         slot = self.slot_of(name)
         await self.alpaca.put("position", Position=slot)
-        deadline = self.clock.monotonic() + timeout_s
+        deadline = self.pace.deadline(timeout_s)
         while await self._read_position() != slot:
-            if self.clock.monotonic() >= deadline:
+            if deadline.passed:
                 where = "moving" if self._position[0] < 0 else f"at slot {self._position[0]}"
                 raise DeviceTimeoutError(
                     f"{self.device}: the {self.kind} wheel did not reach slot {slot} ({name}) within"
                     f" {timeout_s:g} s; it is {where}"
                 )
-            await self.clock.sleep(self.poll_s)
+            await self.pace.pause()
 
     def position(self) -> tuple[int, str]:
         return self._position

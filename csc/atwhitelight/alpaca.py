@@ -19,11 +19,12 @@ from collections.abc import Callable
 
 from obsq.csc.alpaca.address import AlpacaAddress
 from obsq.csc.alpaca.client import CALL_TIMEOUT_S, AlpacaDevice
+from obsq.csc.alpaca.pace import Pace
 from obsq.csc.atwhitelight.model import ChillerControllerState, ChillerReading, LampReading, ShutterState
 from obsq.csc.clock import Clock
 from obsq.csc.core.errors import DeviceError, DeviceTimeoutError
 
-#: Real seconds between two readings of a changing lamp or a moving cover.
+#: Seconds between two readings of a changing lamp or a moving cover (at the device's pace).
 POLL_S = 0.2
 #: ASCOM CalibratorStatus and CoverStatus values.
 NOT_PRESENT, CAL_OFF, CAL_NOT_READY, CAL_READY, CAL_UNKNOWN, CAL_ERROR = range(6)
@@ -49,7 +50,8 @@ class AlpacaLamp:
         self.switch = AlpacaDevice(chiller, call_timeout_s=call_timeout_s) if chiller is not None else None
         self.device = str(lamp) + (f" with the chiller {chiller}" if chiller is not None else "")
         self.has_chiller = chiller is not None
-        self.clock = clock.unscaled()
+        self.clock = clock
+        self.pace = Pace(clock, poll_s)
         self.poll_s = poll_s
         self._max_brightness = 0
         self._power_id: int | None = None
@@ -173,25 +175,25 @@ class AlpacaLamp:
         return await self._until(lambda state: state in (CAL_OFF, CAL_UNKNOWN), timeout_s)
 
     async def _until(self, done: Callable[[int], bool], timeout_s: float) -> bool:
-        deadline = self.clock.monotonic() + timeout_s
+        deadline = self.pace.deadline(timeout_s)
         while True:
             if done(await self._calibrator()):
                 return True
-            if self.clock.monotonic() >= deadline:
+            if deadline.passed:
                 return False
-            await self.clock.sleep(self.poll_s)
+            await self.pace.pause()
 
     async def move_shutter(self, open_: bool) -> None:
         await self.alpaca.put("opencover" if open_ else "closecover")
 
     async def wait_shutter(self, open_: bool, timeout_s: float) -> None:
         want = ShutterState.OPEN if open_ else ShutterState.CLOSED
-        deadline = self.clock.monotonic() + timeout_s
+        deadline = self.pace.deadline(timeout_s)
         while (state := await self._cover()) != want:
             if state == ShutterState.INVALID:
                 raise DeviceError(f"{self.alpaca.address}: the CoverCalibrator has no cover (CoverState NotPresent)")
-            if self.clock.monotonic() >= deadline:
+            if deadline.passed:
                 raise DeviceTimeoutError(
                     f"{self.alpaca.address}: the cover did not {'open' if open_ else 'close'} within {timeout_s:g} s"
                 )
-            await self.clock.sleep(self.poll_s)
+            await self.pace.pause()

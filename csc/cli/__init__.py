@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from obsq.csc import __version__
 from obsq.csc.cli import (
+    alpaca,
     bench,
     broker,
     calib,
@@ -32,7 +33,7 @@ from obsq.csc.cli import (
 )
 from obsq.csc.core.errors import ObsqError, UsageError
 
-GROUPS = (weekly, queue, script, broker, csc, up, web, status, cmd, watch, bench, calib, reduce, scheduler)
+GROUPS = (weekly, queue, script, broker, csc, up, web, status, cmd, watch, bench, calib, reduce, scheduler, alpaca)
 
 
 def build_parser() -> argparse.ArgumentParser:

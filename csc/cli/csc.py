@@ -31,6 +31,11 @@ def add(sub: Subparsers) -> None:
         " and disperser=alpaca://HOST:PORT/filterwheel/1); runs at --speed 1",
     )  # fmt: skip
     q.add_argument("--speed", type=positive_float, default=1.0, help="clock speed (600 runs a 900 s warm-up in 1.5 s)")
+    q.add_argument(
+        "--device-speed", type=positive_float, default=1.0,
+        help="the clock speed of its --device devices: 1 for real ones (the default); obsq's served simulation's"
+        " (obsq alpaca serve --speed) for those",
+    )  # fmt: skip
     q.add_argument("--state", choices=("standby", "disabled", "enabled"), default="standby", help="initial state")
     q.add_argument("--override", default="", help="configuration override file for an initial start")
     q.add_argument("--config-dir", type=Path, help="configuration root (default $OBSQ_CONFIG_DIR or deploy/config)")
@@ -98,6 +103,6 @@ def run(args: argparse.Namespace) -> int:
     options = RunOptions(
         link, args.component, args.simulate, args.speed, State[args.state.upper()], args.override,
         args.config_dir, args.site, args.log_level, args.data, args.inject, float(epoch) if epoch is not None else None,
-        args.max_payload_bytes, args.database, script_credentials, args.device,
+        args.max_payload_bytes, args.database, script_credentials, args.device, args.device_speed,
     )  # fmt: skip
     return run_async(run_component(options))

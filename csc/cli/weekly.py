@@ -31,6 +31,11 @@ def add(sub: Subparsers) -> None:
         help="real seconds the queue may show no progress (beyond the running script's own estimate) "
         "before the run is given up",
     )  # fmt: skip
+    p.add_argument(
+        "--alpaca", action="store_true",
+        help="run the hardware behind ASCOM Alpaca: obsq's own simulated devices served over the protocol"
+        " (obsq alpaca serve), each component on its Alpaca driver; --inject faults go to the served devices",
+    )  # fmt: skip
     add_simulation_options(p, data_help="parent of this run's data folder")
     add_connection_options(p)
     p.set_defaults(handler=run)
@@ -44,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
         connection(args), speed=args.speed, data=args.data,
         blocks=args.blocks.split(",") if args.blocks else BLOCKS, skip_setup=args.skip_setup,
         skip_shutdown=args.skip_shutdown, inject=args.inject, timeout_s=args.timeout,
-        database=args.database,
+        database=args.database, alpaca=args.alpaca,
     )  # fmt: skip
     return run_async(run_weekly(options, ConsoleView()))

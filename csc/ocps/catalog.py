@@ -153,7 +153,9 @@ PIPELINES: dict[str, Pipeline] = {
     "cpVerifyDark": Pipeline("cp_verify checks of a master dark", _VERIFY, _verify),
     "cpVerifyFlat": Pipeline("cp_verify checks of a master flat", _VERIFY, _verify),
     "cpFlatLevel": Pipeline(
-        "flat level against the misalignment limit", _schema(["inputs"], inputs=_PATHS), _flat_level
+        "flat level against the misalignment limit (biases: the set's, for a camera without overscan)",
+        _schema(["inputs"], inputs=_PATHS, biases=_PATHS),
+        _flat_level,
     ),
     "cpVerifyCounts": Pipeline(
         "images received against images planned",

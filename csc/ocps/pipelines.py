@@ -462,11 +462,20 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 def flat_level(
     repo: Repository, config: dict[str, Any], progress: Progress = _quiet, job: str = "local"
 ) -> dict[str, Any]:
-    """The misalignment check on flats: bias-subtracted level against 10,000 ADU for 6 s SDSSr flats."""
+    """The misalignment check on flats: bias-subtracted level against 10,000 ADU for 6 s SDSSr flats.
+
+    The bias is the overscan's; an amplifier without one (a real camera's single image) has the mean
+    level of the set's own biases (`biases`) taken off, and without those its raw level is checked.
+    """
     frames = load_frames(config["inputs"], "FLAT")
+    bias_level = _bias_levels(load_frames(config["biases"], "BIAS")) if config.get("biases") else {}
     rows: list[dict[str, Any]] = []
     for index, frame in enumerate(frames):
-        levels = [clipped_stats(corrected_plane(frame, p, {})[::4, ::4])[0] for p in frame.planes]
+        levels = [
+            clipped_stats(corrected_plane(frame, p, {})[::4, ::4])[0]
+            - (0.0 if p.overscan else bias_level.get(p.name, 0.0))
+            for p in frame.planes
+        ]
         check = check_flat_level(float(np.mean(levels)), frame.exptime, frame.filter)
         rows.append(_check_row(check, frame.path.name))
         progress("flat level", index + 1, len(frames))
@@ -474,6 +483,15 @@ def flat_level(
     failed = [r for r in rows if not r["passed"]]
     return {"passed": not failed, "levels": [r["value"] for r in rows],
             "detail": failed[0]["detail"] if failed else "flat levels as expected"}  # fmt: skip
+
+
+def _bias_levels(biases: list[Frame]) -> dict[str, float]:
+    """Each amplifier's mean level over some raw biases (for an amplifier without overscan)."""
+    levels: dict[str, list[float]] = defaultdict(list)
+    for frame in biases:
+        for plane in frame.planes:
+            levels[plane.name].append(clipped_stats(frame.read(plane)[plane.data][::4, ::4])[0])
+    return {name: float(np.mean(values)) for name, values in levels.items()}
 
 
 def count_check(repo: Repository, config: dict[str, Any], job: str = "local") -> dict[str, Any]:

@@ -290,7 +290,15 @@ def _is_more_than_one(value: Any) -> bool:
 
 
 def _plane(
-    path: Path, name: str, header: Any, offset: int, file_size: int, *, trust_sections: bool, camera_layout: bool
+    path: Path,
+    name: str,
+    header: Any,
+    offset: int,
+    file_size: int,
+    *,
+    trust_sections: bool,
+    camera_layout: bool,
+    outer: Any = None,
 ) -> Plane:
     if header.get("NAXIS", 0) != 2:
         raise FrameError(f"{path}: image {name} has NAXIS={header.get('NAXIS')}, not 2")
@@ -308,10 +316,15 @@ def _plane(
             f"{path}: truncated: image {name} needs {nbytes} bytes at {offset}, the file ends at {file_size}"
         )
     data, overscan = _sections(path, name, header, shape, trust=trust_sections)
-    gain = _number(path, header, ("GAIN", "EGAIN") if camera_layout else ("EGAIN",), None)
+    gain_words = ("GAIN", "EGAIN") if camera_layout else ("EGAIN",)
+    gain = _number(path, header, gain_words, None)
+    if gain is None and outer is not None:  # a plain image in an extension: its camera's words are in the primary
+        gain = _number(path, outer, gain_words, None)
     if gain is not None and gain <= 0:
         raise FrameError(f"{path}: image {name}: gain {gain:g} e-/ADU (rule: a conversion gain is above 0)")
     noise = _number(path, header, ("RDNOISE", "RON", "READNOIS"), None)
+    if noise is None and outer is not None:
+        noise = _number(path, outer, ("RDNOISE", "RON", "READNOIS"), None)
     if noise is not None and noise < 0:
         raise FrameError(f"{path}: image {name}: read noise {noise:g} e- (rule: a read noise is 0 or more)")
     bscale = _number(path, header, ("BSCALE",), 1.0) or 0.0
@@ -576,9 +589,10 @@ def _frame(
     for index, header in images:
         name = str(header.get("AMPNAME", header.get("EXTNAME", "IMAGE"))) if camera_layout else "IMAGE"
         trust = camera_layout or "BIASSEC" in header
-        planes.append(
-            _plane(path, name, header, offsets[index], file_size, trust_sections=trust, camera_layout=camera_layout)
-        )
+        outer = primary if index > 0 and not camera_layout else None  # a plain image's camera words may be there
+        plane = _plane(path, name, header, offsets[index], file_size, trust_sections=trust,
+                       camera_layout=camera_layout, outer=outer)  # fmt: skip
+        planes.append(plane)
     if len({p.name for p in planes}) != len(planes):
         raise FrameError(f"{path}: two amplifiers share a name")
     pixels = sum(p.raw_shape[0] * p.raw_shape[1] for p in planes)

@@ -76,6 +76,8 @@ class WeeklyOptions:
     timeout_s: float = 1800.0
     #: the simulated observatory's registries in this database (one of its own) instead of SQLite files
     database: str | None = None
+    #: the hardware behind ASCOM Alpaca: obsq's own served devices (`obsq alpaca serve`), driven by the Alpaca drivers
+    alpaca: bool = False
 
     def chosen_blocks(self) -> list[str]:
         blocks = list(self.blocks)
@@ -250,6 +252,32 @@ async def _summarise(
     return summary, ok
 
 
+async def _serve_devices(  # noqa: PLR0917 - the run's own parts, passed along
+    stack: contextlib.AsyncExitStack,
+    observatory: Observatory,
+    options: WeeklyOptions,
+    data: Path,
+    clock: Clock,
+    view: WeeklyView,
+) -> None:
+    """The hardware behind Alpaca: obsq's served devices at the run's speed and epoch, the run's faults in them."""
+    from obsq.csc.served.faults import SERVED_INJECTIONS
+    from obsq.csc.served.server import ServedAlpaca
+
+    unseen = [i for i in options.inject if i.partition("=")[0] not in SERVED_INJECTIONS]
+    if unseen:
+        raise UsageError(f"--inject {unseen[0]}: not a fault the served Alpaca devices can show (they take "
+                         f"{', '.join(SERVED_INJECTIONS)})")  # fmt: skip
+    observatory.epoch_tai = observatory.epoch(wall_tai())
+    served = ServedAlpaca(data / "logs" / "alpaca.log", options.speed, observatory.epoch_tai, options.inject)
+    stack.callback(served.stop)
+    await served.start(clock)
+    observatory.devices, observatory.device_speed, observatory.inject = served.devices(), options.speed, ()
+    view.line(
+        f"obsq weekly: the hardware behind ASCOM Alpaca at http://{served.host}:{served.port} (obsq's served devices)"
+    )
+
+
 async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
     """The `obsq weekly` command; 0 if every script is DONE and every check passed."""
     try:
@@ -287,6 +315,8 @@ async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
                 database=options.database,
                 start_tai=start if options.speed != 1.0 else None,
             )
+            if options.alpaca:
+                await _serve_devices(stack, observatory, options, data, clock, view)
             await stack.enter_async_context(observatory.running(bus, clock))
             view.line(f"obsq weekly: observatory ready after {perf_counter() - t0:.1f} s")
         remote = await stack.enter_async_context(Remote(bus, QUEUE, clock=clock, root=root))

@@ -26,6 +26,8 @@ from obsq.scripts.ocps import JobFailedError, Ocps, date_to_mjd
 
 DEFAULT_DARK_TIMES = [5, 5, 5, 5, 5, 15, 15] + [30] * 16
 PLURAL = {"BIAS": "biases", "DARK": "darks", "FLAT": "flats"}
+#: Biases handed to the flat-level check (their mean level is the bias of a camera without overscan).
+MAX_LEVEL_BIASES = 5
 
 
 def _count(default: int, minimum: int, description: str) -> dict[str, Any]:
@@ -156,6 +158,7 @@ class MakeLatissCalibrations(BaseScript):
         total = sum(len(times) for _, times, _ in self.plan)
         done = 0
         background: asyncio.Task[None] | None = None
+        biases: list[str] = []  # the set's kept biases: the flat-level check's bias where there is no overscan
         for image_type, times, discard in self.plan:
             await self.checkpoint(f"Taking {len(times)} {PLURAL[image_type]}.")
             taken: list[str] = []
@@ -165,12 +168,14 @@ class MakeLatissCalibrations(BaseScript):
                 done += 1
                 await self.progress(done, total)
                 first_kept = image_type == "FLAT" and len(taken) == discard + 1
-                if first_kept and self.ocps is not None and not await self._flat_level_ok(taken[-1]):
+                if first_kept and self.ocps is not None and not await self._flat_level_ok(taken[-1], biases):
                     stopped = True
                     break
                 if self.config["wait_between_exposures"]:
                     await self.clock.sleep(self.config["wait_between_exposures"])
             kept = [self.latiss.path_of(obsid) for obsid in taken[discard:]]
+            if image_type == "BIAS":
+                biases = kept[:MAX_LEVEL_BIASES]
             await self.checkpoint(f"Images taken: {taken[discard:]}; type: {image_type}")
             if kept and not stopped and self.config["generate_calibrations"]:
                 background = asyncio.create_task(self._process(image_type, kept, after=background))
@@ -198,10 +203,11 @@ class MakeLatissCalibrations(BaseScript):
         self.results.append(line)
         (self.log.warning if failed else self.log.info)("calibration_result", result=line)
 
-    async def _flat_level_ok(self, obsid: str) -> bool:
-        """The misalignment check on the first kept flat; False stops the flat set."""
+    async def _flat_level_ok(self, obsid: str, biases: list[str]) -> bool:
+        """The misalignment check on the first kept flat (the set's biases for a camera without overscan)."""
         assert self.ocps is not None
-        result = await self.ocps.run("cpFlatLevel", {"inputs": [self.latiss.path_of(obsid)]}, timeout_s=300)
+        job = {"inputs": [self.latiss.path_of(obsid)]} | ({"biases": biases} if biases else {})
+        result = await self.ocps.run("cpFlatLevel", job, timeout_s=300)
         if result["passed"]:
             return True
         self._report(f"FLAT set stopped after {obsid}: level {result['levels'][0]:.0f} ADU, {result['detail']}; "
