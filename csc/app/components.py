@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import os
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from obsq.csc.app.alpaca import serve_devices
 from obsq.csc.app.bus_tools import component_id, wait_for_signal
 from obsq.csc.app.connection import Connection, broker_for, connected_bus
 from obsq.csc.bus.credentials import child_environment, script_credentials
@@ -133,6 +135,8 @@ class UpOptions:
     start: str | None = None
     #: the site's devices file: which members drive real devices, and where (schemas/devices.json)
     devices: Path | None = None
+    #: the hardware members on obsq's own served Alpaca devices (`obsq alpaca serve`, started here)
+    alpaca: bool = False
 
 
 def start_tai(text: str | None, speed: float) -> float | None:
@@ -197,14 +201,23 @@ async def run_up(options: UpOptions) -> int:
             devices = read_devices(options.devices, speed=options.speed, inject=options.inject)
         except ValidationError as exc:
             raise UsageError(str(exc)) from None
+    if options.alpaca and devices:
+        raise UsageError("--alpaca puts the hardware on obsq's served devices; --devices on a site's: give one")
     root = options.connection.checked_root()
     wall = LoopClock()
-    async with broker_for(options.connection) as url, connected_bus(options.connection, url, clock=wall) as bus:
+    async with (
+        contextlib.AsyncExitStack() as stack,
+        broker_for(options.connection) as url,
+        connected_bus(options.connection, url, clock=wall) as bus,
+    ):
         observatory = Observatory(
             url, root, options.data, options.speed, members, options.inject,
             report=lambda line: print(f"obsq up: {line}", flush=True), credentials_dir=options.credentials_dir,
             database=options.database, start_tai=start, devices=devices,
         )  # fmt: skip
+        if options.alpaca:
+            served = await serve_devices(stack, observatory, options.inject, wall)
+            print(f"obsq up: the hardware behind ASCOM Alpaca at http://{served.host}:{served.port}", flush=True)
         names = ", ".join(f"{cid} ({state.name})" for cid, state in members)
         print(f"obsq up: {names} on {url} (root {root}, speed {options.speed:g}, data {options.data})", flush=True)
         async with observatory.running(bus, wall):  # Ctrl-C while starting stops what was started

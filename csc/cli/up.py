@@ -47,6 +47,11 @@ def add(sub: Subparsers) -> None:
         help="the site's devices file: which members drive real devices over Alpaca or INDI, and where"
         " (deploy/devices.example.yaml; schemas/devices.json); those members run in real time (--speed 1)",
     )  # fmt: skip
+    p.add_argument(
+        "--alpaca", action="store_true",
+        help="the hardware members on obsq's own simulated devices behind ASCOM Alpaca (obsq alpaca serve, started"
+        " here at --speed), each on its Alpaca driver; --inject faults go to the served devices",
+    )  # fmt: skip
     add_simulation_options(p, data_help="raws, registries, repository and logs")
     add_connection_options(p)
     p.set_defaults(handler=run)
@@ -67,5 +72,6 @@ def run(args: argparse.Namespace) -> int:
         args.database,
         args.start,
         args.devices,
+        args.alpaca,
     )
     return run_async(run_up(options))

@@ -10,7 +10,6 @@ API lists the devices (`/management/v1/configureddevices`).
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -129,20 +128,3 @@ def _client_transaction(params: Mapping[str, str]) -> int:
                 raise ValueError(f"ClientTransactionID {value!r} is not a number") from None
             return number if number >= 0 else 0
     return 0
-
-
-def device_urls(host: str, port: int) -> dict[str, dict[str, str]]:
-    """The site's devices file for the served devices: every hardware component on them."""
-    base = f"alpaca://{host}:{port}"
-    return {
-        "ATCamera": {"camera": f"{base}/camera/0"},
-        "ATSpectrograph": {"filter": f"{base}/filterwheel/0", "disperser": f"{base}/filterwheel/1"},
-        "ATDome": {"dome": f"{base}/dome/0"},
-        "ATMCS": {"mount": f"{base}/telescope/0"},
-        "ATWhiteLight": {"lamp": f"{base}/covercalibrator/0", "chiller": f"{base}/switch/0"},
-    }
-
-
-def devices_yaml(host: str, port: int) -> str:
-    """The same as YAML (flow mappings, one component a line), for `obsq up --devices`."""
-    return "".join(f"{name}: {json.dumps(roles)}\n" for name, roles in device_urls(host, port).items())

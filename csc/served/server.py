@@ -20,8 +20,7 @@ from pathlib import Path
 from obsq.csc.bus.brokers import free_port, port_open
 from obsq.csc.clock import Clock, LoopClock
 from obsq.csc.core.errors import UsageError
-from obsq.csc.served.app import device_urls, make_app
-from obsq.csc.served.devices import ServedSite
+from obsq.csc.served.addresses import device_urls, devices_yaml
 
 #: Real seconds between two readiness probes of a starting server.
 PROBE_S = 0.1
@@ -43,6 +42,9 @@ async def serve(options: ServeOptions) -> int:
     """Serve the simulated observatory's devices until stopped."""
     import uvicorn
 
+    from obsq.csc.served.app import make_app
+    from obsq.csc.served.devices import ServedSite
+
     if port_open(options.host, options.port):
         raise UsageError(f"--port {options.port}: something listens on {options.host}:{options.port} already")
     site = ServedSite(LoopClock(options.speed, epoch_tai=options.epoch))
@@ -56,8 +58,6 @@ async def serve(options: ServeOptions) -> int:
                             lifespan="off", timeout_graceful_shutdown=1)  # fmt: skip
     server = uvicorn.Server(config)
     if options.devices_file is not None:
-        from obsq.csc.served.app import devices_yaml
-
         options.devices_file.write_text(devices_yaml(options.host, options.port), encoding="utf-8")
     names = ", ".join(f"{kind}/{number}" for kind, number in site.devices)
     print(f"obsq alpaca: {names} at http://{options.host}:{options.port} (speed {options.speed:g})", flush=True)

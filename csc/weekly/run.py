@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from obsq.csc.acquired import AcquiredImages
+from obsq.csc.app.alpaca import serve_devices
 from obsq.csc.app.connection import Connection, connected_bus
 from obsq.csc.bus.base import Bus
 from obsq.csc.bus.brokers import private_broker
@@ -252,32 +253,6 @@ async def _summarise(
     return summary, ok
 
 
-async def _serve_devices(  # noqa: PLR0917 - the run's own parts, passed along
-    stack: contextlib.AsyncExitStack,
-    observatory: Observatory,
-    options: WeeklyOptions,
-    data: Path,
-    clock: Clock,
-    view: WeeklyView,
-) -> None:
-    """The hardware behind Alpaca: obsq's served devices at the run's speed and epoch, the run's faults in them."""
-    from obsq.csc.served.faults import SERVED_INJECTIONS
-    from obsq.csc.served.server import ServedAlpaca
-
-    unseen = [i for i in options.inject if i.partition("=")[0] not in SERVED_INJECTIONS]
-    if unseen:
-        raise UsageError(f"--inject {unseen[0]}: not a fault the served Alpaca devices can show (they take "
-                         f"{', '.join(SERVED_INJECTIONS)})")  # fmt: skip
-    observatory.epoch_tai = observatory.epoch(wall_tai())
-    served = ServedAlpaca(data / "logs" / "alpaca.log", options.speed, observatory.epoch_tai, options.inject)
-    stack.callback(served.stop)
-    await served.start(clock)
-    observatory.devices, observatory.device_speed, observatory.inject = served.devices(), options.speed, ()
-    view.line(
-        f"obsq weekly: the hardware behind ASCOM Alpaca at http://{served.host}:{served.port} (obsq's served devices)"
-    )
-
-
 async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
     """The `obsq weekly` command; 0 if every script is DONE and every check passed."""
     try:
@@ -316,7 +291,9 @@ async def run_weekly(options: WeeklyOptions, view: WeeklyView) -> int:
                 start_tai=start if options.speed != 1.0 else None,
             )
             if options.alpaca:
-                await _serve_devices(stack, observatory, options, data, clock, view)
+                served = await serve_devices(stack, observatory, options.inject, clock)
+                view.line(f"obsq weekly: the hardware behind ASCOM Alpaca at http://{served.host}:{served.port}"
+                          " (obsq's served devices)")  # fmt: skip
             await stack.enter_async_context(observatory.running(bus, clock))
             view.line(f"obsq weekly: observatory ready after {perf_counter() - t0:.1f} s")
         remote = await stack.enter_async_context(Remote(bus, QUEUE, clock=clock, root=root))
