@@ -172,6 +172,11 @@ class ATCameraCsc(BaseCsc):
         self._observing = False
         self.register_command("takeImages", self._do_take_images)
 
+    device_fault_codes = frozenset({CAMERA_DEVICE_FAILED})
+
+    def devices(self) -> str:
+        return self.driver.device
+
     async def configure(self, config: dict[str, Any]) -> None:
         try:
             await self.driver.configure(config)

@@ -131,6 +131,8 @@ class CameraDriver(Protocol):
     """
 
     observatory: Observatory
+    #: What drives it, for messages and deviceConnection: "simulated", or the device's address.
+    device: str
 
     async def configure(self, config: dict[str, Any]) -> None:
         """Apply the camera configuration (the simulator's detector; a device connects)."""

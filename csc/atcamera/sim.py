@@ -78,6 +78,8 @@ class BusObservatory:
 class SimCamera:
     """The camera hardware, simulated: a detector model and the observatory it looks at, on the scaled clock."""
 
+    device = "simulated"
+
     def __init__(self, observatory: Observatory, clock: Clock) -> None:
         self.observatory = observatory
         self.clock = clock

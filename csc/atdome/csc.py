@@ -63,6 +63,8 @@ class _Motion:
 class ATDomeCsc(BaseCsc):
     """The dome; where its driver knows the true azimuth (a simulation), it publishes `simulationTruth`."""
 
+    device_fault_codes = frozenset({DOME_DEVICE_FAILED})
+
     def __init__(self, *, driver: DomeDriver, index: int = 0, **kwargs: Any) -> None:
         super().__init__("ATDome", index=index, **kwargs)
         self.driver = driver
@@ -85,6 +87,9 @@ class ATDomeCsc(BaseCsc):
         ):
             # homeAzimuth may overlap itself, to answer "Already homing" (Rubin's allow_multiple_callbacks)
             self.register_command(name, handler, concurrent=name == "homeAzimuth")
+
+    def devices(self) -> str:
+        return self.driver.device
 
     async def configure(self, config: dict[str, Any]) -> None:
         try:

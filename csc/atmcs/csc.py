@@ -19,12 +19,17 @@ SLEW_MARGIN_S = 60.0
 class ATMCSCsc(BaseCsc):
     """The auxiliary telescope mount."""
 
+    device_fault_codes = frozenset({MOUNT_DEVICE_FAILED})
+
     def __init__(self, *, driver: MountDriver, index: int = 0, **kwargs: Any) -> None:
         super().__init__("ATMCS", index=index, **kwargs)
         self.driver = driver
         self.register_command("moveToPosition", self._do_move)
         self.register_command("startTracking", self._do_start_tracking)
         self.register_command("stopTracking", self._do_stop_tracking)
+
+    def devices(self) -> str:
+        return self.driver.device
 
     async def configure(self, config: dict[str, Any]) -> None:
         (az_low, az_high), (el_low, el_high) = config["azimuth_limits"], config["elevation_limits"]

@@ -33,6 +33,8 @@ def target_name(data: dict[str, Any], wheel: WheelDriver, field: str) -> str:
 class ATSpectrographCsc(BaseCsc):
     """LATISS filter and disperser wheels."""
 
+    device_fault_codes = frozenset({WHEEL_DEVICE_FAILED})
+
     def __init__(self, *, driver: SpectrographDriver, index: int = 0, **kwargs: Any) -> None:
         super().__init__("ATSpectrograph", index=index, **kwargs)
         self.driver = driver
@@ -40,6 +42,10 @@ class ATSpectrographCsc(BaseCsc):
         self.register_command("changeFilter", self._do_change_filter)
         self.register_command("changeDisperser", self._do_change_disperser)
         self.register_command("homeWheels", self._do_home)
+
+    def devices(self) -> str:
+        wheels = (self.driver.filter_wheel.device, self.driver.disperser_wheel.device)
+        return "simulated" if wheels == ("simulated", "simulated") else f"filter {wheels[0]}, disperser {wheels[1]}"
 
     async def configure(self, config: dict[str, Any]) -> None:
         try:

@@ -42,6 +42,8 @@ MIN_TELEMETRY_WALL_S = 0.2
 class ATWhiteLightCsc(BaseCsc):
     """The white-light lamp, chiller and shutter."""
 
+    device_fault_codes = frozenset({ErrorCode.LAMP_DISCONNECTED})
+
     def __init__(self, *, driver: WhiteLightDriver, index: int = 0, **kwargs: Any) -> None:
         super().__init__("ATWhiteLight", index=index, **kwargs)
         self.driver = driver
@@ -63,6 +65,9 @@ class ATWhiteLightCsc(BaseCsc):
             self.register_command(name, handler)
 
     # -- state handling ---------------------------------------------------------------------
+
+    def devices(self) -> str:
+        return self.driver.device
 
     async def configure(self, config: dict[str, Any]) -> None:
         self.rules.config = LampConfig.from_config(config)

@@ -27,6 +27,8 @@ class BaseCsc(BaseComponent):
     """
 
     valid_simulation_modes: tuple[int, ...] = (0, 1)
+    #: The fault codes that mean the device failed or stopped answering (deviceConnection: not connected).
+    device_fault_codes: frozenset[int] = frozenset()
 
     def __init__(
         self,
@@ -89,6 +91,8 @@ class BaseCsc(BaseComponent):
                 "errorCode", {"errorCode": code, "errorReport": report, "traceback": traceback}, force=True
             )
             await self.publish_event("summaryState", {"summaryState": int(State.FAULT)})
+            if code in self.device_fault_codes:
+                await self._publish_device(connected=False, report=report)
             try:
                 await self.handle_summary_state()
             except Exception:
@@ -97,6 +101,10 @@ class BaseCsc(BaseComponent):
             self._faulting = False
 
     # -- hooks for subclasses -----------------------------------------------------------
+
+    def devices(self) -> str | None:
+        """The hardware this component drives ("simulated", or its addresses); None: it drives none."""
+        return None
 
     async def configure(self, config: dict[str, Any]) -> None:
         """Apply a validated configuration (called by `start`, before the state changes)."""
@@ -112,9 +120,17 @@ class BaseCsc(BaseComponent):
     async def _publish_initial_events(self) -> None:
         await super()._publish_initial_events()
         await self.publish_event("simulationMode", {"mode": self.simulation_mode})
+        await self._publish_device(connected=False, report="")
         await self.publish_event("errorCode", {"errorCode": 0, "errorReport": "", "traceback": ""})
         await self.publish_event("summaryState", {"summaryState": int(self.summary_state)})
         await self._publish_configurations_available()
+
+    async def _publish_device(self, *, connected: bool, report: str) -> None:
+        devices = self.devices()
+        if devices is not None:
+            await self.publish_event(
+                "deviceConnection", {"devices": devices[:2000], "connected": connected, "report": report[:4000]}
+            )
 
     async def _publish_configurations_available(self) -> None:
         """The overrides `start` may name, as Rubin's configurable CSCs say at start-up and in STANDBY."""
@@ -161,6 +177,8 @@ class BaseCsc(BaseComponent):
             self._machine.revert(transition)
             self.log.exception("transition_reverted", command=name)
             raise ExpectedError(f"{name} failed and the state was reverted to {transition.old.name}: {exc}") from exc
+        if name == "start":
+            await self._publish_device(connected=True, report="")
         if name == "start" and self.config is not None:
             await self.publish_event(
                 "configurationApplied",

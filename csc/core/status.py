@@ -20,7 +20,7 @@ SCRIPT = "Script"
 SCRIPT_STALE_AFTER_S = 12.0
 #: A component whose heartbeat (1 s) is older than this is reported as not responding.
 STALE_AFTER_S = 3.0
-WATCHED_EVENTS = ("summaryState", "heartbeat", "errorCode", "liveness", "state", "detailedState")
+WATCHED_EVENTS = ("summaryState", "heartbeat", "errorCode", "liveness", "state", "detailedState", "deviceConnection")
 #: The component that queues by itself, and its detailedState substate when it runs its rules (Rubin's RUNNING).
 SCHEDULER = "Scheduler"
 SCHEDULER_RUNNING = 2
@@ -42,6 +42,10 @@ class ComponentStatus:
     liveness_tai: float | None = None
     #: the Scheduler's detailedState substate (RUNNING: it runs its rules)
     substate: int | None = None
+    #: a hardware component's devices ("simulated", or addresses), whether they answer, and their last failure
+    devices: str = ""
+    device_connected: bool = False
+    device_report: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,10 @@ class StatusRow:
     error: str
     #: what the state means for the site, where it matters (a Scheduler that will queue nothing)
     note: str = ""
+    #: the hardware it drives ("simulated", or addresses; "" for a component without hardware)
+    devices: str = ""
+    #: "connected", "not connected (start it)", or "NOT CONNECTED: " and the device's failure
+    connection: str = ""
 
 
 @dataclass
@@ -80,6 +88,10 @@ class StatusBoard:
         elif event == "errorCode":
             status.error_code = int(data.get("errorCode", 0))
             status.error_report = str(data.get("errorReport", ""))
+        elif event == "deviceConnection":
+            status.devices = str(data["devices"])
+            status.device_connected = bool(data["connected"])
+            status.device_report = str(data.get("report", ""))
         elif event == "liveness":
             status.alive = bool(data["alive"])
             status.liveness_reason = str(data.get("reason", ""))
@@ -104,8 +116,18 @@ class StatusBoard:
             error = f"{status.error_code}: {status.error_report}" if status.error_code else ""
             state = status.state or status.script_state
             rows.append(StatusRow(str(cid), state.name if state else "?", age, self.health(status, now_tai), error,
-                                  _note(status)))  # fmt: skip
+                                  _note(status), status.devices, _connection(status)))  # fmt: skip
         return rows
+
+
+def _connection(status: ComponentStatus) -> str:
+    if not status.devices:
+        return ""
+    if status.device_connected:
+        return "connected"
+    if status.device_report:
+        return f"NOT CONNECTED: {status.device_report}"
+    return "not connected (start it)"
 
 
 def _note(status: ComponentStatus) -> str:
@@ -137,4 +159,9 @@ def format_table(rows: list[StatusRow]) -> str:
     out += ["  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines]
     if not rows:
         out.append("(no component seen on the bus)")
+    hardware = [r for r in rows if r.devices]
+    if hardware:
+        out += ["", "DEVICES"]
+        width = max(len(r.component) for r in hardware)
+        out += [f"  {r.component.ljust(width)}  {r.devices}  {r.connection}" for r in hardware]
     return "\n".join(out)

@@ -110,6 +110,7 @@ class ConsoleState:
             components.append({
                 "id": row.component, "state": row.state, "heartbeatAge": row.heartbeat_age_s, "health": row.health,
                 "error": row.error, "note": row.note, "logs": list(self.logs.get(cid, ()))[:8],
+                "devices": row.devices, "connection": row.connection,
             })  # fmt: skip
         return {
             "version": self.version,

@@ -128,6 +128,10 @@ async def test_a_dome_that_stops_answering_is_a_fault_naming_it(
             await remote.command("moveAzimuth", {"azimuth": 30.0}, timeout_s=60)
         await wait_state(remote, State.FAULT)
         assert remote.event("errorCode").get()["errorCode"] == DOME_DEVICE_FAILED
+        connection = remote.event("deviceConnection").get()
+        assert connection["devices"] == sims.url("dome", 0)
+        assert connection["connected"] is False
+        assert "PUT slewtoazimuth: no answer" in connection["report"]
     finally:
         sims.resume()
     await remote.command("standby")
@@ -137,3 +141,4 @@ async def test_a_dome_that_stops_answering_is_a_fault_naming_it(
         await remote.command("homeAzimuth", timeout_s=120)
     await remote.command("moveAzimuth", {"azimuth": 30.0}, timeout_s=120)
     assert device(sims, "azimuth") == pytest.approx(30.0)
+    assert remote.event("deviceConnection").get() == {"devices": sims.url("dome", 0), "connected": True, "report": ""}

@@ -180,6 +180,25 @@ def test_a_scheduler_that_will_queue_nothing_says_so_in_the_status_table() -> No
     assert board.rows(12.5)[0].note == ""
 
 
+def test_the_status_table_says_what_hardware_each_component_drives_and_whether_it_answers() -> None:
+    board = StatusBoard()
+    dome, queue = ComponentId("ATDome"), ComponentId("ScriptQueue", 2)
+    for cid in (dome, queue):
+        board.observe(cid, "heartbeat", {}, 10.0, 10.0)
+    where = "alpaca://10.0.0.5:11111/dome/0"
+    board.observe(dome, "deviceConnection", {"devices": where, "connected": False, "report": ""}, 10.0, 10.0)
+    assert board.rows(10.5)[0].connection == "not connected (start it)"
+    board.observe(dome, "deviceConnection", {"devices": where, "connected": True, "report": ""}, 11.0, 11.0)
+    assert board.rows(11.5)[0].connection == "connected"
+    failure = f"the move to 30 deg failed: {where} PUT slewtoazimuth: no answer in time"
+    board.observe(dome, "deviceConnection", {"devices": where, "connected": False, "report": failure}, 12.0, 12.0)
+    rows = board.rows(12.5)
+    assert rows[0].connection == f"NOT CONNECTED: {failure}"
+    assert rows[1].devices == ""  # the queue drives no hardware
+    table = format_table(rows)
+    assert table.splitlines()[-2:] == ["DEVICES", f"  ATDome  {where}  NOT CONNECTED: {failure}"]
+
+
 def test_plan_members_start_as_a_site_runs_them_unless_told() -> None:
     from obsq.csc.app.components import plan_members
     from obsq.csc.core.states import State

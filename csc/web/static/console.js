@@ -186,7 +186,9 @@ function renderComponents(components) {
     const log = c.logs[0] ? `${c.logs[0].time.slice(11, 19)} ${c.logs[0].message}` : "";
     return `<tr data-component="${esc(c.id)}"><td>${esc(c.id)}</td><td class="state state-${esc(c.state)}">${esc(c.state)}</td>`
       + `<td>${esc(age)}</td><td class="health ${healthClass(c.health)}">${esc(c.health)}</td>`
-      + `<td class="error">${esc([c.error, c.note].filter(Boolean).join("; "))}</td><td class="hint">${esc(log)}</td>`
+      + `<td class="error">${esc([c.error, c.note].filter(Boolean).join("; "))}</td>`
+      + `<td class="device ${c.connection === "connected" ? "alive" : c.devices ? "bad" : ""}" title="${esc(c.connection)}">`
+      + `${esc(c.devices)}${c.devices ? ` (${esc(c.connection.split(":")[0])})` : ""}</td><td class="hint">${esc(log)}</td>`
       + `<td><a href="/api/events/${encodeURIComponent(c.id)}" data-events="${esc(c.id)}">events</a></td></tr>`;
   }).join("");
   const logs = components.flatMap((c) => c.logs.map((line) => ({ ...line, id: c.id })))
