@@ -212,12 +212,30 @@ def _device_mount(devices: Mapping[str, str], kw: dict[str, Any], _: Callable[[]
     return ATMCSCsc(driver=AlpacaMount(address, kw["clock"]), **kw)
 
 
+def _dome_address(url: str) -> Any:
+    """A dome's address, by its scheme: an AlpacaAddress or an IndiAddress; ValidationError naming the rule."""
+    if url.startswith("indi://"):
+        from obsq.csc.indi.address import parse_address as parse_indi
+
+        return parse_indi(url, what="ATDome --device dome")
+    return _alpaca_address("ATDome", "dome", url, "dome")
+
+
 def _device_dome(devices: Mapping[str, str], kw: dict[str, Any], _: Callable[[], Registries]) -> BaseCsc:
-    from obsq.csc.atdome.alpaca import AlpacaDome
     from obsq.csc.atdome.csc import ATDomeCsc
 
-    address = _alpaca_address("ATDome", "dome", devices["dome"], "dome")
-    return ATDomeCsc(driver=AlpacaDome(address, kw["clock"]), **kw)
+    address = _dome_address(devices["dome"])
+    driver: Any
+    if devices["dome"].startswith("indi://"):
+        from obsq.csc.atdome.indi import IndiDome
+        from obsq.csc.indi.client import IndiConnection
+
+        driver = IndiDome(IndiConnection(address.host, address.port, kw["clock"]), address.device)
+    else:
+        from obsq.csc.atdome.alpaca import AlpacaDome
+
+        driver = AlpacaDome(address, kw["clock"])
+    return ATDomeCsc(driver=driver, **kw)
 
 
 def _lamp_addresses(devices: Mapping[str, str]) -> tuple[Any, Any]:
@@ -240,7 +258,7 @@ DEVICE_ROLES: dict[str, dict[str, str]] = {
                        "disperser": "alpaca://HOST:PORT/filterwheel/N (or indi://HOST:PORT/DEVICE)"},
     "ATCamera": {"camera": "alpaca://HOST:PORT/camera/N (or indi://HOST:PORT/DEVICE)"},
     "ATMCS": {"mount": "alpaca://HOST:PORT/telescope/N"},
-    "ATDome": {"dome": "alpaca://HOST:PORT/dome/N"},
+    "ATDome": {"dome": "alpaca://HOST:PORT/dome/N (or indi://HOST:PORT/DEVICE)"},
     "ATWhiteLight": {"lamp": "alpaca://HOST:PORT/covercalibrator/N",
                      "chiller": "alpaca://HOST:PORT/switch/N (optional)"},
 }  # fmt: skip
@@ -258,7 +276,7 @@ _DEVICE_PARSERS: dict[str, Callable[[Mapping[str, str]], object]] = {
     "ATSpectrograph": lambda d: [_wheel_address(role, d[role]) for role in ("filter", "disperser")],
     "ATCamera": lambda d: _camera_address(d["camera"]),
     "ATMCS": lambda d: _alpaca_address("ATMCS", "mount", d["mount"], "telescope"),
-    "ATDome": lambda d: _alpaca_address("ATDome", "dome", d["dome"], "dome"),
+    "ATDome": lambda d: _dome_address(d["dome"]),
     "ATWhiteLight": _lamp_addresses,
 }
 

@@ -20,6 +20,10 @@ from obsq.csc.indi.protocol import IndiProtocolError, IndiReader, Vector, enable
 
 #: Real seconds to connect to an INDI server.
 CONNECT_TIMEOUT_S = 5.0
+#: Times a device left off after a connect request is asked again (a driver still starting may ignore one).
+CONNECT_ATTEMPTS = 3
+#: Real seconds between two connect requests.
+CONNECT_RETRY_S = 2.0
 #: Bytes read from the stream at a time.
 READ_BYTES = 1 << 16
 #: A device's log lines kept (its `message`s), to explain an Alert.
@@ -40,6 +44,8 @@ class IndiConnection:
         )
         #: How many times each property was defined or set: a driver awaits the next one (a new image).
         self.generations: collections.Counter[tuple[str, str]] = collections.Counter()
+        #: How many times each property was set (a device's answers; a definition, sent again to every client, is not).
+        self.answers: collections.Counter[tuple[str, str]] = collections.Counter()
         self._changed = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
@@ -99,15 +105,25 @@ class IndiConnection:
                               f"device {device!r} on the server")  # fmt: skip
         connection = self.vector(device, "CONNECTION")
         assert connection is not None
-        if connection.values.get("CONNECT") != "On":
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            if connection.values.get("CONNECT") == "On" and connection.state != "Busy":
+                break
+            asked = self.answers[(device, "CONNECTION")]
             await self.send(device, "CONNECTION", "Switch", {"CONNECT": True, "DISCONNECT": False})
-            await self.wait_until(
-                lambda: (connection.values.get("CONNECT") == "On" and connection.state in ("Ok", "Idle"))
-                or connection.state == "Alert",
-                wait_s, f"{device} to connect",
-            )  # fmt: skip
+            try:  # answered, and not Busy: connected, refused (Alert), or left off (a driver not ready: again)
+                await self.wait_until(_answered(self, device, "CONNECTION", asked), wait_s, f"{device} to connect")
+            except DeviceTimeoutError as exc:
+                said = self.last_message(device)
+                raise DeviceTimeoutError(
+                    f"{exc} (CONNECTION {connection.state}, CONNECT"
+                    f" {connection.values.get('CONNECT')})" + (f": {said}" if said else "")
+                ) from None
             if connection.state == "Alert":
                 raise alert(self, connection, "connecting")
+            if connection.values.get("CONNECT") != "On":
+                if attempt == CONNECT_ATTEMPTS:
+                    raise alert(self, connection, f"connecting ({CONNECT_ATTEMPTS} requests left it off)")
+                await self.clock.sleep(CONNECT_RETRY_S)
         await self.wait_until(lambda: all(self.vector(device, p) is not None for p in properties), wait_s,
                               f"{device}'s {', '.join(properties)}")  # fmt: skip
 
@@ -146,6 +162,8 @@ class IndiConnection:
                         self.messages[update.device].append(update.message)
                     if update.vector is not None:
                         self.generations[(update.device, update.name)] += 1
+                        if update.kind == "set":
+                            self.answers[(update.device, update.name)] += 1
                 self._changed.set()
         except IndiProtocolError as exc:
             self._lose(f"the server's stream is broken ({exc})")
@@ -155,6 +173,16 @@ class IndiConnection:
     def _lose(self, why: str) -> None:
         self._lost = why
         self._changed.set()
+
+
+def _answered(link: IndiConnection, device: str, name: str, asked: int) -> Callable[[], bool]:
+    """Has `device` set its property `name` since its answer number `asked`, and is it no longer Busy?"""
+
+    def done() -> bool:
+        vector = link.vector(device, name)
+        return link.answers[(device, name)] > asked and vector is not None and vector.state != "Busy"
+
+    return done
 
 
 def alert(connection: IndiConnection, vector: Vector, what: str) -> DeviceError:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -24,6 +24,9 @@ from obsq.csc.served.devices import ServedError, ServedSite
 
 #: ImageBytes element types: Int32.
 INT32 = 2
+#: Each served device type as ASCOM spells it.
+ASCOM_NAMES = {"camera": "Camera", "covercalibrator": "CoverCalibrator", "switch": "Switch",
+               "filterwheel": "FilterWheel", "dome": "Dome", "telescope": "Telescope"}  # fmt: skip
 #: The largest request body read (form fields only).
 MAX_FORM_BYTES = 64 * 1024
 
@@ -31,7 +34,9 @@ MAX_FORM_BYTES = 64 * 1024
 def make_app(site: ServedSite) -> Starlette:
     transactions = itertools.count(1)
 
-    def answer(params: Mapping[str, str], value: Any = None, error: ServedError | None = None) -> JSONResponse:
+    def answer(
+        params: Mapping[str, str], value: Any = None, error: ServedError | None = None, extra: Mapping[str, Any] = {}
+    ) -> JSONResponse:
         body: dict[str, Any] = {
             "ClientTransactionID": _client_transaction(params),
             "ServerTransactionID": next(transactions),
@@ -40,7 +45,7 @@ def make_app(site: ServedSite) -> Starlette:
         }
         if value is not None and error is None:
             body["Value"] = value
-        return JSONResponse(body)
+        return JSONResponse(body | dict(extra))
 
     async def device_call(request: Request) -> Response:
         kind, member = request.path_params["device_type"].lower(), request.path_params["member"].lower()
@@ -71,7 +76,7 @@ def make_app(site: ServedSite) -> Starlette:
             return answer(params, error=fault)
         if imagebytes:
             return Response(encode(pixels, transmission_type=INT32), media_type="application/imagebytes")
-        return answer(params, pixels.T.tolist())
+        return answer(params, pixels.T.tolist(), extra={"Type": INT32, "Rank": 2})
 
     async def api_versions(request: Request) -> Response:
         return JSONResponse({"Value": [1], "ClientTransactionID": 0, "ServerTransactionID": next(transactions),
@@ -84,9 +89,8 @@ def make_app(site: ServedSite) -> Starlette:
                              "ErrorNumber": 0, "ErrorMessage": ""})  # fmt: skip
 
     async def configured(request: Request) -> Response:
-        value = [{"DeviceName": d.name, "DeviceType": d.device_type.capitalize() if d.device_type != "covercalibrator"
-                  else "CoverCalibrator", "DeviceNumber": d.number, "UniqueID": f"obsq-{d.device_type}-{d.number}"}
-                 for d in site.devices.values()]  # fmt: skip
+        value = [{"DeviceName": d.name, "DeviceType": ASCOM_NAMES[d.device_type], "DeviceNumber": d.number,
+                  "UniqueID": f"obsq-{d.device_type}-{d.number}"} for d in site.devices.values()]  # fmt: skip
         return JSONResponse({"Value": value, "ClientTransactionID": 0, "ServerTransactionID": next(transactions),
                              "ErrorNumber": 0, "ErrorMessage": ""})  # fmt: skip
 
@@ -108,10 +112,13 @@ async def _parameters(request: Request) -> Mapping[str, str] | Response:
     if request.method == "GET":
         params: Mapping[str, str] = dict(request.query_params)
     else:
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            return PlainTextResponse(f"the form is larger than {MAX_FORM_BYTES} bytes", 400)
-        params = {k: str(v) for k, v in (await request.form()).items()}
+        try:
+            body = await request.body()
+            if len(body) > MAX_FORM_BYTES:
+                return PlainTextResponse(f"the form is larger than {MAX_FORM_BYTES} bytes", 400)
+            params = {k: str(v) for k, v in (await request.form()).items()}
+        except ClientDisconnect:  # the client left before its form was whole: nobody to answer
+            return PlainTextResponse("the client disconnected before its form was sent", 400)
     try:
         _client_transaction(params)
     except ValueError as exc:

@@ -189,6 +189,8 @@ class ServedCamera(ServedDevice):
         self.failing_readouts = 0
         self.last_duration = 0.0
         self.last_start = ""
+        self.frame = {"startx": 0, "starty": 0, "numx": GEOMETRY.nx, "numy": GEOMETRY.ny}
+        self._stopped = False
         self._work = _Task()
 
     def get_cameraxsize(self) -> int:
@@ -205,6 +207,83 @@ class ServedCamera(ServedDevice):
 
     def get_exposuremin(self) -> float:
         return 0.0
+
+    def get_exposureresolution(self) -> float:
+        return 0.001
+
+    def get_fullwellcapacity(self) -> float:
+        return round(self.detector.amplifiers[0].full_well_e, 1)
+
+    def get_hasshutter(self) -> bool:
+        return True
+
+    def get_sensortype(self) -> int:
+        return 0  # monochrome
+
+    def get_maxbinx(self) -> int:
+        return 1
+
+    def get_maxbiny(self) -> int:
+        return 1
+
+    def get_canabortexposure(self) -> bool:
+        return True
+
+    def get_canstopexposure(self) -> bool:
+        return True
+
+    def get_canasymmetricbin(self) -> bool:
+        return False
+
+    def get_canfastreadout(self) -> bool:
+        return False
+
+    def get_cangetcoolerpower(self) -> bool:
+        return False
+
+    def get_canpulseguide(self) -> bool:
+        return False
+
+    def get_cansetccdtemperature(self) -> bool:
+        return False
+
+    def get_startx(self) -> int:
+        return self.frame["startx"]
+
+    def get_starty(self) -> int:
+        return self.frame["starty"]
+
+    def get_numx(self) -> int:
+        return self.frame["numx"]
+
+    def get_numy(self) -> int:
+        return self.frame["numy"]
+
+    def put_startx(self, form: Mapping[str, str]) -> None:
+        self._set_frame("startx", integer(form, "StartX"), GEOMETRY.nx - 1)
+
+    def put_starty(self, form: Mapping[str, str]) -> None:
+        self._set_frame("starty", integer(form, "StartY"), GEOMETRY.ny - 1)
+
+    def put_numx(self, form: Mapping[str, str]) -> None:
+        self._set_frame("numx", integer(form, "NumX"), GEOMETRY.nx)
+
+    def put_numy(self, form: Mapping[str, str]) -> None:
+        self._set_frame("numy", integer(form, "NumY"), GEOMETRY.ny)
+
+    def _set_frame(self, member: str, value: int, largest: int) -> None:
+        low = 1 if member.startswith("num") else 0
+        if not low <= value <= largest:
+            raise ServedError(INVALID_VALUE, f"{member} {value} is outside {low} to {largest}")
+        self.frame[member] = value
+
+    def put_binx(self, form: Mapping[str, str]) -> None:
+        if integer(form, "BinX") != 1:
+            raise ServedError(INVALID_VALUE, "BinX must be 1 (MaxBinX is 1)")
+
+    def put_biny(self, form: Mapping[str, str]) -> None:
+        if integer(form, "BinY") != 1:
+            raise ServedError(INVALID_VALUE, "BinY must be 1 (MaxBinY is 1)")
 
     def get_exposuremax(self) -> float:
         return 3600.0
@@ -263,6 +342,10 @@ class ServedCamera(ServedDevice):
             raise ServedError(INVALID_VALUE, f"Duration {duration:g} s is outside 0 to 3600 s")
         if self.state not in (self.IDLE, self.ERROR):
             raise ServedError(INVALID_OPERATION, f"the camera is not idle (CameraState {self.state})")
+        x0, y0, nx, ny = (self.frame[k] for k in ("startx", "starty", "numx", "numy"))
+        if x0 + nx > GEOMETRY.nx or y0 + ny > GEOMETRY.ny:
+            raise ServedError(INVALID_VALUE, f"the subframe StartX {x0} NumX {nx}, StartY {y0} NumY {ny} is off the"
+                                             f" {GEOMETRY.nx}x{GEOMETRY.ny} sensor")  # fmt: skip
         self.image, self.state = None, self.EXPOSING
         self.exposures += 1
         self.last_duration = duration
@@ -271,19 +354,24 @@ class ServedCamera(ServedDevice):
         self._work.start(lambda halt: self._expose(self.exposures, duration, light, start, halt))
 
     def put_abortexposure(self, form: Mapping[str, str]) -> None:
+        self._stopped = False
         self._work.stop()
 
     def put_stopexposure(self, form: Mapping[str, str]) -> None:
+        self._stopped = True  # ends the exposure now and reads it out
         self._work.stop()
 
     async def _expose(self, exposure: int, duration: float, light: bool, start: ObservatoryState,
                       halt: asyncio.Event) -> None:  # fmt: skip
         clock = self.site.clock
         t0 = clock.monotonic()
+        self._stopped = False
         with contextlib.suppress(TimeoutError):
             await clock.wait_for(halt.wait(), duration)
-            self.state = self.IDLE  # aborted: no image
-            return
+            if not self._stopped:
+                self.state = self.IDLE  # aborted: no image
+                return
+            duration = self.last_duration = clock.monotonic() - t0  # stopped: read out what was exposed
         self.state = self.READING
         await clock.sleep(READOUT_S)
         if self.failing_readouts > 0:
@@ -293,7 +381,8 @@ class ServedCamera(ServedDevice):
         flux = flat_flux_e_s(start, LAMP_WARMUP_S) if light else 0.0
         darktime = clock.monotonic() - t0
         raws = await clock.to_thread(self.detector.expose, exposure, flux, duration, darktime)
-        self.image = raws[0][: GEOMETRY.ny, : GEOMETRY.nx].copy()
+        x0, y0, nx, ny = (self.frame[k] for k in ("startx", "starty", "numx", "numy"))
+        self.image = raws[0][y0 : y0 + ny, x0 : x0 + nx].copy()
         self.state = self.IDLE
 
 
@@ -314,7 +403,7 @@ class ServedCalibrator(ServedDevice):
     def get_calibratorstate(self) -> int:
         now = self.site.clock.tai()
         if self.lamp.light(now):
-            return 3  # Ready
+            return 3 if self.brightness else 2  # Ready; NotReady while the light lingers after CalibratorOff
         return 2 if self.lamp.light_appears_at() is not None or self.brightness else 1  # NotReady while striking
 
     def get_calibratorchanging(self) -> bool:
@@ -422,7 +511,11 @@ class ServedChiller(ServedDevice):
         self._set(form, 1.0 if boolean(form, "State") else 0.0)
 
     def put_setswitchvalue(self, form: Mapping[str, str]) -> None:
-        self._set(form, number(form, "Value"))
+        value = number(form, "Value")
+        switch_id, switch = self._switch(form)
+        if not 0.0 <= value <= switch.maximum:
+            raise ServedError(INVALID_VALUE, f"Value {value:g} is outside 0 to {switch.maximum:g} (switch {switch_id})")
+        self._set(form, value)
 
     def _set(self, form: Mapping[str, str], value: float) -> None:
         switch_id, switch = self._switch(form)
@@ -516,6 +609,9 @@ class ServedDome(ServedDevice):
     def get_canslave(self) -> bool:
         return False
 
+    def get_slaved(self) -> bool:
+        return False
+
     def get_cansyncazimuth(self) -> bool:
         return False
 
@@ -596,6 +692,12 @@ class ServedMount(ServedDevice):
             raise ServedError(INVALID_OPERATION, "an alt/az slew needs tracking off")
         if not 0.0 <= azimuth < 360.0:
             raise ServedError(INVALID_VALUE, f"Azimuth {azimuth:g} is outside 0 to 360")
+        low, high = self.mount.azimuth_limits
+        azimuth = min(
+            (a for a in (azimuth - 360.0, azimuth, azimuth + 360.0) if low <= a <= high),
+            key=lambda a: abs(a - self.mount.azimuth),
+            default=azimuth,
+        )  # the wrap nearest where it is
         try:
             duration = self.mount.slew_time(azimuth, altitude)
         except ExpectedError as exc:

@@ -224,3 +224,55 @@ async def test_a_deadline_is_clock_time_and_only_real_work_gets_a_real_floor() -
     assert not real_work.passed  # an image computed on the other side: at least 10 real seconds
     await clock.wall.advance(10.0)
     assert real_work.passed
+
+
+async def test_what_an_ascom_client_sets_and_reads_before_an_exposure_is_there() -> None:
+    """Found by alpyca, the ASCOM Initiative's client: subframe, binning and the capabilities a client reads."""
+    served, clock = site()
+    camera = served.camera
+    for member in ("canabortexposure", "canstopexposure", "hasshutter"):
+        assert camera.get(member, {}) is True
+    assert (camera.get("maxbinx", {}), camera.get("sensortype", {})) == (1, 0)
+    camera.put("binx", {"BinX": "1"})
+    with pytest.raises(ServedError, match="BinX must be 1"):
+        camera.put("binx", {"BinX": "2"})
+    for member, value in (("startx", "100"), ("starty", "50"), ("numx", "64"), ("numy", "32")):
+        camera.put(member, {member: value})
+    assert (await expose(served, clock, 0.0, light=False)).shape == (32, 64)
+    camera.put("numx", {"NumX": "500"})
+    with pytest.raises(ServedError, match="the subframe StartX 100 NumX 500, StartY 50 NumY 32 is off the 512x512"):
+        camera.put("startexposure", {"Duration": "1", "Light": "False"})
+
+
+async def test_stopexposure_reads_out_what_was_exposed_and_abortexposure_nothing() -> None:
+    served, clock = site()
+    camera = served.camera
+    camera.put("startexposure", {"Duration": "600", "Light": "False"})
+    await clock.advance(30)
+    camera.put("stopexposure", {})
+    await clock.advance(READOUT_S + 1)
+    assert camera.get("imageready", {}) is True
+    assert camera.get("lastexposureduration", {}) == pytest.approx(30.0)
+    camera.put("startexposure", {"Duration": "600", "Light": "False"})
+    await clock.advance(30)
+    camera.put("abortexposure", {})
+    await clock.advance(READOUT_S + 1)
+    assert camera.get("imageready", {}) is False
+    assert camera.get("camerastate", {}) == 0
+
+
+async def test_the_outsider_s_other_findings_are_mended() -> None:
+    served, clock = site()
+    with pytest.raises(ServedError, match=r"Value 5 is outside 0 to 1 \(switch 0\)"):
+        served.chiller.put("setswitchvalue", {"Id": "0", "Value": "5"})
+    served.mount.put("slewtoaltazasync", {"Azimuth": "300", "Altitude": "70"})  # ASCOM's 300 is the wrap's -60
+    await clock.advance(200)
+    assert served.mount.get("azimuth", {}) == pytest.approx(300.0)
+    assert served.mount.mount.azimuth == pytest.approx(-60.0)
+    served.calibrator.put("calibratoron", {"Brightness": "100"})
+    await clock.advance(5)
+    served.calibrator.put("calibratoroff", {})
+    assert served.calibrator.get("calibratorstate", {}) == 2  # NotReady while the light lingers
+    await clock.advance(2)
+    assert served.calibrator.get("calibratorstate", {}) == 1
+    assert served.dome.get("slaved", {}) is False
