@@ -53,6 +53,7 @@ class ATWhiteLightCsc(BaseCsc):
         self._connected = False
         #: The hardware as last read (before the first read: dark, shutter unknown, no chiller news).
         self.reading = LampReading(light=False, shutter=ShutterState.UNKNOWN, chiller=None)
+        self._read_under: tuple[object, ...] = ()
         for name, handler in (
             ("turnLampOn", self._do_turn_lamp_on),
             ("turnLampOff", self._do_turn_lamp_off),
@@ -228,8 +229,15 @@ class ATWhiteLightCsc(BaseCsc):
         raise ExpectedError(report)
 
     async def _read(self) -> LampReading:
+        """The hardware now; `_read_under` keeps what the rules were when it was asked (see `_check_faults`)."""
+        under = self._rules_state()
         self.reading = await self._device(self.driver.read(), "reading the lamp")
+        self._read_under = under
         return self.reading
+
+    def _rules_state(self) -> tuple[object, ...]:
+        rules = self.rules
+        return (rules.commanded_on, rules.striking, rules.turning_off, rules.lit_at, rules.off_at)
 
     # -- publishing and monitoring --------------------------------------------------------------
 
@@ -299,6 +307,8 @@ class ATWhiteLightCsc(BaseCsc):
             await wall.sleep(MONITOR_INTERVAL_S)
 
     async def _check_faults(self) -> None:
+        if self._read_under != self._rules_state():
+            return  # the lamp was struck or turned off while it was read: that reading cannot judge it
         now = self.clock.tai()
         chiller = self.reading.chiller
         basic = self.rules.basic_state(now, self.reading.light)

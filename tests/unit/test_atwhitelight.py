@@ -250,3 +250,29 @@ async def test_lamp_hours_count_the_time_it_was_on(rig: Rig) -> None:
     await rig.clock.advance(1800)
     await rig.command("turnLampOff", {"force": False})
     assert rig.remote.event("lampOnHours").get()["hours"] == pytest.approx(1.5, abs=0.01)
+
+
+class SlowReadLamp(SimLamp):
+    """A lamp whose readings arrive late (a device over the network): each describes the hardware 1 s ago."""
+
+    async def read(self) -> Any:
+        reading = await super().read()
+        await self.clock.sleep(1.0)
+        return reading
+
+
+async def test_a_reading_taken_before_the_lamp_lit_does_not_fault_it() -> None:
+    """Found through Alpaca: the monitor's read in flight across the strike said dark after the lamp lit."""
+    async with component_rig(
+        lambda **kw: ATWhiteLightCsc(driver=SlowReadLamp(kw["clock"]), **kw), "ATWhiteLight"
+    ) as rig:
+        for command in ("start", "enable", "startChiller"):
+            await rig.command(command)
+        await rig.command("turnLampOn", {"power": 0})
+        await rig.clock.advance(30)
+        assert rig.csc.summary_state == State.ENABLED, rig.remote.event("errorCode").get()
+        assert lamp(rig) == LampBasicState.WARMUP
+        rig.csc.driver.sim.power_off(rig.clock.tai())  # and a lamp that really goes out is still caught
+        await rig.clock.advance(5)
+        assert rig.csc.summary_state == State.FAULT
+        assert rig.remote.event("errorCode").get()["errorCode"] == ErrorCode.LAMP_UNEXPECTEDLY_OFF
