@@ -204,12 +204,30 @@ def _device_camera(devices: Mapping[str, str], kw: dict[str, Any], registries: C
     return ATCameraCsc(driver=driver, data_dir=found.data_dir, registry=found.acquired, **kw)
 
 
+def _mount_address(url: str) -> Any:
+    """A mount's address, by its scheme: an AlpacaAddress or an IndiAddress; ValidationError naming the rule."""
+    if url.startswith("indi://"):
+        from obsq.csc.indi.address import parse_address as parse_indi
+
+        return parse_indi(url, what="ATMCS --device mount")
+    return _alpaca_address("ATMCS", "mount", url, "telescope")
+
+
 def _device_mount(devices: Mapping[str, str], kw: dict[str, Any], _: Callable[[], Registries]) -> BaseCsc:
-    from obsq.csc.atmcs.alpaca import AlpacaMount
     from obsq.csc.atmcs.csc import ATMCSCsc
 
-    address = _alpaca_address("ATMCS", "mount", devices["mount"], "telescope")
-    return ATMCSCsc(driver=AlpacaMount(address, kw["clock"]), **kw)
+    address = _mount_address(devices["mount"])
+    driver: Any
+    if devices["mount"].startswith("indi://"):
+        from obsq.csc.atmcs.indi import IndiMount
+        from obsq.csc.indi.client import IndiConnection
+
+        driver = IndiMount(IndiConnection(address.host, address.port, kw["clock"]), address.device, kw["clock"])
+    else:
+        from obsq.csc.atmcs.alpaca import AlpacaMount
+
+        driver = AlpacaMount(address, kw["clock"])
+    return ATMCSCsc(driver=driver, **kw)
 
 
 def _dome_address(url: str) -> Any:
@@ -257,7 +275,7 @@ DEVICE_ROLES: dict[str, dict[str, str]] = {
     "ATSpectrograph": {"filter": "alpaca://HOST:PORT/filterwheel/N (or indi://HOST:PORT/DEVICE)",
                        "disperser": "alpaca://HOST:PORT/filterwheel/N (or indi://HOST:PORT/DEVICE)"},
     "ATCamera": {"camera": "alpaca://HOST:PORT/camera/N (or indi://HOST:PORT/DEVICE)"},
-    "ATMCS": {"mount": "alpaca://HOST:PORT/telescope/N"},
+    "ATMCS": {"mount": "alpaca://HOST:PORT/telescope/N (or indi://HOST:PORT/DEVICE)"},
     "ATDome": {"dome": "alpaca://HOST:PORT/dome/N (or indi://HOST:PORT/DEVICE)"},
     "ATWhiteLight": {"lamp": "alpaca://HOST:PORT/covercalibrator/N",
                      "chiller": "alpaca://HOST:PORT/switch/N (optional)"},
@@ -275,7 +293,7 @@ _DEVICE_BUILDERS: dict[str, Callable[[Mapping[str, str], dict[str, Any], Callabl
 _DEVICE_PARSERS: dict[str, Callable[[Mapping[str, str]], object]] = {
     "ATSpectrograph": lambda d: [_wheel_address(role, d[role]) for role in ("filter", "disperser")],
     "ATCamera": lambda d: _camera_address(d["camera"]),
-    "ATMCS": lambda d: _alpaca_address("ATMCS", "mount", d["mount"], "telescope"),
+    "ATMCS": lambda d: _mount_address(d["mount"]),
     "ATDome": lambda d: _dome_address(d["dome"]),
     "ATWhiteLight": _lamp_addresses,
 }
