@@ -257,17 +257,33 @@ def _device_dome(devices: Mapping[str, str], kw: dict[str, Any], _: Callable[[],
 
 
 def _lamp_addresses(devices: Mapping[str, str]) -> tuple[Any, Any]:
-    lamp = _alpaca_address("ATWhiteLight", "lamp", devices["lamp"], "covercalibrator")
+    """The lamp's address (an Alpaca CoverCalibrator or an INDI light panel) and its chiller's (an Alpaca Switch)."""
     chiller = devices.get("chiller")
+    if devices["lamp"].startswith("indi://"):
+        from obsq.csc.indi.address import parse_address as parse_indi
+
+        if chiller:
+            raise ValidationError("ATWhiteLight --device chiller: goes with an Alpaca lamp; an INDI panel has none")
+        return parse_indi(devices["lamp"], what="ATWhiteLight --device lamp"), None
+    lamp = _alpaca_address("ATWhiteLight", "lamp", devices["lamp"], "covercalibrator")
     return lamp, (_alpaca_address("ATWhiteLight", "chiller", chiller, "switch") if chiller else None)
 
 
 def _device_lamp(devices: Mapping[str, str], kw: dict[str, Any], _: Callable[[], Registries]) -> BaseCsc:
-    from obsq.csc.atwhitelight.alpaca import AlpacaLamp
     from obsq.csc.atwhitelight.csc import ATWhiteLightCsc
 
     lamp, chiller = _lamp_addresses(devices)
-    return ATWhiteLightCsc(driver=AlpacaLamp(lamp, chiller, kw["clock"]), **kw)
+    driver: Any
+    if devices["lamp"].startswith("indi://"):
+        from obsq.csc.atwhitelight.indi import IndiLamp
+        from obsq.csc.indi.client import IndiConnection
+
+        driver = IndiLamp(IndiConnection(lamp.host, lamp.port, kw["clock"]), lamp.device)
+    else:
+        from obsq.csc.atwhitelight.alpaca import AlpacaLamp
+
+        driver = AlpacaLamp(lamp, chiller, kw["clock"])
+    return ATWhiteLightCsc(driver=driver, **kw)
 
 
 #: The components that drive real devices, the devices each needs (by role), and how it is built.
@@ -277,7 +293,7 @@ DEVICE_ROLES: dict[str, dict[str, str]] = {
     "ATCamera": {"camera": "alpaca://HOST:PORT/camera/N (or indi://HOST:PORT/DEVICE)"},
     "ATMCS": {"mount": "alpaca://HOST:PORT/telescope/N (or indi://HOST:PORT/DEVICE)"},
     "ATDome": {"dome": "alpaca://HOST:PORT/dome/N (or indi://HOST:PORT/DEVICE)"},
-    "ATWhiteLight": {"lamp": "alpaca://HOST:PORT/covercalibrator/N",
+    "ATWhiteLight": {"lamp": "alpaca://HOST:PORT/covercalibrator/N (or indi://HOST:PORT/DEVICE)",
                      "chiller": "alpaca://HOST:PORT/switch/N (optional)"},
 }  # fmt: skip
 #: Roles a component may go without (the lamp without a chiller device).

@@ -51,7 +51,7 @@ def test_refusals_name_the_problem() -> None:
         build("ATCamera", ["dome-drift"])
     with pytest.raises(
         CompositionError,
-        match=r"ATWhiteLight: run it with --simulate, or name its devices: --device lamp=alpaca://[^ ]+$",
+        match=r"ATWhiteLight: run it with --simulate, or name its devices: --device lamp=alpaca://\S+ \(or indi:\S+\)$",
     ):
         build("ATWhiteLight", [], simulate=False)
     with pytest.raises(
@@ -97,6 +97,8 @@ def test_a_component_on_real_devices_is_built_with_its_alpaca_driver() -> None:
     [
         ("Scheduler", {"lamp": "alpaca://h/covercalibrator/0"}, {},
          "Scheduler has no driver for real devices in this build"),
+        ("ATWhiteLight", {"lamp": "indi://h/Light Panel Simulator", "chiller": "alpaca://h/switch/0"}, {},
+         "ATWhiteLight --device chiller: goes with an Alpaca lamp; an INDI panel has none"),
         ("ATWhiteLight", {"chiller": "alpaca://h/switch/0"}, {},
          "ATWhiteLight: --device takes the roles lamp, chiller; missing: lamp"),
         ("ATMCS", {"mount": "indi://h:99999/Telescope Simulator"}, {}, "ATMCS --device mount"),
