@@ -52,6 +52,8 @@ class RunOptions:
     devices: Sequence[str] = ()
     #: the devices' clock speed: 1 for real ones; obsq's served simulation's (`obsq alpaca serve --speed`)
     device_speed: float = 1.0
+    #: the site's devices file: the component runs on the devices it names for it (--device wins)
+    devices_file: Path | None = None
 
 
 def device_roles(given: Sequence[str]) -> dict[str, str]:
@@ -67,6 +69,21 @@ def device_roles(given: Sequence[str]) -> dict[str, str]:
     return roles
 
 
+def site_devices(component: str, given: Sequence[str], file: Path | None, *, speed: float,
+                 inject: Sequence[str]) -> dict[str, str]:  # fmt: skip
+    """The devices `component` runs on: `--device ROLE=URL` if given, else the site file's entry for it (if any).
+
+    UsageError naming the file and the rule for a file that is not a valid devices file.
+    """
+    if given or file is None:
+        return device_roles(given)
+    try:
+        found = read_devices(file, speed=speed, inject=inject)
+    except ValidationError as exc:
+        raise UsageError(str(exc)) from None
+    return dict(found.get(component_id(component).name, {}))
+
+
 #: Real seconds between two tries to open the registries of a component whose database is away at start.
 START_RETRY_S = 2.0
 
@@ -74,6 +91,10 @@ START_RETRY_S = 2.0
 async def run_component(options: RunOptions) -> int:
     cid = component_id(options.component)
     clock = LoopClock(options.speed, epoch_tai=options.epoch)
+    devices = site_devices(options.component, options.devices, options.devices_file, speed=options.speed,
+                           inject=options.inject)  # fmt: skip
+    # the site file's devices win over --simulate (a unit runs every component with it); --device beside it is refused
+    simulate = options.simulate and not (devices and not options.devices)
     root = options.connection.checked_root()
     async with broker_for(options.connection) as url:
         bus = MqttBus(
@@ -85,14 +106,14 @@ async def run_component(options: RunOptions) -> int:
         while True:  # a database away at start is waited for, not a death (the supervisor's restarts are not spent)
             try:
                 csc = build_component(
-                    cid.name, index=cid.index, simulate=options.simulate, inject=list(options.inject),
+                    cid.name, index=cid.index, simulate=simulate, inject=list(options.inject),
                     data_dir=options.data, database=options.database, broker_url=str(url), epoch=options.epoch,
                     ca_file=url.ca_file, bus=bus,
                     child_env=child_environment(url, options.script_credentials or script_credentials()),
                     clock=clock, root=root,
                     initial_state=options.state, override=options.override, config_root=options.config_dir,
                     site=options.site, log_level=logging.getLevelNamesMapping()[options.log_level.upper()],
-                    max_payload_bytes=options.max_payload_bytes, devices=device_roles(options.devices),
+                    max_payload_bytes=options.max_payload_bytes, devices=devices,
                     device_speed=options.device_speed,
                 )  # fmt: skip
                 break

@@ -32,6 +32,11 @@ def add(sub: Subparsers) -> None:
     )  # fmt: skip
     q.add_argument("--speed", type=positive_float, default=1.0, help="clock speed (600 runs a 900 s warm-up in 1.5 s)")
     q.add_argument(
+        "--devices", type=Path, metavar="FILE", default=os.environ.get("OBSQ_DEVICES") or None,
+        help="the site's devices file ($OBSQ_DEVICES): if it names this component, it runs on those devices"
+        " (--device wins; a component it does not name runs as --simulate says)",
+    )  # fmt: skip
+    q.add_argument(
         "--device-speed", type=positive_float, default=1.0,
         help="the clock speed of its --device devices: 1 for real ones (the default); obsq's served simulation's"
         " (obsq alpaca serve --speed) for those",
@@ -55,6 +60,8 @@ def add(sub: Subparsers) -> None:
     add_connection_options(q)
     q.set_defaults(handler=run)
     q = actions.add_parser("list", help="list known components", description="Components with an interface.")
+    q.add_argument("--devices", type=Path, metavar="FILE", default=os.environ.get("OBSQ_DEVICES") or None,
+                   help="the site's devices file ($OBSQ_DEVICES): say which devices each component drives")  # fmt: skip
     q.set_defaults(handler=run)
     q = actions.add_parser(
         "acl", help="print a site broker's Mosquitto ACL",
@@ -73,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         from obsq.csc.app.listing import list_components
 
-        return list_components()
+        return list_components(args.devices)
     if args.action == "acl":
         from obsq.csc.access import mosquitto_acl
         from obsq.csc.core.topics import check_root
@@ -103,6 +110,6 @@ def run(args: argparse.Namespace) -> int:
     options = RunOptions(
         link, args.component, args.simulate, args.speed, State[args.state.upper()], args.override,
         args.config_dir, args.site, args.log_level, args.data, args.inject, float(epoch) if epoch is not None else None,
-        args.max_payload_bytes, args.database, script_credentials, args.device, args.device_speed,
+        args.max_payload_bytes, args.database, script_credentials, args.device, args.device_speed, args.devices,
     )  # fmt: skip
     return run_async(run_component(options))

@@ -192,7 +192,7 @@ def test_the_weekly_across_three_hosts_from_the_units(hosts: Hosts, root: str) -
         "OBSQ_BROKER_LOG_DENIED": "yes", "OBSQ_ROOT": root, "OBSQ_CREDENTIALS_DIR": str(secrets / "credentials"),
         "OBSQ_CA_FILE": str(secrets / "ca.crt"), "OBSQ_DATA": str(data),
         "OBSQ_DATABASE": f"postgresql://obsq@{BROKER_IP}:5432/postgres", "OBSQ_STATE": "standby",
-        "OBSQ_SPEED": "600",
+        "OBSQ_SPEED": "600", "OBSQ_DEVICES": "",  # every member on its simulator
     }  # fmt: skip
     assert set(site) == set(shipped_env), set(shipped_env) ^ set(site)
     site["OBSQ_EPOCH"] = repr(time.time() + 37.0)

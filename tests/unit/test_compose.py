@@ -192,3 +192,24 @@ def test_a_bad_devices_file_is_refused_naming_the_file_and_rule(
 def test_an_unreadable_devices_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="cannot be read"):
         read_devices(tmp_path / "nowhere.yaml", speed=1.0)
+
+
+def test_a_component_takes_its_devices_from_the_site_file_as_its_unit_runs_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from obsq.csc.app.components import site_devices
+    from obsq.csc.app.listing import list_components
+    from obsq.csc.core.errors import UsageError
+
+    site = tmp_path / "devices.yaml"
+    site.write_text("ATDome: {dome: 'alpaca://10.0.0.5:11111/dome/0'}\n")
+    assert site_devices("ATDome", [], site, speed=1.0, inject=[]) == {"dome": "alpaca://10.0.0.5:11111/dome/0"}
+    assert site_devices("ScriptQueue:2", [], site, speed=1.0, inject=[]) == {}  # not named: its simulator
+    given = site_devices("ATDome", ["dome=indi://h/Dome Simulator"], site, speed=1.0, inject=[])
+    assert given == {"dome": "indi://h/Dome Simulator"}  # --device wins
+    with pytest.raises(UsageError, match=r"devices file .*devices\.yaml: .*a real device runs in real time"):
+        site_devices("ATDome", [], site, speed=600.0, inject=[])
+    list_components(site)
+    listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "devices: dome=alpaca://10.0.0.5:11111/dome/0" in listed["ATDome"]
+    assert "simulated" in listed["ATMCS"]
