@@ -189,7 +189,11 @@ async def test_bad_input_is_refused_by_name_and_state_unchanged(telescope: Teles
     assert result.returncode == 1
     assert "startChiller not allowed in state DISABLED" in result.stdout
     status = await asyncio.to_thread(run_cli, "status", "--broker", up.url, "--root", up.root)
-    states = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines()[1:]}
+    table, _, devices = status.stdout.partition("\nDEVICES\n")
+    states = {line.split()[0]: line.split()[1] for line in table.strip().splitlines()[1:]}
+    drives = {line.split()[0]: line.split()[1:] for line in devices.splitlines()}
+    assert drives["ATDome"] == ["simulated", "connected"]  # the hardware each drives, and that it answers
+    assert set(drives) == {"ATCamera", "ATDome", "ATMCS", "ATSpectrograph", "ATWhiteLight"}
     assert states == {"ATCamera": "ENABLED", "ATDome": "ENABLED", "ATMCS": "ENABLED", "ATSpectrograph": "ENABLED",
                       "ATWhiteLight": "DISABLED", "OCPS:1": "ENABLED", "ScriptQueue:2": "ENABLED",
                       "Scheduler:2": "ENABLED"}  # fmt: skip
