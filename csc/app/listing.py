@@ -22,7 +22,7 @@ def list_components(devices_file: Path | None = None) -> int:
     for name in interface_names():
         summary = interface_summary(name)
         if name in devices:
-            runnable = "devices: " + ", ".join(f"{role}={url}" for role, url in devices[name].items())
+            runnable = "real devices"
         elif name in HARDWARE:
             runnable = "simulated"
         elif name in SERVICES:
@@ -35,4 +35,6 @@ def list_components(devices_file: Path | None = None) -> int:
             runnable = "interface only"
         indexed = "indexed" if summary.indexed else ""
         print(f"{name:<14} {indexed:<8} {runnable:<15} {summary.description}")
+        for role, url in devices.get(name, {}).items():
+            print(f"{'':<14} {role}: {url}")
     return 0
