@@ -8,18 +8,37 @@ with `obsq queue add-block` and waits for its scripts to be DONE (any FAILED end
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from obsq.csc.clock import LoopClock
+from obsq.csc.bus.memory import MemoryBroker
+from obsq.csc.clock import Clock, LoopClock
+from obsq.csc.component import BaseCsc, Remote
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId
 from obsq.csc.observatory import component_argv
+from obsq.csc.testing import unique_root
 
 from .conftest import run_cli, stop_processes
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    make: Callable[..., BaseCsc], name: str, clock: Clock, *, telemetry: bool = False
+) -> AsyncIterator[tuple[Any, Remote]]:
+    """A component made by `make(bus=, clock=, root=)` on a memory bus of its own, and a Remote of it."""
+    broker, root = MemoryBroker(), unique_root()
+    csc = make(bus=broker.client("csc"), clock=clock, root=root)
+    remote_bus = broker.client("remote")
+    await csc.bus.start()
+    await remote_bus.start()
+    async with csc, Remote(remote_bus, name, clock=clock, root=root, telemetry=telemetry) as remote:
+        yield csc, remote
 
 
 async def command_on_devices(

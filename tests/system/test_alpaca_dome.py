@@ -21,13 +21,13 @@ import yaml
 from obsq.csc.alpaca.address import parse_address
 from obsq.csc.atdome.alpaca import AlpacaDome
 from obsq.csc.atdome.csc import DOME_DEVICE_FAILED, ATDomeCsc
-from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import LoopClock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.states import State
-from obsq.csc.testing import unique_root, wait_state
+from obsq.csc.testing import wait_state
 
 from .alpaca_sim import AlpacaSimulators
+from .device_site import serving
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 
@@ -55,13 +55,8 @@ def sims(tmp_path: Path) -> Iterator[AlpacaSimulators]:
 async def dome(sims: AlpacaSimulators) -> AsyncIterator[tuple[ATDomeCsc, Remote]]:
     clock = LoopClock()
     driver = AlpacaDome(parse_address(sims.url("dome", 0)), clock, call_timeout_s=2.0, poll_s=0.1)
-    broker, root = MemoryBroker(), unique_root()
-    csc = ATDomeCsc(driver=driver, bus=broker.client("csc"), clock=clock, root=root)
-    remote_bus = broker.client("remote")
-    await csc.bus.start()
-    await remote_bus.start()
-    async with csc, Remote(remote_bus, "ATDome", clock=clock, root=root, telemetry=True) as remote:
-        yield csc, remote
+    async with serving(lambda **kw: ATDomeCsc(driver=driver, **kw), "ATDome", clock, telemetry=True) as pair:
+        yield pair
 
 
 def device(sims: AlpacaSimulators, member: str) -> Any:

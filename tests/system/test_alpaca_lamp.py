@@ -22,13 +22,13 @@ from obsq.csc.alpaca.address import parse_address
 from obsq.csc.atwhitelight.alpaca import AlpacaLamp
 from obsq.csc.atwhitelight.csc import ATWhiteLightCsc
 from obsq.csc.atwhitelight.model import ErrorCode
-from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import LoopClock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.states import State
-from obsq.csc.testing import unique_root, wait_state
+from obsq.csc.testing import wait_state
 
 from .alpaca_sim import AlpacaSimulators
+from .device_site import serving
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 
@@ -66,13 +66,10 @@ async def lamp_on(sims: AlpacaSimulators, *, chiller: bool) -> AsyncIterator[tup
     clock = LoopClock()
     switch = parse_address(sims.url("switch", 0)) if chiller else None
     driver = AlpacaLamp(parse_address(sims.url("covercalibrator", 0)), switch, clock, call_timeout_s=2.0, poll_s=0.1)
-    broker, root = MemoryBroker(), unique_root()
-    csc = ATWhiteLightCsc(driver=driver, bus=broker.client("csc"), clock=clock, root=root)
-    remote_bus = broker.client("remote")
-    await csc.bus.start()
-    await remote_bus.start()
-    async with csc, Remote(remote_bus, "ATWhiteLight", clock=clock, root=root, telemetry=True) as remote:
-        yield csc, remote
+    async with serving(
+        lambda **kw: ATWhiteLightCsc(driver=driver, **kw), "ATWhiteLight", clock, telemetry=True
+    ) as pair:
+        yield pair
 
 
 @pytest.fixture

@@ -19,13 +19,13 @@ import yaml
 from obsq.csc.alpaca.address import parse_address
 from obsq.csc.atmcs.alpaca import AlpacaMount
 from obsq.csc.atmcs.csc import MOUNT_DEVICE_FAILED, ATMCSCsc
-from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import LoopClock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.states import State
-from obsq.csc.testing import unique_root, wait_state
+from obsq.csc.testing import wait_state
 
 from .alpaca_sim import AlpacaSimulators
+from .device_site import serving
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 
@@ -53,13 +53,8 @@ def sims(tmp_path: Path) -> Iterator[AlpacaSimulators]:
 async def mount(sims: AlpacaSimulators) -> AsyncIterator[tuple[ATMCSCsc, Remote]]:
     clock = LoopClock()
     driver = AlpacaMount(parse_address(sims.url("telescope", 0)), clock, call_timeout_s=2.0)
-    broker, root = MemoryBroker(), unique_root()
-    csc = ATMCSCsc(driver=driver, bus=broker.client("csc"), clock=clock, root=root)
-    remote_bus = broker.client("remote")
-    await csc.bus.start()
-    await remote_bus.start()
-    async with csc, Remote(remote_bus, "ATMCS", clock=clock, root=root) as remote:
-        yield csc, remote
+    async with serving(lambda **kw: ATMCSCsc(driver=driver, **kw), "ATMCS", clock) as pair:
+        yield pair
 
 
 def device(sims: AlpacaSimulators, member: str) -> Any:

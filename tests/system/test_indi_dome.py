@@ -16,13 +16,13 @@ import pytest
 
 from obsq.csc.atdome.csc import DOME_DEVICE_FAILED, ATDomeCsc
 from obsq.csc.atdome.indi import IndiDome
-from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import LoopClock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.states import State
 from obsq.csc.indi.client import IndiConnection
-from obsq.csc.testing import unique_root, wait_state
+from obsq.csc.testing import wait_state
 
+from .device_site import serving
 from .indi_server import IndiServer
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(240)]
@@ -43,13 +43,8 @@ def server(tmp_path: Path) -> Iterator[IndiServer]:
 async def dome(server: IndiServer) -> AsyncIterator[tuple[ATDomeCsc, Remote]]:
     clock = LoopClock()
     driver = IndiDome(IndiConnection("127.0.0.1", server.port, clock), DOME)
-    broker, root = MemoryBroker(), unique_root()
-    csc = ATDomeCsc(driver=driver, bus=broker.client("csc"), clock=clock, root=root)
-    remote_bus = broker.client("remote")
-    await csc.bus.start()
-    await remote_bus.start()
-    async with csc, Remote(remote_bus, "ATDome", clock=clock, root=root) as remote:
-        yield csc, remote
+    async with serving(lambda **kw: ATDomeCsc(driver=driver, **kw), "ATDome", clock) as pair:
+        yield pair
 
 
 async def start_until_connected(remote: Remote) -> None:

@@ -15,13 +15,13 @@ import pytest
 from obsq.csc.atwhitelight.csc import ATWhiteLightCsc
 from obsq.csc.atwhitelight.indi import IndiLamp
 from obsq.csc.atwhitelight.model import ErrorCode
-from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import LoopClock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.states import State
 from obsq.csc.indi.client import IndiConnection
-from obsq.csc.testing import unique_root, wait_state
+from obsq.csc.testing import wait_state
 
+from .device_site import serving
 from .indi_server import IndiServer
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(240)]
@@ -42,13 +42,8 @@ def server(tmp_path: Path) -> Iterator[IndiServer]:
 async def lamp(server: IndiServer) -> AsyncIterator[tuple[ATWhiteLightCsc, Remote]]:
     clock = LoopClock()
     driver = IndiLamp(IndiConnection("127.0.0.1", server.port, clock), PANEL)
-    broker, root = MemoryBroker(), unique_root()
-    csc = ATWhiteLightCsc(driver=driver, bus=broker.client("csc"), clock=clock, root=root)
-    remote_bus = broker.client("remote")
-    await csc.bus.start()
-    await remote_bus.start()
-    async with csc, Remote(remote_bus, "ATWhiteLight", clock=clock, root=root) as remote:
-        yield csc, remote
+    async with serving(lambda **kw: ATWhiteLightCsc(driver=driver, **kw), "ATWhiteLight", clock) as pair:
+        yield pair
 
 
 async def test_the_lamp_is_the_indi_panel_by_obsq_s_rules(

@@ -15,12 +15,11 @@ import pytest
 
 from obsq.csc.atmcs.csc import ATMCSCsc
 from obsq.csc.atmcs.indi import TAI_MINUS_UTC_S, horizontal, sidereal_hours
-from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import LoopClock, wall_tai
 from obsq.csc.component import AckError, Remote
 from obsq.csc.indi.client import IndiConnection
-from obsq.csc.testing import unique_root
 
+from .device_site import serving
 from .indi_server import IndiServer
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(240)]
@@ -43,13 +42,8 @@ async def mount(server: IndiServer) -> AsyncIterator[tuple[ATMCSCsc, Remote]]:
 
     clock = LoopClock()
     driver = IndiMount(IndiConnection("127.0.0.1", server.port, clock), MOUNT, clock)
-    broker, root = MemoryBroker(), unique_root()
-    csc = ATMCSCsc(driver=driver, bus=broker.client("csc"), clock=clock, root=root)
-    remote_bus = broker.client("remote")
-    await csc.bus.start()
-    await remote_bus.start()
-    async with csc, Remote(remote_bus, "ATMCS", clock=clock, root=root) as remote:
-        yield csc, remote
+    async with serving(lambda **kw: ATMCSCsc(driver=driver, **kw), "ATMCS", clock) as pair:
+        yield pair
 
 
 def pointing(server: IndiServer) -> tuple[float, float]:
