@@ -15,13 +15,11 @@ from collections.abc import Callable
 
 from obsq.csc.atdome.model import MAIN, DomeModel, ShutterModel
 from obsq.csc.core.errors import DeviceError, DeviceTimeoutError
-from obsq.csc.indi.client import IndiConnection, alert
+from obsq.csc.indi.client import IndiConnection, Request, alert
 from obsq.csc.indi.protocol import Vector
 
 POSITION, AZIMUTH = "ABS_DOME_POSITION", "DOME_ABSOLUTE_POSITION"
 SHUTTER, ABORT, GOTO = "DOME_SHUTTER", "DOME_ABORT_MOTION", "DOME_GOTO"
-#: A request to a device: the property's name, its type (Number, Switch) and the values asked for.
-Request = tuple[str, str, dict[str, str | float | bool]]
 #: Real seconds for a device to define its properties and to connect.
 CONNECT_WAIT_S = 15.0
 #: Real seconds for a halted dome to say it stopped.

@@ -17,13 +17,11 @@ import math
 from obsq.csc.atmcs.model import MountModel
 from obsq.csc.clock import Clock
 from obsq.csc.core.errors import DeviceError, DeviceTimeoutError
-from obsq.csc.indi.client import IndiConnection, alert
+from obsq.csc.indi.client import IndiConnection, Request, alert
 from obsq.csc.indi.protocol import Vector
 
 COORD, SITE, ON_SET = "EQUATORIAL_EOD_COORD", "GEOGRAPHIC_COORD", "ON_COORD_SET"
 TRACK, PARK, ABORT = "TELESCOPE_TRACK_STATE", "TELESCOPE_PARK", "TELESCOPE_ABORT_MOTION"
-#: A request to a device: the property's name, its type (Number, Switch) and the values asked for.
-Request = tuple[str, str, dict[str, str | float | bool]]
 #: Real seconds for a device to define its properties and to connect.
 CONNECT_WAIT_S = 15.0
 #: Degrees from the target within which a slew that ended has arrived.
@@ -158,14 +156,4 @@ class IndiMount:
         await self.link.close()
 
     async def _request(self, request: Request, timeout_s: float, what: str, *, busy_is_done: bool = False) -> None:
-        """Ask, and wait for the device's answer, then while it is Busy (unless Busy is its done: tracking is)."""
-        name, type_, values = request
-        vector = self._vector(name)
-        asked = self.link.answers[(self.name_on_server, name)]
-        await self.link.send(self.name_on_server, name, type_, values)
-        await self.link.wait_until(
-            lambda: self.link.answers[(self.name_on_server, name)] > asked and (busy_is_done or vector.state != "Busy"),
-            timeout_s, what,
-        )  # fmt: skip
-        if vector.state == "Alert":
-            raise alert(self.link, vector, what)
+        await self.link.request(self.name_on_server, request, timeout_s, what, busy_is_done=busy_is_done)

@@ -73,7 +73,8 @@ class IndiLamp:
 
     async def power_on(self, power_w: float, max_power_w: float) -> None:
         intensity = max(1.0, min(self._max_intensity, round(self._max_intensity * power_w / max_power_w)))
-        await self._ask(INTENSITY, "Number", {VALUE: intensity}, "setting the intensity")
+        await self.link.request(self.name_on_server, (INTENSITY, "Number", {VALUE: intensity}), CONNECT_WAIT_S,
+                                "setting the intensity")  # fmt: skip
         await self.link.send(self.name_on_server, CONTROL, "Switch", {"FLAT_LIGHT_ON": True, "FLAT_LIGHT_OFF": False})
 
     async def wait_light(self, timeout_s: float) -> bool:
@@ -101,14 +102,3 @@ class IndiLamp:
 
     async def wait_shutter(self, open_: bool, timeout_s: float) -> None:
         raise ExpectedError(f"the lamp {self.device} has no shutter (an INDI light panel)")
-
-    async def _ask(self, name: str, type_: str, values: dict[str, str | float | bool], what: str) -> None:
-        vector = self._vector(name)
-        asked = self.link.answers[(self.name_on_server, name)]
-        await self.link.send(self.name_on_server, name, type_, values)
-        await self.link.wait_until(
-            lambda: self.link.answers[(self.name_on_server, name)] > asked and vector.state != "Busy",
-            CONNECT_WAIT_S, what,
-        )  # fmt: skip
-        if vector.state == "Alert":
-            raise alert(self.link, vector, what)

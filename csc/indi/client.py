@@ -20,6 +20,8 @@ from obsq.csc.indi.protocol import IndiProtocolError, IndiReader, Vector, enable
 
 #: Real seconds to connect to an INDI server.
 CONNECT_TIMEOUT_S = 5.0
+#: A request to a device: the property's name, its type (Number, Switch) and the values asked for.
+Request = tuple[str, str, dict[str, str | float | bool]]
 #: Times a device left off after a connect request is asked again (a driver still starting may ignore one).
 CONNECT_ATTEMPTS = 3
 #: Real seconds between two connect requests.
@@ -93,6 +95,27 @@ class IndiConnection:
     async def send(self, device: str, name: str, type_: str, values: dict[str, str | float | bool]) -> None:
         """Ask `device` to set `values` of its property `name`."""
         await self._write(new_vector(device, name, type_, values))
+
+    async def request(
+        self, device: str, request: Request, timeout_s: float, what: str, *, busy_is_done: bool = False
+    ) -> Vector:
+        """Ask `device` for (property, type, values); wait for its answer, then while it is Busy.
+
+        `busy_is_done`: Busy is the answer (INDI reports tracking so). DeviceTimeoutError after
+        `timeout_s`; the device's Alert is a DeviceError with its last message.
+        """
+        name, type_, values = request
+        vector = self.vector(device, name)
+        if vector is None:
+            raise DeviceError(f"{self.where}/{device}: the device has no {name} (disconnected?)")
+        asked = self.answers[(device, name)]
+        await self.send(device, name, type_, values)
+        await self.wait_until(
+            lambda: self.answers[(device, name)] > asked and (busy_is_done or vector.state != "Busy"), timeout_s, what
+        )
+        if vector.state == "Alert":
+            raise alert(self, vector, what)
+        return vector
 
     async def receive_blobs(self, device: str) -> None:
         """Ask the server to send `device`'s images on this connection."""
