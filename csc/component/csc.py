@@ -174,6 +174,9 @@ class BaseCsc(BaseComponent):
         try:
             await self.handle_summary_state()
         except Exception as exc:
+            if self._machine.state == State.FAULT and transition.new != State.FAULT:
+                # The hook faulted the component itself (its device failed): FAULT stands, there is nothing to undo.
+                raise ExpectedError(f"{name} failed and the component went to FAULT: {exc}") from exc
             self._machine.revert(transition)
             self.log.exception("transition_reverted", command=name)
             raise ExpectedError(f"{name} failed and the state was reverted to {transition.old.name}: {exc}") from exc

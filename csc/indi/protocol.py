@@ -115,9 +115,13 @@ class IndiReader:
         if not device or not name:
             raise IndiProtocolError(f"<{tag}> without its device and name")
         vector = self.properties.get((device, name))
-        if kind == "def" or vector is None:
+        if vector is None or (kind == "def" and vector.type != kind_type):
             vector = Vector(device, name, kind_type, label=element.get("label", ""), perm=element.get("perm", ""))
             self.properties[(device, name)] = vector
+        elif kind == "def":  # defined again (a driver answers every getProperties): the same vector, redefined
+            vector.label, vector.perm = element.get("label", ""), element.get("perm", "")
+            vector.values.clear()
+            vector.attributes.clear()
         vector.state = element.get("state", vector.state)
         if element.get("timeout"):
             vector.timeout_s = parse_number(element.get("timeout", "0"))

@@ -47,26 +47,9 @@ async def dome(server: IndiServer) -> AsyncIterator[tuple[ATDomeCsc, Remote]]:
         yield pair
 
 
-async def start_until_connected(remote: Remote) -> None:
-    """`start`, again as an operator would if INDI's simulator left its connection off (it now and then does).
-
-    Each refusal names the device and its CONNECTION property.
-    """
-    refusals: list[str] = []
-    for _ in range(5):
-        try:
-            await remote.command("start")
-            return
-        except AckError as refused:
-            refusals.append(str(refused))
-        await remote.command("standby")
-        await asyncio.sleep(3.0)
-    raise AssertionError(f"the dome never connected: {refusals}")
-
-
 async def test_the_dome_moves_and_opens_its_shutter_on_indi(dome: tuple[ATDomeCsc, Remote], server: IndiServer) -> None:
     _, remote = dome
-    await start_until_connected(remote)
+    await remote.command("start")
     await remote.command("enable")
     assert remote.event("deviceConnection").get() == {"devices": server.url(DOME), "connected": True, "report": ""}
     with pytest.raises(AckError, match=rf"the dome {server.url(DOME)} cannot find home; it keeps its own azimuth"):
@@ -84,7 +67,7 @@ async def test_the_dome_moves_and_opens_its_shutter_on_indi(dome: tuple[ATDomeCs
 
 async def test_stop_motion_aborts_the_indi_dome_part_way(dome: tuple[ATDomeCsc, Remote], server: IndiServer) -> None:
     _, remote = dome
-    await start_until_connected(remote)
+    await remote.command("start")
     await remote.command("enable")
     move = asyncio.ensure_future(remote.command("moveAzimuth", {"azimuth": 170.0}, timeout_s=300))
     await asyncio.sleep(3.0)
@@ -99,7 +82,7 @@ async def test_a_dome_server_that_goes_away_is_a_fault_naming_it(
     dome: tuple[ATDomeCsc, Remote], server: IndiServer
 ) -> None:
     _, remote = dome
-    await start_until_connected(remote)
+    await remote.command("start")
     await remote.command("enable")
     server.stop()
     with pytest.raises(AckError, match=r"the move to 40 deg failed: indi://127\.0\.0\.1:\d+"):
@@ -109,7 +92,7 @@ async def test_a_dome_server_that_goes_away_is_a_fault_naming_it(
     assert remote.event("deviceConnection").get()["connected"] is False
     server.start()
     await remote.command("standby")
-    await start_until_connected(remote)
+    await remote.command("start")
     await remote.command("enable")
     await remote.command("moveAzimuth", {"azimuth": 40.0}, timeout_s=120)
     assert float(server.get(f"{DOME}.ABS_DOME_POSITION.DOME_ABSOLUTE_POSITION")) == pytest.approx(40.0, abs=0.5)

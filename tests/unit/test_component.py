@@ -16,7 +16,7 @@ from obsq.csc.component import AckError, AckTimeoutError, CommandLinkLostError, 
 from obsq.csc.component.reader import LIFE_GRACE_S, UNSEEN_S
 from obsq.csc.component.remote import LINK_GRACE_S
 from obsq.csc.core.acks import AckCode
-from obsq.csc.core.errors import ValidationError
+from obsq.csc.core.errors import ExpectedError, ValidationError
 from obsq.csc.core.states import State
 from obsq.csc.testcsc import TestCsc
 from obsq.csc.testing import check_state_conformance, wait_state
@@ -198,6 +198,25 @@ async def test_fault_then_standby_recovers(rig: Rig) -> None:
     await rig.remote.command("standby")
     await rig.clock.settle()
     assert rig.remote.event("errorCode").get() == {"errorCode": 0, "errorReport": "", "traceback": ""}
+
+
+async def test_a_device_that_faults_during_start_leaves_the_component_in_fault_naming_why(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def connect_fails() -> None:
+        if rig.csc.summary_state == State.DISABLED:
+            await rig.csc.fault(11, "indi://127.0.0.1:7624: the server closed the connection")
+            raise ExpectedError("connecting failed")
+
+    monkeypatch.setattr(rig.csc, "handle_summary_state", connect_fails)
+    with pytest.raises(AckError, match="start failed and the component went to FAULT: connecting failed"):
+        await rig.remote.command("start")
+    await wait_state(rig.remote, State.FAULT)
+    assert rig.remote.event("errorCode").get()["errorReport"].endswith("the server closed the connection")
+    monkeypatch.undo()
+    await rig.remote.command("standby")
+    await rig.remote.command("start")
+    assert rig.csc.summary_state == State.DISABLED
 
 
 async def test_invalid_commands_fail_and_component_keeps_serving(rig: Rig) -> None:

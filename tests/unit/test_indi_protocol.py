@@ -50,6 +50,19 @@ def test_a_stream_in_any_pieces_gives_the_same_properties(chunk: int) -> None:
     assert reader.properties[("Filter Simulator", "CONNECTION")].values == {"CONNECT": "Off", "DISCONNECT": "On"}
 
 
+def test_a_property_defined_again_is_the_same_vector_so_its_holder_sees_what_is_set_next() -> None:
+    # A driver answers every getProperties with its definitions; one still starting sends CONNECTION twice.
+    reader = IndiReader()
+    reader.feed(STREAM)
+    held = reader.properties[("Filter Simulator", "CONNECTION")]
+    reader.feed(STREAM.split(b"<defNumberVector")[0])
+    reader.feed(b'<setSwitchVector device="Filter Simulator" name="CONNECTION" state="Ok">'
+                b'<oneSwitch name="CONNECT">On</oneSwitch><oneSwitch name="DISCONNECT">Off</oneSwitch></setSwitchVector>')  # fmt: skip
+    assert reader.properties[("Filter Simulator", "CONNECTION")] is held
+    assert (held.state, held.values["CONNECT"]) == ("Ok", "On")
+    assert held.label == "Connection"
+
+
 def test_del_property_removes_one_or_every_property_of_a_device() -> None:
     reader = IndiReader()
     reader.feed(STREAM)
