@@ -29,6 +29,7 @@ files, or integers that BSCALE carries past float32) are counted per amplifier
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -45,6 +46,7 @@ import numpy.typing as npt
 from astropy.io import fits
 from astropy.time import Time
 
+from obsq.csc.reduction.formats import Decoded, FormatError, OtherImageError, decoded, sniff
 from obsq.csc.reduction.isr import section
 
 Array = npt.NDArray[np.float32]
@@ -86,6 +88,10 @@ class FrameError(ValueError):
 
 class ProductError(FrameError):
     """A calibration product or stack (a master, an integration), not a raw frame."""
+
+
+class OtherFormatError(FrameError):
+    """An image file in a format obsq does not read (TIFF, PNG, a camera's raw…): named, not a fault of the file."""
 
 
 class BadFileError(FrameError):
@@ -158,6 +164,16 @@ class Frame:
     instrument: str = ""
     #: (size, modification time in ns, inode) when its headers were read: a pixel read checks the file is the same
     stamp: tuple[int, int, int] = (0, 0, 0)
+    #: the format it came in ("fits", "fits.fz", "fits.gz", "xisf"); other than "fits", its pixels are read from
+    #: `decoded`, a plain FITS copy (`formats.decoded`), and `source_stamp` is the original's (size, mtime, inode)
+    format: str = "fits"
+    decoded: Path | None = None
+    source_stamp: tuple[int, int, int] = (0, 0, 0)
+
+    @property
+    def pixels(self) -> Path:
+        """The file its pixels are read from: itself, or its decoded copy."""
+        return self.decoded or self.path
 
     def plane(self, name: str) -> Plane:
         for plane in self.planes:
@@ -178,7 +194,7 @@ class Frame:
         size = (r1 - r0) * width * itemsize
         own = fd is None
         try:
-            handle = os.open(self.path, os.O_RDONLY) if fd is None else fd
+            handle = os.open(self.pixels, os.O_RDONLY) if fd is None else fd
         except OSError as exc:
             raise BadFileError(self.path, f"cannot be read any more ({exc.strerror}): not used") from None
         try:
@@ -206,12 +222,13 @@ class Frame:
 
     def unchanged(self) -> None:
         """BadFileError unless the file under this path is still the one read (a replacement has a new inode)."""
-        try:
-            now = _stamp(os.stat(self.path))
-        except OSError as exc:
-            raise BadFileError(self.path, f"is gone while it was read ({exc.strerror}): not used") from None
-        if self.stamp not in ((0, 0, 0), now):
-            raise BadFileError(self.path, CHANGED)
+        for path, stamp in ((self.path, self.source_stamp if self.decoded else self.stamp), (self.pixels, self.stamp)):
+            try:
+                now = _stamp(os.stat(path))
+            except OSError as exc:
+                raise BadFileError(self.path, f"is gone while it was read ({exc.strerror}): not used") from None
+            if stamp not in ((0, 0, 0), now):
+                raise BadFileError(self.path, CHANGED)
 
 
 def _first(header: Any, *names: str, default: Any = None) -> Any:
@@ -564,13 +581,36 @@ def open_frame(
     already running goes on (the survey spends one on the headers and the scan of the pixels).
     """
     path = Path(path)
-    headers, offsets, file_size, stamp = read_headers(path, now=now, budget=budget, after_read=after_read)
+    copy: Decoded | None = None
+    try:
+        kind = sniff(path)
+        if kind != "fits":
+            copy = decoded(path, kind)
+        else:
+            headers, offsets, file_size, stamp = read_headers(path, now=now, budget=budget, after_read=after_read)
+            if any(header.get("ZIMAGE") for header in headers):
+                copy = decoded(path, kind, tile_compressed=True)
+        source_stamp = (0, 0, 0)
+        if copy is not None:
+            source_stamp = _stamp(os.stat(path))
+            headers, offsets, file_size, stamp = read_headers(copy.path, now=now, budget=budget)
+    except OtherImageError as exc:
+        raise OtherFormatError(f"{path}: {exc}") from None
+    except FormatError as exc:
+        raise FrameError(f"{path}: {exc}") from None
+    except FrameError as exc:  # the copy's errors are the file's
+        if copy is None:
+            raise
+        raise FrameError(str(exc).replace(str(copy.path), str(path))) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # astropy warns of the cards it fixes; the others are the error below
-            return _frame(path, headers, offsets, file_size, stamp, imgtype=imgtype)
+            frame = _frame(path, headers, offsets, file_size, stamp, imgtype=imgtype)
     except fits.VerifyError as exc:  # a card astropy parses only when it is read
         raise FrameError(f"{path}: a header card cannot be parsed: {str(exc).split(', fix it')[0]}") from None
+    if copy is None:
+        return frame
+    return dataclasses.replace(frame, format=copy.format, decoded=copy.path, source_stamp=source_stamp)
 
 
 def _frame(

@@ -393,7 +393,7 @@ def combine_plane(
     bands = [(r, min(r + rows_per_band, shape[0])) for r in range(0, shape[0], rows_per_band)]
     out = np.empty(shape, np.float32)
     used = np.empty(shape, np.int16)
-    descriptors = {item.frame.path: os.open(item.frame.path, os.O_RDONLY) for item in inputs}
+    descriptors = {item.frame.path: os.open(item.frame.pixels, os.O_RDONLY) for item in inputs}
     rejected = 0
     done = 0
     try:

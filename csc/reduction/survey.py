@@ -18,9 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from obsq.csc.reduction.formats import OTHER_IMAGE_SUFFIXES, READABLE_SUFFIXES
 from obsq.csc.reduction.frames import (
     Frame,
     FrameError,
+    OtherFormatError,
     PlaneScan,
     ProductError,
     ReadBudget,
@@ -30,7 +32,8 @@ from obsq.csc.reduction.frames import (
     signature_key,
 )
 
-FITS_SUFFIXES = (".fits", ".fit", ".fts")
+#: What a folder's survey looks at: the files obsq reads, and other image files (named: obsq does not read them).
+IMAGE_SUFFIXES = (*READABLE_SUFFIXES, *OTHER_IMAGE_SUFFIXES)
 #: Folder names that say what a file probably is (a hint only, never applied).
 FOLDER_WORDS = {
     "BIAS": ("bias", "biases", "zero", "zeros", "offset", "offsets"),
@@ -106,7 +109,7 @@ def expand(items: Sequence[str]) -> list[tuple[Path, bool]]:
     for item in items:
         path = Path(item)
         if path.is_dir():
-            files = [(p, False) for p in sorted(path.rglob("*")) if p.suffix.lower() in FITS_SUFFIXES and p.is_file()]
+            files = [(p, False) for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
         elif path.exists():
             files = [(path, True)]
         else:
@@ -219,7 +222,7 @@ def _examine(
             account = Account(str(path), reason=f"{_a(frame.imgtype.lower())}, not a {kind}", hint=hint)
             return None, f"{path}: is a {frame.imgtype}, not a {wanted}", account
         scans = scan_nonfinite(frame, budget)  # reads only planes that can hold NaN (floating point)
-    except ProductError as exc:
+    except (ProductError, OtherFormatError) as exc:
         return None, str(exc), Account(str(path), reason=str(exc).removeprefix(f"{path}: "))
     except FrameError as exc:
         reason = str(exc).removeprefix(f"{path}: ")

@@ -197,12 +197,12 @@ def setups_in_use(folder: Path, since_unix: float) -> tuple[list[tuple[dict[str,
 
     Only headers are read; the second value counts the files that could not be read as frames.
     """
+    from obsq.csc.reduction.formats import READABLE_SUFFIXES
     from obsq.csc.reduction.frames import FrameError, open_frame
-    from obsq.csc.reduction.survey import FITS_SUFFIXES
 
     found: dict[str, tuple[dict[str, Any], str]] = {}
     unread = 0
-    files = [p for p in folder.rglob("*") if p.suffix.lower() in FITS_SUFFIXES] if folder.is_dir() else []
+    files = [p for p in folder.rglob("*") if p.suffix.lower() in READABLE_SUFFIXES] if folder.is_dir() else []
     for file in sorted(files):
         try:
             if file.stat().st_mtime < since_unix:
