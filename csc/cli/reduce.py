@@ -1,4 +1,4 @@
-"""`obsq reduce`: masters or a PTC from any FITS files, offline."""
+"""`obsq reduce`: masters or a PTC from any camera's files, offline; lights calibrated with those masters."""
 
 from __future__ import annotations
 
@@ -18,9 +18,16 @@ def add(sub: Subparsers) -> None:
         "build a master per group, or a PTC per signature and filter, into --repo; each group is built or refused on "
         "its own, then a table of the groups and an account of every file. Files named one by one must all be of "
         "KIND and one signature. Exit 0 if every group was built (or already was), 1 if not, 2 if the request "
-        "itself is refused. Works on any folder of FITS, offline (no broker).",
+        "itself is refused. `obsq reduce lights` calibrates every light (Light/Object/Science frame) with the bias, "
+        "dark and flat of its signature in --repo (certified for its time, else the nearest, said so) into --out, in "
+        "its own format, and accounts for every file. Reads FITS (.fits .fit .fts), tile-compressed (.fz), gzip'd "
+        "(.gz) and XISF, offline (no broker).",
     )  # fmt: skip
-    p.add_argument("kind", choices=["bias", "dark", "flat", "ptc"], help="what to build")
+    p.add_argument(
+        "kind",
+        choices=["bias", "dark", "flat", "ptc", "lights"],
+        help="what to build; lights: calibrate light frames with the masters in --repo",
+    )
     p.add_argument("inputs", nargs="+", help="FITS files or folders")
     p.add_argument("--repo", type=Path, required=True, help="repository folder (created if missing)")
     p.add_argument("--window-hours", type=positive_float, default=12.0, help="group frames within this span (12)")
@@ -38,10 +45,17 @@ def add(sub: Subparsers) -> None:
     p.add_argument("--force", action="store_true", help="build a new version even if these inputs were built")
     p.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
     p.add_argument("--json", action="store_true", help="one JSON result per line")
+    lights = p.add_argument_group("lights", "options of `obsq reduce lights`")
+    lights.add_argument("--out", type=Path, help="folder of the calibrated lights (default: REPO/calibrated)")
+    lights.add_argument("--cosmetic", action="store_true", help="replace the pixels the master dark shows hot")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.kind == "lights":
+        from obsq.csc.app.lights import LightsOptions, run_lights
+
+        return run_lights(LightsOptions(args.inputs, args.repo, args.out, args.cosmetic, args.force, args.json))
     from obsq.csc.app.calib import ReduceOptions, run_reduce
 
     options = ReduceOptions(

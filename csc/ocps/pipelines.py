@@ -145,11 +145,12 @@ def _masters_for(
     for type_ in types:
         try:
             lookup = repo.find(type_, first.signature, mjd, first.filter if type_ == "flat" else "")
-        except RepositoryError:
+        except RepositoryError as exc:
             if type_ in required:
+                failed = " (there are only ones that failed their verification)" if "only failed" in str(exc) else ""
                 raise PipelineError(
                     f"no matching master {type_} for {first.imgtype.lower()}s of signature "
-                    f"{signature_key(first.signature)}: build one first"
+                    f"{signature_key(first.signature)}{failed}: build one first"
                 ) from None
             continue
         found[type_] = lookup

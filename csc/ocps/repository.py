@@ -340,7 +340,10 @@ class Repository:
         if valid:
             best = max(valid, key=lambda p: p.id)
             return Lookup(best, True, abs(best.mjd_mean - mjd), "certified and valid")
-        usable = [p for p in candidates if not p.verified.startswith("failed")] or candidates
+        usable = [p for p in candidates if not p.verified.startswith("failed")]
+        if not usable:  # a master that failed its verification is never used for another product or a light
+            raise RepositoryError(f"only failed {what} in {self.root} (products "
+                                  f"{', '.join(str(p.id) for p in candidates)}): build a sound one")  # fmt: skip
         nearest = min(usable, key=lambda p: (abs(p.mjd_mean - mjd), -p.id))
         distance = abs(nearest.mjd_mean - mjd)
         return Lookup(
