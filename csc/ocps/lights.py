@@ -108,8 +108,7 @@ def calibrate_light(
         result.status, result.output = "exists", target
         result.reason = "calibrated before (give --force to calibrate it again)"
         return result
-    masters = {type_: read_master(repo, lookup.product) for type_, lookup in lookups.items()}
-    dark_scale = _dark_scale(repo, lookups.get("dark"))
+    masters = {type_: read_master(repo, lookup.product) for type_, lookup in lookups.items()}  # a dark as a rate
     planes: dict[str, Array] = {}
     for plane in frame.planes:
         missing_amp = [t for t, m in masters.items() if plane.name not in m]
@@ -117,10 +116,7 @@ def calibrate_light(
             result.status = "not calibrated"
             result.reason = f"the master {missing_amp[0]} has no amplifier {plane.name}"
             return result
-        scaled = dict(masters)
-        if "dark" in masters:  # corrected_plane scales a rate by the light's dark time; `dark_scale` makes it so
-            scaled["dark"] = {k: v * np.float32(dark_scale) for k, v in masters["dark"].items()}
-        planes[plane.name] = corrected_plane(frame, plane, scaled)
+        planes[plane.name] = corrected_plane(frame, plane, masters)
     result.steps = (
         (["overscan"] if any(p.overscan is not None for p in frame.planes) else [])
         + ["trim"] * any(p.data != (slice(0, p.raw_shape[0]), slice(0, p.raw_shape[1])) for p in frame.planes)
@@ -144,18 +140,6 @@ def calibrate_light(
     else:  # a camera of several amplifiers: one extension each, as it came
         result.output = _write_amplifiers(target, header, planes)
     return result
-
-
-def _dark_scale(repo: Repository, lookup: Lookup | None) -> float:
-    """What the master dark is multiplied by for this light: its dark time (a rate), or the ratio of exposures."""
-    if lookup is None:
-        return 0.0
-    with fits.open(repo.path_of(lookup.product)) as hdul:
-        units = str(hdul[0].header.get("UNITS", "ADU/s")).strip()
-        exposure = float(hdul[0].header.get("DARKTIME", hdul[0].header.get("EXPTIME", 0.0)) or 0.0)
-    if units == "ADU/s":
-        return 1.0  # a rate: corrected_plane multiplies it by the light's dark time
-    return 1.0 / exposure if exposure > 0 else 0.0  # ADU at the dark's exposure: per second first
 
 
 def _input_header(frame: Frame) -> fits.Header:

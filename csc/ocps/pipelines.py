@@ -119,8 +119,44 @@ def corrected_plane(frame: Frame, plane: Plane, masters: dict[str, dict[str, Arr
 
 
 def read_master(repo: Repository, product: Product) -> dict[str, Array]:
+    """A master's planes by amplifier; a dark as a rate (ADU/s) however it is stored.
+
+    A single image is in the primary HDU (as any tool writes one); a camera of several amplifiers
+    has one extension each (AMPNAME). A dark stored in ADU at its exposure (UNITS 'ADU', as obsq
+    writes it now) is divided by its DARKTIME (else EXPTIME); one stored as a rate is as it is.
+    """
     with fits.open(repo.path_of(product)) as hdul:
-        return {hdu.header["AMPNAME"]: np.asarray(hdu.data, np.float32) for hdu in hdul[1:]}
+        primary = hdul[0].header
+        if hdul[0].data is not None:
+            planes = {str(primary.get("AMPNAME", "IMAGE")): np.asarray(hdul[0].data, np.float32)}
+        else:
+            planes = {h.header["AMPNAME"]: np.asarray(h.data, np.float32) for h in hdul[1:] if "AMPNAME" in h.header}
+        if product.type == "dark" and str(primary.get("UNITS", "ADU/s")).strip() == "ADU":
+            exposure = float(primary.get("DARKTIME", primary.get("EXPTIME", 0.0)) or 0.0)
+            if not exposure > 0:
+                raise PipelineError(f"{repo.path_of(product)}: a dark in ADU with no exposure (DARKTIME/EXPTIME)")
+            planes = {name: data / np.float32(exposure) for name, data in planes.items()}
+    return planes
+
+
+#: IMAGETYP of a master, as N.I.N.A., PixInsight (WBPP), Siril and MaxIm DL name them.
+MASTER_TYPES = {"bias": "Master Bias", "dark": "Master Dark", "flat": "Master Flat"}
+
+
+def master_stem(type_: str, frames: Sequence[Frame]) -> str:
+    """A master's file name as the calibration library names them: `master-dark_180s_GAIN100_OFFSET50_T-10C`."""
+    first = frames[0]
+    parts = [f"master-{type_}"]
+    if type_ == "dark":
+        parts.append(f"{float(np.mean([f.exptime for f in frames])):g}s")
+    if type_ == "flat":
+        parts.append(first.filter)
+    parts += [f"{word.upper()}{first.signature[word]:g}" for word in ("gain", "offset") if word in first.signature]
+    if "temperature_band" in first.signature:
+        parts.append(f"T{first.signature['temperature_band']:g}C")
+    if first.signature.get("binning", "1x1") != "1x1":
+        parts.append(f"BIN{first.signature['binning']}")
+    return "_".join(parts)
 
 
 #: Per master type: the masters its frames are corrected with, and which of them must exist.
@@ -189,10 +225,18 @@ def _master_writer(  # noqa: PLR0917 - one call site, every argument a part of t
     stats: dict[str, Any],
     method: str,
 ) -> Callable[[Path], None]:
+    """A master as other tools take it.
+
+    One image in the primary HDU (a camera of several amplifiers: one extension each), IMAGETYP
+    'Master …' beside OBSTYPE, the signature's usual words, a dark in ADU at its exposure (its
+    rate in DARKCUR, and UNITS saying so).
+    """
     first = frames[0]
+    darktime = float(np.mean([f.darktime for f in frames]))
 
     def write(path: Path) -> None:
         header = fits.Header()
+        header["IMAGETYP"] = (MASTER_TYPES[type_], "a master calibration")
         header["OBSTYPE"] = (type_.upper(), "master calibration")
         header["FILTER"] = first.filter if type_ == "flat" else "NONE"
         header["INSTRUME"] = (first.instrument or first.signature["detector"], "of the inputs")
@@ -201,30 +245,61 @@ def _master_writer(  # noqa: PLR0917 - one call site, every argument a part of t
         header["DATE-END"] = (_iso(max(f.mjd for f in frames)), "the inputs' range: last")
         header["MJD-OBS"] = min(f.mjd for f in frames)
         header["EXPTIME"] = (float(np.mean([f.exptime for f in frames])), "mean of the inputs (s)")
+        if type_ == "dark":
+            header["DARKTIME"] = (darktime, "(s) mean of the inputs: the ADU of this time")
+        _signature_words(header, frames)
+        for word, value in first.cfa:  # a colour sensor's mosaic stays one: never debayered
+            header[word] = value
         header["NCOMBINE"] = len(frames)
         header["CMETHOD"] = method
         header["SOFTWARE"] = SOFTWARE
-        header["UNITS"] = "ADU/s" if type_ == "dark" else "relative" if type_ == "flat" else "ADU"
+        header["UNITS"] = "relative" if type_ == "flat" else "ADU"
+        header["BUNIT"] = ("" if type_ == "flat" else "ADU", "as CCDData reads it ('': dimensionless)")
         for key, value in first.signature.items():
             header[f"HIERARCH SIG {key.upper()}"] = value
         for i, frame in enumerate(frames):
             header[f"HIERARCH INPUT{i:03d}"] = frame.path.name
         for name, lookup in used.items():
             header[f"HIERARCH USED {name.upper()}"] = f"product {lookup.product.id} ({lookup.note})"
-        hdus: list[Any] = [fits.PrimaryHDU(header=header)]
-        for name, data in products.items():
-            amp_header = fits.Header({"EXTNAME": name, "AMPNAME": name})
+        images = {name: data * np.float32(darktime) if type_ == "dark" else data for name, data in products.items()}
+        if type_ == "dark":
+            rates = np.concatenate([d[np.isfinite(d)].ravel() for d in products.values()])
+            header["DARKCUR"] = (float(np.median(rates)) if rates.size else 0.0, "median dark current (ADU/s)")
+        single = len(images) == 1 and first.planes[0].name == "IMAGE"
+        hdus: list[Any] = []
+        for name, data in images.items():
+            amp_header = header.copy() if single else fits.Header({"EXTNAME": name})
+            amp_header["AMPNAME"] = name
             for key, value in stats["amps"][name].items():
                 amp_header[f"HIERARCH {key.upper()}"] = value
             plane = first.plane(name)
             if plane.gain is not None:
-                amp_header["GAIN"] = plane.gain
+                amp_header["EGAIN" if single else "GAIN"] = (plane.gain, "e-/ADU")
             if plane.read_noise_e is not None:
                 amp_header["RDNOISE"] = plane.read_noise_e
-            hdus.append(fits.ImageHDU(data, amp_header))
+            hdus.append(fits.PrimaryHDU(data, amp_header) if single else fits.ImageHDU(data, amp_header))
+        if not single:
+            hdus.insert(0, fits.PrimaryHDU(header=header))
         fits.HDUList(hdus).writeto(path)
 
     return write
+
+
+def _signature_words(header: fits.Header, frames: Sequence[Frame]) -> None:
+    """The words the inputs were taken with, as the acquisition software writes them."""
+    first = frames[0]
+    for word in ("gain", "offset"):
+        if word in first.signature:
+            header[word.upper()] = (first.signature[word], "the camera's setting")
+    measured = [f.temperature for f in frames if f.temperature is not None]
+    if measured:
+        header["CCD-TEMP"] = (round(float(np.mean(measured)), 2), "mean measured of the inputs (C)")
+    if first.set_temperature is not None:
+        header["SET-TEMP"] = (first.set_temperature, "the cooler's set point (C)")
+    x, _, y = str(first.signature.get("binning", "1x1")).partition("x")
+    header["XBINNING"], header["YBINNING"] = int(x or 1), int(y or 1)
+    if first.signature.get("readout"):
+        header["READOUTM"] = first.signature["readout"]
 
 
 def _iso(mjd: float) -> str:
@@ -299,6 +374,8 @@ def build_master(repo: Repository, config: dict[str, Any], progress: Progress = 
         products[plane.name] = result.data
         rejected += result.n_rejected
         stats["amps"][plane.name] = _stats(result.data) | {"n_bad": result.n_bad}
+        if type_ == "flat" and first.colour:  # each colour of the mosaic to a mean of 1: a light keeps its colours
+            stats["amps"][plane.name] |= normalise_per_channel(result.data)
     stats["n_rejected"] = rejected
     stats["n_inputs"] = len(frames)
     if type_ == "bias":  # the read noise, measured: verification of darks and flats uses it where headers lack it
@@ -313,10 +390,52 @@ def build_master(repo: Repository, config: dict[str, Any], progress: Progress = 
         type_=type_, signature=first.signature, filter_=filter_,
         inputs=[str(f.path) for f in frames], mjds=[f.mjd for f in frames], config=record, software=SOFTWARE,
         stats=stats, collection=config.get("collection", "u/obsq/reduce"), suffix="fits", write=write,
-        force=bool(config.get("force", False)),
+        force=bool(config.get("force", False)), stem=master_stem(type_, frames),
     )  # fmt: skip
+    _write_integration_log(repo, product, frames, record, stats)
     progress(f"{type_} written", total, total)
     return _master_result(repo, product, len(frames), record)
+
+
+def normalise_per_channel(flat: Array) -> dict[str, float]:
+    """Divide, in place, each of a mosaic's four sub-lattices (2x2 colours) by its clipped mean; those means.
+
+    A colour sensor's flat normalised over all its channels at once would carry the lamp's colour
+    into every light it divides; per channel, it carries only the response of each pixel.
+    """
+    levels = {}
+    for dy in (0, 1):
+        for dx in (0, 1):
+            channel = flat[dy::2, dx::2]
+            mean, _ = clipped_stats(channel[np.isfinite(channel)].ravel())
+            if not mean > 0:
+                raise PipelineError(f"colour channel at row {dy}, column {dx} of the flat has level {mean:g}")
+            channel /= np.float32(mean)
+            levels[f"cfa_level_{dy}{dx}"] = float(mean)
+    return levels
+
+
+def _write_integration_log(
+    repo: Repository, product: Product, frames: Sequence[Frame], record: dict[str, Any], stats: dict[str, Any]
+) -> None:
+    """The integration log beside the master (`….log`): what it was made of and how, as a person reads it."""
+    path = repo.path_of(product)
+    what = f"signature: {signature_key(product.signature)}" + (f", filter {product.filter}" if product.filter else "")
+    lines = [f"{path.name}: product {product.id} v{product.version}, {product.type}, made by {SOFTWARE}", what,
+             f"method: {record['method']}, sigma {record['sigma']}, {record['iterations']} iterations; "
+             f"{stats.get('n_rejected', 0)} pixel values rejected",
+             *(f"used {k}: product {v['id']} ({v['note']})" for k, v in record["masters_used"].items()),
+             f"inputs ({len(frames)}):"]  # fmt: skip
+    for frame in frames:
+        temperature = f"  CCD-TEMP {frame.temperature:g}" if frame.temperature is not None else ""
+        lines.append(f"  {frame.path}  exptime {frame.exptime:g} s  mjd {frame.mjd:.5f}{temperature}")
+    for amp, values in stats["amps"].items():
+        numbers = ", ".join(f"{k} {v:.4g}" for k, v in values.items() if isinstance(v, int | float))
+        lines.append(f"amplifier {amp}: {numbers}")
+    log = path.with_suffix(".log")
+    partial = log.with_name(f".{log.name}.partial")
+    partial.write_text("\n".join(lines) + "\n")
+    partial.replace(log)
 
 
 def _master_result(repo: Repository, product: Product, n_inputs: int, record: dict[str, Any]) -> dict[str, Any]:

@@ -177,8 +177,12 @@ class Repository:
         suffix: str,
         write: Callable[[Path], None],
         force: bool = False,
+        stem: str = "",
     ) -> Product:
-        """Write a product's file (through `write(path)`) and register it, all or nothing."""
+        """Write a product's file (through `write(path)`) and register it, all or nothing.
+
+        The file is `STEM_vN.SUFFIX` in the signature's folder (STEM: the type unless given).
+        """
         if type_ not in PRODUCT_TYPES:
             raise RepositoryError(f"product type {type_!r} is not one of {', '.join(PRODUCT_TYPES)}")
         sigkey = signature_key(signature)
@@ -201,9 +205,10 @@ class Repository:
                 (type_, sigkey, filter_),
             ).scalar()
         version = int(last or 0) + 1
-        while (folder / f"{type_}_v{version}.{suffix}").exists():  # a file a crashed job left unregistered
+        stem = safe_name(stem or type_)
+        while (folder / f"{stem}_v{version}.{suffix}").exists():  # a file a crashed job left unregistered
             version += 1
-        path = folder / f"{type_}_v{version}.{suffix}"
+        path = folder / f"{stem}_v{version}.{suffix}"
         _write_atomically(path, write)
         try:
             with self.registry.transaction() as db:

@@ -169,6 +169,16 @@ class Frame:
     format: str = "fits"
     decoded: Path | None = None
     source_stamp: tuple[int, int, int] = (0, 0, 0)
+    #: the sensor's temperature as measured (CCD-TEMP, °C), and its set point (SET-TEMP); None where not given
+    temperature: float | None = None
+    set_temperature: float | None = None
+    #: a colour sensor's mosaic words as the file gives them (BAYERPAT, XBAYROFF, YBAYROFF, ROWORDER); () if none
+    cfa: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def colour(self) -> bool:
+        """A one-shot-colour sensor: its pixels are a mosaic of colours (BAYERPAT)."""
+        return any(word == "BAYERPAT" for word, _ in self.cfa)
 
     @property
     def pixels(self) -> Path:
@@ -667,7 +677,18 @@ def _frame(
         signature["temperature_band"] = TEMPERATURE_BAND_C * round(temperature / TEMPERATURE_BAND_C)
     return Frame(path, kind, float(exptime), float(darktime or 0.0), filter_, _mjd(path, primary), signature,
                  tuple(planes), str(_first(primary, "INSTRUME", "CAMERA", "DETECTOR", default="")).strip(),
-                 stamp)  # fmt: skip
+                 stamp, temperature=temperature, cfa=_cfa(primary),
+                 set_temperature=_number(path, primary, ("SET-TEMP", "SETTEMP", "CCD-SET"), None))  # fmt: skip
+
+
+#: The words that describe a colour sensor's mosaic (MaxIm DL, N.I.N.A., SharpCap, Siril).
+CFA_WORDS = ("BAYERPAT", "XBAYROFF", "YBAYROFF", "ROWORDER")
+
+
+def _cfa(primary: Any) -> tuple[tuple[str, Any], ...]:
+    if not str(primary.get("BAYERPAT", "")).strip():
+        return ()
+    return tuple((word, primary[word]) for word in CFA_WORDS if word in primary)
 
 
 def signature_key(signature: dict[str, Any], *, with_filter: str | None = None) -> str:

@@ -47,10 +47,10 @@ def test_obsq_reduce_on_a_folder_of_bad_files_names_them_and_reduces_the_good(tm
     assert "masked: doubles_nan.fits: 5 non-finite pixels masked (NaN or infinite)" in out
     assert "all_nan.fits, overflow.fits: unusable: 4096 of the 4096 pixels are NaN or infinite (rule: at most" in out
     assert f"many.fits: unusable: holds more than {MAX_HDUS} header-data units (rule: at most {MAX_HDUS} per" in out
-    (master,) = (tmp_path / "repo" / "calib" / "bias").glob("*/*/bias_v1.fits")
+    (master,) = (tmp_path / "repo" / "calib" / "bias").glob("*/*/master-bias*_v1.fits")
     with fits.open(master) as hdul:
-        assert np.isfinite(hdul["IMAGE"].data).all()
-        assert 995 < float(np.median(hdul["IMAGE"].data)) < 1005
+        assert np.isfinite(hdul[0].data).all()
+        assert 995 < float(np.median(hdul[0].data)) < 1005
 
 
 def test_obsq_reduce_on_camera_files_with_a_spoiled_amplifier(tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_obsq_reduce_on_camera_files_with_a_spoiled_amplifier(tmp_path: Path) ->
     assert "bias#1  3       built" in out, out
     assert "masked: raw_0002.fits: 16 non-finite pixels masked (NaN or infinite)" in out
     assert "raw_0009.fits: unusable: 256 of the 256 pixels of amplifier C09 are NaN or infinite" in out
-    (master,) = (tmp_path / "repo" / "calib" / "bias").glob("*/*/bias_v1.fits")
+    (master,) = (tmp_path / "repo" / "calib" / "bias").glob("*/*/master-bias*_v1.fits")
     with fits.open(master) as hdul:
         assert len(hdul) == 17
         assert all(np.isfinite(hdu.data).all() for hdu in hdul[1:])

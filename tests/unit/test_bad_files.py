@@ -424,9 +424,9 @@ def test_reduce_names_every_bad_file_and_builds_from_the_good(tmp_path: Path, ca
     assert "masked: some_nan.fits: 41 non-finite pixels masked (NaN or infinite)" in out
     assert "all_nan.fits: unusable: 4096 of the 4096 pixels are NaN or infinite (rule: at most 50%" in out
     assert f"many.fits: unusable: holds more than {MAX_HDUS} header-data units (rule: at most {MAX_HDUS}" in out
-    (master,) = (tmp_path / "repo" / "calib" / "bias").glob("*/*/bias_v1.fits")
+    (master,) = (tmp_path / "repo" / "calib" / "bias").glob("*/*/master-bias*_v1.fits")
     with fits.open(master) as hdul:
-        assert np.isfinite(hdul["IMAGE"].data).all()
+        assert np.isfinite(hdul[0].data).all()
     good_only = tmp_path / "good"
     good_only.mkdir()
     for minute in range(4):

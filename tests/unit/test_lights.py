@@ -46,12 +46,17 @@ class Camera:
         self.count = 0
 
     def take(self, kind: str, exptime: float, *, flux: float = 0.0, filter_: str = "L", folder: str = "",
-             name: str = "") -> Path:  # fmt: skip
+             name: str = "", tint: tuple[float, float, float, float] | None = None) -> Path:  # fmt: skip
+        """`tint`: a colour sensor's mosaic (RGGB) seeing light of these R, G, G, B strengths."""
         electrons = np.zeros(SHAPE)
         if kind != "BIAS":
             electrons += self.rng.poisson(self.dark * exptime)
         if flux:
-            electrons += self.rng.poisson(flux * exptime * self.response * self.vignetting)
+            colour = np.ones(SHAPE)
+            if tint is not None:
+                for (dy, dx), strength in zip(((0, 0), (0, 1), (1, 0), (1, 1)), tint, strict=True):
+                    colour[dy::2, dx::2] = strength
+            electrons += self.rng.poisson(flux * exptime * self.response * self.vignetting * colour)
         adu = 500 + (electrons + self.rng.normal(0, 5.0, SHAPE)) / GAIN
         data = np.clip(np.round(adu), 0, 65535).astype(np.uint16)
         header = fits.Header()
@@ -66,6 +71,8 @@ class Camera:
             header["FILTER"] = filter_
         if kind == "LIGHT":
             header["OBJECT"] = "M 31"
+        if tint is not None:
+            header["BAYERPAT"], header["XBAYROFF"], header["YBAYROFF"] = "RGGB", 0, 0
         self.count += 1
         where = self.folder / (folder or kind.lower())
         where.mkdir(parents=True, exist_ok=True)
@@ -141,9 +148,19 @@ def test_the_same_numbers_as_ccdproc_with_the_same_masters(site: tuple[Path, Pat
     assert run_lights(LightsOptions([str(folder / "light")], repo, out)) == 1
     products = {p.type: Repository(repo, now=lambda: 0.0).path_of(p) for p in
                 Repository(repo, now=lambda: 0.0).products()}  # fmt: skip
-    bias = CCDData(fits.getdata(products["bias"], "IMAGE").astype(np.float64), unit="adu")
-    dark = CCDData(fits.getdata(products["dark"], "IMAGE").astype(np.float64), unit="adu")  # a rate: 1 s of it
-    flat = CCDData(fits.getdata(products["flat"], "IMAGE").astype(np.float64), unit="adu")
+    # as a ccdproc user opens them: CCDData.read with no arguments; the dark is ADU at its exposure
+    bias, dark, flat = (CCDData.read(products[t]) for t in ("bias", "dark", "flat"))
+    assert (bias.unit, dark.unit, flat.unit) == (u.adu, u.adu, u.dimensionless_unscaled)
+    assert [fits.getheader(products[t])["IMAGETYP"] for t in ("bias", "dark", "flat")] == [
+        "Master Bias", "Master Dark", "Master Flat",
+    ]  # fmt: skip
+    header = fits.getheader(products["dark"])
+    assert (header["EXPTIME"], header["GAIN"], header["OFFSET"], header["XBINNING"]) == (120.0, 139, 21, 1)
+    assert (header["CCD-TEMP"], header["SET-TEMP"]) == (pytest.approx(-10.1), -10.0)
+    assert 0.02 < header["DARKCUR"] < 0.05  # 0.05 e-/s at 1.5 e-/ADU
+    assert products["dark"].name == "master-dark_120s_GAIN139_OFFSET21_T-10C_v1.fits"
+    assert products["dark"].with_suffix(".log").read_text().count("DARK_120s_") == 10
+    dark.unit = bias.unit = flat.unit = u.adu
     for light_path in sorted((folder / "light").glob("LIGHT_*.fits")):
         light = CCDData(fits.getdata(light_path).astype(np.float64), unit="adu")
         theirs = ccdproc.ccd_process(
@@ -152,7 +169,7 @@ def test_the_same_numbers_as_ccdproc_with_the_same_masters(site: tuple[Path, Pat
             dark_frame=dark,
             master_flat=flat,
             data_exposure=120.0 * u.s,
-            dark_exposure=1.0 * u.s,
+            dark_exposure=120.0 * u.s,
             dark_scale=True,
         )
         ours = fits.getdata(out / f"{light_path.stem}_cal.fits")
@@ -195,3 +212,37 @@ def test_hot_pixels_take_their_same_colour_neighbours() -> None:
     image[4, 4], dark[4, 4] = 9000.0, 50.0
     assert fix_hot_pixels(image, dark, step=2) == 1
     assert image[4, 4] == 50.0
+
+
+def channel_medians(image: Floats) -> list[float]:
+    """The median of each colour of an RGGB mosaic (R, G, G, B), over the middle half of the image."""
+    h, w = image.shape
+    middle = image[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
+    return [float(np.median(middle[dy::2, dx::2])) for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1))]
+
+
+def test_a_colour_sensor_s_flat_is_normalised_per_channel_and_the_light_keeps_its_colours(tmp_path: Path) -> None:
+    camera = Camera(tmp_path, seed=7)
+    lamp, sky = (0.55, 1.0, 1.0, 0.35), (0.9, 1.0, 1.0, 0.7)  # a warm flat lamp; a bluer sky
+    for _ in range(9):
+        camera.take("BIAS", 0.0, tint=lamp)
+    for _ in range(9):
+        camera.take("FLAT", 2.0, flux=12000.0, tint=lamp)
+    raw = camera.take("LIGHT", 60.0, flux=40.0, tint=sky)
+    repo = tmp_path / "repo"
+    for kind in ("bias", "flat"):
+        assert run_reduce(ReduceOptions(kind, [str(tmp_path / kind)], repo)) == 0
+    (flat_path,) = repo.rglob("master-flat_*.fits")
+    with fits.open(flat_path) as hdul:
+        flat, header = hdul[0].data, hdul[0].header
+    assert (header["BAYERPAT"], header["XBAYROFF"], header["YBAYROFF"]) == ("RGGB", 0, 0)
+    means = [float(np.mean(flat[dy::2, dx::2])) for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1))]
+    assert means == pytest.approx([1.0] * 4, abs=0.01)  # not the lamp's colour
+    assert run_lights(LightsOptions([str(raw)], repo, tmp_path / "out")) == 0  # no dark: said, not refused
+    with fits.open(tmp_path / "out" / f"{raw.stem}_cal.fits") as hdul:
+        calibrated, header = hdul[0].data.astype(np.float64), hdul[0].header
+    assert header["BAYERPAT"] == "RGGB"
+    before = np.array(channel_medians(fits.getdata(raw).astype(np.float64) - 500))
+    after = np.array(channel_medians(calibrated))
+    np.testing.assert_allclose(after / after[1], before / before[1], rtol=0.02)  # the sky's colours, not the lamp's
+    np.testing.assert_allclose(after / after[1], np.array(sky) / sky[1], rtol=0.03)

@@ -66,11 +66,11 @@ def test_a_ccdsoft_night_every_file_accounted_for(ccdsoft: Path, tmp_path: Path,
     assert groups(rows) == {"flat#1": ("built", 4)}
     code, rows, _ = reduce(capsys, "dark", str(ccdsoft), "--repo", repo)
     assert (code, groups(rows)) == (0, {"dark#1": ("built", 4)})
-    (dark,) = Path(repo).rglob("dark_v1.fits")
+    (dark,) = Path(repo).rglob("master-dark_*_v1.fits")
     assert dark.parent.name == "none"  # no filter: a readable folder name
     with fits.open(dark) as hdul:
         header = hdul[0].header
-        assert hdul[1].header["AMPNAME"] == "IMAGE"
+        assert (len(hdul), header["AMPNAME"], header["IMAGETYP"]) == (1, "IMAGE", "Master Dark")
     assert (header["INSTRUME"], header["EXPTIME"], header["NCOMBINE"]) == ("SBIG STL-1001 3 CCD Camera", 60.0, 4)
     assert (header["DATE-OBS"], header["DATE-END"]) == ("2026-11-30T19:02:30.000", "2026-11-30T19:04:00.000")
     assert header["SOFTWARE"].startswith("obsq ")
@@ -78,7 +78,7 @@ def test_a_ccdsoft_night_every_file_accounted_for(ccdsoft: Path, tmp_path: Path,
     # a rerun builds only what is missing
     code, rows, _ = reduce(capsys, "bias", str(ccdsoft), "--repo", repo)
     assert (code, groups(rows)) == (0, {"bias#1": ("exists", 5)})
-    assert len(list(Path(repo).rglob("bias_v*.fits"))) == 1
+    assert len(list(Path(repo).rglob("master-bias*_v*.fits"))) == 1
 
 
 def test_each_group_on_its_own(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
