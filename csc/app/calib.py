@@ -13,7 +13,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,13 @@ def run_reduce(options: ReduceOptions) -> int:
         if outcome.status == "pending":
             _build_without_bad_files(repo, outcome, options, override, bar, accounts)
             bar.close()
+    for outcome in outcomes:  # the frames of a group not built are not used: counted so, with the reason
+        if not outcome.ok:
+            for frame in outcome.group.frames:
+                account = accounts[str(frame.path)]
+                if account.used and not account.reason:
+                    reason = f"{outcome.group.name} was {outcome.status}: {outcome.detail}"
+                    accounts[str(frame.path)] = replace(account, reason=reason)
     plan.accounts = [accounts[account.path] for account in plan.accounts]
     if options.json:
         for outcome in outcomes:
@@ -297,6 +304,9 @@ def _describe(result: dict[str, Any]) -> str:
             extra += f" (noise reference {verification['noise_reference']})"
         if verification.get("failures"):
             extra += "; " + "; ".join(verification["failures"][:3])
+        if verification.get("header_disagreements"):
+            extra += "; the header disagrees with the measurement (reported, not failed): "
+            extra += "; ".join(verification["header_disagreements"][:3])
     return f"product {result['product']} v{result['version']} from {result['n_inputs']} frames{extra}: {result['path']}"
 
 

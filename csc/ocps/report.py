@@ -27,6 +27,7 @@ from obsq.csc.database import exists
 from obsq.csc.ocps.jobs import JobStore
 from obsq.csc.ocps.pipelines import summarise
 from obsq.csc.ocps.repository import Repository, certification_text, iso_stamp
+from obsq.csc.reduction.verify import HEADER_CHECKS
 
 #: The PTC gain must be this close to the camera's nominal (the simulator's truth) per amplifier.
 PTC_GAIN_TOLERANCE = 0.02
@@ -76,7 +77,10 @@ def collect(repo: Repository, jobs: JobStore, since_unix: float = 0.0) -> dict[s
     kinds = sorted({row["kind"] for row in checks})
     verification = {kind: summarise([row for row in checks if row["kind"] == kind]) for kind in kinds}
     fields = ("kind", "name", "amp", "exposure", "value", "limit_value", "detail")
-    failures = [{k: row[k] for k in fields} for row in checks if not row["passed"]]
+    failures = [{k: row[k] for k in fields} for row in checks if not row["passed"] and row["name"] not in HEADER_CHECKS]
+    disagreements = [
+        {k: row[k] for k in fields} for row in checks if not row["passed"] and row["name"] in HEADER_CHECKS
+    ]
     superseded = repo.superseded()
     products = [p for p in repo.products() if p.created >= stamp]
     masters = [
@@ -109,6 +113,7 @@ def collect(repo: Repository, jobs: JobStore, since_unix: float = 0.0) -> dict[s
         "recovery": RECOVERY if misaligned else [],
         "verification": verification,
         "failures": failures,
+        "header_disagreements": disagreements,
         "masters": masters,
         "ptc": ptc,
         "jobs": {"total": len(run_jobs), "failed": failed_jobs},
@@ -202,6 +207,9 @@ def render_html(results: dict[str, Any], summary: dict[str, Any]) -> str:
     if results["failures"]:
         parts.append("<h3>Failed checks</h3>")
         parts += _failed_checks(results["failures"])
+    if results.get("header_disagreements"):
+        parts.append("<h3>Header values the measurement disagrees with (reported; no master failed for them)</h3>")
+        parts += _failed_checks(results["header_disagreements"])
     if results["jobs"]["failed"]:
         parts.append("<h3>Failed reduction jobs</h3>")
         parts.append(_table(["job", "pipeline", "reason"], [[e(j["id"]), e(j["pipeline"]), e(j["result"])]

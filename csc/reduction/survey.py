@@ -120,7 +120,9 @@ def expand(items: Sequence[str]) -> list[tuple[Path, bool]]:
     return list(found.values())
 
 
-def _label(frame: Frame, kind: str) -> str:
+def _label(frames: list[Frame], kind: str) -> str:
+    """A group as a person reads it: camera, size, binning, filter, measured temperature, gain, first day."""
+    frame = frames[0]
     sig = frame.signature
     size = (
         sig["layout"].split(";")[0].split(":")[-1]
@@ -130,7 +132,10 @@ def _label(frame: Frame, kind: str) -> str:
     parts = [sig["detector"], size, f"bin {sig['binning']}"]
     if kind in ("FLAT", "PTC"):
         parts.append(frame.filter)
-    if "temperature_band" in sig:
+    measured = [f.temperature for f in frames if f.temperature is not None]
+    if measured:  # as measured (the band is what groups them)
+        parts.append(f"{sum(measured) / len(measured):.1f} C")
+    elif "temperature_band" in sig:
         parts.append(f"{sig['temperature_band']:g} C")
     if "gain" in sig:
         parts.append(f"gain {sig['gain']:g}")
@@ -153,8 +158,13 @@ def _a(word: str) -> str:
 
 
 def _hint(frame_kind: str | None, path: Path, wanted: str) -> str:
+    """A folder's suggestion, where the header does not say otherwise.
+
+    Only for no type or 'Light' (as some software types flats): a header that names another
+    calibration type is never contradicted.
+    """
     folder = folder_hint(path)
-    if folder == wanted and frame_kind != wanted:
+    if folder == wanted and frame_kind in (None, "OBJECT"):
         return f"its folder suggests a {wanted.lower()}: if it is one, give --type {wanted.lower()} with it"
     return ""
 
@@ -179,16 +189,21 @@ def survey(
     named_refusals: list[str] = []
     listing = expand(items)
     named_paths = {path for path, named in listing if named}
+    named_other_type: list[str] = []
     for path, named in listing:
         frame, refusal, account = _examine(path, kind, wanted, type_override, now)
         if frame is None:
             accounts[path] = account
-            if named:
+            if named and account.reason.endswith(f", not a {kind}"):
+                named_other_type.append(refusal)  # a glob takes in what a folder would: said, not refused
+            elif named:
                 named_refusals.append(refusal)
             continue
         if account.masked:
             nonfinite[frame.path] = account.masked
         frames.append(frame)
+    if named_other_type and not any(f.path in named_paths for f in frames):
+        named_refusals = named_other_type  # none of the files named is of the kind asked for: the request is wrong
     if named_refusals:
         more = f" (and {len(named_refusals) - 3} more)" if len(named_refusals) > 3 else ""
         raise SurveyError("; ".join(named_refusals[:3]) + more)
@@ -284,7 +299,7 @@ def _group(frames: list[Frame], kind: str, wanted: str, window_hours: float, min
         windows = [members] if kind == "ptc" else _windows(members, window_hours)
         for window in windows:
             counter[kind] += 1
-            group = Group(f"{kind}#{counter[kind]}", kind, window, _label(window[0], kind.upper()))
+            group = Group(f"{kind}#{counter[kind]}", kind, window, _label(window, kind.upper()))
             if kind == "ptc":
                 group.bias = biases.get(sig, [])
             elif len(window) < min_frames:

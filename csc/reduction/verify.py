@@ -32,12 +32,16 @@ class Check:
     value: float
     limit: float
     detail: str = ""
+    #: reported, never failing a master: a header value measured otherwise (the header is what is wrong)
+    advisory: bool = False
 
 
 #: A corrected exposure may be this much noisier than its reference before NOISE fails.
 NOISE_TOLERANCE = 0.05
 #: A header value (read noise, gain) and its measurement must agree this well.
 HEADER_TOLERANCE = 0.10
+#: The checks of a header value against its measurement: reported, never failing a master (`check_header`).
+HEADER_CHECKS = frozenset({"READ_NOISE", "DARK_NOISE", "GAIN"})
 
 
 def verify_bias_or_dark(
@@ -78,10 +82,10 @@ def verify_flat(amps: dict[str, npt.NDArray[np.floating]], reference_adu: dict[s
 
 
 def check_header(name: str, amp: str, header: float, measured: float, unit: str) -> Check:
-    """A header value against its measurement: they agree within HEADER_TOLERANCE."""
+    """A header value against its measurement: they agree within HEADER_TOLERANCE (advisory: said, never failing)."""
     difference = abs(measured - header) / abs(header) if header else np.inf
     return Check(name, amp, bool(difference <= HEADER_TOLERANCE), float(difference), HEADER_TOLERANCE,
-                 f"header {header:.4g} {unit}, measured {measured:.4g} {unit}")  # fmt: skip
+                 f"header {header:.4g} {unit}, measured {measured:.4g} {unit}", advisory=True)  # fmt: skip
 
 
 def shot_noise_reference(read_noise_adu: float, signal_adu: float, gain: float) -> float:
