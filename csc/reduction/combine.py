@@ -53,21 +53,58 @@ def normalise(frames: list[Array]) -> list[Array]:
     return [frame / np.float32(clipped_stats(frame)[0]) for frame in frames]
 
 
-def clipped_stats(values: npt.NDArray[np.floating], sigma: float = 3.0, iters: int = 5) -> tuple[float, float]:
-    """(mean, std) of `values` after iterated median/MAD-based clipping; NaN and infinite values never count.
+#: Values a clipping's centre and spread are estimated from at most: a larger array gives a strided sample
+#: (its median and MAD are then within ~0.2 % of sigma of the whole's); the mask is the whole array's.
+CLIP_SAMPLE = 1 << 18
 
-    (nan, nan) when no value is finite, and the std is nan with fewer than two values kept.
+
+def clip_keep(
+    values: npt.NDArray[np.floating], sigma: float = 3.0, iters: int = 5, *, cumulative: bool = True,
+    min_spread: float = 0.0,
+) -> Mask:  # fmt: skip
+    """The values kept by iterated median/MAD clipping (a mask of `values` raveled); non-finite never kept.
+
+    Centre and spread come from a strided sample of at most CLIP_SAMPLE values, on float64 copies
+    of that sample only; the mask applies every iteration's bounds (`cumulative`, rejected values
+    stay out) or only the last one's to the whole array, in its own precision (no float64 copy).
+    On CLIP_SAMPLE values or fewer, the sample is the array: the same as clipping it all.
     """
-    data = np.asarray(values, np.float64).ravel()
-    keep = np.isfinite(data)
-    if not keep.any():
-        return math.nan, math.nan
+    data = np.asarray(values).ravel()
+    step = max(1, data.size // CLIP_SAMPLE)
+    sample = np.asarray(data[::step], np.float64)
+    finite = np.isfinite(sample)
+    keep = finite
+    bounds: list[tuple[float, float]] = []
     for _ in range(iters):
-        centre = np.median(data[keep])
-        spread = MAD_TO_SIGMA * np.median(np.abs(data[keep] - centre))
-        new = keep & (np.abs(data - centre) <= sigma * spread)
+        if not keep.any():
+            break
+        kept = sample[keep]
+        centre = float(np.median(kept))
+        width = sigma * max(MAD_TO_SIGMA * float(np.median(np.abs(kept - centre))), min_spread)
+        bounds.append((centre, width))
+        new = (keep if cumulative else finite) & (np.abs(sample - centre) <= width)
         if (new == keep).all():
             break
         keep = new
-    kept = data[keep]
-    return float(kept.mean()), float(kept.std(ddof=1)) if kept.size > 1 else math.nan
+    mask = np.isfinite(data)
+    kind = data.dtype.type if data.dtype.kind == "f" else float  # bounds in the array's precision: no upcast copy
+    for centre, width in bounds if cumulative else bounds[-1:]:
+        mask &= np.abs(data - kind(centre)) <= kind(width)
+    return mask
+
+
+def clipped_stats(values: npt.NDArray[np.floating], sigma: float = 3.0, iters: int = 5) -> tuple[float, float]:
+    """(mean, std) of `values` after iterated median/MAD-based clipping; NaN and infinite values never count.
+
+    (nan, nan) when no value is finite, and the std is nan with fewer than two values kept. The
+    clipping's centre and spread come from at most CLIP_SAMPLE values (`clip_keep`); the mean and
+    std are of every value kept, accumulated in float64.
+    """
+    data = np.asarray(values).ravel()
+    if data.dtype.kind != "f":
+        data = data.astype(np.float64)
+    kept = data[clip_keep(data, sigma, iters)]
+    if not kept.size:
+        return math.nan, math.nan
+    mean = float(kept.mean(dtype=np.float64))
+    return mean, float(kept.std(ddof=1, dtype=np.float64)) if kept.size > 1 else math.nan

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from obsq.csc.reduction.combine import MAD_TO_SIGMA
+from obsq.csc.reduction.combine import clip_keep
 
 CLIP_SIGMA = 5.5
 #: A PTC needs pairs at this many exposure levels at least.
@@ -60,16 +60,9 @@ class PtcResult:
     kept: list[bool] = field(default_factory=list)
 
 
-def _clip(values: npt.NDArray[np.float64], sigma: float = CLIP_SIGMA, iters: int = 3) -> npt.NDArray[np.float64]:
-    keep = np.ones(values.shape, bool)
-    for _ in range(iters):
-        centre = np.median(values[keep])
-        spread = MAD_TO_SIGMA * np.median(np.abs(values[keep] - centre))
-        new = np.abs(values - centre) <= sigma * max(spread, 1e-12)
-        if (new == keep).all():
-            break
-        keep = new
-    return values[keep]
+def _clip(values: npt.NDArray[np.floating], sigma: float = CLIP_SIGMA, iters: int = 3) -> npt.NDArray[np.floating]:
+    """The values within `sigma` MAD-sigma of the median, iterated (centre and spread from a sample: `clip_keep`)."""
+    return values[clip_keep(values, sigma, iters, cumulative=False, min_spread=1e-12)]
 
 
 def clipping_variance_factor(k: float) -> float:
@@ -81,17 +74,19 @@ def clipping_variance_factor(k: float) -> float:
 
 def pair_point(first: npt.NDArray[np.floating], second: npt.NDArray[np.floating], exptime_s: float) -> PairPoint:
     """The PTC point of one pair of overscan-corrected images of one amplifier."""
-    a, b = np.asarray(first, np.float64).ravel(), np.asarray(second, np.float64).ravel()
+    # float32 as read (no float64 copies of a 16-megapixel pair); sums are accumulated in float64
+    a, b = np.asarray(first, np.float32).ravel(), np.asarray(second, np.float32).ravel()
     finite = np.isfinite(a) & np.isfinite(b)
     if not finite.all():  # NaN or infinite pixels (masked): the pair's statistics are of the others
         a, b = a[finite], b[finite]
     if a.size < 2:
         raise PtcError("a pair has fewer than 2 pixels finite in both images")
-    mu1, mu2 = float(_clip(a).mean()), float(_clip(b).mean())
+    mu1, mu2 = float(_clip(a).mean(dtype=np.float64)), float(_clip(b).mean(dtype=np.float64))
     mu = 0.5 * (mu1 + mu2)
-    diff = a - b if abs(mu) < 1.0 else (mu2 * a - mu1 * b) / mu  # biases (mean 0): the plain difference
+    # biases (mean 0): the plain difference; else each scaled to the pair's mean level
+    diff = a - b if abs(mu) < 1.0 else a * np.float32(mu2 / mu) - b * np.float32(mu1 / mu)
     kept = _clip(diff)
-    variance = 0.5 * float(kept.var(ddof=1)) / clipping_variance_factor(CLIP_SIGMA)
+    variance = 0.5 * float(kept.var(ddof=1, dtype=np.float64)) / clipping_variance_factor(CLIP_SIGMA)
     return PairPoint(exptime_s, mu, variance, kept.size)
 
 
