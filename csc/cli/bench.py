@@ -59,6 +59,19 @@ def add(sub: Subparsers) -> None:
         "--repeat", type=int, default=3, help="runs of each quick case, the fastest kept (default %(default)s)"
     )
     q = what.add_parser(
+        "reduce",
+        help="the whole obsq reduce bias --verify on N frames, vs ccdproc.combine",
+        description="Time and peak memory of the user's command, obsq reduce bias FOLDER --repo --verify (survey, "
+        "combine, master, verification), against ccdproc.combine on the same N float32 frames, each in its own "
+        "process. The issue's two cases: --frames 20 --size 4096 (ccdproc needs ~11 GB) and --frames 1000 --size 512.",
+    )  # fmt: skip
+    q.add_argument("--frames", type=int, default=20, help="how many frames (default %(default)s)")
+    q.add_argument("--size", type=int, default=4096, help="frame side in pixels (default %(default)s)")
+    q.add_argument("--dir", default=None, help="where the frames are written and kept (default: temporary folder)")
+    q.add_argument("--no-ccdproc", action="store_true", help="skip ccdproc")
+    q.add_argument("--repeat", type=int, default=2, help="runs of obsq, the fastest kept (default %(default)s)")
+    q.add_argument("--json", dest="json_out", type=Path, help="also write the results as JSON to this file")
+    q = what.add_parser(
         "startup",
         help="obsq --help, obsq csc list and the processes' imports vs python -c pass",
         description="Start-up time of the command line and of component, script and worker processes, interleaved "
@@ -105,17 +118,24 @@ def run(args: argparse.Namespace) -> int:
         from obsq.csc.bench.queue import QueueBenchOptions, run_queue_benchmark
 
         return run_async(run_queue_benchmark(QueueBenchOptions(args.scripts)))
-    if args.action == "combine":
-        from obsq.csc.bench.combine import CombineBenchOptions, run_combine_benchmark
-
-        return run_combine_benchmark(
-            CombineBenchOptions(args.frames, args.size, args.dir, not args.no_ccdproc, args.json_out, args.repeat)
-        )
+    if args.action in ("combine", "reduce"):
+        return _run_reduction_benchmark(args)
     if args.action in ("alpaca", "weekly"):
         return _run_device_benchmark(args)
     from obsq.csc.bench.startup import StartupBenchOptions, run_startup_benchmark
 
     return run_startup_benchmark(StartupBenchOptions(args.rounds, args.json_out))
+
+
+def _run_reduction_benchmark(args: argparse.Namespace) -> int:
+    given = (args.frames, args.size, args.dir, not args.no_ccdproc, args.json_out, args.repeat)
+    if args.action == "combine":
+        from obsq.csc.bench.combine import CombineBenchOptions, run_combine_benchmark
+
+        return run_combine_benchmark(CombineBenchOptions(*given))
+    from obsq.csc.bench.reduce import ReduceBenchOptions, run_reduce_benchmark
+
+    return run_reduce_benchmark(ReduceBenchOptions(*given))
 
 
 def _run_device_benchmark(args: argparse.Namespace) -> int:

@@ -54,23 +54,23 @@ def normalise(frames: list[Array]) -> list[Array]:
 
 
 #: Values a clipping's centre and spread are estimated from at most: a larger array gives a strided sample
-#: (its median and MAD are then within ~0.2 % of sigma of the whole's); the mask is the whole array's.
-CLIP_SAMPLE = 1 << 18
+#: (its median and MAD are then within ~0.5 % of sigma of the whole's); the mask is the whole array's.
+CLIP_SAMPLE = 1 << 16
 
 
 def clip_keep(
     values: npt.NDArray[np.floating], sigma: float = 3.0, iters: int = 5, *, cumulative: bool = True,
-    min_spread: float = 0.0,
+    min_spread: float = 0.0, sample_size: int = CLIP_SAMPLE,
 ) -> Mask:  # fmt: skip
     """The values kept by iterated median/MAD clipping (a mask of `values` raveled); non-finite never kept.
 
-    Centre and spread come from a strided sample of at most CLIP_SAMPLE values, on float64 copies
+    Centre and spread come from a strided sample of at most `sample_size` values, on float64 copies
     of that sample only; the mask applies every iteration's bounds (`cumulative`, rejected values
     stay out) or only the last one's to the whole array, in its own precision (no float64 copy).
     On CLIP_SAMPLE values or fewer, the sample is the array: the same as clipping it all.
     """
     data = np.asarray(values).ravel()
-    step = max(1, data.size // CLIP_SAMPLE)
+    step = max(1, data.size // sample_size)
     sample = np.asarray(data[::step], np.float64)
     finite = np.isfinite(sample)
     keep = finite
@@ -93,7 +93,9 @@ def clip_keep(
     return mask
 
 
-def clipped_stats(values: npt.NDArray[np.floating], sigma: float = 3.0, iters: int = 5) -> tuple[float, float]:
+def clipped_stats(
+    values: npt.NDArray[np.floating], sigma: float = 3.0, iters: int = 5, *, sample_size: int = CLIP_SAMPLE
+) -> tuple[float, float]:
     """(mean, std) of `values` after iterated median/MAD-based clipping; NaN and infinite values never count.
 
     (nan, nan) when no value is finite, and the std is nan with fewer than two values kept. The
@@ -103,7 +105,7 @@ def clipped_stats(values: npt.NDArray[np.floating], sigma: float = 3.0, iters: i
     data = np.asarray(values).ravel()
     if data.dtype.kind != "f":
         data = data.astype(np.float64)
-    kept = data[clip_keep(data, sigma, iters)]
+    kept = data[clip_keep(data, sigma, iters, sample_size=sample_size)]
     if not kept.size:
         return math.nan, math.nan
     mean = float(kept.mean(dtype=np.float64))

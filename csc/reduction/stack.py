@@ -39,6 +39,8 @@ Array = npt.NDArray[np.float32]
 Mask = npt.NDArray[np.bool_]
 MAD_STD = 1.482602218505602  # astropy.stats.mad_std
 BAND_PIXELS = 1 << 17
+#: Inputs a sorting network combines at most; more (a dark library of hundreds) go by selection, linear in N.
+NETWORK_MAX = 64
 Progress = Callable[[int, int], None]
 
 
@@ -172,19 +174,52 @@ def _clip_runs(
     m = last - first
     index = np.arange(rows.shape[0])
     centre = (rows[index, first + (m - 1) // 2] + rows[index, first + m // 2]) / 2
-    deviation = np.abs(rows - centre[:, None])
     positions = np.arange(n)
-    deviation[(positions < first[:, None]) | (positions >= last[:, None])] = np.inf
-    mad = np.empty(rows.shape[0])
-    for size in np.unique(m):
-        same = m == size
-        k = int(size) // 2
-        picked = np.partition(deviation[same], [k - 1, k] if size % 2 == 0 else [k], axis=1)
-        mad[same] = picked[:, k] if size % 2 else (picked[:, k - 1] + picked[:, k]) / 2
+    in_run = (positions >= first[:, None]) & (positions < last[:, None])
+    split = first + ((rows < centre[:, None]) & in_run).sum(axis=1)  # the run's values below the centre end here
+    runs = _Deviations(rows, index, centre, split, split - first, last - split)
+    mad = (runs.kth((m + 1) // 2) + runs.kth(m // 2 + 1)) / 2  # the median deviation (odd m: one value, twice)
     std = mad * MAD_STD
     new_first = np.maximum(first, (rows < (centre - std * sigma)[:, None]).sum(axis=1))
     new_last = np.minimum(last, n - (rows > (centre + std * sigma)[:, None]).sum(axis=1))
     return new_first, new_last
+
+
+@dataclass(frozen=True)
+class _Deviations:
+    """Each row's deviations from its centre as two ascending runs: below (going down from `split`) and above.
+
+    `kth` finds the k-th smallest of their union by a binary search on how many come from below,
+    all rows at once: O(log n) steps over the rows, no sort and no partition.
+    """
+
+    rows: npt.NDArray[np.float64]
+    index: npt.NDArray[np.intp]
+    centre: npt.NDArray[np.float64]
+    split: npt.NDArray[np.intp]
+    n_below: npt.NDArray[np.intp]
+    n_above: npt.NDArray[np.intp]
+
+    def _below(self, i: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        """The i-th smallest deviation below the centre (i from 0)."""
+        values = self.centre - self.rows[self.index, np.clip(self.split - 1 - i, 0, self.rows.shape[1] - 1)]
+        return np.asarray(values, np.float64)
+
+    def _above(self, j: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        values = self.rows[self.index, np.clip(self.split + j, 0, self.rows.shape[1] - 1)] - self.centre
+        return np.asarray(values, np.float64)
+
+    def kth(self, k: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        """The k-th smallest (from 1) deviation of each row's run."""
+        lo, hi = np.maximum(0, k - self.n_above), np.minimum(k, self.n_below)
+        while (active := lo < hi).any():  # the fewest taken from below such that below[i] >= above[k - i - 1]
+            mid = (lo + hi) // 2
+            enough = self._below(mid) >= self._above(k - mid - 1)
+            hi = np.where(active & enough, mid, hi)
+            lo = np.where(active & ~enough, mid + 1, lo)
+        last_below = np.where(lo > 0, self._below(lo - 1), -np.inf)
+        last_above = np.where(k - lo > 0, self._above(k - lo - 1), -np.inf)
+        return np.maximum(last_below, last_above)
 
 
 def _clip_general(values: npt.NDArray[np.float64], invalid: Mask, sigma: float, iterations: int) -> Mask:
@@ -230,6 +265,8 @@ def combine_band(
     if invalid is not None:
         for mask in invalid:
             bad |= mask
+    if n > NETWORK_MAX and method == "clipped_mean" and not bad.any():
+        return _clipped_mean_by_selection(rows, sigma, iterations)
     work = (
         [np.where(mask, np.float32(np.inf), r) for r, mask in zip(rows, invalid, strict=True)]
         if invalid
@@ -270,6 +307,37 @@ def combine_band(
         combined[where] = sub
         used[where] = (~rejected).sum(axis=1)
     out = np.where(used > 0, combined, 0.0).astype(np.float32)
+    return BandResult(out, used, int(n * out.size - used.sum(dtype=np.int64)))
+
+
+def _clipped_mean_by_selection(rows: Sequence[Array], sigma: float, iterations: int) -> BandResult:
+    """The clipped mean of many inputs (more than NETWORK_MAX) with no masked value: the network's decisions.
+
+    With hundreds of inputs nearly every pixel loses a value, so every pixel's values are sorted
+    at once (np.sort, n log n, where a sorting network grows as n log^2 n), and each pass clips
+    the sorted runs directly (`_clip_runs`: the median read off, the MAD by a binary search over
+    the two runs of deviations); a pixel whose run did not change is done. The mean of a run is
+    a difference of cumulative sums.
+    """
+    n, shape = len(rows), rows[0].shape
+    ordered = np.sort(np.stack([np.ravel(r) for r in rows], axis=1), axis=1).astype(np.float64)  # (M, n)
+    first = np.zeros(ordered.shape[0], np.intp)
+    last = np.full(ordered.shape[0], n, np.intp)
+    active = np.arange(ordered.shape[0])
+    for _ in range(max(1, iterations)):
+        new_first, new_last = _clip_runs(ordered[active], first[active], last[active], sigma)
+        changed = (new_first != first[active]) | (new_last != last[active])
+        first[active], last[active] = new_first, new_last
+        active = active[changed]
+        if not active.size:
+            break
+    sums = np.concatenate([np.zeros((ordered.shape[0], 1)), np.cumsum(ordered, axis=1)], axis=1)
+    index = np.arange(ordered.shape[0])
+    count = last - first
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (sums[index, last] - sums[index, first]) / count
+    out = np.where(count > 0, mean, 0.0).astype(np.float32).reshape(shape)
+    used = count.astype(np.int16).reshape(shape)
     return BandResult(out, used, int(n * out.size - used.sum(dtype=np.int64)))
 
 

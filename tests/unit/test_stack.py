@@ -10,8 +10,9 @@ import pytest
 from astropy.io import fits
 from astropy.stats import mad_std, sigma_clip
 
+from obsq.csc.reduction import stack
 from obsq.csc.reduction.frames import FrameError, open_frame
-from obsq.csc.reduction.stack import Corrections, Input, combine_plane, nan_median_rows, sort_stack
+from obsq.csc.reduction.stack import Corrections, Input, combine_band, combine_plane, nan_median_rows, sort_stack
 
 
 def write_biases(folder: Path, n: int, size: int, seed: int = 5) -> list[Path]:
@@ -70,6 +71,26 @@ def test_iterated_clip_equals_astropy_sigma_clip(tmp_path: Path) -> None:
         clipped = sigma_clip(stack, sigma=3, maxiters=iterations, axis=0, cenfunc=np.nanmedian,
                              stdfunc=lambda a, axis=None: mad_std(a, axis=axis, ignore_nan=True))  # fmt: skip
         np.testing.assert_allclose(ours.data, clipped.mean(axis=0), rtol=2e-7, atol=0)
+
+
+@pytest.mark.parametrize("n", [65, 100])
+def test_many_inputs_go_by_selection_with_the_network_s_decisions(n: int) -> None:
+    rng = np.random.default_rng(n)
+    rows = [rng.normal(1000, 8, (6, 40)).astype(np.float32) for _ in range(n)]
+    for row in rows[::7]:
+        row[rng.integers(0, 6), rng.integers(0, 40)] += np.float32(rng.uniform(200, 20000))
+    for iterations in (1, 3):
+        by_selection = combine_band(rows, None, "clipped_mean", 3.0, iterations)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(stack, "NETWORK_MAX", 1000)
+            by_network = combine_band(rows, None, "clipped_mean", 3.0, iterations)
+        np.testing.assert_array_equal(by_selection.n_used, by_network.n_used)
+        np.testing.assert_allclose(by_selection.combined, by_network.combined, rtol=1e-7, atol=0)
+        assert by_selection.n_rejected == by_network.n_rejected > 0
+        reference = sigma_clip(np.stack(rows).astype(np.float64), sigma=3, maxiters=iterations, axis=0,
+                               cenfunc=np.nanmedian,
+                               stdfunc=lambda a, axis=None: mad_std(a, axis=axis, ignore_nan=True))  # fmt: skip
+        np.testing.assert_allclose(by_selection.combined, reference.mean(axis=0), rtol=2e-7, atol=0)
 
 
 def test_saturated_and_defect_pixels_never_count(tmp_path: Path) -> None:
