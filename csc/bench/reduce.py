@@ -39,10 +39,9 @@ class ReduceBenchOptions:
 def run_case(case: str, folder: Path, repo: Path) -> float:
     start = perf_counter()
     if case == "obsq":
-        from obsq.csc.cli import main
+        from obsq.csc.app.calib import ReduceOptions, run_reduce  # what `obsq reduce` runs, as it runs it
 
-        code = main(["reduce", "bias", str(folder), "--repo", str(repo), "--verify", "--window-hours", "100000",
-                     "--json"])  # fmt: skip
+        code = run_reduce(ReduceOptions("bias", [str(folder)], repo, window_hours=1e5, verify=True, json=True))
         if code != 0:
             raise RuntimeError(f"obsq reduce exited {code}")
     elif case == "ccdproc":
