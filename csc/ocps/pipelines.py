@@ -109,10 +109,12 @@ def corrected_plane(frame: Frame, plane: Plane, masters: dict[str, dict[str, Arr
 
     `row_step` > 1: only every row_step-th row of the data section (a statistic's even sample).
     """
-    raw = frame.read(plane)
     rows, cols = plane.data
-    sample = (slice(rows.start, rows.stop, row_step), cols)
-    image = raw[sample] - np.float32(_overscan(raw, plane))
+    if row_step > 1 and plane.overscan is None:  # only the rows sampled are read
+        image = frame.read_rows(plane, range(rows.start, rows.stop, row_step))[:, cols]
+    else:
+        raw = frame.read(plane)
+        image = raw[rows.start : rows.stop : row_step, cols] - np.float32(_overscan(raw, plane))
     if "bias" in masters:
         image -= masters["bias"][plane.name][::row_step]
     if "dark" in masters:
