@@ -63,6 +63,12 @@ class ReduceOptions:
     progress: bool = False
     json: bool = False
     min_frames: int = DEFAULT_MIN_FRAMES
+    #: groups built at once in local processes (1: one after the other, in this process)
+    jobs: int = 1
+    #: a Dask distributed scheduler (tcp://HOST:8786) whose workers build the groups; they see the same folders
+    scheduler: str | None = None
+    #: the registry (a path or postgresql:// URL); None: REPO/registry.sqlite3
+    database: str | None = None
 
 
 @dataclass
@@ -93,21 +99,15 @@ def run_reduce(options: ReduceOptions) -> int:
     except SurveyError as exc:
         print(f"obsq reduce: {exc}; nothing was built", file=sys.stderr)
         return 2
-    repo = Repository(options.repo, now=utc_now_unix)
+    repo = Repository(options.repo, now=utc_now_unix, database=options.database)
     accounts = {account.path: account for account in plan.accounts}
     outcomes = [_precheck(repo, group, options) for group in plan.groups]  # refusals that need no pixels first
-    bar = ProgressBar(sys.stderr.isatty() or options.progress)
-    for outcome in outcomes:
-        if outcome.status == "pending":
-            _build_without_bad_files(repo, outcome, options, override, bar, accounts)
-            bar.close()
-    for outcome in outcomes:  # the frames of a group not built are not used: counted so, with the reason
-        if not outcome.ok:
-            for frame in outcome.group.frames:
-                account = accounts[str(frame.path)]
-                if account.used and not account.reason:
-                    reason = f"{outcome.group.name} was {outcome.status}: {outcome.detail}"
-                    accounts[str(frame.path)] = replace(account, reason=reason)
+    try:
+        _build_all(repo, [o for o in outcomes if o.status == "pending"], options, override, accounts)
+    except ClusterError as exc:
+        print(f"obsq reduce: {exc}; nothing was built", file=sys.stderr)
+        return 2
+    _account_for_groups_not_built(outcomes, accounts)
     plan.accounts = [accounts[account.path] for account in plan.accounts]
     if options.json:
         for outcome in outcomes:
@@ -122,6 +122,31 @@ def run_reduce(options: ReduceOptions) -> int:
         print(account_lines(plan.accounts))
     refused = any(account.unusable for account in plan.accounts)
     return 0 if outcomes and all(o.ok for o in outcomes) and not refused else 1
+
+
+def _build_all(
+    repo: Repository, pending: list[Outcome], options: ReduceOptions, override: str | None,
+    accounts: dict[str, Account],
+) -> None:  # fmt: skip
+    """One after the other here, or at once in local processes (--jobs) or on a Dask cluster (--scheduler)."""
+    if options.scheduler or (options.jobs > 1 and len(pending) > 1):
+        build_in_parallel(pending, options, override, accounts)
+        return
+    bar = ProgressBar(sys.stderr.isatty() or options.progress)
+    for outcome in pending:
+        _build_without_bad_files(repo, outcome, options, override, bar, accounts)
+        bar.close()
+
+
+def _account_for_groups_not_built(outcomes: list[Outcome], accounts: dict[str, Account]) -> None:
+    """The frames of a group not built are not used: counted so, with the reason."""
+    for outcome in outcomes:
+        if not outcome.ok:
+            for frame in outcome.group.frames:
+                account = accounts[str(frame.path)]
+                if account.used and not account.reason:
+                    reason = f"{outcome.group.name} was {outcome.status}: {outcome.detail}"
+                    accounts[str(frame.path)] = replace(account, reason=reason)
 
 
 def _precheck(repo: Repository, group: Group, options: ReduceOptions) -> Outcome:
@@ -165,6 +190,83 @@ def _build_without_bad_files(  # noqa: PLR0917 - the run's parts, passed down
                               f"left, fewer than the minimum {options.min_frames} (--min-frames)")  # fmt: skip
             return
         outcome.status, outcome.detail, outcome.result = "pending", "", None
+
+
+class ClusterError(RuntimeError):
+    """The Dask scheduler given cannot be used (unreachable, no workers); the message says which."""
+
+
+#: Real seconds to reach a Dask scheduler, and to wait for its first worker.
+CLUSTER_CONNECT_S = 30.0
+
+
+def build_group(
+    options: ReduceOptions, group: Group, override: str | None
+) -> tuple[str, str, dict[str, Any] | None, dict[str, Account]]:
+    """One group built where it is run (a local process or a Dask worker): its outcome and the files found bad.
+
+    The worker opens the repository itself (the same folder, the same registry: `options.database`
+    for several hosts) and reads the frames from their paths.
+    """
+    repo = Repository(options.repo, now=utc_now_unix, database=options.database)
+    outcome = Outcome(group, "pending", "")
+    accounts: dict[str, Account] = {}
+    _build_without_bad_files(repo, outcome, options, override, ProgressBar(False), accounts)
+    return outcome.status, outcome.detail, outcome.result, accounts
+
+
+def build_in_parallel(
+    pending: list[Outcome], options: ReduceOptions, override: str | None, accounts: dict[str, Account]
+) -> None:
+    """Every pending group at once: local processes (`jobs`) or the Dask cluster's workers (`scheduler`).
+
+    A group that fails — or whose worker dies — is `failed` with the reason; the others go on.
+    """
+    import concurrent.futures as cf
+
+    def settle(outcome: Outcome, run: Any) -> None:
+        try:
+            status, detail, result, bad = run()
+        except Exception as exc:  # the worker died, or the cluster lost it: this group only
+            outcome.status, outcome.detail = "failed", _failure(exc)
+            return
+        outcome.status, outcome.detail, outcome.result = status, detail, result
+        accounts.update(bad)
+
+    if options.scheduler:
+        client = _dask_client(options.scheduler)
+        try:
+            futures = [client.submit(build_group, options, o.group, override, pure=False, key=f"obsq-{o.group.name}-"
+                                     f"{id(o)}") for o in pending]  # fmt: skip
+            for outcome, future in zip(pending, futures, strict=True):
+                settle(outcome, future.result)
+        finally:
+            client.close()
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # a clean interpreter: no threads or locks inherited
+    with cf.ProcessPoolExecutor(max_workers=min(options.jobs, len(pending)), mp_context=context) as pool:
+        submitted = [pool.submit(build_group, options, o.group, override) for o in pending]
+        for outcome, future in zip(pending, submitted, strict=True):
+            settle(outcome, future.result)
+
+
+def _dask_client(address: str) -> Any:
+    try:
+        from distributed import Client  # the cluster's client, loaded only when a scheduler is given
+    except ImportError:
+        raise ClusterError("--scheduler needs Dask's distributed package (pip install 'obsq[archive]')") from None
+    try:
+        client = Client(address, timeout=CLUSTER_CONNECT_S)  # type: ignore[no-untyped-call]
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"the Dask scheduler {address} cannot be reached ({exc})") from None
+    try:
+        client.wait_for_workers(1, timeout=CLUSTER_CONNECT_S)
+    except (TimeoutError, OSError):
+        client.close()  # type: ignore[no-untyped-call]
+        raise ClusterError(f"the Dask scheduler {address} has no worker (waited {CLUSTER_CONNECT_S:g} s)") from None
+    return client
 
 
 def _changed_since_survey(frames: list[Frame]) -> tuple[Path, str] | None:

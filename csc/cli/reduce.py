@@ -45,6 +45,16 @@ def add(sub: Subparsers) -> None:
     p.add_argument("--force", action="store_true", help="build a new version even if these inputs were built")
     p.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
     p.add_argument("--json", action="store_true", help="one JSON result per line")
+    archive = p.add_argument_group("archive", "many nights: groups built at once")
+    archive.add_argument("--jobs", type=int, default=1, help="groups built at once in local processes (default 1)")
+    archive.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:8786",
+        help="build the groups on this Dask distributed cluster (its workers see the same folders)",
+    )
+    archive.add_argument(
+        "--database", metavar="URL", help="the registry: a path or postgresql://… (default REPO/registry.sqlite3)"
+    )
     lights = p.add_argument_group("lights", "options of `obsq reduce lights`")
     lights.add_argument("--out", type=Path, help="folder of the calibrated lights (default: REPO/calibrated)")
     lights.add_argument("--cosmetic", action="store_true", help="replace the pixels the master dark shows hot")
@@ -60,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = ReduceOptions(
         args.kind, args.inputs, args.repo, args.window_hours, args.method, args.iterations, args.type_override,
-        args.verify, args.force, args.progress, args.json, args.min_frames,
+        args.verify, args.force, args.progress, args.json, args.min_frames, max(1, args.jobs), args.scheduler,
+        args.database,
     )  # fmt: skip
     return run_reduce(options)

@@ -139,6 +139,29 @@ def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         os.close(fd)
 
 
+def _claim_version(folder: Path, stem: str, suffix: str, version: int) -> tuple[Path, Path]:
+    """The first free `STEM_vN.SUFFIX` from `version` on, claimed; the path and its claim.
+
+    The claim (an exclusive `.…claim` file) keeps out the other processes adding a product of this
+    signature at the same moment (local --jobs, Dask workers, OCPS's two workers). A version whose
+    file exists (a crashed job's, unregistered) or that another process has claimed is passed
+    over; a claim a crashed process left only costs a version number.
+    """
+    while True:
+        path = folder / f"{stem}_v{version}.{suffix}"
+        claim = folder / f".{path.name}.claim"
+        if not path.exists():
+            try:
+                os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                if not path.exists():
+                    return path, claim
+                claim.unlink(missing_ok=True)
+        version += 1
+
+
 class Repository:
     """A calibration repository folder; `now` gives the wall clock (UTC unix seconds) for its records.
 
@@ -204,12 +227,13 @@ class Repository:
                 "SELECT MAX(version) FROM products WHERE type = ? AND sigkey = ? AND filter = ?",
                 (type_, sigkey, filter_),
             ).scalar()
-        version = int(last or 0) + 1
         stem = safe_name(stem or type_)
-        while (folder / f"{stem}_v{version}.{suffix}").exists():  # a file a crashed job left unregistered
-            version += 1
-        path = folder / f"{stem}_v{version}.{suffix}"
-        _write_atomically(path, write)
+        path, claim = _claim_version(folder, stem, suffix, int(last or 0) + 1)
+        version = int(path.stem.rsplit("_v", 1)[1])
+        try:
+            _write_atomically(path, write)
+        finally:
+            claim.unlink(missing_ok=True)
         try:
             with self.registry.transaction() as db:
                 added = db.execute(
