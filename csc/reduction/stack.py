@@ -323,19 +323,22 @@ def _clipped_mean_by_selection(rows: Sequence[Array], sigma: float, iterations: 
     ordered = np.sort(np.stack([np.ravel(r) for r in rows], axis=1), axis=1).astype(np.float64)  # (M, n)
     first = np.zeros(ordered.shape[0], np.intp)
     last = np.full(ordered.shape[0], n, np.intp)
-    active = np.arange(ordered.shape[0])
+    active: npt.NDArray[np.intp] | None = None  # None: every pixel (the first pass copies nothing)
     for _ in range(max(1, iterations)):
-        new_first, new_last = _clip_runs(ordered[active], first[active], last[active], sigma)
-        changed = (new_first != first[active]) | (new_last != last[active])
-        first[active], last[active] = new_first, new_last
-        active = active[changed]
+        rows_now = ordered if active is None else ordered[active]
+        where = slice(None) if active is None else active
+        new_first, new_last = _clip_runs(rows_now, first[where], last[where], sigma)
+        changed = (new_first != first[where]) | (new_last != last[where])
+        first[where], last[where] = new_first, new_last
+        active = np.flatnonzero(changed) if active is None else active[changed]
         if not active.size:
             break
-    sums = np.concatenate([np.zeros((ordered.shape[0], 1)), np.cumsum(ordered, axis=1)], axis=1)
+    sums = np.cumsum(ordered, axis=1)
     index = np.arange(ordered.shape[0])
     count = last - first
+    below = np.where(first > 0, sums[index, np.maximum(first - 1, 0)], 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (sums[index, last] - sums[index, first]) / count
+        mean = (sums[index, np.maximum(last - 1, 0)] - below) / count
     out = np.where(count > 0, mean, 0.0).astype(np.float32).reshape(shape)
     used = count.astype(np.int16).reshape(shape)
     return BandResult(out, used, int(n * out.size - used.sum(dtype=np.int64)))
