@@ -19,6 +19,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,22 +81,8 @@ def bench_combine(n: int, size: int, folder: str | None, with_ccdproc: bool, rep
     for case in CASES:
         if case == "ccdproc" and not with_ccdproc:
             continue
-        runs = []
-        for _ in range(1 if case == "ccdproc" else max(1, repeat)):
-            out = subprocess.run(
-                [sys.executable, "-m", "obsq.csc.bench.combine", case, *map(str, paths)],
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            if out.returncode != 0:
-                runs = [{"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}]
-                break
-            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        if "error" in runs[0]:
-            results["cases"][case] = runs[0]
-        else:
-            results["cases"][case] = {"seconds": min(r["seconds"] for r in runs),
-                                      "peak_gb": max(r["peak_gb"] for r in runs),
-                                      "runs": [r["seconds"] for r in runs]}  # fmt: skip
+        command = [sys.executable, "-m", "obsq.csc.bench.combine", case, *map(str, paths)]
+        results["cases"][case] = fastest([command] * (1 if case == "ccdproc" else max(1, repeat)))
         print(f"  {case:<8} {json.dumps(results['cases'][case])}", flush=True)
     base = results["cases"].get("ccdproc", {})
     floor = results["cases"]["floor"]
@@ -132,6 +119,24 @@ def run_combine_benchmark(options: CombineBenchOptions) -> int:
     if options.json_out is not None:
         options.json_out.write_text(json.dumps(results, indent=2))
     return 0
+
+
+def fastest(commands: list[list[str]], before: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Run each child (`before` each one) that prints {"seconds", "peak_gb"} last, and sum them up.
+
+    The fastest, the largest peak and every run's seconds; or the first failure's last line of
+    error (the runs stop there).
+    """
+    runs = []
+    for command in commands:
+        if before is not None:
+            before()
+        out = subprocess.run(command, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {"seconds": min(r["seconds"] for r in runs), "peak_gb": max(r["peak_gb"] for r in runs),
+            "runs": [r["seconds"] for r in runs]}  # fmt: skip
 
 
 def peak_rss_bytes() -> int:

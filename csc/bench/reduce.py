@@ -11,16 +11,16 @@ times, the fastest kept (a shared machine only ever adds time), ccdproc once.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from obsq.csc.bench.combine import make_frames, peak_rss_bytes
+from obsq.csc.bench.combine import fastest, make_frames, peak_rss_bytes
 from obsq.csc.clock import perf_counter
 
 
@@ -65,29 +65,23 @@ def bench_reduce(options: ReduceBenchOptions) -> dict[str, Any]:
     for case in ("obsq", "ccdproc"):
         if case == "ccdproc" and not options.ccdproc:
             continue
-        runs = []
-        for _ in range(max(1, options.repeat) if case == "obsq" else 1):
-            repo = Path(tempfile.mkdtemp(prefix="obsq-bench-repo-"))
-            try:
-                out = subprocess.run([sys.executable, "-m", "obsq.csc.bench.reduce", case, str(folder), str(repo)],
-                                     capture_output=True, text=True, check=False)  # fmt: skip
-            finally:
-                shutil.rmtree(repo, ignore_errors=True)
-            if out.returncode != 0:
-                runs = [{"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}]
-                break
-            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        if "error" in runs[0]:
-            results["cases"][case] = runs[0]
-        else:
-            results["cases"][case] = {"seconds": min(r["seconds"] for r in runs),
-                                      "peak_gb": max(r["peak_gb"] for r in runs),
-                                      "runs": [r["seconds"] for r in runs]}  # fmt: skip
+        repo = Path(tempfile.mkdtemp(prefix="obsq-bench-repo-"))
+        try:  # every run into an empty repository (a second would find the master built)
+            command = [sys.executable, "-m", "obsq.csc.bench.reduce", case, str(folder), str(repo)]
+            results["cases"][case] = fastest([command] * (max(1, options.repeat) if case == "obsq" else 1),
+                                             before=functools.partial(_empty, repo))  # fmt: skip
+        finally:
+            shutil.rmtree(repo, ignore_errors=True)
         print(f"  {case:<8} {json.dumps(results['cases'][case])}", flush=True)
     ours, theirs = results["cases"].get("obsq", {}), results["cases"].get("ccdproc", {})
     if "seconds" in ours and "seconds" in theirs:
         results["speedup_vs_ccdproc"] = theirs["seconds"] / ours["seconds"]
     return results
+
+
+def _empty(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
 
 
 def run_reduce_benchmark(options: ReduceBenchOptions) -> int:

@@ -26,7 +26,7 @@ from astropy.io import fits
 
 from obsq.csc.ocps.pipelines import corrected_plane, read_master
 from obsq.csc.ocps.repository import Lookup, Repository, RepositoryError
-from obsq.csc.reduction.formats import write_like
+from obsq.csc.reduction.formats import suffix_of, write_like
 from obsq.csc.reduction.frames import Frame, signature_key
 
 Array = npt.NDArray[np.float32]
@@ -82,10 +82,6 @@ def output_path(frame: Frame, out: Path, relative: Path | None) -> Path:
     return folder / f"{name}_cal"
 
 
-def _suffix(fmt: str) -> str:
-    return {"fits.fz": ".fits.fz", "fits.gz": ".fits.gz", "xisf": ".xisf"}.get(fmt, ".fits")
-
-
 def calibrate_light(
     repo: Repository, frame: Frame, out: Path, *, relative: Path | None = None, cosmetic: bool = False,
     force: bool = False,
@@ -93,7 +89,7 @@ def calibrate_light(
     """Calibrate one light into `out`; the result says what was done, or why not (nothing written then)."""
     result = LightResult(frame.path)
     stem = output_path(frame, out, relative)
-    target = stem.with_name(stem.name + _suffix(frame.format))
+    target = stem.with_name(stem.name + suffix_of(frame.format))
     lookups, missing = find_masters(repo, frame)
     for type_, lookup in lookups.items():
         certified = "certified" if lookup.certified else "nearest, not certified"

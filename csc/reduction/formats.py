@@ -295,14 +295,18 @@ def fits_value(text: str) -> str | int | float | bool:
     return text
 
 
+def suffix_of(fmt: str) -> str:
+    """The file suffix of a format as `Frame.format` names it ("fits.fz" -> ".fits.fz"; plain FITS ".fits")."""
+    return {"fits.fz": ".fits.fz", "fits.gz": ".fits.gz", "xisf": ".xisf"}.get(fmt, ".fits")
+
+
 def write_like(fmt: str, path: Path, data: npt.NDArray[Any], header: fits.Header) -> Path:
     """Write an image in the format an input came in ("fits", "fits.fz", "fits.gz", "xisf"); the path written.
 
     `path` is the output's stem with the suffix of the format added; the file appears whole
     (written beside, then renamed).
     """
-    suffix = {"fits.fz": ".fits.fz", "fits.gz": ".fits.gz", "xisf": ".xisf"}.get(fmt, ".fits")
-    target = path.with_name(path.name + suffix)
+    target = path.with_name(path.name + suffix_of(fmt))
     partial = target.with_name(f".{target.name}.partial")
     if fmt == "xisf":
         from xisf import XISF
