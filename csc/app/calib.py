@@ -20,7 +20,7 @@ from typing import Any
 from obsq.csc.clock import perf_counter, utc_now_unix
 from obsq.csc.ocps import catalog, pipelines
 from obsq.csc.ocps.repository import Repository, RepositoryError
-from obsq.csc.reduction.frames import BadFileError, Frame, FrameError
+from obsq.csc.reduction.frames import BadFileError, Frame, FrameError, reusing_opened
 from obsq.csc.reduction.survey import DEFAULT_MIN_FRAMES, UNUSABLE, Account, Group, SurveyError, survey
 
 
@@ -86,6 +86,12 @@ class Outcome:
 
 
 def run_reduce(options: ReduceOptions) -> int:
+    """`_run_reduce`, each file's headers read once (survey, build and verification share the frames)."""
+    with reusing_opened():
+        return _run_reduce(options)
+
+
+def _run_reduce(options: ReduceOptions) -> int:
     """Each group built or refused on its own, then a summary and an account of every file.
 
     Exit 0 if every group was built (or already was) and no file was refused as unusable, 1 if
@@ -211,7 +217,8 @@ def build_group(
     repo = Repository(options.repo, now=utc_now_unix, database=options.database)
     outcome = Outcome(group, "pending", "")
     accounts: dict[str, Account] = {}
-    _build_without_bad_files(repo, outcome, options, override, ProgressBar(False), accounts)
+    with reusing_opened():
+        _build_without_bad_files(repo, outcome, options, override, ProgressBar(False), accounts)
     return outcome.status, outcome.detail, outcome.result, accounts
 
 

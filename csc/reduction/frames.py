@@ -29,6 +29,8 @@ files, or integers that BSCALE carries past float32) are counted per amplifier
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import math
@@ -36,7 +38,7 @@ import os
 import re
 import stat
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -625,21 +627,35 @@ def open_frame(
     already running goes on (the survey spends one on the headers and the scan of the pixels).
     """
     path = Path(path)
-    key = _opened_key(path, imgtype) if after_read is None else None
-    if key is not None and key in _OPENED:  # the same file, unchanged since its headers were read: not again
-        return _OPENED[key]
+    opened = _OPENED.get()
+    key = _opened_key(path, imgtype) if opened is not None and after_read is None else None
+    if opened is not None and key is not None and key in opened:  # the same file, unchanged since it was read
+        return opened[key]
     frame = _open_frame(path, imgtype=imgtype, now=now, budget=budget, after_read=after_read)
-    if key is not None:
-        if len(_OPENED) >= MAX_OPENED:
-            _OPENED.clear()
-        _OPENED[key] = frame
+    if opened is not None and key is not None:
+        if len(opened) >= MAX_OPENED:
+            opened.clear()
+        opened[key] = frame
     return frame
 
 
-#: Frames opened in this process by (path, type override, size, modification time, inode): a request that
-#: surveys, combines and verifies the same files reads each one's headers once. A changed file is a new key.
-_OPENED: dict[tuple[str, str | None, tuple[int, int, int]], Frame] = {}
+#: Within `reusing_opened()`, frames opened by (path, type override, size, modification time, inode): one
+#: request that surveys, combines and verifies the same files reads each one's headers once; a changed file
+#: is a new key. Outside it (services, tests) every open reads the file.
+_OPENED: contextvars.ContextVar[dict[tuple[str, str | None, tuple[int, int, int]], Frame] | None] = (
+    contextvars.ContextVar("opened_frames", default=None)
+)
 MAX_OPENED = 8192
+
+
+@contextlib.contextmanager
+def reusing_opened() -> Iterator[None]:
+    """Within: a file opened again, unchanged, is the frame already read (one command's survey, build, verify)."""
+    token = _OPENED.set({})
+    try:
+        yield
+    finally:
+        _OPENED.reset(token)
 
 
 def _opened_key(path: Path, imgtype: str | None) -> tuple[str, str | None, tuple[int, int, int]] | None:
