@@ -37,6 +37,10 @@ IMAGE_STALL_S = 30.0
 MAX_BODY_BYTES = 2**30 + 4096
 #: The largest JSON answer read (a name list, a value).
 MAX_JSON_BYTES = 1 << 20
+#: Real seconds an idle connection is kept for the next call: well under the 5 s after which common servers
+#: (uvicorn, Apache, ASCOM Remote's) close theirs, so a call is never sent on a connection the server is
+#: closing at that moment (the keep-alive race: a PUT answered by a ReadError, which cannot be sent again).
+KEEPALIVE_S = 2.0
 
 
 class AlpacaDevice:
@@ -54,7 +58,8 @@ class AlpacaDevice:
         self.client_id = random.randint(1, 2**31 - 1)  # an id, not a secret
         self._transaction = itertools.count(1)
         timeout = httpx.Timeout(call_timeout_s, connect=CONNECT_TIMEOUT_S)
-        self._http = httpx.AsyncClient(base_url=address.base_url, timeout=timeout, transport=transport)
+        limits = httpx.Limits(keepalive_expiry=KEEPALIVE_S)
+        self._http = httpx.AsyncClient(base_url=address.base_url, timeout=timeout, transport=transport, limits=limits)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -68,7 +73,10 @@ class AlpacaDevice:
     async def get(self, member: str, **params: Any) -> Any:
         """The Value of GET `member`."""
         call = self._call("GET", member)
-        body = await self._send(call, "GET", member, params={**params, **self._ids()}, limit=MAX_JSON_BYTES)
+        try:
+            body = await self._send(call, "GET", member, params={**params, **self._ids()}, limit=MAX_JSON_BYTES)
+        except _ConnectionClosedError:  # a GET changes nothing: asked once more, on a new connection
+            body = await self._send(call, "GET", member, params={**params, **self._ids()}, limit=MAX_JSON_BYTES)
         return read_answer(body, call)
 
     async def put(self, member: str, **form: Any) -> Any:
@@ -122,11 +130,17 @@ class AlpacaDevice:
             raise DeviceUnreachableError(
                 f"{call}: no whole answer within {whole_s:g} s (the device's server sends it too slowly)"
             ) from None
+        except (httpx.ReadError, httpx.RemoteProtocolError) as exc:  # the server closed the connection under us
+            raise _ConnectionClosedError(f"{call}: {_why(exc)}") from None
         except httpx.HTTPError as exc:
             raise DeviceUnreachableError(f"{call}: {_why(exc)}") from None
         if status != 200:  # Alpaca: 400 a bad request, 500 the driver failed; the body is the message
             raise AlpacaError(0x500, f"HTTP {status}: {body[:300].decode(errors='replace').strip()}", call)
         return body
+
+
+class _ConnectionClosedError(DeviceUnreachableError):
+    """The server closed the connection as the call was sent or answered: a GET may be asked again."""
 
 
 async def _read_limited(answer: httpx.Response, limit: int, call: str) -> bytes:

@@ -54,8 +54,9 @@ async def serve(options: ServeOptions) -> int:
             site.inject(name, value)
         except ValueError as exc:
             raise UsageError(f"--inject {text}: {exc}") from None
+    # idle connections kept 30 s (uvicorn's 5 s is a client's own expiry in many libraries: the keep-alive race)
     config = uvicorn.Config(make_app(site), host=options.host, port=options.port, log_level="warning",
-                            lifespan="off", timeout_graceful_shutdown=1)  # fmt: skip
+                            lifespan="off", timeout_graceful_shutdown=1, timeout_keep_alive=30)  # fmt: skip
     server = uvicorn.Server(config)
     if options.devices_file is not None:
         options.devices_file.write_text(devices_yaml(options.host, options.port), encoding="utf-8")

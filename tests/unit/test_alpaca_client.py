@@ -159,3 +159,22 @@ async def test_a_server_that_drips_its_answer_is_cut_off_at_the_call_s_bound() -
     ):
         await wheel.get("position")
     await wheel.close()
+
+
+async def test_a_connection_closed_under_a_get_is_asked_again_and_under_a_put_is_not() -> None:
+    # the keep-alive race: the server closes an idle connection as the next call goes out on it
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        if len(calls) % 2:
+            raise httpx.ReadError("connection closed by the server", request=request)
+        return answer(3)
+
+    wheel = device(handler)
+    assert await wheel.get("position") == 3  # a GET changes nothing: asked again on a new connection
+    assert calls == ["GET", "GET"]
+    with pytest.raises(DeviceUnreachableError, match="PUT position"):
+        await wheel.put("position", Position=2)  # a PUT may have been done: never sent twice
+    assert calls == ["GET", "GET", "PUT"]
+    await wheel.close()
