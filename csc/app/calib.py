@@ -243,8 +243,7 @@ def build_in_parallel(
     if options.scheduler:
         client = _dask_client(options.scheduler)
         try:
-            futures = [client.submit(build_group, options, o.group, override, pure=False, key=f"obsq-{o.group.name}-"
-                                     f"{id(o)}") for o in pending]  # fmt: skip
+            futures = [client.submit(build_group, options, o.group, override, pure=False) for o in pending]
             for outcome, future in zip(pending, futures, strict=True):
                 settle(outcome, future.result)
         finally:

@@ -200,7 +200,6 @@ def fix_hot_pixels(image: Array, dark: Array, step: int = 1) -> int:
     hot_mask = np.zeros(dark.shape, bool)
     hot_mask[tuple(hot.T)] = True
     height, width = image.shape
-    replaced = image.copy()
     offsets = [(dy * step, dx * step) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
     rows, cols = hot[:, 0], hot[:, 1]
     neighbours = np.full((len(hot), len(offsets)), np.nan, np.float32)
@@ -215,8 +214,7 @@ def fix_hot_pixels(image: Array, dark: Array, step: int = 1) -> int:
         warnings.simplefilter("ignore", RuntimeWarning)  # a pixel whose neighbours are all hot keeps its value
         fill = np.nanmedian(neighbours, axis=1)
     good = np.isfinite(fill)
-    replaced[rows[good], cols[good]] = fill[good]
-    image[...] = replaced
+    image[rows[good], cols[good]] = fill[good]  # every neighbour was read before any pixel is written
     return int(good.sum())
 
 

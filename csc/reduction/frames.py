@@ -179,8 +179,8 @@ class Frame:
 
     @property
     def colour(self) -> bool:
-        """A one-shot-colour sensor: its pixels are a mosaic of colours (BAYERPAT)."""
-        return any(word == "BAYERPAT" for word, _ in self.cfa)
+        """A one-shot-colour sensor: its pixels are a mosaic of colours (`cfa` is given only with BAYERPAT)."""
+        return bool(self.cfa)
 
     @property
     def pixels(self) -> Path:
@@ -193,17 +193,19 @@ class Frame:
                 return plane
         raise FrameError(f"{self.path}: has no amplifier {name!r}")
 
-    def read(self, plane: Plane, rows: tuple[int, int] | None = None, *, fd: int | None = None) -> Array:
+    def read(self, plane: Plane, rows: tuple[int, int] | range | None = None, *, fd: int | None = None) -> Array:
         """Rows [r0, r1) of the plane's raw data (all columns, overscan included) as float32.
 
+        `rows` may be a range with a step (every k-th row of a statistic's sample): one read a row.
         The file must be the one whose headers were read (`stamp`) before and after the read, else
         BadFileError: a file rewritten in place or replaced under its name is never used. A scaled
         integer beyond float32's range (BSCALE) reads as infinite, and is masked like any.
         """
-        r0, r1 = rows if rows is not None else (0, plane.raw_shape[0])
+        wanted = range(*rows) if isinstance(rows, tuple) else rows if rows is not None else range(plane.raw_shape[0])
         width = plane.raw_shape[1]
-        itemsize = np.dtype(plane.dtype).itemsize
-        size = (r1 - r0) * width * itemsize
+        row_bytes = width * np.dtype(plane.dtype).itemsize
+        # a contiguous run is one read; a stepped sample one read a row
+        spans = [(wanted.start, len(wanted))] if wanted.step == 1 else [(r, 1) for r in wanted]
         own = fd is None
         try:
             handle = os.open(self.pixels, os.O_RDONLY) if fd is None else fd
@@ -211,48 +213,19 @@ class Frame:
             raise BadFileError(self.path, f"cannot be read any more ({exc.strerror}): not used") from None
         try:
             self._same(handle)
-            buffer = os.pread(handle, size, plane.offset + r0 * width * itemsize)
+            parts = [os.pread(handle, count * row_bytes, plane.offset + first * row_bytes) for first, count in spans]
             self._same(handle)
         except OSError as exc:
             raise BadFileError(self.path, f"cannot be read any more ({exc.strerror}): not used") from None
         finally:
             if own:
                 os.close(handle)
-        if len(buffer) != size:
-            raise BadFileError(self.path, f"truncated: amplifier {plane.name} rows {r0}-{r1} are missing")
-        values = np.frombuffer(buffer, plane.dtype).reshape(r1 - r0, width).astype(np.float32)
+        buffer = parts[0] if len(parts) == 1 else b"".join(parts)
+        if len(buffer) != len(wanted) * row_bytes:
+            raise BadFileError(self.path, f"truncated: amplifier {plane.name} rows {wanted.start}-{wanted.stop} "
+                               "are missing")  # fmt: skip
+        values = np.frombuffer(buffer, plane.dtype).reshape(len(wanted), width).astype(np.float32)
         with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow: infinite, then masked
-            if plane.bscale != 1.0:
-                values *= np.float32(plane.bscale)
-            if plane.bzero != 0.0:
-                values += np.float32(plane.bzero)
-        return values
-
-    def read_rows(self, plane: Plane, rows: range) -> Array:
-        """The raw rows `rows` (a range, every k-th row of a sample) of a plane, as float32: one read a row.
-
-        The file is checked to be the one read before and after, as `read` does.
-        """
-        if rows.step == 1:
-            return self.read(plane, (rows.start, rows.stop))
-        width = plane.raw_shape[1]
-        itemsize = np.dtype(plane.dtype).itemsize
-        try:
-            handle = os.open(self.pixels, os.O_RDONLY)
-        except OSError as exc:
-            raise BadFileError(self.path, f"cannot be read any more ({exc.strerror}): not used") from None
-        try:
-            self._same(handle)
-            parts = [os.pread(handle, width * itemsize, plane.offset + r * width * itemsize) for r in rows]
-            self._same(handle)
-        except OSError as exc:
-            raise BadFileError(self.path, f"cannot be read any more ({exc.strerror}): not used") from None
-        finally:
-            os.close(handle)
-        if any(len(part) != width * itemsize for part in parts):
-            raise BadFileError(self.path, f"truncated: amplifier {plane.name} rows are missing")
-        values = np.frombuffer(b"".join(parts), plane.dtype).reshape(len(parts), width).astype(np.float32)
-        with np.errstate(over="ignore", invalid="ignore"):
             if plane.bscale != 1.0:
                 values *= np.float32(plane.bscale)
             if plane.bzero != 0.0:

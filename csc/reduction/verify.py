@@ -32,8 +32,6 @@ class Check:
     value: float
     limit: float
     detail: str = ""
-    #: reported, never failing a master: a header value measured otherwise (the header is what is wrong)
-    advisory: bool = False
 
 
 #: A corrected exposure may be this much noisier than its reference before NOISE fails.
@@ -85,10 +83,10 @@ def verify_flat(amps: dict[str, npt.NDArray[np.floating]], reference_adu: dict[s
 
 
 def check_header(name: str, amp: str, header: float, measured: float, unit: str) -> Check:
-    """A header value against its measurement: they agree within HEADER_TOLERANCE (advisory: said, never failing)."""
+    """A header value against its measurement, within HEADER_TOLERANCE (HEADER_CHECKS: said, never failing)."""
     difference = abs(measured - header) / abs(header) if header else np.inf
     return Check(name, amp, bool(difference <= HEADER_TOLERANCE), float(difference), HEADER_TOLERANCE,
-                 f"header {header:.4g} {unit}, measured {measured:.4g} {unit}", advisory=True)  # fmt: skip
+                 f"header {header:.4g} {unit}, measured {measured:.4g} {unit}")  # fmt: skip
 
 
 def shot_noise_reference(read_noise_adu: float, signal_adu: float, gain: float) -> float:
