@@ -45,6 +45,9 @@ CHECK_SAMPLE = 1 << 14
 HEADER_CHECKS = frozenset({"READ_NOISE", "DARK_NOISE", "GAIN"})
 
 
+Stats = tuple[float, float]
+
+
 def verify_bias_or_dark(
     amps: dict[str, npt.NDArray[np.floating]], reference_adu: dict[str, float], source: str
 ) -> list[Check]:
@@ -54,9 +57,13 @@ def verify_bias_or_dark(
     the read noise and the dark current's shot noise together — measured from pairs of the
     inputs, or modelled from header values; `source` says which.
     """
+    return bias_or_dark_checks(_stats(amps), reference_adu, source)
+
+
+def bias_or_dark_checks(stats: dict[str, Stats], reference_adu: dict[str, float], source: str) -> list[Check]:
+    """`verify_bias_or_dark` from each amplifier's clipped (mean, sigma), computed already."""
     checks = []
-    for amp, data in amps.items():
-        mean, sigma = clipped_stats(data, sample_size=CHECK_SAMPLE)
+    for amp, (mean, sigma) in stats.items():
         checks.append(Check("MEAN", amp, abs(mean) < sigma, abs(mean), sigma, "|mean| < clipped sigma"))
         reference = reference_adu[amp]
         excess = (sigma - reference) / reference
@@ -67,10 +74,14 @@ def verify_bias_or_dark(
 
 def verify_flat(amps: dict[str, npt.NDArray[np.floating]], reference_adu: dict[str, float], source: str) -> list[Check]:
     """On flat-corrected flats (ADU): noise at the reference (shot and read noise), amplifiers within 5 %."""
+    return flat_checks(_stats(amps), reference_adu, source)
+
+
+def flat_checks(stats: dict[str, Stats], reference_adu: dict[str, float], source: str) -> list[Check]:
+    """`verify_flat` from each amplifier's clipped (mean, sigma), computed already."""
     checks = []
     means = {}
-    for amp, data in amps.items():
-        mean, sigma = clipped_stats(data, sample_size=CHECK_SAMPLE)
+    for amp, (mean, sigma) in stats.items():
         means[amp] = mean
         reference = reference_adu[amp]
         excess = (sigma - reference) / reference
@@ -80,6 +91,10 @@ def verify_flat(amps: dict[str, npt.NDArray[np.floating]], reference_adu: dict[s
     spread = (max(means.values()) - min(means.values())) / overall if overall else np.inf
     checks.append(Check("AMP_SPREAD", "all", spread <= 0.05, float(spread), 0.05, "amplifier means within 5 %"))
     return checks
+
+
+def _stats(amps: dict[str, npt.NDArray[np.floating]]) -> dict[str, Stats]:
+    return {amp: clipped_stats(data, sample_size=CHECK_SAMPLE) for amp, data in amps.items()}
 
 
 def check_header(name: str, amp: str, header: float, measured: float, unit: str) -> Check:
