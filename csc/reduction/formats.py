@@ -316,7 +316,9 @@ def write_like(fmt: str, path: Path, data: npt.NDArray[Any], header: fits.Header
         XISF.write(str(partial), data[:, :, None], creator_app="obsq", image_metadata={"FITSKeywords": keywords},
                    codec="lz4hc", shuffle=True)  # fmt: skip
     elif fmt == "fits.fz":
-        fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, header=_plain(header))]).writeto(partial)
+        # lossless: astropy's default quantises floats to sigma/16 (as fpack does), which a calibrated image must not
+        image = fits.CompImageHDU(data, header=_plain(header), compression_type="GZIP_2", quantize_level=0.0)
+        fits.HDUList([fits.PrimaryHDU(), image]).writeto(partial)
     elif fmt == "fits.gz":
         with gzip.open(partial, "wb") as out:
             fits.PrimaryHDU(data, header=header).writeto(out)

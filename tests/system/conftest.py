@@ -25,6 +25,7 @@ from obsq.csc.core.topics import ComponentId
 from obsq.csc.database import close_connections
 from obsq.csc.observatory import component_argv
 
+from .netns import hosts  # noqa: F401 - a fixture, found here by name
 from .postgres import PostgresServer
 
 pytestmark = pytest.mark.system

@@ -26,8 +26,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from obsq.csc.access import mosquitto_acl
 from obsq.csc.bus.brokers import mosquitto_path
 
 from .conftest import build_clientid_plugin, stop_processes
+from .netns import REQUIRE_NETNS, Hosts
 from .postgres import PostgresServer, require_binaries
 from .test_weekly import planned_images
 
@@ -44,67 +44,12 @@ pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
-REQUIRE_NETNS = bool(os.environ.get("OBSQ_REQUIRE_NETNS"))
 CLI = f"{shlex.quote(sys.executable)} -m obsq.csc.cli"
 BROKER_IP = "10.199.1.1"
 TELESCOPE = ("ATWhiteLight", "ATSpectrograph", "ATDome", "ATMCS", "ATCamera")
 QUEUE_HOST = ("ScriptQueue:2", "OCPS:1")
 #: as `obsq up --state enabled --state ATWhiteLight=standby --state OCPS=standby`: what the weekly expects
 ENABLED = ("ATSpectrograph", "ATDome", "ATMCS", "ATCamera", "ScriptQueue:2")
-
-
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
-@dataclass
-class Hosts:
-    """Three namespaces: broker (B), telescope (T), queue (Q)."""
-
-    tag: str
-    names: dict[str, str] = field(default_factory=dict)
-
-    def make(self) -> None:
-        for host in "btq":
-            self.names[host] = f"{self.tag}{host}"
-            ip("netns", "add", self.names[host])
-            ip("-n", self.names[host], "link", "set", "lo", "up")
-        b, t, q = self.names["b"], self.names["t"], self.names["q"]
-        for other, net in ((t, 1), (q, 2)):
-            here, there = f"{self.tag}b{other[-1]}", f"{self.tag}{other[-1]}b"
-            ip("link", "add", here, "netns", b, "type", "veth", "peer", "name", there, "netns", other)
-            ip("-n", b, "addr", "add", f"10.199.{net}.1/24", "dev", here)
-            ip("-n", other, "addr", "add", f"10.199.{net}.2/24", "dev", there)
-            ip("-n", b, "link", "set", here, "up")
-            ip("-n", other, "link", "set", there, "up")
-            ip("-n", other, "route", "add", "default", "via", f"10.199.{net}.1")
-
-    def wrap(self, host: str) -> list[str]:
-        return ["ip", "netns", "exec", self.names[host]]
-
-    def remove(self) -> None:
-        for name in self.names.values():
-            subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
-
-
-@pytest.fixture
-def hosts() -> Iterator[Hosts]:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        if REQUIRE_NETNS:
-            pytest.fail("network namespaces are required ($OBSQ_REQUIRE_NETNS): run as root with iproute2")
-        pytest.skip("needs root and iproute2 (ip netns) for the test's own hosts")
-    made = Hosts(f"oq{os.getpid() % 100000}")
-    try:
-        made.make()
-    except subprocess.CalledProcessError as exc:
-        made.remove()
-        if REQUIRE_NETNS:
-            raise
-        pytest.skip(f"cannot make network namespaces here: {exc.stderr.decode().strip()}")
-    try:
-        yield made
-    finally:
-        made.remove()
 
 
 def read_env(path: Path) -> dict[str, str]:

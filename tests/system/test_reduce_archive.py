@@ -3,7 +3,9 @@
 The cluster is Dask's own: `dask scheduler` and two `dask worker` processes on loopback, started
 by the test from the same environment. A 30-night tree of biases gives 30 masters, the same
 pixels from the cluster as from local processes; a rerun builds nothing; a group that fails on a
-worker (darks with no dark time) fails alone, the other nights' darks are built.
+worker (darks with no dark time) fails alone, the other nights' darks are built. On the test's
+own hosts (network namespaces) the workers of two other hosts and the registry on PostgreSQL
+give the same masters.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +27,9 @@ from astropy.io import fits
 
 from obsq.csc.bus.brokers import free_port
 from obsq.csc.cli import main
+
+from .netns import Hosts
+from .postgres import PostgresServer
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 NIGHTS = 30
@@ -142,3 +148,64 @@ def test_an_unreachable_scheduler_is_refused_by_name(tmp_path: Path, capsys: pyt
     assert code == 2
     assert f"the Dask scheduler {address} cannot be reached" in capsys.readouterr().err
     assert not list((tmp_path / "repo").rglob("*.fits"))
+
+
+def test_an_archive_on_dask_workers_of_other_hosts_with_the_registry_on_postgresql(
+    tmp_path: Path, hosts: Hosts, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The site's case: the scheduler and PostgreSQL on one host, a worker on each of two others.
+
+    Hosts are the test's network namespaces (test_hosts.Hosts): b (10.199.1.1, 10.199.2.1) runs
+    `dask scheduler`, PostgreSQL and the operator's `obsq reduce`; t (10.199.1.2) and q
+    (10.199.2.2) a `dask worker` each. The folders are shared (the one file system, as NFS would
+    share them). The masters equal a local run's, and the registry is PostgreSQL's alone.
+    """
+    night_tree(tmp_path / "archive", nights=6)
+    assert reduce(capsys, "bias", str(tmp_path / "archive"), "--repo", str(tmp_path / "local"))[0] == 0
+    server = PostgresServer(host="10.199.1.1", port=5432, clients="10.199.0.0/16", password=uuid.uuid4().hex)
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text(f"10.199.1.1:5432:*:obsq:{server.password}\n")
+    pgpass.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSQ_", "PG"))} | {"PGPASSFILE": str(pgpass)}
+    log = (tmp_path / "dask.log").open("ab")
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        server.start(wrap=hosts.wrap("b"))
+        url = server.url()  # the server's own database: the test's server holds nothing else
+        scheduler = [*hosts.wrap("b"), str(DASK), "scheduler", "--host", "0.0.0.0", "--port", "8786", "--no-dashboard"]
+        processes.append(subprocess.Popen(scheduler, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path))
+        for host, address in (("t", "10.199.1"), ("q", "10.199.2")):
+            worker = [*hosts.wrap(host), str(DASK), "worker", f"tcp://{address}.1:8786", "--host", f"{address}.2",
+                      "--nthreads", "1", "--no-dashboard", "--name", f"worker-{host}",
+                      "--local-directory", str(tmp_path / f"worker-{host}")]  # fmt: skip
+            processes.append(subprocess.Popen(worker, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path))
+        command = [*hosts.wrap("b"), sys.executable, "-m", "obsq.csc.cli", "reduce", "bias", str(tmp_path / "archive"),
+                   "--repo", str(tmp_path / "site"), "--scheduler", "tcp://10.199.1.1:8786", "--database", url,
+                   "--json"]  # fmt: skip
+        first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert first.returncode == 0, first.stderr[-3000:]
+        rows = [json.loads(line) for line in first.stdout.splitlines() if line.strip()]
+        assert sorted(r["status"] for r in rows if "status" in r) == ["built"] * 6
+        ours, theirs = masters(tmp_path / "local"), masters(tmp_path / "site")
+        assert ours.keys() == theirs.keys()
+        for night, data in ours.items():
+            np.testing.assert_array_equal(theirs[night], data)
+        assert not (tmp_path / "site" / "registry.sqlite3").exists()  # the registry is PostgreSQL's
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert again.returncode == 0, again.stderr[-3000:]
+        statuses = [json.loads(line).get("status") for line in again.stdout.splitlines() if line.strip()]
+        assert sorted(s for s in statuses if s) == ["exists"] * 6
+        workers = (tmp_path / "dask.log").read_text()
+        assert "10.199.1.2" in workers  # both hosts' workers joined
+        assert "10.199.2.2" in workers
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
+        server.stop()
