@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,24 @@ def validated_block(reference: str, override: dict[str, Any]) -> Block:
     """The block, its configuration and every script's parameters checked as the queue checks them, before sending."""
     data, label = read_block(reference, block_folders())
     return expand_block(data, label, override, check_script)
+
+
+def check_block(reference: str, overrides: Sequence[str]) -> int:
+    """`obsq queue add-block BLOCK --check`: the block validated exactly as the queue would, nothing sent.
+
+    0 and the scripts it would queue when accepted; 1 and the refusal (the block, script, field
+    and rule) when not. The block must be known here: a file, JSON, or a program in this host's folders.
+    """
+    try:
+        block = validated_block(reference, parse_values(_override_pairs(overrides), "--override"))
+    except ValidationError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    print(f"accepted: block {block.program} ({block.name}), {len(block.scripts)} script"
+          f"{'s' * (len(block.scripts) != 1)}, nothing sent")  # fmt: skip
+    for script in block.scripts:
+        print(f"  {script.path} ({'standard' if script.standard else 'external'})")
+    return 0
 
 
 def add_block_request(

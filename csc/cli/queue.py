@@ -30,6 +30,8 @@ def add(sub: Subparsers) -> None:
         "--failure-strategy", choices=strategies, default="none",
         help="what a failed script does to the rest of the block (default none: the rest is dropped)",
     )  # fmt: skip
+    q.add_argument("--check", action="store_true",
+                   help="validate it as the queue would and send nothing (exit 0 accepted, 1 refused)")  # fmt: skip
     add_connection_options(q, after_action=True)
     q = actions.add_parser("add", help="queue one script", description="Validate and queue one script.")
     q.add_argument("path", help="script path, e.g. auxtel/take_image_latiss.py")
@@ -58,7 +60,10 @@ def add(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from obsq.csc.app.queue import QueueOptions, run_queue, strategy_names
+    from obsq.csc.app.queue import QueueOptions, check_block, run_queue, strategy_names
+
+    if args.action == "add-block" and args.check:
+        return check_block(args.block, args.override)
 
     options = QueueOptions(
         connection(args), args.queue, args.action, block=getattr(args, "block", ""),

@@ -50,6 +50,63 @@ class Block:
 SITE_BLOCKS_ENV = "OBSQ_BLOCKS"
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where and how a block observes, as Rubin's Scheduler knows it (ts_scheduler DriverTarget): angles in degrees.
+
+    The defaults are those of an `addBlock` (a target at 0, 0 with no exposures), which Rubin's
+    driver fills in for a block queued by hand.
+    """
+
+    targetid: int = 0
+    band_filter: str = ""
+    note: str = "Target"
+    ra_deg: float = 0.0
+    dec_deg: float = 0.0
+    rot_sky: float = 0.0
+    alt: float = 0.0
+    az: float = 0.0
+    rot: float = 0.0
+    obs_time: float = 0.0
+    exp_times: tuple[float, ...] = ()
+    slew_time: float = 0.0
+
+
+#: The names Rubin's Scheduler substitutes in every block's script configuration (`$ra`, `$exp_times`…).
+TARGET_VALUES = ("targetid", "band_filter", "filter_name", "name", "note", "ra", "dec", "rot_sky", "alt", "az",
+                 "rot", "obs_time", "num_exp", "exp_times", "estimated_slew_time", "program",
+                 "observation_reason")  # fmt: skip
+
+
+def target_values(program: str, target: Target | None = None) -> dict[str, Any]:
+    """The values of TARGET_VALUES for a block, as ts_scheduler's DriverTarget.get_script_config gives them.
+
+    RA and Dec are sexagesimal strings with a sign (`+8:13:49.62936`, `-33:07:24.4416`), as astropy
+    writes them there; the target's name is its note after the last colon; the reason is Rubin's
+    `Scheduler_Driven_Observation`. A block's own configuration values take precedence over these.
+    """
+    target = target or Target()
+    return {
+        "targetid": int(target.targetid), "band_filter": target.band_filter, "filter_name": target.band_filter,
+        "name": target.note.split(":", maxsplit=1)[-1], "note": target.note,
+        "ra": _sexagesimal(target.ra_deg, hours=True), "dec": _sexagesimal(target.dec_deg, hours=False),
+        "rot_sky": float(target.rot_sky), "alt": float(target.alt), "az": float(target.az), "rot": float(target.rot),
+        "obs_time": float(target.obs_time), "num_exp": len(target.exp_times),
+        "exp_times": [float(t) for t in target.exp_times], "estimated_slew_time": float(target.slew_time),
+        "program": program, "observation_reason": "Scheduler_Driven_Observation",
+    }  # fmt: skip
+
+
+def _sexagesimal(degrees: float, *, hours: bool) -> str:
+    if degrees == 0.0:
+        return "+0:00:00"
+    from astropy import units
+    from astropy.coordinates import Angle
+
+    return str(Angle(degrees, unit=units.deg).to_string(unit=units.hourangle if hours else units.deg, sep=":",
+                                                        alwayssign=True))  # fmt: skip
+
+
 def block_folders(site: list[Path] | None = None) -> list[Path]:
     """The shipped blocks, the site's (`$OBSQ_BLOCKS`), then `site`; a later folder's block overrides."""
     env = [Path(p) for p in os.environ.get(SITE_BLOCKS_ENV, "").split(os.pathsep) if p]
@@ -57,17 +114,35 @@ def block_folders(site: list[Path] | None = None) -> list[Path]:
 
 
 def available_blocks(folders: list[Path]) -> dict[str, Path]:
-    """Program -> file, for every block file in `folders` and their subfolders (later folders override earlier ones)."""
-    found: dict[str, Path] = {}
+    """Program -> file, for every block file in `folders` and their subfolders; a program defined twice is left out.
+
+    The same definition found twice (a site's copy of a shipped block) is one block; two different
+    definitions of one program are a clash (`block_clashes`), and neither is taken.
+    """
+    found, clashes = _index(folders)
+    return {program: files[0] for program, files in found.items() if program not in clashes}
+
+
+def block_clashes(folders: list[Path]) -> dict[str, list[Path]]:
+    """Programs defined differently by two or more files in `folders`: program -> the files."""
+    return _index(folders)[1]
+
+
+def _index(folders: list[Path]) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
+    found: dict[str, list[Path]] = {}
+    contents: dict[str, list[Any]] = {}
     for folder in folders:
         for file in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
             try:
-                program = json.loads(file.read_text()).get("program")
-            except (json.JSONDecodeError, AttributeError):
+                data = json.loads(file.read_text())
+                program = data.get("program")
+            except (json.JSONDecodeError, AttributeError, OSError, UnicodeDecodeError):
                 continue
             if isinstance(program, str):
-                found[program] = file
-    return found
+                found.setdefault(program, []).append(file)
+                contents.setdefault(program, []).append(data)
+    clashes = {p: files for p, files in found.items() if any(c != contents[p][0] for c in contents[p][1:])}
+    return found, clashes
 
 
 def read_block(reference: str, folders: list[Path]) -> tuple[dict[str, Any], str]:
@@ -78,7 +153,18 @@ def read_block(reference: str, folders: list[Path]) -> tuple[dict[str, Any], str
     elif text.endswith(".json") and Path(text).is_file():
         label = f"block file {text}"
         text = Path(text).read_text()
+    elif text.endswith(".json") and Path(text).is_symlink():
+        raise ValidationError(f"block file {text} is a link to {os.readlink(text)}, which does not exist")
+    elif text.endswith(".json") and ("/" in text or os.sep in text):
+        raise ValidationError(f"no block file {text}")
     else:
+        clashes = block_clashes(folders)
+        if text in clashes:
+            raise ValidationError(
+                f"block {text} is defined differently in {len(clashes[text])} files ("
+                f"{', '.join(str(f) for f in clashes[text])}): a program id names one block (rule: unique "
+                "program ids); give the file, or rename one's program"
+            )
         blocks = available_blocks(folders)
         if text not in blocks:
             raise ValidationError(f"unknown block {reference!r}; available: {', '.join(sorted(blocks)) or 'none'}")
@@ -96,12 +182,18 @@ def expand_block(
     label: str,
     override: dict[str, Any],
     check_script: Callable[[str, bool, str], None],
+    target: Target | None = None,
 ) -> Block:
-    """Validate the block and its scripts; fill `$variables`; `check_script(path, standard, yaml)` raises if bad."""
+    """Validate the block and its scripts; fill `$variables`; `check_script(path, standard, yaml)` raises if bad.
+
+    The variables are the block's configuration (defaults, then `override`) and the target's values
+    (TARGET_VALUES, `target` or an addBlock's defaults).
+    """
     _VALIDATOR.validate(label, data)
     program = data["program"]
     label = f"block {program}" if label.startswith("the block") else label
-    values = _configuration(data.get("configuration_schema", ""), override, label)
+    # Rubin's Scheduler substitutes a target's values in every block, the block's configuration winning
+    values = target_values(program, target) | _configuration(data.get("configuration_schema", ""), override, label)
     scripts = []
     for i, script in enumerate(data["scripts"], start=1):
         where = f"{label} script {i} ({script['name']})"
@@ -147,7 +239,8 @@ def _substitute(value: Any, values: dict[str, Any], where: str) -> Any:
             )
         missing = [name for name in template.get_identifiers() if name not in values]
         if missing:
-            raise ValidationError(f"{where}: template ${missing[0]} has no value (not in the block's configuration)")
+            raise ValidationError(f"{where}: template ${missing[0]} has no value (not in the block's configuration "
+                                  "nor one of the target's values: " + ", ".join(TARGET_VALUES) + ")")  # fmt: skip
         if value.strip() == f"${template.get_identifiers()[0]}" and len(template.get_identifiers()) == 1:
             return values[template.get_identifiers()[0]]  # keep the value's type
         return template.substitute(values)

@@ -138,12 +138,12 @@ def test_an_operator_runs_the_queue_from_the_page_and_an_observer_only_watches(
 
             # an invalid form: the named error, and nothing sent
             sent = page.locator("#acks li").count()
-            page.select_option("#block-select", "BLOCK-312")
+            page.select_option("#block-select", "BLOCK-9001")
             page.fill("#block-filter", "SDSSr")
             page.fill("#block-exposure", "-1")
             page.click("#block-submit")
             expect(page.locator("#form-error")).to_contain_text(
-                "block BLOCK-312 configuration: field 'exposure': -1 is less than or equal to the minimum of 0"
+                "block BLOCK-9001 configuration: field 'exposure': -1 is less than or equal to the minimum of 0"
                 " (rule: exclusiveMinimum)"
             )
             page.select_option("#script-select", "true|sleep.py")

@@ -138,21 +138,21 @@ def test_every_shipped_block_and_its_script_configurations_are_valid() -> None:
 
     roots = ScriptRoots.default()
     blocks = available_blocks(BLOCKS)
-    assert set(blocks) == {"BLOCK-295", "BLOCK-309", "BLOCK-310", "BLOCK-312"}
+    assert set(blocks) == {"BLOCK-295", "BLOCK-309", "BLOCK-310", "BLOCK-9001"}
 
     def check(path: str, standard: bool, config: str) -> None:
         load_script_class(roots.resolve(path, standard)).validate_configuration(config)
 
-    # BLOCK-312 (flats by cadence) is configured by the Scheduler with each flat set's filter and exposure
-    configured = {"BLOCK-312": {"filter": "SDSSr_65mm", "exposure": 6.0}}
+    # BLOCK-9001 (flats by cadence) is configured by the Scheduler with each flat set's filter and exposure
+    configured = {"BLOCK-9001": {"filter": "SDSSr_65mm", "exposure": 6.0}}
     for program in blocks:
         data, label = read_block(program, BLOCKS)
         block = expand_block(data, label, configured.get(program, {}), check)
         assert block.program == program
-    flats = expand_block(*read_block("BLOCK-312", BLOCKS), configured["BLOCK-312"], check)
+    flats = expand_block(*read_block("BLOCK-9001", BLOCKS), configured["BLOCK-9001"], check)
     assert yaml.safe_load(flats.scripts[0].config) == {
         "image_type": "FLAT", "nimages": 10, "exp_times": 6.0, "filter": "SDSSr_65mm", "grating": "empty_1",
-        "program": "BLOCK-312", "reason": "flats_by_cadence"}  # fmt: skip
+        "program": "BLOCK-9001", "reason": "flats_by_cadence"}  # fmt: skip
 
 
 def test_rubins_blocks_are_accepted_verbatim() -> None:
@@ -208,3 +208,76 @@ def test_block_scripts_take_rubins_test_case(script: str) -> None:
         cls.validate_configuration(yaml.safe_dump({**given, "test_case": {"name": "LVV-T1", "execution": "E"}}))
     with pytest.raises(Exception, match=r"test_case.*step"):
         cls.validate_configuration(yaml.safe_dump({**given, "test_case": {**case, "step": 2}}))
+
+
+def test_rubins_target_values_fill_every_block_as_its_scheduler_does() -> None:
+    """ts_scheduler's DriverTarget.get_script_config: an addBlock's defaults, a target's values, the block's first."""
+    from obsq.csc.scriptqueue.blocks import Target, expand_block
+
+    parameters = {"ra": "$ra", "dec": "$dec", "exp_times": "$exp_times", "name": "$name", "reason": "$program $note",
+                  "band": "$band_filter", "n": "$num_exp", "why": "$observation_reason", "rot": "$rot_sky"}  # fmt: skip
+    script = {"name": "auxtel/stop_tracking.py", "standard": True, "parameters": parameters}
+    data = json.loads(block(program="BLOCK-311", scripts=[script]))
+    expanded = expand_block(data, "the block given as JSON", {}, lambda *_: None)
+    assert yaml.safe_load(expanded.scripts[0].config) == {
+        "ra": "+0:00:00", "dec": "+0:00:00", "exp_times": [], "name": "Target", "reason": "BLOCK-311 Target",
+        "band": "", "n": 0, "why": "Scheduler_Driven_Observation", "rot": 0.0}  # fmt: skip
+    target = Target(targetid=7, band_filter="r", note="spec:HD 104304", ra_deg=123.456789, dec_deg=-33.123456,
+                    rot_sky=90.0, exp_times=(30.0, 30.0))  # fmt: skip
+    expanded = expand_block(data, "the block given as JSON", {}, lambda *_: None, target)
+    config = yaml.safe_load(expanded.scripts[0].config)
+    assert (config["ra"], config["dec"]) == ("+8:13:49.62936", "-33:07:24.4416")  # as astropy writes them for Rubin
+    assert (config["name"], config["n"], config["exp_times"], config["band"]) == ("HD 104304", 2, [30.0, 30.0], "r")
+    # the block's own configuration wins over a target value of the same name
+    schema = yaml.safe_dump({"type": "object", "properties": {"name": {"type": "string", "default": "mine"}}})
+    data = json.loads(block(program="BLOCK-311", scripts=[script], configuration_schema=schema))
+    expanded = expand_block(data, "the block given as JSON", {}, lambda *_: None, target)
+    assert yaml.safe_load(expanded.scripts[0].config)["name"] == "mine"
+
+
+def test_a_program_defined_twice_differently_is_refused_by_name(tmp_path: Path) -> None:
+    from obsq.csc.core.errors import ValidationError
+    from obsq.csc.scriptqueue.blocks import block_clashes, read_block
+
+    site = tmp_path / "site"
+    site.mkdir()
+    shipped = BLOCKS[0] / "BLOCK-309.json"
+    (site / "block-309-copy.json").write_text(shipped.read_text())  # the same definition: one block
+    (site / "mine.json").write_text(block(program="BLOCK-9001"))  # a different BLOCK-9001: a clash
+    folders = [*BLOCKS, site]
+    assert set(block_clashes(folders)) == {"BLOCK-9001"}
+    assert "BLOCK-9001" not in available_blocks(folders)
+    assert "BLOCK-309" in available_blocks(folders)
+    with pytest.raises(ValidationError, match=r"block BLOCK-9001 is defined differently in 2 files .*mine\.json"):
+        read_block("BLOCK-9001", folders)
+    assert read_block(str(site / "mine.json"), folders)[0]["program"] == "BLOCK-9001"  # a file is still a file
+
+
+def test_obsqs_own_blocks_do_not_take_rubins_ids() -> None:
+    """Rubin's AuxTel library uses BLOCK-2xx/3xx and BLOCK-Tn; obsq's own blocks are numbered from 9001."""
+    rubin = {"BLOCK-294", "BLOCK-295", "BLOCK-303", "BLOCK-304", "BLOCK-305", "BLOCK-306", "BLOCK-307", "BLOCK-308",
+             "BLOCK-309", "BLOCK-310", "BLOCK-311", "BLOCK-312", "BLOCK-317", "BLOCK-273"}  # fmt: skip
+    ours = {p for p in available_blocks(BLOCKS) if p not in ("BLOCK-295", "BLOCK-309", "BLOCK-310")}
+    assert ours == {"BLOCK-9001"}
+    assert not ours & rubin
+
+
+def test_add_block_check_validates_as_the_queue_and_sends_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from obsq.csc.cli import main
+
+    good = tmp_path / "good.json"
+    good.write_text(block(program="BLOCK-T1"))
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        block(program="BLOCK-T2", scripts=[{"name": "auxtel/no_such.py", "standard": True, "parameters": {}}])
+    )
+    # no broker anywhere: --check never connects
+    assert main(["queue", "add-block", str(good), "--check", "--broker", "mqtt://127.0.0.1:9"]) == 0
+    assert "accepted: block BLOCK-T1 (t), 1 script, nothing sent" in capsys.readouterr().out
+    assert main(["queue", "add-block", str(bad), "--check"]) == 1
+    assert "script 1 (auxtel/no_such.py): unknown standard script" in capsys.readouterr().err
+    (tmp_path / "link.json").symlink_to(tmp_path / "gone.json")
+    assert main(["queue", "add-block", str(tmp_path / "link.json"), "--check"]) == 1
+    assert "is a link to" in capsys.readouterr().err

@@ -138,7 +138,7 @@ rules:
     skip_if_certified: []
     cadence_flats: {programs: {survey: 1}, count: 3}
 """
-#: A flats block as BLOCK-312 is, with the wait script in place of the camera: its exposure is the wait.
+#: A flats block as BLOCK-9001 is, with the wait script in place of the camera: its exposure is the wait.
 FLATS_BLOCK = json.dumps({
     "name": "flats", "program": "BLOCK-T912",
     "configuration_schema": "type: object\nadditionalProperties: false\nproperties:\n  filter: {type: string}\n"

@@ -115,7 +115,7 @@ async def test_the_page_and_its_forms_are_served(rig: tuple[Console, httpx.Async
     forms = (await client.get("/api/forms")).json()
     blocks = {b["id"]: b for b in forms["blocks"]}
     assert blocks["BLOCK-309"]["schema"] is None
-    assert blocks["BLOCK-312"]["schema"]["required"] == ["filter", "exposure"]
+    assert blocks["BLOCK-9001"]["schema"]["required"] == ["filter", "exposure"]
     scripts = {s["path"]: s for s in forms["scripts"]}
     assert scripts["sleep.py"]["schema"]["properties"]["sleep_for"]["type"] == "number"
     assert forms["locations"]["before"] == 3
@@ -124,19 +124,19 @@ async def test_the_page_and_its_forms_are_served(rig: tuple[Console, httpx.Async
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ({"block": "BLOCK-312", "fields": {"filter": "SDSSr", "exposure": "-1"}}, 422,
-         "block BLOCK-312 configuration: field 'exposure': -1 is less than or equal to the minimum of 0"
+        ({"block": "BLOCK-9001", "fields": {"filter": "SDSSr", "exposure": "-1"}}, 422,
+         "block BLOCK-9001 configuration: field 'exposure': -1 is less than or equal to the minimum of 0"
          " (rule: exclusiveMinimum)"),
-        ({"block": "BLOCK-312", "fields": {"filter": "SDSSr"}}, 422,
-         "block BLOCK-312 configuration: field 'exposure' is required (rule: required)"),
-        ({"block": "BLOCK-312", "fields": {"filter": "SDSSr", "exposure": "2", "colour": "red"}}, 422,
+        ({"block": "BLOCK-9001", "fields": {"filter": "SDSSr"}}, 422,
+         "block BLOCK-9001 configuration: field 'exposure' is required (rule: required)"),
+        ({"block": "BLOCK-9001", "fields": {"filter": "SDSSr", "exposure": "2", "colour": "red"}}, 422,
          "field 'colour' is not allowed (rule: additionalProperties)"),
         ({"block": "BLOCK-999"}, 422, "unknown block 'BLOCK-999'"),
         ({"block": "BLOCK-309", "fields": {"x": 3}}, 422, "field 'fields': an object of text values is required"),
         ({"block": "BLOCK-309", "failureStrategy": "retry"}, 422, "field 'failureStrategy': one of none, "),
         ({"block": ["BLOCK-309"]}, 422, "field 'block': a string is required"),
-        ({"block": "BLOCK-312", "fields": {"filter": "SDSSr", "exposure": "[1,"}}, 422,
-         "block BLOCK-312 field 'exposure': '[1,' cannot be read as a value"),
+        ({"block": "BLOCK-9001", "fields": {"filter": "SDSSr", "exposure": "[1,"}}, 422,
+         "block BLOCK-9001 field 'exposure': '[1,' cannot be read as a value"),
     ],
 )  # fmt: skip
 async def test_a_bad_block_form_is_named_and_nothing_is_sent(
