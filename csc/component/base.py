@@ -23,7 +23,7 @@ from obsq.csc.bus.base import Bus, Message
 from obsq.csc.clock import Clock
 from obsq.csc.component.stamp import Stamper
 from obsq.csc.core.acks import AckCode
-from obsq.csc.core.codec import RefusedError, Sender, WireLimits, decode
+from obsq.csc.core.codec import Envelope, RefusedError, Sender, WireLimits, decode
 from obsq.csc.core.errors import (
     BusDisconnectedError,
     DecodeError,
@@ -433,17 +433,9 @@ class BaseComponent:
             self._dropped(message.topic, str(exc))
             return
         sender = envelope.sender
-        if user and is_principal(user, interface_names()) and not identity_allowed(user, sender.identity):
-            self._refuse(
-                sender,
-                name,
-                f"private_identity {sender.identity!r} is not an identity of the authenticated user {user!r}"
-                " (rule: authenticated identity)",
-            )
-            return
-        if self._backlog >= MAX_COMMAND_BACKLOG:
-            # MQTT 3.1.1 has no flow control from subscriber to publisher: refuse, never drop silently
-            self._refuse(sender, name, f"{self._backlog} commands are waiting; try again later (rule: backlog)")
+        refusal = self._refusal_at_the_door(envelope, user)
+        if refusal:
+            self._refuse(sender, name, refusal)
             return
         verdict = self.ledger.admit(sender, envelope.snd_stamp)
         if verdict is Verdict.DUPLICATE:
@@ -463,6 +455,20 @@ class BaseComponent:
         self._backlog += 1
         task = self.create_task(self._execute(command), f"cmd.{name[:64]}.{envelope.seq_num}")
         task.add_done_callback(self._command_done)
+
+    def _refusal_at_the_door(self, envelope: Envelope, user: str) -> str:
+        """Why a decoded command is not admitted ("" if it is): its identity, its salIndex, the backlog."""
+        identity = envelope.identity
+        if user and is_principal(user, interface_names()) and not identity_allowed(user, identity):
+            return (f"private_identity {identity!r} is not an identity of the authenticated user {user!r}"
+                    " (rule: authenticated identity)")  # fmt: skip
+        if envelope.sal_index is not None and envelope.sal_index != self.id.index:
+            return (f"salIndex {envelope.sal_index} is not this component's index {self.id.index} ({self.id})"
+                    " (rule: salIndex is the topic's index)")  # fmt: skip
+        if self._backlog >= MAX_COMMAND_BACKLOG:
+            # MQTT 3.1.1 has no flow control from subscriber to publisher: refuse, never drop silently
+            return f"{self._backlog} commands are waiting; try again later (rule: backlog)"
+        return ""
 
     def _ignore_retained(self, topic: str) -> None:
         """A retained message on a command topic is not a command: it would run again at every start.

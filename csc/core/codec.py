@@ -12,6 +12,11 @@ Every payload is a JSON object. The private fields say who sent it and when:
 Only `private_seqNum` and `private_identity` are required, so a person with `mosquitto_pub` can
 send a command by hand.
 
+What Rubin's salobj writes besides is read and checked too, so its payloads pass as they are:
+`salIndex` (int, the component's index, on every topic of an indexed component: `Envelope.sal_index`,
+which the component compares with its own), and salobj 8's `private_efdStamp`,
+`private_kafkaStamp`, `private_rcvStamp` (numbers) and `private_revCode` (a string).
+
 The door (`decode`) refuses, each by name: a payload over the size limit, bytes that are not
 UTF-8 JSON, a non-object, a key given twice, NaN or Infinity (JSON has neither), an integer of
 more digits than a 64-bit one, nesting deeper than the depth limit, and private fields out of
@@ -37,6 +42,10 @@ from typing import Any
 from obsq.csc.core.errors import DecodeError
 
 PRIVATE_FIELDS = ("private_seqNum", "private_identity", "private_origin", "private_sndStamp")
+#: salobj 8's other private fields (ts_salobj topics/base_topic.py and the Kafka writers): read, checked, not kept.
+SALOBJ_NUMBERS = ("private_efdStamp", "private_kafkaStamp", "private_rcvStamp")
+SALOBJ_TEXT = ("private_revCode",)
+MAX_REV_CODE = 64
 #: SAL's sequence numbers and process ids are 32-bit signed integers.
 MAX_SEQ_NUM = 2**31 - 1
 #: An integer of more digits than a 64-bit one has is refused.
@@ -81,6 +90,8 @@ class Envelope:
     origin: int
     snd_stamp: float
     data: dict[str, Any] = field(default_factory=dict)
+    #: the `salIndex` the sender wrote (Rubin's salobj does, on every topic of an indexed component); None if none
+    sal_index: int | None = None
 
     @property
     def sender(self) -> Sender:
@@ -248,6 +259,21 @@ def _refusal(raw: bytes, broken: _BrokenRuleError, limits: WireLimits) -> Refuse
     return RefusedError(text, _sender_of(lenient, limits))
 
 
+def _salobj_fields(obj: dict[str, Any], sender: Sender) -> int | None:
+    """Take salobj's own fields out of `obj`, checked (RefusedError naming one); the salIndex, if given."""
+    for name in SALOBJ_NUMBERS:
+        if type(obj.pop(name, 0.0)) not in (int, float):
+            raise RefusedError(f"field {name!r} must be a number (salobj's stamp, TAI unix seconds)", sender)
+    for name in SALOBJ_TEXT:
+        text = obj.pop(name, "")
+        if not isinstance(text, str) or len(text) > MAX_REV_CODE:
+            raise RefusedError(f"field {name!r} must be a string of at most {MAX_REV_CODE} characters", sender)
+    sal_index = obj.pop("salIndex", None)
+    if sal_index is not None and (type(sal_index) is not int or not 0 <= sal_index <= MAX_SEQ_NUM):
+        raise RefusedError(f"field 'salIndex' must be an integer in 0…{MAX_SEQ_NUM} (the component's index)", sender)
+    return sal_index
+
+
 def decode(raw: bytes, limits: WireLimits) -> Envelope:
     """Parse and check a payload; raise DecodeError (RefusedError) naming the field and the rule."""
     if len(raw) > limits.max_payload_bytes:
@@ -280,8 +306,9 @@ def decode(raw: bytes, limits: WireLimits) -> Envelope:
     sender = Sender(seq_num, identity, origin)
     if type(snd_stamp) not in (int, float):
         raise RefusedError("field 'private_sndStamp' must be a number", sender)
+    sal_index = _salobj_fields(obj, sender)
     try:
         check_shape(obj, limits.max_depth)
     except _BrokenRuleError as exc:
         raise RefusedError(str(exc), sender) from None
-    return Envelope(seq_num, identity, origin, float(snd_stamp), obj)
+    return Envelope(seq_num, identity, origin, float(snd_stamp), obj, sal_index)

@@ -249,6 +249,32 @@ async def test_invalid_commands_fail_and_component_keeps_serving(rig: Rig) -> No
     assert (await rig.remote.command("start")).ack == AckCode.COMPLETE
 
 
+async def test_rubins_salobj_payloads_are_taken_as_they_are(rig: Rig) -> None:
+    """salIndex (on every topic of an indexed component) and salobj 8's private fields: read, checked, not refused."""
+    topic = f"{rig.root}/Test/1/cmd"
+    acks: list[dict[str, object]] = []
+    await rig.remote_bus.subscribe(f"{rig.root}/Test/1/ackcmd", lambda m: acks.append(json.loads(m.payload)))
+    salobj = {"private_sndStamp": 1.7e9, "private_rcvStamp": 0.0, "private_efdStamp": 1.7e9,
+              "private_kafkaStamp": 1.7e9, "private_revCode": "c2b1a6e3", "private_origin": 4242}  # fmt: skip
+
+    def command(seq: int, **fields: object) -> bytes:
+        return json.dumps({"private_seqNum": seq, "private_identity": "user@rubin", **salobj, **fields}).encode()
+
+    await rig.remote_bus.publish(f"{topic}/start", command(1, salIndex=1, configurationOverride=""), qos=1)
+    await rig.remote_bus.publish(f"{topic}/wait", command(2, salIndex=2, duration=0.0), qos=1)
+    await rig.remote_bus.publish(f"{topic}/wait", command(3, salIndex="1", duration=0.0), qos=1)
+    await rig.remote_bus.publish(f"{topic}/wait", command(4, salIndex=1, private_revCode=7, duration=0.0), qos=1)
+    await rig.clock.settle(50)
+    results = {a["private_seqNum"]: (a["ack"], a["result"]) for a in acks}
+    assert results[1][0] == AckCode.COMPLETE
+    assert rig.csc.summary_state == State.DISABLED
+    assert results[2][0] == AckCode.FAILED
+    assert str(results[2][1]).endswith("salIndex 2 is not this component's index 1 (Test:1) (rule: salIndex is the "
+                                       "topic's index)")  # fmt: skip
+    assert "field 'salIndex' must be an integer" in str(results[3][1])
+    assert "field 'private_revCode' must be a string" in str(results[4][1])
+
+
 async def test_duplicate_delivery_is_executed_once(rig: Rig) -> None:
     acks: list[dict[str, object]] = []
     await rig.remote_bus.subscribe(f"{rig.root}/Test/1/ackcmd", lambda m: acks.append(json.loads(m.payload)))
