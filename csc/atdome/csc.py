@@ -202,7 +202,7 @@ class ATDomeCsc(BaseCsc):
     # -- azimuth ----------------------------------------------------------------------------
 
     async def _do_move(self, command: Command) -> str:
-        azimuth = command.data["azimuth"]
+        azimuth = float(command.data["azimuth"]) % 360.0  # any angle, as Rubin's ATDome takes it
         if self._homing:
             raise ExpectedError("Cannot move azimuth while homing")
         if not self.driver.homed:

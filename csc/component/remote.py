@@ -302,9 +302,9 @@ class Remote:
             last = item
             if on_ack is not None:
                 on_ack(item)
-            if item.ack == AckCode.INPROGRESS:
+            if not item.ack.is_final:  # INPROGRESS, or SAL's CMD_ACK (received; its timeout 0 extends nothing)
                 deadline.extend(item.timeout_s)
-                if not wait_done:
+                if not wait_done and item.ack == AckCode.INPROGRESS:
                     return item
                 continue
             if item.ack == AckCode.COMPLETE:

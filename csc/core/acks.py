@@ -8,6 +8,8 @@ import enum
 class AckCode(enum.IntEnum):
     """The `ack` field of an `ackcmd` message."""
 
+    #: SAL's CMD_ACK, "received" (salobj's remotes count it good): obsq never sends it; from others it ends nothing.
+    ACK = 300
     INPROGRESS = 301
     STALLED = 302
     COMPLETE = 303
@@ -19,9 +21,9 @@ class AckCode(enum.IntEnum):
 
     @property
     def is_final(self) -> bool:
-        """True for every code that ends a command (all but INPROGRESS)."""
-        return self is not AckCode.INPROGRESS
+        """True for every code that ends a command (all but ACK and INPROGRESS)."""
+        return self not in (AckCode.ACK, AckCode.INPROGRESS)
 
     @property
     def is_good(self) -> bool:
-        return self in (AckCode.INPROGRESS, AckCode.COMPLETE)
+        return self in (AckCode.ACK, AckCode.INPROGRESS, AckCode.COMPLETE)

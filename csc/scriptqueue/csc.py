@@ -617,7 +617,7 @@ class ScriptQueueCsc(BaseCsc):
             "cmdId": item.cmd_id, "scriptSalIndex": item.index, "path": item.path, "isStandard": item.standard,
             "timestampProcessStart": item.added_tai, "timestampConfigureStart": item.configure_start_tai,
             "timestampConfigureEnd": item.configure_end_tai, "timestampRunStart": item.run_start_tai,
-            "timestampProcessEnd": item.end_tai, "processState": int(item.process_state),
+            "timestampProcessEnd": item.end_tai, "processState": int(item.process_state.on_the_wire),
             "scriptState": int(item.script_state), "blockId": item.block_id, "scriptBlockIndex": item.block_index,
             "blockSize": item.block_size, "executionId": item.execution_id, "lastCheckpoint": item.last_checkpoint,
             "reason": item.reason, "requeuedFrom": item.requeued_from, "groupId": item.group_id,

@@ -53,6 +53,11 @@ class ProcessState(enum.IntEnum):
     TERMINATED = 7
     LOST = 8  # obsq: the queue service restarted while the script ran; it was not re-run
 
+    @property
+    def on_the_wire(self) -> ProcessState:
+        """The state as the `script` event sends it: ts_xml's ScriptProcessState has no LOST, so TERMINATED."""
+        return ProcessState.TERMINATED if self is ProcessState.LOST else self
+
 
 @dataclass(frozen=True)
 class LastWord:

@@ -298,6 +298,8 @@ async def test_remote_validates_before_sending(rig: Rig) -> None:
 
 
 async def test_set_log_level_filters_log_messages(rig: Rig) -> None:
+    await rig.remote.command("setLogLevel", {"level": 99})  # any integer, as salobj takes it
+    assert rig.remote.event("logLevel").get()["level"] == 99
     await rig.remote.command("setLogLevel", {"level": 40})
     assert (await rig.remote.event("logLevel").aget(timeout_s=1))["level"] == 40
     reader = rig.remote.event("logMessage")
@@ -374,3 +376,14 @@ async def test_an_unanswered_command_says_whether_the_target_is_live(rig: Rig) -
         await rig.clock.advance(3)
         with pytest.raises(AckTimeoutError, match="no heartbeat of Test:7 was seen: is it running"):
             await task
+
+
+async def test_a_cmd_ack_of_sals_is_good_and_ends_nothing(rig: Rig) -> None:
+    """SAL's CMD_ACK (300): a Rubin component may send it first; the command goes on to its real answer."""
+    from obsq.csc.core.acks import AckCode as Code
+    from obsq.csc.core.topics import TopicKind
+
+    assert Code(300) is Code.ACK
+    assert Code.ACK.is_good
+    assert not Code.ACK.is_final
+    rig.remote.interface.validate(TopicKind.ACK, "", {"ack": 300, "identity": "x", "command": "start"})

@@ -187,6 +187,9 @@ async def test_store_round_trip_and_lost_running_script(tmp_path: Path, kind: st
     assert lost is not None
     assert again.history[0].process_state == ProcessState.LOST
     assert "not run again" in again.history[0].reason
+    # ts_xml's ScriptProcessState ends at TERMINATED (7): a Rubin client reads LOST as that, the reason saying why
+    assert ProcessState.LOST.on_the_wire == ProcessState.TERMINATED
+    assert [s.on_the_wire for s in ProcessState if s is not ProcessState.LOST] == list(ProcessState)[:-1]
 
 
 def test_a_script_cut_short_by_a_restart_says_where_it_had_got_to() -> None:
