@@ -3,8 +3,10 @@
 For each pair of flats of one exposure time: clipped means mu1, mu2; the symmetric difference
 (mu2*I1 - mu1*I2)/mu; its clipped variance corrected for the clipping, halved. The model
 C(mu) = (exp(2 a00 mu g) - 1) / (2 a00 g^2) + n / g^2 gives the gain g (e-/ADU), the read
-noise sqrt(n) (e-) and a00. Points that leave the model by more than 5 sigma are rejected,
-and the turnoff is the highest mean still kept. Biases are never points: the read noise they
+noise sqrt(n) (e-) and a00. The turnoff is found as cp_pipe finds it: the pairs past the
+variance's collapse are out before the first fit, which stays below 50,000 e-; then, walking
+up from the low-signal end, a pair that leaves the model by more than 5 sigma is dropped, and
+one far above the last pair kept ends the curve. Biases are never points: the read noise they
 measure (pairs of biases) is held fixed in the fit, and only the flats' pairs make the curve.
 
 A fit that cannot be trusted is a `PtcError` with its reason, never a number: fewer than
@@ -97,6 +99,60 @@ def model(mu: npt.NDArray[np.float64], a00: float, gain: float, noise_sq: float)
     return shot + noise_sq / gain**2
 
 
+#: Signal (e-) below which the first fit is made, then extrapolated to find the outliers (cp_pipe's default).
+INITIAL_FIT_E = 50_000.0
+#: Variance (ADU^2) above which a fall of the variance is the turnoff, and the falls in a row it takes (cp_pipe's
+#: minVarPivotSearch and consecutivePointsVarDecreases).
+PIVOT_MIN_VARIANCE = 10_000.0
+PIVOT_FALLS = 2
+
+
+def before_variance_falls(mean: npt.NDArray[np.float64], var: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """The pairs (sorted by mean) before the variance first falls PIVOT_FALLS times in a row: past it, saturation.
+
+    cp_pipe's first estimate of the turnoff (`_getInitialGoodPoints`): at the full well the
+    pixels stop counting and the variance collapses while the mean still creeps up. A fall at
+    low variance (below PIVOT_MIN_VARIANCE ADU^2, noise) is not one; a fall to below half the
+    highest variance so far is one at once (a sensor whose pixels all saturate together).
+    """
+    good = np.isfinite(mean) & np.isfinite(var)
+    highest = np.maximum.accumulate(np.where(good, var, -np.inf))
+    collapsed = np.flatnonzero((var[1:] < 0.5 * highest[:-1]) & (highest[:-1] > PIVOT_MIN_VARIANCE))
+    if collapsed.size:  # the variance below half its highest so far: every pixel at the full well
+        good[collapsed[0] + 1 :] = False
+    falls = [i for i in np.flatnonzero(np.diff(var) < 0) if var[i] > PIVOT_MIN_VARIANCE]
+    run: list[int] = []
+    for i in falls:
+        run = [*run, i] if run and i == run[-1] + 1 else [i]
+        if len(run) >= PIVOT_FALLS:
+            good[run[0] + 1 :] = False
+            break
+    return good
+
+
+#: Walking up the curve, a pair kept after one rejected must lie within this (e-) of the last kept: a wider gap
+#: is past the turnoff, and so is everything above it (cp_pipe's maxDeltaInitialPtcOutlierFit).
+MAX_JUMP_E = 9_000.0
+
+
+def _walk_up(
+    follows: npt.NDArray[np.bool_], mean: npt.NDArray[np.float64], max_jump_adu: float
+) -> npt.NDArray[np.bool_]:
+    """The pairs (sorted by mean) that follow the model, walked up from the low-signal end as cp_pipe walks them.
+
+    A pair that leaves the model is dropped alone; one kept after a gap wider than `max_jump_adu`
+    above the last kept pair ends the curve there (it and all above are dropped): the turnoff.
+    """
+    kept = follows.copy()
+    last = None
+    for i in np.flatnonzero(follows):
+        if last is not None and not follows[i - 1] and mean[i] - mean[last] >= max_jump_adu:
+            kept[i:] = False
+            break
+        last = i
+    return kept
+
+
 def _at(value: float, bound: float, scale: float) -> bool:
     """Whether a fitted value sits on a bound (least_squares leaves an active bound exactly or nearly on it)."""
     return abs(value - bound) <= 1e-6 * scale
@@ -118,12 +174,12 @@ def fit_ptc(
     mean = np.array([p.mean for p in ordered])
     var = np.array([p.variance for p in ordered])
     npix = np.array([p.n_pixels for p in ordered], float)
-    positive = (var > 0) & (mean > 0)
-    upper = positive & (mean >= np.median(mean[positive])) if positive.any() else positive
-    if not upper.any():
+    positive = (var > 0) & (mean > 0) & before_variance_falls(mean, var)
+    if not positive.any():
         raise PtcError("no pair has a positive mean and variance")
-    approx_gain = float(np.clip(np.median(mean[upper] / var[upper]), *GAIN_BOUNDS))
-    keep = positive & (mean * approx_gain < 50_000)  # the initial fit stays well below saturation
+    approx_gain = float(np.clip(np.median(mean[positive] / var[positive]), *GAIN_BOUNDS))  # as cp_pipe estimates it
+    # the initial fit stays well below saturation (cp_pipe's maxSignalInitialPtcOutlierFit, 50,000 e-)
+    keep = positive & (mean * approx_gain <= INITIAL_FIT_E) & (var * approx_gain <= INITIAL_FIT_E)
     if keep.sum() < MIN_LEVELS:
         keep = positive.copy()
     fixed = read_noise_adu is not None
@@ -145,9 +201,7 @@ def fit_ptc(
 
         params = optimize.least_squares(residuals, params, bounds=(low, high)).x
         deviation = np.abs(var - model(mean, *full(params))) / sigma
-        new = positive & (deviation < sigma_cut)
-        first_bad = next((i for i in range(len(new)) if not new[i] and mean[i] > 0), len(new))
-        new[first_bad:] = False  # past the first point that leaves the model: saturation
+        new = _walk_up(positive & (deviation < sigma_cut), mean, MAX_JUMP_E / max(params[1], GAIN_BOUNDS[0]))
         if (new == keep).all():
             break
         keep = new

@@ -105,3 +105,27 @@ def test_ptc_recovers_gain_noise_and_turnoff(detector: DetectorModel) -> None:
         # and the turnoff is the last pair kept: between 88 % and 100 % of the saturation level
         assert 0.88 * 123_000 < result.turnoff <= 123_000
         assert not result.kept[-1]  # the saturated pairs are out
+
+
+@pytest.mark.parametrize(("flux_e_s", "read_noise_known"), [(4_700.0, False), (9_000.0, False), (25_000.0, True)])
+def test_ptc_of_rubins_block_295_exposure_list(flux_e_s: float, read_noise_known: bool) -> None:
+    """Rubin's BLOCK-295 PTC flats, at SDSSr's rate and brighter: up to half the pairs saturate.
+
+    The turnoff is found as cp_pipe finds it: the pairs past the variance's collapse are out
+    before the first fit, the first fit stays below 50,000 e-, and the curve is walked up from
+    the low-signal end. At 25,000 e-/s the faintest pair is 5,000 e-, where the read noise no
+    longer shows: it is given, as a bias pair would give it.
+    """
+    detector = DetectorModel(GEOMETRIES["small"], seed=1)
+    exposures = []
+    for number, exptime in enumerate(t for t in PTC_TIMES for _ in range(2)):
+        exposures.append((exptime, corrected(detector, detector.expose(2000 + number, flux_e_s, exptime, exptime))))
+    for amp, truth in enumerate(detector.amplifiers):
+        pairs = pair_up([(t, images[amp]) for t, images in exposures])
+        assert len(pairs) == len(PTC_TIMES)
+        noise_adu = truth.read_noise_e / truth.gain_e_per_adu if read_noise_known else None
+        result = fit_ptc([pair_point(a, b, t) for t, a, b in pairs], read_noise_adu=noise_adu)
+        assert result.gain == pytest.approx(truth.gain_e_per_adu, rel=0.02), (amp, result.gain)
+        saturated = [p.mean > 0.999 * 123_000 for p in result.points]
+        assert not any(k and s for k, s in zip(result.kept, saturated, strict=True))
+        assert result.turnoff < 123_000
