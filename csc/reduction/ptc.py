@@ -120,7 +120,7 @@ def before_variance_falls(mean: npt.NDArray[np.float64], var: npt.NDArray[np.flo
     collapsed = np.flatnonzero((var[1:] < 0.5 * highest[:-1]) & (highest[:-1] > PIVOT_MIN_VARIANCE))
     if collapsed.size:  # the variance below half its highest so far: every pixel at the full well
         good[collapsed[0] + 1 :] = False
-    falls = [i for i in np.flatnonzero(np.diff(var) < 0) if var[i] > PIVOT_MIN_VARIANCE]
+    falls = [int(i) for i in np.flatnonzero(np.diff(var) < 0) if var[i] > PIVOT_MIN_VARIANCE]
     run: list[int] = []
     for i in falls:
         run = [*run, i] if run and i == run[-1] + 1 else [i]
