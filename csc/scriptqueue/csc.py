@@ -410,7 +410,8 @@ class ScriptQueueCsc(BaseCsc):
             await self.publish_event("nextVisitCanceled", {"scriptSalIndex": item.index, "groupId": item.group_id})
             self.model.update(item.index, group_id="")
 
-    async def _publish_queue(self) -> None:
+    async def _publish_queue(self, *, force: bool = False) -> None:
+        """The `queue` event; `force`: sent even if nothing changed (showQueue, as Rubin's queue forces it)."""
         m = self.model
         items = [*m.queue, *([m.current] if m.current else []), *itertools.islice(m.history, RECENT_HISTORY)]
         summary = [
@@ -434,12 +435,14 @@ class ScriptQueueCsc(BaseCsc):
                 "token": m.token,
                 "items": json.dumps(summary),
             },
+            force=force,
         )
 
-    async def _publish_available(self) -> None:
+    async def _publish_available(self, *, force: bool = False) -> None:
         await self.publish_event(
             "availableScripts",
             {"standard": ":".join(self.roots.available(True)), "external": ":".join(self.roots.available(False))},
+            force=force,
         )
 
     # -- commands ---------------------------------------------------------------------------------
@@ -541,8 +544,6 @@ class ScriptQueueCsc(BaseCsc):
         return json.dumps([i.index for i in items])
 
     async def _do_stop_scripts(self, command: Command) -> str:
-        await command.in_progress(STOP_TIMEOUT_S + 5, "stopping")
-        now = self.clock.tai()
         given = command.data["salIndices"]
         length = command.data.get("length")
         if length is not None and length > len(given):
@@ -551,6 +552,8 @@ class ScriptQueueCsc(BaseCsc):
         indices = list(dict.fromkeys(i for i in given[: length if length is not None else len(given)] if i))
         if not indices:
             raise ExpectedError("stopScripts: no script index among the salIndices given (rule: one at least)")
+        await command.in_progress(STOP_TIMEOUT_S + 5, "stopping")  # checked first: a refusal is never in progress
+        now = self.clock.tai()
         queued = [i for i in indices if any(item.index == i for item in self.model.queue)]
         current = [i for i in indices if self.model.current is not None and self.model.current.index == i]
         # the queued ones leave the queue before the current one ends, so none of them can take its place
@@ -586,7 +589,7 @@ class ScriptQueueCsc(BaseCsc):
         await self._changed()
 
     async def _do_show_queue(self, command: Command) -> None:
-        await self._publish_queue()
+        await self._publish_queue(force=True)
 
     async def _do_show_script(self, command: Command) -> None:
         item = self.model.find(command.data["scriptSalIndex"])
@@ -652,7 +655,7 @@ class ScriptQueueCsc(BaseCsc):
                 item.last_checkpoint, item.reason, item.requeued_from, item.group_id)  # fmt: skip
 
     async def _do_show_available(self, command: Command) -> None:
-        await self._publish_available()
+        await self._publish_available(force=True)
 
     async def _do_show_schema(self, command: Command) -> None:
         cls = self.script_class(command.data["path"], command.data["isStandard"])

@@ -374,3 +374,22 @@ async def test_a_script_that_leaves_the_top_loses_its_group_id(queue: Queue) -> 
     await queue.until(lambda: queue.rig.remote.event("script").get().get("scriptSalIndex") == first)
     assert queue.rig.remote.event("script").get()["groupId"] == ""
     assert queue.rig.remote.event("rootDirectories").get()["standard"].endswith("standard")
+
+
+async def test_show_commands_publish_afresh_and_a_bad_stop_is_never_in_progress(queue: Queue) -> None:
+    """As ts_scriptqueue's tests: showQueue/showAvailableScripts force their events; stopScripts checks first."""
+    heard: Counter[str] = Counter()
+    queue.rig.remote.event("queue").callback = lambda _envelope: heard.update(["queue"])
+    queue.rig.remote.event("availableScripts").callback = lambda _envelope: heard.update(["available"])
+    await queue.rig.clock.settle(5)
+    before = heard.copy()
+    await queue.rig.command("showQueue")
+    await queue.rig.command("showAvailableScripts")
+    await queue.rig.clock.settle(5)
+    assert heard["queue"] == before["queue"] + 1  # nothing changed, and still a fresh event
+    assert heard["available"] == before["available"] + 1
+    acks: list[str] = []
+    with pytest.raises(AckError, match="no script index among the salIndices given"):
+        await queue.rig.remote.command("stopScripts", {"salIndices": [5, 6], "length": 0, "terminate": False},
+                                       on_ack=lambda ack: acks.append(ack.ack.name))  # fmt: skip
+    assert acks == ["FAILED"]  # no INPROGRESS before the refusal
