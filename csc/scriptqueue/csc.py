@@ -108,6 +108,8 @@ class ScriptQueueCsc(BaseCsc):
         self.store = store
         self.model = QueueModel(first_index=index * 100_000)
         self._scripts: dict[int, _Running] = {}
+        #: blocks opened by `add` with startBlock: id -> [declared size, scripts added] (`_block_slot`)
+        self._blocks_by_add: dict[str, list[int]] = {}
         #: what the last `script` event of each script showed (one is sent whenever that changes)
         self._published_scripts: dict[int, tuple[Any, ...]] = {}
         #: the model's token when `script` events were last looked for
@@ -452,16 +454,38 @@ class ScriptQueueCsc(BaseCsc):
         location = Location(d["location"])
         self.model.check_location(location, d["locationSalIndex"])  # refuse a bad location before starting anything
         self.check_script(d["path"], d["isStandard"], d["config"])
+        block_index = self._block_slot(d["block"], start=d["startBlock"], size=d["blockSize"])
         item = QueueItem(
             index=self.model.allocate(), path=d["path"], standard=d["isStandard"], config=d["config"], descr=d["descr"],
             added_tai=self.clock.tai(), block_id=d["block"], block_size=d["blockSize"], cmd_id=command.seq_num,
-            execution_id=d["executionId"],
+            execution_id=d["executionId"], block_index=block_index,
         )  # fmt: skip
         async with self.keep_alive(command, lambda: f"starting script {item.index} ({item.path})"):
             await self._launch(item, log_level=d["logLevel"], pause=d["pauseCheckpoint"], stop=d["stopCheckpoint"])
         self.model.add([item], location, d["locationSalIndex"])
         await self._changed()
         return str(item.index)
+
+    def _block_slot(self, block: str, *, start: bool, size: int) -> int:
+        """The place of a script added with block fields in its block (0 without one), as ts_scriptqueue counts it.
+
+        `startBlock` opens the block (a new one of that id: `blockSize` scripts); the others join the
+        block of that id opened last. A script for a block never opened, or beyond its declared size,
+        is refused (ExpectedError) before anything starts.
+        """
+        if not block:
+            return 0
+        if start:
+            self._blocks_by_add[block] = [size, 0]
+        slot = self._blocks_by_add.get(block)
+        if slot is None:
+            raise ExpectedError(f"block {block!r} was never started: its first script comes with startBlock "
+                                "(rule: a block starts before its scripts)")  # fmt: skip
+        if slot[1] >= slot[0]:
+            raise ExpectedError(f"block {block!r} declared {slot[0]} script{'s' * (slot[0] != 1)} and has them all "
+                                "(rule: blockSize)")  # fmt: skip
+        slot[1] += 1
+        return slot[1] - 1
 
     async def _do_add_block(self, command: Command) -> str:
         d = command.data

@@ -393,3 +393,17 @@ async def test_show_commands_publish_afresh_and_a_bad_stop_is_never_in_progress(
         await queue.rig.remote.command("stopScripts", {"salIndices": [5, 6], "length": 0, "terminate": False},
                                        on_ack=lambda ack: acks.append(ack.ack.name))  # fmt: skip
     assert acks == ["FAILED"]  # no INPROGRESS before the refusal
+
+
+async def test_add_with_block_fields_keeps_rubins_block_rules(queue: Queue) -> None:
+    """ts_scriptqueue's BlockModel: a block's scripts follow its startBlock, and no more than its blockSize."""
+    script = {"path": WAIT, "isStandard": False, "config": "wait_time: 1"}
+    with pytest.raises(AckError, match="block 'BLOCK-T7' was never started"):
+        await queue.rig.command("add", script | {"block": "BLOCK-T7", "location": 2})
+    first = await queue.rig.command("add", script | {"block": "BLOCK-T7", "startBlock": True, "blockSize": 2,
+                                                     "location": 2})  # fmt: skip
+    second = await queue.rig.command("add", script | {"block": "BLOCK-T7", "location": 2})
+    with pytest.raises(AckError, match="block 'BLOCK-T7' declared 2 scripts and has them all"):
+        await queue.rig.command("add", script | {"block": "BLOCK-T7", "location": 2})
+    items = queue.items()
+    assert [items[int(a.result)]["block"] for a in (first, second)] == ["BLOCK-T7", "BLOCK-T7"]
