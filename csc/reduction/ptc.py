@@ -111,22 +111,29 @@ def before_variance_falls(mean: npt.NDArray[np.float64], var: npt.NDArray[np.flo
     """The pairs (sorted by mean) before the variance first falls PIVOT_FALLS times in a row: past it, saturation.
 
     cp_pipe's first estimate of the turnoff (`_getInitialGoodPoints`): at the full well the
-    pixels stop counting and the variance collapses while the mean still creeps up. A fall at
-    low variance (below PIVOT_MIN_VARIANCE ADU^2, noise) is not one; a fall to below half the
-    highest variance so far is one at once (a sensor whose pixels all saturate together).
+    pixels stop counting and the variance collapses while the mean still creeps up. Pairs of
+    one level (means within 1 %) are one step, at their median variance: their scatter is no
+    fall. A fall at low variance (below PIVOT_MIN_VARIANCE ADU^2, noise) is not one; a fall to
+    below half the highest variance so far is one at once (a sensor whose pixels all saturate
+    together).
     """
     good = np.isfinite(mean) & np.isfinite(var)
-    highest = np.maximum.accumulate(np.where(good, var, -np.inf))
-    collapsed = np.flatnonzero((var[1:] < 0.5 * highest[:-1]) & (highest[:-1] > PIVOT_MIN_VARIANCE))
+    starts = [0, *(int(i) + 1 for i in np.flatnonzero(mean[1:] > 1.01 * mean[:-1]))]
+    ends = [*starts[1:], len(mean)]
+    level_var = np.array([np.median(var[a:b]) for a, b in zip(starts, ends, strict=True)])
+    cut = len(starts)  # the first level past the turnoff
+    highest = np.maximum.accumulate(level_var)
+    collapsed = np.flatnonzero((level_var[1:] < 0.5 * highest[:-1]) & (highest[:-1] > PIVOT_MIN_VARIANCE))
     if collapsed.size:  # the variance below half its highest so far: every pixel at the full well
-        good[collapsed[0] + 1 :] = False
-    falls = [int(i) for i in np.flatnonzero(np.diff(var) < 0) if var[i] > PIVOT_MIN_VARIANCE]
+        cut = int(collapsed[0]) + 1
     run: list[int] = []
-    for i in falls:
+    for i in (int(i) for i in np.flatnonzero(np.diff(level_var) < 0) if level_var[i] > PIVOT_MIN_VARIANCE):
         run = [*run, i] if run and i == run[-1] + 1 else [i]
         if len(run) >= PIVOT_FALLS:
-            good[run[0] + 1 :] = False
+            cut = min(cut, run[0] + 1)
             break
+    if cut < len(starts):
+        good[starts[cut] :] = False
     return good
 
 

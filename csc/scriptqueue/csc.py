@@ -453,13 +453,19 @@ class ScriptQueueCsc(BaseCsc):
         d = command.data
         location = Location(d["location"])
         self.model.check_location(location, d["locationSalIndex"])  # refuse a bad location before starting anything
-        self.check_script(d["path"], d["isStandard"], d["config"])
+        cls = self.script_class(d["path"], d["isStandard"])  # an unknown script fails the add, as Rubin's does
         block_index = self._block_slot(d["block"], start=d["startBlock"], size=d["blockSize"])
         item = QueueItem(
             index=self.model.allocate(), path=d["path"], standard=d["isStandard"], config=d["config"], descr=d["descr"],
             added_tai=self.clock.tai(), block_id=d["block"], block_size=d["blockSize"], cmd_id=command.seq_num,
             execution_id=d["executionId"], block_index=block_index,
         )  # fmt: skip
+        try:
+            check_configuration(cls, d["path"], d["config"])
+        except ValidationError as exc:  # Rubin's add completes and the script goes to history CONFIGURE_FAILED
+            self.model.configure_failed(item, str(exc), self.clock.tai())
+            await self._changed()
+            return str(item.index)
         async with self.keep_alive(command, lambda: f"starting script {item.index} ({item.path})"):
             await self._launch(item, log_level=d["logLevel"], pause=d["pauseCheckpoint"], stop=d["stopCheckpoint"])
         self.model.add([item], location, d["locationSalIndex"])

@@ -299,6 +299,11 @@ class QueueModel:
             for _, item in sorted(rest.items())
         ]  # fmt: skip
 
+    def configure_failed(self, item: QueueItem, reason: str, now: float) -> None:
+        """A script added whose configuration its schema refuses: straight to history, CONFIGURE_FAILED (as Rubin's)."""
+        item.script_state = ScriptState.CONFIGURE_FAILED
+        self._to_history(item, ProcessState.CONFIGURE_FAILED, reason, now)
+
     def remove_queued(self, index: int, state: ProcessState, reason: str, now: float) -> QueueItem:
         item = self.queue.pop(self._queued_position(index, "stop"))
         self._to_history(item, state, reason, now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -73,8 +74,21 @@ async def refused(rig: Rig, command: str, data: dict[str, Any], message: str) ->
          "field 'nimages': 2.0 is none of: an integer; a null \\(rule: anyOf\\)"),
     ],
 )  # fmt: skip
-async def test_add_refuses(rig: Rig, data: dict[str, Any], message: str) -> None:
-    await refused(rig, "add", data, message)
+async def test_add_refuses_or_fails_the_configuration(rig: Rig, data: dict[str, Any], message: str) -> None:
+    """An unknown script or location fails the add; a configuration its schema refuses completes the add and
+    goes to history CONFIGURE_FAILED with the named reason (ts_scriptqueue's test_add_bad_config)."""
+    if "config" not in data:
+        await refused(rig, "add", data, message)
+        return
+    ack = await rig.command("add", {"isStandard": True, "location": 2} | data)
+    assert isinstance(rig.csc, ScriptQueueCsc)
+    item = rig.csc.model.find(int(ack.result))
+    assert item is not None
+    assert rig.csc.model.queue == []
+    assert (item.process_state.name, item.script_state.name) == ("CONFIGURE_FAILED", "CONFIGURE_FAILED")
+    assert re.search(message, item.reason), item.reason
+    script = rig.remote.event("script").get()
+    assert (script["scriptSalIndex"], script["processState"]) == (item.index, 6)
 
 
 def block(**changes: Any) -> str:

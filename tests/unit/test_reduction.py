@@ -129,3 +129,13 @@ def test_ptc_of_rubins_block_295_exposure_list(flux_e_s: float, read_noise_known
         saturated = [p.mean > 0.999 * 123_000 for p in result.points]
         assert not any(k and s for k, s in zip(result.kept, saturated, strict=True))
         assert result.turnoff < 123_000
+
+
+def test_the_variance_falling_marks_the_turnoff_but_a_levels_scatter_does_not() -> None:
+    from obsq.csc.reduction.ptc import before_variance_falls
+
+    mean = np.array([1e3, 1e4, 3e4, 3.0001e4, 3.0002e4, 6e4, 8e4, 9e4, 9.5e4])
+    var = np.array([5e2, 5e3, 1.31e4, 1.297e4, 1.294e4, 2.6e4, 2.5e4, 2.2e4, 2.0e4])  # three pairs at 3e4 scatter
+    assert before_variance_falls(mean, var).tolist() == [True] * 6 + [False] * 3  # two falls in a row from 6e4
+    collapse = np.array([5e2, 5e3, 1.3e4, 2.6e4, 3.5e4, 40.0, 41.0, 45.0, 44.0])  # every pixel at the full well
+    assert before_variance_falls(mean, collapse).tolist() == [True] * 5 + [False] * 4
