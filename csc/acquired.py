@@ -72,17 +72,17 @@ class AcquiredImages:
         self.db = Database(target, SCHEMA)
 
     def next_seqnum(self, dayobs: int) -> int:
-        with self.db.transaction() as db:
-            last = db.execute("SELECT MAX(seqnum) FROM acquired_images WHERE dayobs = ?", (dayobs,)).scalar()
+        query = "SELECT MAX(seqnum) FROM acquired_images WHERE dayobs = ?"
+        last = self.db.run(lambda db: db.execute(query, (dayobs,)).scalar())
         return int(last or 0) + 1
 
     def record(self, image: AcquiredImage) -> None:
+        """Add an image; a transaction the server cut off is tried again (in case it committed, its row is kept)."""
         placeholders = ", ".join("?" for _ in _COLUMNS)
-        with self.db.transaction() as db:
-            db.execute(
-                f"INSERT INTO acquired_images ({', '.join(_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
-                tuple(asdict(image).values()),
-            )
+        insert = f"INSERT INTO acquired_images ({', '.join(_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608
+        values = tuple(asdict(image).values())
+        self.db.run(lambda db: db.execute(insert, values),
+                    again=lambda db: db.execute(f"{insert} ON CONFLICT (obsid) DO NOTHING", values))  # fmt: skip
 
     def images(self, **where: str | float | int) -> list[AcquiredImage]:
         """Rows matching every `column=value` given, in sequence order."""
@@ -90,9 +90,6 @@ class AcquiredImages:
         if unknown:
             raise ValueError(f"unknown registry columns: {', '.join(sorted(unknown))}")
         clause = " AND ".join(f"{column} = ?" for column in where) or "TRUE"
-        with self.db.transaction() as db:
-            rows = db.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM acquired_images WHERE {clause} ORDER BY dayobs, seqnum",  # noqa: S608
-                tuple(where.values()),
-            ).fetchall()
+        query = f"SELECT {', '.join(_COLUMNS)} FROM acquired_images WHERE {clause} ORDER BY dayobs, seqnum"  # noqa: S608
+        rows = self.db.run(lambda db: db.execute(query, tuple(where.values())).fetchall())
         return [AcquiredImage(*row) for row in rows]

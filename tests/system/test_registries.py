@@ -212,3 +212,36 @@ def test_a_dropped_connection_is_opened_again(postgres_url: str, postgres_server
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()")
     store.add("cpDark", {}, 3.0)  # the transaction checks its connection first: nothing fails
     assert [j.pipeline for j in store.jobs()] == ["cpBias", "cpDark"]
+
+
+@pytest.mark.parametrize("after_commit", [False, True])
+def test_an_image_recorded_as_the_server_cuts_the_connection_is_kept_once(
+    postgres_url: str, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch, after_commit: bool
+) -> None:
+    """The camera's record when its transaction is cut off (a restart mid-BLOCK-295): tried again, one row.
+
+    The cut comes before the insert (the transaction rolled back) or after it (its row there, as
+    when a commit went through just before the connection did): either way the image is recorded once.
+    """
+    from obsq.csc import database
+
+    registry = AcquiredImages(postgres_url)
+    registry.record(image(1))
+    real = database.Transaction.execute
+    cuts: list[str] = []
+
+    def cut_once(self: database.Transaction, sql: str, params: tuple[object, ...] = ()) -> object:
+        if sql.startswith("INSERT") and not cuts:
+            cuts.append(sql)
+            if after_commit:
+                with psycopg.connect(postgres_url, autocommit=True) as other:  # the row, as if committed
+                    other.execute(database.Transaction(other, "postgresql")._sql(sql), params)
+            pid = self._connection.info.backend_pid
+            with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        return real(self, sql, params)
+
+    monkeypatch.setattr(database.Transaction, "execute", cut_once)
+    registry.record(image(2))
+    assert len(cuts) == 1
+    assert [i.seqnum for i in registry.images()] == [1, 2]
