@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import fnmatch
 import functools
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +43,37 @@ WORKER_RESPAWN_DELAY_S = 5.0
 MAX_JOB_ATTEMPTS = 3
 #: Real seconds between two tries to reach a job table that is away.
 DISPATCH_RETRY_S = 2.0
+
+
+MAX_LISTED = 100
+
+
+def _listed(text: str, field_name: str) -> list[str]:
+    """A comma-separated field's items (blanks dropped); ExpectedError if more than MAX_LISTED."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if len(items) > MAX_LISTED:
+        raise ExpectedError(f"execute: {field_name}: {len(items)} items, more than {MAX_LISTED} (rule: maxItems)")
+    return items
+
+
+def _captured(job: Job) -> str:
+    """A job's result, and with output_dataset_types the dataset types it made that match them (`captured`).
+
+    A job's dataset type is the type of the product it made (bias, dark, flat, ptc) or, for the
+    others, its pipeline's name.
+    """
+    patterns = job.config.get("output_dataset_types", [])
+    if not patterns:
+        return job.result
+    try:
+        result = json.loads(job.result or "{}")
+    except json.JSONDecodeError:
+        return job.result
+    made = [str(result["type"])] if isinstance(result, dict) and result.get("type") else [job.pipeline]
+    captured = sorted({name for name in made if any(fnmatch.fnmatchcase(name, p) for p in patterns)})
+    if not isinstance(result, dict):
+        return job.result
+    return json.dumps(result | {"output_dataset_types": patterns, "captured": captured})
 
 
 @dataclass
@@ -83,6 +116,18 @@ class OCPSCsc(BaseCsc):
 
     async def _do_execute(self, command: Command) -> str:
         config = parse_request(command.data["pipeline"], command.data["config"])
+        prereq = _listed(command.data.get("prereq_jobs", ""), "prereq_jobs")
+        patterns = _listed(command.data.get("output_dataset_types", ""), "output_dataset_types")
+        if prereq:  # every one a job of the table, named at the door
+            reading = self.keep_alive(command, lambda: "reading the prerequisite jobs (the job table)")
+            async with reading:
+                known = {job.id for job in await self.clock.to_thread(self.store.jobs)}
+            unknown = [job_id for job_id in prereq if job_id not in known]
+            if unknown:
+                raise ExpectedError(f"execute: prereq_jobs: no job {unknown[0][:64]!r} (rule: a job of this OCPS)")
+            config["prereq_jobs"] = prereq
+        if patterns:
+            config["output_dataset_types"] = patterns
         if command.data["pipeline"] == "cpVerifyCounts":  # the camera's registry, in the same data folder
             config.setdefault("registry", self.registries.acquired)
         if command.data["pipeline"] in READS_REGISTRIES:  # this service's own registries, never a client's path
@@ -113,7 +158,7 @@ class OCPSCsc(BaseCsc):
         code = job.exit_code if job.exit_code is not None else (0 if job.finished_ok else 1)
         await self.publish_event(
             "job_result",
-            {"job_id": job.id, "exit_code": code, "result": job.result, "pipeline": job.pipeline},
+            {"job_id": job.id, "exit_code": code, "result": _captured(job), "pipeline": job.pipeline},
             force=force,
         )
 
@@ -150,6 +195,8 @@ class OCPSCsc(BaseCsc):
                 await self.clock.unscaled().sleep(DISPATCH_RETRY_S)
                 continue
             for job in queued:
+                if not await self._prerequisites_met(job):
+                    continue
                 async with self._handing:
                     idle = self._idle()  # again: a worker may have died while the table was read
                     if not idle:
@@ -167,6 +214,22 @@ class OCPSCsc(BaseCsc):
                 with contextlib.suppress(ConnectionError):  # a worker that died: its watcher runs the job again
                     await worker.process.stdin.drain()
             await self._wakeup.wait()
+
+    async def _prerequisites_met(self, job: Job) -> bool:
+        """Whether a QUEUED job may run: every prereq_jobs DONE. One FAILED fails it (its result says which)."""
+        prereq = job.config.get("prereq_jobs", [])
+        if not prereq:
+            return True
+        states = {j.id: j.state for j in await self.clock.to_thread(self.store.jobs) if j.id in prereq}
+        failed = [job_id for job_id in prereq if states.get(job_id) == "FAILED"]
+        if failed:
+            result = {"error": f"prerequisite job {failed[0]} failed: {job.id} was not run"}
+            await self.clock.to_thread(self.store.start, job.id, wall_tai())
+            await self.clock.to_thread(functools.partial(self.store.finish, job.id, ok=False, result=result,
+                                                         now=wall_tai()))  # fmt: skip
+            await self._publish_result(await self._job(job.id))
+            return False
+        return all(states.get(job_id) == "DONE" for job_id in prereq)
 
     async def _wake_after(self, seconds: float) -> None:
         await self.clock.unscaled().sleep(seconds)

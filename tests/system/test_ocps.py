@@ -172,3 +172,38 @@ async def test_jobs_asked_for_at_once_each_get_their_own_id(rig: Rig, tmp_path: 
     biases = [camera.take("BIAS", 0.0) for _ in range(3)]
     jobs = await asyncio.gather(*(execute(rig, "cpBias", {"inputs": biases, "force": True}) for _ in range(8)))
     assert len(set(jobs)) == 8
+
+
+async def test_prereq_jobs_wait_and_output_dataset_types_are_captured(
+    rig: Rig, tmp_path: Path, detector: DetectorModel
+) -> None:
+    """Rubin's execute fields: a job waits for its prereq_jobs, fails if one did, and names what it captured."""
+    camera = Camera(detector, tmp_path)
+    biases = [camera.take("BIAS", 0.0) for _ in range(5)]
+    flats = [camera.take("FLAT", 6.0) for _ in range(2)]
+    results: dict[str, dict[str, Any]] = {}
+    rig.remote.event("job_result").callback = lambda envelope: results.setdefault(envelope.data["job_id"],
+                                                                                    envelope.data)  # fmt: skip
+    bad = await execute(rig, "cpDark", {"inputs": flats})  # fails: flats are no darks
+    good = await execute(rig, "cpBias", {"inputs": biases})
+    after_good = await rig.remote.command("execute", {
+        "pipeline": "cpBias", "config": json.dumps({"inputs": biases, "force": True}), "prereq_jobs": good,
+        "output_dataset_types": "bias*, ptc"})  # fmt: skip
+    after_bad = await rig.remote.command("execute", {
+        "pipeline": "cpBias", "config": json.dumps({"inputs": biases}), "prereq_jobs": f"{good}, {bad}"})  # fmt: skip
+    for _ in range(6000):  # bounds a hang only
+        if {good, after_good.result, after_bad.result} <= set(results):
+            break
+        await asyncio.sleep(0.01)
+    first, second, refused = results[good], results[after_good.result], results[after_bad.result]
+    assert second["exit_code"] == 0, second
+    captured = json.loads(second["result"])
+    assert (captured["output_dataset_types"], captured["captured"]) == (["bias*", "ptc"], ["bias"])
+    store = rig.csc.store  # type: ignore[attr-defined]
+    assert store.get(after_good.result).started >= store.get(good).finished  # it waited for its prerequisite
+    assert first["exit_code"] == 0
+    assert refused["exit_code"] == 1
+    assert json.loads(refused["result"])["error"] == f"prerequisite job {bad} failed: {after_bad.result} was not run"
+    with pytest.raises(AckError, match="prereq_jobs: no job 'ocps-999999'"):
+        await rig.remote.command("execute", {"pipeline": "cpBias", "config": json.dumps({"inputs": biases}),
+                                             "prereq_jobs": "ocps-999999"})  # fmt: skip
