@@ -14,6 +14,8 @@ TRACKING_DISABLED, TRACKING_ENABLED = 8, 9
 MOUNT_DEVICE_FAILED = 11
 #: Seconds a slew may take past its estimate from the configured speeds (a real mount's own speed).
 SLEW_MARGIN_S = 60.0
+#: Samples in one mount_AzEl_Encoders message (Rubin's cRIO: 100 at 100 Hz).
+ENCODER_SAMPLES = 100
 
 
 class ATMCSCsc(BaseCsc):
@@ -24,6 +26,7 @@ class ATMCSCsc(BaseCsc):
     def __init__(self, *, driver: MountDriver, index: int = 0, **kwargs: Any) -> None:
         super().__init__("ATMCS", index=index, **kwargs)
         self.driver = driver
+        self._track_id = 0
         self.register_command("moveToPosition", self._do_move)
         self.register_command("startTracking", self._do_start_tracking)
         self.register_command("stopTracking", self._do_stop_tracking)
@@ -56,12 +59,27 @@ class ATMCSCsc(BaseCsc):
         await self.publish_event(
             "atMountState", {"state": TRACKING_ENABLED if self.driver.tracking else TRACKING_DISABLED}
         )
+        await self.publish_telemetry("mount_AzEl_Encoders", self._encoders())
+
+    def _encoders(self) -> dict[str, Any]:
+        """Rubin's 100-sample encoder telemetry, here of the mount at rest where it is (no raw encoders: 0)."""
+        raw = {f"{axis}Encoder{n}Raw": [0.0] * ENCODER_SAMPLES for axis in ("elevation", "azimuth") for n in (1, 2, 3)}
+        return {
+            "cRIO_timestamp": self.clock.tai(), "trackId": self._track_id,
+            "elevationCalculatedAngle": [float(self.driver.elevation)] * ENCODER_SAMPLES,
+            "azimuthCalculatedAngle": [float(self.driver.azimuth)] * ENCODER_SAMPLES, **raw,
+        }  # fmt: skip
 
     async def _do_move(self, command: Command) -> str:
         azimuth, elevation = command.data["azimuth"], command.data["elevation"]
         duration = self.driver.slew_time(azimuth, elevation)  # refuses a position beyond the limits
         await command.in_progress(duration + SLEW_MARGIN_S + 5, f"slewing to az {azimuth:g} el {elevation:g}")
-        await self.publish_event("target", {"azimuth": azimuth, "elevation": elevation})
+        self._track_id += 1
+        await self.publish_event("target", {
+            "azimuth": azimuth, "elevation": elevation, "azimuthVelocity": 0.0, "elevationVelocity": 0.0,
+            "nasmyth1RotatorAngle": 0.0, "nasmyth1RotatorAngleVelocity": 0.0, "nasmyth2RotatorAngle": 0.0,
+            "nasmyth2RotatorAngleVelocity": 0.0, "taiTime": self.clock.tai(), "trackId": self._track_id,
+            "tracksys": "LOCAL", "radesys": ""})  # fmt: skip
         await self.publish_event("allAxesInPosition", {"inPosition": False})
         try:
             await self.driver.slew(azimuth, elevation, duration + SLEW_MARGIN_S)

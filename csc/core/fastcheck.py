@@ -17,7 +17,19 @@ from typing import Any
 
 Check = Callable[[Any], bool]
 
-_ANNOTATIONS = {"description", "title", "default", "$comment", "examples", "format", "$schema", "$id", "deprecated"}
+#: Keywords that say something of a value and check nothing ("units": ts_xml's units of a field, as Rubin's).
+_ANNOTATIONS = {
+    "description",
+    "title",
+    "default",
+    "$comment",
+    "examples",
+    "format",
+    "$schema",
+    "$id",
+    "deprecated",
+    "units",
+}
 
 
 def _is_integer(x: Any) -> bool:

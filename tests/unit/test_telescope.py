@@ -256,3 +256,10 @@ async def test_mount_slew_and_limits() -> None:
         assert rig.remote.event("atMountState").get() == {"state": 9}
         await rig.command("stopTracking")
         assert rig.remote.event("atMountState").get() == {"state": 8}
+        # Rubin's shapes: the target with its track id and system, the encoders as 100 samples
+        target = rig.remote.event("target").get()
+        assert (target["trackId"], target["tracksys"], target["azimuthVelocity"]) == (1, "LOCAL", 0.0)
+        encoders = rig.remote.telemetry("mount_AzEl_Encoders").get()
+        assert encoders["azimuthCalculatedAngle"] == [188.7] * 100
+        assert encoders["elevationCalculatedAngle"] == [39.0] * 100
+        assert len(encoders["azimuthEncoder3Raw"]) == 100
