@@ -56,3 +56,18 @@ def test_no_generic_field_is_missing() -> None:
                 if rubin_fields is not None:
                     missing += [f"{kind}/{topic}.{f}" for f in rubin_fields if f not in fields(spec)]
     assert missing == []
+
+
+@pytest.mark.parametrize("component", sorted(RUBIN["components"]))
+def test_every_field_carries_ts_xml_s_unit(component: str) -> None:
+    """The units ts_xml gives the fields obsq implements (other than unitless) are in obsq's interface files."""
+    ours = json.loads((INTERFACES / f"{component}.json").read_text())
+    wrong = []
+    for kind, entry in RUBIN["components"][component].items():
+        for topic, units in entry.get("units", {}).items():
+            mine = ours.get(kind, {}).get(topic)
+            properties = mine.get("schema", mine).get("properties", {}) if mine else {}
+            wrong += [f"{kind}/{topic}.{field}: {properties[field].get('units')} for {unit}"
+                      for field, unit in units.items()
+                      if field in properties and properties[field].get("units") != unit]  # fmt: skip
+    assert wrong == []
