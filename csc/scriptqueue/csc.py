@@ -211,6 +211,11 @@ class ScriptQueueCsc(BaseCsc):
 
     async def _launch(self, item: QueueItem, *, log_level: int, pause: str, stop: str) -> None:
         """Start the script, wait until it listens, configure it; ExpectedError if it fails."""
+        await self._start_process(item)
+        await self._configure_started(item, log_level=log_level, pause=pause, stop=stop)
+
+    async def _start_process(self, item: QueueItem) -> None:
+        """Start the script's process and listen to it (it is LOADING until it answers `configure`)."""
         wall = self.clock.unscaled()
         handle = await self.runner.start(item.index, item.path, item.standard)
         remote = Remote(self.bus, ComponentId("Script", item.index), clock=wall, root=self.root, identity=self.identity)
@@ -227,6 +232,11 @@ class ScriptQueueCsc(BaseCsc):
         remote.event("metadata").callback = mine(self._on_metadata)
         await remote.start()
         self.create_task(self._watch_process(item.index), f"script.{item.index}")
+
+    async def _configure_started(self, item: QueueItem, *, log_level: int, pause: str, stop: str) -> None:
+        """Wait until a started script listens and configure it; ExpectedError (its process killed) if it fails."""
+        running = self._scripts[item.index]
+        remote, handle = running.remote, running.handle
         try:
             await self._wait_listening(remote, handle)
             item.configure_start_tai = self.clock.tai()
@@ -240,12 +250,16 @@ class ScriptQueueCsc(BaseCsc):
             reason = exc.ack.result.removeprefix("Failed: ") if isinstance(exc, AckError) else str(exc)
             await self._kill(item.index)
             raise ExpectedError(f"script {item.path}: {reason}") from None
-        # its reports came before the item was in the model: record where it stands
-        item.configure_end_tai = self.clock.tai()
-        item.script_state = ScriptState.CONFIGURED
-        item.process_state = ProcessState.CONFIGURED
+        # its reports may have come before the item was in the model: record where it stands
         metadata = remote.event("metadata").get()
-        item.duration_s, item.total = metadata.get("duration", 0.0), metadata.get("nimages", 0)
+        fields = {"configure_end_tai": self.clock.tai(), "script_state": ScriptState.CONFIGURED,
+                  "process_state": ProcessState.CONFIGURED, "duration_s": metadata.get("duration", 0.0),
+                  "total": metadata.get("nimages", 0)}  # fmt: skip
+        if self.model.find(item.index) is None:  # not in the model yet (a block's, before it is added)
+            for name, value in fields.items():
+                setattr(item, name, value)
+        elif not self.model.in_history(item):  # (one stopped while it loaded stays as it ended)
+            self.model.update(item.index, **fields)
 
     async def _wait_listening(self, remote: Remote, handle: ScriptHandle) -> None:
         """Until the script has published its first state (it then serves commands).
@@ -467,10 +481,24 @@ class ScriptQueueCsc(BaseCsc):
             await self._changed()
             return str(item.index)
         async with self.keep_alive(command, lambda: f"starting script {item.index} ({item.path})"):
-            await self._launch(item, log_level=d["logLevel"], pause=d["pauseCheckpoint"], stop=d["stopCheckpoint"])
+            await self._start_process(item)
+        # as Rubin's queue: the add completes once the process has started, and the script is seen LOADING
         self.model.add([item], location, d["locationSalIndex"])
         await self._changed()
+        options = {"log_level": d["logLevel"], "pause": d["pauseCheckpoint"], "stop": d["stopCheckpoint"]}
+        self.create_task(self._configure_added(item, **options), f"configure.{item.index}")
         return str(item.index)
+
+    async def _configure_added(self, item: QueueItem, *, log_level: int, pause: str, stop: str) -> None:
+        """Configure a script `add` queued; one that fails leaves the queue for history, CONFIGURE_FAILED."""
+        try:
+            await self._configure_started(item, log_level=log_level, pause=pause, stop=stop)
+        except (ObsqError, TimeoutError) as exc:  # whatever it was, the script is not configured: said, not raised
+            await self._kill(item.index)
+            if any(queued is item for queued in self.model.queue):  # not stopped meanwhile
+                self.model.update(item.index, script_state=ScriptState.CONFIGURE_FAILED)
+                self.model.remove_queued(item.index, ProcessState.CONFIGURE_FAILED, str(exc), self.clock.tai())
+        await self._changed()
 
     def _block_slot(self, block: str, *, start: bool, size: int) -> int:
         """The place of a script added with block fields in its block (0 without one), as ts_scriptqueue counts it.

@@ -16,7 +16,7 @@ from obsq.csc.bus.brokers import MosquittoProcess
 from obsq.csc.bus.mqtt import MqttBus
 from obsq.csc.bus.url import BrokerUrl
 from obsq.csc.clock import LoopClock
-from obsq.csc.component import AckError, Remote
+from obsq.csc.component import Remote
 from obsq.csc.core.states import State
 from obsq.csc.core.topics import ComponentId
 from obsq.csc.observatory import component_argv
@@ -117,9 +117,12 @@ async def test_failing_script_pauses_and_stays_for_inspection(queue: QueueRig) -
     assert queue.items()[bad]["area"] == "history"
 
 
-async def test_configure_failure_is_refused_at_add_and_nothing_is_queued(queue: QueueRig) -> None:
-    with pytest.raises(AckError, match=r"field 'wait_time': -1 is less than the minimum of 0"):
-        await queue.add("wait_time: -1")
+async def test_a_bad_configuration_completes_the_add_and_goes_to_history_configure_failed(queue: QueueRig) -> None:
+    """ts_scriptqueue's test_add_bad_config: the add completes, nothing is queued, history says why."""
+    bad = await queue.add("wait_time: -1")
+    await queue.until(lambda: queue.items().get(bad, {}).get("area") == "history")
+    assert queue.items()[bad]["process"] == "CONFIGURE_FAILED"
+    assert "field 'wait_time': -1 is less than the minimum of 0" in queue.items()[bad]["reason"]
     assert queue.order() == []
 
 

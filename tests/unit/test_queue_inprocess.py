@@ -407,3 +407,20 @@ async def test_add_with_block_fields_keeps_rubins_block_rules(queue: Queue) -> N
         await queue.rig.command("add", script | {"block": "BLOCK-T7", "location": 2})
     items = queue.items()
     assert [items[int(a.result)]["block"] for a in (first, second)] == ["BLOCK-T7", "BLOCK-T7"]
+
+
+async def test_an_added_script_is_seen_loading_and_a_failed_configure_goes_to_history(queue: Queue) -> None:
+    """As ts_scriptqueue: `add` completes when the process has started (the script LOADING in the queue), and a
+    script that refuses its configuration ends in history CONFIGURE_FAILED, with its reason (test_add_bad_config)."""
+    queue.rig.csc.model.pause()  # type: ignore[attr-defined]
+    loading = await queue.rig.command("add", {"path": "testing/slow_configure.py", "isStandard": False,
+                                              "config": "configure_s: 0.5", "location": 2})  # fmt: skip
+    index = int(loading.result)
+    assert queue.items()[index]["area"] == "queue"
+    assert queue.items()[index]["process"] == "LOADING"
+    await queue.until(lambda: queue.items()[index]["process"] == "CONFIGURED")
+    bad = await queue.add("fail_configure: true")  # the schema takes it; the script's configure refuses it
+    await queue.until(lambda: queue.items()[bad]["area"] == "history")
+    assert (queue.items()[bad]["process"], queue.items()[bad]["state"]) == ("CONFIGURE_FAILED", "CONFIGURE_FAILED")
+    assert "configure failed on purpose (fail_configure)" in queue.items()[bad]["reason"]
+    assert queue.order() == [index]

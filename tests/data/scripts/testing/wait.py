@@ -1,4 +1,4 @@
-"""testing/wait.py: waits, and can fail or hang — for the queue's tests."""
+"""testing/wait.py: waits, and can fail (in configure, run or cleanup) or hang — for the queue's tests."""
 
 from __future__ import annotations
 
@@ -21,8 +21,13 @@ class WaitScript(BaseScript):
                 "wait_time": {"type": "number", "minimum": 0, "default": 0},
                 "fail_run": {"type": "boolean", "default": False},
                 "fail_cleanup": {"type": "boolean", "default": False},
+                "fail_configure": {"type": "boolean", "default": False},
             },
         }
+
+    async def configure(self, config: dict[str, Any]) -> None:
+        if config["fail_configure"]:
+            raise ExpectedError("configure failed on purpose (fail_configure)")
 
     def set_metadata(self, metadata: dict[str, Any]) -> None:
         metadata["duration"] = self.config["wait_time"]
