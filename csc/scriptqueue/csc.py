@@ -212,7 +212,11 @@ class ScriptQueueCsc(BaseCsc):
     async def _launch(self, item: QueueItem, *, log_level: int, pause: str, stop: str) -> None:
         """Start the script, wait until it listens, configure it; ExpectedError if it fails."""
         await self._start_process(item)
-        await self._configure_started(item, log_level=log_level, pause=pause, stop=stop)
+        try:
+            await self._configure_started(item, log_level=log_level, pause=pause, stop=stop)
+        except ExpectedError:
+            await self._kill(item.index)
+            raise
 
     async def _start_process(self, item: QueueItem) -> None:
         """Start the script's process and listen to it (it is LOADING until it answers `configure`)."""
@@ -234,7 +238,7 @@ class ScriptQueueCsc(BaseCsc):
         self.create_task(self._watch_process(item.index), f"script.{item.index}")
 
     async def _configure_started(self, item: QueueItem, *, log_level: int, pause: str, stop: str) -> None:
-        """Wait until a started script listens and configure it; ExpectedError (its process killed) if it fails."""
+        """Wait until a started script listens and configure it; ExpectedError if it fails (the caller ends it)."""
         running = self._scripts[item.index]
         remote, handle = running.remote, running.handle
         try:
@@ -248,7 +252,6 @@ class ScriptQueueCsc(BaseCsc):
             )  # fmt: skip
         except (AckError, ExpectedError) as exc:
             reason = exc.ack.result.removeprefix("Failed: ") if isinstance(exc, AckError) else str(exc)
-            await self._kill(item.index)
             raise ExpectedError(f"script {item.path}: {reason}") from None
         # its reports may have come before the item was in the model: record where it stands
         metadata = remote.event("metadata").get()
@@ -494,10 +497,10 @@ class ScriptQueueCsc(BaseCsc):
         try:
             await self._configure_started(item, log_level=log_level, pause=pause, stop=stop)
         except (ObsqError, TimeoutError) as exc:  # whatever it was, the script is not configured: said, not raised
-            await self._kill(item.index)
             if any(queued is item for queued in self.model.queue):  # not stopped meanwhile
                 self.model.update(item.index, script_state=ScriptState.CONFIGURE_FAILED)
                 self.model.remove_queued(item.index, ProcessState.CONFIGURE_FAILED, str(exc), self.clock.tai())
+            await self._kill(item.index)  # after: its end must not be taken for the reason
         await self._changed()
 
     def _block_slot(self, block: str, *, start: bool, size: int) -> int:

@@ -124,6 +124,11 @@ async def test_a_bad_configuration_completes_the_add_and_goes_to_history_configu
     assert queue.items()[bad]["process"] == "CONFIGURE_FAILED"
     assert "field 'wait_time': -1 is less than the minimum of 0" in queue.items()[bad]["reason"]
     assert queue.order() == []
+    # the schema takes it, the script's own configure refuses it: its process ends, and the reason is the refusal
+    refused = await queue.add("fail_configure: true")
+    await queue.until(lambda: queue.items().get(refused, {}).get("area") == "history")
+    assert queue.items()[refused]["process"] == "CONFIGURE_FAILED"
+    assert "configure failed on purpose (fail_configure)" in queue.items()[refused]["reason"]
 
 
 async def test_stop_queued_stop_running_and_terminate_a_hung_script(queue: QueueRig) -> None:
