@@ -190,12 +190,14 @@ class OCPSCsc(BaseCsc):
             self._wakeup.clear()
             try:
                 queued = await self.clock.to_thread(self.store.jobs, "QUEUED") if self._idle() else []
+                waiting = any(job.config.get("prereq_jobs") for job in queued)  # the table read once a pass for them
+                states = {j.id: j.state for j in await self.clock.to_thread(self.store.jobs)} if waiting else {}
             except DatabaseError as exc:  # the job table is away: the jobs wait in it, the service lives on
                 self.log.error("jobs_not_dispatched", reason=str(exc), retry_in_s=DISPATCH_RETRY_S)
                 await self.clock.unscaled().sleep(DISPATCH_RETRY_S)
                 continue
             for job in queued:
-                if not await self._prerequisites_met(job):
+                if not await self._prerequisites_met(job, states):
                     continue
                 async with self._handing:
                     idle = self._idle()  # again: a worker may have died while the table was read
@@ -215,18 +217,22 @@ class OCPSCsc(BaseCsc):
                     await worker.process.stdin.drain()
             await self._wakeup.wait()
 
-    async def _prerequisites_met(self, job: Job) -> bool:
-        """Whether a QUEUED job may run: every prereq_jobs DONE. One FAILED fails it (its result says which)."""
+    async def _prerequisites_met(self, job: Job, states: dict[str, str]) -> bool:
+        """Whether a QUEUED job may run: every prereq_jobs DONE (`states`: the job table's). One FAILED fails it."""
         prereq = job.config.get("prereq_jobs", [])
         if not prereq:
             return True
-        states = {j.id: j.state for j in await self.clock.to_thread(self.store.jobs) if j.id in prereq}
         failed = [job_id for job_id in prereq if states.get(job_id) == "FAILED"]
         if failed:
             result = {"error": f"prerequisite job {failed[0]} failed: {job.id} was not run"}
-            await self.clock.to_thread(self.store.start, job.id, wall_tai())
-            await self.clock.to_thread(functools.partial(self.store.finish, job.id, ok=False, result=result,
-                                                         now=wall_tai()))  # fmt: skip
+            try:
+                await self.clock.to_thread(self.store.start, job.id, wall_tai())
+                await self.clock.to_thread(functools.partial(self.store.finish, job.id, ok=False, result=result,
+                                                             now=wall_tai()))  # fmt: skip
+            except DatabaseError as exc:  # still QUEUED (or RUNNING, run again after a restart): failed next pass
+                self.log.error("job_not_failed", job=job.id, reason=str(exc), retry_in_s=DISPATCH_RETRY_S)
+                self.create_task(self._wake_after(DISPATCH_RETRY_S), "ocps.dispatch.again")
+                return False
             await self._publish_result(await self._job(job.id))
             return False
         return all(states.get(job_id) == "DONE" for job_id in prereq)

@@ -391,40 +391,15 @@ class PlaneResult:
     n_bad: int
 
 
-def _corrected_band(item: Input, corrections: Corrections, band: tuple[int, int], fd: int) -> tuple[Array, Mask | None]:
-    """Rows [r0, r1) of one input's data section, corrected; the mask of values that never count (None: none)."""
-    r0, r1 = band
-    data_rows, data_cols = item.plane.data
-    raw = item.frame.read(item.plane, (data_rows.start + r0, data_rows.start + r1), fd=fd)
-    value = np.ascontiguousarray(raw[:, data_cols])  # a fresh float32 array of ours
-    mask = None
-    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in the sum is what this looks for
-        total = value.sum()
-    if not np.isfinite(total):  # NaN or inf somewhere (or a float32 overflow): find them
-        mask = ~np.isfinite(value)
-    if corrections.saturation is not None:
-        mask = (value >= corrections.saturation) | (False if mask is None else mask)
-    if corrections.defects is not None:
-        mask = corrections.defects[r0:r1] | (False if mask is None else mask)
-    if item.offset:
-        value -= np.float32(item.offset)
-    if corrections.bias is not None:
-        value -= corrections.bias[r0:r1]
-    if corrections.dark_per_s is not None:
-        value -= corrections.dark_per_s[r0:r1] * np.float32(item.darktime)
-    if item.scale != 1.0:
-        value *= np.float32(item.scale)
-    return value, mask
-
-
 def _stacked_band(
     inputs: Sequence[Input], corrections: Corrections, band: tuple[int, int], descriptors: dict[Path, int]
 ) -> tuple[npt.NDArray[np.float32], list[Mask | None]] | None:
     """Rows [r0, r1) of every input's data section, corrected, as one (n, rows, cols) array, and the masks.
 
-    The masks are those of `_corrected_band`. The raw bytes of all inputs are read into one buffer
-    and converted at once, so a stack of a thousand small frames costs a read each, not a dozen
-    array operations each. None when the inputs' raw layouts differ (each is then read on its own).
+    A mask marks the values that never count (not finite, saturated, defects; None: none). The raw
+    bytes of all inputs are read into one buffer and converted at once, so a stack of a thousand
+    small frames costs a read each, not a dozen array operations each. None when the inputs' raw
+    layouts differ (each is then read on its own, as a stack of one).
     """
     first = inputs[0].plane
     layout = (first.dtype, first.bscale, first.bzero, first.raw_shape[1], first.data[1])
@@ -487,9 +462,10 @@ def _band_of_all(
     rows: list[Array] = []
     invalid: list[Mask | None] = []
     for item in inputs:
-        value, mask = _corrected_band(item, corrections, band, descriptors[item.frame.path])
-        rows.append(value)
-        invalid.append(mask)
+        one = _stacked_band([item], corrections, band, descriptors)
+        assert one is not None  # a stack of one has one layout
+        rows.append(one[0][0])
+        invalid.append(one[1][0])
     return rows, invalid
 
 
