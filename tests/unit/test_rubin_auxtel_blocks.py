@@ -1,0 +1,75 @@
+"""Rubin's AuxTel block library (tests/data/rubin-auxtel-blocks) on obsq: accepted as they are, and run."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import pytest
+from astropy.io import fits
+
+from obsq.csc.app.queue import check_block
+from obsq.csc.bus.memory import MemoryBroker
+from obsq.csc.clock import ManualClock
+from obsq.csc.scriptqueue.store import MemoryQueueStore
+from obsq.csc.testing import unique_root
+
+from .test_enable_scripts import start_components
+from .test_queue_inprocess import queue_rig
+
+RUBIN = Path(__file__).resolve().parents[1] / "data" / "rubin-auxtel-blocks"
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "rubin-blocks"
+CALIBRATION = ("ATWhiteLight", "ATDome", "ATMCS", "ATCamera", "ATSpectrograph")
+#: What a refused file of Rubin's still lacks here (the script named in the refusal).
+STILL_MISSING = {
+    "BLOCK-273.json": "auxtel/correct_pointing.py",
+    "BLOCK-T190-twilight_flats.json": "auxtel/latiss_take_twilight_flats.py",
+    "BLOCK-T191-twilight_flats.json": "auxtel/latiss_take_twilight_flats.py",
+    "ops-cwfs.json": "auxtel/correct_pointing.py",
+    "test-anytime-survey.json": "auxtel/track_target_and_take_image.py",
+}
+
+
+def test_rubins_auxtel_files_are_accepted_or_the_missing_script_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    files = sorted(RUBIN.glob("*.json"))
+    assert len(files) == 29  # the folder's 32, less the three links to main-telescope blocks
+    refused = {}
+    for file in files:
+        if check_block(str(file), []) != 0:
+            refused[file.name] = capsys.readouterr().err
+    capsys.readouterr()
+    for name, refusal in refused.items():
+        assert STILL_MISSING.get(name, "latiss_acquire_and_take_sequence") in refusal, (name, refusal)
+    assert len(files) - len(refused) >= 10
+
+
+async def run_blocks(tmp_path: Path, *files: Path, limit_s: float = 40_000.0) -> list[dict[str, object]]:
+    """Rubin's BLOCK-309 (less OCPS), then each block file, on the simulated observatory; the queue's items of the files."""
+    broker, clock, root = MemoryBroker(), ManualClock(), unique_root()
+    async with contextlib.AsyncExitStack() as stack:
+        await start_components(stack, broker, clock, root, tmp_path, *CALIBRATION)
+        queue = await stack.enter_async_context(queue_rig(broker, clock, MemoryQueueStore(), root))
+        setup = json.loads(next(REFERENCE.glob("block-309-*.json")).read_text())
+        # its OCPS:1 (the reduction, not needed for the images) is not part of this rig
+        setup["scripts"] = [s for s in setup["scripts"] if "OCPS:1" not in json.dumps(s)]
+        setup["scripts"].insert(0, {"name": "set_summary_state.py", "standard": True,
+                                    "parameters": {"data": [[n, "ENABLED"] for n in CALIBRATION[1:]]}})
+        indices = []
+        for text in (json.dumps(setup), *(f.read_text() for f in files)):
+            indices.append(json.loads((await queue.rig.command("addBlock", {"id": text})).result))
+        everything = [i for block in indices for i in block]
+        await queue.until(lambda: all(queue.items().get(i, {}).get("area") == "history" for i in everything), limit_s)
+        return [queue.items()[i] for block in indices[1:] for i in block]
+
+
+@pytest.mark.skipif(not REFERENCE.is_dir(), reason="Rubin's BLOCK-309 is not beside this checkout")
+async def test_rubins_ptc_and_wavelength_scan_blocks_run_to_done(tmp_path: Path) -> None:
+    """BLOCK-271_1 (biases, darks, the ptc_1 sequence) and BLOCK-294 (scan_g, scan_r) after BLOCK-309."""
+    items = await run_blocks(tmp_path, RUBIN / "BLOCK-271_1.json", RUBIN / "block-294.json")
+    assert [item["state"] for item in items] == ["DONE"] * 5, [(i["state"], i["reason"]) for i in items]
+    raws = sorted((tmp_path / "raw").rglob("*.fits"))
+    kinds = [fits.getheader(f)["IMGTYPE"] for f in raws]
+    # ptc_1: 68 flats; scan_g and scan_r: 51 wavelengths, each with the filter and without
+    assert (kinds.count("BIAS"), kinds.count("DARK")) == (3, 3)
+    assert kinds.count("FLAT") >= 68 + 2 * 102
