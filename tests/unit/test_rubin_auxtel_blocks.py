@@ -45,7 +45,7 @@ def test_rubins_auxtel_files_are_accepted_or_the_missing_script_is_named(capsys:
 
 
 async def run_blocks(tmp_path: Path, *files: Path, limit_s: float = 40_000.0) -> list[dict[str, object]]:
-    """Rubin's BLOCK-309 (less OCPS), then each block file, on the simulated observatory; the queue's items of the files."""
+    """Rubin's BLOCK-309 (less OCPS), then each file, on the simulated observatory; the queue's items of the files."""
     broker, clock, root = MemoryBroker(), ManualClock(), unique_root()
     async with contextlib.AsyncExitStack() as stack:
         await start_components(stack, broker, clock, root, tmp_path, *CALIBRATION)
@@ -53,11 +53,18 @@ async def run_blocks(tmp_path: Path, *files: Path, limit_s: float = 40_000.0) ->
         setup = json.loads(next(REFERENCE.glob("block-309-*.json")).read_text())
         # its OCPS:1 (the reduction, not needed for the images) is not part of this rig
         setup["scripts"] = [s for s in setup["scripts"] if "OCPS:1" not in json.dumps(s)]
-        setup["scripts"].insert(0, {"name": "set_summary_state.py", "standard": True,
-                                    "parameters": {"data": [[n, "ENABLED"] for n in CALIBRATION[1:]]}})
-        indices = []
-        for text in (json.dumps(setup), *(f.read_text() for f in files)):
-            indices.append(json.loads((await queue.rig.command("addBlock", {"id": text})).result))
+        setup["scripts"].insert(
+            0,
+            {
+                "name": "set_summary_state.py",
+                "standard": True,
+                "parameters": {"data": [[n, "ENABLED"] for n in CALIBRATION[1:]]},
+            },
+        )
+        indices = [
+            json.loads((await queue.rig.command("addBlock", {"id": text})).result)
+            for text in (json.dumps(setup), *(f.read_text() for f in files))
+        ]
         everything = [i for block in indices for i in block]
         await queue.until(lambda: all(queue.items().get(i, {}).get("area") == "history" for i in everything), limit_s)
         return [queue.items()[i] for block in indices[1:] for i in block]

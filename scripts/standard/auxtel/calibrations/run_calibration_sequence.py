@@ -116,7 +116,8 @@ class RunCalibrationSequence(BaseScript):
     async def _assert_lit(self) -> None:
         lamp = await self.lamp.event("lampState").aget(timeout_s=15)
         shutter = await self.lamp.event("shutterState").aget(timeout_s=15)
-        if lamp is None or lamp["basicState"] not in LAMP_LIT or shutter is None or shutter["actualState"] != SHUTTER_OPEN:
+        lit = lamp is not None and lamp["basicState"] in LAMP_LIT
+        if not lit or shutter is None or shutter["actualState"] != SHUTTER_OPEN:
             raise ExpectedError("ATWhiteLight: the lamp is not lit with its shutter open, so a flat would have no "
                                 "light (set up the calibration system first: BLOCK-309)")  # fmt: skip
 
