@@ -1,4 +1,8 @@
-"""What light reaches the detector, pure: lamp x shutter x filter/grating x alignment.
+"""What light reaches the detector, pure: the lamp on the screen, and the sky through the open dome.
+
+The lamp: lamp x shutter x filter/grating x alignment of dome and mount with the screen. The sky
+(`sky_flux_e_s`): twilight or night sky at the Sun's elevation (`obsq.csc.core.sky`) through the
+filter and grating, when the main door is open and the dome's slit is before the telescope.
 
 The LATISS procedure's numbers set the scale: a 6 s SDSSr_65mm flat at the default lamp
 power, dome and screen aligned, gives about 27,000 ADU; once the dome is misaligned by more
@@ -12,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy.typing as npt
+
+from obsq.csc.core.sky import twilight_e_s
 
 #: Electrons/s/pixel through each filter (empty disperser) at the reference lamp power.
 FILTER_RATES_E_S = {
@@ -31,6 +37,9 @@ FLAT_DOME_AZIMUTH = 3.0
 FLAT_MOUNT_AZIMUTH = 188.7
 FLAT_MOUNT_ELEVATION = 39.0
 
+#: The dome's slit lets the whole beam through within SLIT_FULL_DEG of the telescope's azimuth.
+SLIT_FULL_DEG, SLIT_EDGE_DEG = 2.0, 4.0
+
 LAMP_LIT_STATES = (2, 4)  # ON, WARMUP
 SHUTTER_OPEN = 2
 
@@ -49,6 +58,10 @@ class ObservatoryState:
     dome_azimuth_true: float | None = None
     mount_azimuth: float | None = None
     mount_elevation: float | None = None
+    #: The dome's main door fully open (ATDome mainDoorState OPENED).
+    dome_open: bool = False
+    #: The Sun's elevation (deg) at this instant; None when the dome is closed (not needed, not computed).
+    sun_elevation: float | None = None
 
 
 def alignment_factor(error_deg: float, full_deg: float, edge_deg: float) -> float:
@@ -78,6 +91,25 @@ def lamp_fraction(state: ObservatoryState, warmup_s: float) -> float:
     return min(1.0, max(0.0, elapsed / warmup_s))
 
 
+def element_throughput(state: ObservatoryState) -> float:
+    """Electrons/s/pixel through the filter and disperser in the beam, relative to SDSSr_65mm, empty disperser."""
+    if state.filter is None or state.disperser is None:
+        return 0.0
+    rate = FILTER_RATES_E_S.get(state.filter, FILTER_RATES_E_S["empty_1"] * UNKNOWN_ELEMENT_THROUGHPUT)
+    rate *= DISPERSER_THROUGHPUT.get(state.disperser, UNKNOWN_ELEMENT_THROUGHPUT)
+    return rate / FILTER_RATES_E_S["SDSSr_65mm"]
+
+
+def sky_flux_e_s(state: ObservatoryState) -> float:
+    """Electrons/s/pixel the sky puts on the detector: none with the door shut or the slit away from the telescope."""
+    if not state.dome_open or state.sun_elevation is None or state.mount_elevation is None:
+        return 0.0
+    if state.dome_azimuth_true is None or state.mount_azimuth is None:
+        return 0.0
+    slit = alignment_factor(angle_error(state.dome_azimuth_true, state.mount_azimuth), SLIT_FULL_DEG, SLIT_EDGE_DEG)
+    return twilight_e_s(state.sun_elevation) * element_throughput(state) * slit
+
+
 def flat_flux_e_s(state: ObservatoryState, warmup_s: float = 900.0) -> float:
     """Electrons/s/pixel (before the flat pattern) the lamp puts on the detector right now."""
     if state.lamp_shutter != SHUTTER_OPEN:
@@ -85,8 +117,7 @@ def flat_flux_e_s(state: ObservatoryState, warmup_s: float = 900.0) -> float:
     fraction = lamp_fraction(state, warmup_s)
     if fraction == 0.0 or state.filter is None or state.disperser is None:
         return 0.0
-    rate = FILTER_RATES_E_S.get(state.filter, FILTER_RATES_E_S["empty_1"] * UNKNOWN_ELEMENT_THROUGHPUT)
-    rate *= DISPERSER_THROUGHPUT.get(state.disperser, UNKNOWN_ELEMENT_THROUGHPUT)
+    rate = element_throughput(state) * FILTER_RATES_E_S["SDSSr_65mm"]
     rate *= fraction * state.lamp_power_w / REFERENCE_POWER_W
     if state.dome_azimuth_true is None or state.mount_azimuth is None or state.mount_elevation is None:
         return 0.0

@@ -1,7 +1,7 @@
 """The simulated camera: the detector model, the light it sees, and a readout-failure hook.
 
 `BusObservatory` reads the simulated observatory's state off the bus (lamp, lamp shutter,
-filter and disperser, the dome's true azimuth, the mount) — the simulated world the camera
+filter and disperser, the dome's true azimuth and main door, the mount) — the simulated world the camera
 looks at. Unit tests give a `StaticObservatory` instead.
 """
 
@@ -12,12 +12,23 @@ from typing import Any
 
 from obsq.csc import __version__
 from obsq.csc.atcamera.fits import amplifier_header
-from obsq.csc.atcamera.illumination import Frame, Observatory, ObservatoryState, flat_flux_e_s
+from obsq.csc.atcamera.illumination import Frame, Observatory, ObservatoryState, flat_flux_e_s, sky_flux_e_s
 from obsq.csc.atcamera.model import GEOMETRIES, DetectorModel
 from obsq.csc.bus.base import Bus
 from obsq.csc.clock import Clock
 from obsq.csc.component import Remote
 from obsq.csc.core.errors import ExpectedError
+from obsq.csc.core.sky import sun_azel
+
+#: ATDome mainDoorState OPENED (Rubin's ShutterDoorState).
+DOOR_OPENED = 2
+
+
+def light_e_s(state: ObservatoryState, lamp_warmup_s: float) -> float:
+    """Electrons/s/pixel on the detector: the lamp on the screen and, through an open dome, the sky (Sun computed)."""
+    if state.dome_open and state.sun_elevation is None:
+        state = replace(state, sun_elevation=sun_azel(state.now_tai)[1])
+    return flat_flux_e_s(state, lamp_warmup_s) + sky_flux_e_s(state)
 
 
 class StaticObservatory:
@@ -61,6 +72,7 @@ class BusObservatory:
         disperser = spectrograph.event("reportedDisperserPosition").get()
         dome = self.remotes["ATDome"].event("simulationTruth").get()
         mount = self.remotes["ATMCS"].event("mountPosition").get()
+        door = self.remotes["ATDome"].event("mainDoorState").get()
         return ObservatoryState(
             now_tai=now_tai,
             lamp_basic_state=lamp.get("basicState"),
@@ -72,6 +84,7 @@ class BusObservatory:
             dome_azimuth_true=dome.get("azimuth"),
             mount_azimuth=mount.get("azimuth"),
             mount_elevation=mount.get("elevation"),
+            dome_open=door.get("state") == DOOR_OPENED,
         )
 
 
@@ -109,7 +122,7 @@ class SimCamera:
         await self.clock.sleep(self.readout_time_s)
         self._check_readout()
         darktime_s = self.clock.tai() - start_tai
-        flux = flat_flux_e_s(state, self.lamp_warmup_s) if shutter else 0.0
+        flux = await self.clock.to_thread(light_e_s, state, self.lamp_warmup_s) if shutter else 0.0
         detector = self.detector
         raws = await self.clock.to_thread(detector.expose, number, flux, exptime_s, darktime_s)
         ny, nx = detector.geometry.detector_shape

@@ -14,6 +14,7 @@ from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import ManualClock
 from obsq.csc.scriptqueue.store import MemoryQueueStore
 from obsq.csc.testing import unique_root
+from obsq.scripts.external.auxtel.latiss_take_twilight_flats import sky_counts
 
 from .test_enable_scripts import start_components
 from .test_queue_inprocess import queue_rig
@@ -24,8 +25,6 @@ CALIBRATION = ("ATWhiteLight", "ATDome", "ATMCS", "ATCamera", "ATSpectrograph")
 #: What a refused file of Rubin's still lacks here (the script named in the refusal).
 STILL_MISSING = {
     "BLOCK-273.json": "auxtel/correct_pointing.py",
-    "BLOCK-T190-twilight_flats.json": "auxtel/latiss_take_twilight_flats.py",
-    "BLOCK-T191-twilight_flats.json": "auxtel/latiss_take_twilight_flats.py",
     "ops-cwfs.json": "auxtel/correct_pointing.py",
     "test-anytime-survey.json": "auxtel/track_target_and_take_image.py",
 }
@@ -41,7 +40,7 @@ def test_rubins_auxtel_files_are_accepted_or_the_missing_script_is_named(capsys:
     capsys.readouterr()
     for name, refusal in refused.items():
         assert STILL_MISSING.get(name, "latiss_acquire_and_take_sequence") in refusal, (name, refusal)
-    assert len(files) - len(refused) >= 10
+    assert len(files) - len(refused) >= 12
 
 
 async def run_blocks(tmp_path: Path, *files: Path, limit_s: float = 40_000.0) -> list[dict[str, object]]:
@@ -80,3 +79,34 @@ async def test_rubins_ptc_and_wavelength_scan_blocks_run_to_done(tmp_path: Path)
     # ptc_1: 68 flats; scan_g and scan_r: 51 wavelengths, each with the filter and without
     assert (kinds.count("BIAS"), kinds.count("DARK")) == (3, 3)
     assert kinds.count("FLAT") >= 68 + 2 * 102
+
+
+#: TAI when the Sun, setting behind Cerro Pachón on 2027-01-15, is 0.6 deg below the horizon.
+JUST_AFTER_SUNSET_TAI = 1_800_056_880.0
+
+
+async def test_rubins_twilight_flats_find_the_sky_level_as_the_sun_sets(tmp_path: Path) -> None:
+    """BLOCK-T190 asked for 30 flats: the dome opened, each flat scaled to 15,000 e- as the sky fades, then darks."""
+    broker, clock, root = MemoryBroker(), ManualClock(JUST_AFTER_SUNSET_TAI), unique_root()
+    async with contextlib.AsyncExitStack() as stack:
+        await start_components(stack, broker, clock, root, tmp_path, *CALIBRATION[1:])
+        queue = await stack.enter_async_context(queue_rig(broker, clock, MemoryQueueStore(), root))
+        opened = {"name": "imaging", "program": "BLOCK-T9", "scripts": [
+            {"name": "set_summary_state.py", "standard": True,
+             "parameters": {"data": [[n, "ENABLED"] for n in CALIBRATION[1:]]}},
+            {"name": "auxtel/atdome/home_dome.py", "standard": True, "parameters": {}},
+            {"name": "auxtel/atdome/open_dome.py", "standard": True, "parameters": {}}]}  # fmt: skip
+        twilight = {"id": (RUBIN / "BLOCK-T190-twilight_flats.json").read_text(), "override": "run_n_flats: 30"}
+        indices = [json.loads((await queue.rig.command("addBlock", data)).result)
+                   for data in ({"id": json.dumps(opened)}, twilight)]  # fmt: skip
+        everything = [i for block in indices for i in block]
+        await queue.until(lambda: all(queue.items().get(i, {}).get("area") == "history" for i in everything))
+        assert [queue.items()[i]["state"] for i in everything] == ["DONE"] * 4, [queue.items()[i] for i in everything]
+    raws = sorted((tmp_path / "raw").rglob("*.fits"), key=lambda f: fits.getheader(f)["OBSID"])
+    flats = [f for f in raws if fits.getheader(f)["IMGTYPE"] == "SFLAT"]
+    assert sum(fits.getheader(f)["IMGTYPE"] == "DARK" for f in raws) == 40
+    assert len(flats) >= 31  # the measuring flat and the 30 asked for
+    levels = [sky_counts(str(f)) for f in flats[1:]]
+    times = [fits.getheader(f)["EXPTIME"] for f in flats[1:]]
+    assert all(10_000 < level < 22_000 for level in levels), list(zip(times, levels, strict=True))
+    assert times[-1] > 1.2 * times[0]  # the sky faded: longer exposures for the same level
