@@ -62,6 +62,9 @@ class ObservatoryState:
     dome_open: bool = False
     #: The Sun's elevation (deg) at this instant; None when the dome is closed (not needed, not computed).
     sun_elevation: float | None = None
+    #: Where a simulated mount really points (ATMCS simulationTruth): az, el (deg), tracking, and the ICRS
+    #: ra, dec (deg) it follows while tracking.
+    pointing: tuple[float, float, bool, float, float] | None = None
 
 
 def alignment_factor(error_deg: float, full_deg: float, edge_deg: float) -> float:
@@ -100,14 +103,21 @@ def element_throughput(state: ObservatoryState) -> float:
     return rate / FILTER_RATES_E_S["SDSSr_65mm"]
 
 
-def sky_flux_e_s(state: ObservatoryState) -> float:
-    """Electrons/s/pixel the sky puts on the detector: none with the door shut or the slit away from the telescope."""
-    if not state.dome_open or state.sun_elevation is None or state.mount_elevation is None:
+def sky_throughput(state: ObservatoryState) -> float:
+    """The sky's light reaching the detector relative to an open dome and SDSSr_65mm: 0 with the door shut."""
+    if not state.dome_open or state.mount_elevation is None:
         return 0.0
     if state.dome_azimuth_true is None or state.mount_azimuth is None:
         return 0.0
     slit = alignment_factor(angle_error(state.dome_azimuth_true, state.mount_azimuth), SLIT_FULL_DEG, SLIT_EDGE_DEG)
-    return twilight_e_s(state.sun_elevation) * element_throughput(state) * slit
+    return element_throughput(state) * slit
+
+
+def sky_flux_e_s(state: ObservatoryState) -> float:
+    """Electrons/s/pixel the sky puts on the detector: none with the door shut or the slit away from the telescope."""
+    if state.sun_elevation is None:
+        return 0.0
+    return twilight_e_s(state.sun_elevation) * sky_throughput(state)
 
 
 def flat_flux_e_s(state: ObservatoryState, warmup_s: float = 900.0) -> float:

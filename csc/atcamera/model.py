@@ -157,16 +157,21 @@ class DetectorModel:
 
     # -- an exposure ---------------------------------------------------------------------
 
-    def expose(self, exposure: int, flux_e_s: float, exptime_s: float, darktime_s: float) -> list[RawArray]:
+    def expose(
+        self, exposure: int, flux_e_s: float, exptime_s: float, darktime_s: float, scene_e_s: Array | None = None
+    ) -> list[RawArray]:
         """Raw arrays (one per amplifier, overscan included) of exposure number `exposure`.
 
-        `flux_e_s` is the illumination (electrons/s/pixel before the flat pattern);
+        `flux_e_s` is the illumination (electrons/s/pixel before the flat pattern), `scene_e_s`
+        an image added to it (the stars; detector-shaped);
         `exptime_s` the open-shutter time; `darktime_s` the time charge accumulates.
         """
         rng = np.random.default_rng([self.seed, 1, exposure])
         electrons = self.dark_map_e_s * darktime_s
         if flux_e_s > 0 and exptime_s > 0:
             electrons = electrons + self.flat_pattern * (flux_e_s * exptime_s)
+        if scene_e_s is not None and exptime_s > 0:
+            electrons = electrons + self.flat_pattern * (scene_e_s * exptime_s)
         electrons = rng.poisson(electrons).astype(np.float64)
         self._add_cosmic_rays(rng, electrons, darktime_s)
         g = self.geometry

@@ -1,24 +1,34 @@
 """The simulated camera: the detector model, the light it sees, and a readout-failure hook.
 
 `BusObservatory` reads the simulated observatory's state off the bus (lamp, lamp shutter,
-filter and disperser, the dome's true azimuth and main door, the mount) — the simulated world the camera
-looks at. Unit tests give a `StaticObservatory` instead.
+filter and disperser, the dome's true azimuth and main door, where the mount really points):
+the simulated world the camera looks at; `star_scene` puts the catalogue's stars there. Unit tests
+give a `StaticObservatory` instead.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
 from obsq.csc import __version__
 from obsq.csc.atcamera.fits import amplifier_header
-from obsq.csc.atcamera.illumination import Frame, Observatory, ObservatoryState, flat_flux_e_s, sky_flux_e_s
-from obsq.csc.atcamera.model import GEOMETRIES, DetectorModel
+from obsq.csc.atcamera.illumination import (
+    Frame,
+    Observatory,
+    ObservatoryState,
+    flat_flux_e_s,
+    sky_flux_e_s,
+    sky_throughput,
+)
+from obsq.csc.atcamera.model import GEOMETRIES, Array, DetectorModel
+from obsq.csc.atcamera.starfield import PLATE_SCALE_ARCSEC, catalogue, render, star_e_s
 from obsq.csc.bus.base import Bus
 from obsq.csc.clock import Clock
 from obsq.csc.component import Remote
 from obsq.csc.core.errors import ExpectedError
-from obsq.csc.core.sky import sun_azel
+from obsq.csc.core.sky import altaz, altaz_many, radec, sun_azel
 
 #: ATDome mainDoorState OPENED (Rubin's ShutterDoorState).
 DOOR_OPENED = 2
@@ -29,6 +39,27 @@ def light_e_s(state: ObservatoryState, lamp_warmup_s: float) -> float:
     if state.dome_open and state.sun_elevation is None:
         state = replace(state, sun_elevation=sun_azel(state.now_tai)[1])
     return flat_flux_e_s(state, lamp_warmup_s) + sky_flux_e_s(state)
+
+
+def star_scene(state: ObservatoryState, shape: tuple[int, int]) -> Array | None:
+    """e-/s per pixel of the catalogue's stars where the mount really points, seen through the open dome."""
+    throughput = sky_throughput(state)
+    if throughput == 0.0 or state.pointing is None:
+        return None
+    azimuth, elevation, tracking, ra, dec = state.pointing
+    if tracking:
+        azimuth, elevation = altaz(ra, dec, state.now_tai)
+    else:
+        ra, dec = radec(azimuth, elevation, state.now_tai)
+    ny, nx = shape
+    stars = catalogue(ra, dec, math.hypot(nx, ny) * PLATE_SCALE_ARCSEC / 3600.0)
+    if not len(stars.mag):
+        return None
+    star_az, star_el = altaz_many(stars.ra, stars.dec, state.now_tai)
+    scale = 3600.0 / PLATE_SCALE_ARCSEC
+    x = nx / 2 + ((star_az - azimuth + 180.0) % 360.0 - 180.0) * math.cos(math.radians(elevation)) * scale
+    y = ny / 2 + (star_el - elevation) * scale
+    return render(shape, x, y, star_e_s(stars.mag, throughput))
 
 
 class StaticObservatory:
@@ -73,6 +104,7 @@ class BusObservatory:
         dome = self.remotes["ATDome"].event("simulationTruth").get()
         mount = self.remotes["ATMCS"].event("mountPosition").get()
         door = self.remotes["ATDome"].event("mainDoorState").get()
+        truth = self.remotes["ATMCS"].event("simulationTruth").get()
         return ObservatoryState(
             now_tai=now_tai,
             lamp_basic_state=lamp.get("basicState"),
@@ -85,6 +117,9 @@ class BusObservatory:
             mount_azimuth=mount.get("azimuth"),
             mount_elevation=mount.get("elevation"),
             dome_open=door.get("state") == DOOR_OPENED,
+            pointing=(truth["azimuth"], truth["elevation"], truth["tracking"], truth["ra"], truth["declination"])
+            if truth
+            else None,
         )
 
 
@@ -122,9 +157,12 @@ class SimCamera:
         await self.clock.sleep(self.readout_time_s)
         self._check_readout()
         darktime_s = self.clock.tai() - start_tai
-        flux = await self.clock.to_thread(light_e_s, state, self.lamp_warmup_s) if shutter else 0.0
         detector = self.detector
-        raws = await self.clock.to_thread(detector.expose, number, flux, exptime_s, darktime_s)
+        flux, stars = 0.0, None
+        if shutter:
+            flux = await self.clock.to_thread(light_e_s, state, self.lamp_warmup_s)
+            stars = await self.clock.to_thread(star_scene, state, detector.geometry.detector_shape)
+        raws = await self.clock.to_thread(detector.expose, number, flux, exptime_s, darktime_s, stars)
         ny, nx = detector.geometry.detector_shape
         keywords = {
             "ORIGIN": f"obsq {__version__} (simulated)", "DETSIZE": f"[1:{nx},1:{ny}]", "CCD-TEMP": -95.0,

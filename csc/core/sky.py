@@ -14,6 +14,7 @@ takes 1 s with the Sun 1.2 deg down and 300 s at 6.8 deg down.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 #: Rubin's AuxTel (Cerro Pachón): latitude, longitude (deg) and height (m).
 AUXTEL = (-30.2446, -70.7494, 2663.0)
@@ -85,3 +86,12 @@ def separation_deg(a: tuple[float, float], b: tuple[float, float]) -> float:
     (lon1, lat1), (lon2, lat2) = (tuple(math.radians(v) for v in p) for p in (a, b))
     h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
     return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))
+
+
+def altaz_many(ra_deg: Any, dec_deg: Any, tai_unix: float) -> tuple[Any, Any]:
+    """(azimuths, elevations) in degrees of arrays of ICRS positions seen from AuxTel at `tai_unix`."""
+    from astropy import units
+    from astropy.coordinates import SkyCoord
+
+    seen = SkyCoord(ra=ra_deg * units.deg, dec=dec_deg * units.deg, frame="icrs").transform_to(_frame(tai_unix))
+    return seen.az.deg, seen.alt.deg
