@@ -11,6 +11,10 @@ from obsq.scripts.base import BaseScript
 
 READOUT_TIME_S = 2.0
 SHUTTER_TIME_S = 1.0
+#: s to set up LATISS for an image (Rubin's estimate in set_metadata).
+RECONFIGURE_S = 3.0
+#: ATMCS atMountState TRACKINGENABLED.
+TRACKING_ENABLED = 9
 #: make_latiss_calibrations's script_mode: the image types it takes, in order (a master of each with
 #: generate_calibrations).
 CALIBRATION_MODES = {
@@ -25,6 +29,42 @@ NAME_OR_SLOT: dict[str, Any] = {
     ],  # slots 1-3 (Rubin)
     "default": None,
 }
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def sequence_visits(config: dict[str, Any]) -> list[tuple[Any, float, Any]]:
+    """(filter, exposure time, grating) of each image of Rubin's filter/grating/exposure_time sequences.
+
+    A filter or grating sequence has one value for every image or one per image (ExpectedError otherwise).
+    """
+    times = _as_list(config["exposure_time_sequence"])
+    n = len(times)
+    filters, gratings = _as_list(config["filter_sequence"]), _as_list(config["grating_sequence"])
+    for name, values in (("filter_sequence", filters), ("grating_sequence", gratings)):
+        if len(values) not in (1, n):
+            raise ExpectedError(f"{name}: {len(values)} values for {n} exposures (rule: one, or one per exposure)")
+    return [(filters[i % len(filters)], float(times[i]), gratings[i % len(gratings)]) for i in range(n)]
+
+
+async def take_sequence(
+    script: BaseScript, latiss: Latiss, mount: Remote, visits: list[tuple[Any, float, Any]]
+) -> None:
+    """OBJECT images of a target the mount tracks, each set up in turn; ExpectedError if the mount does not track."""
+    state = (await mount.event("atMountState").aget(timeout_s=15))["state"]
+    if state != TRACKING_ENABLED:
+        raise ExpectedError("ATMCS is not tracking: a sequence is taken of a target the telescope tracks "
+                            "(auxtel/track_target.py first)")  # fmt: skip
+    n = len(visits)
+    for i, (filter_, exptime, grating) in enumerate(visits, start=1):
+        await script.checkpoint(f"exposure {i} of {n}: {exptime:g} s {filter_}~{grating}")
+        await latiss.setup_instrument(filter_, grating)
+        if (await mount.event("atMountState").aget(timeout_s=15))["state"] != TRACKING_ENABLED:
+            raise ExpectedError(f"ATMCS stopped tracking before exposure {i} of {n}")
+        await latiss.take_for(script, "OBJECT", exptime)
+        await script.progress(i, n)
 
 
 def fill_metadata(metadata: dict[str, Any], config: dict[str, Any], *, duration_s: float, nimages: int) -> None:
@@ -103,8 +143,8 @@ class Latiss:
 
     async def take_for(self, script: BaseScript, image_type: str, exptime_s: float) -> str:
         """Take one image labelled with the script's group id and its program, reason and note."""
-        config = script.config
+        config = script.config  # Rubin's null program or reason is an empty one in the headers
         return await self.take_image(
-            image_type, exptime_s, group_id=script.group_id, program=config.get("program", ""),
-            reason=config.get("reason", ""), note=config.get("note", ""),
+            image_type, exptime_s, group_id=script.group_id, program=config.get("program") or "",
+            reason=config.get("reason") or "", note=config.get("note") or "",
         )  # fmt: skip

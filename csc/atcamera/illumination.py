@@ -25,8 +25,8 @@ FILTER_RATES_E_S = {
     "SDSSr_65mm": 4_700.0,
     "SDSSg_65mm": 4_000.0,
     "SDSSz_65mm": 9_000.0,
-    "BG40_65mm": 6_000.0,
-    "OG550_65mm": 8_000.0,
+    "BG40_65mm_1": 6_000.0,
+    "OG550_65mm_1": 8_000.0,
 }
 #: Throughput of what sits in the disperser wheel (SDSSy_65mm is a filter mounted there).
 DISPERSER_THROUGHPUT = {"empty_1": 1.0, "SDSSy_65mm": 0.036, "holo4_003": 0.3, "ronchi170lpmm": 0.4}

@@ -260,6 +260,53 @@ async def test_mount_slew_and_limits() -> None:
         target = rig.remote.event("target").get()
         assert (target["trackId"], target["tracksys"], target["azimuthVelocity"]) == (1, "LOCAL", 0.0)
         encoders = rig.remote.telemetry("mount_AzEl_Encoders").get()
-        assert encoders["azimuthCalculatedAngle"] == [188.7] * 100
-        assert encoders["elevationCalculatedAngle"] == [39.0] * 100
+        assert encoders["azimuthCalculatedAngle"] == pytest.approx([188.7] * 100, abs=1e-6)  # tracked for no time
+        assert encoders["elevationCalculatedAngle"] == pytest.approx([39.0] * 100, abs=1e-6)
         assert len(encoders["azimuthEncoder3Raw"]) == 100
+
+
+async def test_the_mount_tracks_an_icrs_target_follows_the_sky_and_offsets_from_it() -> None:
+    """raDecTarget: the mount arrives where the target is, follows it; offsets move it; absorbed ones stay."""
+    from obsq.csc.core.sky import altaz, separation_deg
+
+    ra_h, dec = 6.0, -60.0
+    async with component_rig(mount, "ATMCS") as rig:
+        await rig.enable()
+        await rig.command("raDecTarget", {"ra": ra_h, "declination": dec, "targetName": "south"})
+        assert rig.remote.event("atMountState").get() == {"state": 9}
+        assert rig.remote.event("target").get()["tracksys"] == "SIDEREAL"
+
+        async def where() -> tuple[float, float]:
+            await rig.command("offsetAzEl", {"az": 0.0, "el": 0.0})  # asks the mount where it is now
+            position = rig.remote.event("mountPosition").get()
+            return position["azimuth"], position["elevation"]
+
+        def on_target(position: tuple[float, float], arcsec: float = 0.5) -> bool:
+            return separation_deg(position, altaz(ra_h * 15.0, dec, rig.clock.tai())) * 3600 < arcsec
+
+        assert on_target(await where())
+        first = await where()
+        await rig.clock.advance(600.0)
+        later = await where()
+        assert on_target(later) and separation_deg(first, later) > 0.5  # ten minutes of the sky's turning
+        truth = rig.remote.event("simulationTruth").get()
+        # the configured pointing error: 12" in azimuth on the sky, -8" in elevation
+        assert separation_deg((truth["azimuth"], truth["elevation"]), later) * 3600 == pytest.approx(14.42, abs=0.05)
+        await rig.command("offsetAzEl", {"az": 30.0, "el": -40.0})
+        moved = await where()
+        assert separation_deg(moved, altaz(ra_h * 15.0, dec, rig.clock.tai())) * 3600 == pytest.approx(50.0, abs=0.5)
+        await rig.command("offsetAzEl", {"az": 30.0, "el": -40.0, "relative": False})  # replaces: the same place
+        assert separation_deg(await where(), altaz(ra_h * 15.0, dec, rig.clock.tai())) * 3600 == pytest.approx(
+            50.0, abs=0.5
+        )
+        await rig.command("offsetAzEl", {"az": -12.0, "el": 8.0, "absorb": True})  # a pointing correction
+        await rig.command("raDecTarget", {"ra": ra_h, "declination": dec})  # clears the others, keeps it
+        offsets = rig.remote.event("pointingOffsets").get()
+        assert offsets == {"azimuth": 0.0, "elevation": 0.0, "absorbedAzimuth": -12.0, "absorbedElevation": 8.0}
+        truth = rig.remote.event("simulationTruth").get()
+        where_truly = (truth["azimuth"], truth["elevation"])
+        assert separation_deg(where_truly, altaz(ra_h * 15.0, dec, rig.clock.tai())) * 3600 < 0.5  # corrected
+        await rig.command("resetOffsets", {})
+        assert rig.remote.event("pointingOffsets").get()["absorbedAzimuth"] == 0.0
+        with pytest.raises(AckError, match="elevation .* is beyond the limits"):
+            await rig.command("raDecTarget", {"ra": 6.0, "declination": 80.0})  # never above the horizon here

@@ -12,18 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from obsq.csc.core.errors import ExpectedError
 from obsq.scripts.base import BaseScript
-from obsq.scripts.latiss import READOUT_TIME_S, Latiss
+from obsq.scripts.latiss import READOUT_TIME_S, RECONFIGURE_S, Latiss, sequence_visits, take_sequence
 from obsq.scripts.sky import angle_deg
-
-TRACKING_ENABLED = 9
-#: s to set up LATISS for an image (Rubin's estimate in set_metadata).
-RECONFIGURE_S = 3.0
-
-
-def _sequence(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list) else [value]
 
 
 class LatissTakeSequence(BaseScript):
@@ -68,13 +59,7 @@ class LatissTakeSequence(BaseScript):
         }
 
     async def configure(self, config: dict[str, Any]) -> None:
-        times = _sequence(config["exposure_time_sequence"])
-        n = len(times)
-        filters, gratings = _sequence(config["filter_sequence"]), _sequence(config["grating_sequence"])
-        for name, values in (("filter_sequence", filters), ("grating_sequence", gratings)):
-            if len(values) not in (1, n):
-                raise ExpectedError(f"{name}: {len(values)} values for {n} exposures (rule: one, or one per exposure)")
-        self.visits = [(filters[i % len(filters)], float(times[i]), gratings[i % len(gratings)]) for i in range(n)]
+        self.visits = sequence_visits(config)
         self.position = None
         if "ra" in config and "dec" in config:
             self.position = [angle_deg(config["ra"], hours=True, field="ra"),
@@ -98,15 +83,4 @@ class LatissTakeSequence(BaseScript):
         await self.assert_enabled(*self.latiss.remotes, self.mount)
         if self.config["do_check_ataos_corrections"]:
             self.log.warning("ataos_not_checked", reason="this observatory has no ATAOS: corrections not checked")
-        state = (await self.mount.event("atMountState").aget(timeout_s=15))["state"]
-        if state != TRACKING_ENABLED:
-            raise ExpectedError("ATMCS is not tracking: a sequence is taken of a target the telescope tracks "
-                                "(auxtel/track_target.py first)")  # fmt: skip
-        n = len(self.visits)
-        for i, (filter_, exptime, grating) in enumerate(self.visits, start=1):
-            await self.checkpoint(f"exposure {i} of {n}: {exptime:g} s {filter_}~{grating}")
-            await self.latiss.setup_instrument(filter_, grating)
-            if (await self.mount.event("atMountState").aget(timeout_s=15))["state"] != TRACKING_ENABLED:
-                raise ExpectedError(f"ATMCS stopped tracking before exposure {i} of {n}")
-            await self.latiss.take_for(self, "OBJECT", exptime)
-            await self.progress(i, n)
+        await take_sequence(self, self.latiss, self.mount, self.visits)

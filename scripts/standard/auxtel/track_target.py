@@ -3,11 +3,12 @@
 Rubin's configuration (ts_standardscripts BaseTrackTarget, ts_auxtel_standardscripts TrackTarget):
 `slew_icrs` (RA hours, Dec degrees, numbers or sexagesimal strings) or `track_azel`, with
 `target_name`, `track_for`, `stop_when_done`, `rot_value`/`rot_type`, `slew_timeout` and `ignore`.
-On this observatory the position is turned into azimuth and elevation at the script's time
-(`scripts.sky`), the mount and the dome are moved there together and the mount tracks. What it
+On this observatory an ICRS target goes to the mount as it is (ATMCS raDecTarget, ATPtg's
+command here), which slews to where it will be and follows it; the dome goes to its azimuth
+(`scripts.sky`) meanwhile. An az/el target is slewed to, then the mount tracks the sky from there. What it
 does not have is named, never faked: a target found by name or `find_target` (no star catalog),
-`slew_planet` and `slew_ephem` (no ephemerides), `offset` and `differential_tracking` (no
-pointing component), and a rotator angle (LATISS here has no rotator: `rot_value` must be 0).
+`slew_planet` and `slew_ephem` (no ephemerides), `offset` and `differential_tracking` at the
+slew (use auxtel/offset_atcs.py after it), and a rotator angle (LATISS here has no rotator: `rot_value` must be 0).
 """
 
 from __future__ import annotations
@@ -134,25 +135,25 @@ class TrackTarget(BaseScript):
     async def run_script(self) -> None:
         await self.start_remotes()
         await self.assert_enabled(*(r for r in (self.mount, self.dome) if r is not None))
+        name = self.config.get("target_name", "")
+        timeout = self.config["slew_timeout"] + 60.0
         if "slew_icrs" in self.config:
             azimuth, elevation = altaz(self.ra_deg, self.dec_deg, self.clock.tai())
             where = f"ra {self.config['slew_icrs']['ra']} dec {self.config['slew_icrs']['dec']}"
+            await self.checkpoint(f"slew to {name or where}: az {azimuth:.2f} el {elevation:.2f}")
+            target = {"ra": self.ra_deg / 15.0, "declination": self.dec_deg, "targetName": name}
+            mount = self.mount.command("raDecTarget", target, timeout_s=timeout)
         else:
             (azimuth, elevation), where = self.azel, "az/el"
-        name = self.config.get("target_name", "")
-        await self.checkpoint(f"slew to {name or where}: az {azimuth:.2f} el {elevation:.2f}")
-        timeout = self.config["slew_timeout"] + 60.0
-        moves = [self.mount.command("moveToPosition", {"azimuth": azimuth, "elevation": elevation}, timeout_s=timeout)]
+            await self.checkpoint(f"slew to {name or where}: az {azimuth:.2f} el {elevation:.2f}")
+            mount = self.mount.command("moveToPosition", {"azimuth": azimuth, "elevation": elevation},
+                                       timeout_s=timeout)  # fmt: skip
+        moves = [mount]
         if self.dome is not None:
             moves.append(self.dome.command("moveAzimuth", {"azimuth": azimuth % 360.0}, timeout_s=timeout))
         await asyncio.gather(*moves)
-        await self.mount.command("startTracking", timeout_s=30)
-        self.log.warning(
-            "tracking_holds_position",
-            azimuth=round(azimuth, 3),
-            elevation=round(elevation, 3),
-            reason="the simulated mount holds its az/el while it tracks: it does not follow the sky",
-        )
+        if "track_azel" in self.config:
+            await self.mount.command("startTracking", timeout_s=30)
         if self.config["track_for"] > 0:
             await self.checkpoint(f"tracking for {self.config['track_for']:g} s")
             await self.clock.sleep(self.config["track_for"])
