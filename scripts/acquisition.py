@@ -35,13 +35,15 @@ def assembled(path: str) -> npt.NDArray[np.float64]:
     from astropy.io import fits
 
     frame = open_frame(path)
-    with fits.open(frame.pixels) as hdus:
-        detsecs = {hdu.name: str(hdu.header.get("DETSEC", "")) for hdu in hdus}
+    with fits.open(frame.pixels) as hdus:  # the planes are the file's images, in order
+        detsecs = [str(hdu.header.get("DETSEC", "")) for hdu in hdus if hdu.header.get("NAXIS", 0) >= 2]
+    if len(detsecs) != len(frame.planes):
+        detsecs = [""] * len(frame.planes)
     pieces = []
-    for plane in frame.planes:
+    for plane, detsec in zip(frame.planes, detsecs, strict=True):
         raw = frame.read(plane).astype(np.float64)
         bias = float(np.median(raw[plane.overscan])) if plane.overscan else 0.0
-        pieces.append((detsecs.get(plane.name, ""), (raw[plane.data] - bias) * (plane.gain or 1.0)))
+        pieces.append((detsec, (raw[plane.data] - bias) * (plane.gain or 1.0)))
     if len(pieces) == 1:
         return pieces[0][1]
     placed = []

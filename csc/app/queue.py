@@ -17,7 +17,7 @@ from obsq.csc.clock import LoopClock
 from obsq.csc.component import AckError, Remote
 from obsq.csc.core.errors import ObsqError, UsageError, ValidationError
 from obsq.csc.core.topics import ComponentId
-from obsq.csc.scriptqueue.blocks import Block, available_blocks, block_folders, expand_block, read_block
+from obsq.csc.scriptqueue.blocks import Block, available_blocks, block_folders, block_target, expand_block, read_block
 from obsq.csc.scriptqueue.model import FailureStrategy, Location
 from obsq.scripts.library import ScriptRoots, check_configuration, load_script_class
 
@@ -49,6 +49,8 @@ class QueueOptions:
     action: str
     block: str = ""
     overrides: Sequence[str] = ()
+    #: the block's target (YAML/JSON mapping: ra, dec, name...), for its $ra, $dec... templates
+    target: str = ""
     failure_strategy: FailureStrategy = FailureStrategy.NONE
     path: str = ""
     external: bool = False
@@ -87,20 +89,24 @@ def check_script(path: str, standard: bool, config: str) -> None:
     check_configuration(load_script_class(ScriptRoots.default().resolve(path, standard)), path, config)
 
 
-def validated_block(reference: str, override: dict[str, Any]) -> Block:
-    """The block, its configuration and every script's parameters checked as the queue checks them, before sending."""
+def validated_block(reference: str, override: dict[str, Any], target: str = "") -> Block:
+    """The block, its configuration and every script's parameters checked as the queue checks them, before sending.
+
+    `target` (YAML/JSON, blocks.TARGET_SCHEMA) is the target the block's `$ra`, `$dec`... come from, now.
+    """
     data, label = read_block(reference, block_folders())
-    return expand_block(data, label, override, check_script)
+    given = block_target(target, "--target", LoopClock().tai())
+    return expand_block(data, label, override, check_script, given)
 
 
-def check_block(reference: str, overrides: Sequence[str]) -> int:
+def check_block(reference: str, overrides: Sequence[str], target: str = "") -> int:
     """`obsq queue add-block BLOCK --check`: the block validated exactly as the queue would, nothing sent.
 
     0 and the scripts it would queue when accepted; 1 and the refusal (the block, script, field
     and rule) when not. The block must be known here: a file, JSON, or a program in this host's folders.
     """
     try:
-        block = validated_block(reference, parse_values(_override_pairs(overrides), "--override"))
+        block = validated_block(reference, parse_values(_override_pairs(overrides), "--override"), target)
     except ValidationError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 1
@@ -112,7 +118,7 @@ def check_block(reference: str, overrides: Sequence[str]) -> int:
 
 
 def add_block_request(
-    reference: str, override: dict[str, Any], strategy: FailureStrategy, *, known_here: bool = False
+    reference: str, override: dict[str, Any], strategy: FailureStrategy, *, known_here: bool = False, target: str = ""
 ) -> dict[str, Any]:
     """The addBlock fields for a block that passed `validated_block` (ValidationError naming what is wrong).
 
@@ -121,8 +127,9 @@ def add_block_request(
     """
     text = reference.strip()
     if known_here or text.startswith("{") or text.endswith(".json") or text in available_blocks(block_folders()):
-        validated_block(reference, override)
-    return {"id": reference, "override": yaml.safe_dump(override) if override else "", "failureStrategy": int(strategy)}
+        validated_block(reference, override, target)
+    return {"id": reference, "override": yaml.safe_dump(override) if override else "", "failureStrategy": int(strategy),
+            "target": target}  # fmt: skip
 
 
 def add_script_request(path: str, standard: bool, config: str, location: str) -> dict[str, Any]:
@@ -137,7 +144,7 @@ async def _request(options: QueueOptions) -> tuple[str, dict[str, Any]]:
     action = options.action
     if action == "add-block":
         override = parse_values(_override_pairs(options.overrides), "--override")
-        return "addBlock", add_block_request(options.block, override, options.failure_strategy)
+        return "addBlock", add_block_request(options.block, override, options.failure_strategy, target=options.target)
     if action == "add":
         config = await read_config(options.config) if options.config else ""
         return "add", add_script_request(options.path, not options.external, config, options.location)

@@ -23,12 +23,12 @@ from obsq.csc.atcamera.illumination import (
     sky_throughput,
 )
 from obsq.csc.atcamera.model import GEOMETRIES, Array, DetectorModel
-from obsq.csc.atcamera.starfield import PLATE_SCALE_ARCSEC, catalogue, render, star_e_s
 from obsq.csc.bus.base import Bus
 from obsq.csc.clock import Clock
 from obsq.csc.component import Remote
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.core.sky import altaz, altaz_many, radec, sun_azel
+from obsq.csc.core.starfield import PLATE_SCALE_ARCSEC, catalogue, render, star_e_s
 
 #: ATDome mainDoorState OPENED (Rubin's ShutterDoorState).
 DOOR_OPENED = 2

@@ -30,6 +30,11 @@ def add(sub: Subparsers) -> None:
         "--failure-strategy", choices=strategies, default="none",
         help="what a failed script does to the rest of the block (default none: the rest is dropped)",
     )  # fmt: skip
+    q.add_argument("--target", default="", metavar="YAML",
+                   help="the target Rubin's Scheduler would give the block, e.g. '{name: HD 104304, ra: "
+                        "\"12:00:44.46\", dec: \"-10:26:46.1\"}' (ra hours, dec deg; also band_filter, "
+                        "exp_times, rot_sky, targetid): its $ra, $dec, $alt, $az... (default: none, addBlock's "
+                        "defaults)")  # fmt: skip
     q.add_argument("--check", action="store_true",
                    help="validate it as the queue would and send nothing (exit 0 accepted, 1 refused)")  # fmt: skip
     add_connection_options(q, after_action=True)
@@ -63,11 +68,11 @@ def run(args: argparse.Namespace) -> int:
     from obsq.csc.app.queue import QueueOptions, check_block, run_queue, strategy_names
 
     if args.action == "add-block" and args.check:
-        return check_block(args.block, args.override)
+        return check_block(args.block, args.override, args.target)
 
     options = QueueOptions(
         connection(args), args.queue, args.action, block=getattr(args, "block", ""),
-        overrides=getattr(args, "override", []),
+        overrides=getattr(args, "override", []), target=getattr(args, "target", ""),
         failure_strategy=strategy_names()[getattr(args, "failure_strategy", "none")],
         path=getattr(args, "path", ""), external=getattr(args, "external", False), config=getattr(args, "config", None),
         location=getattr(args, "location", "last"), indices=getattr(args, "indices", []),

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from obsq.csc.core.errors import ExpectedError
+
 #: Rubin's AuxTel (Cerro Pachón): latitude, longitude (deg) and height (m).
 AUXTEL = (-30.2446, -70.7494, 2663.0)
 #: e-/s/pixel of the sky at sunset through SDSSr_65mm, empty disperser.
@@ -26,7 +28,7 @@ TWILIGHT_MAG_PER_DEG = 1.1
 NIGHT_SKY_E_S = 0.5
 
 
-def _site():  # type: ignore[no-untyped-def]
+def _site() -> Any:
     from astropy import units
     from astropy.coordinates import EarthLocation
     from astropy.utils import iers
@@ -36,7 +38,7 @@ def _site():  # type: ignore[no-untyped-def]
     return EarthLocation(lat=lat * units.deg, lon=lon * units.deg, height=height * units.m)
 
 
-def _frame(tai_unix: float):  # type: ignore[no-untyped-def]
+def _frame(tai_unix: float) -> Any:
     from astropy.coordinates import AltAz
     from astropy.time import Time
 
@@ -78,7 +80,7 @@ def twilight_e_s(sun_elevation_deg: float) -> float:
     (50000, 315.5, 0.5)
     """
     fade = 10.0 ** (-0.4 * TWILIGHT_MAG_PER_DEG * -sun_elevation_deg)
-    return max(NIGHT_SKY_E_S, SUNSET_SKY_E_S * fade)
+    return float(max(NIGHT_SKY_E_S, SUNSET_SKY_E_S * fade))
 
 
 def separation_deg(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -95,3 +97,15 @@ def altaz_many(ra_deg: Any, dec_deg: Any, tai_unix: float) -> tuple[Any, Any]:
 
     seen = SkyCoord(ra=ra_deg * units.deg, dec=dec_deg * units.deg, frame="icrs").transform_to(_frame(tai_unix))
     return seen.az.deg, seen.alt.deg
+
+
+def angle_deg(value: Any, *, hours: bool, field: str) -> float:
+    """A coordinate in degrees from a number or a sexagesimal string; ExpectedError naming `field` if not one."""
+    from astropy import units
+    from astropy.coordinates import Angle
+
+    unit = units.hourangle if hours else units.deg
+    try:
+        return float(Angle(value, unit=unit).to_value(units.deg))
+    except (ValueError, TypeError) as exc:
+        raise ExpectedError(f"{field}: {value!r} is not an angle ({exc})") from None

@@ -43,7 +43,7 @@ from obsq.csc.scheduler.runs import BlockState, Effects, PlannedBlock, Run, exec
 from obsq.csc.scheduler.schedule import Rule, Schedule, default_schedule_path, read_schedule
 from obsq.csc.scheduler.store import SchedulerStore
 from obsq.csc.scheduler.sun import Sun
-from obsq.csc.scriptqueue.blocks import available_blocks, block_folders, expand_block, read_block
+from obsq.csc.scriptqueue.blocks import available_blocks, block_folders, block_target, expand_block, read_block
 from obsq.scripts.library import ScriptRoots, load_script_class
 from obsq.scripts.states import ScriptState
 
@@ -191,10 +191,10 @@ class SchedulerCsc(BaseCsc):
             override = load_yaml(d["override"], f"addBlock {d['id'][:64]}: override") if d["override"].strip() else {}
             if not isinstance(override, dict):
                 raise ValidationError(f"addBlock {d['id'][:64]}: override must be a mapping")
-            program = await self.clock.to_thread(self.check_block, d["id"], override)
+            program = await self.clock.to_thread(self.check_block, d["id"], override, d["target"])
             key = f"{command.identity}|{command.origin}|{command.seq_num}"
             execution = d["executionId"] or execution_id(program, self.clock.tai(), key)
-            block = PlannedBlock(d["id"], program, execution, override=d["override"])
+            block = PlannedBlock(d["id"], program, execution, override=d["override"], target=d["target"])
             now = self.clock.tai() - TAI_MINUS_UTC_S
             while (MANUAL, now) in self._runs:  # two at one instant: each run its own key
                 now += 0.001
@@ -204,7 +204,7 @@ class SchedulerCsc(BaseCsc):
             raise ExpectedError(block.reason)  # refused by the queue: nothing was queued, nothing to follow
         return json.dumps(block.scripts)
 
-    def check_block(self, block_id: str, override: dict[str, Any]) -> str:
+    def check_block(self, block_id: str, override: dict[str, Any], target: str = "") -> str:
         """The block's program; ValidationError naming the block, the script and the field unless it would queue."""
 
         def check_script(path: str, standard: bool, config: str) -> None:
@@ -215,7 +215,8 @@ class SchedulerCsc(BaseCsc):
                 raise ValidationError(f"script {path}: {exc}") from None
 
         data, label = read_block(block_id, self.block_dirs)
-        return expand_block(data, label, override, check_script).program
+        given = block_target(target, f"addBlock {block_id[:64]}: target", self.clock.tai())
+        return expand_block(data, label, override, check_script, given).program
 
     # -- queueing and following ------------------------------------------------------------
 
@@ -260,7 +261,7 @@ class SchedulerCsc(BaseCsc):
         block = run.blocks[position]
         queue = self._remotes[str(QUEUE)]
         data = {"id": block.block, "override": block.override, "failureStrategy": run.failure_strategy,
-                "executionId": block.execution}  # fmt: skip
+                "executionId": block.execution, "target": block.target}  # fmt: skip
         if run.recovered and (held := await self._held(block.execution)):  # added just before a restart
             await self._carry_out(run, run.queued(position, held))
             return
@@ -520,8 +521,9 @@ class SchedulerCsc(BaseCsc):
 def _rule_run(rule: Rule, occurrence: float, tai: float) -> Run:
     """A rule's run: its blocks in order, the safe ones last, each with an execution id of its own."""
     order = [b for b in rule.blocks if b not in rule.safe] + list(rule.safe)
-    blocks = [PlannedBlock(b, b, execution_id(b, tai, f"{rule.name}|{occurrence}|{i}"), safe=b in rule.safe)
-              for i, b in enumerate(order)]  # fmt: skip
+    target = json.dumps(dict(rule.target)) if rule.target is not None else ""
+    blocks = [PlannedBlock(b, b, execution_id(b, tai, f"{rule.name}|{occurrence}|{i}"), safe=b in rule.safe,
+                           target=target) for i, b in enumerate(order)]  # fmt: skip
     return Run(rule.name, occurrence, blocks)
 
 

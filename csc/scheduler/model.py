@@ -5,7 +5,9 @@ The guards, in order, each with a reason that names what it saw:
 1. this week's masters (the rule's `skip_if_certified` types, taken Monday to Monday in site
    time) are all certified in the calibration repository: skip;
 2. not enough daylight: the blocks' estimated duration plus the margin does not fit before
-   sunset (or the Sun is down): skip — later would only leave less;
+   sunset (or the Sun is down): skip — later would only leave less; for a rule with a target
+   (a night rule), the Sun must be down (skip) and the target above the rule's lowest
+   elevation (postpone: it may rise within the window);
 3. the previous run of the rule has not finished: postpone;
 4. the queue is paused by an operator: postpone;
 5. a component the dome and telescope need is not ENABLED, or one that may be in any state is
@@ -27,6 +29,8 @@ from obsq.csc.scheduler.schedule import Rule, Site
 from obsq.csc.scheduler.sun import Sun
 
 UNIX_EPOCH_MJD = 40587.0
+#: TAI - UTC (s): the sky is computed on TAI.
+TAI_MINUS_UTC_S = 37.0
 
 
 class Action(enum.StrEnum):
@@ -145,8 +149,29 @@ def _cadence(look: _Look, passed: list[str]) -> Verdict:
     return None
 
 
+def _night(look: _Look, passed: list[str]) -> Verdict:
+    """A target rule: the Sun down, the target high enough."""
+    from obsq.csc.core.sky import altaz, angle_deg
+
+    rule, site, sun, now = look.rule, look.site, look.sun, look.now
+    assert rule.target is not None
+    if sun.is_up(now):
+        return Action.SKIP, f"the Sun is up: {rule.target.get('name', 'the target')} is observed at night " \
+                            f"(sunset {_hm(site, sun.next_sunset(now))})"  # fmt: skip
+    ra = angle_deg(rule.target["ra"], hours=True, field="target.ra")
+    dec = angle_deg(rule.target["dec"], hours=False, field="target.dec")
+    _, elevation = altaz(ra, dec, now + TAI_MINUS_UTC_S)
+    name = rule.target.get("name", f"ra {rule.target['ra']} dec {rule.target['dec']}")
+    if elevation < rule.min_elevation_deg:
+        return Action.POSTPONE, f"{name} is at elevation {elevation:.1f} deg, below {rule.min_elevation_deg:g} deg"
+    passed.append(f"the Sun is down; {name} at elevation {elevation:.1f} deg")
+    return None
+
+
 def _daylight(look: _Look, passed: list[str]) -> Verdict:
     rule, site, sun, now = look.rule, look.site, look.sun, look.now
+    if rule.target is not None:
+        return _night(look, passed)
     if not sun.is_up(now):
         return Action.SKIP, f"the Sun is down (it rises at {_hm(site, sun.next_sunrise(now))})"
     needed_h = rule.estimated_duration_h + rule.daylight_margin_min / 60

@@ -64,16 +64,19 @@ class PlannedBlock:
     state: BlockState = BlockState.PENDING
     scripts: list[int] = field(default_factory=list)
     reason: str = ""
+    #: the target the block is given (blocks.TARGET_SCHEMA as JSON; empty: addBlock's defaults)
+    target: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"block": self.block, "label": self.label, "execution": self.execution, "safe": self.safe,
                 "override": self.override, "state": self.state.value, "scripts": self.scripts,
-                "reason": self.reason}  # fmt: skip
+                "reason": self.reason, "target": self.target}  # fmt: skip
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PlannedBlock:
         return cls(data["block"], data["label"], data["execution"], data["safe"], data.get("override", ""),
-                   BlockState(data["state"]), list(data["scripts"]), data.get("reason", ""))  # fmt: skip
+                   BlockState(data["state"]), list(data["scripts"]), data.get("reason", ""),
+                   data.get("target", ""))  # fmt: skip
 
 
 @dataclass

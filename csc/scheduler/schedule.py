@@ -24,6 +24,7 @@ from obsq.csc.core.errors import ValidationError
 from obsq.csc.core.interface import make_validator, with_defaults
 from obsq.csc.core.yamltext import load_yaml
 from obsq.csc.interfaces import interface_names
+from obsq.csc.scriptqueue.blocks import parse_target
 
 SCHEDULE_SCHEMA: dict[str, Any] = json.loads(resources.files("obsq.schemas").joinpath("schedule.json").read_text())
 _VALIDATOR = make_validator(SCHEDULE_SCHEMA)
@@ -68,6 +69,9 @@ class Rule:
     cadence_flats: Mapping[str, Any] | None = None
     #: blocks that end every run of the rule whatever happens to the others (the shutdown): runs.py's policy
     safe: tuple[str, ...] = ()
+    #: a night rule's target (blocks.TARGET_SCHEMA), given to every block; None: a daytime rule
+    target: Mapping[str, Any] | None = None
+    min_elevation_deg: float = 20.0
 
     def occurrences(self, site: Site, start_unix: float, end_unix: float) -> list[float]:
         """Unix times of the rule's occurrences in [start, end), in the site's time zone."""
@@ -128,6 +132,33 @@ def read_schedule(path: Path, known_blocks: Iterable[str] | None = None) -> Sche
     return parse_schedule(text, label, known_blocks)
 
 
+def _check_rule(raw: dict[str, Any], where: str, rules: list[Rule], known: set[str] | None) -> None:
+    """ValidationError naming the rule and the field unless a rule (defaults filled) is sound beside `rules`."""
+    if any(r.name == raw["name"] for r in rules):
+        raise ValidationError(f"{where}: field 'name': {raw['name']!r} is used by another rule")
+    if not croniter.is_valid(raw["cron"]):
+        raise ValidationError(f"{where}: field 'cron': {raw['cron']!r} is not a cron expression")
+    components = set(interface_names())
+    for field_name in ("needs_enabled", "no_fault"):
+        for name in raw[field_name]:
+            if name.partition(":")[0] not in components:
+                raise ValidationError(f"{where}: field '{field_name}': {name!r} is no component; "
+                                      f"known: {', '.join(sorted(components))}")  # fmt: skip
+    safe = tuple(raw["safe"])
+    tail = tuple(raw["blocks"][len(raw["blocks"]) - len(safe) :])
+    if safe and any(b in raw["blocks"] for b in safe) and tail != safe:
+        raise ValidationError(f"{where}: field 'safe': {list(safe)} must be the last of 'blocks' "
+                              f"({list(raw['blocks'])}), or not in it: they run after the others")  # fmt: skip
+    if known is not None:
+        for block in (*raw["blocks"], *safe):
+            if block not in known:
+                raise ValidationError(
+                    f"{where}: field 'blocks': unknown block {block!r}; available: {', '.join(sorted(known))}"
+                )
+    if "target" in raw:
+        parse_target(raw["target"], f"{where}: field 'target'", 0.0)  # its fields and angles, named if wrong
+
+
 def parse_schedule(text: str, label: str, known_blocks: Iterable[str] | None = None) -> Schedule:
     data = load_yaml(text, label)
     if not isinstance(data, dict):
@@ -145,27 +176,8 @@ def parse_schedule(text: str, label: str, known_blocks: Iterable[str] | None = N
     for i, given in enumerate(data["rules"]):
         raw = with_defaults(rule_schema, given)
         where = f"{label}: rule {raw['name']!r} (rules[{i}])"
-        if any(r.name == raw["name"] for r in rules):
-            raise ValidationError(f"{where}: field 'name': {raw['name']!r} is used by another rule")
-        if not croniter.is_valid(raw["cron"]):
-            raise ValidationError(f"{where}: field 'cron': {raw['cron']!r} is not a cron expression")
-        components = set(interface_names())
-        for field_name in ("needs_enabled", "no_fault"):
-            for name in raw[field_name]:
-                if name.partition(":")[0] not in components:
-                    raise ValidationError(f"{where}: field '{field_name}': {name!r} is no component; "
-                                          f"known: {', '.join(sorted(components))}")  # fmt: skip
+        _check_rule(raw, where, rules, known)
         safe = tuple(raw["safe"])
-        tail = tuple(raw["blocks"][len(raw["blocks"]) - len(safe) :])
-        if safe and any(b in raw["blocks"] for b in safe) and tail != safe:
-            raise ValidationError(f"{where}: field 'safe': {list(safe)} must be the last of 'blocks' "
-                                  f"({list(raw['blocks'])}), or not in it: they run after the others")  # fmt: skip
-        if known is not None:
-            for block in (*raw["blocks"], *safe):
-                if block not in known:
-                    raise ValidationError(
-                        f"{where}: field 'blocks': unknown block {block!r}; available: {', '.join(sorted(known))}"
-                    )
         rule = Rule(
             name=raw["name"], cron=raw["cron"], blocks=tuple(raw["blocks"]),
             estimated_duration_h=raw["estimated_duration"], enabled=raw["enabled"], window_h=raw["window"],
@@ -173,7 +185,8 @@ def parse_schedule(text: str, label: str, known_blocks: Iterable[str] | None = N
             needs_enabled=tuple(raw["needs_enabled"]), no_fault=tuple(raw["no_fault"]),
             skip_if_certified=tuple(raw["skip_if_certified"]), only_when_due=tuple(raw["only_when_due"]),
             cadence_flats=with_defaults(rule_schema["properties"]["cadence_flats"], raw["cadence_flats"])
-            if "cadence_flats" in raw else None, safe=safe,
+            if "cadence_flats" in raw else None, safe=safe, target=raw.get("target"),
+            min_elevation_deg=raw["min_elevation"],
         )  # fmt: skip
         rules.append(rule)
     return Schedule(site, data["check_interval"], tuple(rules), label)

@@ -19,10 +19,12 @@ from typing import Any
 
 import yaml
 
-from obsq.csc.core.errors import ValidationError
+from obsq.csc.core.errors import ExpectedError, ValidationError
 from obsq.csc.core.interface import make_validator, with_defaults
 from obsq.csc.core.yamltext import load_yaml
 
+#: MJD of 1970-01-01 (a TAI unix time's days counted from it give a TAI MJD).
+MJD_AT_UNIX_EPOCH = 40_587.0
 BLOCK_SCHEMA: dict[str, Any] = json.loads(resources.files("obsq.schemas").joinpath("block.json").read_text())
 _VALIDATOR = make_validator(BLOCK_SCHEMA)
 
@@ -70,6 +72,64 @@ class Target:
     obs_time: float = 0.0
     exp_times: tuple[float, ...] = ()
     slew_time: float = 0.0
+
+
+#: A target as a rule, an operator or `addBlock`'s `target` gives it: Rubin's DriverTarget's values.
+TARGET_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["ra", "dec"],
+    "properties": {
+        "name": {"type": "string", "description": "target name ($name)"},
+        "note": {"type": "string", "description": "Rubin's note, program:name ($note; $name is after the colon)"},
+        "targetid": {"type": "integer", "minimum": 0},
+        "ra": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 24}, {"type": "string"}],
+               "description": "ICRS RA (hour), a number or sexagesimal"},
+        "dec": {"anyOf": [{"type": "number", "minimum": -90, "maximum": 90}, {"type": "string"}],
+                "description": "ICRS Dec (deg), a number or sexagesimal"},
+        "band_filter": {"type": "string"},
+        "exp_times": {"anyOf": [{"type": "number", "minimum": 0},
+                                {"type": "array", "items": {"type": "number", "minimum": 0}}]},
+        "rot_sky": {"type": "number"},
+        "estimated_slew_time": {"type": "number", "minimum": 0},
+    },
+}  # fmt: skip
+_TARGET_VALIDATOR = make_validator(TARGET_SCHEMA, "target")
+
+
+def parse_target(values: Any, where: str, tai: float) -> Target:
+    """A Target from a mapping (TARGET_SCHEMA); its alt/az and obs_time (MJD) where it is at `tai`.
+
+    ValidationError naming `where`, the field and the rule if the mapping is not a target.
+    """
+    from obsq.csc.core.sky import altaz, angle_deg
+
+    if not isinstance(values, dict):
+        raise ValidationError(f"{where}: a target is a mapping (ra, dec, name…), not {type(values).__name__}")
+    _TARGET_VALIDATOR.validate(where, values)
+    try:
+        ra = angle_deg(values["ra"], hours=True, field=f"{where}: ra")
+        dec = angle_deg(values["dec"], hours=False, field=f"{where}: dec")
+    except ExpectedError as exc:
+        raise ValidationError(str(exc)) from None
+    azimuth, elevation = altaz(ra, dec, tai)
+    exp_times = values.get("exp_times", [])
+    name = str(values.get("name", ""))
+    return Target(
+        targetid=values.get("targetid", 0), band_filter=values.get("band_filter", ""),
+        note=str(values.get("note", name or "Target")), ra_deg=ra, dec_deg=dec,
+        rot_sky=float(values.get("rot_sky", 0.0)),
+        alt=elevation, az=azimuth, obs_time=tai / 86400.0 + MJD_AT_UNIX_EPOCH,
+        exp_times=tuple(float(t) for t in (exp_times if isinstance(exp_times, list) else [exp_times])),
+        slew_time=float(values.get("estimated_slew_time", 0.0)),
+    )  # fmt: skip
+
+
+def block_target(text: str, where: str, tai: float) -> Target | None:
+    """The target an addBlock's `target` field gives (YAML/JSON), None when empty."""
+    if not text.strip():
+        return None
+    return parse_target(load_yaml(text, where), where, tai)
 
 
 #: The names Rubin's Scheduler substitutes in every block's script configuration (`$ra`, `$exp_times`…).

@@ -30,7 +30,7 @@ from obsq.csc.core.topics import ComponentId, Topic, TopicKind
 from obsq.csc.core.yamltext import load_yaml
 from obsq.csc.database import DatabaseError
 from obsq.csc.interfaces import load_interface
-from obsq.csc.scriptqueue.blocks import block_folders, expand_block, read_block
+from obsq.csc.scriptqueue.blocks import block_folders, block_target, expand_block, read_block
 from obsq.csc.scriptqueue.model import (
     MAX_HISTORY,
     FailureStrategy,
@@ -532,7 +532,8 @@ class ScriptQueueCsc(BaseCsc):
         if not isinstance(override, dict):
             raise ValidationError(f"addBlock {d['id']}: override must be a mapping")
         data, label = read_block(d["id"], self.block_folders_all())
-        block = expand_block(data, label, override, self.check_script)
+        target = block_target(d["target"], f"addBlock {d['id'][:64]}: target", self.clock.tai())
+        block = expand_block(data, label, override, self.check_script, target)
         execution = d["executionId"] or block_execution_id(block.program, self.clock.tai(), self.model.next_index)
         items = [
             QueueItem(

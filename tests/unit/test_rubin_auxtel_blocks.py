@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import ManualClock
 from obsq.csc.scriptqueue.store import MemoryQueueStore
 from obsq.csc.testing import unique_root
+from obsq.scripts.acquisition import offset_to_centre
 from obsq.scripts.external.auxtel.latiss_take_twilight_flats import sky_counts
 
 from .test_enable_scripts import start_components
@@ -110,3 +112,47 @@ async def test_rubins_twilight_flats_find_the_sky_level_as_the_sun_sets(tmp_path
     times = [fits.getheader(f)["EXPTIME"] for f in flats[1:]]
     assert all(10_000 < level < 22_000 for level in levels), list(zip(times, levels, strict=True))
     assert times[-1] > 1.2 * times[0]  # the sky faded: longer exposures for the same level
+
+
+#: TAI of a night of 2027-01-15 at Cerro Pachón: the Sun 37 deg down, HD 104304 at elevation 40 deg in the east.
+NIGHT_TAI = 1_800_078_480.0
+OPEN_DOME = [
+    {"name": "set_summary_state.py", "standard": True,
+     "parameters": {"data": [[n, "ENABLED"] for n in CALIBRATION[1:]]}},
+    {"name": "auxtel/atdome/home_dome.py", "standard": True, "parameters": {}},
+    {"name": "auxtel/atdome/open_dome.py", "standard": True, "parameters": {}},
+]  # fmt: skip
+
+
+async def run_at(tmp_path: Path, tai: float, *blocks: dict[str, str]) -> list[dict[str, object]]:
+    """The dome opened, then each block (addBlock fields), on the simulated observatory at `tai`; their items."""
+    broker, clock, root = MemoryBroker(), ManualClock(tai), unique_root()
+    async with contextlib.AsyncExitStack() as stack:
+        await start_components(stack, broker, clock, root, tmp_path, *CALIBRATION[1:])
+        queue = await stack.enter_async_context(queue_rig(broker, clock, MemoryQueueStore(), root))
+        opened = {"id": json.dumps({"name": "open", "program": "BLOCK-T9", "scripts": OPEN_DOME})}
+        indices = [json.loads((await queue.rig.command("addBlock", data)).result) for data in (opened, *blocks)]
+        everything = [i for block in indices for i in block]
+        await queue.until(lambda: all(queue.items().get(i, {}).get("area") == "history" for i in everything))
+        return [queue.items()[i] for i in everything]
+
+
+def headers(tmp_path: Path, imgtype: str) -> list[tuple[Path, fits.Header]]:
+    found = [(f, fits.getheader(f)) for f in (tmp_path / "raw").rglob("*.fits")]
+    return sorted(((f, h) for f, h in found if h["IMGTYPE"] == imgtype), key=lambda fh: fh[1]["OBSID"])
+
+
+async def test_rubins_t40_block_acquires_its_star_and_takes_the_offset_sequences(tmp_path: Path) -> None:
+    """BLOCK-T40 HD104304: slew, the star centred from acquisition images, then 17 sequences at 16 x offsets."""
+    block = {"id": (RUBIN / "BLOCK-T40_HD104304.json").read_text()}
+    items = await run_at(tmp_path, NIGHT_TAI, block)
+    assert [item["state"] for item in items] == ["DONE"] * len(items), [(i["state"], i["reason"]) for i in items]
+    acquisition = headers(tmp_path, "ACQ")
+    first, last = (offset_to_centre(str(f)) for f, _ in (acquisition[0], acquisition[-1]))
+    assert first is not None
+    assert last is not None
+    assert math.hypot(*first) > 10.0  # the mount's pointing error (12", -8") put the star off centre
+    assert math.hypot(*last) < 5.0  # Rubin's tolerance: centred
+    objects = headers(tmp_path, "OBJECT")
+    assert len(objects) == 17 * 9
+    assert {h["FILTER"] for _, h in objects} == {"empty_1", "BG40_65mm_1", "OG550_65mm_1"}

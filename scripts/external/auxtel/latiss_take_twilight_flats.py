@@ -19,6 +19,7 @@ said in the log.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 import numpy as np
@@ -61,9 +62,10 @@ def next_exposure(config: dict[str, Any], counts: float, exptime: float) -> floa
     """
     if counts <= 0:
         return float("inf")
-    new = config["target_sky_counts"] * exptime / counts
-    if new < config["min_exp_time"] and config["max_counts"] * exptime / counts > config["min_exp_time"]:
-        return round(config["min_exp_time"] * 1.01, 2)
+    new = float(config["target_sky_counts"]) * exptime / counts
+    shortest = float(config["min_exp_time"])
+    if new < shortest and float(config["max_counts"]) * exptime / counts > shortest:
+        return round(shortest * 1.01, 2)
     return round(new, 2)
 
 
@@ -166,10 +168,12 @@ class TakeTwilightFlatsLatiss(BaseScript):
                       sun="setting" if self.setting else "rising", azimuth=round(azimuth, 2), elevation=elevation,
                       ra=round(ra, 4), dec=round(dec, 4),
                       note="no blank-field catalogue here: the field is the computed position")  # fmt: skip
-        moves = [self.mount.command("moveToPosition", {"azimuth": azimuth, "elevation": elevation}, timeout_s=400)]
+        moves: list[Awaitable[Any]] = [
+            self.mount.command("moveToPosition", {"azimuth": azimuth, "elevation": elevation}, timeout_s=400),
+            self.latiss.setup_instrument(config["filter"], config["grating"]),
+        ]
         if self.dome is not None:
             moves.append(self.dome.command("moveAzimuth", {"azimuth": azimuth}, timeout_s=400))
-        moves.append(self.latiss.setup_instrument(config["filter"], config["grating"]))
         await asyncio.gather(*moves)
         if config["tracking"]:
             await self.mount.command("startTracking", timeout_s=30)
