@@ -29,7 +29,13 @@ FILTER_RATES_E_S = {
     "OG550_65mm_1": 8_000.0,
 }
 #: Throughput of what sits in the disperser wheel (SDSSy_65mm is a filter mounted there).
-DISPERSER_THROUGHPUT = {"empty_1": 1.0, "SDSSy_65mm": 0.036, "holo4_003": 0.3, "ronchi170lpmm": 0.4}
+DISPERSER_THROUGHPUT = {
+    "empty_1": 1.0,
+    "SDSSy_65mm": 0.036,
+    "holo4_003": 0.3,
+    "ronchi170lpmm": 0.4,
+    "blue300lpmm_qn1": 0.4,
+}
 UNKNOWN_ELEMENT_THROUGHPUT = 0.5
 REFERENCE_POWER_W = 900.0
 

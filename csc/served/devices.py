@@ -53,7 +53,7 @@ LAMP_WARMUP_S = 900.0
 #: Seconds of clock time a readout takes.
 READOUT_S = 2.0
 FILTERS = ["empty_1", "SDSSr_65mm", "SDSSg_65mm", "SDSSz_65mm", "BG40_65mm_1", "OG550_65mm_1"]
-DISPERSERS = ["empty_1", "SDSSy_65mm", "holo4_003", "ronchi170lpmm"]
+DISPERSERS = ["empty_1", "SDSSy_65mm", "holo4_003", "ronchi170lpmm", "blue300lpmm_qn1"]
 
 
 class ServedError(Exception):

@@ -13,6 +13,7 @@ from astropy.io import fits
 from obsq.csc.app.queue import check_block
 from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import ManualClock
+from obsq.csc.component import Remote
 from obsq.csc.scriptqueue.store import MemoryQueueStore
 from obsq.csc.testing import unique_root
 from obsq.scripts.acquisition import offset_to_centre
@@ -24,15 +25,15 @@ from .test_queue_inprocess import queue_rig
 RUBIN = Path(__file__).resolve().parents[1] / "data" / "rubin-auxtel-blocks"
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "rubin-blocks"
 CALIBRATION = ("ATWhiteLight", "ATDome", "ATMCS", "ATCamera", "ATSpectrograph")
-#: What a refused file of Rubin's still lacks here (the script named in the refusal).
+#: What a refused file of Rubin's still lacks here (named in the refusal).
 STILL_MISSING = {
-    "BLOCK-273.json": "auxtel/correct_pointing.py",
-    "ops-cwfs.json": "auxtel/correct_pointing.py",
-    "test-anytime-survey.json": "auxtel/track_target_and_take_image.py",
+    "ops-cwfs.json": "auxtel/latiss_wep_align.py",  # wavefront sensing: no ATAOS, no hexapod here
+    "test-anytime-survey.json": "field 'exp_times': [] should be non-empty",  # a Scheduler target's, none given
 }
+HD104304 = '{name: HD104304, ra: "12:0:44.4601", dec: "-10:26:46.0670", band_filter: r, exp_times: [30, 30]}'
 
 
-def test_rubins_auxtel_files_are_accepted_or_the_missing_script_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+def test_rubins_auxtel_files_are_accepted_or_what_is_missing_is_named(capsys: pytest.CaptureFixture[str]) -> None:
     files = sorted(RUBIN.glob("*.json"))
     assert len(files) == 29  # the folder's 32, less the three links to main-telescope blocks
     refused = {}
@@ -40,9 +41,12 @@ def test_rubins_auxtel_files_are_accepted_or_the_missing_script_is_named(capsys:
         if check_block(str(file), []) != 0:
             refused[file.name] = capsys.readouterr().err
     capsys.readouterr()
+    assert set(refused) == set(STILL_MISSING)
     for name, refusal in refused.items():
-        assert STILL_MISSING.get(name, "latiss_acquire_and_take_sequence") in refusal, (name, refusal)
-    assert len(files) - len(refused) >= 12
+        assert STILL_MISSING[name] in refusal, (name, refusal)
+    assert len(files) - len(refused) == 27
+    # the block Rubin's Scheduler fills from a target is accepted with one
+    assert check_block(str(RUBIN / "test-anytime-survey.json"), [], HD104304) == 0
 
 
 async def run_blocks(tmp_path: Path, *files: Path, limit_s: float = 40_000.0) -> list[dict[str, object]]:
@@ -156,3 +160,44 @@ async def test_rubins_t40_block_acquires_its_star_and_takes_the_offset_sequences
     objects = headers(tmp_path, "OBJECT")
     assert len(objects) == 17 * 9
     assert {h["FILTER"] for _, h in objects} == {"empty_1", "BG40_65mm_1", "OG550_65mm_1"}
+
+
+async def test_rubins_survey_spec_block_runs_on_its_target(tmp_path: Path) -> None:
+    """survey-spec with HD104304 as the Scheduler's target: acquired, then sequences at x offsets of 0, -50, 100"."""
+    items = await run_at(tmp_path, NIGHT_TAI, {"id": (RUBIN / "survey-spec.json").read_text(), "target": HD104304})
+    assert [item["state"] for item in items] == ["DONE"] * len(items), [(i["state"], i["reason"]) for i in items]
+    acquisition = headers(tmp_path, "ACQ")
+    centred = offset_to_centre(str(acquisition[-1][0]))
+    assert centred is not None
+    assert math.hypot(*centred) < 5.0
+    objects = headers(tmp_path, "OBJECT")
+    assert len(objects) == 3 + 3  # the acquisition's sequence, then one image at each of three offsets
+    assert {h["PROGRAM"] for _, h in objects} == {"spec-survey"}
+    assert [h["GRATING"] for _, h in objects][3:] == ["blue300lpmm_qn1"] * 3
+
+
+async def test_rubins_pointing_correction_absorbs_the_mounts_error(tmp_path: Path) -> None:
+    """BLOCK-273 with a target: correct_pointing centres a star and absorbs what it took, the mount's error."""
+    broker, clock, root = MemoryBroker(), ManualClock(NIGHT_TAI), unique_root()
+    async with contextlib.AsyncExitStack() as stack:
+        await start_components(stack, broker, clock, root, tmp_path, *CALIBRATION[1:])
+        queue = await stack.enter_async_context(queue_rig(broker, clock, MemoryQueueStore(), root))
+        opened = {"id": json.dumps({"name": "open", "program": "BLOCK-T9", "scripts": OPEN_DOME})}
+        block = {"id": (RUBIN / "BLOCK-273.json").read_text(), "target": HD104304}
+        indices = [json.loads((await queue.rig.command("addBlock", data)).result) for data in (opened, block)]
+        everything = [i for block in indices for i in block]
+        await queue.until(lambda: all(queue.items().get(i, {}).get("area") == "history" for i in everything))
+        assert [queue.items()[i]["state"] for i in everything] == ["DONE"] * 5
+        async with Remote(queue.rig.remote_bus, "ATMCS", clock=clock, root=root) as mount:
+            offsets = await mount.event("pointingOffsets").aget(timeout_s=1)
+    # the simulated mount points 12" east in azimuth and 8" low: the correction undoes it, within the 1" tolerance
+    assert math.hypot(offsets["absorbedAzimuth"] + 12.0, offsets["absorbedElevation"] - 8.0) < 1.0
+    assert len(headers(tmp_path, "OBJECT")) == 4
+
+
+async def test_rubins_anytime_survey_block_tracks_its_target_and_images_it(tmp_path: Path) -> None:
+    items = await run_at(tmp_path, NIGHT_TAI, {"id": (RUBIN / "test-anytime-survey.json").read_text(),
+                                               "target": HD104304})  # fmt: skip
+    assert [item["state"] for item in items] == ["DONE"] * len(items), [(i["state"], i["reason"]) for i in items]
+    objects = headers(tmp_path, "OBJECT")
+    assert [(h["FILTER"], h["EXPTIME"]) for _, h in objects] == [("SDSSr_65mm", 30.0)] * 2
