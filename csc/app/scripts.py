@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,21 +65,30 @@ def _kind(schema: dict[str, Any]) -> str:
     return f"{kind} of {_kind(schema['items'])}" if kind == "array" and isinstance(schema.get("items"), dict) else kind
 
 
+def _fields(schema: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any], bool]]:
+    """(dotted name, schema, required) of each field, an object's own fields after it."""
+    required = set(schema.get("required", []))
+    for name, field in schema.get("properties", {}).items():
+        yield f"{prefix}{name}", field, name in required
+        if isinstance(field, dict) and field.get("type") == "object" and field.get("properties"):
+            yield from _fields(field, f"{prefix}{name}.")
+
+
 def schema_text(path: str, cls: type[BaseScript]) -> str:
     """The script's description, a line per field (type, default, description), then its JSON Schema as YAML."""
     schema = cls.get_schema()
     lines = [f"# {path}: {cls.description}"]
     if not schema:
         return "\n".join([*lines, "# no configuration"]) + "\n"
-    required = set(schema.get("required", []))
-    properties: dict[str, Any] = schema.get("properties", {})
-    width = max((len(name) for name in properties), default=0) + 2
-    lines.append("# fields (* required):")
-    for name, field in properties.items():
+    fields = list(_fields(schema))
+    width = max((len(name) for name, _, _ in fields), default=0) + 2
+    lines.append("# fields (* required; units in brackets):")
+    for name, field, needed in fields:
         default = f", default {json.dumps(field['default'])}" if "default" in field else ""
-        mark = "*" if name in required else " "
+        mark = "*" if needed else " "
+        units = f" [{field['units']}]" if field.get("units") else ""
         about = f" — {field['description']}" if field.get("description") else ""
-        lines.append(f"#   {name:<{width}}{mark} {_kind(field)}{default}{about}")
+        lines.append(f"#   {name:<{width}}{mark} {_kind(field)}{units}{default}{about}")
     return "\n".join(lines) + "\n" + yaml.dump(schema, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True)
 
 

@@ -13,7 +13,10 @@ takes 1 s with the Sun 1.2 deg down and 300 s at 6.8 deg down.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from obsq.csc.core.errors import ExpectedError
@@ -26,6 +29,18 @@ SUNSET_SKY_E_S = 50_000.0
 TWILIGHT_MAG_PER_DEG = 1.1
 #: e-/s/pixel of the dark night sky through SDSSr_65mm (about 21 mag/arcsec^2 at 0.1"/pixel).
 NIGHT_SKY_E_S = 0.5
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Astropy's warnings on Earth-orientation tables and far dates: arcsecond matters, not for a simulator's sky."""
+    from astropy.utils.exceptions import AstropyWarning
+    from erfa import ErfaWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)
+        warnings.simplefilter("ignore", ErfaWarning)
+        yield
 
 
 def _site() -> Any:
@@ -47,30 +62,33 @@ def _frame(tai_unix: float) -> Any:
 
 def altaz(ra_deg: float, dec_deg: float, tai_unix: float) -> tuple[float, float]:
     """(azimuth, elevation) in degrees of an ICRS position seen from AuxTel at `tai_unix`."""
-    from astropy import units
-    from astropy.coordinates import SkyCoord
+    with _quiet():
+        from astropy import units
+        from astropy.coordinates import SkyCoord
 
-    seen = SkyCoord(ra=ra_deg * units.deg, dec=dec_deg * units.deg, frame="icrs").transform_to(_frame(tai_unix))
-    return float(seen.az.deg), float(seen.alt.deg)
+        seen = SkyCoord(ra=ra_deg * units.deg, dec=dec_deg * units.deg, frame="icrs").transform_to(_frame(tai_unix))
+        return float(seen.az.deg), float(seen.alt.deg)
 
 
 def radec(azimuth_deg: float, elevation_deg: float, tai_unix: float) -> tuple[float, float]:
     """(ra, dec) in ICRS degrees of the point seen at azimuth/elevation from AuxTel at `tai_unix`."""
-    from astropy import units
-    from astropy.coordinates import ICRS, SkyCoord
+    with _quiet():
+        from astropy import units
+        from astropy.coordinates import ICRS, SkyCoord
 
-    seen = SkyCoord(az=azimuth_deg * units.deg, alt=elevation_deg * units.deg, frame=_frame(tai_unix))
-    icrs = seen.transform_to(ICRS())
-    return float(icrs.ra.deg), float(icrs.dec.deg)
+        seen = SkyCoord(az=azimuth_deg * units.deg, alt=elevation_deg * units.deg, frame=_frame(tai_unix))
+        icrs = seen.transform_to(ICRS())
+        return float(icrs.ra.deg), float(icrs.dec.deg)
 
 
 def sun_azel(tai_unix: float) -> tuple[float, float]:
     """(azimuth, elevation) of the Sun in degrees, seen from AuxTel at `tai_unix`."""
-    from astropy.coordinates import get_body
+    with _quiet():
+        from astropy.coordinates import get_body
 
-    frame = _frame(tai_unix)
-    seen = get_body("sun", frame.obstime, frame.location).transform_to(frame)
-    return float(seen.az.deg), float(seen.alt.deg)
+        frame = _frame(tai_unix)
+        seen = get_body("sun", frame.obstime, frame.location).transform_to(frame)
+        return float(seen.az.deg), float(seen.alt.deg)
 
 
 def twilight_e_s(sun_elevation_deg: float) -> float:
@@ -92,11 +110,12 @@ def separation_deg(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 def altaz_many(ra_deg: Any, dec_deg: Any, tai_unix: float) -> tuple[Any, Any]:
     """(azimuths, elevations) in degrees of arrays of ICRS positions seen from AuxTel at `tai_unix`."""
-    from astropy import units
-    from astropy.coordinates import SkyCoord
+    with _quiet():
+        from astropy import units
+        from astropy.coordinates import SkyCoord
 
-    seen = SkyCoord(ra=ra_deg * units.deg, dec=dec_deg * units.deg, frame="icrs").transform_to(_frame(tai_unix))
-    return seen.az.deg, seen.alt.deg
+        seen = SkyCoord(ra=ra_deg * units.deg, dec=dec_deg * units.deg, frame="icrs").transform_to(_frame(tai_unix))
+        return seen.az.deg, seen.alt.deg
 
 
 def angle_deg(value: Any, *, hours: bool, field: str) -> float:

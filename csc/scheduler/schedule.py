@@ -24,7 +24,7 @@ from obsq.csc.core.errors import ValidationError
 from obsq.csc.core.interface import make_validator, with_defaults
 from obsq.csc.core.yamltext import load_yaml
 from obsq.csc.interfaces import interface_names
-from obsq.csc.scriptqueue.blocks import parse_target
+from obsq.csc.scriptqueue.blocks import check_target
 
 SCHEDULE_SCHEMA: dict[str, Any] = json.loads(resources.files("obsq.schemas").joinpath("schedule.json").read_text())
 _VALIDATOR = make_validator(SCHEDULE_SCHEMA)
@@ -156,7 +156,7 @@ def _check_rule(raw: dict[str, Any], where: str, rules: list[Rule], known: set[s
                     f"{where}: field 'blocks': unknown block {block!r}; available: {', '.join(sorted(known))}"
                 )
     if "target" in raw:
-        parse_target(raw["target"], f"{where}: field 'target'", 0.0)  # its fields and angles, named if wrong
+        check_target(raw["target"], f"{where}: field 'target'")  # its fields and angles, named if wrong
 
 
 def parse_schedule(text: str, label: str, known_blocks: Iterable[str] | None = None) -> Schedule:

@@ -97,21 +97,28 @@ TARGET_SCHEMA: dict[str, Any] = {
 _TARGET_VALIDATOR = make_validator(TARGET_SCHEMA, "target")
 
 
-def parse_target(values: Any, where: str, tai: float) -> Target:
-    """A Target from a mapping (TARGET_SCHEMA); its alt/az and obs_time (MJD) where it is at `tai`.
-
-    ValidationError naming `where`, the field and the rule if the mapping is not a target.
-    """
-    from obsq.csc.core.sky import altaz, angle_deg
+def check_target(values: Any, where: str) -> tuple[float, float]:
+    """A target mapping's ICRS (ra, dec) in degrees; ValidationError naming `where`, the field and the rule."""
+    from obsq.csc.core.sky import angle_deg
 
     if not isinstance(values, dict):
         raise ValidationError(f"{where}: a target is a mapping (ra, dec, name…), not {type(values).__name__}")
     _TARGET_VALIDATOR.validate(where, values)
     try:
-        ra = angle_deg(values["ra"], hours=True, field=f"{where}: ra")
-        dec = angle_deg(values["dec"], hours=False, field=f"{where}: dec")
+        return (angle_deg(values["ra"], hours=True, field=f"{where}: ra"),
+                angle_deg(values["dec"], hours=False, field=f"{where}: dec"))  # fmt: skip
     except ExpectedError as exc:
         raise ValidationError(str(exc)) from None
+
+
+def parse_target(values: Any, where: str, tai: float) -> Target:
+    """A Target from a mapping (TARGET_SCHEMA); its alt/az and obs_time (MJD) where it is at `tai`.
+
+    ValidationError naming `where`, the field and the rule if the mapping is not a target.
+    """
+    from obsq.csc.core.sky import altaz
+
+    ra, dec = check_target(values, where)
     azimuth, elevation = altaz(ra, dec, tai)
     exp_times = values.get("exp_times", [])
     name = str(values.get("name", ""))

@@ -171,6 +171,10 @@ def test_an_operator_runs_the_queue_from_the_page_and_an_observer_only_watches(
             expect(page.locator("#history tbody tr").first).to_contain_text("sleep.py", timeout=60_000)
             expect(page.locator("#history tbody tr").first.locator(".outcome")).to_have_text("STOPPED")
 
+            # a form gives ts_xml-style units, an object's fields' too
+            page.select_option("#script-select", "true|auxtel/offset_atcs.py")
+            expect(page.locator("#script-fields")).to_contain_text("object {x [arcsec], y [arcsec]}")
+
             # one image through the script form: its preview decodes
             page.select_option("#script-select", "true|auxtel/take_image_latiss.py")
             page.select_option("#script-image_type", "BIAS")

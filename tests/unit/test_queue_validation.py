@@ -249,6 +249,26 @@ def test_rubins_target_values_fill_every_block_as_its_scheduler_does() -> None:
     assert yaml.safe_load(expanded.scripts[0].config)["name"] == "mine"
 
 
+def test_an_addblock_target_is_where_the_target_is_now() -> None:
+    """addBlock's target (YAML): its values, with alt/az and obs_time computed where the target is at the time."""
+    from obsq.csc.core.errors import ValidationError
+    from obsq.csc.core.sky import altaz
+    from obsq.csc.scriptqueue.blocks import block_target
+
+    tai = 1_800_078_480.0  # 2027-01-16 06:48 UTC: HD 104304 in the east at about 40 deg
+    target = block_target('{name: HD104304, ra: "12:0:44.4601", dec: "-10:26:46.0670", exp_times: 8}', "t", tai)
+    assert target is not None
+    assert (target.note, target.exp_times) == ("HD104304", (8.0,))
+    assert (target.az, target.alt) == pytest.approx(altaz(target.ra_deg, target.dec_deg, tai))
+    assert 35.0 < target.alt < 45.0
+    assert target.obs_time == pytest.approx(tai / 86400 + 40587.0)
+    assert block_target("  ", "t", tai) is None
+    with pytest.raises(ValidationError, match=r"addBlock x: target: field 'dec' is required"):
+        block_target("{ra: 1}", "addBlock x: target", tai)
+    with pytest.raises(ValidationError, match=r"t: a target is a mapping"):
+        block_target("[1, 2]", "t", tai)
+
+
 def test_a_program_defined_twice_differently_is_refused_by_name(tmp_path: Path) -> None:
     from obsq.csc.core.errors import ValidationError
     from obsq.csc.scriptqueue.blocks import block_clashes, read_block

@@ -166,3 +166,42 @@ def test_a_library_rule_queues_only_what_the_calibration_policy_makes_due() -> N
     made = decide(library, SITE, SUN, morning, now=morning, seen=Conditions(due=due))
     assert made.action == Action.QUEUE
     assert made.reason.startswith("due by the calibration policy: dark (gain=1.0: #5: the season turned")
+
+
+def test_a_night_rule_with_a_target_waits_for_the_night_and_the_target_to_rise() -> None:
+    """A rule with Rubin's target values: queued at night only, once the target is above its lowest elevation."""
+    night = parse_schedule(
+        """
+site: {name: Cerro Pachón, latitude: -30.2446, longitude: -70.7494, elevation: 2663, timezone: America/Santiago}
+rules:
+  - name: hd104304
+    cron: "0 * * * *"
+    blocks: [BLOCK-295]
+    estimated_duration: 0.5
+    min_elevation: 30
+    target: {name: HD104304, ra: "12:0:44.4601", dec: "-10:26:46.0670", band_filter: r, exp_times: [30, 30]}
+""",
+        "night.yaml",
+    ).rule("hd104304")
+    assert night.target is not None
+    ready = Conditions(states=dict.fromkeys(night.needs_enabled, "ENABLED"), queue_running=True)
+    # mid-January: HD 104304 (RA 12 h) rises in the east after midnight
+    day = decide(night, SITE, SUN, at("2027-01-15 15:00"), now=at("2027-01-15 15:00"), seen=ready)
+    assert day.action == Action.SKIP
+    assert day.reason.startswith("the Sun is up: HD104304 is observed at night")
+    low = decide(night, SITE, SUN, at("2027-01-15 23:00"), now=at("2027-01-15 23:00"), seen=ready)
+    assert low.action == Action.POSTPONE
+    assert re.match(r"HD104304 is at elevation -?\d+\.\d deg, below 30 deg; looking again in 15 min", low.reason)
+    high = decide(night, SITE, SUN, at("2027-01-16 03:00"), now=at("2027-01-16 03:00"), seen=ready)
+    assert high.action == Action.QUEUE, high.reason
+    assert "the Sun is down; HD104304 at elevation" in high.reason
+    for wrong, message in (
+        ("{name: x, ra: 25, dec: 0}", "field 'ra': 25 is greater than the maximum of 24"),
+        ("{ra: 1, dec: 0, magnitude: 3}", "field 'magnitude' is not allowed"),
+        ('{ra: "1:xx", dec: 0}', "ra: '1:xx' is not an angle"),
+    ):
+        with pytest.raises(ValidationError, match=re.escape(message)):
+            parse_schedule(f"""
+site: {{name: x, latitude: -30, longitude: -70, elevation: 0, timezone: UTC}}
+rules: [{{name: r, cron: "0 * * * *", blocks: [BLOCK-295], estimated_duration: 1, target: {wrong}}}]
+""", "bad.yaml")  # fmt: skip

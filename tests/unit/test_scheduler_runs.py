@@ -98,3 +98,20 @@ def test_a_run_is_restored_from_its_stored_plan() -> None:
     assert restored.scripts[1].done
     assert not restored.scripts[2].ended
     assert restored.next_to_add() == 1
+
+
+def test_a_night_rules_target_goes_with_each_of_its_blocks_and_survives_a_restart() -> None:
+    from obsq.csc.scheduler.csc import _rule_run
+    from obsq.csc.scheduler.schedule import parse_schedule
+
+    rule = parse_schedule("""
+site: {name: x, latitude: -30, longitude: -70, elevation: 0, timezone: UTC}
+rules: [{name: r, cron: "0 * * * *", blocks: [BLOCK-295, BLOCK-310], estimated_duration: 1,
+         target: {name: HD104304, ra: "12:0:44.46", dec: "-10:26:46.1"}}]
+""", "night.yaml").rule("r")  # fmt: skip
+    run = _rule_run(rule, 1_800_078_000.0, 1_800_078_037.0)
+    assert [json.loads(b.target)["name"] for b in run.blocks] == ["HD104304", "HD104304"]
+    stored = PlannedBlock.from_json(json.loads(json.dumps(run.blocks[0].to_json())))
+    assert stored.target == run.blocks[0].target
+    older = {k: v for k, v in run.blocks[0].to_json().items() if k != "target"}  # stored before targets
+    assert PlannedBlock.from_json(older).target == ""

@@ -118,6 +118,9 @@ def test_script_schemas_print_descriptions_and_no_anchors() -> None:
                                                                                         True)))  # fmt: skip
     assert "#   image_type               * one of BIAS, DARK" in text
     assert "filter name or slot (1-3)" in text
+    text = schema_text("auxtel/offset_atcs.py", load_script_class(roots.resolve("auxtel/offset_atcs.py", True)))
+    assert "#   offset_xy.x" in text  # an object's own fields, with ts_xml-style units
+    assert "* number [arcsec] — offset in x" in text
 
 
 def test_every_option_of_every_command_has_help() -> None:

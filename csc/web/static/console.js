@@ -104,7 +104,11 @@ function fieldsFor(schema, container, prefix) {
     input.id = id;
     input.name = name;
     input.dataset.field = name;
-    const help = [kind, required.has(name) ? "required" : (example ? `default ${example}` : "optional"),
+    const unit = (p) => (p && p.units ? ` [${p.units}]` : "");
+    const inner = property.properties
+      ? ` {${Object.entries(property.properties).map(([k, p]) => `${k}${unit(p)}`).join(", ")}}` : "";
+    const help = [kind + unit(property) + inner,
+      required.has(name) ? "required" : (example ? `default ${example}` : "optional"),
       property.description].filter(Boolean).join(" · ");
     label.innerHTML = `<span>${esc(name)}${required.has(name) ? " *" : ""}</span> <span class="field-help">${esc(help)}</span>`;
     label.append(input);
