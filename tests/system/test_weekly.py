@@ -203,6 +203,7 @@ def test_rubins_three_blocks_give_a_ptc_from_their_daily_ptc_flats(tmp_path: Pat
     ptc = summary["calibration"]["ptc"]
     assert ptc["n_inputs"] == 60  # Rubin tags them daily_PTC: found by what the block asks for
     assert all(a["gain_ok"] for a in ptc["amps"].values())
+    assert all(abs(a["gain_ratio"] - 1.0) < 0.02 for a in ptc["amps"].values()), ptc["amps"]  # the 2 %
     (note,) = summary["processing"]
     assert note.startswith("BLOCK-295 asks for no processing")
     assert "processing: BLOCK-295 asks for no processing" in result.stdout
