@@ -152,16 +152,16 @@ class ATMCSCsc(BaseCsc):
 
     async def _do_ra_dec_target(self, command: Command) -> str:
         ra, dec = command.data["ra"] * 15.0, command.data["declination"]
-        now = self.clock.tai()
-        goal = offset_position(await self._altaz(ra, dec, now), self._absorbed)
-        arrival = now
-        for _ in range(2):  # aim where the target will be when the mount arrives
-            arrival = now + self.driver.slew_time(goal[0], min(goal[1], 90.0))
-            goal = offset_position(await self._altaz(ra, dec, arrival), self._absorbed)
-        self.driver.slew_time(*goal)  # refuses a position beyond the limits
+        self.driver.slew_time(*offset_position(await self._altaz(ra, dec, self.clock.tai()), self._absorbed))  # limits
         if self.driver.tracking:
             await self._tracking(False)
-        self._origin, self._offsets = goal, (0.0, 0.0)
+        now = arrival = self.clock.tai()
+        sky = await self._altaz(ra, dec, now)
+        for _ in range(2):  # aim where the target will be when the mount arrives
+            arrival = now + self.driver.slew_time(*offset_position(sky, self._absorbed))
+            sky = await self._altaz(ra, dec, arrival)
+        goal = offset_position(sky, self._absorbed)
+        self._origin, self._offsets = sky, (0.0, 0.0)
         await self._slew(command, *goal, tracksys="SIDEREAL")
         icrs = await self.clock.to_thread(radec, *goal, arrival)
         await self._tracking(True, icrs)
