@@ -5,6 +5,11 @@ The catalogue is the same for every run: the sky is cut in cells of CELL_DEG (in
 STARS_PER_CELL on average, of magnitude uniform in MAG_RANGE, all drawn from a generator seeded
 by the cell. A field of LATISS's small simulated detector (49" across) holds about six.
 
+The named stars Rubin's AuxTel blocks observe are in it too, at the positions the blocks give
+(NAMED_STARS): their magnitudes are assumptions, not measurements — V 7 for the Henry Draper
+stars (a catalogue that reaches about V 9) and V 12 for the white dwarfs — bright enough that
+acquisition finds the target, as it does on the sky.
+
 On the detector (no rotator here) columns run with azimuth on the sky and rows with elevation,
 at LATISS's plate scale; the field's centre is where the mount really points. A star is a
 Gaussian of FWHM_ARCSEC; ZERO_POINT_E_S electrons/s come from a magnitude 0 star through
@@ -27,6 +32,20 @@ ZERO_POINT_E_S = 3.0e9
 CELL_DEG = 0.01
 STARS_PER_CELL = 3.0
 MAG_RANGE = (12.0, 17.0)
+
+
+#: name: (ICRS RA, Dec in degrees, V magnitude assumed), from Rubin's BLOCK-T40 and BLOCK-T359 files.
+NAMED_STARS: dict[str, tuple[float, float, float]] = {
+    "HD104304": (180.1852504, -10.4461297, 7.0),
+    "HD120052": (206.8557967, -17.8598383, 7.0),
+    "HD34816": (79.8938429, -13.1767694, 7.0),
+    "HD57167": (130.1565467, -46.6487401, 7.0),  # Rubin's file gives HD74180's position
+    "HD77020": (134.4814946, -48.5729092, 7.0),
+    "HD89736": (155.0696479, -47.6990903, 7.0),
+    "HD92055": (159.3886375, -13.3845425, 7.0),
+    "WD_0621-376": (95.8025, -37.6911111, 12.0),
+    "WD_0859-039": (135.5720833, -4.1154167, 12.0),
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,12 @@ def catalogue(ra_deg: float, dec_deg: float, radius_deg: float) -> Stars:
         reach = radius_deg / max(math.cos(math.radians(min(abs(dec_deg) + radius_deg, 89.9))), 1e-3)
         for i_ra in range(math.floor((ra_deg - reach) / ra_width), math.floor((ra_deg + reach) / ra_width) + 1):
             found += _cell_stars(i_dec, i_ra % round(360.0 / ra_width), ra_width)
+    reach = radius_deg / max(math.cos(math.radians(min(abs(dec_deg) + radius_deg, 89.9))), 1e-3)
+    found += [
+        (ra, dec, mag)
+        for ra, dec, mag in NAMED_STARS.values()
+        if abs(dec - dec_deg) <= radius_deg and abs((ra - ra_deg + 180.0) % 360.0 - 180.0) <= reach
+    ]
     ra, dec, mag = (np.array(v, dtype=np.float64) for v in zip(*found, strict=True)) if found else (np.zeros(0),) * 3
     return Stars(ra, dec, mag)
 
