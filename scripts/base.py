@@ -253,7 +253,7 @@ class BaseScript(BaseComponent):
                 raise ValidationError(f"{cls.__name__} takes no configuration, got: {', '.join(map(str, config))}")
             return {}
         config = with_defaults(schema, config)
-        make_validator(schema).validate(f"{cls.__name__} configuration", config)
+        make_validator(schema).validate_all(f"{cls.__name__} configuration", config)
         return config
 
     async def _do_set_group_id(self, command: Command) -> None:

@@ -49,6 +49,10 @@ class ScriptRoots:
             candidate = root / path
             if candidate.is_file():
                 return candidate
+        if any((root / path).is_file() for root in self.roots(not standard)):
+            how = ("an external script: give --external (or \"standard\": false in a block)" if standard
+                   else "a standard script: leave out --external (or \"standard\": true in a block)")  # fmt: skip
+            raise ValidationError(f"unknown {kind} script {path!r}: it is {how}")
         raise ValidationError(f"unknown {kind} script {path!r}; see `obsq script list`")
 
     def available(self, standard: bool) -> list[str]:

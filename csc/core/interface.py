@@ -8,6 +8,7 @@ schemas describe the topic's own fields; the codec has already removed the priva
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +66,9 @@ def describe_error(what: str, error: jsonschema.exceptions.ValidationError) -> s
         allowed = set(error.schema.get("properties", {})) if isinstance(error.schema, Mapping) else set()
         extra = sorted(k for k in error.instance if k not in allowed)
         where = f"field {_short('/'.join([path, extra[0]]).lstrip('/'))}" if extra else "payload"
-        return f"{what}: {where} is not allowed (rule: additionalProperties)"
+        close = difflib.get_close_matches(str(extra[0]), sorted(allowed), n=1, cutoff=0.6) if extra else []
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{what}: {where} is not allowed (rule: additionalProperties){hint}"
     where = f"field {_short(path)}" if path else "payload"
     if error.validator in ("anyOf", "oneOf") and isinstance(error.validator_value, list):
         options = "; ".join(_expected(s) for s in error.validator_value)
@@ -92,6 +95,37 @@ class Validator:
         error = jsonschema.exceptions.best_match(self.full.iter_errors(data))
         if error is not None:
             raise ValidationError(describe_error(what, error))
+
+    def validate_all(self, what: str, data: Any) -> None:
+        """Raise ValidationError naming every field that is wrong, each with its rule (for a person to fix at once)."""
+        if self.fast is not None and self.fast(data):
+            return
+        found = []
+        for error in sorted(self.full.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
+            for one in _each_extra(error):
+                line = describe_error(what, one).removeprefix(f"{what}: ")
+                if line not in found:
+                    found.append(line)
+        if len(found) == 1:
+            raise ValidationError(f"{what}: {found[0]}")
+        if found:
+            raise ValidationError(f"{what}: {len(found)} problems: " + "; ".join(f"({i}) {line}"
+                                  for i, line in enumerate(found, start=1)))  # fmt: skip
+
+
+def _each_extra(error: jsonschema.exceptions.ValidationError) -> list[jsonschema.exceptions.ValidationError]:
+    """An additionalProperties error once per unknown field (so each is named, with its hint); others as they are."""
+    if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+        return [error]
+    allowed = set(error.schema.get("properties", {})) if isinstance(error.schema, Mapping) else set()
+    extra = sorted(k for k in error.instance if k not in allowed)
+    return [
+        jsonschema.exceptions.ValidationError(
+            error.message, validator="additionalProperties", path=error.absolute_path, instance={name: None},
+            schema=error.schema,
+        )
+        for name in extra
+    ] or [error]
 
 
 def _strict_integer(checker: Any, instance: Any) -> bool:

@@ -225,3 +225,31 @@ def test_superseded_masters_say_so() -> None:
     gone = replace(product, certified=[])
     assert certification_text(gone, {4: "superseded by product 9 for …"}) == "superseded by product 9 for …"
     assert certification_text(gone, {}) == "not certified"
+
+
+def test_a_configuration_with_several_mistakes_names_them_all_with_did_you_mean() -> None:
+    from obsq.csc.core.errors import ValidationError
+
+    cls = load_script_class(ScriptRoots.default().resolve("auxtel/take_image_latiss.py", True))
+    with pytest.raises(ValidationError) as caught:
+        cls.validate_configuration("exp_time: 3\nimage_type: FLATT\nnimages: -1\nfiltre: SDSSr_65mm\n")
+    message = str(caught.value)
+    assert message.startswith("LatissTakeImage configuration: 4 problems: (1) field 'exp_time' is not allowed")
+    assert "did you mean 'exp_times'?" in message
+    assert "(2) field 'filtre' is not allowed (rule: additionalProperties); did you mean 'filter'?" in message
+    assert "(3) field 'image_type': 'FLATT' is not one of" in message
+    assert "(4) field 'nimages': -1 is none of" in message
+    with pytest.raises(ValidationError, match=r"^LatissTakeImage configuration: field 'exp_time' is not allowed"):
+        cls.validate_configuration("exp_time: 3\nimage_type: BIAS\n")  # one mistake: one line, as before
+
+
+def test_a_script_in_the_other_root_is_pointed_at_with_how_to_ask_for_it() -> None:
+    from obsq.csc.core.errors import ValidationError
+
+    roots = ScriptRoots.default()
+    with pytest.raises(ValidationError, match=r"it is an external script: give --external"):
+        roots.resolve("auxtel/make_latiss_calibrations.py", True)
+    with pytest.raises(ValidationError, match=r"it is a standard script: leave out --external"):
+        roots.resolve("auxtel/take_image_latiss.py", False)
+    with pytest.raises(ValidationError, match=r"unknown standard script 'auxtel/nope.py'; see `obsq script list`"):
+        roots.resolve("auxtel/nope.py", True)
