@@ -432,7 +432,18 @@ class CalibOptions:
     force: bool = False
 
 
+def _missing_repository(repo: Path) -> bool:
+    """Say so (and return True) when there is no calibration repository where one is looked for."""
+    if repo.is_dir():
+        return False
+    print(f"obsq calib: no calibration repository at {repo} (a data folder keeps it in repo/: give --data FOLDER "
+          "or --repo FOLDER)", file=sys.stderr)  # fmt: skip
+    return True
+
+
 def run_calib(options: CalibOptions) -> int:
+    if _missing_repository(options.repo):
+        return 1
     repo = Repository(options.repo, now=utc_now_unix)
     try:
         if options.action == "list":
@@ -471,6 +482,12 @@ def run_due(options: DueOptions) -> int:
     path = options.policy or default_policy_path()
     if path is None:
         raise RepositoryError("no calibration policy: give --policy FILE")
+    if _missing_repository(options.repo):
+        return 1
+    if not options.raws.is_dir():
+        print(f"obsq calib due: no raw frames folder at {options.raws}, so nothing can be judged due (give --raws "
+              "FOLDER)", file=sys.stderr)  # fmt: skip
+        return 1
     products = Repository(options.repo, now=utc_now_unix).products()
     result = due_now(read_policy(path), products, options.raws, now_unix=utc_now_unix(), days=options.days)
     found = result.items
@@ -480,7 +497,10 @@ def run_due(options: DueOptions) -> int:
     unread = f" ({result.unread} file(s) not readable as frames)" if result.unread else ""
     print(f"{result.setups} setup(s) in the raws of the last {options.days:g} days under {options.raws}{unread}; "
           f"{result.masters} certified master(s)")  # fmt: skip
-    if not found:
+    if not result.setups:
+        print(f"no raw frames of the last {options.days:g} days under {options.raws}: no setup in use, so nothing "
+              "is judged due (a longer --days, or another --raws)")  # fmt: skip
+    elif not found:
         print("nothing is due")
     for item in found:
         print(f"{item.type:<5} {item.setup}{', filter ' + item.filter if item.filter else ''}\n    {item.reason}")

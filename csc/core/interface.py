@@ -121,7 +121,10 @@ def _each_extra(error: jsonschema.exceptions.ValidationError) -> list[jsonschema
     extra = sorted(k for k in error.instance if k not in allowed)
     return [
         jsonschema.exceptions.ValidationError(
-            error.message, validator="additionalProperties", path=error.absolute_path, instance={name: None},
+            error.message,
+            validator="additionalProperties",
+            path=error.absolute_path,
+            instance={name: None},
             schema=error.schema,
         )
         for name in extra

@@ -179,3 +179,27 @@ def test_reduce_and_calib_commands(camera: Camera, tmp_path: Path, capsys: pytes
     shown = capsys.readouterr().out
     assert '"software": "obsq' in shown
     assert '"action": "certify"' in shown
+    # dates wherever an MJD is taken, the folder options after the action too
+    assert main(["calib", "certify", "1", "--begin", "2026-11-30", "--end", "2026-12-07T00:00", "--repo", repo,
+                 "--force"]) == 0  # fmt: skip
+    assert "[61374.0, 61381.0)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["calib", "certify", "1", "--begin", "2026-13-01", "--end", "61381", "--repo", repo])
+    assert "'2026-13-01' is neither an MJD nor a date" in capsys.readouterr().err
+
+
+def test_calib_reads_the_data_folder_every_command_uses_and_says_what_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from obsq.csc.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["calib", "list"]) == 1  # obsq-data/repo, as obsq up and obsq reduce keep it: not there
+    assert "no calibration repository at obsq-data/repo" in capsys.readouterr().err
+    assert not (tmp_path / "obsq-data").exists()  # looked for, never made
+    (tmp_path / "obsq-data" / "repo").mkdir(parents=True)
+    assert main(["calib", "due"]) == 1
+    assert "no raw frames folder at obsq-data/raw, so nothing can be judged due" in capsys.readouterr().err
+    (tmp_path / "obsq-data" / "raw").mkdir()
+    assert main(["calib", "due"]) == 0
+    assert "no raw frames of the last 30 days under obsq-data/raw: no setup in use" in capsys.readouterr().out
