@@ -17,7 +17,7 @@ from obsq.csc.clock import LoopClock, tai_iso
 from obsq.csc.component import Ack, AckError, Remote
 from obsq.csc.core.codec import decode
 from obsq.csc.core.errors import DecodeError, ObsqError, TopicError, UsageError
-from obsq.csc.core.status import StatusBoard, format_table
+from obsq.csc.core.status import StatusBoard, format_table, status_json
 from obsq.csc.core.topics import ComponentId, Topic, TopicKind
 from obsq.csc.interfaces import interface_names, load_interface, wire_limits
 from obsq.csc.status import collect_status
@@ -90,6 +90,7 @@ class StatusOptions:
     connection: Connection
     wait_s: float
     watch: bool
+    json: bool = False
 
 
 async def run_status(options: StatusOptions) -> int:
@@ -102,6 +103,9 @@ async def run_status(options: StatusOptions) -> int:
     ):
         await collect_status(bus, root, board, clock)
         await clock.sleep(options.wait_s)
+        if options.json:
+            print(status_json(board.rows(clock.tai())))
+            return 0
         while True:
             table = format_table(board.rows(clock.tai()))
             if not options.watch:

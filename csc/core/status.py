@@ -7,7 +7,8 @@ A component is "gone" once its liveness event says so (its last will, or a clean
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from obsq.csc.core.enums import ScriptState
@@ -139,6 +140,11 @@ def _note(status: ComponentStatus) -> str:
     if status.substate is not None and status.substate != SCHEDULER_RUNNING:
         return "stopped: nothing will be queued until resume"
     return ""
+
+
+def status_json(rows: list[StatusRow]) -> str:
+    """The rows as a JSON list of objects (the table's columns and the devices, heartbeat age in seconds or null)."""
+    return json.dumps([asdict(r) for r in rows], indent=2)
 
 
 def format_table(rows: list[StatusRow]) -> str:

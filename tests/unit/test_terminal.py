@@ -13,7 +13,7 @@ from obsq.csc.app.queue import queue_changes
 from obsq.csc.app.scripts import schema_text
 from obsq.csc.cli import build_parser
 from obsq.csc.clock import TAI_MINUS_UTC_S, day_obs, tai_iso
-from obsq.csc.core.status import StatusBoard, format_table
+from obsq.csc.core.status import StatusBoard, format_table, status_json
 from obsq.csc.core.topics import ComponentId
 from obsq.csc.ocps.repository import certification_text, mjd_date
 from obsq.csc.weekly.follow import Progress, QueueFollower
@@ -200,6 +200,12 @@ def test_the_status_table_says_what_hardware_each_component_drives_and_whether_i
     assert rows[1].devices == ""  # the queue drives no hardware
     table = format_table(rows)
     assert table.splitlines()[-2:] == ["DEVICES", f"  ATDome  {where}  NOT CONNECTED: {failure}"]
+    listed = json.loads(status_json(rows))  # obsq status --json
+    assert [r["component"] for r in listed] == ["ATDome", "ScriptQueue:2"]
+    assert listed[0]["connection"] == f"NOT CONNECTED: {failure}"
+    assert listed[0]["heartbeat_age_s"] == pytest.approx(2.5)
+    assert set(listed[1]) == {"component", "state", "heartbeat_age_s", "health", "error", "note", "devices",
+                              "connection"}  # fmt: skip
 
 
 def test_plan_members_start_as_a_site_runs_them_unless_told() -> None:
