@@ -116,6 +116,10 @@ async def test_cli_commands_a_component(broker_url: str, root: str, tmp_path: Pa
         row = next(line for line in status.stdout.splitlines() if line.startswith("Test:1"))
         assert "ENABLED" in row
         assert "alive" in row
+        listed = await asyncio.to_thread(run_cli, "status", "--json", *common)
+        assert listed.returncode == 0, listed.stderr
+        (test,) = [r for r in json.loads(listed.stdout) if r["component"] == "Test:1"]
+        assert (test["state"], test["health"]) == ("ENABLED", "alive")
 
 
 @asynccontextmanager
