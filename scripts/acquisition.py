@@ -62,6 +62,17 @@ def assembled(path: str) -> npt.NDArray[np.float64]:
     return image
 
 
+def median_electrons(path: str) -> float:
+    """An image's level: each amplifier's median less its overscan median, times its gain, averaged (electrons)."""
+    frame = open_frame(path)
+    levels = []
+    for plane in frame.planes:
+        raw = frame.read(plane)
+        bias = float(np.median(raw[plane.overscan])) if plane.overscan else 0.0
+        levels.append((float(np.median(raw[plane.data])) - bias) * (plane.gain or 1.0))
+    return sum(levels) / len(levels)
+
+
 def _smoothed(image: npt.NDArray[np.float64], size: int) -> npt.NDArray[np.float64]:
     """Box mean over size x size pixels (valid region, shifted to the centre), by cumulative sums."""
     sums = np.pad(image, ((1, 0), (1, 0))).cumsum(0).cumsum(1)

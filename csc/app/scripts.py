@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -158,36 +159,101 @@ async def run_script(options: ScriptRunOptions) -> int:
                        for cid, _ in OBSERVATORY if cid.name != "ScriptQueue"]  # fmt: skip
             observatory = Observatory(url, root, options.data, options.speed, members)
             await stack.enter_async_context(observatory.running(bus, wall))
+        logs = options.data / "logs" / "scripts"  # the script's own log lines: the terminal shows its states
         runner = ProcessRunner(
-            broker=str(url), root=root, speed=options.speed, ca_file=url.ca_file, env=child_environment(url)
+            broker=str(url), root=root, speed=options.speed, ca_file=url.ca_file, env=child_environment(url),
+            log_dir=logs,
         )
         handle = await runner.start(index, options.path, not options.external)
         remote = await stack.enter_async_context(Remote(bus, f"Script:{index}", clock=wall, root=root))
-        final: list[ScriptState] = []
-        done = asyncio.Event()
-
-        def on_state(envelope: Envelope) -> None:
-            if envelope.origin != handle.origin:
-                return
-            state = ScriptState(envelope.data["state"])
-            checkpoint = envelope.data.get("lastCheckpoint", "")
-            print(f"Script:{index} {state.name} {checkpoint}".rstrip(), flush=True)
-            if state.is_final:
-                final.append(state)
-                reason = envelope.data.get("reason", "")
-                if reason:
-                    print(f"  reason: {reason}", flush=True)
-                done.set()
-
-        remote.event("state").callback = on_state
+        images = await stack.enter_async_context(ImagesOf(bus, root, wall, group_id=f"script-run-{index}"))
+        echo = ScriptEcho(index, handle.origin)
+        remote.event("state").callback = echo.on_state
+        remote.event("logMessage").callback = echo.on_log
         if not await _wait_own_state(remote, handle):
             return 1
         try:
             await remote.command("configure", {"config": config}, timeout_s=60)
-            await remote.command("setGroupId", {"groupId": f"script-run-{index}"}, timeout_s=10)
+            await remote.command("setGroupId", {"groupId": images.group_id}, timeout_s=10)
             await remote.command("run", timeout_s=10)
-            await done.wait()
+            await echo.done.wait()
         except AckError as exc:
             print(f"obsq script: {exc}", flush=True)
         await handle.wait()
-    return 0 if final and final[0] in (ScriptState.DONE, ScriptState.STOPPED) else 1
+        print(await images.summary(), flush=True)
+        print(f"log: {logs / f'{index}.log'}", flush=True)
+    return 0 if echo.final in (ScriptState.DONE, ScriptState.STOPPED) else 1
+
+
+class ScriptEcho:
+    """A script's states as the terminal shows them: each once, the reason of a final one, its warnings."""
+
+    def __init__(self, index: int, origin: int) -> None:
+        self.index, self.origin = index, origin
+        self.final: ScriptState | None = None
+        self.done = asyncio.Event()
+        self._last: tuple[ScriptState, str] | None = None
+
+    def on_state(self, envelope: Envelope) -> None:
+        if envelope.origin != self.origin:
+            return
+        state = ScriptState(envelope.data["state"])
+        checkpoint = envelope.data.get("lastCheckpoint", "")
+        if self._last == (state, checkpoint):
+            return  # the same state published again (a new group id, metadata): said once
+        self._last = (state, checkpoint)
+        print(f"Script:{self.index} {state.name} {checkpoint}".rstrip(), flush=True)
+        if state.is_final and self.final is None:
+            self.final = state
+            reason = envelope.data.get("reason", "")
+            if reason:
+                print(f"  reason: {reason}", flush=True)
+            self.done.set()
+
+    def on_log(self, envelope: Envelope) -> None:
+        if envelope.origin == self.origin and int(envelope.data.get("level", 0)) >= logging.WARNING:
+            print(f"  warning: {envelope.data.get('message', '')}", flush=True)
+
+
+class ImagesOf:
+    """The images of a group id's exposures, from the camera's startIntegration and largeFileObjectAvailable."""
+
+    def __init__(self, bus: Any, root: str, clock: LoopClock, *, group_id: str) -> None:
+        self.group_id = group_id
+        self.clock = clock
+        self.camera = Remote(bus, "ATCamera", clock=clock, root=root)
+        self.names: list[str] = []
+        self.files: dict[str, str] = {}
+
+    async def __aenter__(self) -> ImagesOf:
+        await self.camera.start()
+        self.camera.event("startIntegration").callback = self._on_start
+        self.camera.event("largeFileObjectAvailable").callback = self._on_file
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.camera.close()
+
+    def _on_start(self, envelope: Envelope) -> None:
+        if envelope.data.get("groupId") == self.group_id:
+            self.names.append(str(envelope.data["imageName"]))
+
+    def _on_file(self, envelope: Envelope) -> None:
+        self.files[str(envelope.data["id"])] = str(envelope.data["url"]).removeprefix("file://")
+
+    async def summary(self) -> str:
+        """Where the images went: how many, the folder, the first and last (a moment allowed for the last file)."""
+        for _ in range(100):
+            if all(name in self.files for name in self.names):
+                break
+            await self.clock.sleep(0.01)
+        paths = [self.files[name] for name in self.names if name in self.files]
+        if not self.names:
+            return "images: none taken"
+        if not paths:
+            return f"images: {len(self.names)} taken, no file announced by ATCamera"
+        folders = sorted({str(Path(p).parent) for p in paths})
+        where = folders[0] if len(folders) == 1 else f"{len(folders)} folders under {Path(folders[0]).parent}"
+        span = Path(paths[0]).name if len(paths) == 1 else f"{Path(paths[0]).name} … {Path(paths[-1]).name}"
+        lost = f" ({len(self.names) - len(paths)} without a file)" if len(paths) < len(self.names) else ""
+        return f"images: {len(paths)} in {where}: {span}{lost}"

@@ -26,7 +26,7 @@ import numpy as np
 
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.core.sky import radec, sun_azel
-from obsq.csc.reduction.frames import open_frame
+from obsq.scripts.acquisition import median_electrons
 from obsq.scripts.base import BLOCK_SCRIPT_PROPERTIES, BaseScript
 from obsq.scripts.latiss import NAME_OR_SLOT, READOUT_TIME_S, Latiss
 
@@ -42,14 +42,8 @@ TRACKING_ENABLED = 9
 
 
 def sky_counts(path: str) -> float:
-    """Median electrons of an image: each amplifier's median less its overscan, times its gain, averaged."""
-    frame = open_frame(path)
-    levels = []
-    for plane in frame.planes:
-        raw = frame.read(plane)
-        bias = float(np.median(raw[plane.overscan])) if plane.overscan else 0.0
-        levels.append((float(np.median(raw[plane.data])) - bias) * (plane.gain or 1.0))
-    return sum(levels) / len(levels)
+    """Median electrons of an image (Rubin's: the median of the ISR'd image), bias removed, times the gain."""
+    return median_electrons(path)
 
 
 def next_exposure(config: dict[str, Any], counts: float, exptime: float) -> float:

@@ -6,8 +6,13 @@ from typing import Any
 
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.core.images import IMAGE_TYPES
+from obsq.scripts.acquisition import median_electrons
 from obsq.scripts.base import BLOCK_SCRIPT_PROPERTIES, BaseScript
 from obsq.scripts.latiss import NAME_OR_SLOT, READOUT_TIME_S, SHUTTER_TIME_S, Latiss, fill_metadata
+
+#: Image types lit by the lamp or the sky, and the level (e-) below which one has no light to speak of.
+LIT_TYPES = ("FLAT", "SFLAT", "DFLAT")
+NO_LIGHT_E = 100.0
 
 
 class LatissTakeImage(BaseScript):
@@ -90,6 +95,15 @@ class LatissTakeImage(BaseScript):
             raise ExpectedError("linear_stage: this LATISS has no linear stage to move (rule: hardware present)")
         self.latiss = Latiss(self)
 
+    async def _check_light(self, obsid: str) -> None:
+        """A flat with no light above the bias is said at once (lamp, shutter, screen), never silently kept."""
+        level = await self.clock.to_thread(median_electrons, self.latiss.path_of(obsid))
+        if level < NO_LIGHT_E:
+            self.log.warning("flat_without_light", obsid=obsid, level_e=round(level, 1),
+                             reason=f"a {self.config['image_type']} with no light (median {level:.0f} e- above the "
+                                    "bias): is the lamp on with its shutter open, the dome and telescope at the "
+                                    "screen?")  # fmt: skip
+
     def set_metadata(self, metadata: dict[str, Any]) -> None:
         n = len(self.exp_times)
         per_image = (
@@ -105,7 +119,9 @@ class LatissTakeImage(BaseScript):
         n = len(self.exp_times)
         for i, exptime in enumerate(self.exp_times, start=1):
             await self.checkpoint(f"exposure {i} of {n}")
-            await self.latiss.take_for(self, self.config["image_type"], exptime)
+            obsid = await self.latiss.take_for(self, self.config["image_type"], exptime)
+            if self.config["image_type"] in LIT_TYPES and exptime > 0:
+                await self._check_light(obsid)
             await self.progress(i, n)
             if self.config["sleep_between_exposures"]:
                 await self.clock.sleep(self.config["sleep_between_exposures"])
