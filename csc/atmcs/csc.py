@@ -125,9 +125,15 @@ class ATMCSCsc(BaseCsc):
             await self._publish_truth()
 
     async def _publish_truth(self) -> None:
-        """Where the simulated mount really points: the commanded position, its pointing error added."""
+        """Where the simulated mount really points: the commanded position, its pointing error added.
+
+        The ICRS position only while it tracks (0, 0 otherwise): a mount at rest needs no astronomy, and its
+        process no astropy.
+        """
         azimuth, elevation = offset_position((self.driver.azimuth, self.driver.elevation), self._pointing_error)
-        ra, dec = await self.clock.to_thread(radec, azimuth, elevation, self.clock.tai())
+        ra, dec = 0.0, 0.0
+        if self._track_icrs is not None:
+            ra, dec = await self.clock.to_thread(radec, azimuth, elevation, self.clock.tai())
         await self.publish_event("simulationTruth", {"azimuth": azimuth, "elevation": elevation,
                                  "tracking": self._track_icrs is not None, "ra": ra, "declination": dec})  # fmt: skip
 
