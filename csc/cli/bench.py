@@ -35,7 +35,9 @@ def add(sub: Subparsers) -> None:
         description="Median time per image of the camera's atomic FITS write (fsync, checksum, rename) against a "
         "plain astropy.io.fits write of the same arrays, interleaved, for the small and the LATISS-size detector.",
     )
-    q.add_argument("--repeats", type=int, default=5, help="full-size images per measurement (small: 4x)")
+    q.add_argument(
+        "--repeats", type=int, default=5, help="full-size images per measurement (small: 4x; default %(default)s)"
+    )
     q.add_argument("--dir", type=Path, default=None, help="where to write (default: the system temporary folder)")
     q = what.add_parser(
         "queue",

@@ -13,7 +13,10 @@ def add(sub: Subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     p.add_argument("--port", type=int, default=BrokerUrl.parse(DEFAULT_BROKER_URL).port, help="default %(default)s")
     p.add_argument(
-        "--engine", choices=("amqtt", "mosquitto"), default="amqtt", help="amqtt in this process, or mosquitto"
+        "--engine",
+        choices=("amqtt", "mosquitto"),
+        default="amqtt",
+        help="amqtt in this process, or mosquitto (default %(default)s)",
     )
     p.set_defaults(handler=run)
 

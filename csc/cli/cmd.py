@@ -13,10 +13,16 @@ def add(sub: Subparsers) -> None:
     p.add_argument("command", help="command name, e.g. start, enable, takeImages")
     p.add_argument("fields", nargs="*", metavar="key=value", help="command fields, typed by the interface schema")
     p.add_argument(
-        "--timeout", type=positive_float, default=60.0, help="seconds to the final ack; INPROGRESS extends it"
+        "--timeout",
+        type=positive_float,
+        default=60.0,
+        help="seconds to the final ack; INPROGRESS extends it (default %(default)g)",
     )
     p.add_argument(
-        "--speed", type=positive_float, default=1.0, help="clock speed of the component (scales the timeout)"
+        "--speed",
+        type=positive_float,
+        default=1.0,
+        help="clock speed of the component (scales the timeout; default %(default)g)",
     )
     add_connection_options(p)
     p.set_defaults(handler=run)

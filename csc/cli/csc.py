@@ -30,7 +30,12 @@ def add(sub: Subparsers) -> None:
         help="a real device the component drives, repeatable (ATSpectrograph: filter=alpaca://HOST:PORT/filterwheel/0"
         " and disperser=alpaca://HOST:PORT/filterwheel/1); runs at --speed 1",
     )  # fmt: skip
-    q.add_argument("--speed", type=positive_float, default=1.0, help="clock speed (600 runs a 900 s warm-up in 1.5 s)")
+    q.add_argument(
+        "--speed",
+        type=positive_float,
+        default=1.0,
+        help="clock speed (600 runs a 900 s warm-up in 1.5 s; default %(default)g)",
+    )
     q.add_argument(
         "--devices", type=Path, metavar="FILE", default=os.environ.get("OBSQ_DEVICES") or None,
         help="the site's devices file ($OBSQ_DEVICES): if it names this component, it runs on those devices"
@@ -41,11 +46,21 @@ def add(sub: Subparsers) -> None:
         help="the clock speed of its --device devices: 1 for real ones (the default); obsq's served simulation's"
         " (obsq alpaca serve --speed) for those",
     )  # fmt: skip
-    q.add_argument("--state", choices=("standby", "disabled", "enabled"), default="standby", help="initial state")
-    q.add_argument("--override", default="", help="configuration override file for an initial start")
+    q.add_argument(
+        "--state",
+        choices=("standby", "disabled", "enabled"),
+        default="standby",
+        help="initial state (default %(default)s)",
+    )
+    q.add_argument("--override", default="", help="configuration override file for an initial start (default: none)")
     q.add_argument("--config-dir", type=Path, help="configuration root (default $OBSQ_CONFIG_DIR or deploy/config)")
     q.add_argument("--site", help="site name: reads _SITE.yaml (default $OBSQ_SITE)")
-    q.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log level")
+    q.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="log level (default %(default)s)",
+    )
     q.add_argument("--epoch", type=float, help="TAI at which the scaled clock starts (shared by `obsq up`)")
     q.add_argument(
         "--max-payload-bytes", type=payload_bytes, default=None, metavar="N",

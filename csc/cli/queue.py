@@ -42,7 +42,7 @@ def add(sub: Subparsers) -> None:
     q.add_argument("path", help="script path, e.g. auxtel/take_image_latiss.py")
     q.add_argument("--external", action="store_true", help="an external (not standard) script")
     q.add_argument("--config", type=Path, help="YAML configuration file")
-    q.add_argument("--location", default="last", help="first, last, before:INDEX or after:INDEX")
+    q.add_argument("--location", default="last", help="first, last, before:INDEX or after:INDEX (default %(default)s)")
     add_connection_options(q, after_action=True)
     for name, text in ACTIONS.items():
         q = actions.add_parser(name, help=text, description=text)
@@ -55,7 +55,7 @@ def add(sub: Subparsers) -> None:
         q = actions.add_parser(name, help=text, description=text)
         q.add_argument("indices", type=int, nargs=1, metavar="index", help="script index")
         q.add_argument("--location", default="first" if name == "move" else "last", help="first, last, "
-                       "before:INDEX or after:INDEX")  # fmt: skip
+                       "before:INDEX or after:INDEX (default %(default)s)")  # fmt: skip
         if name == "requeue":
             q.add_argument("--rest-of-block", action="store_true", help="a script of a block (which Rubin's "
                            "queue does not requeue alone): it and the later scripts of its block, as a new "

@@ -30,9 +30,21 @@ def add(sub: Subparsers) -> None:
     )
     p.add_argument("inputs", nargs="+", help="FITS files or folders")
     p.add_argument("--repo", type=Path, required=True, help="repository folder (created if missing)")
-    p.add_argument("--window-hours", type=positive_float, default=12.0, help="group frames within this span (12)")
-    p.add_argument("--method", choices=["clipped_mean", "median"], default="clipped_mean", help="combine method")
-    p.add_argument("--iterations", type=int, default=3, help="clipping iterations (1 = ccdproc's single pass)")
+    p.add_argument(
+        "--window-hours",
+        type=positive_float,
+        default=12.0,
+        help="group frames within this span (default %(default)g h)",
+    )
+    p.add_argument(
+        "--method",
+        choices=["clipped_mean", "median"],
+        default="clipped_mean",
+        help="combine method (default %(default)s)",
+    )
+    p.add_argument(
+        "--iterations", type=int, default=3, help="clipping iterations (1 = ccdproc's single pass; default %(default)s)"
+    )
     p.add_argument(
         "--type", dest="type_override", type=str.lower, choices=["bias", "dark", "flat"],
         help="treat every input given as this image type (e.g. flats the camera software typed 'Light Frame')",

@@ -28,8 +28,10 @@ def add(sub: Subparsers) -> None:
     q.add_argument("--external", action="store_true", help="an external (not standard) script")
     q.add_argument("--config", type=Path, help="YAML configuration file")
     q.add_argument("--sim", action="store_true", help="bring up the simulated observatory first")
-    q.add_argument("--speed", type=positive_float, default=1.0, help="clock speed (with --sim)")
-    q.add_argument("--data", type=absolute, default=DEFAULT_DATA_DIR, help="data folder (with --sim)")
+    q.add_argument("--speed", type=positive_float, default=1.0, help="clock speed (with --sim; default %(default)g)")
+    q.add_argument(
+        "--data", type=absolute, default=DEFAULT_DATA_DIR, help="data folder (with --sim; default %(default)s)"
+    )
     add_connection_options(q)
     p.set_defaults(handler=run)
 

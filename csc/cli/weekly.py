@@ -29,7 +29,7 @@ def add(sub: Subparsers) -> None:
     p.add_argument(
         "--timeout", type=positive_float, default=1800.0,
         help="real seconds the queue may show no progress (beyond the running script's own estimate) "
-        "before the run is given up",
+        "before the run is given up (default %(default)g)",
     )  # fmt: skip
     p.add_argument(
         "--alpaca", action="store_true",

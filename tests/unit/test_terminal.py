@@ -259,3 +259,24 @@ def test_a_script_in_the_other_root_is_pointed_at_with_how_to_ask_for_it() -> No
         roots.resolve("auxtel/take_image_latiss.py", False)
     with pytest.raises(ValidationError, match=r"unknown standard script 'auxtel/nope.py'; see `obsq script list`"):
         roots.resolve("auxtel/nope.py", True)
+
+
+def test_every_option_with_a_default_says_it_in_its_help() -> None:
+    """An option that takes a value and has a default names it (`default 600`, `default obsq-data`...)."""
+    silent = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}")
+                continue
+            if not action.option_strings or action.nargs == 0:  # positionals, flags
+                continue
+            if action.default in (None, argparse.SUPPRESS, [], ()):
+                continue
+            if "default" not in (action.help or ""):
+                silent.append(f"{path} {'/'.join(action.option_strings)} (default {action.default!r})")
+
+    walk(build_parser(), "obsq")
+    assert silent == []
