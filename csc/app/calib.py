@@ -482,13 +482,15 @@ def run_due(options: DueOptions) -> int:
     path = options.policy or default_policy_path()
     if path is None:
         raise RepositoryError("no calibration policy: give --policy FILE")
-    if _missing_repository(options.repo):
-        return 1
     if not options.raws.is_dir():
         print(f"obsq calib due: no raw frames folder at {options.raws}, so nothing can be judged due (give --raws "
               "FOLDER)", file=sys.stderr)  # fmt: skip
         return 1
-    products = Repository(options.repo, now=utc_now_unix).products()
+    if options.repo.is_dir():
+        products = Repository(options.repo, now=utc_now_unix).products()
+    else:  # a site's first raws: no master yet, and no repository made for asking
+        products = []
+        print(f"obsq calib due: no calibration repository at {options.repo} yet: no master", file=sys.stderr)
     result = due_now(read_policy(path), products, options.raws, now_unix=utc_now_unix(), days=options.days)
     found = result.items
     if options.json:

@@ -35,7 +35,7 @@ NIGHT_SKY_E_S = 0.5
 def _quiet() -> Iterator[None]:
     """Astropy's warnings on Earth-orientation tables and far dates: arcsecond matters, not for a simulator's sky."""
     from astropy.utils.exceptions import AstropyWarning
-    from erfa import ErfaWarning
+    from erfa import ErfaWarning  # type: ignore[import-untyped]
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)

@@ -222,11 +222,9 @@ class Repository:
             )
         folder = self.root / "calib" / type_ / safe_name(sigkey) / safe_name(filter_)
         folder.mkdir(parents=True, exist_ok=True)
-        with self.registry.transaction() as db:
-            last = db.execute(
-                "SELECT MAX(version) FROM products WHERE type = ? AND sigkey = ? AND filter = ?",
-                (type_, sigkey, filter_),
-            ).scalar()
+        last = self.registry.run(lambda db: db.execute(
+            "SELECT MAX(version) FROM products WHERE type = ? AND sigkey = ? AND filter = ?", (type_, sigkey, filter_),
+        ).scalar())  # fmt: skip
         stem = safe_name(stem or type_)
         path, claim = _claim_version(folder, stem, suffix, int(last or 0) + 1)
         version = int(path.stem.rsplit("_v", 1)[1])
@@ -234,18 +232,25 @@ class Repository:
             _write_atomically(path, write)
         finally:
             claim.unlink(missing_ok=True)
+        relative = str(path.relative_to(self.root))
+        row = (type_, sigkey, json.dumps(signature, sort_keys=True), filter_, version, relative, collection,
+               min(mjds), max(mjds), sum(mjds) / len(mjds), json.dumps(inputs), json.dumps(config, sort_keys=True),
+               software, iso_stamp(self.now()), json.dumps(stats))  # fmt: skip
+
+        def insert(db: Transaction) -> int:
+            added = db.execute(
+                "INSERT INTO products (type, sigkey, signature, filter, version, path, collection, mjd_first, "
+                "mjd_last, mjd_mean, inputs, config, software, created, stats) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", row,
+            )  # fmt: skip
+            return int(added.scalar())
+
+        def insert_unless_there(db: Transaction) -> int:  # the first try may have committed as the server went
+            there = db.execute("SELECT id FROM products WHERE path = ?", (relative,)).scalar()
+            return int(there) if there is not None else insert(db)
+
         try:
-            with self.registry.transaction() as db:
-                added = db.execute(
-                    "INSERT INTO products (type, sigkey, signature, filter, version, path, collection, mjd_first, "
-                    "mjd_last, mjd_mean, inputs, config, software, created, stats) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    (type_, sigkey, json.dumps(signature, sort_keys=True), filter_, version,
-                     str(path.relative_to(self.root)), collection, min(mjds), max(mjds), sum(mjds) / len(mjds),
-                     json.dumps(inputs), json.dumps(config, sort_keys=True), software, iso_stamp(self.now()),
-                     json.dumps(stats)),
-                )  # fmt: skip
-                product_id = int(added.scalar())
+            product_id = self.registry.run(insert, again=insert_unless_there)
         except Exception:
             path.unlink(missing_ok=True)
             raise
@@ -265,20 +270,25 @@ class Repository:
         )  # fmt: skip
 
     def product(self, product_id: int) -> Product:
-        with self.registry.transaction() as db:
+        def read(db: Transaction) -> Product:
             row = db.execute("SELECT * FROM products WHERE id = ?", (product_id,)).fetchone()
             if row is None:
                 raise RepositoryError(f"no product {product_id} in {self.root}")
             return self._product(db, row)
 
+        return self.registry.run(read)
+
     def products(self, *, type_: str | None = None, where: str | None = None) -> list[Product]:
         """Products, oldest first; `where` is an expression over a product's fields (see `matches`)."""
-        with self.registry.transaction() as db:
+
+        def read(db: Transaction) -> list[Product]:
             if type_ is None:
                 rows = db.execute("SELECT * FROM products ORDER BY id").fetchall()
             else:
                 rows = db.execute("SELECT * FROM products WHERE type = ? ORDER BY id", (type_,)).fetchall()
-            found = [self._product(db, r) for r in rows]
+            return [self._product(db, r) for r in rows]
+
+        found = self.registry.run(read)
         if where:
             test = compile_filter(where)
             found = [p for p in found if test(p.row() | {"certified": bool(p.certified)})]
@@ -288,8 +298,7 @@ class Repository:
         return self.root / product.path
 
     def set_verified(self, product_id: int, verdict: str) -> None:
-        with self.registry.transaction() as db:
-            db.execute("UPDATE products SET verified = ? WHERE id = ?", (verdict, product_id))
+        self.registry.run(lambda db: db.execute("UPDATE products SET verified = ? WHERE id = ?", (verdict, product_id)))
 
     # --- certification ----------------------------------------------------------------------
 
@@ -305,8 +314,9 @@ class Repository:
         product = self.product(product_id)
         if product.verified.startswith("failed") and not force:
             raise RepositoryError(f"product {product_id} failed verification ({product.verified}); --force to certify")
-        actions = []
-        with self.registry.transaction() as db:
+
+        def apply(db: Transaction) -> list[str]:
+            actions: list[str] = []
             overlapping = db.execute(
                 "SELECT c.product_id, c.begin_mjd, c.end_mjd FROM certifications c "
                 "JOIN products p ON p.id = c.product_id "
@@ -339,21 +349,28 @@ class Repository:
                 "INSERT INTO certification_history VALUES (?, 'certify', ?, ?, ?, '')",
                 (product_id, begin_mjd, end_mjd, stamp),
             )
+            return actions
+
+        def unless_done(db: Transaction) -> list[str]:  # the first try may have committed as the server went
+            done = db.execute("SELECT 1 FROM certifications WHERE product_id = ? AND begin_mjd = ? AND end_mjd = ?",
+                              (product_id, begin_mjd, end_mjd)).fetchone()  # fmt: skip
+            return [] if done is not None else apply(db)
+
+        actions = self.registry.run(apply, again=unless_done)
         actions.append(f"product {product_id}: certified in CALIBRATION for [{begin_mjd}, {end_mjd})")
         return actions
 
     def superseded(self) -> dict[int, str]:
         """Product id -> what superseded it last (`superseded by product 12 for 2026-12-07 13:00 – … UTC`)."""
-        with self.registry.transaction() as db:
-            rows = db.execute(
-                "SELECT product_id, begin_mjd, end_mjd, detail FROM certification_history"
-                " WHERE action = 'decertify' ORDER BY at"
-            ).fetchall()
+        rows = self.registry.run(lambda db: db.execute(
+            "SELECT product_id, begin_mjd, end_mjd, detail FROM certification_history"
+            " WHERE action = 'decertify' ORDER BY at"
+        ).fetchall())  # fmt: skip
         return {int(r[0]): f"{str(r[3]).split(' over ')[0]} for {mjd_date(r[1])} – {mjd_date(r[2])} UTC" for r in rows}
 
     def history(self, product_id: int) -> list[dict[str, Any]]:
-        with self.registry.transaction() as db:
-            rows = db.execute("SELECT * FROM certification_history WHERE product_id = ?", (product_id,)).fetchall()
+        query = "SELECT * FROM certification_history WHERE product_id = ?"
+        rows = self.registry.run(lambda db: db.execute(query, (product_id,)).fetchall())
         return [dict(r) for r in rows]
 
     # --- lookup -----------------------------------------------------------------------------
@@ -386,19 +403,23 @@ class Repository:
     ) -> None:
         """A job's checks of one kind; a `rerun` (its worker died) replaces what the earlier run recorded."""
         stamp = iso_stamp(self.now())
-        with self.registry.transaction() as db:
-            if rerun:
+        rows = [(job, product_id, kind, c["name"], c["amp"], c.get("exposure", ""), int(c["passed"]),
+                 float(c["value"]), float(c["limit"]), c.get("detail", ""), stamp) for c in checks]  # fmt: skip
+
+        def record(db: Transaction, *, replace: bool) -> None:
+            if replace:
                 db.execute("DELETE FROM checks WHERE job = ? AND kind = ?", (job, kind))
             db.executemany(
                 "INSERT INTO checks (job, product_id, kind, name, amp, exposure, passed, value, limit_value, detail, "
-                "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(job, product_id, kind, c["name"], c["amp"], c.get("exposure", ""), int(c["passed"]),
-                  float(c["value"]), float(c["limit"]), c.get("detail", ""), stamp) for c in checks],
+                "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows,
             )  # fmt: skip
 
+        # a second try (the server went in the middle) replaces what the first may have committed
+        self.registry.run(lambda db: record(db, replace=rerun), again=lambda db: record(db, replace=True))
+
     def checks(self, *, since: str = "") -> list[dict[str, Any]]:
-        with self.registry.transaction() as db:
-            rows = db.execute("SELECT * FROM checks WHERE at >= ? ORDER BY id", (since,)).fetchall()
+        rows = self.registry.run(lambda db: db.execute("SELECT * FROM checks WHERE at >= ? ORDER BY id",
+                                                       (since,)).fetchall())  # fmt: skip
         return [dict(r) for r in rows]
 
 

@@ -181,7 +181,7 @@ def test_weekly_with_its_registries_on_postgresql(tmp_path: Path, postgres_url: 
     assert "holds 205 acquired images already" in again.stderr
 
 
-RUBIN_BLOCKS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "rubin-blocks"
+RUBIN_BLOCKS = Path(__file__).resolve().parents[1] / "data" / "rubin-auxtel-blocks"  # Rubin's files, as they are
 
 
 def test_rubins_three_blocks_give_a_ptc_from_their_daily_ptc_flats(tmp_path: Path) -> None:

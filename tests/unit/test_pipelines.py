@@ -197,9 +197,11 @@ def test_calib_reads_the_data_folder_every_command_uses_and_says_what_is_missing
     assert main(["calib", "list"]) == 1  # obsq-data/repo, as obsq up and obsq reduce keep it: not there
     assert "no calibration repository at obsq-data/repo" in capsys.readouterr().err
     assert not (tmp_path / "obsq-data").exists()  # looked for, never made
-    (tmp_path / "obsq-data" / "repo").mkdir(parents=True)
     assert main(["calib", "due"]) == 1
     assert "no raw frames folder at obsq-data/raw, so nothing can be judged due" in capsys.readouterr().err
-    (tmp_path / "obsq-data" / "raw").mkdir()
+    (tmp_path / "obsq-data" / "raw").mkdir(parents=True)
     assert main(["calib", "due"]) == 0
-    assert "no raw frames of the last 30 days under obsq-data/raw: no setup in use" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "no calibration repository at obsq-data/repo yet: no master" in err
+    assert "no raw frames of the last 30 days under obsq-data/raw: no setup in use" in out
+    assert not (tmp_path / "obsq-data" / "repo").exists()

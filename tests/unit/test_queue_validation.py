@@ -170,15 +170,22 @@ def test_every_shipped_block_and_its_script_configurations_are_valid() -> None:
 
 
 def test_rubins_blocks_are_accepted_verbatim() -> None:
-    rubin = Path(__file__).resolve().parents[3] / "shared" / "reference" / "rubin-blocks"
-    if not rubin.is_dir():
-        pytest.skip("the reference Rubin blocks are not beside this checkout")
+    """Every script configuration of Rubin's AuxTel files without templates validates as it is written."""
+    rubin = Path(__file__).resolve().parents[1] / "data" / "rubin-auxtel-blocks"  # Rubin's files, as they are
     roots = ScriptRoots.default()
+    missing, checked = set(), 0
     for file in sorted(rubin.glob("*.json")):
-        data = json.loads(file.read_text())
-        for script in data["scripts"]:
+        if "$" in file.read_text():
+            continue  # filled by the Scheduler's target or the block's configuration: the --check test's
+        for script in json.loads(file.read_text())["scripts"]:
+            if not any((root / script["name"]).is_file() for root in roots.roots(script["standard"])):
+                missing.add(script["name"])
+                continue
             cls = load_script_class(roots.resolve(script["name"], script["standard"]))
             cls.validate_configuration(yaml.safe_dump(script.get("parameters", {})))
+            checked += 1
+    assert missing == set()  # (latiss_wep_align, not here, is only in ops-cwfs, a block with templates)
+    assert checked > 150, checked
 
 
 @pytest.mark.parametrize("program", ["BLOCK-271_1", "BLOCK-T40_HD104304", "BLOCK-295"])

@@ -15,6 +15,7 @@ from obsq.csc.app.queue import check_block
 from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.clock import ManualClock
 from obsq.csc.component import Remote
+from obsq.csc.scriptqueue.blocks import block_folders, read_block
 from obsq.csc.scriptqueue.store import MemoryQueueStore
 from obsq.csc.testing import unique_root
 from obsq.scripts.acquisition import offset_to_centre
@@ -24,7 +25,6 @@ from .test_enable_scripts import start_components
 from .test_queue_inprocess import queue_rig
 
 RUBIN = Path(__file__).resolve().parents[1] / "data" / "rubin-auxtel-blocks"
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "rubin-blocks"
 CALIBRATION = ("ATWhiteLight", "ATDome", "ATMCS", "ATCamera", "ATSpectrograph")
 #: What a refused file of Rubin's still lacks here (named in the refusal).
 STILL_MISSING = {
@@ -56,7 +56,7 @@ async def run_blocks(tmp_path: Path, *files: Path, limit_s: float = 40_000.0) ->
     async with contextlib.AsyncExitStack() as stack:
         await start_components(stack, broker, clock, root, tmp_path, *CALIBRATION)
         queue = await stack.enter_async_context(queue_rig(broker, clock, MemoryQueueStore(), root))
-        setup = json.loads(next(REFERENCE.glob("block-309-*.json")).read_text())
+        setup, _ = read_block("BLOCK-309", block_folders())  # Rubin's file, shipped verbatim
         # its OCPS:1 (the reduction, not needed for the images) is not part of this rig
         setup["scripts"] = [s for s in setup["scripts"] if "OCPS:1" not in json.dumps(s)]
         setup["scripts"].insert(
@@ -76,7 +76,6 @@ async def run_blocks(tmp_path: Path, *files: Path, limit_s: float = 40_000.0) ->
         return [queue.items()[i] for block in indices[1:] for i in block]
 
 
-@pytest.mark.skipif(not REFERENCE.is_dir(), reason="Rubin's BLOCK-309 is not beside this checkout")
 async def test_rubins_ptc_and_wavelength_scan_blocks_run_to_done(tmp_path: Path) -> None:
     """BLOCK-271_1 (biases, darks, the ptc_1 sequence) and BLOCK-294 (scan_g, scan_r) after BLOCK-309."""
     items = await run_blocks(tmp_path, RUBIN / "BLOCK-271_1.json", RUBIN / "block-294.json")

@@ -37,7 +37,7 @@ def test_a_ptc_is_flats_in_pairs_at_four_levels_at_least() -> None:
 
 
 def test_rubins_block_asks_for_no_masters_and_says_so() -> None:
-    rubin = Path(__file__).resolve().parents[3] / "shared" / "reference" / "rubin-blocks"
+    rubin = Path(__file__).resolve().parents[1] / "data" / "rubin-auxtel-blocks"  # Rubin's files, as they are
     shipped, _ = read_block("BLOCK-295", block_folders())
     assert processing_notes([shipped]) == [
         "BLOCK-295: 5 of 5 calibration sets build masters (generate_calibrations true)"
