@@ -161,7 +161,11 @@ async def run_script(options: ScriptRunOptions) -> int:
             await stack.enter_async_context(observatory.running(bus, wall))
         logs = options.data / "logs" / "scripts"  # the script's own log lines: the terminal shows its states
         runner = ProcessRunner(
-            broker=str(url), root=root, speed=options.speed, ca_file=url.ca_file, env=child_environment(url),
+            broker=str(url),
+            root=root,
+            speed=options.speed,
+            ca_file=url.ca_file,
+            env=child_environment(url),
             log_dir=logs,
         )
         handle = await runner.start(index, options.path, not options.external)
