@@ -119,7 +119,7 @@ class BaseCsc(BaseComponent):
 
     async def _publish_initial_events(self) -> None:
         await super()._publish_initial_events()
-        await self.publish_event("simulationMode", {"mode": self.simulation_mode})
+        await self.publish_event("simulationMode", {"mode": self.simulation_mode, "clockSpeed": self.clock.speed})
         await self._publish_device(connected=False, report="")
         await self.publish_event("errorCode", {"errorCode": 0, "errorReport": "", "traceback": ""})
         await self.publish_event("summaryState", {"summaryState": int(self.summary_state)})

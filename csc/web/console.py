@@ -29,7 +29,13 @@ from obsq.csc.core.errors import BusDisconnectedError, ObsqError
 from obsq.csc.core.principals import PEOPLE
 from obsq.csc.core.topics import ComponentId, Topic
 from obsq.csc.status import decoded
+from obsq.csc.web.devices import TRENDS
 from obsq.csc.web.state import ConsoleState
+
+#: The telemetry the page plots, by component.
+TREND_TOPICS: dict[str, set[str]] = {}
+for _name, _topic, _ in TRENDS:
+    TREND_TOPICS.setdefault(_name, set()).add(_topic)
 
 #: The principal that sees everything and commands nothing.
 OBSERVER = PEOPLE[1]
@@ -105,6 +111,18 @@ class Console:
                 self._changed = asyncio.Event()
 
         await bus.subscribe(f"{self.root}/+/+/evt/+", decoded(on_event))
+
+        def on_telemetry(topic: Topic, envelope: Envelope) -> None:
+            before = self.state.version
+            with contextlib.suppress(KeyError, ValueError, TypeError):
+                self.state.observe_telemetry(topic.component, topic.name, envelope.data, envelope.snd_stamp)
+            if self.state.version != before:
+                self._changed.set()
+                self._changed = asyncio.Event()
+
+        for name, topics in TREND_TOPICS.items():  # only the telemetry the page plots
+            for topic in topics:
+                await bus.subscribe(f"{self.root}/{name}/0/tel/{topic}", decoded(on_telemetry))
 
     async def wait_change(self, timeout_s: float) -> None:
         """Until the state changes or `timeout_s` real seconds pass."""

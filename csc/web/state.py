@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 from obsq.csc.clock import tai_iso
 from obsq.csc.core.status import SCRIPT, StatusBoard
 from obsq.csc.core.topics import ComponentId
+from obsq.csc.web.devices import DeviceView
 
 #: Log lines kept per component.
 LOG_LINES = 30
@@ -56,14 +57,39 @@ class ConsoleState:
     schedule: dict[str, Any] = field(default_factory=dict)
     decisions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=DECISIONS))
     runs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=DECISIONS))
+    devices: DeviceView = field(default_factory=DeviceView)
+    #: each component's simulationMode: (mode, clock speed); the latest (sent, seen) TAI of a component's message
+    modes: dict[str, tuple[int, float]] = field(default_factory=dict)
+    _clock: tuple[float, float] | None = None
     version: int = 0
     _image_count: int = 0
+
+    def observe_telemetry(self, component: ComponentId, name: str, data: dict[str, Any], snd_tai: float) -> None:
+        """A telemetry sample: the trends the page plots (other telemetry is not kept)."""
+        if self.devices.observe(component.name, name, data, snd_tai):
+            self.version += 1
+
+    def observatory_time(self, now_tai: float) -> dict[str, Any]:
+        """The observatory's clock now: its time (the components' clock, simulated or real), and its speed."""
+        speeds = [speed for _, speed in self.modes.values()]
+        speed = max(speeds) if speeds else 1.0
+        simulated = any(mode for mode, _ in self.modes.values())
+        if self._clock is None:
+            return {"time": "", "tai": 0.0, "simulated": simulated, "speed": speed}
+        sent, seen = self._clock
+        tai = sent + (now_tai - seen) * speed
+        return {"time": tai_iso(tai), "tai": tai, "simulated": simulated, "speed": speed}
 
     def observe(self, component: ComponentId, name: str, data: dict[str, Any], snd_tai: float, now_tai: float) -> None:
         """Record one event; KeyError/ValueError/TypeError for a payload that lacks what it should have."""
         self.board.observe(component, name, data, snd_tai, now_tai)
+        if component.name != SCRIPT:
+            self._clock = (snd_tai, now_tai)  # the components' clock, as last heard
         if name in QUIET_EVENTS:
             return
+        if name == "simulationMode":
+            self.modes[str(component)] = (int(data["mode"]), float(data.get("clockSpeed", 1.0)))
+        self.devices.observe(component.name, name, data, snd_tai)
         self.version += 1
         recent = self.events.setdefault(component, deque(maxlen=RECENT_EVENTS))
         recent.appendleft({"time": tai_iso(snd_tai), "event": name, "data": _shorten(data)})
@@ -112,9 +138,13 @@ class ConsoleState:
                 "error": row.error, "note": row.note, "logs": list(self.logs.get(cid, ()))[:8],
                 "devices": row.devices, "connection": row.connection,
             })  # fmt: skip
+        clock = self.observatory_time(now_tai)
         return {
             "version": self.version,
             "time": tai_iso(now_tai),
+            "observatory": {k: v for k, v in clock.items() if k != "tai"},
+            "devices": self.devices.lines(clock["tai"]),
+            "trends": self.devices.trend_rows(),
             "components": components,
             "queue": self.queue,
             "images": [{"number": i.number, "name": i.name, "time": tai_iso(i.tai)} for i in self.images],

@@ -15,7 +15,7 @@ from astropy.io import fits
 from obsq.csc.app.connection import Connection
 from obsq.csc.bus.memory import MemoryBroker
 from obsq.csc.bus.url import BrokerUrl
-from obsq.csc.clock import ManualClock
+from obsq.csc.clock import ManualClock, tai_iso
 from obsq.csc.core.topics import ComponentId
 from obsq.csc.testcsc import TestCsc
 from obsq.csc.web.console import Console, Session
@@ -268,3 +268,43 @@ def test_previews_come_only_from_the_data_folder_and_decode(tmp_path: Path) -> N
     (tmp_path / "data" / "raw" / "not.fits").write_text("not a FITS file")
     with pytest.raises(Exception, match=r"not\.fits: cannot be shown"):
         data.raw_preview(tmp_path / "data" / "raw" / "not.fits")
+
+
+def test_the_devices_and_the_observatory_clock_as_an_operator_reads_them() -> None:
+    """Dome against where it was sent, doors, mount, lamp with its warm-up left on the simulated clock, wheels,
+    camera with its exposure's time left; the clock runs at the components' speed from their last message."""
+    state = ConsoleState()
+    dome, mount, lamp = ComponentId("ATDome"), ComponentId("ATMCS"), ComponentId("ATWhiteLight")
+    camera, wheels = ComponentId("ATCamera"), ComponentId("ATSpectrograph")
+    sim = T0 + 5_000.0  # the components' (simulated) clock, ahead of the console's
+    state.observe(dome, "simulationMode", {"mode": 1, "clockSpeed": 600.0}, sim, T0)
+    state.observe(dome, "azimuthPosition", {"azimuth": 120.04, "homed": True}, sim, T0)
+    state.observe(dome, "azimuthCommandedState", {"azimuth": 3.0, "commandedState": 2}, sim, T0)
+    state.observe(dome, "mainDoorState", {"state": 1}, sim, T0)
+    state.observe(dome, "dropoutDoorState", {"state": 4}, sim, T0)
+    state.observe(mount, "mountPosition", {"azimuth": 188.7, "elevation": 39.0}, sim, T0)
+    state.observe(mount, "atMountState", {"state": 9}, sim, T0)
+    lit = {"basicState": 4, "controllerError": 0, "controllerState": 1, "lightDetected": True, "setPower": 910.0,
+           "cooldownEndTime": 0.0, "warmupEndTime": sim + 900.0}  # fmt: skip
+    state.observe(lamp, "lampState", lit, sim, T0)
+    chiller = {"setTemperature": 20.0, "supplyTemperature": 21.37, "returnTemperature": 22, "ambientTemperature": 18}
+    state.observe_telemetry(lamp, "chillerTemperatures", chiller, sim)
+    state.observe(wheels, "reportedFilterPosition", {"slot": 2, "name": "SDSSr_65mm"}, sim, T0)
+    state.observe(wheels, "reportedDisperserPosition", {"slot": 1, "name": "empty_1"}, sim, T0)
+    state.observe(camera, "startIntegration", {"imageName": "AT_O_20261204_000007", "imageIndex": 1,
+                  "imagesInSequence": 2, "exposureTime": 30.0, "imageType": "FLAT", "groupId": "g",
+                  "timestampAcquisitionStart": sim + 295.0}, sim + 295.0, T0 + 295.0 / 600)  # fmt: skip
+    snap = state.snapshot(T0 + 0.5)  # half a real second: 300 s of the observatory's clock
+    assert snap["observatory"] == {"time": tai_iso(sim + 300.0), "simulated": True, "speed": 600.0}
+    devices = snap["devices"]
+    assert devices["ATDome"] == ["azimuth 120.0° (sent to 3.0°)", "main door CLOSED, dropout door OPENING"]
+    assert devices["ATMCS"] == ["az 188.70° el 39.00°, tracking"]
+    assert devices["ATWhiteLight"] == ["lamp WARMUP 910 W, warm-up 10:00 left", "chiller 21.4 °C (set 20.0 °C)"]
+    assert devices["ATSpectrograph"] == ["filter SDSSr_65mm, grating empty_1"]
+    assert devices["ATCamera"] == ["exposing AT_O_20261204_000007: FLAT 30 s (1 of 2), 0:25 left"]
+    assert [t["label"] for t in snap["trends"]] == ["chiller supply (°C)"]
+    later = state.snapshot(T0 + 1.0)["devices"]
+    assert later["ATWhiteLight"][0] == "lamp WARMUP 910 W, warm-up 5:00 left"  # the countdown runs at 600x
+    assert later["ATCamera"] == ["exposing AT_O_20261204_000007: FLAT 30 s (1 of 2)"]  # over; no readout heard
+    state.observe(camera, "imageStored", {"imageName": "AT_O_20261204_000007"}, sim + 40, T0 + 1.0)
+    assert state.snapshot(T0 + 1.0)["devices"]["ATCamera"] == ["idle; last image AT_O_20261204_000007 (FLAT, 30 s)"]

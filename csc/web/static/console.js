@@ -10,6 +10,7 @@ let forms = { blocks: [], scripts: [], strategies: [], locations: {} };
 let snapshot = null;
 let dragging = null;
 let imagesShown = "";
+const toasted = new Set();
 
 async function api(path, body) {
   const options = body === undefined ? {} : {
@@ -184,6 +185,58 @@ function healthClass(health) {
   return "bad";
 }
 
+// the state commands each summary state takes (Rubin's state machine): only these are offered
+const STATE_COMMANDS = {
+  STANDBY: ["start", "exitControl"], DISABLED: ["enable", "standby"], ENABLED: ["disable"], FAULT: ["standby"],
+};
+
+function stateButtons(c) {
+  if (!operator() || c.health !== "alive") return "";
+  return (STATE_COMMANDS[c.state] || []).map((name) =>
+    `<button type="button" class="cmd state-cmd" data-component="${esc(c.id)}" data-command="${name}">${name}</button>`)
+    .join(" ");
+}
+
+function toast(text, ok = false) {
+  const note = document.createElement("div");
+  note.className = `toast${ok ? " ok" : ""}`;
+  note.textContent = text;
+  $("#toasts").append(note);
+  setTimeout(() => note.remove(), 12000);
+}
+
+function renderClock(clock) {
+  const box = $("#clock");
+  if (!clock || !clock.time) { box.textContent = "observatory time: not heard yet"; return; }
+  const kind = clock.simulated ? `simulated, ×${clock.speed >= 10 ? Math.round(clock.speed) : clock.speed}` : "real time";
+  box.textContent = `observatory time ${clock.time.slice(0, 10)} ${clock.time.slice(11, 19)} UTC · ${kind}`;
+  box.classList.toggle("simulated", Boolean(clock.simulated));
+}
+
+function sparkline(trend) {
+  const points = trend.points;
+  if (points.length < 2) return "";
+  const width = 260, height = 70;
+  const ts = points.map((p) => p[0]), vs = points.map((p) => p[1]);
+  const t0 = Math.min(...ts), t1 = Math.max(...ts), v0 = Math.min(...vs), v1 = Math.max(...vs);
+  const x = (t) => (t1 > t0 ? (t - t0) / (t1 - t0) : 0) * (width - 4) + 2;
+  const y = (v) => height - 2 - (v1 > v0 ? (v - v0) / (v1 - v0) : 0.5) * (height - 4);
+  const path = points.map((p, i) => `${i ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join("");
+  const minutes = ((t1 - t0) / 60).toFixed(1);
+  return `<figure><svg width="${width}" height="${height}" role="img" aria-label="${esc(trend.label)}">`
+    + `<path d="${path}" fill="none" stroke="#3a7bd5" stroke-width="1.5"/></svg>`
+    + `<figcaption>${esc(trend.label)}: ${vs[vs.length - 1].toFixed(1)} now, ${v0.toFixed(1)}–${v1.toFixed(1)} `
+    + `over the last ${minutes} min</figcaption></figure>`;
+}
+
+function renderDevices(devices, trends) {
+  const names = Object.keys(devices || {});
+  $("#devices").innerHTML = names.map((name) => `<dt>${esc(name)}</dt><dd data-device="${esc(name)}">`
+    + devices[name].map((line) => esc(line)).join("<br>") + "</dd>").join("")
+    || "<dd class='hint'>no device heard yet</dd>";
+  $("#trends").innerHTML = (trends || []).map(sparkline).join("");
+}
+
 function renderComponents(components) {
   $("#components tbody").innerHTML = components.map((c) => {
     const age = c.heartbeatAge === null ? "-" : `${c.heartbeatAge.toFixed(1)} s ago`;
@@ -193,6 +246,7 @@ function renderComponents(components) {
       + `<td class="error">${esc([c.error, c.note].filter(Boolean).join("; "))}</td>`
       + `<td class="device ${c.connection === "connected" ? "alive" : c.devices ? "bad" : ""}" title="${esc(c.connection)}">`
       + `${esc(c.devices)}${c.devices ? ` (${esc(c.connection.split(":")[0])})` : ""}</td><td class="hint">${esc(log)}</td>`
+      + `<td class="commanding">${stateButtons(c)}</td>`
       + `<td><a href="/api/events/${encodeURIComponent(c.id)}" data-events="${esc(c.id)}">events</a></td></tr>`;
   }).join("");
   const logs = components.flatMap((c) => c.logs.map((line) => ({ ...line, id: c.id })))
@@ -224,15 +278,30 @@ function renderQueue(queue) {
     $("#queue-state").textContent = "(not seen yet)";
     return;
   }
-  $("#queue-state").textContent = `${queue.running ? "running" : "PAUSED"}${queue.enabled ? "" : " (not enabled)"}`;
-  $("#queue-state").className = queue.running ? "state-ENABLED" : "state-DISABLED";
+  const summary = (snapshot && snapshot.components || []).find((c) => c.id === me.queue);
+  const enabled = queue.enabled && (!summary || summary.state === "ENABLED");
+  const word = !enabled ? `${summary ? summary.state : "not enabled"}: takes no script until enabled`
+    : (queue.running ? "running" : "PAUSED");
+  $("#queue-state").textContent = word;
+  $("#queue-state").className = !enabled ? "state-FAULT" : (queue.running ? "state-ENABLED" : "state-DISABLED");
   const item = queue.running_item;
+  const failed = item && ["FAILED", "CONFIGURE_FAILED", "ABORTED", "TERMINATED"].includes(item.state);
+  $("#queue-why").textContent = failed ? `#${item.index} ${item.state}: ${item.reason || "no reason given"}` : "";
+  $("#current").classList.toggle("failed", Boolean(failed));
   if (item) {
     const share = item.total ? Math.round(100 * item.done / item.total) : 0;
-    $("#current").innerHTML = `<b>running</b> #${item.index} ${esc(item.block || "")} <b>${esc(item.path)}</b> `
-      + `<span class="script-state">${esc(item.state)}</span> ${itemButtons(item, "current")}`
+    const label = failed ? "failed, kept for inspection" : "current";
+    $("#current").innerHTML = `<b>${label}</b> #${item.index} ${esc(item.block || "")} <b>${esc(item.path)}</b> `
+      + `<span class="script-state">${esc(item.state)}</span> ${failed ? "" : itemButtons(item, "current")}`
+      + (failed ? `<div class="why">${esc(item.reason || "no reason given")}</div>`
+        + `<div class="hint">fix the cause, then resume the queue (the failed script goes to History)</div>` : "")
       + `<div class="checkpoint">${esc(item.checkpoint)}</div>`
       + (item.total ? `<div class="progress"><div style="width:${share}%"></div></div>${item.done}/${item.total} images` : "");
+    const key = `${item.index}:${item.state}`;
+    if (failed && !toasted.has(key)) {
+      toasted.add(key);
+      toast(`#${item.index} ${item.path} ${item.state}: ${item.reason || "no reason given"}`);
+    }
   } else {
     $("#current").innerHTML = "<i>no script running</i>";
   }
@@ -274,9 +343,20 @@ function renderImages(images) {
   if (!wanted.length) box.innerHTML = "<p class='hint'>no image yet</p>";
 }
 
+const SCHEDULER_MEANS = {
+  ENABLED: "it queues the schedule's blocks by itself", DISABLED: "it queues nothing until enabled",
+  STANDBY: "it queues nothing until started and enabled", FAULT: "it queues nothing: send standby, then start",
+};
+
 function renderScheduler(scheduler) {
-  $("#scheduler-section").hidden = !scheduler;
-  if (!scheduler) return;
+  if (!scheduler) {
+    $("#scheduler-state").textContent = "not heard: nothing is queued by itself";
+    $("#scheduler-state").className = "state-STANDBY";
+    return;
+  }
+  $("#scheduler-state").textContent = scheduler.state
+    ? `${scheduler.state}: ${SCHEDULER_MEANS[scheduler.state] || ""}` : "";
+  $("#scheduler-state").className = `state-${scheduler.state}`;
   const s = scheduler.schedule;
   const note = $("#scheduler-note");
   note.textContent = scheduler.note ? `Scheduler ${scheduler.state}: ${scheduler.note}` : "";
@@ -294,6 +374,8 @@ function renderScheduler(scheduler) {
 
 function render(data) {
   snapshot = data;
+  renderClock(data.observatory);
+  renderDevices(data.devices, data.trends);
   renderComponents(data.components);
   renderQueue(data.queue);
   renderImages(data.images);
@@ -330,6 +412,14 @@ document.addEventListener("click", async (event) => {
     $("#events tbody").innerHTML = data.events.map((e) => `<tr><td>${esc(e.time)}</td><td>${esc(e.event)}</td>`
       + `<td>${esc(JSON.stringify(e.data))}</td></tr>`).join("");
     $("#events-panel").hidden = false;
+    return;
+  }
+  if (target instanceof HTMLButtonElement && target.dataset.command && target.dataset.component) {
+    target.disabled = true;
+    const result = await command(target.dataset.component, target.dataset.command);
+    const last = result && result.acks[result.acks.length - 1];
+    toast(`${target.dataset.component} ${target.dataset.command}: ${last ? last.ack : "refused"}`
+      + `${last && last.result ? " — " + last.result : ""}`, Boolean(last && last.ack === "COMPLETE"));
     return;
   }
   if (!(target instanceof HTMLButtonElement) || !target.dataset.index) return;
