@@ -134,12 +134,18 @@ class LoopClock:
         self._t0_mono = time.monotonic()
         now = wall_tai()
         epoch = now if epoch_tai is None else epoch_tai
+        self._epoch_tai = epoch
         self._t0_tai = epoch + (now - epoch) * self._speed  # the simulated TAI right now
         self._unscaled: LoopClock = self if speed == 1.0 else LoopClock(1.0)
 
     @property
     def speed(self) -> float:
         return self._speed
+
+    @property
+    def epoch_tai(self) -> float:
+        """The wall-clock TAI the scaled time runs `speed` times faster from: TAI = epoch + (wall - epoch) x speed."""
+        return self._epoch_tai
 
     def monotonic(self) -> float:
         return (time.monotonic() - self._t0_mono) * self._speed

@@ -119,7 +119,9 @@ class BaseCsc(BaseComponent):
 
     async def _publish_initial_events(self) -> None:
         await super()._publish_initial_events()
-        await self.publish_event("simulationMode", {"mode": self.simulation_mode, "clockSpeed": self.clock.speed})
+        epoch = float(getattr(self.clock, "epoch_tai", 0.0))
+        await self.publish_event("simulationMode", {"mode": self.simulation_mode, "clockSpeed": self.clock.speed,
+                                                    "clockEpoch": epoch})  # fmt: skip
         await self._publish_device(connected=False, report="")
         await self.publish_event("errorCode", {"errorCode": 0, "errorReport": "", "traceback": ""})
         await self.publish_event("summaryState", {"summaryState": int(self.summary_state)})

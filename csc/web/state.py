@@ -58,9 +58,8 @@ class ConsoleState:
     decisions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=DECISIONS))
     runs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=DECISIONS))
     devices: DeviceView = field(default_factory=DeviceView)
-    #: each component's simulationMode: (mode, clock speed); the latest (sent, seen) TAI of a component's message
-    modes: dict[str, tuple[int, float]] = field(default_factory=dict)
-    _clock: tuple[float, float] | None = None
+    #: each component's simulationMode: (mode, clock speed, clock epoch)
+    modes: dict[str, tuple[int, float, float]] = field(default_factory=dict)
     version: int = 0
     _image_count: int = 0
 
@@ -70,32 +69,34 @@ class ConsoleState:
             self.version += 1
 
     def observatory_time(self, now_tai: float) -> dict[str, Any]:
-        """The observatory's clock now: its time (the components' clock, simulated or real), and its speed."""
-        speeds = [speed for _, speed in self.modes.values()]
-        speed = max(speeds) if speeds else 1.0
-        simulated = any(mode for mode, _ in self.modes.values())
-        if self._clock is None:
-            return {"time": "", "tai": 0.0, "simulated": simulated, "speed": speed}
-        sent, seen = self._clock
-        tai = sent + (now_tai - seen) * speed
-        return {"time": tai_iso(tai), "tai": tai, "simulated": simulated, "speed": speed}
+        """The observatory's clock at the wall clock's `now_tai`: the components' (simulated or real) and its speed.
+
+        Envelopes are stamped on the wall clock; a component's own clock (the times in its payloads: a
+        warm-up's end, a decision) is its simulationMode's epoch + (wall - epoch) x speed.
+        """
+        if not self.modes:
+            return {"time": tai_iso(now_tai), "tai": now_tai, "simulated": False, "speed": 1.0, "heard": False}
+        _, speed, epoch = max(self.modes.values(), key=lambda m: m[1])
+        tai = now_tai if speed == 1.0 else epoch + (now_tai - epoch) * speed
+        simulated = any(m for m, _, _ in self.modes.values())
+        return {"time": tai_iso(tai), "tai": tai, "simulated": simulated, "speed": speed, "heard": True}
 
     def observe(self, component: ComponentId, name: str, data: dict[str, Any], snd_tai: float, now_tai: float) -> None:
         """Record one event; KeyError/ValueError/TypeError for a payload that lacks what it should have."""
         self.board.observe(component, name, data, snd_tai, now_tai)
-        if component.name != SCRIPT:
-            self._clock = (snd_tai, now_tai)  # the components' clock, as last heard
         if name in QUIET_EVENTS:
             return
         if name == "simulationMode":
-            self.modes[str(component)] = (int(data["mode"]), float(data.get("clockSpeed", 1.0)))
+            self.modes[str(component)] = (int(data["mode"]), float(data.get("clockSpeed", 1.0)),
+                                          float(data.get("clockEpoch", 0.0)))  # fmt: skip
         self.devices.observe(component.name, name, data, snd_tai)
         self.version += 1
         recent = self.events.setdefault(component, deque(maxlen=RECENT_EVENTS))
-        recent.appendleft({"time": tai_iso(snd_tai), "event": name, "data": _shorten(data)})
+        when = self.observatory_time(snd_tai)["time"]  # on the observatory's clock, as everything on the page
+        recent.appendleft({"time": when, "event": name, "data": _shorten(data)})
         if name == "logMessage":
             lines = self.logs.setdefault(component, deque(maxlen=LOG_LINES))
-            lines.appendleft({"time": tai_iso(snd_tai), "level": int(data.get("level", 20)),
+            lines.appendleft({"time": when, "level": int(data.get("level", 20)),
                               "message": str(data.get("message", ""))[:FIELD_CHARS]})  # fmt: skip
         elif name == "queue" and component.name == "ScriptQueue":
             self.queue = _queue(data)
@@ -142,12 +143,14 @@ class ConsoleState:
         return {
             "version": self.version,
             "time": tai_iso(now_tai),
-            "observatory": {k: v for k, v in clock.items() if k != "tai"},
+            "observatory": {k: v for k, v in clock.items() if k in ("time", "simulated", "speed", "heard")},
             "devices": self.devices.lines(clock["tai"]),
             "trends": self.devices.trend_rows(),
             "components": components,
             "queue": self.queue,
-            "images": [{"number": i.number, "name": i.name, "time": tai_iso(i.tai)} for i in self.images],
+            "images": [
+                {"number": i.number, "name": i.name, "time": self.observatory_time(i.tai)["time"]} for i in self.images
+            ],
             "scheduler": {
                 "schedule": self.schedule,
                 "decisions": list(self.decisions),

@@ -208,3 +208,105 @@ def test_an_operator_runs_the_queue_from_the_page_and_an_observer_only_watches(
             assert "observer observes" in answer.json()["error"]
         finally:
             browser.close()
+
+
+@pytest.fixture
+def slow_site(telescope_broker: MosquittoProcess, root: str, tmp_path: Path) -> Iterator[tuple[Telescope, WebProcess]]:  # noqa: F811
+    """The observatory at 60x (a 900 s warm-up in 15 s), so a person could watch it: and the test can."""
+    chromium()
+    up = Telescope(telescope_broker.url, root, tmp_path / "data", "--speed", "60")
+    web = WebProcess(telescope_broker.url, root, tmp_path / "data")
+    yield up, web
+    web.close()
+    up.close()
+
+
+def seen_while(page: Any, selector: str, until: Any, limit_s: float) -> list[str]:
+    """The distinct texts of `selector` while `until()` is false (polled every 100 ms, at most `limit_s`)."""
+    seen: list[str] = []
+    deadline = time.monotonic() + limit_s
+    while not until():
+        assert time.monotonic() < deadline, seen
+        text = page.locator(selector).inner_text() if page.locator(selector).count() else ""
+        if text and (not seen or seen[-1] != text):
+            seen.append(text)
+        page.wait_for_timeout(100)
+    return seen
+
+
+def test_the_page_explains_a_failure_commands_a_component_and_shows_the_devices_and_the_clock(
+    slow_site: tuple[Telescope, WebProcess], tmp_path: Path
+) -> None:
+    """The operator's recovery, all from the page: ATDome put in STANDBY, BLOCK-309 fails on it (the reason where
+    the operator looks), ATDome started and enabled from its row, the flat position reached (the dome's azimuth
+    moving); the lamp's warm-up counting down; the clock simulated at 60x; nothing wider than its panel."""
+    from playwright.sync_api import expect, sync_playwright
+
+    _, web = slow_site
+    shots = Path(os.environ.get("OBSQ_SCREENSHOTS", tmp_path))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            login(page, web.base, "operator")
+            for member in MEMBERS:
+                expect(page.locator(f"#components tr[data-component='{member}'] .state")).to_have_text(
+                    "ENABLED", timeout=120_000
+                )
+            expect(page.locator("#clock")).to_contain_text("simulated, ×60", timeout=30_000)
+            expect(page.locator("#scheduler-state")).to_contain_text("ENABLED: it queues the schedule's blocks")
+            dome = page.locator("#components tr[data-component='ATDome']")
+
+            # ATDome to STANDBY from its row: only the commands its state takes are offered, each ack said
+            expect(dome.locator("button.state-cmd")).to_have_text(["disable"])
+            dome.locator("button[data-command='disable']").click()
+            expect(dome.locator(".state")).to_have_text("DISABLED", timeout=30_000)
+            expect(dome.locator("button.state-cmd")).to_have_text(["enable", "standby"])
+            dome.locator("button[data-command='standby']").click()
+            expect(dome.locator(".state")).to_have_text("STANDBY", timeout=30_000)
+            expect(page.locator("#toasts")).to_contain_text("ATDome standby: COMPLETE")
+
+            # BLOCK-309: the lamp warms up (counting down on the observatory's clock), then prepare_for/flat fails
+            page.select_option("#block-select", "BLOCK-309")
+            page.click("#block-submit")
+            lamp = "#devices dd[data-device='ATWhiteLight']"
+            expect(page.locator(lamp)).to_contain_text("warm-up", timeout=120_000)
+            countdown = seen_while(page, lamp, lambda: "warm-up" not in page.locator(lamp).inner_text(), 120)
+            assert len({line.split("warm-up ")[1].split(" left")[0] for line in countdown}) >= 3, countdown
+            page.screenshot(path=str(shots / "console-weekly.png"), full_page=True)
+            expect(page.locator("#current .script-state")).to_have_text("FAILED", timeout=120_000)
+            # the reason is on the page with the failure itself: where the operator looks, and as a toast
+            expect(page.locator("#queue-why")).to_contain_text("ATDome", timeout=1_000)
+            expect(page.locator("#current .why")).to_contain_text("ATDome", timeout=1_000)
+            expect(page.locator("#toasts")).to_contain_text("FAILED", timeout=1_000)
+            page.screenshot(path=str(shots / "console-failure.png"), full_page=True)
+
+            # recovery from the page: ATDome started and enabled (acks said), the queue resumed, the flat position
+            dome.locator("button[data-command='start']").click()
+            expect(dome.locator(".state")).to_have_text("DISABLED", timeout=60_000)
+            dome.locator("button[data-command='enable']").click()
+            expect(dome.locator(".state")).to_have_text("ENABLED", timeout=30_000)
+            expect(page.locator("#acks li").first).to_contain_text("ATDome enable: COMPLETE")
+            page.click("#resume")
+            expect(page.locator("#queue-state")).to_have_text("running", timeout=30_000)
+            expect(page.locator("#queue-why")).to_have_text("")
+            page.select_option("#script-select", "true|auxtel/prepare_for/flat.py")
+            page.click("#script-submit")
+            azimuth = "#devices dd[data-device='ATDome']"
+            moving = seen_while(
+                page, azimuth, lambda: any(s == "DONE" and p == "auxtel/prepare_for/flat.py"
+                                           for _, p, s in history_states(page)), 240)  # fmt: skip
+            assert len({line.split("°")[0] for line in moving}) >= 2, moving  # the dome's azimuth changed
+            expect(page.locator(azimuth)).to_contain_text("(sent to 3.0°)")
+            expect(page.locator("#devices dd[data-device='ATMCS']")).to_contain_text("az 188.70° el 39.00°")
+
+            # at 1400 x 900 nothing is wider than its panel, and the page does not scroll sideways
+            wide = page.evaluate("""() => [...document.querySelectorAll('section')]
+                .filter((s) => s.scrollWidth > s.clientWidth + 1).map((s) => s.id)""")
+            assert wide == []
+            assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+            assert errors == []
+        finally:
+            browser.close()

@@ -70,7 +70,7 @@ async def test_late_joiner_reads_current_state_and_versions(rig: Rig) -> None:
         assert await late.event("summaryState").aget(timeout_s=1) == {"summaryState": int(State.STANDBY)}
         assert (await late.event("softwareVersions").aget(timeout_s=1))["cscVersion"]
         mode = await late.event("simulationMode").aget(timeout_s=1)
-        assert mode == {"mode": 0, "clockSpeed": 1.0}  # obsq: the clock's speed too
+        assert mode == {"mode": 0, "clockSpeed": 1.0, "clockEpoch": 0.0}  # obsq: the clock's speed and epoch too
     await late.bus.close()
 
 

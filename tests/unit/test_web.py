@@ -276,8 +276,9 @@ def test_the_devices_and_the_observatory_clock_as_an_operator_reads_them() -> No
     state = ConsoleState()
     dome, mount, lamp = ComponentId("ATDome"), ComponentId("ATMCS"), ComponentId("ATWhiteLight")
     camera, wheels = ComponentId("ATCamera"), ComponentId("ATSpectrograph")
-    sim = T0 + 5_000.0  # the components' (simulated) clock, ahead of the console's
-    state.observe(dome, "simulationMode", {"mode": 1, "clockSpeed": 600.0}, sim, T0)
+    epoch = T0 - 10.0  # the components' clock ran 600x from ten wall seconds before T0
+    sim = epoch + 10.0 * 600  # their clock at T0; envelopes are stamped on the wall clock
+    state.observe(dome, "simulationMode", {"mode": 1, "clockSpeed": 600.0, "clockEpoch": epoch}, T0, T0)
     state.observe(dome, "azimuthPosition", {"azimuth": 120.04, "homed": True}, sim, T0)
     state.observe(dome, "azimuthCommandedState", {"azimuth": 3.0, "commandedState": 2}, sim, T0)
     state.observe(dome, "mainDoorState", {"state": 1}, sim, T0)
@@ -293,9 +294,9 @@ def test_the_devices_and_the_observatory_clock_as_an_operator_reads_them() -> No
     state.observe(wheels, "reportedDisperserPosition", {"slot": 1, "name": "empty_1"}, sim, T0)
     state.observe(camera, "startIntegration", {"imageName": "AT_O_20261204_000007", "imageIndex": 1,
                   "imagesInSequence": 2, "exposureTime": 30.0, "imageType": "FLAT", "groupId": "g",
-                  "timestampAcquisitionStart": sim + 295.0}, sim + 295.0, T0 + 295.0 / 600)  # fmt: skip
+                  "timestampAcquisitionStart": sim + 295.0}, T0, T0)  # fmt: skip
     snap = state.snapshot(T0 + 0.5)  # half a real second: 300 s of the observatory's clock
-    assert snap["observatory"] == {"time": tai_iso(sim + 300.0), "simulated": True, "speed": 600.0}
+    assert snap["observatory"] == {"time": tai_iso(sim + 300.0), "simulated": True, "speed": 600.0, "heard": True}
     devices = snap["devices"]
     assert devices["ATDome"] == ["azimuth 120.0° (sent to 3.0°)", "main door CLOSED, dropout door OPENING"]
     assert devices["ATMCS"] == ["az 188.70° el 39.00°, tracking"]

@@ -207,7 +207,7 @@ function toast(text, ok = false) {
 
 function renderClock(clock) {
   const box = $("#clock");
-  if (!clock || !clock.time) { box.textContent = "observatory time: not heard yet"; return; }
+  if (!clock || !clock.heard) { box.textContent = "observatory time: no component heard yet"; return; }
   const kind = clock.simulated ? `simulated, ×${clock.speed >= 10 ? Math.round(clock.speed) : clock.speed}` : "real time";
   box.textContent = `observatory time ${clock.time.slice(0, 10)} ${clock.time.slice(11, 19)} UTC · ${kind}`;
   box.classList.toggle("simulated", Boolean(clock.simulated));
@@ -335,7 +335,7 @@ function renderImages(images) {
       figure = document.createElement("figure");
       figure.dataset.number = image.number;
       figure.innerHTML = `<img src="/api/images/${image.number}.png" alt="${esc(image.name)}">`
-        + `<figcaption>${esc(image.name)}<br>${esc(image.time.slice(11, 19))} UTC</figcaption>`;
+        + `<figcaption>${esc(image.name)}<br>${esc(image.time.slice(11, 19))} UTC (observatory)</figcaption>`;
     }
     if (figure !== before) box.insertBefore(figure, before);
     before = figure.nextSibling;
