@@ -14,6 +14,7 @@ import base64
 import html
 import io
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -130,8 +131,34 @@ def _is_image(data: Any, *dims: int) -> bool:
             and min(data.shape) >= 2)  # fmt: skip
 
 
+_SECTION = re.compile(r"^\[(\d+):(\d+),(\d+):(\d+)\]$")
+
+
+def _section(header: Any, key: str, shape: tuple[int, ...]) -> tuple[slice, slice] | None:
+    """A FITS section keyword (`[x1:x2,y1:y2]`, 1-based, inclusive) as array slices; None if absent or odd."""
+    match = _SECTION.match(str(header.get(key, "")).replace(" ", ""))
+    if match is None:
+        return None
+    x1, x2, y1, y2 = (int(v) for v in match.groups())
+    rows, cols = slice(min(y1, y2) - 1, max(y1, y2)), slice(min(x1, x2) - 1, max(x1, x2))
+    if rows.stop > shape[0] or cols.stop > shape[1]:
+        return None
+    return rows, cols
+
+
+def _trimmed(hdu: Any) -> np.ndarray:
+    """An amplifier's image as an operator wants to see it: its data section, less its overscan's median."""
+    data = np.asarray(hdu.data, np.float32)
+    where = _section(hdu.header, "DATASEC", data.shape)
+    bias = _section(hdu.header, "BIASSEC", data.shape)
+    level = float(np.median(data[bias])) if bias is not None else 0.0
+    return (data[where] if where is not None else data) - level
+
+
 def preview(path: Path, unit: str = "") -> bytes:
     """A small PNG of a frame or master: its amplifiers tiled in two rows, with a colour bar and its scale.
+
+    A raw amplifier is shown trimmed to its DATASEC, less the median of its BIASSEC (no overscan).
 
     The scale is the 1st-99th percentile; `unit` labels it (else the file's BUNIT or, as the masters
     write it, UNITS; else "counts").
@@ -144,7 +171,7 @@ def preview(path: Path, unit: str = "") -> bytes:
     from matplotlib import pyplot as plt
 
     with fits.open(path, memmap=False) as hdul:
-        planes = [np.asarray(h.data, np.float32) for h in hdul[1:] if _is_image(getattr(h, "data", None), 2)]
+        planes = [_trimmed(h) for h in hdul[1:] if _is_image(getattr(h, "data", None), 2)]
         if not planes and _is_image(hdul[0].data, 2, 3):  # a cube shows its first plane
             planes = [np.asarray(hdul[0].data, np.float32).reshape(-1, *np.shape(hdul[0].data)[-2:])[0]]
         header = hdul[0].header

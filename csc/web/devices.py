@@ -71,14 +71,19 @@ class DeviceView:
 
     def lines(self, obs_tai: float) -> dict[str, list[str]]:
         """What each component's devices are doing, as an operator reads it."""
-        out = {
-            "ATDome": self._dome(),
-            "ATMCS": self._mount(),
-            "ATWhiteLight": self._lamp(obs_tai),
-            "ATSpectrograph": self._spectrograph(),
-            "ATCamera": self._camera(obs_tai),
-        }
-        return {name: lines for name, lines in out.items() if lines}
+        readers = {
+            "ATDome": self._dome, "ATMCS": self._mount, "ATWhiteLight": lambda: self._lamp(obs_tai),
+            "ATSpectrograph": self._spectrograph, "ATCamera": lambda: self._camera(obs_tai),
+        }  # fmt: skip
+        out = {}
+        for name, read in readers.items():
+            try:
+                lines = read()
+            except (KeyError, TypeError, ValueError) as exc:  # a payload without what it should have: said, not raised
+                lines = [f"(an event could not be read: {type(exc).__name__} {exc})"]
+            if lines:
+                out[name] = lines
+        return out
 
     def trend_rows(self) -> list[dict[str, Any]]:
         return [{"label": TRENDS[key], "points": [[round(t, 3), v] for t, v in points]}
@@ -144,7 +149,7 @@ class DeviceView:
             return [f"idle; last image {name} ({started.get('imageType', '')}, {started['exposureTime']:g} s)"]
         if read.get("imageName") == name:
             return [f"reading out {name}"]
-        end = float(started.get("timestampAcquisitionStart") or 0) + float(started["exposureTime"])
+        end = float(started.get("timestampAcquisitionStart") or 0) + float(started.get("exposureTime", 0.0))
         left = f", {countdown(end - obs_tai)}" if end > obs_tai else ""
-        return [f"exposing {name}: {started.get('imageType', '')} {started['exposureTime']:g} s "
-                f"({started['imageIndex']} of {started['imagesInSequence']}){left}"]  # fmt: skip
+        which = f" ({started['imageIndex']} of {started['imagesInSequence']})" if "imageIndex" in started else ""
+        return [f"exposing {name}: {started.get('imageType', '')} {started['exposureTime']:g} s{which}{left}"]

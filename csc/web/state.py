@@ -43,6 +43,8 @@ class ImageSeen:
     name: str
     path: str
     tai: float
+    #: what it is, as the camera and spectrograph said when it began: "FLAT 6 s SDSSr_65mm~empty_1"
+    about: str = ""
 
 
 @dataclass
@@ -62,6 +64,7 @@ class ConsoleState:
     modes: dict[str, tuple[int, float, float]] = field(default_factory=dict)
     version: int = 0
     _image_count: int = 0
+    _begun: dict[str, str] = field(default_factory=dict)
 
     def observe_telemetry(self, component: ComponentId, name: str, data: dict[str, Any], snd_tai: float) -> None:
         """A telemetry sample: the trends the page plots (other telemetry is not kept)."""
@@ -100,23 +103,39 @@ class ConsoleState:
                               "message": str(data.get("message", ""))[:FIELD_CHARS]})  # fmt: skip
         elif name == "queue" and component.name == "ScriptQueue":
             self.queue = _queue(data)
-        elif name == "largeFileObjectAvailable" and component.name == "ATCamera":
+        elif component.name == "ATCamera":
+            self._camera(name, data, snd_tai)
+        elif component.name == "Scheduler":
+            self._scheduler(name, data)
+
+    def _camera(self, name: str, data: dict[str, Any], snd_tai: float) -> None:
+        """An image announced (with what it is, from when it began), or an exposure beginning."""
+        if name == "largeFileObjectAvailable":
             url = urlparse(str(data["url"]))
             if url.scheme == "file":
                 self._image_count += 1
                 name_ = str(data.get("id") or url.path.rsplit("/", 1)[-1])
-                self.images.appendleft(ImageSeen(self._image_count, name_, unquote(url.path), snd_tai))
-        elif component.name == "Scheduler":
-            if name == "schedule":
-                self.schedule = {k: str(data.get(k, "")) for k in ("source", "site", "timezone", "rules")}
-            elif name == "decision":
-                self.decisions.appendleft({k: str(data.get(k, "")) for k in
-                                           ("rule", "occurrence", "time", "action", "blocks", "reason")})  # fmt: skip
-            elif name == "run":
-                run = {k: str(data.get(k, "")) for k in ("rule", "occurrence", "blocks", "outcome")}
-                for old in [r for r in self.runs if (r["rule"], r["occurrence"]) == (run["rule"], run["occurrence"])]:
-                    self.runs.remove(old)  # one row a run: its latest outcome (running, failing, how it ended)
-                self.runs.appendleft(run)
+                about = self._begun.pop(name_, "")
+                self.images.appendleft(ImageSeen(self._image_count, name_, unquote(url.path), snd_tai, about))
+        elif name == "startIntegration":
+            filter_ = self.devices.latest.get(("ATSpectrograph", "reportedFilterPosition"), {}).get("name", "?")
+            grating = self.devices.latest.get(("ATSpectrograph", "reportedDisperserPosition"), {}).get("name", "?")
+            self._begun[str(data["imageName"])] = (f"{data.get('imageType', '')} {float(data['exposureTime']):g} s "
+                                                   f"{filter_}~{grating}")  # fmt: skip
+            while len(self._begun) > IMAGES:
+                self._begun.pop(next(iter(self._begun)))
+
+    def _scheduler(self, name: str, data: dict[str, Any]) -> None:
+        if name == "schedule":
+            self.schedule = {k: str(data.get(k, "")) for k in ("source", "site", "timezone", "rules")}
+        elif name == "decision":
+            self.decisions.appendleft({k: str(data.get(k, "")) for k in
+                                       ("rule", "occurrence", "time", "action", "blocks", "reason")})  # fmt: skip
+        elif name == "run":
+            run = {k: str(data.get(k, "")) for k in ("rule", "occurrence", "blocks", "outcome")}
+            for old in [r for r in self.runs if (r["rule"], r["occurrence"]) == (run["rule"], run["occurrence"])]:
+                self.runs.remove(old)  # one row a run: its latest outcome (running, failing, how it ended)
+            self.runs.appendleft(run)
 
     def image(self, number: int) -> ImageSeen | None:
         return next((image for image in self.images if image.number == number), None)
@@ -149,7 +168,8 @@ class ConsoleState:
             "components": components,
             "queue": self.queue,
             "images": [
-                {"number": i.number, "name": i.name, "time": self.observatory_time(i.tai)["time"]} for i in self.images
+                {"number": i.number, "name": i.name, "about": i.about, "time": self.observatory_time(i.tai)["time"]}
+                for i in self.images
             ],
             "scheduler": {
                 "schedule": self.schedule,

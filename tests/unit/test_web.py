@@ -48,20 +48,23 @@ def test_the_state_draws_components_queue_images_and_scheduler(tmp_path: Path) -
     state.observe(dome, "heartbeat", {}, T0 + 1, T0 + 1)
     state.observe(dome, "logMessage", {"level": 40, "message": "motor stalled"}, T0 + 1, T0 + 1)
     state.observe(queue, "queue", queue_event(QUEUE_ITEMS), T0, T0)
+    state.observe(ComponentId("ATSpectrograph"), "reportedFilterPosition", {"slot": 2, "name": "SDSSr_65mm"}, T0, T0)
+    state.observe(camera, "startIntegration", {"imageName": "AT_O_1", "imageType": "FLAT", "exposureTime": 6.0}, T0, T0)
     state.observe(camera, "largeFileObjectAvailable", {"url": f"file://{tmp_path}/AT_O_1.fits", "id": "AT_O_1"}, T0, T0)
     state.observe(ComponentId("Scheduler", 2), "decision", {"rule": "weekly", "action": "skip", "reason": "paused"},
                   T0, T0)  # fmt: skip
     state.observe(ComponentId("Script", 200001), "state", {"state": 3}, T0, T0)
     snapshot = state.snapshot(T0 + 2.5)
     rows = {c["id"]: c for c in snapshot["components"]}
-    assert set(rows) == {"ATDome", "ScriptQueue:2", "ATCamera", "Scheduler:2"}  # scripts are the queue's
+    assert set(rows) == {"ATDome", "ScriptQueue:2", "ATCamera", "ATSpectrograph", "Scheduler:2"}  # not scripts
     assert rows["ATDome"]["state"] == "ENABLED"
     assert rows["ATDome"]["heartbeatAge"] == pytest.approx(1.5)
     assert rows["ATDome"]["logs"][0]["message"] == "motor stalled"
     assert snapshot["queue"]["running_item"]["checkpoint"].endswith("forty characters long")
     assert [i["index"] for i in snapshot["queue"]["queued"]] == [200002]
     assert snapshot["queue"]["history"][0]["reason"] == "ATWhiteLight did not answer"
-    assert snapshot["images"] == [{"number": 1, "name": "AT_O_1", "time": "2027-01-15T07:59:23.000Z"}]
+    assert snapshot["images"] == [{"number": 1, "name": "AT_O_1", "about": "FLAT 6 s SDSSr_65mm~?",
+                                   "time": "2027-01-15T07:59:23.000Z"}]  # fmt: skip
     assert state.image(1) is not None
     assert state.image(1).path == f"{tmp_path}/AT_O_1.fits"
     assert snapshot["scheduler"]["decisions"][0]["action"] == "skip"
@@ -309,3 +312,12 @@ def test_the_devices_and_the_observatory_clock_as_an_operator_reads_them() -> No
     assert later["ATCamera"] == ["exposing AT_O_20261204_000007: FLAT 30 s (1 of 2)"]  # over; no readout heard
     state.observe(camera, "imageStored", {"imageName": "AT_O_20261204_000007"}, sim + 40, T0 + 1.0)
     assert state.snapshot(T0 + 1.0)["devices"]["ATCamera"] == ["idle; last image AT_O_20261204_000007 (FLAT, 30 s)"]
+
+
+def test_a_device_event_without_its_fields_is_said_and_the_page_goes_on() -> None:
+    state = ConsoleState()
+    state.observe(ComponentId("ATDome"), "azimuthPosition", {"homed": True}, T0, T0)  # no azimuth
+    state.observe(ComponentId("ATMCS"), "mountPosition", {"azimuth": 1.0, "elevation": 2.0}, T0, T0)
+    devices = state.snapshot(T0)["devices"]
+    assert devices["ATDome"][0].startswith("(an event could not be read: KeyError")
+    assert devices["ATMCS"] == ["az 1.00° el 2.00°"]

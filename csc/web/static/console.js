@@ -335,7 +335,8 @@ function renderImages(images) {
       figure = document.createElement("figure");
       figure.dataset.number = image.number;
       figure.innerHTML = `<img src="/api/images/${image.number}.png" alt="${esc(image.name)}">`
-        + `<figcaption>${esc(image.name)}<br>${esc(image.time.slice(11, 19))} UTC (observatory)</figcaption>`;
+        + `<figcaption>${esc(image.name)}<br>${esc(image.about || "")}<br>`
+        + `${esc(image.time.slice(11, 19))} UTC (observatory) · bias and overscan off</figcaption>`;
     }
     if (figure !== before) box.insertBefore(figure, before);
     before = figure.nextSibling;
