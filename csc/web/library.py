@@ -100,8 +100,9 @@ class DataFolder:
         from obsq.csc.ocps.repository import certification_text
 
         repo = self._repository()
+        where = str(self.root / "repo")
         if repo is None:
-            return {"masters": [], "ptc": False}
+            return {"masters": [], "ptc": False, "repository": where}
         superseded = repo.superseded()
         masters = [
             {"id": p.id, "type": p.type, "filter": p.filter, "version": p.version, "inputs": len(p.inputs),
@@ -109,7 +110,7 @@ class DataFolder:
              "certification": certification_text(p, superseded)}
             for p in reversed(repo.products()) if p.type != "ptc"
         ]  # fmt: skip
-        return {"masters": masters, "ptc": bool(repo.products(type_="ptc"))}
+        return {"masters": masters, "ptc": bool(repo.products(type_="ptc")), "repository": where}
 
     def master_preview(self, product_id: int) -> bytes:
         repo = self._repository()
@@ -128,6 +129,6 @@ class DataFolder:
         return plot if plot is not None and plot.exists() else None
 
     def latest_report(self) -> Path | None:
-        found = [*self.root.glob("repo/reports/*/report.html"), *self.root.glob("weekly-*/report/report.html")]
-        pages = sorted(found, key=lambda p: p.stat().st_mtime)  # OCPS:1 writes them; older runs wrote their own
+        """The newest report OCPS:1 wrote into the repository the Masters table reads (never another run's)."""
+        pages = sorted(self.root.glob("repo/reports/*/report.html"), key=lambda p: p.stat().st_mtime)
         return pages[-1] if pages else None

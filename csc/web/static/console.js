@@ -389,7 +389,8 @@ async function loadMasters() {
   const text = JSON.stringify(answer);
   if (text === mastersShown) return;  // unchanged: the previews are not fetched again
   mastersShown = text;
-  const { masters, ptc } = answer;
+  const { masters, ptc, repository } = answer;
+  $("#masters-where").textContent = repository ? `the calibration repository ${repository}, and its latest report` : "";
   $("#masters tbody").innerHTML = masters.map((m) =>
     `<tr><td>${m.id}</td><td>${esc(m.type)}</td><td>${esc(m.filter || "-")}</td><td>${m.version}</td><td>${m.inputs}</td>`
     + `<td>${esc(m.verified)}</td><td class="${m.certified ? "" : "hint"}">${esc(m.certification)}</td>`
