@@ -59,6 +59,7 @@ def test_weekly_runs_every_block_and_takes_exactly_the_planned_images(tmp_path: 
     assert summary["lamp"] == {"summaryState": "STANDBY", "lamp": "OFF"}
     db = sqlite3.connect(run / "registry.sqlite3")
     taken = Counter(db.execute("SELECT imgtype, filter, grating, exptime FROM acquired_images").fetchall())
+    (first_mjd,) = db.execute("SELECT MIN(mjd_obs) FROM acquired_images").fetchone()
     db.close()
     assert taken == planned_images()
     assert sum(taken.values()) == 205
@@ -68,6 +69,12 @@ def test_weekly_runs_every_block_and_takes_exactly_the_planned_images(tmp_path: 
     assert results["passed"], results["failures"][:5]
     certified = {(m["type"], m["filter"]) for m in results["masters"] if m["certified"]}
     assert certified >= {("bias", ""), ("dark", ""), ("flat", "SDSSr_65mm~empty_1"), ("flat", "empty_1~SDSSy_65mm")}
+    # certified from the day of the run for a week (BLOCK-295's certify_validity_days: 7), not 1950-2050
+    ranges = {tuple(r) for m in results["masters"] if m["certified"] for r in m["certified"]}
+    assert len(ranges) == 1
+    ((begin, end),) = ranges
+    assert end - begin == 7
+    assert begin <= first_mjd < begin + 1  # the day of the run (UTC, on the simulated clock)
     assert set(results["verification"]) == {"counts", "flat_level", "verify_bias", "verify_dark", "verify_flat"}
     for amp in results["ptc"]["amps"].values():  # the simulator's truth is the nominal gain in the headers
         assert abs(amp["gain_ratio"] - 1) <= 0.02

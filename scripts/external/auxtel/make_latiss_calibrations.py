@@ -17,12 +17,16 @@ flat set; and at the end the images received are counted against the images aske
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from obsq.csc.core.errors import ExpectedError
 from obsq.scripts.base import BLOCK_SCRIPT_PROPERTIES, BaseScript
 from obsq.scripts.latiss import CALIBRATION_MODES, NAME_OR_SLOT, READOUT_TIME_S, SHUTTER_TIME_S, Latiss, fill_metadata
 from obsq.scripts.ocps import JobFailedError, Ocps, date_to_mjd
+
+#: MJD of 1970-01-01: a TAI unix time's days counted from it (the seconds TAI is ahead do not move a day's start much)
+MJD_AT_UNIX_EPOCH = 40_587.0
 
 DEFAULT_DARK_TIMES = [5, 5, 5, 5, 5, 15, 15] + [30] * 16
 PLURAL = {"BIAS": "biases", "DARK": "darks", "FLAT": "flats"}
@@ -85,6 +89,10 @@ class MakeLatissCalibrations(BaseScript):
                                          "description": "first day (YYYY-MM-DD) the certified masters are valid"},
             "certify_calib_end_date": {"type": "string", "default": "2050-01-01",
                                        "description": "day (YYYY-MM-DD) the certified masters stop being valid"},
+            "certify_validity_days": {
+                "anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}], "default": None,
+                "units": "d", "description": "obsq: certify the masters from the day of the run (UTC) for this many "
+                "days, the site's cadence, in place of certify_calib_begin/end_date (null: those dates, Rubin's)"},
             "oods_timeout": {"type": "integer", "default": 120,
                              "description": "s to wait for an image to be ingested before building from it"},
             "background_task_timeout": {"type": "integer", "default": 30,
@@ -152,6 +160,12 @@ class MakeLatissCalibrations(BaseScript):
     async def run_script(self) -> None:
         await self.start_remotes()
         await self.assert_enabled(*self.latiss.remotes)
+        days = self.config["certify_validity_days"]
+        if days is not None:  # from the day of the run: the dates the masters mean something for
+            today = math.floor(self.clock.tai() / 86400.0 + MJD_AT_UNIX_EPOCH)
+            self.certify_range = (float(today), float(today) + float(days))
+            self.log.info("certify_validity", begin_mjd=self.certify_range[0], end_mjd=self.certify_range[1],
+                          days=days, reason="certify_validity_days: from the day of the run")  # fmt: skip
         await self._check_reduction_service()
         await self.checkpoint("Setup instrument.")
         await self.latiss.setup_instrument(self.config["filter"], self.config["grating"])
