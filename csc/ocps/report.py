@@ -246,6 +246,9 @@ def render_html(results: dict[str, Any], summary: dict[str, Any]) -> str:
              e(m.get("certification") or "not certified")]
             for m in results["masters"]]  # fmt: skip
     parts.append(_table(["id", "type", "filter", "version", "inputs", "verification", "certified for (UTC)"], rows))
+    parts.append("<p class='note'>inputs: the frames a master is built from. Rubin's make_latiss_calibrations "
+                 "takes <code>n_discard_&lt;type&gt;</code> more frames first and leaves them out (the detector "
+                 "settles): a set of 4 biases taken builds its master from 3.</p>")  # fmt: skip
     for m in results["masters"]:
         path = Path(m["path"])
         if path.exists():
@@ -263,6 +266,10 @@ def render_html(results: dict[str, Any], summary: dict[str, Any]) -> str:
                 for name, a in sorted(ptc["amps"].items())]  # fmt: skip
         parts.append(_table(["amp", "gain e-/ADU", "nominal", "difference", "read noise e-", "a00", "turnoff ADU",
                              "pairs kept", "gain within 2 %"], rows, "ptc"))  # fmt: skip
+        parts.append("<p class='note'>a00: the brighter-fatter coefficient of Astier et al. (2019), in 1/e⁻, the "
+                     "curvature of the variance against the mean. A real CCD has about −1e−6 (the variance grows "
+                     "slower than the mean as charge spreads); a detector without brighter-fatter, as this "
+                     "simulator's, gives a value indistinguishable from 0.</p>")  # fmt: skip
         if not ptc["covers_range"]:
             parts.append("<p class='fail'>The PTC flats stop below the turnoff: they never reached the upper half of "
                          "the detector's range, so the curve is not a PASS whatever its gain.</p>")  # fmt: skip
