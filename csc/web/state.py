@@ -23,6 +23,8 @@ from obsq.csc.web.devices import DeviceView
 
 #: Log lines kept per component.
 LOG_LINES = 30
+#: Lines in the page's log panel (all components and scripts, newest first).
+LOG_PANEL_LINES = 60
 #: Recent events kept per component (its "events" link).
 RECENT_EVENTS = 60
 #: Images kept (the newest first).
@@ -167,6 +169,12 @@ class ConsoleState:
             "trends": self.devices.trend_rows(),
             "components": components,
             "queue": self.queue,
+            # every component's log lines and the scripts' (the queue's scripts say why they do what they do)
+            "logs": sorted(
+                ({**line, "id": str(cid)} for cid, lines in self.logs.items() for line in lines),
+                key=lambda line: line["time"],
+                reverse=True,
+            )[:LOG_PANEL_LINES],
             "images": [
                 {"number": i.number, "name": i.name, "about": i.about, "time": self.observatory_time(i.tai)["time"]}
                 for i in self.images

@@ -321,3 +321,13 @@ def test_a_device_event_without_its_fields_is_said_and_the_page_goes_on() -> Non
     devices = state.snapshot(T0)["devices"]
     assert devices["ATDome"][0].startswith("(an event could not be read: KeyError")
     assert devices["ATMCS"] == ["az 1.00° el 2.00°"]
+
+
+def test_the_log_panel_has_the_scripts_lines_too() -> None:
+    state = ConsoleState()
+    state.observe(ComponentId("ATDome"), "logMessage", {"level": 20, "message": "homing"}, T0, T0)
+    state.observe(ComponentId("Script", 200004), "logMessage", {"level": 40, "message": "ATDome is STANDBY"}, T0 + 1,
+                  T0 + 1)  # fmt: skip
+    logs = state.snapshot(T0 + 2)["logs"]
+    assert [(line["id"], line["message"]) for line in logs] == [("Script:200004", "ATDome is STANDBY"),
+                                                                ("ATDome", "homing")]  # fmt: skip

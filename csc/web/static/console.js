@@ -249,7 +249,7 @@ function renderComponents(components) {
       + `<td class="commanding">${stateButtons(c)}</td>`
       + `<td><a href="/api/events/${encodeURIComponent(c.id)}" data-events="${esc(c.id)}">events</a></td></tr>`;
   }).join("");
-  const logs = components.flatMap((c) => c.logs.map((line) => ({ ...line, id: c.id })))
+  const logs = (snapshot && snapshot.logs) || components.flatMap((c) => c.logs.map((line) => ({ ...line, id: c.id })))
     .sort((a, b) => b.time.localeCompare(a.time)).slice(0, 40);
   $("#logs tbody").innerHTML = logs.map((l) => `<tr class="level-${l.level}"><td>${esc(l.time.slice(11, 23))}</td>`
     + `<td>${esc(l.id)}</td><td>${esc(l.message)}</td></tr>`).join("");
