@@ -113,6 +113,10 @@ async def read_config(path: Path) -> str:
     return text
 
 
+#: Real seconds to wait, once the script's process has ended, for its last messages to arrive.
+LATE_MESSAGES_S = 0.5
+
+
 @dataclass(frozen=True)
 class ScriptRunOptions:
     """`obsq script run PATH`: the script, its configuration, and where it runs."""
@@ -184,6 +188,7 @@ async def run_script(options: ScriptRunOptions) -> int:
         except AckError as exc:
             print(f"obsq script: {exc}", flush=True)
         await handle.wait()
+        await wall.sleep(LATE_MESSAGES_S)  # its last log lines and the camera's last file may still be on their way
         print(await images.summary(), flush=True)
         print(f"log: {logs / f'{index}.log'}", flush=True)
     return 0 if echo.final in (ScriptState.DONE, ScriptState.STOPPED) else 1
@@ -247,7 +252,7 @@ class ImagesOf:
 
     async def summary(self) -> str:
         """Where the images went: how many, the folder, the first and last (a moment allowed for the last file)."""
-        for _ in range(100):
+        for _ in range(500):  # 5 s at most: a busy machine delivers late
             if all(name in self.files for name in self.names):
                 break
             await self.clock.sleep(0.01)
