@@ -11,6 +11,7 @@ Times to come are counted on the observatory's clock (`obs_tai`: simulated or re
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,7 +72,7 @@ class DeviceView:
 
     def lines(self, obs_tai: float) -> dict[str, list[str]]:
         """What each component's devices are doing, as an operator reads it."""
-        readers = {
+        readers: dict[str, Callable[[], list[str]]] = {
             "ATDome": self._dome, "ATMCS": self._mount, "ATWhiteLight": lambda: self._lamp(obs_tai),
             "ATSpectrograph": self._spectrograph, "ATCamera": lambda: self._camera(obs_tai),
         }  # fmt: skip
@@ -99,15 +100,15 @@ class DeviceView:
             lines.append(text + ("" if where.get("homed", True) else ", not homed"))
         main, dropout = self._get("ATDome", "mainDoorState"), self._get("ATDome", "dropoutDoorState")
         if main or dropout:
-            lines.append(f"main door {DOOR.get(main.get('state'), '?')}, dropout door "
-                         f"{DOOR.get(dropout.get('state'), '?')}")  # fmt: skip
+            lines.append(f"main door {DOOR.get(main.get('state', 0), '?')}, dropout door "
+                         f"{DOOR.get(dropout.get('state', 0), '?')}")  # fmt: skip
         return lines
 
     def _mount(self) -> list[str]:
         where, state = self._get("ATMCS", "mountPosition"), self._get("ATMCS", "atMountState")
         if not where:
             return []
-        tracking = TRACKING.get(state.get("state"), "") if state else ""
+        tracking = TRACKING.get(state.get("state", 0), "") if state else ""
         return [f"az {where['azimuth']:.2f}° el {where['elevation']:.2f}°" + (f", {tracking}" if tracking else "")]
 
     def _lamp(self, obs_tai: float) -> list[str]:
@@ -125,7 +126,7 @@ class DeviceView:
                 text += f", cool-down {countdown(cool - obs_tai)}"
             lines.append(text)
         if shutter:
-            lines.append(f"lamp shutter {SHUTTER.get(shutter.get('actualState'), '?')}")
+            lines.append(f"lamp shutter {SHUTTER.get(shutter.get('actualState', 0), '?')}")
         if chiller:
             lines.append(f"chiller {chiller['supplyTemperature']:.1f} °C (set {chiller['setTemperature']:.1f} °C)")
         return lines
