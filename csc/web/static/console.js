@@ -57,7 +57,8 @@ function showAcks(result) {
   const line = document.createElement("li");
   line.className = `ack-${last.ack}`;
   line.dataset.command = result.command;
-  line.textContent = `${new Date().toISOString().slice(11, 19)} ${result.component} ${result.command}: `
+  const when = observatoryNow().slice(11, 19);
+  line.textContent = `${when} ${result.component} ${result.command}: `
     + result.acks.map((a) => `${a.ack}${a.result ? " " + a.result : ""}`).join(" → ");
   $("#acks").prepend(line);
   while ($("#acks").children.length > 40) $("#acks").lastChild.remove();
@@ -205,7 +206,17 @@ function toast(text, ok = false) {
   setTimeout(() => note.remove(), 12000);
 }
 
+let clockSeen = { time: "", at: 0, speed: 1 };
+
+// the observatory's time now: its time at the last snapshot, advanced at its speed since (the browser's clock if unheard)
+function observatoryNow() {
+  if (!clockSeen.time) return new Date().toISOString();
+  const then = Date.parse(clockSeen.time.endsWith("Z") ? clockSeen.time : `${clockSeen.time}Z`);
+  return new Date(then + (performance.now() - clockSeen.at) * clockSeen.speed).toISOString();
+}
+
 function renderClock(clock) {
+  if (clock && clock.heard) clockSeen = { time: clock.time, at: performance.now(), speed: clock.speed };
   const box = $("#clock");
   if (!clock || !clock.heard) { box.textContent = "observatory time: no component heard yet"; return; }
   const kind = clock.simulated ? `simulated, ×${clock.speed >= 10 ? Math.round(clock.speed) : clock.speed}` : "real time";
