@@ -20,10 +20,9 @@ import numpy.typing as npt
 
 from obsq.csc.component import Remote
 from obsq.csc.core.errors import ExpectedError
+from obsq.csc.core.starfield import PLATE_SCALE_ARCSEC
 from obsq.csc.reduction.frames import open_frame
 
-#: LATISS's plate scale (arcsec/pixel).
-PLATE_SCALE_ARCSEC = 0.0957
 DETECTION_SIGMA = 10.0
 SMOOTH_PX = 5
 CENTROID_RADIUS_PX = 15

@@ -18,8 +18,7 @@ from obsq.csc.component import Remote
 from obsq.csc.scriptqueue.blocks import block_folders, read_block
 from obsq.csc.scriptqueue.store import MemoryQueueStore
 from obsq.csc.testing import unique_root
-from obsq.scripts.acquisition import offset_to_centre
-from obsq.scripts.external.auxtel.latiss_take_twilight_flats import sky_counts
+from obsq.scripts.acquisition import median_electrons, offset_to_centre
 
 from .test_enable_scripts import start_components
 from .test_queue_inprocess import queue_rig
@@ -111,7 +110,7 @@ async def test_rubins_twilight_flats_find_the_sky_level_as_the_sun_sets(tmp_path
     flats = headers(tmp_path, "SFLAT")
     assert len(headers(tmp_path, "DARK")) == 40
     assert len(flats) >= 31  # the measuring flat and the 30 asked for
-    levels = [sky_counts(str(f)) for f, _ in flats[1:]]
+    levels = [median_electrons(str(f)) for f, _ in flats[1:]]
     times = [h["EXPTIME"] for _, h in flats[1:]]
     assert all(10_000 < level < 22_000 for level in levels), list(zip(times, levels, strict=True))
     assert times[-1] > 1.2 * times[0]  # the sky faded: longer exposures for the same level

@@ -22,11 +22,9 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
-import numpy as np
-
 from obsq.csc.core.errors import ExpectedError
 from obsq.csc.core.sky import radec, sun_azel
-from obsq.scripts.acquisition import median_electrons
+from obsq.scripts.acquisition import Pointing, median_electrons
 from obsq.scripts.base import BLOCK_SCRIPT_PROPERTIES, BaseScript
 from obsq.scripts.latiss import NAME_OR_SLOT, READOUT_TIME_S, Latiss
 
@@ -39,11 +37,6 @@ REPEAT_BELOW_S = 2.0
 REPEATS = 4
 DARKS, DARK_EXPTIME_S = 40, 15.0
 TRACKING_ENABLED = 9
-
-
-def sky_counts(path: str) -> float:
-    """Median electrons of an image (Rubin's: the median of the ISR'd image), bias removed, times the gain."""
-    return median_electrons(path)
 
 
 def next_exposure(config: dict[str, Any], counts: float, exptime: float) -> float:
@@ -122,6 +115,7 @@ class TakeTwilightFlatsLatiss(BaseScript):
                                 f"{MIN_SUN_DISTANCE_DEG:g} deg from the Sun (rule: Rubin's)")  # fmt: skip
         self.latiss = Latiss(self)
         self.mount = self.remote("ATMCS")
+        self.pointing = Pointing(self.mount)
         ignored = {name.lower() for name in config["ignore"]}
         self.dome = None if "atdome" in ignored else self.remote("ATDome")
 
@@ -175,19 +169,14 @@ class TakeTwilightFlatsLatiss(BaseScript):
     async def _flat(self, exptime: float) -> float:
         """Take one sky flat; its median electrons."""
         obsid = await self.latiss.take_for(self, "SFLAT", exptime)
-        counts = await self.clock.to_thread(sky_counts, self.latiss.path_of(obsid))
+        counts = await self.clock.to_thread(median_electrons, self.latiss.path_of(obsid))
         self.log.info("sky_flat", obsid=obsid, exptime=exptime, counts=round(counts))
         return counts
 
     async def _dither(self) -> None:
-        if not self.config["dither"]:
-            return
-        where = await self.mount.event("mountPosition").aget(timeout_s=15)
-        azimuth = where["azimuth"] + self.config["dither"] / 3600.0 / max(np.cos(np.radians(where["elevation"])), 0.1)
-        await self.mount.command("moveToPosition", {"azimuth": azimuth, "elevation": where["elevation"]},
-                                 timeout_s=120)  # fmt: skip
-        if self.config["tracking"]:
-            await self.mount.command("startTracking", timeout_s=30)
+        """Rubin's dither: a relative azimuth offset before each flat (the mount keeps tracking)."""
+        if self.config["dither"]:
+            await self.pointing.offset_azel(self.config["dither"], 0.0, relative=True)
 
     async def run_script(self) -> None:
         await self.start_remotes()
